@@ -1,0 +1,52 @@
+/* The run configuration: YAML file + --set overrides -> validated mk_config.
+ *
+ * One table of keys (in config.c) drives parsing, validation, defaults, the
+ * "unknown key, did you mean" error, the reference printed by --help and the
+ * resolved YAML echoed into every result. Not collective: the driver has
+ * rank 0 read the file and broadcast the text; every rank parses that text. */
+#ifndef MPICKA_CONFIG_H
+#define MPICKA_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mpicka/error.h"
+
+typedef enum { MK_PREC_FLOAT32 = 0, MK_PREC_FLOAT64 = 1 } mk_precision;
+
+typedef struct {
+    char *file;     /* HDF5 path as written (relative to the working directory) */
+    char *name;     /* display name; default: file's base name without extension */
+    char **layers;  /* dataset paths or glob patterns, in the order given */
+    int nlayers;    /* >= 1 */
+} mk_model_cfg;
+
+typedef struct {
+    mk_model_cfg x;
+    mk_model_cfg y;        /* valid only when has_y */
+    int has_y;             /* 0: x is compared with itself */
+    int64_t batch_size;    /* >= 4, default 256 */
+    int64_t epochs;        /* >= 1, default 1 */
+    int shuffle;           /* default 0 */
+    uint64_t seed;         /* default 0 */
+    mk_precision precision;/* default float64 */
+    char *output;          /* output folder, required */
+    char *resolved;        /* every key with its final value, as YAML that parses back to this config */
+} mk_config;
+
+/* Parse YAML text. `source` names it in messages (the config path). `sets` are
+ * "dotted.key=VALUE" overrides applied after the file, VALUE parsed as YAML
+ * (so "[a, b]" is a list). On error, cfg holds nothing to free and the message
+ * names the source, line and key. */
+mk_err mk_config_parse(const char *text, size_t len, const char *source,
+                       char *const *sets, int nsets, mk_config *cfg);
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (for the config). */
+mk_err mk_read_text_file(const char *path, char **text, size_t *len);
+
+void mk_config_free(mk_config *cfg);
+
+/* The annotated list of keys, types, defaults (for --help). */
+void mk_config_print_reference(FILE *out);
+
+#endif

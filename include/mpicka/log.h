@@ -1,0 +1,18 @@
+/* Messages to the user. mk_info and mk_warn print only on rank 0 (the caller
+ * states whether every rank reaches the call); mk_error_report prints the
+ * recorded error message. Before mk_log_init, the process counts as rank 0. */
+#ifndef MPICKA_LOG_H
+#define MPICKA_LOG_H
+
+#include "mpicka/error.h"
+
+void mk_log_init(int rank);
+int mk_log_rank(void);
+
+void mk_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "mpicka: <kind>: <message>" on stderr, on rank 0. */
+void mk_error_report(mk_err err);
+
+#endif

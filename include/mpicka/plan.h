@@ -1,0 +1,44 @@
+/* The batch plan: which examples make up each minibatch, and which rank
+ * computes which batches. Pure and O(1) in memory: a shuffled epoch is a
+ * keyed bijection of [0, n) evaluated on demand, never a stored permutation.
+ *
+ * Global batch g (0 <= g < total) is batch g % per_epoch of epoch
+ * g / per_epoch. Every epoch has the same batch sizes: m, ..., m, last_size.
+ * Ranks get contiguous, ascending ranges of g, in rank order (the reduction
+ * relies on it). */
+#ifndef MPICKA_PLAN_H
+#define MPICKA_PLAN_H
+
+#include <stdint.h>
+
+#include "mpicka/error.h"
+
+#define MK_MIN_BATCH 4
+
+typedef struct {
+    int64_t n;          /* examples in the data */
+    int64_t m;          /* batch size asked for */
+    int64_t epochs;
+    int shuffle;
+    uint64_t seed;
+    int64_t per_epoch;  /* batches per epoch */
+    int64_t last_size;  /* size of each epoch's last batch (m, or the remainder) */
+    int64_t dropped;    /* examples left out of each epoch (a remainder < 4) */
+    int64_t total;      /* per_epoch * epochs */
+} mk_plan;
+
+/* Fails (MK_EINPUT) when n < 4 or m < 4. */
+mk_err mk_plan_init(mk_plan *plan, int64_t n, int64_t m, int64_t epochs, int shuffle, uint64_t seed);
+
+int64_t mk_plan_batch_size(const mk_plan *plan, int64_t g);
+
+/* The examples of batch g in ascending order, into rows[mk_plan_batch_size]. */
+void mk_plan_batch_rows(const mk_plan *plan, int64_t g, int64_t *rows);
+
+/* The position of example i of the epoch's order: identity without shuffle. */
+int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i);
+
+/* The batches [lo, hi) of rank r among nranks (possibly empty). */
+void mk_plan_rank_range(const mk_plan *plan, int rank, int nranks, int64_t *lo, int64_t *hi);
+
+#endif

@@ -1,0 +1,55 @@
+/* The mpicka command line: dispatches to the subcommands. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mpicka/error.h"
+#include "mpicka/log.h"
+#include "mpicka/run.h"
+#include "mpicka/synth.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "mpicka %s: layer-by-layer minibatch CKA over HDF5 activations, with MPI and BLAS\n\n"
+            "usage:\n"
+            "  mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...   compute the CKA matrix\n"
+            "  mpicka synth OUT.h5 [options]                        write synthetic activations\n"
+            "  mpicka --version | --help\n\n"
+            "Each subcommand takes --help.\n",
+            MPICKA_VERSION);
+}
+
+static int run_command(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    mk_err err = mk_run_main(argc - 1, argv + 1);
+    MPI_Finalize();
+    return mk_exit_status(err);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return mk_exit_status(MK_EUSAGE);
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version")) {
+        printf("mpicka %s\n", MPICKA_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return run_command(argc, argv);
+    if (!strcmp(cmd, "synth")) {
+        mk_err err = mk_synth_main(argc - 1, argv + 1);
+        mk_error_report(err);
+        return mk_exit_status(err);
+    }
+    fprintf(stderr, "mpicka: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return mk_exit_status(MK_EUSAGE);
+}

@@ -1,0 +1,246 @@
+#include "mpicka/output.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MPICKA_VERSION
+#define MPICKA_VERSION "unknown"
+#endif
+
+static mk_err make_dirs(const char *dir, int *created)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return mk_fail(MK_ECONFIG, "output folder name is too long: '%s'", dir);
+    for (char *s = path + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return mk_fail(MK_EIO, "cannot create output folder '%s': %s", path, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(path, 0777) == 0)
+        *created = 1;
+    else if (errno != EEXIST)
+        return mk_fail(MK_EIO, "cannot create output folder '%s': %s", dir, strerror(errno));
+    return MK_OK;
+}
+
+mk_err mk_output_prepare(const char *dir, int *created)
+{
+    struct stat st;
+    *created = 0;
+    MK_TRY(make_dirs(dir, created));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mk_fail(MK_EIO, "output '%s' exists and is not a folder", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return mk_fail(MK_EIO, "output folder '%s' is not writable: %s", dir, strerror(errno));
+    return MK_OK;
+}
+
+/* ---- cka.h5 ---- */
+
+/* Collects the first failure so that a sequence of HDF5 calls reads straight. */
+typedef struct {
+    hid_t fid;
+    const char *path;
+    mk_err err;
+} h5out;
+
+static void check(h5out *h, herr_t status, const char *what)
+{
+    if (status < 0 && !h->err) h->err = mk_fail(MK_EIO, "%s: cannot write %s", h->path, what);
+}
+
+static void write_matrix(h5out *h, const char *name, const double *v, int rows, int cols)
+{
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t space = H5Screate_simple(cols ? 2 : 1, dims, NULL);
+    hid_t dset = H5Dcreate2(h->fid, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    check(h, dset, name);
+    if (dset >= 0) check(h, H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), name);
+    if (dset >= 0) H5Dclose(dset);
+    H5Sclose(space);
+}
+
+static hid_t utf8_string_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static void write_names(h5out *h, const char *name, const mk_model *model)
+{
+    const char **names = malloc((size_t)model->nlayers * sizeof *names);
+    if (!names) {
+        if (!h->err) h->err = mk_fail(MK_ENOMEM, "cannot list layer names");
+        return;
+    }
+    for (int l = 0; l < model->nlayers; l++) names[l] = model->layers[l].path;
+    hsize_t dim = (hsize_t)model->nlayers;
+    hid_t type = utf8_string_type(), space = H5Screate_simple(1, &dim, NULL);
+    hid_t dset = H5Dcreate2(h->fid, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    check(h, dset, name);
+    if (dset >= 0) check(h, H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, names), name);
+    if (dset >= 0) H5Dclose(dset);
+    H5Sclose(space);
+    H5Tclose(type);
+    free(names);
+}
+
+static void attr_raw(h5out *h, const char *name, hid_t ftype, hid_t mtype, const void *value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(h->fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    check(h, attr, name);
+    if (attr >= 0) check(h, H5Awrite(attr, mtype, value), name);
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+}
+
+static void attr_int(h5out *h, const char *name, int64_t v)
+{
+    attr_raw(h, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+static void attr_str(h5out *h, const char *name, const char *v)
+{
+    hid_t type = utf8_string_type();
+    attr_raw(h, name, type, type, &v);
+    H5Tclose(type);
+}
+
+static void write_attrs(h5out *h, const mk_result *r)
+{
+    const mk_plan *p = r->plan;
+    attr_int(h, "n", p->n);
+    attr_int(h, "batch_size", p->m);
+    attr_int(h, "batches", p->total);
+    attr_int(h, "batches_per_epoch", p->per_epoch);
+    attr_int(h, "dropped_per_epoch", p->dropped);
+    attr_int(h, "epochs", p->epochs);
+    attr_int(h, "shuffle", p->shuffle);
+    attr_raw(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
+    attr_int(h, "ranks", r->nranks);
+    attr_int(h, "blas_threads", r->blas_threads);
+    attr_raw(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
+    attr_str(h, "precision", r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64");
+    attr_str(h, "estimator", "minibatch linear CKA, unbiased HSIC_1");
+    attr_str(h, "version", MPICKA_VERSION);
+    attr_str(h, "config", r->cfg->resolved);
+    attr_str(h, "x_name", r->x->name);
+    attr_str(h, "y_name", r->y->name);
+    attr_str(h, "x_file", r->x->file);
+    attr_str(h, "y_file", r->y->file);
+}
+
+static mk_err write_h5(const mk_result *r, const char *path)
+{
+    int nx = r->x->nlayers, ny = r->y->nlayers;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages name the file */
+    h5out h = {H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, MK_OK};
+    if (h.fid < 0) return mk_fail(MK_EIO, "cannot create '%s'", path);
+    write_matrix(&h, "cka", r->cka, nx, ny);
+    write_matrix(&h, "hsic_xy", r->hxy, nx, ny);
+    write_matrix(&h, "hsic_xx", r->hxx, nx, 0);
+    write_matrix(&h, "hsic_yy", r->hyy, ny, 0);
+    write_names(&h, "x_layers", r->x);
+    write_names(&h, "y_layers", r->y);
+    write_attrs(&h, r);
+    if (H5Fclose(h.fid) < 0 && !h.err) h.err = mk_fail(MK_EIO, "cannot close '%s'", path);
+    return h.err;
+}
+
+/* ---- cka.csv ---- */
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static mk_err write_csv(const mk_result *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return mk_fail(MK_EIO, "cannot create '%s': %s", path, strerror(errno));
+    int nx = r->x->nlayers, ny = r->y->nlayers;
+    csv_field(f, "layer");
+    for (int j = 0; j < ny; j++) {
+        fputc(',', f);
+        csv_field(f, r->y->layers[j].path);
+    }
+    fputc('\n', f);
+    for (int i = 0; i < nx; i++) {
+        csv_field(f, r->x->layers[i].path);
+        for (int j = 0; j < ny; j++) fprintf(f, ",%.17g", r->cka[i * ny + j]);
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return mk_fail(MK_EIO, "cannot write '%s': %s", path, strerror(errno));
+    return MK_OK;
+}
+
+/* ---- both, atomically each ---- */
+
+mk_err mk_output_write(const mk_result *r)
+{
+    const char *dir = r->cfg->output;
+    size_t len = strlen(dir) + 64;
+    mk_err err = MK_OK;
+    char *h5 = mk_malloc(len, "a path", &err), *h5tmp = mk_malloc(len, "a path", &err);
+    char *csv = mk_malloc(len, "a path", &err), *csvtmp = mk_malloc(len, "a path", &err);
+    if (!err) {
+        snprintf(h5, len, "%s/cka.h5", dir);
+        snprintf(csv, len, "%s/cka.csv", dir);
+        snprintf(h5tmp, len, "%s/.cka.h5.tmp.%ld", dir, (long)getpid());
+        snprintf(csvtmp, len, "%s/.cka.csv.tmp.%ld", dir, (long)getpid());
+        err = write_h5(r, h5tmp);
+    }
+    if (!err) err = write_csv(r, csvtmp);
+    if (!err && (rename(h5tmp, h5) != 0 || rename(csvtmp, csv) != 0))
+        err = mk_fail(MK_EIO, "cannot move the results into '%s': %s", dir, strerror(errno));
+    if (err && h5tmp) unlink(h5tmp);
+    if (err && csvtmp) unlink(csvtmp);
+    free(h5);
+    free(h5tmp);
+    free(csv);
+    free(csvtmp);
+    return err;
+}
+
+/* ---- summary ---- */
+
+#define MK_SUMMARY_MAX_COLS 12
+
+void mk_output_summary(FILE *out, const mk_result *r)
+{
+    const mk_plan *p = r->plan;
+    int nx = r->x->nlayers, ny = r->y->nlayers;
+    fprintf(out, "mpicka: CKA of %s (%d layers) vs %s (%d layers)\n", r->x->name, nx, r->y->name, ny);
+    fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s), %s, %.3f s\n",
+            (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks,
+            r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
+    if (ny <= MK_SUMMARY_MAX_COLS) {
+        for (int i = 0; i < nx; i++) {
+            fprintf(out, "  %-24.24s", r->x->layers[i].path);
+            for (int j = 0; j < ny; j++) fprintf(out, " %6.3f", r->cka[i * ny + j]);
+            fputc('\n', out);
+        }
+    }
+    fprintf(out, "  wrote %s/cka.h5 and %s/cka.csv\n", r->cfg->output, r->cfg->output);
+}

@@ -1,0 +1,241 @@
+/* The maths on one minibatch against the naive formula in oracle.c. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/hsic.h"
+#include "oracle.h"
+#include "testutil.h"
+
+/* Layer l = shared signal z (weight w_l) + own noise, + offset; rounded to
+ * float so that the float and double paths see identical inputs. */
+static double *make_layer(int64_t m, int64_t p, double w, double offset, uint64_t seed, const double *z)
+{
+    uint64_t st = seed;
+    double *x = malloc((size_t)(m * p) * sizeof *x);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t f = 0; f < p; f++)
+            x[i * p + f] = (float)(offset + w * z[i * 4 + f % 4] * (1.0 + 0.1 * (double)(f % 7)) + tu_normal(&st));
+    return x;
+}
+
+static double *make_latent(int64_t m, uint64_t seed)
+{
+    uint64_t st = seed;
+    double *z = malloc((size_t)(m * 4) * sizeof *z);
+    for (int64_t i = 0; i < m * 4; i++) z[i] = tu_normal(&st);
+    return z;
+}
+
+/* HSIC_1 of every pair of the given layers through the code under test. */
+static void code_hsic(double **layers, const int64_t *p, int L, int64_t m, mk_precision prec, double *hxy)
+{
+    int64_t pmax = 1, t = mk_tri_len(m);
+    for (int l = 0; l < L; l++) pmax = p[l] > pmax ? p[l] : pmax;
+    mk_hsic_ws ws;
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, pmax, prec), MK_OK);
+    double *v = malloc((size_t)(L * t) * sizeof *v), hxx[16], hyy[16];
+    float *in32 = malloc((size_t)(m * pmax) * sizeof *in32);
+    for (int l = 0; l < L; l++) {
+        for (int64_t k = 0; k < m * p[l]; k++) in32[k] = (float)layers[l][k];
+        int f32 = prec == MK_PREC_FLOAT32 && l % 2 == 0; /* both input types, same values */
+        ck_assert_int_eq(mk_layer_row(&ws, f32 ? (void *)in32 : (void *)layers[l], f32, m, p[l], v + l * t), -1);
+    }
+    mk_pairs(v, L, NULL, L, m, hxy, hxx, hyy);
+    for (int l = 0; l < L; l++) ck_assert(hxx[l] == hxy[l * L + l]);
+    free(v);
+    free(in32);
+    mk_hsic_ws_free(&ws);
+}
+
+static void oracle_matrix(double **layers, const int64_t *p, int L, int64_t m, double *h)
+{
+    double **c = malloc((size_t)L * sizeof *c);
+    for (int l = 0; l < L; l++) {
+        c[l] = malloc((size_t)(m * p[l]) * sizeof(double));
+        oracle_centre(layers[l], m, p[l], c[l]);
+    }
+    for (int a = 0; a < L; a++)
+        for (int b = 0; b < L; b++) h[a * L + b] = oracle_hsic1(c[a], p[a], c[b], p[b], m);
+    for (int l = 0; l < L; l++) free(c[l]);
+    free(c);
+}
+
+static void to_cka(const double *h, int L, double *cka)
+{
+    double d[16];
+    for (int l = 0; l < L; l++) d[l] = h[l * L + l];
+    mk_cka_from_sums(L, L, h, d, d, cka);
+}
+
+/* max |a-b| / scale */
+static double max_rel(const double *a, const double *b, int n, double scale)
+{
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(a[i] - b[i]) / scale);
+    return worst;
+}
+
+static void check_case(int64_t m, double offset, mk_precision prec, double tol_cka)
+{
+    enum { L = 4 };
+    int64_t p[L] = {1, 7, 33, 64};
+    double w[L] = {2.0, 1.0, 0.5, 0.0};
+    double *z = make_latent(m, 99 + (uint64_t)m), *layers[L];
+    for (int l = 0; l < L; l++) layers[l] = make_layer(m, p[l], w[l], offset, 1000 + (uint64_t)l, z);
+    double h[L * L], ho[L * L], cka[L * L], ckao[L * L];
+    code_hsic(layers, p, L, m, prec, h);
+    oracle_matrix(layers, p, L, m, ho);
+    double scale = 0.0;
+    for (int l = 0; l < L; l++) scale = fmax(scale, fabs(ho[l * L + l]));
+    double tol_hsic = prec == MK_PREC_FLOAT64 ? 1e-11 : 1e-5;
+    ck_assert_double_le(max_rel(h, ho, L * L, scale), tol_hsic);
+    to_cka(h, L, cka);
+    to_cka(ho, L, ckao);
+    double err = max_rel(cka, ckao, L * L, 1.0);
+    if (getenv("MK_TEST_VERBOSE")) printf("m=%lld offset=%g prec=%d: hsic %.3g cka %.3g\n", (long long)m, offset, (int)prec, max_rel(h, ho, L * L, scale), err);
+    ck_assert_msg(err <= tol_cka, "m=%lld offset=%g prec=%d: CKA off by %g", (long long)m, offset, (int)prec, err);
+    for (int l = 0; l < L; l++) free(layers[l]);
+    free(z);
+}
+
+START_TEST(float64_matches_formula)
+{
+    int64_t ms[] = {4, 5, 9, 32, 61};
+    for (int i = 0; i < 5; i++) {
+        check_case(ms[i], 0.0, MK_PREC_FLOAT64, 1e-12);
+        check_case(ms[i], 1e3, MK_PREC_FLOAT64, 1e-9);
+    }
+}
+END_TEST
+
+START_TEST(float32_within_1e6_of_float64_oracle)
+{
+    int64_t ms[] = {4, 9, 32, 61};
+    for (int i = 0; i < 4; i++) {
+        check_case(ms[i], 0.0, MK_PREC_FLOAT32, 1e-6);
+        check_case(ms[i], 1e3, MK_PREC_FLOAT32, 1e-6);
+    }
+}
+END_TEST
+
+/* The oracle itself: HSIC_1 is invariant to a shift of the features, which
+ * is what lets the oracle centre each batch. */
+START_TEST(oracle_translation_invariance)
+{
+    int64_t m = 12, p = 5;
+    double *z = make_latent(m, 5), *x = make_layer(m, p, 1.0, 0.0, 6, z), *y = make_layer(m, p, 1.0, 0.0, 7, z);
+    double *xs = malloc((size_t)(m * p) * sizeof *xs);
+    for (int64_t k = 0; k < m * p; k++) xs[k] = x[k] + 3.0 + (double)(k % p);
+    double a = oracle_hsic1(x, p, y, p, m), b = oracle_hsic1(xs, p, y, p, m);
+    ck_assert_double_eq_tol(a, b, 1e-10 * fabs(a));
+    ck_assert(a > 0.0);
+    free(z), free(x), free(y), free(xs);
+}
+END_TEST
+
+START_TEST(x_vs_y_equals_self_pairs)
+{
+    enum { L = 3 };
+    int64_t m = 16, p = 8, t = mk_tri_len(m);
+    double *z = make_latent(m, 11), *layers[L];
+    mk_hsic_ws ws;
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64), MK_OK);
+    double *v = malloc((size_t)(L * t) * sizeof *v);
+    for (int l = 0; l < L; l++) {
+        layers[l] = make_layer(m, p, 1.0 / (l + 1), 0.0, 20 + (uint64_t)l, z);
+        ck_assert_int_eq(mk_layer_row(&ws, layers[l], 0, m, p, v + l * t), -1);
+    }
+    double self[L * L], cross[L * L], sx[L], sy[L], cx[L], cy[L];
+    mk_pairs(v, L, NULL, L, m, self, sx, sy);
+    mk_pairs(v, L, v, L, m, cross, cx, cy);
+    for (int i = 0; i < L; i++) {
+        ck_assert_double_eq_tol(cx[i], sx[i], 1e-12 * fabs(sx[i]));
+        ck_assert_double_eq_tol(cy[i], sy[i], 1e-12 * fabs(sy[i]));
+        for (int j = 0; j < L; j++) {
+            ck_assert(self[i * L + j] == self[j * L + i]);
+            ck_assert_double_eq_tol(cross[i * L + j], self[i * L + j], 1e-12 * fabs(sx[i]));
+        }
+    }
+    for (int l = 0; l < L; l++) free(layers[l]);
+    free(z), free(v);
+    mk_hsic_ws_free(&ws);
+}
+END_TEST
+
+START_TEST(non_finite_values_are_found)
+{
+    int64_t m = 8, p = 3;
+    mk_hsic_ws ws;
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT32), MK_OK);
+    double x[24] = {0};
+    for (int k = 0; k < 24; k++) x[k] = k;
+    x[5 * p + 2] = NAN;
+    ck_assert_int_eq(mk_centre(&ws, x, 0, m, p), 5);
+    x[5 * p + 2] = 1.0;
+    x[0] = -INFINITY;
+    ck_assert_int_eq(mk_centre(&ws, x, 0, m, p), 0);
+    float xf[24];
+    for (int k = 0; k < 24; k++) xf[k] = (float)k;
+    xf[7 * p] = INFINITY;
+    ck_assert_int_eq(mk_centre(&ws, xf, 1, m, p), 7);
+    xf[7 * p] = 2.0f;
+    ck_assert_int_eq(mk_centre(&ws, xf, 1, m, p), -1);
+    mk_hsic_ws_free(&ws);
+}
+END_TEST
+
+START_TEST(dead_layers_give_nan_and_negatives_are_kept)
+{
+    double hxy[4] = {2.0, -0.01, 0.5, 0.0}, hxx[2] = {2.0, 0.0}, hyy[2] = {1.0, 4.0}, cka[4];
+    mk_cka_from_sums(2, 2, hxy, hxx, hyy, cka);
+    ck_assert_double_eq_tol(cka[0], 2.0 / sqrt(2.0), 1e-15);
+    ck_assert(cka[1] < 0.0);
+    ck_assert_double_eq_tol(cka[1], -0.01 / sqrt(8.0), 1e-15);
+    ck_assert(isnan(cka[2]) && isnan(cka[3]));
+}
+END_TEST
+
+/* A constant layer has a zero U-centred Gram: HSIC_1 with anything is 0. */
+START_TEST(constant_layer_has_zero_hsic)
+{
+    int64_t m = 10, p = 4, t = mk_tri_len(m);
+    double x[40];
+    for (int k = 0; k < 40; k++) x[k] = 7.0;
+    mk_hsic_ws ws;
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64), MK_OK);
+    double *v = malloc((size_t)t * sizeof *v), h, hx, hy;
+    ck_assert_int_eq(mk_layer_row(&ws, x, 0, m, p, v), -1);
+    mk_pairs(v, 1, NULL, 1, m, &h, &hx, &hy);
+    ck_assert(h == 0.0);
+    free(v);
+    mk_hsic_ws_free(&ws);
+}
+END_TEST
+
+static Suite *hsic_suite(void)
+{
+    Suite *s = suite_create("hsic");
+    TCase *tc = tcase_create("maths");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, float64_matches_formula);
+    tcase_add_test(tc, float32_within_1e6_of_float64_oracle);
+    tcase_add_test(tc, oracle_translation_invariance);
+    tcase_add_test(tc, x_vs_y_equals_self_pairs);
+    tcase_add_test(tc, non_finite_values_are_found);
+    tcase_add_test(tc, dead_layers_give_nan_and_negatives_are_kept);
+    tcase_add_test(tc, constant_layer_has_zero_hsic);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(hsic_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

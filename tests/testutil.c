@@ -1,0 +1,171 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *path = malloc(strlen(base) + 32);
+    sprintf(path, "%s/mpicka-test-XXXXXX", base);
+    if (!mkdtemp(path)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return path;
+}
+
+void tu_rmrf(const char *path)
+{
+    char *cmd = malloc(strlen(path) + 16);
+    sprintf(cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
+    free(cmd);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+int tu_run(const char *cmd, char **output)
+{
+    char *full = malloc(strlen(cmd) + 16);
+    sprintf(full, "%s 2>&1", cmd);
+    FILE *f = popen(full, "r");
+    free(full);
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int status = pclose(f);
+    if (output)
+        *output = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int tu_mpicka(int np, const char *args, char **output)
+{
+    char *cmd = malloc(strlen(args) + 1024);
+    sprintf(cmd, "OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                 "OMPI_MCA_rmaps_base_oversubscribe=1 %s %s -np %d %s %s",
+            MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
+    int status = tu_run(cmd, output);
+    free(cmd);
+    return status;
+}
+
+int tu_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *s = strstr(hay, needle); s; s = strstr(s + 1, needle)) n++;
+    return n;
+}
+
+void tu_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+int tu_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void tu_write_dataset(const char *file, const char *name, hid_t ftype, int rank, const hsize_t *dims,
+                      const double *data)
+{
+    hid_t fid = tu_exists(file) ? H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT)
+                                : H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dset = H5Dcreate2(fid, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (dset < 0 || H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        fprintf(stderr, "cannot write %s:%s\n", file, name);
+        abort();
+    }
+    H5Dclose(dset);
+    H5Sclose(space);
+    H5Pclose(lcpl);
+    H5Fclose(fid);
+}
+
+int64_t tu_read_doubles(const char *file, const char *name, double *out, int64_t max)
+{
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) return -1;
+    hid_t dset = H5Dopen2(fid, name, H5P_DEFAULT);
+    int64_t count = -1;
+    if (dset >= 0) {
+        hid_t space = H5Dget_space(dset);
+        count = (int64_t)H5Sget_simple_extent_npoints(space);
+        if (count > max || H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+            count = -1;
+        H5Sclose(space);
+        H5Dclose(dset);
+    }
+    H5Fclose(fid);
+    return count;
+}
+
+char *tu_read_str_attr(const char *file, const char *name)
+{
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) return NULL;
+    char *value = NULL, *copy = NULL;
+    hid_t attr = H5Aopen(fid, name, H5P_DEFAULT);
+    if (attr >= 0) {
+        hid_t type = H5Aget_type(attr);
+        if (H5Tis_variable_str(type) > 0 && H5Aread(attr, type, &value) >= 0 && value) {
+            copy = strdup(value);
+            H5free_memory(value);
+        }
+        H5Tclose(type);
+        H5Aclose(attr);
+    }
+    H5Fclose(fid);
+    return copy;
+}
+
+int64_t tu_read_int_attr(const char *file, const char *name)
+{
+    int64_t v = -1;
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) return -1;
+    hid_t attr = H5Aopen(fid, name, H5P_DEFAULT);
+    if (attr >= 0) {
+        if (H5Aread(attr, H5T_NATIVE_INT64, &v) < 0) v = -1;
+        H5Aclose(attr);
+    }
+    H5Fclose(fid);
+    return v;
+}
+
+double tu_uniform(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*state >> 11) * 0x1.0p-53;
+}
+
+double tu_normal(uint64_t *state)
+{
+    double u = tu_uniform(state), v = tu_uniform(state);
+    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}

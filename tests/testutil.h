@@ -1,0 +1,41 @@
+/* Helpers shared by the tests: temporary folders, running commands (mpirun
+ * included), and writing and reading small HDF5 files. */
+#ifndef MK_TESTUTIL_H
+#define MK_TESTUTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh folder under the system's temporary folder (malloc'd path). */
+char *tu_tmpdir(void);
+void tu_rmrf(const char *path);
+char *tu_path(const char *dir, const char *name);  /* malloc'd dir/name */
+
+/* Run a shell command; returns its exit status, and its merged stdout and
+ * stderr in *output (malloc'd) when output is not NULL. */
+int tu_run(const char *cmd, char **output);
+/* `mpirun -np N mpicka ARGS` (as root, oversubscribed, 1 BLAS thread). */
+int tu_mpicka(int np, const char *args, char **output);
+
+/* How many times needle occurs in hay. */
+int tu_count(const char *hay, const char *needle);
+
+void tu_write_text(const char *path, const char *text);
+int tu_exists(const char *path);
+
+/* Write dataset `name` (created with intermediate groups) of file type ftype
+ * from double data, creating the file when missing. */
+void tu_write_dataset(const char *file, const char *name, hid_t ftype, int rank, const hsize_t *dims,
+                      const double *data);
+/* Read a whole dataset as double; returns the element count or -1. */
+int64_t tu_read_doubles(const char *file, const char *name, double *out, int64_t max);
+/* Read a string attribute of the root group (malloc'd) or NULL. */
+char *tu_read_str_attr(const char *file, const char *name);
+int64_t tu_read_int_attr(const char *file, const char *name);
+
+/* Uniform in [0,1) from a seeded state (tests' own generator). */
+double tu_uniform(uint64_t *state);
+double tu_normal(uint64_t *state);
+
+#endif
