@@ -1,0 +1,158 @@
+/* The tree accumulator: its sum is the fixed binary tree over batch indices,
+ * whatever contiguous split of the batches the ranks had. */
+#include <check.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/accum.h"
+#include "testutil.h"
+
+enum { LEN = 3 };
+
+/* Values of wildly different magnitudes, so that any change of summation
+ * order changes the bits. */
+static void leaf(int64_t g, double *v)
+{
+    uint64_t st = (uint64_t)g * 7919 + 1;
+    for (int k = 0; k < LEN; k++) v[k] = tu_normal(&st) * pow(10.0, (double)((g * 7 + k) % 17) - 8.0);
+}
+
+/* The definition: the sum over [lo, lo + 2^level) cut at total is the sum of
+ * its two halves, a lone left half standing for itself. */
+static void tree_sum(int64_t lo, int level, int64_t total, double *out)
+{
+    if (level == 0) {
+        leaf(lo, out);
+        return;
+    }
+    int64_t half = 1LL << (level - 1);
+    tree_sum(lo, level - 1, total, out);
+    if (lo + half >= total) return;
+    double right[LEN];
+    tree_sum(lo + half, level - 1, total, right);
+    for (int k = 0; k < LEN; k++) out[k] += right[k];
+}
+
+static void reference(int64_t total, double *out)
+{
+    int level = 0;
+    while ((1LL << level) < total) level++;
+    tree_sum(0, level, total, out);
+}
+
+/* Split [0, total) at the given cut points, one accumulator per part, then
+ * absorb them in order into the first, as rank 0 does. */
+static void split_sum(int64_t total, const int64_t *cuts, int ncuts, double *out)
+{
+    mk_accum *parts[16];
+    double v[LEN];
+    int64_t lo = 0;
+    for (int r = 0; r <= ncuts; r++) {
+        int64_t hi = r < ncuts ? cuts[r] : total;
+        ck_assert_int_eq(mk_accum_create(LEN, &parts[r]), MK_OK);
+        for (int64_t g = lo; g < hi; g++) {
+            leaf(g, v);
+            ck_assert_int_eq(mk_accum_add(parts[r], g, v), MK_OK);
+        }
+        lo = hi;
+    }
+    for (int r = 1; r <= ncuts; r++) ck_assert_int_eq(mk_accum_absorb(parts[0], parts[r]), MK_OK);
+    mk_accum_total(parts[0], out);
+    for (int r = 0; r <= ncuts; r++) mk_accum_free(parts[r]);
+}
+
+START_TEST(single_accumulator_is_the_tree)
+{
+    for (int64_t total = 1; total <= 70; total++) {
+        double a[LEN], b[LEN];
+        split_sum(total, NULL, 0, a);
+        reference(total, b);
+        ck_assert_msg(memcmp(a, b, sizeof a) == 0, "total %lld", (long long)total);
+    }
+}
+END_TEST
+
+START_TEST(any_contiguous_split_gives_the_same_bits)
+{
+    uint64_t st = 3;
+    for (int trial = 0; trial < 400; trial++) {
+        int64_t total = 1 + (int64_t)(tu_uniform(&st) * 200);
+        int ncuts = (int)(tu_uniform(&st) * 15);
+        int64_t cuts[15];
+        for (int c = 0; c < ncuts; c++) cuts[c] = (int64_t)(tu_uniform(&st) * (double)(total + 1));
+        for (int i = 1; i < ncuts; i++) /* sort: parts may be empty */
+            for (int j = i; j > 0 && cuts[j] < cuts[j - 1]; j--) {
+                int64_t t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        double a[LEN], b[LEN];
+        split_sum(total, cuts, ncuts, a);
+        reference(total, b);
+        ck_assert_msg(memcmp(a, b, sizeof a) == 0, "total %lld, %d cuts", (long long)total, ncuts);
+    }
+}
+END_TEST
+
+START_TEST(the_tree_is_not_the_sequential_sum)
+{
+    /* Guards the test above against values that sum the same in any order. */
+    double tree[LEN], seq[LEN] = {0}, v[LEN];
+    reference(37, tree);
+    for (int64_t g = 0; g < 37; g++) {
+        leaf(g, v);
+        for (int k = 0; k < LEN; k++) seq[k] += v[k];
+    }
+    ck_assert(memcmp(tree, seq, sizeof tree) != 0);
+}
+END_TEST
+
+START_TEST(batches_must_be_consecutive)
+{
+    mk_accum *acc;
+    double v[LEN] = {1, 2, 3};
+    ck_assert_int_eq(mk_accum_create(LEN, &acc), MK_OK);
+    ck_assert_int_eq(mk_accum_add(acc, 5, v), MK_OK);
+    ck_assert_int_eq(mk_accum_add(acc, 7, v), MK_EINTERNAL);
+    mk_accum_free(acc);
+}
+END_TEST
+
+/* The MPI path on this process alone; several ranks are covered end to end. */
+START_TEST(reduce_on_one_rank)
+{
+    mk_accum *acc;
+    double v[LEN], out[LEN], ref[LEN];
+    ck_assert_int_eq(mk_accum_create(LEN, &acc), MK_OK);
+    for (int64_t g = 0; g < 21; g++) {
+        leaf(g, v);
+        mk_accum_add(acc, g, v);
+    }
+    ck_assert_int_eq(mk_accum_reduce(acc, MPI_COMM_SELF, out), MK_OK);
+    reference(21, ref);
+    ck_assert(memcmp(out, ref, sizeof out) == 0);
+    mk_accum_free(acc);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    Suite *s = suite_create("accum");
+    TCase *tc = tcase_create("tree");
+    tcase_add_test(tc, single_accumulator_is_the_tree);
+    tcase_add_test(tc, any_contiguous_split_gives_the_same_bits);
+    tcase_add_test(tc, the_tree_is_not_the_sequential_sum);
+    tcase_add_test(tc, batches_must_be_consecutive);
+    tcase_add_test(tc, reduce_on_one_rank);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* Open MPI dislikes fork() */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    MPI_Finalize();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,146 @@
+/* The batch plan: sizes, membership, shuffling, and the split over ranks. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/plan.h"
+
+START_TEST(sizes_without_shuffle)
+{
+    mk_plan p;
+    ck_assert_int_eq(mk_plan_init(&p, 103, 10, 2, 0, 0), MK_OK);
+    ck_assert_int_eq(p.per_epoch, 10); /* remainder 3 < 4: dropped */
+    ck_assert_int_eq(p.dropped, 3);
+    ck_assert_int_eq(p.total, 20);
+    ck_assert_int_eq(mk_plan_batch_size(&p, 9), 10);
+    ck_assert_int_eq(mk_plan_init(&p, 104, 10, 1, 0, 0), MK_OK);
+    ck_assert_int_eq(p.per_epoch, 11); /* remainder 4: kept */
+    ck_assert_int_eq(p.dropped, 0);
+    ck_assert_int_eq(mk_plan_batch_size(&p, 10), 4);
+    ck_assert_int_eq(mk_plan_batch_size(&p, 9), 10);
+    int64_t rows[10];
+    mk_plan_batch_rows(&p, 10, rows);
+    for (int k = 0; k < 4; k++) ck_assert_int_eq(rows[k], 100 + k);
+    mk_plan_batch_rows(&p, 3, rows);
+    for (int k = 0; k < 10; k++) ck_assert_int_eq(rows[k], 30 + k);
+}
+END_TEST
+
+START_TEST(batch_larger_than_data)
+{
+    mk_plan p;
+    ck_assert_int_eq(mk_plan_init(&p, 7, 256, 3, 0, 0), MK_OK);
+    ck_assert_int_eq(p.per_epoch, 1);
+    ck_assert_int_eq(mk_plan_batch_size(&p, 2), 7);
+    ck_assert_int_eq(p.dropped, 0);
+}
+END_TEST
+
+START_TEST(too_small_is_an_error)
+{
+    mk_plan p;
+    ck_assert_int_eq(mk_plan_init(&p, 3, 8, 1, 0, 0), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "3 examples"));
+    ck_assert_int_eq(mk_plan_init(&p, 100, 3, 1, 0, 0), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "batch_size"));
+}
+END_TEST
+
+/* Every epoch's batches are disjoint, sorted, and cover all examples but the
+ * dropped remainder; different epochs and seeds give different orders. */
+static void check_partition(int64_t n, int64_t m, uint64_t seed)
+{
+    mk_plan p;
+    ck_assert_int_eq(mk_plan_init(&p, n, m, 2, 1, seed), MK_OK);
+    char *seen = calloc((size_t)n, 1);
+    int64_t *rows = malloc((size_t)m * sizeof *rows), *first = malloc((size_t)m * sizeof *first);
+    for (int64_t e = 0; e < 2; e++) {
+        memset(seen, 0, (size_t)n);
+        int64_t covered = 0;
+        for (int64_t b = 0; b < p.per_epoch; b++) {
+            int64_t g = e * p.per_epoch + b, size = mk_plan_batch_size(&p, g);
+            mk_plan_batch_rows(&p, g, rows);
+            for (int64_t k = 0; k < size; k++) {
+                ck_assert(rows[k] >= 0 && rows[k] < n);
+                ck_assert(k == 0 || rows[k] > rows[k - 1]);
+                ck_assert(!seen[rows[k]]);
+                seen[rows[k]] = 1;
+            }
+            covered += size;
+            if (e == 0 && b == 0) memcpy(first, rows, (size_t)m * sizeof *rows);
+            if (e == 1 && b == 0) ck_assert(memcmp(first, rows, (size_t)m * sizeof *rows) != 0);
+        }
+        ck_assert_int_eq(covered, n - p.dropped);
+    }
+    free(seen);
+    free(rows);
+    free(first);
+}
+
+START_TEST(shuffled_epochs_partition_the_data)
+{
+    check_partition(1000, 64, 0);
+    check_partition(1001, 10, 7);
+    check_partition(17, 4, 123);
+    check_partition(4096, 512, 1ULL << 63);
+}
+END_TEST
+
+START_TEST(shuffle_depends_on_seed_only)
+{
+    mk_plan a, b, c;
+    mk_plan_init(&a, 500, 50, 1, 1, 42);
+    mk_plan_init(&b, 500, 50, 1, 1, 42);
+    mk_plan_init(&c, 500, 50, 1, 1, 43);
+    int same_ab = 1, same_ac = 1;
+    for (int64_t i = 0; i < 500; i++) {
+        same_ab &= mk_plan_permute(&a, 0, i) == mk_plan_permute(&b, 0, i);
+        same_ac &= mk_plan_permute(&a, 0, i) == mk_plan_permute(&c, 0, i);
+    }
+    ck_assert(same_ab);
+    ck_assert(!same_ac);
+    /* a real shuffle: few fixed points */
+    int fixed = 0;
+    for (int64_t i = 0; i < 500; i++) fixed += mk_plan_permute(&a, 0, i) == i;
+    ck_assert_int_lt(fixed, 10);
+}
+END_TEST
+
+START_TEST(ranks_get_contiguous_ascending_ranges)
+{
+    mk_plan p;
+    mk_plan_init(&p, 1000, 100, 1, 0, 0); /* 10 batches */
+    for (int nranks = 1; nranks <= 13; nranks++) {
+        int64_t expect = 0, most = 0, least = p.total;
+        for (int r = 0; r < nranks; r++) {
+            int64_t lo, hi;
+            mk_plan_rank_range(&p, r, nranks, &lo, &hi);
+            ck_assert_int_eq(lo, expect);
+            ck_assert_int_ge(hi, lo);
+            most = hi - lo > most ? hi - lo : most;
+            least = hi - lo < least ? hi - lo : least;
+            expect = hi;
+        }
+        ck_assert_int_eq(expect, p.total);
+        ck_assert_int_le(most - least, 1);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, sizes_without_shuffle);
+    tcase_add_test(tc, batch_larger_than_data);
+    tcase_add_test(tc, too_small_is_an_error);
+    tcase_add_test(tc, shuffled_epochs_partition_the_data);
+    tcase_add_test(tc, shuffle_depends_on_seed_only);
+    tcase_add_test(tc, ranks_get_contiguous_ascending_ranges);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,244 @@
+/* The HDF5 activation source on real files written here. */
+#include <check.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/source.h"
+#include "testutil.h"
+
+static char *dir, *file;
+
+static hid_t half_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+/* Values exactly representable in every type used: small non-negative integers. */
+static double value(int64_t i, int64_t f) { return (double)((i * 7 + f * 3) % 23); }
+
+static void write_layer(const char *name, hid_t type, int rank, const hsize_t *dims)
+{
+    int64_t count = 1;
+    for (int d = 0; d < rank; d++) count *= (int64_t)dims[d];
+    int64_t p = count / (int64_t)dims[0];
+    double *data = malloc((size_t)count * sizeof *data);
+    for (int64_t k = 0; k < count; k++) data[k] = value(k / p, k % p);
+    tu_write_dataset(file, name, type, rank, dims, data);
+    free(data);
+}
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    file = tu_path(dir, "acts.h5");
+    hsize_t d2[2] = {20, 6}, d4[4] = {20, 2, 3, 2}, d1[1] = {20};
+    hid_t half = half_type();
+    write_layer("layer10/out", H5T_IEEE_F32LE, 2, d2);
+    write_layer("layer2/out", H5T_IEEE_F64LE, 2, d2);
+    write_layer("layer1/out", half, 4, d4);
+    write_layer("layer1/aux", H5T_STD_I32LE, 2, d2);
+    write_layer("logits", H5T_STD_U8LE, 1, d1);
+    write_layer("emb", H5T_STD_I16LE, 2, d2);
+    H5Tclose(half);
+}
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+    free(file);
+}
+
+static mk_err inspect(const char **layers, int n, mk_model *model)
+{
+    mk_model_cfg cfg = {file, "acts", (char **)layers, n};
+    return mk_model_inspect(&cfg, model);
+}
+
+START_TEST(globs_expand_in_natural_order)
+{
+    const char *layers[] = {"layer*/out", "emb", "/logits"};
+    mk_model m;
+    ck_assert_int_eq(inspect(layers, 3, &m), MK_OK);
+    ck_assert_int_eq(m.nlayers, 5);
+    const char *expect[] = {"layer1/out", "layer2/out", "layer10/out", "emb", "logits"};
+    for (int l = 0; l < 5; l++) ck_assert_str_eq(m.layers[l].path, expect[l]);
+    ck_assert_int_eq(m.layers[0].p, 12);
+    ck_assert_str_eq(m.layers[0].shape, "(20, 2, 3, 2)");
+    ck_assert_str_eq(m.layers[0].dtype, "float16");
+    ck_assert_int_eq(m.layers[0].in_f32, 1);
+    ck_assert_int_eq(m.layers[1].in_f32, 0); /* float64 */
+    ck_assert_int_eq(m.layers[2].in_f32, 1); /* float32 */
+    ck_assert_int_eq(m.layers[3].in_f32, 1); /* int16 */
+    ck_assert_int_eq(m.layers[4].p, 1);
+    ck_assert_str_eq(m.layers[4].dtype, "uint8");
+    mk_model_free(&m);
+}
+END_TEST
+
+START_TEST(star_does_not_cross_groups)
+{
+    const char *layers[] = {"layer1/*"};
+    mk_model m;
+    ck_assert_int_eq(inspect(layers, 1, &m), MK_OK);
+    ck_assert_int_eq(m.nlayers, 2);
+    ck_assert_str_eq(m.layers[0].path, "layer1/aux");
+    ck_assert_int_eq(m.layers[1].in_f32, 1);
+    ck_assert_str_eq(m.layers[0].dtype, "int32");
+    ck_assert_int_eq(m.layers[0].in_f32, 0); /* int32 is not exact in float */
+    mk_model_free(&m);
+}
+END_TEST
+
+static void expect_error(const char *layer, mk_err code, const char *text)
+{
+    const char *layers[] = {layer};
+    mk_model m;
+    ck_assert_int_eq(inspect(layers, 1, &m), code);
+    ck_assert_msg(strstr(mk_errmsg(), text) != NULL, "'%s' not in '%s'", text, mk_errmsg());
+    ck_assert_msg(strstr(mk_errmsg(), "acts.h5") != NULL, "no file in '%s'", mk_errmsg());
+    ck_assert_int_eq(m.nlayers, 0);
+}
+
+START_TEST(bad_layers_are_named)
+{
+    expect_error("nope", MK_EINPUT, "no dataset 'nope'");
+    expect_error("layer1", MK_EINPUT, "'layer1' is a group");
+    expect_error("block*/x", MK_EINPUT, "pattern 'block*/x' matches no dataset");
+    expect_error("a/b/c", MK_EINPUT, "no dataset 'a/b/c'");
+}
+END_TEST
+
+START_TEST(non_numeric_zero_sized_and_mismatched_n)
+{
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 8);
+    hid_t fid = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t d[2] = {20, 0}, ds[1] = {20};
+    hid_t space = H5Screate_simple(1, ds, NULL);
+    H5Dclose(H5Dcreate2(fid, "names", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space);
+    space = H5Screate_simple(2, d, NULL);
+    H5Dclose(H5Dcreate2(fid, "empty", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space);
+    H5Fclose(fid);
+    H5Tclose(str);
+    hsize_t d19[2] = {19, 3};
+    write_layer("short", H5T_IEEE_F32LE, 2, d19);
+    expect_error("names", MK_EINPUT, "dataset 'names' is not numeric");
+    expect_error("empty", MK_EINPUT, "a feature dimension is zero");
+    const char *layers[] = {"emb", "short"};
+    mk_model m;
+    ck_assert_int_eq(inspect(layers, 2, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "'short' has 19 examples but 'emb' has 20"));
+}
+END_TEST
+
+START_TEST(missing_and_non_hdf5_files)
+{
+    mk_model m;
+    const char *layers[] = {"x"};
+    mk_model_cfg cfg = {"/nonexistent/acts.h5", "a", (char **)layers, 1};
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "/nonexistent/acts.h5"));
+    char *text = tu_path(dir, "notes.h5");
+    tu_write_text(text, "not hdf5\n");
+    cfg.file = text;
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "is not an HDF5 file"));
+    free(text);
+}
+END_TEST
+
+static void check_read(mk_source *src, const mk_model *m, int l, const int64_t *rows, int64_t count)
+{
+    int64_t p = m->layers[l].p;
+    double *buf = malloc((size_t)(count * p) * sizeof(double));
+    ck_assert_int_eq(mk_source_read(src, l, rows, count, buf), MK_OK);
+    for (int64_t i = 0; i < count; i++)
+        for (int64_t f = 0; f < p; f++) {
+            double got = m->layers[l].in_f32 ? ((float *)buf)[i * p + f] : buf[i * p + f];
+            ck_assert_msg(got == value(rows[i], f), "layer %s row %lld feature %lld: %g", m->layers[l].path, (long long)rows[i], (long long)f, got);
+        }
+    free(buf);
+}
+
+START_TEST(reads_rows_of_every_type)
+{
+    const char *layers[] = {"layer*/out", "layer1/aux", "emb", "logits"};
+    mk_model m;
+    mk_source *src;
+    ck_assert_int_eq(inspect(layers, 4, &m), MK_OK);
+    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    int64_t run[5] = {3, 4, 5, 6, 7}, scattered[6] = {0, 2, 3, 4, 11, 19};
+    for (int l = 0; l < m.nlayers; l++) {
+        check_read(src, &m, l, run, 5);
+        check_read(src, &m, l, scattered, 6);
+    }
+    mk_source_close(src);
+    mk_model_free(&m);
+}
+END_TEST
+
+START_TEST(pack_round_trip)
+{
+    const char *layers[] = {"layer*/out", "logits"};
+    mk_model m, u;
+    char *buf;
+    int64_t len;
+    ck_assert_int_eq(inspect(layers, 2, &m), MK_OK);
+    ck_assert_int_eq(mk_model_pack(&m, &buf, &len), MK_OK);
+    ck_assert_int_eq(mk_model_unpack(buf, len, &u), MK_OK);
+    ck_assert_str_eq(u.file, m.file);
+    ck_assert_str_eq(u.name, "acts");
+    ck_assert_int_eq(u.nlayers, m.nlayers);
+    for (int l = 0; l < m.nlayers; l++) {
+        ck_assert_str_eq(u.layers[l].path, m.layers[l].path);
+        ck_assert_int_eq(u.layers[l].n, m.layers[l].n);
+        ck_assert_int_eq(u.layers[l].p, m.layers[l].p);
+        ck_assert_int_eq(u.layers[l].in_f32, m.layers[l].in_f32);
+        ck_assert_str_eq(u.layers[l].shape, m.layers[l].shape);
+        ck_assert_str_eq(u.layers[l].dtype, m.layers[l].dtype);
+    }
+    free(buf);
+    mk_model_free(&m);
+    mk_model_free(&u);
+}
+END_TEST
+
+START_TEST(natural_order)
+{
+    ck_assert_int_lt(mk_natural_cmp("layer2", "layer10"), 0);
+    ck_assert_int_gt(mk_natural_cmp("layer10/out", "layer9/out"), 0);
+    ck_assert_int_lt(mk_natural_cmp("a", "b"), 0);
+    ck_assert_int_eq(mk_natural_cmp("x01", "x1"), 0);
+    ck_assert_int_lt(mk_natural_cmp("block1/conv2", "block1/conv10"), 0);
+    ck_assert_int_lt(mk_natural_cmp("fc", "fc1"), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("source");
+    TCase *tc = tcase_create("hdf5");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, globs_expand_in_natural_order);
+    tcase_add_test(tc, star_does_not_cross_groups);
+    tcase_add_test(tc, bad_layers_are_named);
+    tcase_add_test(tc, non_numeric_zero_sized_and_mismatched_n);
+    tcase_add_test(tc, missing_and_non_hdf5_files);
+    tcase_add_test(tc, reads_rows_of_every_type);
+    tcase_add_test(tc, pack_round_trip);
+    tcase_add_test(tc, natural_order);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
