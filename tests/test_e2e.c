@@ -1,1 +1,347 @@
-int main(void){return 0;}
+/* End to end: `mpicka synth` writes real HDF5 files, `mpirun -np 1|2|3
+ * mpicka run` computes the matrix, and the results are checked against the
+ * float64 oracle and bitwise against each other; then every bad input. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/plan.h"
+#include "oracle.h"
+#include "testutil.h"
+
+static char *dir;
+
+static char *in_dir(const char *name) { return tu_path(dir, name); }
+
+static void must_run(const char *cmd)
+{
+    char *out;
+    int status = tu_run(cmd, &out);
+    ck_assert_msg(status == 0, "'%s' failed (%d): %s", cmd, status, out);
+    free(out);
+}
+
+/* x: 5 layers, mixed dtypes, 2-D and 4-D, offset 1e3 (float32 must cope);
+ * y: 3 layers. 203 examples: batches of 32 leave a partial batch of 11. */
+static void make_inputs(void)
+{
+    dir = tu_tmpdir();
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s synth x.h5 --n 203 --layers 5 --features 6,2x3x2,4x2x2x2,9,3 "
+             "--dtype f32,f16,f64,i16,f32 --offset 1000 --corr 0.8 --seed 1 "
+             "--names block1/conv,block1/relu,block2/conv,block2/relu,fc --chunk 50 --gzip 4 && "
+             "%s synth y.h5 --n 203 --layers 3 --features 5,2x2x2 --dtype f32,f64 --seed 2",
+             dir, MK_TEST_EXE, MK_TEST_EXE);
+    must_run(cmd);
+}
+
+static void setup(void) { make_inputs(); }
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static char *write_config(const char *name, const char *text)
+{
+    char *path = in_dir(name);
+    tu_write_text(path, text);
+    return path;
+}
+
+/* Run a config of dir, in dir, with np ranks; returns the exit status. */
+static int run_config(int np, const char *config, const char *extra, char **out)
+{
+    char args[4096];
+    snprintf(args, sizeof args, "run %s %s", config, extra ? extra : "");
+    return tu_mpicka(np, dir, args, out);
+}
+
+typedef struct {
+    double cka[64], hxy[64], hxx[8], hyy[8];
+    int64_t ncka;
+} result;
+
+static void read_result(const char *outdir, result *r)
+{
+    memset(r, 0, sizeof *r);
+    char *h5 = tu_path(outdir, "cka.h5");
+    r->ncka = tu_read_doubles(h5, "cka", r->cka, 64);
+    ck_assert_int_gt(r->ncka, 0);
+    ck_assert_int_eq(tu_read_doubles(h5, "hsic_xy", r->hxy, 64), r->ncka);
+    ck_assert_int_gt(tu_read_doubles(h5, "hsic_xx", r->hxx, 8), 0);
+    ck_assert_int_gt(tu_read_doubles(h5, "hsic_yy", r->hyy, 8), 0);
+    free(h5);
+}
+
+static void assert_same_bits(const result *a, const result *b, const char *what)
+{
+    ck_assert_int_eq(a->ncka, b->ncka);
+    ck_assert_msg(memcmp(a->cka, b->cka, (size_t)a->ncka * sizeof(double)) == 0, "%s: cka differs", what);
+    ck_assert_msg(memcmp(a->hxy, b->hxy, (size_t)a->ncka * sizeof(double)) == 0, "%s: hsic_xy differs", what);
+    ck_assert_msg(memcmp(a->hxx, b->hxx, sizeof a->hxx) == 0, "%s: hsic_xx differs", what);
+    ck_assert_msg(memcmp(a->hyy, b->hyy, sizeof a->hyy) == 0, "%s: hsic_yy differs", what);
+}
+
+static int load_layers(const char *file, const char *const *names, int n, oracle_layer *layers)
+{
+    char *path = in_dir(file);
+    for (int l = 0; l < n; l++) ck_assert_int_eq(oracle_read_layer(path, names[l], &layers[l]), 203);
+    free(path);
+    return n;
+}
+
+/* The oracle's batches: its own slicing without shuffle; with shuffle the
+ * membership comes from the plan (tested on its own in test_plan). */
+static void oracle(const oracle_layer *x, int nx, const oracle_layer *y, int ny, int64_t m, int epochs,
+                   int shuffle, double *cka)
+{
+    int64_t n = 203, per = n / m + (n % m >= 4 ? 1 : 0), nb = per * epochs;
+    int64_t **rows = malloc((size_t)nb * sizeof *rows), *sizes = malloc((size_t)nb * sizeof *sizes);
+    mk_plan plan;
+    ck_assert_int_eq(mk_plan_init(&plan, n, m, epochs, shuffle, 7), MK_OK);
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = (b % per) * m, hi = lo + m < n ? lo + m : n;
+        sizes[b] = hi - lo;
+        rows[b] = malloc((size_t)sizes[b] * sizeof(int64_t));
+        if (shuffle)
+            mk_plan_batch_rows(&plan, b, rows[b]);
+        else
+            for (int64_t k = 0; k < sizes[b]; k++) rows[b][k] = lo + k;
+    }
+    oracle_minibatch_cka(x, nx, y, ny, nb, (const int64_t *const *)rows, sizes, cka);
+    for (int64_t b = 0; b < nb; b++) free(rows[b]);
+    free(rows);
+    free(sizes);
+}
+
+static const char *x_names[] = {"block1/conv", "block1/relu", "block2/conv", "block2/relu", "fc"};
+static const char *y_names[] = {"layer1", "layer2", "layer3"};
+
+/* Runs the config with 1, 2 and 3 ranks into out1..out3 of dir. */
+static void check_ranks_and_oracle(const char *config, const char *out, const oracle_layer *x, int nx,
+                                   const oracle_layer *y, int ny, double tol, int64_t m, int epochs, int shuffle)
+{
+    result r[3];
+    for (int np = 1; np <= 3; np++) {
+        char *text, extra[256], outdir[1024];
+        snprintf(extra, sizeof extra, "--set output=%s%d", out, np);
+        int status = run_config(np, config, extra, &text);
+        ck_assert_msg(status == 0, "np=%d: %s", np, text);
+        ck_assert_ptr_nonnull(strstr(text, "wrote"));
+        free(text);
+        snprintf(outdir, sizeof outdir, "%s/%s%d", dir, out, np);
+        read_result(outdir, &r[np - 1]);
+    }
+    assert_same_bits(&r[0], &r[1], "1 vs 2 ranks");
+    assert_same_bits(&r[0], &r[2], "1 vs 3 ranks");
+    double ref[64];
+    oracle(x, nx, y, ny, m, epochs, shuffle, ref);
+    for (int k = 0; k < nx * ny; k++)
+        ck_assert_msg(fabs(r[0].cka[k] - ref[k]) <= tol, "cka[%d] = %.17g, oracle %.17g", k, r[0].cka[k], ref[k]);
+}
+
+START_TEST(x_vs_y_float64_across_ranks)
+{
+    oracle_layer x[5], y[3];
+    load_layers("x.h5", x_names, 5, x);
+    load_layers("y.h5", y_names, 3, y);
+    char *cfg = write_config("xy.yaml",
+                             "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
+                             "y:\n  file: y.h5\n  name: other\n  layers: [\"layer*\"]\n"
+                             "batch_size: 32\nprecision: float64\noutput: unused\n");
+    check_ranks_and_oracle("xy.yaml", "xy", x, 5, y, 3, 1e-9, 32, 1, 0);
+    for (int l = 0; l < 5; l++) free(x[l].data);
+    for (int l = 0; l < 3; l++) free(y[l].data);
+    free(cfg);
+}
+END_TEST
+
+START_TEST(self_float32_shuffled_two_epochs)
+{
+    oracle_layer x[5];
+    load_layers("x.h5", x_names, 5, x);
+    char *cfg = write_config("self.yaml",
+                             "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
+                             "batch_size: 40\nepochs: 2\nshuffle: true\nseed: 7\n"
+                             "precision: float32\noutput: unused\n");
+    check_ranks_and_oracle("self.yaml", "self", x, 5, x, 5, 1e-6, 40, 2, 1);
+    for (int l = 0; l < 5; l++) free(x[l].data);
+    free(cfg);
+}
+END_TEST
+
+/* The resolved config stored in cka.h5 reproduces the run bit for bit, and
+ * the CSV and the attributes say what was computed. */
+START_TEST(output_reproduces_and_describes_the_run)
+{
+    char *cfg = write_config("rep.yaml",
+                             "x:\n  file: x.h5\n  layers: [\"block1/*\"]\n"
+                             "y:\n  file: y.h5\n  layers: [layer1, layer3]\n"
+                             "batch_size: 16\nshuffle: yes\nseed: 3\noutput: first\n");
+    char *out;
+    ck_assert_int_eq(run_config(2, "rep.yaml", "--set epochs=2", &out), 0);
+    free(out);
+    char *h5 = in_dir("first/cka.h5");
+    char *config = tu_read_str_attr(h5, "config");
+    ck_assert_ptr_nonnull(config);
+    ck_assert_ptr_nonnull(strstr(config, "epochs: 2"));
+    ck_assert_int_eq(tu_read_int_attr(h5, "n"), 203);
+    ck_assert_int_eq(tu_read_int_attr(h5, "ranks"), 2);
+    ck_assert_int_eq(tu_read_int_attr(h5, "batches"), 2 * 13);
+    ck_assert_int_eq(tu_read_int_attr(h5, "epochs"), 2);
+    char *again = write_config("again.yaml", config);
+    ck_assert_int_eq(run_config(3, "again.yaml", "--set output=second", &out), 0);
+    free(out);
+    result a, b;
+    char *first = in_dir("first"), *second = in_dir("second");
+    read_result(first, &a);
+    read_result(second, &b);
+    assert_same_bits(&a, &b, "rerun from the stored config");
+    char *csv_path = in_dir("first/cka.csv");
+    FILE *f = fopen(csv_path, "r");
+    char line[1024];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "layer,layer1,layer3\n");
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert(strncmp(line, "block1/conv,", 12) == 0);
+    ck_assert_double_eq(strtod(line + 12, NULL), a.cka[0]); /* %.17g round-trips */
+    fclose(f);
+    free(csv_path), free(first), free(second), free(again), free(config), free(h5), free(cfg);
+}
+END_TEST
+
+/* A constant layer gives NaN in its row and a warning; others are fine. */
+START_TEST(dead_layer_gives_nan_and_a_warning)
+{
+    char *file = in_dir("dead.h5");
+    hsize_t dims[2] = {40, 3};
+    double data[120];
+    for (int k = 0; k < 120; k++) data[k] = 5.0;
+    tu_write_dataset(file, "dead", H5T_IEEE_F32LE, 2, dims, data);
+    for (int k = 0; k < 120; k++) data[k] = (double)((k * 37) % 11);
+    tu_write_dataset(file, "alive", H5T_IEEE_F32LE, 2, dims, data);
+    write_config("dead.yaml", "x:\n  file: dead.h5\n  layers: [alive, dead]\nbatch_size: 10\noutput: deadout\n");
+    char *out;
+    ck_assert_int_eq(run_config(2, "dead.yaml", NULL, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "layer 'dead'"));
+    ck_assert_int_eq(tu_count(out, "constant or dead layer"), 1);
+    free(out);
+    char *h5 = in_dir("deadout/cka.h5");
+    double cka[4];
+    ck_assert_int_eq(tu_read_doubles(h5, "cka", cka, 4), 4);
+    ck_assert_double_eq_tol(cka[0], 1.0, 1e-12);
+    ck_assert(isnan(cka[1]) && isnan(cka[2]) && isnan(cka[3]));
+    free(h5);
+    free(file);
+}
+END_TEST
+
+/* ---- bad input: a clear message naming the culprit, printed once, a
+ * non-zero exit, and no output folder ---- */
+
+static void expect_failure(const char *config_text, const char *extra, int status, const char *message)
+{
+    write_config("bad.yaml", config_text);
+    char *out;
+    int got = run_config(2, "bad.yaml", extra, &out);
+    ck_assert_msg(got == status, "exit %d, expected %d: %s", got, status, out);
+    ck_assert_msg(tu_count(out, message) == 1, "'%s' not printed once in: %s", message, out);
+    ck_assert_msg(tu_count(out, "mpicka: ") - tu_count(out, "mpicka: warning") == 1, "not one message: %s", out);
+    char *outdir = in_dir("badout");
+    ck_assert_msg(!tu_exists(outdir), "output folder left behind: %s", out);
+    free(outdir);
+    free(out);
+}
+
+static void write_special_inputs(void)
+{
+    char *file = in_dir("special.h5");
+    hsize_t d50[2] = {50, 4}, d49[2] = {49, 4}, d3[2] = {3, 4};
+    double data[200];
+    for (int k = 0; k < 200; k++) data[k] = (double)((k * 13) % 17);
+    tu_write_dataset(file, "fifty", H5T_IEEE_F32LE, 2, d50, data);
+    tu_write_dataset(file, "fortynine", H5T_IEEE_F32LE, 2, d49, data);
+    tu_write_dataset(file, "three", H5T_IEEE_F32LE, 2, d3, data);
+    data[37 * 4 + 2] = NAN;
+    tu_write_dataset(file, "with_nan", H5T_IEEE_F64LE, 2, d50, data);
+    hid_t fid = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT), str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 8);
+    hid_t space = H5Screate_simple(1, d50, NULL);
+    H5Dclose(H5Dcreate2(fid, "labels", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(space), H5Tclose(str), H5Fclose(fid);
+    free(file);
+}
+
+#define HEAD(file, layers) "x:\n  file: " file "\n  layers: " layers "\n"
+
+START_TEST(bad_inputs)
+{
+    write_special_inputs();
+    const char *out = "output: badout\n";
+    char text[1024];
+#define BAD(body, extra, status, msg)                                                      \
+    do {                                                                                   \
+        snprintf(text, sizeof text, "%s%s", body, out);                                    \
+        expect_failure(text, extra, status, msg);                                          \
+    } while (0)
+    BAD(HEAD("nope.h5", "[a]"), NULL, 3, "cannot open input 'nope.h5'");
+    BAD(HEAD("x.h5", "[\"zzz*\"]"), NULL, 3, "x.h5: layer pattern 'zzz*' matches no dataset");
+    BAD(HEAD("x.h5", "[fc, missing]"), NULL, 3, "x.h5: no dataset 'missing'");
+    BAD(HEAD("special.h5", "[labels]"), NULL, 3, "special.h5: dataset 'labels' is not numeric");
+    BAD(HEAD("special.h5", "[fifty, fortynine]"), NULL, 3, "'fortynine' has 49 examples but 'fifty' has 50");
+    BAD(HEAD("special.h5", "[fifty]") "y:\n  file: x.h5\n  layers: [fc]\n", NULL, 3, "x and y differ in examples");
+    BAD(HEAD("special.h5", "[three]"), NULL, 3, "'three' has 3 examples; at least 4 are needed");
+    BAD(HEAD("x.h5", "[fc]") "batch_size: 2\n", NULL, 2, "'batch_size' must be at least 4");
+    BAD(HEAD("x.h5", "[fc]") "batchsize: 8\n", NULL, 2, "did you mean 'batch_size'");
+    BAD(HEAD("x.h5", "[fc]") "epochs: two\n", NULL, 2, "'epochs' must be an integer");
+    BAD(HEAD("x.h5", "[fc]") "shuffle: [oops\n", NULL, 2, "malformed YAML");
+    BAD(HEAD("x.h5", "[fc]"), "--set batch_size=abc", 2, "'batch_size' must be an integer");
+    BAD(HEAD("x.h5", "[fc]"), "--set x.fil=a.h5", 2, "did you mean 'x.file'");
+    BAD(HEAD("special.h5", "[fifty, with_nan]") "batch_size: 16\n", NULL, 3,
+        "special.h5: dataset 'with_nan' holds NaN or Inf at example 37");
+#undef BAD
+}
+END_TEST
+
+START_TEST(bad_command_lines)
+{
+    char *o;
+    ck_assert_int_eq(tu_mpicka(2, dir, "run", &o), 2);
+    ck_assert_int_eq(tu_count(o, "missing CONFIG"), 1);
+    free(o);
+    ck_assert_int_eq(tu_mpicka(2, dir, "run no-such.yaml", &o), 4);
+    ck_assert_int_eq(tu_count(o, "no-such.yaml"), 1);
+    free(o);
+    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --frobnicate", &o), 2);
+    ck_assert_int_eq(tu_count(o, "unknown option '--frobnicate'"), 1);
+    free(o);
+    ck_assert_int_eq(tu_mpicka(1, dir, "run --help", &o), 0);
+    ck_assert_ptr_nonnull(strstr(o, "batch_size"));
+    free(o);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e");
+    TCase *tc = tcase_create("mpirun");
+    tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, x_vs_y_float64_across_ranks);
+    tcase_add_test(tc, self_float32_shuffled_two_epochs);
+    tcase_add_test(tc, output_reproduces_and_describes_the_run);
+    tcase_add_test(tc, dead_layer_gives_nan_and_a_warning);
+    tcase_add_test(tc, bad_inputs);
+    tcase_add_test(tc, bad_command_lines);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

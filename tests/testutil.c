@@ -57,12 +57,12 @@ int tu_run(const char *cmd, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int tu_mpicka(int np, const char *args, char **output)
+int tu_mpicka(int np, const char *cwd, const char *args, char **output)
 {
-    char *cmd = malloc(strlen(args) + 1024);
-    sprintf(cmd, "OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+    char *cmd = malloc(strlen(args) + strlen(cwd) + 1024);
+    sprintf(cmd, "cd '%s' && OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                  "OMPI_MCA_rmaps_base_oversubscribe=1 %s %s -np %d %s %s",
-            MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
+            cwd, MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
     int status = tu_run(cmd, output);
     free(cmd);
     return status;

@@ -15,8 +15,9 @@ char *tu_path(const char *dir, const char *name);  /* malloc'd dir/name */
 /* Run a shell command; returns its exit status, and its merged stdout and
  * stderr in *output (malloc'd) when output is not NULL. */
 int tu_run(const char *cmd, char **output);
-/* `mpirun -np N mpicka ARGS` (as root, oversubscribed, 1 BLAS thread). */
-int tu_mpicka(int np, const char *args, char **output);
+/* `mpirun -np N mpicka ARGS` in folder cwd (as root, oversubscribed, one
+ * BLAS thread per rank). */
+int tu_mpicka(int np, const char *cwd, const char *args, char **output);
 
 /* How many times needle occurs in hay. */
 int tu_count(const char *hay, const char *needle);
