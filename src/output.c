@@ -227,6 +227,13 @@ mk_err mk_output_write(const mk_result *r)
 
 #define MK_SUMMARY_MAX_COLS 12
 
+/* The last `width` characters of a layer path: their ends tell layers apart. */
+static const char *tail(const char *s, size_t width)
+{
+    size_t len = strlen(s);
+    return len > width ? s + len - width : s;
+}
+
 void mk_output_summary(FILE *out, const mk_result *r)
 {
     const mk_plan *p = r->plan;
@@ -236,6 +243,9 @@ void mk_output_summary(FILE *out, const mk_result *r)
             (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks,
             r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
     if (ny <= MK_SUMMARY_MAX_COLS) {
+        fprintf(out, "  %-24s", "");
+        for (int j = 0; j < ny; j++) fprintf(out, " %6.6s", tail(r->y->layers[j].path, 6));
+        fputc('\n', out);
         for (int i = 0; i < nx; i++) {
             fprintf(out, "  %-24.24s", r->x->layers[i].path);
             for (int j = 0; j < ny; j++) fprintf(out, " %6.3f", r->cka[i * ny + j]);

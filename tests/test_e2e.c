@@ -46,11 +46,11 @@ static void teardown(void)
     free(dir);
 }
 
-static char *write_config(const char *name, const char *text)
+static void write_config(const char *name, const char *text)
 {
     char *path = in_dir(name);
     tu_write_text(path, text);
-    return path;
+    free(path);
 }
 
 /* Run a config of dir, in dir, with np ranks; returns the exit status. */
@@ -150,14 +150,13 @@ START_TEST(x_vs_y_float64_across_ranks)
     oracle_layer x[5], y[3];
     load_layers("x.h5", x_names, 5, x);
     load_layers("y.h5", y_names, 3, y);
-    char *cfg = write_config("xy.yaml",
+    write_config("xy.yaml",
                              "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
                              "y:\n  file: y.h5\n  name: other\n  layers: [\"layer*\"]\n"
                              "batch_size: 32\nprecision: float64\noutput: unused\n");
     check_ranks_and_oracle("xy.yaml", "xy", x, 5, y, 3, 1e-9, 32, 1, 0);
     for (int l = 0; l < 5; l++) free(x[l].data);
     for (int l = 0; l < 3; l++) free(y[l].data);
-    free(cfg);
 }
 END_TEST
 
@@ -165,13 +164,12 @@ START_TEST(self_float32_shuffled_two_epochs)
 {
     oracle_layer x[5];
     load_layers("x.h5", x_names, 5, x);
-    char *cfg = write_config("self.yaml",
+    write_config("self.yaml",
                              "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
                              "batch_size: 40\nepochs: 2\nshuffle: true\nseed: 7\n"
                              "precision: float32\noutput: unused\n");
     check_ranks_and_oracle("self.yaml", "self", x, 5, x, 5, 1e-6, 40, 2, 1);
     for (int l = 0; l < 5; l++) free(x[l].data);
-    free(cfg);
 }
 END_TEST
 
@@ -179,7 +177,7 @@ END_TEST
  * the CSV and the attributes say what was computed. */
 START_TEST(output_reproduces_and_describes_the_run)
 {
-    char *cfg = write_config("rep.yaml",
+    write_config("rep.yaml",
                              "x:\n  file: x.h5\n  layers: [\"block1/*\"]\n"
                              "y:\n  file: y.h5\n  layers: [layer1, layer3]\n"
                              "batch_size: 16\nshuffle: yes\nseed: 3\noutput: first\n");
@@ -194,7 +192,7 @@ START_TEST(output_reproduces_and_describes_the_run)
     ck_assert_int_eq(tu_read_int_attr(h5, "ranks"), 2);
     ck_assert_int_eq(tu_read_int_attr(h5, "batches"), 2 * 13);
     ck_assert_int_eq(tu_read_int_attr(h5, "epochs"), 2);
-    char *again = write_config("again.yaml", config);
+    write_config("again.yaml", config);
     ck_assert_int_eq(run_config(3, "again.yaml", "--set output=second", &out), 0);
     free(out);
     result a, b;
@@ -211,7 +209,7 @@ START_TEST(output_reproduces_and_describes_the_run)
     ck_assert(strncmp(line, "block1/conv,", 12) == 0);
     ck_assert_double_eq(strtod(line + 12, NULL), a.cka[0]); /* %.17g round-trips */
     fclose(f);
-    free(csv_path), free(first), free(second), free(again), free(config), free(h5), free(cfg);
+    free(csv_path), free(first), free(second), free(config), free(h5);
 }
 END_TEST
 
@@ -296,10 +294,10 @@ START_TEST(bad_inputs)
     BAD(HEAD("special.h5", "[fifty, fortynine]"), NULL, 3, "'fortynine' has 49 examples but 'fifty' has 50");
     BAD(HEAD("special.h5", "[fifty]") "y:\n  file: x.h5\n  layers: [fc]\n", NULL, 3, "x and y differ in examples");
     BAD(HEAD("special.h5", "[three]"), NULL, 3, "'three' has 3 examples; at least 4 are needed");
-    BAD(HEAD("x.h5", "[fc]") "batch_size: 2\n", NULL, 2, "'batch_size' must be at least 4");
-    BAD(HEAD("x.h5", "[fc]") "batchsize: 8\n", NULL, 2, "did you mean 'batch_size'");
-    BAD(HEAD("x.h5", "[fc]") "epochs: two\n", NULL, 2, "'epochs' must be an integer");
-    BAD(HEAD("x.h5", "[fc]") "shuffle: [oops\n", NULL, 2, "malformed YAML");
+    BAD(HEAD("x.h5", "[fc]") "batch_size: 2\n", NULL, 2, "bad.yaml:4: 'batch_size' must be at least 4");
+    BAD(HEAD("x.h5", "[fc]") "batchsize: 8\n", NULL, 2, "bad.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)");
+    BAD(HEAD("x.h5", "[fc]") "epochs: two\n", NULL, 2, "bad.yaml:4: 'epochs' must be an integer");
+    BAD(HEAD("x.h5", "[fc]") "shuffle: [oops\n", NULL, 2, "bad.yaml:5:7: malformed YAML");
     BAD(HEAD("x.h5", "[fc]"), "--set batch_size=abc", 2, "'batch_size' must be an integer");
     BAD(HEAD("x.h5", "[fc]"), "--set x.fil=a.h5", 2, "did you mean 'x.file'");
     BAD(HEAD("special.h5", "[fifty, with_nan]") "batch_size: 16\n", NULL, 3,

@@ -36,12 +36,15 @@ typedef struct {
 
 /* Parse YAML text. `source` names it in messages (the config path). `sets` are
  * "dotted.key=VALUE" overrides applied after the file, VALUE parsed as YAML
- * (so "[a, b]" is a list). On error, cfg holds nothing to free and the message
- * names the source, line and key. */
+ * (so "[a, b]" is a list). cfg needs no initialisation; free it with
+ * mk_config_free. On error (MK_EUSAGE for a --set without KEY=VALUE shape,
+ * MK_ECONFIG otherwise) cfg is left zeroed and the message names the source,
+ * line and key, or the --set argument. */
 mk_err mk_config_parse(const char *text, size_t len, const char *source,
                        char *const *sets, int nsets, mk_config *cfg);
 
-/* Read a whole file into a NUL-terminated malloc'd buffer (for the config). */
+/* Read a config file into a NUL-terminated malloc'd buffer: MK_EIO when it
+ * cannot be read, MK_ECONFIG when it holds a NUL byte or exceeds 16 MiB. */
 mk_err mk_read_text_file(const char *path, char **text, size_t *len);
 
 void mk_config_free(mk_config *cfg);
