@@ -128,6 +128,7 @@ static void write_attrs(h5out *h, const mk_result *r)
     attr_int(h, "epochs", p->epochs);
     attr_int(h, "shuffle", p->shuffle);
     attr_raw(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
+    attr_int(h, "self", r->y == r->x);
     attr_int(h, "ranks", r->nranks);
     attr_int(h, "blas_threads", r->blas_threads);
     attr_raw(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
