@@ -6,7 +6,8 @@
 
 #define MK_MSG_MAX 2048
 
-static char msgbuf[MK_MSG_MAX];
+/* Per thread: the reader thread reports its own failures. */
+static _Thread_local char msgbuf[MK_MSG_MAX];
 
 mk_err mk_vfail(mk_err code, const char *fmt, va_list ap)
 {

@@ -22,7 +22,8 @@ static void usage(FILE *out)
 
 static int run_command(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided; /* the reader thread makes no MPI calls: FUNNELED is enough */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     mk_err err = mk_run_main(argc - 1, argv + 1);
     MPI_Finalize();
     return mk_exit_status(err);

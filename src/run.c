@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mpicka/accum.h"
@@ -14,11 +15,22 @@
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/plan.h"
+#include "mpicka/reader.h"
 #include "mpicka/source.h"
+
+/* Where the time goes, per rank, in seconds (reported by the summary and the
+ * benchmark; also stored in cka.h5). */
+enum {
+    PH_READ = MK_READER_READ, PH_CENTRE = MK_READER_CENTRE, PH_WAIT = MK_READER_WAIT, /* from the reader */
+    PH_GRAM = MK_READER_TIMES, PH_UCENTRE, PH_PAIRS, PH_SETUP, PH_REDUCE, PH_WRITE, PH_COUNT
+};
+static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
+                                                  "setup", "reduce", "write"};
 
 typedef struct {
     MPI_Comm comm;
     int rank, nranks;
+    double phase[PH_COUNT];
     mk_config cfg;
     mk_model x, y;        /* y unused when !cfg.has_y */
     const mk_model *ym;   /* &y, or &x for a self comparison */
@@ -30,9 +42,8 @@ typedef struct {
 /* Per-rank working memory for one minibatch. */
 typedef struct {
     mk_source *sx, *sy;
+    mk_reader *reader;
     mk_hsic_ws ws;
-    void *block;          /* m by p_max, float or double as read */
-    int64_t *rows;
     double *vx, *vy;      /* stacked U-centred Grams */
     double *leaf;         /* hxy | hxx | hyy of one batch */
     mk_accum *acc;
@@ -203,13 +214,6 @@ static mk_err setup(run_ctx *c)
 
 /* ---- the batches ---- */
 
-static int64_t max_features(const mk_model *model, int64_t p)
-{
-    for (int l = 0; l < model->nlayers; l++)
-        if (model->layers[l].p > p) p = model->layers[l].p;
-    return p;
-}
-
 static int64_t leaf_len(const run_ctx *c)
 {
     int64_t nx = c->x.nlayers, ny = c->ym->nlayers;
@@ -220,11 +224,9 @@ static mk_err alloc_mem(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     int64_t m = c->plan.m < c->plan.n ? c->plan.m : c->plan.n;
-    int64_t p = max_features(c->ym, max_features(&c->x, 1)), t = mk_tri_len(m);
-    MK_TRY(mk_hsic_ws_init(&b->ws, m, p, c->cfg.precision));
-    b->block = mk_malloc((size_t)(m * p) * sizeof(double), "a layer block", &err);
-    if (!err) b->rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
-    if (!err) b->vx = mk_malloc((size_t)(c->x.nlayers * t) * sizeof(double), "U-centred Grams of x", &err);
+    int64_t t = mk_tri_len(m);
+    MK_TRY(mk_hsic_ws_init(&b->ws, m, 0, c->cfg.precision)); /* the reader centres */
+    b->vx = mk_malloc((size_t)(c->x.nlayers * t) * sizeof(double), "U-centred Grams of x", &err);
     if (!err && c->cfg.has_y)
         b->vy = mk_malloc((size_t)(c->y.nlayers * t) * sizeof(double), "U-centred Grams of y", &err);
     if (!err) b->leaf = mk_malloc((size_t)leaf_len(c) * sizeof(double), "a batch's HSIC values", &err);
@@ -232,46 +234,62 @@ static mk_err alloc_mem(run_ctx *c, batch_mem *b)
     return err;
 }
 
-static void free_mem(batch_mem *b)
+static void free_mem(run_ctx *c, batch_mem *b)
 {
+    mk_reader_stop(b->reader, c->phase);
+    b->reader = NULL;
     mk_source_close(b->sx);
     mk_source_close(b->sy);
     mk_hsic_ws_free(&b->ws);
-    free(b->block);
-    free(b->rows);
     free(b->vx);
     free(b->vy);
     free(b->leaf);
     mk_accum_free(b->acc);
 }
 
-/* Each layer is read, centred and turned into its U-centred Gram at once, so
- * only one layer's activations are held at a time. */
-static mk_err model_rows(batch_mem *b, mk_source *src, const mk_model *model, int64_t m, double *v)
+static double lap(double *since)
 {
-    int64_t t = mk_tri_len(m);
-    for (int l = 0; l < model->nlayers; l++) {
-        const mk_layer *layer = &model->layers[l];
-        MK_TRY(mk_source_read(src, l, b->rows, m, b->block));
-        int64_t bad = mk_layer_row(&b->ws, b->block, layer->in_f32, m, layer->p, v + l * t);
-        if (bad >= 0)
-            return mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
-                           model->file, layer->path, (long long)b->rows[bad], (long long)b->rows[0],
-                           (long long)b->rows[m - 1]);
-    }
-    return MK_OK;
+    double now = MPI_Wtime(), dt = now - *since;
+    *since = now;
+    return dt;
 }
 
-static mk_err do_batch(run_ctx *c, batch_mem *b, int64_t g)
+/* A layer's block becomes its U-centred Gram at once, so only one layer's
+ * activations are held at a time (plus the one being read ahead). */
+static void layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
-    int64_t m = mk_plan_batch_size(&c->plan, g);
+    const mk_model *model = blk->model ? &c->y : &c->x;
+    const mk_layer *layer = &model->layers[blk->layer];
+    double clock = MPI_Wtime(), *v = (blk->model ? b->vy : b->vx) + blk->layer * mk_tri_len(blk->m);
+    mk_gram(&b->ws, blk->data, blk->m, layer->p);
+    c->phase[PH_GRAM] += lap(&clock);
+    mk_ucentre(&b->ws, blk->m, v);
+    c->phase[PH_UCENTRE] += lap(&clock);
+}
+
+static mk_err do_batch(run_ctx *c, batch_mem *b)
+{
     int nx = c->x.nlayers, ny = c->ym->nlayers;
-    mk_plan_batch_rows(&c->plan, g, b->rows);
-    MK_TRY(model_rows(b, b->sx, &c->x, m, b->vx));
-    if (c->cfg.has_y) MK_TRY(model_rows(b, b->sy, &c->y, m, b->vy));
-    double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx;
-    mk_pairs(b->vx, nx, b->vy, ny, m, hxy, hxx, hyy);
-    return mk_accum_add(b->acc, g, b->leaf);
+    mk_block blk;
+    for (int k = 0; k < nx + (c->cfg.has_y ? ny : 0); k++) {
+        MK_TRY(mk_reader_next(b->reader, &blk));
+        layer_row(c, b, &blk);
+    }
+    double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
+    mk_pairs(b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy);
+    mk_err err = mk_accum_add(b->acc, blk.g, b->leaf);
+    c->phase[PH_PAIRS] += lap(&clock);
+    return err;
+}
+
+static mk_err open_inputs(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
+{
+    MK_TRY(mk_source_open(&c->x, &b->sx));
+    if (c->cfg.has_y) MK_TRY(mk_source_open(&c->y, &b->sy));
+    mk_source *srcs[2] = {b->sx, b->sy};
+    const mk_model *models[2] = {&c->x, &c->y};
+    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, lo, hi,
+                           &b->reader);
 }
 
 /* All ranks step together, so that a failure on one rank (a NaN, a damaged
@@ -281,15 +299,34 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     int64_t lo, hi, steps = (c->plan.total + c->nranks - 1) / c->nranks;
     mk_plan_rank_range(&c->plan, c->rank, c->nranks, &lo, &hi);
     mk_err err = alloc_mem(c, b);
-    if (!err) err = mk_source_open(&c->x, &b->sx);
-    if (!err && c->cfg.has_y) err = mk_source_open(&c->y, &b->sy);
+    if (!err) err = open_inputs(c, b, lo, hi);
     MK_TRY(agree(c->comm, err));
-    for (int64_t s = 0; s < steps; s++)
-        MK_TRY(agree(c->comm, lo + s < hi ? do_batch(c, b, lo + s) : MK_OK));
+    c->phase[PH_SETUP] = MPI_Wtime() - c->t0;
+    for (int64_t s = 0; s < steps; s++) MK_TRY(agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK));
+    mk_reader_stop(b->reader, c->phase);
+    b->reader = NULL;
     return MK_OK;
 }
 
 /* ---- results (rank 0) ---- */
+
+/* Each phase's largest time over the ranks, and the largest peak memory. */
+static void report_phases(run_ctx *c)
+{
+    double worst[PH_COUNT];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss = ru.ru_maxrss, max_rss;
+    MPI_Reduce(c->phase, worst, PH_COUNT, MPI_DOUBLE, MPI_MAX, 0, c->comm);
+    MPI_Reduce(&rss, &max_rss, 1, MPI_LONG, MPI_MAX, 0, c->comm);
+    if (c->rank != 0) return;
+    char line[512];
+    int off = snprintf(line, sizeof line, "  time per phase (slowest rank):");
+    for (int p = 0; p < PH_COUNT; p++)
+        off += snprintf(line + off, sizeof line - (size_t)off, " %s %.3f s%s", phase_names[p], worst[p],
+                        p + 1 < PH_COUNT ? "," : "");
+    mk_info("%s; peak memory per rank %.1f MiB", line, (double)max_rss / 1024.0);
+}
 
 static void warn_dead(const mk_model *model, const double *h)
 {
@@ -323,10 +360,15 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     double *total = NULL;
     if (c->rank == 0) total = mk_malloc((size_t)leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     MK_TRY(agree(c->comm, err));
+    double clock = MPI_Wtime();
     err = mk_accum_reduce(b->acc, c->comm, total);
+    c->phase[PH_REDUCE] += lap(&clock);
     if (!err && c->rank == 0) err = finish(c, total);
+    c->phase[PH_WRITE] += lap(&clock);
     free(total);
-    return agree(c->comm, err);
+    MK_TRY(agree(c->comm, err));
+    report_phases(c);
+    return MK_OK;
 }
 
 /* ---- entry ---- */
@@ -345,7 +387,7 @@ static mk_err run(run_ctx *c, const run_args *a)
     if (!err) err = setup(c);
     if (!err) err = compute(c, &b);
     if (!err) err = reduce_and_write(c, &b);
-    free_mem(&b);
+    free_mem(c, &b);
     return err;
 }
 

@@ -173,16 +173,16 @@ START_TEST(non_finite_values_are_found)
     double x[24] = {0};
     for (int k = 0; k < 24; k++) x[k] = k;
     x[5 * p + 2] = NAN;
-    ck_assert_int_eq(mk_centre(&ws, x, 0, m, p), 5);
+    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x), 5);
     x[5 * p + 2] = 1.0;
     x[0] = -INFINITY;
-    ck_assert_int_eq(mk_centre(&ws, x, 0, m, p), 0);
+    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x), 0);
     float xf[24];
     for (int k = 0; k < 24; k++) xf[k] = (float)k;
     xf[7 * p] = INFINITY;
-    ck_assert_int_eq(mk_centre(&ws, xf, 1, m, p), 7);
+    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x), 7);
     xf[7 * p] = 2.0f;
-    ck_assert_int_eq(mk_centre(&ws, xf, 1, m, p), -1);
+    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x), -1);
     mk_hsic_ws_free(&ws);
 }
 END_TEST

@@ -23,7 +23,14 @@
 /* Length of one U-centred Gram row of V for a minibatch of m examples. */
 static inline int64_t mk_tri_len(int64_t m) { return m * (m - 1) / 2; }
 
-/* Scratch space for one layer of one minibatch (m <= m_max, p <= p_max). */
+static inline size_t mk_prec_size(mk_precision prec)
+{
+    return prec == MK_PREC_FLOAT32 ? sizeof(float) : sizeof(double);
+}
+
+/* Scratch space for one layer of one minibatch (m <= m_max, p <= p_max).
+ * With p_max = 0, only what the Gram and U-centring need (x and colmean are
+ * then NULL: the caller centres into a buffer of its own). */
 typedef struct {
     int64_t m_max, p_max;
     mk_precision prec;
@@ -37,12 +44,14 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
 void mk_hsic_ws_free(mk_hsic_ws *ws);
 
 /* Centre the columns of the m-by-p block `in` (float if in_f32, else double)
- * into ws->x. Returns -1, or the row of the first non-finite value (then
- * ws->x is unspecified). */
-int64_t mk_centre(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int64_t p);
+ * into `out` (m by p, precision prec), with colmean[p] as scratch. Returns
+ * -1, or the row of the first non-finite value (then out is unspecified). */
+int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *colmean,
+                  void *out);
 
-/* Gram of ws->x into ws->gram (upper triangle, row-major m-by-m). */
-void mk_gram(mk_hsic_ws *ws, int64_t m, int64_t p);
+/* Gram of the centred block x (m by p, precision ws->prec) into ws->gram
+ * (upper triangle, row-major m-by-m). */
+void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p);
 
 /* U-centre ws->gram and write its strict upper triangle (row by row) to v. */
 void mk_ucentre(mk_hsic_ws *ws, int64_t m, double *v);

@@ -1,0 +1,46 @@
+/* Read-ahead of a rank's layer blocks, in a thread of its own, so that
+ * reading, converting and centring the next block hide under the current
+ * Gram. Blocks are handed out centred (mk_centre), in the working precision.
+ *
+ * The blocks come in a fixed order: for each batch g in [lo, hi), the layers
+ * of x, then the layers of y. Two buffers alternate (double buffering): the
+ * thread fills one while the caller works on the other. Only the reader
+ * thread calls HDF5 between mk_reader_start and mk_reader_stop (the HDF5
+ * library is not built thread-safe). Not collective. */
+#ifndef MPICKA_READER_H
+#define MPICKA_READER_H
+
+#include <stdint.h>
+
+#include "mpicka/config.h"
+#include "mpicka/error.h"
+#include "mpicka/plan.h"
+#include "mpicka/source.h"
+
+typedef struct mk_reader mk_reader;
+
+typedef struct {
+    const void *data;     /* centred m by p block, in the working precision */
+    const int64_t *rows;  /* the batch's examples, ascending */
+    int64_t g;            /* global batch index */
+    int64_t m;            /* examples in the batch */
+    int model, layer;     /* model 0 (x) or 1 (y), layer index in it */
+} mk_block;
+
+/* nmodels is 1 or 2; the sources must stay open until mk_reader_stop. */
+mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
+                       const mk_model *const *models, int nmodels, int64_t lo, int64_t hi,
+                       mk_reader **reader);
+
+/* Wait for the next block (valid until the next call). A failed read, or
+ * NaN/Inf in the block, returns its error with the reader's message. */
+mk_err mk_reader_next(mk_reader *reader, mk_block *block);
+
+/* Seconds spent: reading and centring (in the reader thread), waiting (the caller). */
+enum { MK_READER_READ, MK_READER_CENTRE, MK_READER_WAIT, MK_READER_TIMES };
+
+/* Stop the thread (whether or not every block was taken) and free; adds the
+ * seconds spent to times[MK_READER_TIMES]. */
+void mk_reader_stop(mk_reader *reader, double *times);
+
+#endif

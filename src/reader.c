@@ -1,0 +1,209 @@
+#include "mpicka/reader.h"
+
+#include "mpicka/hsic.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NSLOT 2
+
+typedef struct {
+    void *data;           /* centred block, working precision */
+    int64_t *rows;
+    mk_err err;
+    char msg[1024];
+} slot;
+
+struct mk_reader {
+    const mk_plan *plan;
+    mk_precision prec;
+    void *raw;                    /* the block as read, before centring */
+    double *colmean;
+    mk_source *srcs[2];
+    const mk_model *models[2];
+    int nmodels, per_batch;       /* layers of all models */
+    int64_t lo, count;            /* blocks: count = (hi - lo) * per_batch */
+    slot slots[NSLOT];
+    int64_t filled, taken;        /* blocks read so far, handed out so far */
+    int stop;
+    double times[MK_READER_TIMES];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int started;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Block s of the sequence: which batch, model and layer. */
+static void locate(const mk_reader *r, int64_t s, int64_t *g, int *model, int *layer)
+{
+    *g = r->lo + s / r->per_batch;
+    int k = (int)(s % r->per_batch);
+    *model = 0;
+    while (k >= r->models[*model]->nlayers) k -= r->models[(*model)++]->nlayers;
+    *layer = k;
+}
+
+static void read_block(mk_reader *r, int64_t s, slot *sl)
+{
+    int64_t g;
+    int model, layer;
+    locate(r, s, &g, &model, &layer);
+    int64_t m = mk_plan_batch_size(r->plan, g);
+    if (model == 0 && layer == 0) mk_plan_batch_rows(r->plan, g, sl->rows);
+    else memcpy(sl->rows, r->slots[(s - 1) % NSLOT].rows, (size_t)m * sizeof(int64_t));
+    const mk_model *mod = r->models[model];
+    const mk_layer *lay = &mod->layers[layer];
+    double t0 = now();
+    sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, r->raw);
+    double t1 = now();
+    r->times[MK_READER_READ] += t1 - t0;
+    if (!sl->err) {
+        int64_t bad = mk_centre(r->raw, lay->in_f32, m, lay->p, r->prec, r->colmean, sl->data);
+        if (bad >= 0)
+            sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
+                              mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
+                              (long long)sl->rows[m - 1]);
+        r->times[MK_READER_CENTRE] += now() - t1;
+    }
+    if (sl->err) snprintf(sl->msg, sizeof sl->msg, "%s", mk_errmsg());
+}
+
+static void *run_reader(void *arg)
+{
+    mk_reader *r = arg;
+    for (int64_t s = 0; s < r->count; s++) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->stop && s - r->taken >= NSLOT - 1) pthread_cond_wait(&r->cv, &r->mu);
+        int stop = r->stop;
+        pthread_mutex_unlock(&r->mu);
+        if (stop) break;
+        slot *sl = &r->slots[s % NSLOT];
+        read_block(r, s, sl);
+        pthread_mutex_lock(&r->mu);
+        r->filled = s + 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        if (sl->err) break;
+    }
+    return NULL;
+}
+
+/* The largest block of any layer: as read (float or double) when prec < 0,
+ * else in precision prec. */
+static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m, int prec)
+{
+    size_t most = 0;
+    for (int i = 0; i < nmodels; i++)
+        for (int l = 0; l < models[i]->nlayers; l++) {
+            const mk_layer *layer = &models[i]->layers[l];
+            size_t size = prec >= 0 ? mk_prec_size((mk_precision)prec)
+                                    : layer->in_f32 ? sizeof(float) : sizeof(double);
+            if ((size_t)(m * layer->p) * size > most) most = (size_t)(m * layer->p) * size;
+        }
+    return most;
+}
+
+static void free_reader(mk_reader *r)
+{
+    free(r->raw);
+    free(r->colmean);
+    for (int i = 0; i < NSLOT; i++) {
+        free(r->slots[i].data);
+        free(r->slots[i].rows);
+    }
+    free(r);
+}
+
+static int64_t max_features(const mk_model *const *models, int nmodels)
+{
+    int64_t p = 1;
+    for (int i = 0; i < nmodels; i++)
+        for (int l = 0; l < models[i]->nlayers; l++)
+            if (models[i]->layers[l].p > p) p = models[i]->layers[l].p;
+    return p;
+}
+
+mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
+                       const mk_model *const *models, int nmodels, int64_t lo, int64_t hi, mk_reader **out)
+{
+    mk_err err = MK_OK;
+    mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
+    if (err) return err;
+    int64_t m = plan->m < plan->n ? plan->m : plan->n;
+    r->raw = mk_malloc(block_bytes(models, nmodels, m, -1), "a layer block", &err);
+    if (!err)
+        r->colmean = mk_malloc((size_t)max_features(models, nmodels) * sizeof(double), "column means", &err);
+    for (int i = 0; i < NSLOT && !err; i++) {
+        r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, (int)prec), "a centred block", &err);
+        if (!err) r->slots[i].rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
+    }
+    if (err) {
+        free_reader(r);
+        return err;
+    }
+    r->plan = plan;
+    r->prec = prec;
+    r->nmodels = nmodels;
+    r->lo = lo;
+    for (int i = 0; i < nmodels; i++) {
+        r->srcs[i] = srcs[i];
+        r->models[i] = models[i];
+        r->per_batch += models[i]->nlayers;
+    }
+    r->count = (hi - lo) * r->per_batch;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (pthread_create(&r->thread, NULL, run_reader, r) != 0) {
+        free_reader(r);
+        return mk_fail(MK_EINTERNAL, "cannot start the reader thread");
+    }
+    r->started = 1;
+    *out = r;
+    return MK_OK;
+}
+
+mk_err mk_reader_next(mk_reader *r, mk_block *b)
+{
+    pthread_mutex_lock(&r->mu);
+    int64_t t = r->taken++;
+    pthread_cond_broadcast(&r->cv); /* block t-1's buffer is free again */
+    double t0 = now();
+    while (r->filled <= t && t < r->count) pthread_cond_wait(&r->cv, &r->mu);
+    r->times[MK_READER_WAIT] += now() - t0;
+    pthread_mutex_unlock(&r->mu);
+    if (t >= r->count) return mk_fail(MK_EINTERNAL, "read past the last block");
+    const slot *sl = &r->slots[t % NSLOT];
+    if (sl->err) {
+        mk_set_errmsg(sl->msg);
+        return sl->err;
+    }
+    locate(r, t, &b->g, &b->model, &b->layer);
+    b->data = sl->data;
+    b->rows = sl->rows;
+    b->m = mk_plan_batch_size(r->plan, b->g);
+    return MK_OK;
+}
+
+void mk_reader_stop(mk_reader *r, double *times)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->started) pthread_join(r->thread, NULL);
+    for (int i = 0; i < MK_READER_TIMES; i++) times[i] += r->times[i];
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free_reader(r);
+}
