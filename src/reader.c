@@ -63,12 +63,14 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     else memcpy(sl->rows, r->slots[(s - 1) % NSLOT].rows, (size_t)m * sizeof(int64_t));
     const mk_model *mod = r->models[model];
     const mk_layer *lay = &mod->layers[layer];
+    /* Read straight into the slot and centre in place when the types agree. */
+    void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
     double t0 = now();
-    sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, r->raw);
+    sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
     double t1 = now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
-        int64_t bad = mk_centre(r->raw, lay->in_f32, m, lay->p, r->prec, r->colmean, sl->data);
+        int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, r->colmean, sl->data);
         if (bad >= 0)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
                               mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
@@ -98,16 +100,18 @@ static void *run_reader(void *arg)
     return NULL;
 }
 
-/* The largest block of any layer: as read (float or double) when prec < 0,
- * else in precision prec. */
-static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m, int prec)
+/* The largest block of any layer in precision prec or, with prec < 0, of
+ * the layers read as the other type than prec (0 when there is none). */
+static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m, mk_precision prec,
+                          int read_buffer)
 {
     size_t most = 0;
     for (int i = 0; i < nmodels; i++)
         for (int l = 0; l < models[i]->nlayers; l++) {
             const mk_layer *layer = &models[i]->layers[l];
-            size_t size = prec >= 0 ? mk_prec_size((mk_precision)prec)
-                                    : layer->in_f32 ? sizeof(float) : sizeof(double);
+            int other = layer->in_f32 != (prec == MK_PREC_FLOAT32);
+            size_t size = !read_buffer ? mk_prec_size(prec) : !other ? 0
+                          : layer->in_f32 ? sizeof(float) : sizeof(double);
             if ((size_t)(m * layer->p) * size > most) most = (size_t)(m * layer->p) * size;
         }
     return most;
@@ -140,11 +144,11 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
     if (err) return err;
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
-    r->raw = mk_malloc(block_bytes(models, nmodels, m, -1), "a layer block", &err);
+    r->raw = mk_malloc(block_bytes(models, nmodels, m, prec, 1), "a layer block", &err);
     if (!err)
         r->colmean = mk_malloc((size_t)max_features(models, nmodels) * sizeof(double), "column means", &err);
     for (int i = 0; i < NSLOT && !err; i++) {
-        r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, (int)prec), "a centred block", &err);
+        r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, prec, 0), "a centred block", &err);
         if (!err) r->slots[i].rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
     }
     if (err) {

@@ -44,8 +44,9 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
 void mk_hsic_ws_free(mk_hsic_ws *ws);
 
 /* Centre the columns of the m-by-p block `in` (float if in_f32, else double)
- * into `out` (m by p, precision prec), with colmean[p] as scratch. Returns
- * -1, or the row of the first non-finite value (then out is unspecified). */
+ * into `out` (m by p, precision prec; out may be in when the types agree),
+ * with colmean[p] as scratch. Returns -1, or the row of the first non-finite
+ * value (then out is unspecified). */
 int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *colmean,
                   void *out);
 
