@@ -391,6 +391,8 @@ static const key_spec keys[] = {
      .off = AT(precision), .help = "floating-point type of the computation"},
     {.path = "output", .kind = K_STRING, .required = 1, .off = AT(output),
      .help = "folder the results are written to"},
+    {.path = "progress_seconds", .kind = K_INT, .def = "30", .min = 0, .off = AT(progress_seconds),
+     .help = "seconds between progress lines in a log (0: a line per batch step)"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -45,15 +45,14 @@ static int64_t first_bad_row(const void *in, int in_f32, int64_t m, int64_t p)
     return -1;
 }
 
-/* One loop per input/output type pair, so that each vectorises. They work on
- * a strip of columns [j0, j0 + w) of an m-by-p block; out may be in (in-place
- * centring), hence no restrict on them. */
+/* One loop per input/output type pair, so that each vectorises. out may be
+ * in (in-place centring), hence no restrict on them. */
 #define MK_SUBTRACT(IN_T, OUT_T)                                                  \
     static void subtract_##IN_T##_##OUT_T(const IN_T *in, const double *restrict mean, int64_t m,   \
-                                          int64_t p, int64_t j0, int64_t w, OUT_T *out)        \
+                                          int64_t p, OUT_T *out)                  \
     {                                                                             \
         for (int64_t i = 0; i < m; i++)                                           \
-            for (int64_t j = j0; j < j0 + w; j++) out[i * p + j] = (OUT_T)(in[i * p + j] - mean[j]); \
+            for (int64_t j = 0; j < p; j++) out[i * p + j] = (OUT_T)(in[i * p + j] - mean[j]); \
     }
 MK_SUBTRACT(float, float)
 MK_SUBTRACT(float, double)
@@ -61,44 +60,31 @@ MK_SUBTRACT(double, float)
 MK_SUBTRACT(double, double)
 
 #define MK_COLSUM(IN_T)                                                           \
-    static void colsum_##IN_T(const IN_T *restrict in, int64_t m, int64_t p, int64_t j0, int64_t w, \
-                              double *restrict sum)                               \
+    static void colsum_##IN_T(const IN_T *restrict in, int64_t m, int64_t p, double *restrict sum) \
     {                                                                             \
-        for (int64_t j = j0; j < j0 + w; j++) sum[j] = 0.0;                       \
+        for (int64_t j = 0; j < p; j++) sum[j] = 0.0;                            \
         for (int64_t i = 0; i < m; i++)                                           \
-            for (int64_t j = j0; j < j0 + w; j++) sum[j] += in[i * p + j];        \
+            for (int64_t j = 0; j < p; j++) sum[j] += in[i * p + j];              \
     }
 MK_COLSUM(float)
 MK_COLSUM(double)
 
-static void subtract(const void *in, int in_f32, const double *mean, int64_t m, int64_t p, int64_t j0,
-                     int64_t w, int out_f32, void *out)
-{
-    if (in_f32 && out_f32) subtract_float_float(in, mean, m, p, j0, w, out);
-    if (in_f32 && !out_f32) subtract_float_double(in, mean, m, p, j0, w, out);
-    if (!in_f32 && out_f32) subtract_double_float(in, mean, m, p, j0, w, out);
-    if (!in_f32 && !out_f32) subtract_double_double(in, mean, m, p, j0, w, out);
-}
-
-/* Column strips of about 1 MiB, summed and then subtracted while still in
- * cache: wide layers (conv outputs) would otherwise be read from memory twice. */
 int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *mean,
                   void *out)
 {
-    int64_t strip = (1 << 20) / (m * 8);
-    strip = strip < 64 ? 64 : strip - strip % 16;
-    for (int64_t j0 = 0; j0 < p; j0 += strip) {
-        int64_t w = p - j0 < strip ? p - j0 : strip;
-        if (in_f32)
-            colsum_float(in, m, p, j0, w, mean);
-        else
-            colsum_double(in, m, p, j0, w, mean);
-        for (int64_t j = j0; j < j0 + w; j++) {
-            if (!isfinite(mean[j])) return first_bad_row(in, in_f32, m, p);
-            mean[j] /= (double)m;
-        }
-        subtract(in, in_f32, mean, m, p, j0, w, prec == MK_PREC_FLOAT32, out);
+    if (in_f32)
+        colsum_float(in, m, p, mean);
+    else
+        colsum_double(in, m, p, mean);
+    for (int64_t j = 0; j < p; j++) {
+        if (!isfinite(mean[j])) return first_bad_row(in, in_f32, m, p);
+        mean[j] /= (double)m;
     }
+    int out_f32 = prec == MK_PREC_FLOAT32;
+    if (in_f32 && out_f32) subtract_float_float(in, mean, m, p, out);
+    if (in_f32 && !out_f32) subtract_float_double(in, mean, m, p, out);
+    if (!in_f32 && out_f32) subtract_double_float(in, mean, m, p, out);
+    if (!in_f32 && !out_f32) subtract_double_double(in, mean, m, p, out);
     return -1;
 }
 

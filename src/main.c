@@ -5,7 +5,9 @@
 
 #include "mpicka/error.h"
 #include "mpicka/log.h"
+#include "mpicka/plot.h"
 #include "mpicka/run.h"
+#include "mpicka/show.h"
 #include "mpicka/synth.h"
 
 static void usage(FILE *out)
@@ -15,6 +17,8 @@ static void usage(FILE *out)
             "usage:\n"
             "  mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...   compute the CKA matrix\n"
             "  mpicka synth OUT.h5 [options]                        write synthetic activations\n"
+            "  mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options] draw the CKA matrix as a heatmap\n"
+            "  mpicka show RESULT.h5 [--format table|csv|json]      print the CKA matrix and its provenance\n"
             "  mpicka --version | --help\n\n"
             "Each subcommand takes --help.\n",
             MPICKA_VERSION);
@@ -47,6 +51,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return run_command(argc, argv);
     if (!strcmp(cmd, "synth")) {
         mk_err err = mk_synth_main(argc - 1, argv + 1);
+        mk_error_report(err);
+        return mk_exit_status(err);
+    }
+    if (!strcmp(cmd, "plot") || !strcmp(cmd, "show")) {
+        mk_err err = cmd[0] == 'p' ? mk_plot_main(argc - 1, argv + 1) : mk_show_main(argc - 1, argv + 1);
         mk_error_report(err);
         return mk_exit_status(err);
     }

@@ -15,6 +15,7 @@
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/plan.h"
+#include "mpicka/progress.h"
 #include "mpicka/reader.h"
 #include "mpicka/source.h"
 
@@ -35,6 +36,7 @@ typedef struct {
     mk_model x, y;        /* y unused when !cfg.has_y */
     const mk_model *ym;   /* &y, or &x for a self comparison */
     mk_plan plan;
+    int progress;         /* as in run_args */
     int created_output;
     double t0;
 } run_ctx;
@@ -57,6 +59,10 @@ static void usage(FILE *out)
             "one model with itself) from HDF5 activations; see the README.\n"
             "  --set KEY=VALUE   override a config key (dotted for nested keys), e.g.\n"
             "                    --set batch_size=512 --set x.file=acts.h5 --set 'x.layers=[a, b]'\n"
+            "  --progress MODE   bar (a live line for a terminal), lines (one every\n"
+            "                    progress_seconds, for a log) or none; default: bar when\n"
+            "                    stderr is a terminal, else lines (under mpirun: lines)\n"
+            "  -q, --quiet       --progress none (errors and the summary still print)\n"
             "  -h, --help        this text and the config keys\n\nConfig keys:\n");
     mk_config_print_reference(out);
 }
@@ -107,11 +113,24 @@ typedef struct {
     char **sets;
     int nsets;
     int help;
+    int progress; /* mk_progress_mode, or -1 for auto */
 } run_args;
+
+static mk_err parse_progress(const char *word, int *mode)
+{
+    static const char *const modes[] = {"none", "bar", "lines"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(word, modes[i])) {
+            *mode = i;
+            return MK_OK;
+        }
+    return mk_fail(MK_EUSAGE, "--progress %s: expected bar, lines or none", word);
+}
 
 static mk_err parse_args(int argc, char **argv, run_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->progress = -1;
     mk_err err = MK_OK;
     a->sets = mk_calloc((size_t)argc, sizeof *a->sets, "the --set list", &err);
     if (err) return err;
@@ -119,6 +138,11 @@ static mk_err parse_args(int argc, char **argv, run_args *a)
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             a->help = 1;
+        } else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
+            a->progress = MK_PROGRESS_NONE;
+        } else if (!strcmp(arg, "--progress")) {
+            if (i + 1 == argc) return mk_fail(MK_EUSAGE, "--progress needs bar, lines or none");
+            MK_TRY(parse_progress(argv[++i], &a->progress));
         } else if (!strcmp(arg, "--set")) {
             if (i + 1 == argc) return mk_fail(MK_EUSAGE, "--set needs KEY=VALUE");
             a->sets[a->nsets++] = argv[++i];
@@ -292,6 +316,13 @@ static mk_err open_inputs(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
                            &b->reader);
 }
 
+/* Batches done by all ranks together after `steps` lockstep steps. */
+static int64_t done_after(const run_ctx *c, int64_t steps)
+{
+    int64_t q = c->plan.total / c->nranks, r = c->plan.total % c->nranks;
+    return r * (steps < q + 1 ? steps : q + 1) + (c->nranks - r) * (steps < q ? steps : q);
+}
+
 /* All ranks step together, so that a failure on one rank (a NaN, a damaged
  * chunk) stops every rank at the same batch instead of leaving them waiting. */
 static mk_err compute(run_ctx *c, batch_mem *b)
@@ -302,7 +333,16 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     if (!err) err = open_inputs(c, b, lo, hi);
     MK_TRY(agree(c->comm, err));
     c->phase[PH_SETUP] = MPI_Wtime() - c->t0;
-    for (int64_t s = 0; s < steps; s++) MK_TRY(agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK));
+    mk_progress progress;
+    mk_progress_mode mode = c->progress >= 0 ? (mk_progress_mode)c->progress : mk_progress_auto(stderr);
+    mk_progress_start(&progress, stderr, c->rank == 0 ? mode : MK_PROGRESS_NONE, (double)c->cfg.progress_seconds,
+                      c->plan.total, c->plan.m);
+    for (int64_t s = 0; s < steps && !err; s++) {
+        err = agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK);
+        mk_progress_update(&progress, done_after(c, s + 1));
+    }
+    mk_progress_finish(&progress);
+    MK_TRY(err);
     mk_reader_stop(b->reader, c->phase);
     b->reader = NULL;
     return MK_OK;
@@ -400,6 +440,7 @@ mk_err mk_run_main(int argc, char **argv)
     mk_log_init(c.rank);
     c.t0 = MPI_Wtime();
     mk_err err = parse_args(argc, argv, &a);
+    c.progress = a.progress;
     if (!err && a.help && c.rank == 0) usage(stdout);
     if (!err && !a.help) {
         set_blas_threads();

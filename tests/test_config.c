@@ -94,6 +94,7 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     ck_assert(a->seed == b->seed);
     ck_assert_int_eq(a->precision, b->precision);
     ck_assert_str_eq(a->output, b->output);
+    ck_assert_int_eq(a->progress_seconds, b->progress_seconds);
 }
 
 /* cfg->resolved parses back to cfg and reproduces itself. */
@@ -614,7 +615,8 @@ START_TEST(resolved_text)
                                    "shuffle: false\n"
                                    "seed: 0\n"
                                    "precision: float64\n"
-                                   "output: \"out\"\n");
+                                   "output: \"out\"\n"
+                                   "progress_seconds: 30\n");
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
 }

@@ -239,6 +239,29 @@ START_TEST(dead_layer_gives_nan_and_a_warning)
 }
 END_TEST
 
+/* Progress: plain lines for a log, a live bar on request, nothing when quiet. */
+START_TEST(progress_in_every_mode)
+{
+    write_config("prog.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatch_size: 8\nprogress_seconds: 0\noutput: prog\n");
+    char *out;
+    ck_assert_int_eq(run_config(2, "prog.yaml", NULL, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "mpicka: progress: 25/25 batches (100%)"));
+    ck_assert_int_ge(tu_count(out, "mpicka: progress: "), 10);
+    ck_assert_ptr_nonnull(strstr(out, "examples/s"));
+    free(out);
+    ck_assert_int_eq(run_config(2, "prog.yaml", "--progress bar", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\r["));
+    ck_assert_ptr_nonnull(strstr(out, "\r\033[K")); /* the bar is cleared at the end */
+    ck_assert_int_eq(tu_count(out, "mpicka: progress: "), 0);
+    free(out);
+    ck_assert_int_eq(run_config(2, "prog.yaml", "--quiet", &out), 0);
+    ck_assert_int_eq(tu_count(out, "progress"), 0);
+    ck_assert_int_eq(tu_count(out, "\r["), 0);
+    ck_assert_ptr_nonnull(strstr(out, "wrote"));
+    free(out);
+}
+END_TEST
+
 /* ---- bad input: a clear message naming the culprit, printed once, a
  * non-zero exit, and no output folder ---- */
 
@@ -249,7 +272,8 @@ static void expect_failure(const char *config_text, const char *extra, int statu
     int got = run_config(2, "bad.yaml", extra, &out);
     ck_assert_msg(got == status, "exit %d, expected %d: %s", got, status, out);
     ck_assert_msg(tu_count(out, message) == 1, "'%s' not printed once in: %s", message, out);
-    ck_assert_msg(tu_count(out, "mpicka: ") - tu_count(out, "mpicka: warning") == 1, "not one message: %s", out);
+    int notes = tu_count(out, "mpicka: warning") + tu_count(out, "mpicka: progress");
+    ck_assert_msg(tu_count(out, "mpicka: ") - notes == 1, "not one message: %s", out);
     char *outdir = in_dir("badout");
     ck_assert_msg(!tu_exists(outdir), "output folder left behind: %s", out);
     free(outdir);
@@ -318,6 +342,9 @@ START_TEST(bad_command_lines)
     ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --frobnicate", &o), 2);
     ck_assert_int_eq(tu_count(o, "unknown option '--frobnicate'"), 1);
     free(o);
+    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --progress loud", &o), 2);
+    ck_assert_int_eq(tu_count(o, "--progress loud: expected bar, lines or none"), 1);
+    free(o);
     ck_assert_int_eq(tu_mpicka(1, dir, "run --help", &o), 0);
     ck_assert_ptr_nonnull(strstr(o, "batch_size"));
     free(o);
@@ -334,6 +361,7 @@ int main(void)
     tcase_add_test(tc, self_float32_shuffled_two_epochs);
     tcase_add_test(tc, output_reproduces_and_describes_the_run);
     tcase_add_test(tc, dead_layer_gives_nan_and_a_warning);
+    tcase_add_test(tc, progress_in_every_mode);
     tcase_add_test(tc, bad_inputs);
     tcase_add_test(tc, bad_command_lines);
     suite_add_tcase(s, tc);

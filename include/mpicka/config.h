@@ -31,6 +31,7 @@ typedef struct {
     uint64_t seed;         /* default 0 */
     mk_precision precision;/* default float64 */
     char *output;          /* output folder, required */
+    int64_t progress_seconds; /* >= 0, default 30: progress line interval in a log */
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
 

@@ -1,0 +1,96 @@
+/* Heatmaps of a CKA matrix, drawn with cairo into PNG, SVG or PDF.
+ *
+ * The renderer (mk_plot_layout_make, mk_plot_render) is pure: no MPI, no
+ * HDF5; it draws whatever matrix and labels it is given. mk_plot_result and
+ * mk_plot_main read a cka.h5 first (through mpicka/ckafile.h). Not collective:
+ * called by one process.
+ *
+ * Coordinates are figure units with the origin at the top left: pixels for
+ * PNG, points for SVG and PDF (the same numbers). */
+#ifndef MPICKA_PLOT_H
+#define MPICKA_PLOT_H
+
+#include "mpicka/error.h"
+
+typedef struct {
+    const char *title; /* NULL: "X vs Y" from the models' names ("X" for a self comparison); "": none */
+    const char *cmap;  /* magma (default), viridis, inferno, gray */
+    double vmin, vmax; /* the colour range; values outside it get its end colours (default 0, 1) */
+    int annotate;      /* cell values: -1 when the cells are large enough (default), 0 never, 1 always */
+    int half;          /* lower triangle only (j <= i): square matrices, for a self comparison */
+    int invert_y;      /* row 0 at the bottom */
+    int short_names;   /* 0: full layer paths; K > 0: their last K '/'-separated components */
+} mk_plot_opts;
+
+void mk_plot_opts_default(mk_plot_opts *opts);
+
+/* What to draw; nothing is copied or freed by the renderer. All strings must
+ * be UTF-8 (MK_EINPUT otherwise); mk_plot_result turns bytes of a cka.h5 that
+ * are not into '?'. */
+typedef struct {
+    int rows, cols;
+    const double *values;          /* rows by cols, row-major; NaN cells are grey, without a value */
+    const char *const *row_labels; /* rows names (the x layers), UTF-8 */
+    const char *const *col_labels; /* cols names (the y layers) */
+    const char *row_title;         /* axis titles: the models' names */
+    const char *col_title;
+    int self; /* a model against itself: default title is row_title alone */
+} mk_plot_data;
+
+/* One piece of text (labels and titles; not the cell values). Its box, w by
+ * h, has its top-left corner at (x, y) and is turned by angle radians about
+ * that corner (negative: counter-clockwise on the page); quad holds the
+ * box's four corners (x0,y0, x1,y1, x2,y2, x3,y3) in figure units. */
+typedef struct {
+    char *text;
+    double x, y, w, h, angle, size;
+    int bold;
+    double quad[8];
+} mk_plot_text;
+
+/* Where everything goes. Cell (i, j) has its top-left corner at
+ * mk_plot_cell_origin() and side `cell`. */
+typedef struct {
+    int rows, cols, invert_y, half;
+    double width, height;              /* figure size, whole units */
+    double x0, y0, cell;               /* heatmap's top-left corner and cell side */
+    double bar_x, bar_y, bar_w, bar_h; /* colour bar; vmax at the top */
+    double label_size;                 /* font size of the layer labels */
+    double value_size;                 /* font size of cell values; 0: values not drawn */
+    int row_step, col_step;            /* every k-th layer label is drawn (1: all) */
+    double col_angle;                  /* column labels' turn in degrees: 0, 45 or 90 */
+    mk_plot_text *texts;               /* labels, ticks and titles */
+    int ntexts;
+    double *ticks; /* colour bar tick values */
+    int nticks;
+    int tick_decimals;
+} mk_plot_layout;
+
+/* Lay out the figure for data and opts (sizes measured with cairo). The
+ * caller frees it with mk_plot_layout_free. */
+mk_err mk_plot_layout_make(const mk_plot_data *data, const mk_plot_opts *opts, mk_plot_layout *layout);
+void mk_plot_layout_free(mk_plot_layout *layout);
+void mk_plot_cell_origin(const mk_plot_layout *layout, int i, int j, double *x, double *y);
+
+/* The colour of value t in [0, 1] (clamped) for cmap, as r, g, b in [0, 1];
+ * returns MK_EUSAGE naming cmap when it is unknown. */
+mk_err mk_plot_cmap(const char *cmap, double t, double rgb[3]);
+/* The grey of NaN cells, r = g = b. */
+double mk_plot_nan_grey(void);
+
+/* Draw the heatmap into out_path; the format follows its extension (.png,
+ * .svg or .pdf, any case; another one is MK_EUSAGE). Written under a
+ * temporary name in the same folder and renamed, so out_path is either the
+ * old file or the complete new one. SVG and PDF carry the title and every
+ * layer name as metadata (SVG <title> and <desc>; PDF Title, Subject and
+ * Keywords), since cairo draws the labels as glyph outlines. */
+mk_err mk_plot_render(const mk_plot_data *data, const mk_plot_opts *opts, const char *out_path);
+
+/* Read cka.h5 at h5path and render it. opts->half needs a result whose
+ * `self` attribute is 1. */
+mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path);
+
+/* `mpicka plot RESULT.h5 -o FIG [options]`; argv[0] is "plot". */
+mk_err mk_plot_main(int argc, char **argv);
+
+#endif

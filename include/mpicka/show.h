@@ -1,0 +1,26 @@
+/* `mpicka show`: a cka.h5 as a table, CSV or JSON on stdout. Not MPI. */
+#ifndef MPICKA_SHOW_H
+#define MPICKA_SHOW_H
+
+#include <stdio.h>
+
+#include "mpicka/ckafile.h"
+#include "mpicka/error.h"
+
+typedef enum { MK_SHOW_TABLE, MK_SHOW_CSV, MK_SHOW_JSON } mk_show_format;
+
+/* Writes f to out:
+ * - MK_SHOW_TABLE: the matrix with 3 decimals ("nan" for NaN), aligned, layer
+ *   names as row labels and column headers (long ones cut to their ends),
+ *   split into blocks of columns no wider than width characters; then the
+ *   provenance (models, files, sizes, run, version, time) and the stored config.
+ * - MK_SHOW_CSV: exactly what cka.csv holds: "layer,<y names>", then
+ *   "<x name>,<values %.17g>" rows, RFC 4180 quoting.
+ * - MK_SHOW_JSON: {"x_layers": [...], "y_layers": [...], "cka": [[...], ...],
+ *   "attributes": {...}}, NaN and infinities as null, %.17g numbers. */
+mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width);
+
+/* `mpicka show RESULT.h5 [--format table|csv|json]`; argv[0] is "show". */
+mk_err mk_show_main(int argc, char **argv);
+
+#endif

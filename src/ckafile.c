@@ -1,0 +1,326 @@
+/* Reading cka.h5 back (format in README, "Output"; contract in ckafile.h). */
+#include "mpicka/ckafile.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CKAFILE_MAX_LAYERS 10000000
+
+/* ---- strings ------------------------------------------------------------ */
+
+static char *dup_text(const char *s, size_t len, mk_err *err)
+{
+    char *copy = mk_malloc(len + 1, "a string from cka.h5", err);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+/* n strings of a string dataset, variable-length or fixed, into out[0..n). */
+static mk_err read_vlen_strings(hid_t dset, hid_t ftype, int n, char **out)
+{
+    mk_err err = MK_OK;
+    char **raw = mk_calloc((size_t)n, sizeof *raw, "layer names", &err);
+    if (!raw) return err;
+    hid_t space = H5Dget_space(dset);
+    if (H5Dread(dset, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        free(raw);
+        H5Sclose(space);
+        return MK_EIO;
+    }
+    for (int k = 0; k < n && !err; k++)
+        out[k] = dup_text(raw[k] ? raw[k] : "", raw[k] ? strlen(raw[k]) : 0, &err);
+    H5Dvlen_reclaim(ftype, space, H5P_DEFAULT, raw);
+    H5Sclose(space);
+    free(raw);
+    return err;
+}
+
+static mk_err read_fixed_strings(hid_t dset, hid_t ftype, int n, char **out)
+{
+    mk_err err = MK_OK;
+    size_t size = H5Tget_size(ftype);
+    char *raw = mk_malloc((size_t)n * size, "layer names", &err);
+    if (!raw) return err;
+    if (H5Dread(dset, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        free(raw);
+        return MK_EIO;
+    }
+    for (int k = 0; k < n && !err; k++)
+        out[k] = dup_text(raw + (size_t)k * size, strnlen(raw + (size_t)k * size, size), &err);
+    free(raw);
+    return err;
+}
+
+/* ---- datasets ----------------------------------------------------------- */
+
+static mk_err open_dataset(hid_t fid, const char *path, const char *name, const char *what, hid_t *dset)
+{
+    if (H5Lexists(fid, name, H5P_DEFAULT) <= 0)
+        return mk_fail(MK_EINPUT, "'%s': not an mpicka result: no dataset /%s (%s)", path, name, what);
+    *dset = H5Dopen2(fid, name, H5P_DEFAULT);
+    if (*dset < 0) return mk_fail(MK_EINPUT, "'%s': /%s (%s) is not a dataset", path, name, what);
+    return MK_OK;
+}
+
+/* The dimensions of dset (rank must be `rank`), as ints in [1, CKAFILE_MAX_LAYERS]. */
+static mk_err dataset_dims(hid_t dset, const char *path, const char *name, int rank, int *dims)
+{
+    hid_t space = H5Dget_space(dset);
+    hsize_t d[2] = {0, 0};
+    int got = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (got == rank) H5Sget_simple_extent_dims(space, d, NULL);
+    if (space >= 0) H5Sclose(space);
+    if (got != rank)
+        return mk_fail(MK_EINPUT, "'%s': /%s has %d dimension(s), expected %d", path, name, got, rank);
+    for (int k = 0; k < rank; k++) {
+        if (d[k] < 1 || d[k] > CKAFILE_MAX_LAYERS)
+            return mk_fail(MK_EINPUT, "'%s': /%s has %llu layers along dimension %d, expected 1 to %d", path,
+                           name, (unsigned long long)d[k], k + 1, CKAFILE_MAX_LAYERS);
+        dims[k] = (int)d[k];
+    }
+    return MK_OK;
+}
+
+static mk_err read_matrix(hid_t fid, const char *path, mk_ckafile *f)
+{
+    hid_t dset = -1, type = -1;
+    int dims[2];
+    mk_err err;
+    MK_TRY(open_dataset(fid, path, "cka", "the CKA matrix", &dset));
+    type = H5Dget_type(dset);
+    if (H5Tget_class(type) != H5T_FLOAT) {
+        err = mk_fail(MK_EINPUT, "'%s': /cka is not a floating-point dataset", path);
+        goto done;
+    }
+    MK_GOTO(dataset_dims(dset, path, "cka", 2, dims), done);
+    f->nx = dims[0];
+    f->ny = dims[1];
+    err = MK_OK;
+    f->cka = mk_malloc((size_t)dims[0] * (size_t)dims[1] * sizeof *f->cka, "the CKA matrix", &err);
+    if (!err && H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->cka) < 0)
+        err = mk_fail(MK_EIO, "'%s': cannot read /cka", path);
+done:
+    if (type >= 0) H5Tclose(type);
+    H5Dclose(dset);
+    return err;
+}
+
+static mk_err read_names(hid_t fid, const char *path, const char *name, int expect, const char *axis,
+                         char ***out)
+{
+    hid_t dset = -1, type = -1;
+    int n;
+    mk_err err;
+    MK_TRY(open_dataset(fid, path, name, "layer names", &dset));
+    type = H5Dget_type(dset);
+    if (H5Tget_class(type) != H5T_STRING) {
+        err = mk_fail(MK_EINPUT, "'%s': /%s is not a dataset of strings", path, name);
+        goto done;
+    }
+    MK_GOTO(dataset_dims(dset, path, name, 1, &n), done);
+    if (n != expect) {
+        err = mk_fail(MK_EINPUT, "'%s': /%s has %d names but /cka has %d %s", path, name, n, expect, axis);
+        goto done;
+    }
+    err = MK_OK;
+    *out = mk_calloc((size_t)n, sizeof **out, "layer names", &err);
+    if (!err)
+        err = H5Tis_variable_str(type) > 0 ? read_vlen_strings(dset, type, n, *out)
+                                           : read_fixed_strings(dset, type, n, *out);
+    if (err == MK_EIO) err = mk_fail(MK_EIO, "'%s': cannot read /%s", path, name);
+done:
+    if (type >= 0) H5Tclose(type);
+    H5Dclose(dset);
+    return err;
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+struct attr_list {
+    const char *path;
+    mk_attr *items;
+    int n, cap;
+    mk_err err;
+};
+
+static mk_err read_text_attr(hid_t attr, hid_t type, mk_attr *a)
+{
+    mk_err err = MK_OK;
+    if (H5Tis_variable_str(type) > 0) {
+        char *value = NULL;
+        if (H5Aread(attr, type, &value) < 0) return MK_EIO;
+        a->text = dup_text(value ? value : "", value ? strlen(value) : 0, &err);
+        H5free_memory(value);
+        return err;
+    }
+    size_t size = H5Tget_size(type);
+    char *raw = mk_calloc(size + 1, 1, "an attribute", &err);
+    if (raw && H5Aread(attr, type, raw) < 0) err = MK_EIO;
+    if (!err) a->text = dup_text(raw, strnlen(raw, size), &err);
+    free(raw);
+    return err;
+}
+
+/* Reads a scalar numeric or string attribute; *kept is 0 for other kinds. */
+static mk_err read_attr_value(hid_t attr, mk_attr *a, int *kept)
+{
+    hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+    H5T_class_t cls = H5Tget_class(type);
+    mk_err err = MK_OK;
+    *kept = H5Sget_simple_extent_npoints(space) == 1;
+    if (*kept && cls == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_NONE) {
+        a->kind = MK_ATTR_UINT;
+        if (H5Aread(attr, H5T_NATIVE_UINT64, &a->u) < 0) err = MK_EIO;
+    } else if (*kept && cls == H5T_INTEGER) {
+        a->kind = MK_ATTR_INT;
+        if (H5Aread(attr, H5T_NATIVE_INT64, &a->i) < 0) err = MK_EIO;
+    } else if (*kept && cls == H5T_FLOAT) {
+        a->kind = MK_ATTR_REAL;
+        if (H5Aread(attr, H5T_NATIVE_DOUBLE, &a->r) < 0) err = MK_EIO;
+    } else if (*kept && cls == H5T_STRING) {
+        a->kind = MK_ATTR_TEXT;
+        err = read_text_attr(attr, type, a);
+    } else {
+        *kept = 0;
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    return err;
+}
+
+static mk_err grow(struct attr_list *l)
+{
+    if (l->n < l->cap) return MK_OK;
+    int cap = l->cap ? 2 * l->cap : 32;
+    mk_attr *items = realloc(l->items, (size_t)cap * sizeof *items);
+    if (!items) return mk_fail(MK_ENOMEM, "cannot allocate the attributes of '%s'", l->path);
+    l->items = items;
+    l->cap = cap;
+    return MK_OK;
+}
+
+static herr_t attr_visit(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    struct attr_list *l = data;
+    if ((l->err = grow(l)) != MK_OK) return -1;
+    mk_attr *a = &l->items[l->n];
+    memset(a, 0, sizeof *a);
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    int kept = 0;
+    l->err = attr < 0 ? MK_EIO : read_attr_value(attr, a, &kept);
+    if (attr >= 0) H5Aclose(attr);
+    if (l->err == MK_EIO) l->err = mk_fail(MK_EIO, "'%s': cannot read attribute '%s'", l->path, name);
+    if (!l->err && kept) a->name = dup_text(name, strlen(name), &l->err);
+    if (a->name)
+        l->n++;
+    else
+        free(a->text);
+    return l->err ? -1 : 0;
+}
+
+static mk_err read_attrs(hid_t fid, const char *path, mk_ckafile *f)
+{
+    struct attr_list l = {path, NULL, 0, 0, MK_OK};
+    herr_t status = H5Aiterate2(fid, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_visit, &l);
+    f->attrs = l.items;
+    f->nattrs = l.n;
+    if (l.err) return l.err;
+    if (status < 0) return mk_fail(MK_EIO, "'%s': cannot list the attributes", path);
+    return MK_OK;
+}
+
+static mk_err require_attrs(const char *path, const mk_ckafile *f)
+{
+    static const char *const texts[] = {"x_name", "y_name"};
+    for (int k = 0; k < 2; k++)
+        if (!mk_ckafile_text(f, texts[k]))
+            return mk_fail(MK_EINPUT, "'%s': not an mpicka result: no string attribute '%s' (a model's name)",
+                           path, texts[k]);
+    const mk_attr *self = mk_ckafile_attr(f, "self");
+    if (self && self->kind != MK_ATTR_INT && self->kind != MK_ATTR_UINT)
+        return mk_fail(MK_EINPUT, "'%s': attribute 'self' is not an integer", path);
+    return MK_OK;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static mk_err open_file(const char *path, hid_t *fid)
+{
+    if (access(path, R_OK) != 0) return mk_fail(MK_EINPUT, "cannot open '%s': %s", path, strerror(errno));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages name the file */
+    if (H5Fis_hdf5(path) <= 0)
+        return mk_fail(MK_EINPUT, "'%s' is not an HDF5 file (expected a cka.h5 written by mpicka run)", path);
+    *fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*fid < 0) return mk_fail(MK_EIO, "cannot open the HDF5 file '%s'", path);
+    return MK_OK;
+}
+
+mk_err mk_ckafile_read(const char *path, mk_ckafile *f)
+{
+    hid_t fid = -1;
+    mk_err err;
+    memset(f, 0, sizeof *f);
+    MK_TRY(open_file(path, &fid));
+    MK_GOTO(read_matrix(fid, path, f), done);
+    MK_GOTO(read_names(fid, path, "x_layers", f->nx, "rows", &f->x_layers), done);
+    MK_GOTO(read_names(fid, path, "y_layers", f->ny, "columns", &f->y_layers), done);
+    MK_GOTO(read_attrs(fid, path, f), done);
+    err = require_attrs(path, f);
+done:
+    H5Fclose(fid);
+    return err;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int k = 0; names && k < n; k++) free(names[k]);
+    free(names);
+}
+
+void mk_ckafile_free(mk_ckafile *f)
+{
+    free(f->cka);
+    free_names(f->x_layers, f->nx);
+    free_names(f->y_layers, f->ny);
+    for (int k = 0; k < f->nattrs; k++) {
+        free(f->attrs[k].name);
+        free(f->attrs[k].text);
+    }
+    free(f->attrs);
+    memset(f, 0, sizeof *f);
+}
+
+const mk_attr *mk_ckafile_attr(const mk_ckafile *f, const char *name)
+{
+    for (int k = 0; k < f->nattrs; k++)
+        if (strcmp(f->attrs[k].name, name) == 0) return &f->attrs[k];
+    return NULL;
+}
+
+const char *mk_ckafile_text(const mk_ckafile *f, const char *name)
+{
+    const mk_attr *a = mk_ckafile_attr(f, name);
+    return a && a->kind == MK_ATTR_TEXT ? a->text : NULL;
+}
+
+static int same_text(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+int mk_ckafile_self(const mk_ckafile *f)
+{
+    const mk_attr *a = mk_ckafile_attr(f, "self");
+    if (a && a->kind == MK_ATTR_INT) return a->i == 1;
+    if (a && a->kind == MK_ATTR_UINT) return a->u == 1;
+    if (f->nx != f->ny || !same_text(mk_ckafile_text(f, "x_name"), mk_ckafile_text(f, "y_name")) ||
+        !same_text(mk_ckafile_text(f, "x_file"), mk_ckafile_text(f, "y_file")))
+        return 0;
+    for (int k = 0; k < f->nx; k++)
+        if (strcmp(f->x_layers[k], f->y_layers[k]) != 0) return 0;
+    return 1;
+}

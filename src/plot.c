@@ -1,0 +1,581 @@
+/* Heatmap layout and colour maps (contract in mpicka/plot.h).
+ *
+ * Everything is placed in heatmap coordinates first (cell (0, 0) of the
+ * display at the origin), each text measured with cairo; titles go where
+ * nothing already placed is in their way; the bounding box of the whole then
+ * fixes the figure size and the final shift. Labels never overlap: a row
+ * label is at most one cell high, column labels turn from 0 to 45 to 90
+ * degrees as cells narrow, and every k-th label is kept when even that is
+ * too tight. */
+#include "plot_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CELL_MIN 12.0
+#define CELL_MAX 60.0
+#define CELL_FLOOR 2.0
+#define HEATMAP_TARGET 720.0 /* the side aimed at, within the cell bounds */
+#define HEATMAP_MAX 3000.0   /* past it cells go below CELL_MIN and labels thin out */
+#define HEATMAP_MAX_ANNOTATED 12000.0
+#define FIGURE_MAX 32000.0 /* cairo's image surfaces stop at 32767 */
+#define LABEL_SIZE_MAX 12.0
+#define LABEL_SIZE_MIN 7.0
+#define VALUE_SIZE_MIN 8.0 /* smallest legible cell value */
+#define VALUE_SIZE_MAX 13.0
+#define TICK_SIZE 11.0
+#define AXIS_SIZE 13.0
+#define TITLE_SIZE 16.0
+#define TICK_LEN MK__PLOT_TICK_LEN
+#define GAP 4.0
+#define MARGIN 12.0
+#define BAR_GAP 18.0
+#define BAR_W 16.0
+#define BAR_MIN_H 120.0
+#define BAR_MAX_TICKS 6
+#define PLOT_PI 3.14159265358979323846
+
+/* ---- colour maps ----------------------------------------------------------
+ * magma, inferno and viridis are matplotlib's maps (Smith and van der Walt,
+ * 2015). Our own tables, not copied code: each holds the map's published sRGB
+ * colour sampled at the 11 points t = 0, 0.1, ..., 1 (the 11-colour lists
+ * that viridisLite and others print), and colours in between are interpolated
+ * linearly in sRGB, a close approximation of the 256-entry originals. */
+
+static const unsigned char magma[][3] = {{0x00, 0x00, 0x04}, {0x15, 0x0e, 0x37}, {0x3b, 0x0f, 0x70},
+                                         {0x64, 0x1a, 0x80}, {0x8c, 0x29, 0x81}, {0xb6, 0x36, 0x79},
+                                         {0xde, 0x49, 0x68}, {0xf7, 0x6f, 0x5c}, {0xfe, 0x9f, 0x6d},
+                                         {0xfe, 0xce, 0x91}, {0xfc, 0xfd, 0xbf}};
+static const unsigned char inferno[][3] = {{0x00, 0x00, 0x04}, {0x17, 0x0c, 0x3a}, {0x42, 0x0a, 0x68},
+                                           {0x6b, 0x18, 0x6e}, {0x93, 0x26, 0x67}, {0xbb, 0x37, 0x54},
+                                           {0xdd, 0x51, 0x3a}, {0xf3, 0x77, 0x1a}, {0xfc, 0xa5, 0x0a},
+                                           {0xf6, 0xd6, 0x45}, {0xfc, 0xff, 0xa4}};
+static const unsigned char viridis[][3] = {{0x44, 0x01, 0x54}, {0x48, 0x25, 0x76}, {0x41, 0x44, 0x87},
+                                           {0x35, 0x60, 0x8d}, {0x2a, 0x78, 0x8e}, {0x21, 0x90, 0x8c},
+                                           {0x22, 0xa8, 0x84}, {0x43, 0xbf, 0x71}, {0x7a, 0xd1, 0x51},
+                                           {0xbb, 0xdf, 0x27}, {0xfd, 0xe7, 0x25}};
+static const unsigned char gray[][3] = {{0, 0, 0}, {255, 255, 255}};
+
+static const struct {
+    const char *name;
+    const unsigned char (*anchors)[3];
+    int count;
+} cmaps[] = {{"magma", magma, 11}, {"viridis", viridis, 11}, {"inferno", inferno, 11}, {"gray", gray, 2}};
+
+int mk__plot_cmap_anchors(const char *cmap, const unsigned char (**anchors)[3])
+{
+    for (size_t k = 0; k < sizeof cmaps / sizeof cmaps[0]; k++)
+        if (strcmp(cmaps[k].name, cmap) == 0) {
+            *anchors = cmaps[k].anchors;
+            return cmaps[k].count;
+        }
+    return 0;
+}
+
+mk_err mk_plot_cmap(const char *cmap, double t, double rgb[3])
+{
+    const unsigned char(*a)[3];
+    int count = mk__plot_cmap_anchors(cmap, &a);
+    if (!count)
+        return mk_fail(MK_EUSAGE, "unknown colour map '%s' (use magma, viridis, inferno or gray)", cmap);
+    double s = (isnan(t) ? 0.0 : fmin(fmax(t, 0.0), 1.0)) * (count - 1);
+    int k = (int)s < count - 1 ? (int)s : count - 2;
+    double f = s - k;
+    for (int c = 0; c < 3; c++) rgb[c] = ((1.0 - f) * a[k][c] + f * a[k + 1][c]) / 255.0;
+    return MK_OK;
+}
+
+double mk_plot_nan_grey(void) { return 191.0 / 255.0; }
+
+void mk_plot_opts_default(mk_plot_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cmap = "magma";
+    o->vmin = 0.0;
+    o->vmax = 1.0;
+    o->annotate = -1;
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s, 0 if s starts an invalid one. */
+static int utf8_seq(const unsigned char *s)
+{
+    int n = s[0] < 0x80                    ? 1
+            : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+            : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                           : 0;
+    for (int k = 1; k < n; k++)
+        if ((s[k] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+int mk__plot_utf8_fix(char *s)
+{
+    int fixed = 0;
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = utf8_seq(p);
+        if (n == 0) {
+            *p++ = '?';
+            fixed++;
+        } else {
+            p += n;
+        }
+    }
+    return fixed;
+}
+
+static int utf8_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_seq(p);
+        if (n == 0) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+void mk__plot_font(cairo_t *cr, double size, int bold)
+{
+    cairo_font_options_t *fo = cairo_font_options_create();
+    cairo_font_options_set_hint_metrics(fo, CAIRO_HINT_METRICS_OFF);
+    cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_NONE);
+    cairo_set_font_options(cr, fo);
+    cairo_font_options_destroy(fo);
+    cairo_select_font_face(cr, MK__PLOT_FONT, CAIRO_FONT_SLANT_NORMAL,
+                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, size);
+}
+
+static void measure(cairo_t *cr, const char *text, double size, int bold, double *w, double *h)
+{
+    cairo_text_extents_t te;
+    cairo_font_extents_t fe;
+    mk__plot_font(cr, size, bold);
+    cairo_text_extents(cr, text, &te);
+    cairo_font_extents(cr, &fe);
+    *w = fmax(te.x_advance, te.x_bearing + te.width);
+    *h = fe.ascent + fe.descent;
+}
+
+/* The last k '/'-separated components of a layer path (all when k is 0). */
+static const char *short_name(const char *s, int k)
+{
+    if (k <= 0) return s;
+    const char *p = s + strlen(s);
+    while (p > s) {
+        if (p[-1] == '/' && --k == 0) return p;
+        p--;
+    }
+    return s;
+}
+
+char *mk__plot_default_title(const mk_plot_data *d, mk_err *err)
+{
+    size_t len = strlen(d->row_title) + strlen(d->col_title) + 8;
+    char *t = mk_malloc(len, "the title", err);
+    if (!t) return NULL;
+    if (d->self)
+        snprintf(t, len, "%s", d->row_title);
+    else
+        snprintf(t, len, "%s vs %s", d->row_title, d->col_title);
+    return t;
+}
+
+/* ---- building the layout -------------------------------------------------- */
+
+struct builder {
+    cairo_t *cr;
+    const mk_plot_data *d;
+    const mk_plot_opts *o;
+    mk_plot_layout *l;
+    int cap;
+    double W, H; /* heatmap size */
+    mk_err err;
+};
+
+static void set_quad(mk_plot_text *t)
+{
+    double c = cos(t->angle), s = sin(t->angle);
+    double dx[4] = {0, t->w * c, t->w * c - t->h * s, -t->h * s};
+    double dy[4] = {0, t->w * s, t->w * s + t->h * c, t->h * c};
+    for (int k = 0; k < 4; k++) {
+        t->quad[2 * k] = t->x + dx[k];
+        t->quad[2 * k + 1] = t->y + dy[k];
+    }
+}
+
+/* Appends a measured text (not yet placed); NULL after a failure. */
+static mk_plot_text *add_text(struct builder *b, const char *text, double size, int bold, double degrees)
+{
+    mk_plot_layout *l = b->l;
+    if (b->err) return NULL;
+    if (l->ntexts == b->cap) {
+        b->err = mk_fail(MK_EINTERNAL, "plot: more texts than planned");
+        return NULL;
+    }
+    mk_plot_text *t = &l->texts[l->ntexts];
+    memset(t, 0, sizeof *t);
+    t->text = mk_malloc(strlen(text) + 1, "a plot label", &b->err);
+    if (!t->text) return NULL;
+    strcpy(t->text, text);
+    t->size = size;
+    t->bold = bold;
+    t->angle = -degrees * PLOT_PI / 180.0;
+    measure(b->cr, text, size, bold, &t->w, &t->h);
+    l->ntexts++;
+    return t;
+}
+
+static void place(mk_plot_text *t, double x, double y)
+{
+    t->x = x;
+    t->y = y;
+    set_quad(t);
+}
+
+static void text_box(const mk_plot_text *t, double box[4])
+{
+    box[0] = box[2] = t->quad[0];
+    box[1] = box[3] = t->quad[1];
+    for (int k = 1; k < 4; k++) {
+        box[0] = fmin(box[0], t->quad[2 * k]);
+        box[2] = fmax(box[2], t->quad[2 * k]);
+        box[1] = fmin(box[1], t->quad[2 * k + 1]);
+        box[3] = fmax(box[3], t->quad[2 * k + 1]);
+    }
+}
+
+static double row_top(const mk_plot_layout *l, int i)
+{
+    return (l->invert_y ? l->rows - 1 - i : i) * l->cell;
+}
+
+void mk_plot_cell_origin(const mk_plot_layout *l, int i, int j, double *x, double *y)
+{
+    *x = l->x0 + j * l->cell;
+    *y = l->y0 + row_top(l, i);
+}
+
+/* ---- cell size and fonts -------------------------------------------------- */
+
+/* The largest cell-value font (up to VALUE_SIZE_MAX) whose "-0.00" fills at
+ * most 80% of a cell's width and height. */
+static double value_size_for(cairo_t *cr, double cell)
+{
+    double w, h;
+    measure(cr, "-0.00", 10.0, 0, &w, &h);
+    return fmin(VALUE_SIZE_MAX, fmin(10.0 * 0.8 * cell / w, 10.0 * 0.8 * cell / h));
+}
+
+static void choose_sizes(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    int n = l->rows > l->cols ? l->rows : l->cols;
+    double cell = fmin(fmax(HEATMAP_TARGET / n, CELL_MIN), CELL_MAX);
+    if (cell * n > HEATMAP_MAX) cell = fmax(HEATMAP_MAX / n, CELL_FLOOR);
+    double vs = value_size_for(b->cr, floor(cell));
+    if (b->o->annotate == 1 && vs < VALUE_SIZE_MIN) {
+        cell = fmax(CELL_FLOOR, fmin(cell * VALUE_SIZE_MIN / vs + 1.0, HEATMAP_MAX_ANNOTATED / n));
+        vs = value_size_for(b->cr, floor(cell));
+    }
+    l->cell = floor(cell);
+    l->value_size = b->o->annotate == 1 || (b->o->annotate < 0 && vs >= VALUE_SIZE_MIN) ? vs : 0.0;
+    l->label_size = fmin(fmax(l->cell / 1.25, LABEL_SIZE_MIN), LABEL_SIZE_MAX);
+    b->W = l->cols * l->cell;
+    b->H = l->rows * l->cell;
+}
+
+static int step_for(double need, double cell)
+{
+    int step = (int)ceil(need / cell - 1e-9);
+    return step < 1 ? 1 : step;
+}
+
+/* ---- layer labels ---------------------------------------------------------- */
+
+static void add_row_labels(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double w, h;
+    measure(b->cr, "Mg", l->label_size, 0, &w, &h);
+    l->row_step = step_for(h, l->cell);
+    for (int i = 0; i < l->rows; i += l->row_step) {
+        mk_plot_text *t =
+            add_text(b, short_name(b->d->row_labels[i], b->o->short_names), l->label_size, 0, 0);
+        if (!t) return;
+        place(t, -(TICK_LEN + GAP) - t->w, row_top(l, i) + (l->cell - t->h) / 2);
+    }
+}
+
+static void choose_col_angle(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double maxw = 0.0, w, h;
+    for (int j = 0; j < l->cols; j++) {
+        measure(b->cr, short_name(b->d->col_labels[j], b->o->short_names), l->label_size, 0, &w, &h);
+        maxw = fmax(maxw, w);
+    }
+    l->col_step = 1;
+    if (maxw <= l->cell - 2.0) {
+        l->col_angle = 0.0;
+    } else if (l->cell * sin(PLOT_PI / 4) >= h) {
+        l->col_angle = 45.0;
+    } else {
+        l->col_angle = 90.0;
+        l->col_step = step_for(h, l->cell);
+    }
+}
+
+/* Column labels hang below the heatmap: level ones centred on their column;
+ * turned ones end at the tick, its line through the middle of the text. */
+static void add_col_labels(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    choose_col_angle(b);
+    double top = b->H + TICK_LEN + GAP;
+    for (int j = 0; j < l->cols; j += l->col_step) {
+        mk_plot_text *t =
+            add_text(b, short_name(b->d->col_labels[j], b->o->short_names), l->label_size, 0, l->col_angle);
+        if (!t) return;
+        double cx = (j + 0.5) * l->cell, c = cos(t->angle), s = sin(t->angle);
+        if (l->col_angle == 0.0)
+            place(t, cx - t->w / 2, top);
+        else
+            place(t, cx - t->w * c + t->h / 2 * s, top - t->w * s - t->h / 2 * c);
+    }
+}
+
+/* ---- colour bar ------------------------------------------------------------ */
+
+static double nice_step(double raw)
+{
+    double p = pow(10.0, floor(log10(raw))), m = raw / p;
+    return (m <= 1.0 ? 1.0 : m <= 2.0 ? 2.0 : m <= 2.5 ? 2.5 : m <= 5.0 ? 5.0 : 10.0) * p;
+}
+
+/* At most BAR_MAX_TICKS ticks at multiples of a 1-2-2.5-5 step, at least
+ * two text heights apart. */
+static void choose_ticks(struct builder *b, double text_h)
+{
+    mk_plot_layout *l = b->l;
+    double lo = b->o->vmin, hi = b->o->vmax;
+    int most = (int)fmin(floor(l->bar_h / (2.0 * text_h)) + 1, BAR_MAX_TICKS);
+    double step = nice_step((hi - lo) / (most > 2 ? most - 1 : 1));
+    double first = ceil(lo / step - 1e-9) * step;
+    l->nticks = 0;
+    for (int k = 0; first + k * step <= hi + 1e-9 * step && l->nticks < 64; k++) {
+        double v = first + k * step;
+        l->ticks[l->nticks++] = fabs(v) < 1e-9 * step ? 0.0 : v;
+    }
+    l->tick_decimals = (int)fmax(0.0, ceil(-log10(step) - 1e-9));
+    double mant = step / pow(10.0, floor(log10(step)));
+    if (fabs(mant - 2.5) < 1e-9) l->tick_decimals++;
+}
+
+static void add_colour_bar(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double w, h, right = 0.0;
+    l->bar_x = b->W + BAR_GAP;
+    l->bar_y = 0.0;
+    l->bar_w = BAR_W;
+    l->bar_h = fmax(b->H, BAR_MIN_H);
+    measure(b->cr, "0", TICK_SIZE, 0, &w, &h);
+    choose_ticks(b, h);
+    for (int k = 0; k < l->nticks; k++) {
+        char text[64];
+        snprintf(text, sizeof text, "%.*f", l->tick_decimals, l->ticks[k]);
+        mk_plot_text *t = add_text(b, text, TICK_SIZE, 0, 0);
+        if (!t) return;
+        double y = l->bar_h * (b->o->vmax - l->ticks[k]) / (b->o->vmax - b->o->vmin);
+        place(t, l->bar_x + l->bar_w + TICK_LEN + GAP / 2, y - t->h / 2);
+        right = fmax(right, t->x + t->w);
+    }
+    mk_plot_text *t = add_text(b, "CKA", AXIS_SIZE, 0, 90);
+    if (t) place(t, right + 2 * GAP, l->bar_h / 2 + t->w / 2);
+}
+
+/* ---- titles: each goes where nothing is in its way -------------------------
+ * A title's band is widened to the heatmap's side it faces, so that it stands
+ * beyond all the labels of that side, not in a gap between two of them. */
+
+static int overlaps(double a0, double a1, double b0, double b1) { return a0 < b1 && b0 < a1; }
+
+/* The leftmost x of what lies in the band y in [y0, y1] and beside the heatmap. */
+static double free_left(const struct builder *b, double y0, double y1)
+{
+    double x = -TICK_LEN, box[4];
+    y0 = fmin(y0, 0.0);
+    y1 = fmax(y1, b->H);
+    for (int k = 0; k < b->l->ntexts; k++) {
+        text_box(&b->l->texts[k], box);
+        if (overlaps(y0, y1, box[1], box[3])) x = fmin(x, box[0]);
+    }
+    return x;
+}
+
+/* The lowest y of what lies in the band x in [x0, x1] and below the heatmap. */
+static double free_below(const struct builder *b, double x0, double x1)
+{
+    const mk_plot_layout *l = b->l;
+    double y = b->H + TICK_LEN, box[4];
+    x0 = fmin(x0, 0.0);
+    x1 = fmax(x1, b->W);
+    if (overlaps(x0, x1, l->bar_x, l->bar_x + l->bar_w)) y = fmax(y, l->bar_y + l->bar_h);
+    for (int k = 0; k < l->ntexts; k++) {
+        text_box(&l->texts[k], box);
+        if (overlaps(x0, x1, box[0], box[2])) y = fmax(y, box[3]);
+    }
+    return y;
+}
+
+/* The highest y of what lies in the band x in [x0, x1] and above the heatmap. */
+static double free_above(const struct builder *b, double x0, double x1)
+{
+    double y = 0.0, box[4];
+    x0 = fmin(x0, 0.0);
+    x1 = fmax(x1, b->W);
+    for (int k = 0; k < b->l->ntexts; k++) {
+        text_box(&b->l->texts[k], box);
+        if (overlaps(x0, x1, box[0], box[2])) y = fmin(y, box[1]);
+    }
+    return y;
+}
+
+static void add_titles(struct builder *b)
+{
+    const mk_plot_data *d = b->d;
+    mk_plot_text *t;
+    if (d->row_title[0] && (t = add_text(b, d->row_title, AXIS_SIZE, 1, 90)) != NULL) {
+        double y1 = b->H / 2 + t->w / 2;
+        place(t, free_left(b, y1 - t->w, y1) - 2 * GAP - t->h, y1);
+    }
+    if (d->col_title[0] && (t = add_text(b, d->col_title, AXIS_SIZE, 1, 0)) != NULL) {
+        double x = b->W / 2 - t->w / 2;
+        place(t, x, free_below(b, x, x + t->w) + 2 * GAP);
+    }
+    char *deflt = b->o->title ? NULL : mk__plot_default_title(d, &b->err);
+    const char *title = b->o->title ? b->o->title : deflt;
+    if (title && title[0] && (t = add_text(b, title, TITLE_SIZE, 1, 0)) != NULL) {
+        double x = b->W / 2 - t->w / 2;
+        place(t, x, free_above(b, x, x + t->w) - 3 * GAP - t->h);
+    }
+    free(deflt);
+}
+
+/* ---- bounds, shift, public entry points ------------------------------------ */
+
+static void grow_box(double box[4], double x0, double y0, double x1, double y1)
+{
+    box[0] = fmin(box[0], x0);
+    box[1] = fmin(box[1], y0);
+    box[2] = fmax(box[2], x1);
+    box[3] = fmax(box[3], y1);
+}
+
+/* Sizes the figure around everything placed and moves it all into it. */
+static mk_err fit_figure(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double box[4] = {-TICK_LEN, 0.0, l->bar_x + l->bar_w, fmax(b->H + TICK_LEN, l->bar_h)}, t[4];
+    for (int k = 0; k < l->ntexts; k++) {
+        text_box(&l->texts[k], t);
+        grow_box(box, t[0], t[1], t[2], t[3]);
+    }
+    double ox = ceil(MARGIN - box[0]), oy = ceil(MARGIN - box[1]);
+    l->width = ceil(box[2] + ox + MARGIN);
+    l->height = ceil(box[3] + oy + MARGIN);
+    if (l->width > FIGURE_MAX || l->height > FIGURE_MAX)
+        return mk_fail(MK_EUSAGE,
+                       "plot: the figure would be %.0f x %.0f, more than %.0f a side "
+                       "(try --short-names)",
+                       l->width, l->height, FIGURE_MAX);
+    l->x0 = ox;
+    l->y0 = oy;
+    l->bar_x += ox;
+    l->bar_y += oy;
+    for (int k = 0; k < l->ntexts; k++) place(&l->texts[k], l->texts[k].x + ox, l->texts[k].y + oy);
+    return MK_OK;
+}
+
+/* cairo draws only UTF-8. */
+static mk_err check_utf8(const mk_plot_data *d, const mk_plot_opts *o)
+{
+    for (int k = 0; k < d->rows + d->cols; k++) {
+        const char *s = k < d->rows ? d->row_labels[k] : d->col_labels[k - d->rows];
+        if (!utf8_ok(s)) return mk_fail(MK_EINPUT, "plot: layer name %d is not valid UTF-8", k + 1);
+    }
+    if (!utf8_ok(d->row_title) || !utf8_ok(d->col_title) || (o->title && !utf8_ok(o->title)))
+        return mk_fail(MK_EINPUT, "plot: a model name or the title is not valid UTF-8");
+    return MK_OK;
+}
+
+static mk_err check_input(const mk_plot_data *d, const mk_plot_opts *o)
+{
+    double rgb[3];
+    if (d->rows < 1 || d->cols < 1)
+        return mk_fail(MK_EINPUT, "plot: nothing to draw (%d by %d matrix)", d->rows, d->cols);
+    if (!d->values || !d->row_labels || !d->col_labels || !d->row_title || !d->col_title)
+        return mk_fail(MK_EINTERNAL, "plot: values, labels and axis titles are required");
+    MK_TRY(mk_plot_cmap(o->cmap, 0.0, rgb));
+    if (!isfinite(o->vmin) || !isfinite(o->vmax) || o->vmin >= o->vmax)
+        return mk_fail(MK_EUSAGE, "plot: the colour range needs vmin < vmax (got %g and %g)", o->vmin,
+                       o->vmax);
+    if (o->half && d->rows != d->cols)
+        return mk_fail(MK_EUSAGE, "plot: half needs a square matrix (got %d by %d)", d->rows, d->cols);
+    if (o->annotate < -1 || o->annotate > 1 || o->short_names < 0)
+        return mk_fail(MK_EUSAGE, "plot: annotate must be -1, 0 or 1 and short_names >= 0");
+    return check_utf8(d, o);
+}
+
+static void build(struct builder *b)
+{
+    choose_sizes(b);
+    add_row_labels(b);
+    add_col_labels(b);
+    add_colour_bar(b);
+    add_titles(b);
+    if (!b->err) b->err = fit_figure(b);
+}
+
+mk_err mk_plot_layout_make(const mk_plot_data *d, const mk_plot_opts *o, mk_plot_layout *l)
+{
+    mk_err err = MK_OK;
+    memset(l, 0, sizeof *l);
+    MK_TRY(check_input(d, o));
+    l->rows = d->rows;
+    l->cols = d->cols;
+    l->invert_y = o->invert_y;
+    l->half = o->half;
+    struct builder b = {NULL, d, o, l, d->rows + d->cols + 72, 0, 0, MK_OK};
+    l->texts = mk_calloc((size_t)b.cap, sizeof *l->texts, "the plot's texts", &err);
+    l->ticks = mk_calloc(64, sizeof *l->ticks, "the colour bar's ticks", &err);
+    if (err) {
+        mk_plot_layout_free(l);
+        return err;
+    }
+    cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
+    b.cr = cairo_create(scratch);
+    build(&b);
+    if (!b.err && cairo_status(b.cr) != CAIRO_STATUS_SUCCESS)
+        b.err = mk_fail(MK_EINTERNAL, "plot: cannot measure text: %s",
+                        cairo_status_to_string(cairo_status(b.cr)));
+    cairo_destroy(b.cr);
+    cairo_surface_destroy(scratch);
+    if (b.err) mk_plot_layout_free(l);
+    return b.err;
+}
+
+void mk_plot_layout_free(mk_plot_layout *l)
+{
+    for (int k = 0; l->texts && k < l->ntexts; k++) free(l->texts[k].text);
+    free(l->texts);
+    free(l->ticks);
+    l->texts = NULL;
+    l->ticks = NULL;
+    l->ntexts = l->nticks = 0;
+}

@@ -1,0 +1,132 @@
+/* `mpicka plot`: a cka.h5 drawn as a heatmap (contract in mpicka/plot.h).
+ * Not MPI. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mpicka/ckafile.h"
+#include "mpicka/cli.h"
+#include "plot_impl.h"
+
+/* Bytes that are not UTF-8 (cairo draws only UTF-8) become '?'. */
+static void fix_utf8(mk_ckafile *f)
+{
+    for (int k = 0; k < f->nx; k++) mk__plot_utf8_fix(f->x_layers[k]);
+    for (int k = 0; k < f->ny; k++) mk__plot_utf8_fix(f->y_layers[k]);
+    for (int k = 0; k < f->nattrs; k++)
+        if (f->attrs[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->attrs[k].text);
+}
+
+mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path)
+{
+    mk_ckafile f;
+    mk_err err;
+    MK_GOTO(mk_ckafile_read(h5path, &f), done);
+    fix_utf8(&f);
+    int is_self = mk_ckafile_self(&f);
+    const char *x = mk_ckafile_text(&f, "x_name"), *y = mk_ckafile_text(&f, "y_name");
+    if (opts->half && !is_self) {
+        err = mk_fail(MK_EUSAGE, "plot: --half needs a self comparison, and '%s' compares %s with %s", h5path,
+                      x, y);
+        goto done;
+    }
+    mk_plot_data d = {.rows = f.nx, .cols = f.ny, .values = f.cka,
+                      .row_labels = (const char *const *)f.x_layers,
+                      .col_labels = (const char *const *)f.y_layers,
+                      .row_title = x, .col_title = y, .self = is_self};
+    err = mk_plot_render(&d, opts, out_path);
+done:
+    mk_ckafile_free(&f);
+    return err;
+}
+
+/* ---- command line ---------------------------------------------------------- */
+
+enum {
+    O_OUT,
+    O_TITLE,
+    O_CMAP,
+    O_VMIN,
+    O_VMAX,
+    O_ANNOTATE,
+    O_NO_ANNOTATE,
+    O_HALF,
+    O_INVERT_Y,
+    O_SHORT,
+    O_COUNT
+};
+
+static const mk_cli_opt plot_table[O_COUNT] = {
+    [O_OUT] = {"--output", "-o", "FIG", "the figure to write: .png, .svg or .pdf (required)"},
+    [O_TITLE] = {"--title", NULL, "T", "title (default \"X vs Y\", \"X\" for a self comparison; \"\": none)"},
+    [O_CMAP] = {"--cmap", NULL, "NAME", "colour map: magma (default), viridis, inferno or gray"},
+    [O_VMIN] = {"--vmin", NULL, "V", "value at the bottom of the colour bar (default 0)"},
+    [O_VMAX] = {"--vmax", NULL, "V", "value at the top of the colour bar (default 1)"},
+    [O_ANNOTATE] = {"--annotate", NULL, NULL,
+                    "write every cell's value (default: when cells are large enough)"},
+    [O_NO_ANNOTATE] = {"--no-annotate", NULL, NULL, "never write cell values"},
+    [O_HALF] = {"--half", NULL, NULL, "lower triangle only (self comparisons)"},
+    [O_INVERT_Y] = {"--invert-y", NULL, NULL, "first x layer at the bottom instead of the top"},
+    [O_SHORT] = {"--short-names", NULL, "K", "label layers by their last K '/'-components (default 0: full)"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]\n"
+                 "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
+                 "y layers as columns, NaN cells grey. Not MPI.\n\n");
+    mk_cli_help(out, plot_table, O_COUNT);
+    fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
+}
+
+static mk_err read_range(const char *const *v, mk_plot_opts *o)
+{
+    if (v[O_VMIN]) MK_TRY(mk_cli_real("plot", "--vmin", v[O_VMIN], &o->vmin));
+    if (v[O_VMAX]) MK_TRY(mk_cli_real("plot", "--vmax", v[O_VMAX], &o->vmax));
+    if (o->vmin >= o->vmax)
+        return mk_fail(MK_EUSAGE, "plot: the colour range is empty: --vmin %g must be below --vmax %g",
+                       o->vmin, o->vmax);
+    return MK_OK;
+}
+
+static mk_err read_options(const char *const *v, mk_plot_opts *o)
+{
+    double rgb[3];
+    long k = 0;
+    mk_plot_opts_default(o);
+    o->title = v[O_TITLE];
+    if (v[O_CMAP] && mk_plot_cmap(v[O_CMAP], 0.0, rgb) != MK_OK)
+        return mk_fail(MK_EUSAGE,
+                       "plot: --cmap '%s': unknown colour map (use magma, viridis, inferno or gray)",
+                       v[O_CMAP]);
+    if (v[O_CMAP]) o->cmap = v[O_CMAP];
+    MK_TRY(read_range(v, o));
+    if (v[O_ANNOTATE] && v[O_NO_ANNOTATE])
+        return mk_fail(MK_EUSAGE, "plot: --annotate and --no-annotate contradict each other");
+    o->annotate = v[O_ANNOTATE] ? 1 : v[O_NO_ANNOTATE] ? 0 : -1;
+    o->half = v[O_HALF] != NULL;
+    o->invert_y = v[O_INVERT_Y] != NULL;
+    if (v[O_SHORT]) MK_TRY(mk_cli_int("plot", "--short-names", v[O_SHORT], 0, 1000, &k));
+    o->short_names = (int)k;
+    return MK_OK;
+}
+
+mk_err mk_plot_main(int argc, char **argv)
+{
+    const char *v[O_COUNT], *pos[1];
+    int npos, help;
+    mk_plot_opts o;
+    MK_TRY(mk_cli_parse("plot", plot_table, O_COUNT, argc, argv, v, pos, 1, &npos, &help));
+    if (help) {
+        print_usage(stdout);
+        return MK_OK;
+    }
+    if (npos == 0)
+        return mk_fail(MK_EUSAGE, "plot: missing RESULT.h5 (usage: mpicka plot RESULT.h5 -o FIG.png)");
+    if (!v[O_OUT] || !v[O_OUT][0])
+        return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
+    MK_TRY(mk__plot_check_extension(v[O_OUT]));
+    MK_TRY(read_options(v, &o));
+    MK_TRY(mk_plot_result(pos[0], &o, v[O_OUT]));
+    printf("mpicka: wrote %s\n", v[O_OUT]);
+    return MK_OK;
+}

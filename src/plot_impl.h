@@ -1,0 +1,32 @@
+/* Internals shared by plot.c (colour maps, layout) and plot_render.c
+ * (drawing, files). Not installed; names carry the internal prefix mk__. */
+#ifndef MPICKA_PLOT_IMPL_H
+#define MPICKA_PLOT_IMPL_H
+
+#include <cairo.h>
+
+#include "mpicka/plot.h"
+
+#define MK__PLOT_FONT "sans-serif"
+#define MK__PLOT_TICK_LEN 4.0 /* tick marks at labels and on the colour bar */
+
+/* Selects the plot font at size (bold or not) on cr, with the font options
+ * that make text measure the same on every surface. */
+void mk__plot_font(cairo_t *cr, double size, int bold);
+
+/* The anchors of cmap (r, g, b bytes, evenly spaced over [0, 1]); their
+ * count, or 0 when cmap is unknown. */
+int mk__plot_cmap_anchors(const char *cmap, const unsigned char (**anchors)[3]);
+
+/* Replaces each byte of s that is not part of valid UTF-8 with '?' (what
+ * cairo can draw); returns how many were replaced. */
+int mk__plot_utf8_fix(char *s);
+
+/* Checks that path ends in .png, .svg or .pdf (any case): MK_EUSAGE naming
+ * it otherwise. */
+mk_err mk__plot_check_extension(const char *path);
+
+/* The title drawn by default (malloc'd) when opts->title is NULL. */
+char *mk__plot_default_title(const mk_plot_data *data, mk_err *err);
+
+#endif

@@ -1,0 +1,393 @@
+/* Drawing a laid-out heatmap and writing it as PNG, SVG or PDF (contract in
+ * mpicka/plot.h). The file is written under a temporary name in the target
+ * folder, then renamed. */
+#include <cairo-pdf.h>
+#include <cairo-svg.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "plot_impl.h"
+
+#ifndef MPICKA_VERSION
+#define MPICKA_VERSION "unknown"
+#endif
+
+#define INK 0.1    /* grey level of text and tick marks */
+#define FRAME 0.35 /* grey level of the colour bar's frame */
+
+enum format { FMT_PNG, FMT_SVG, FMT_PDF };
+
+static mk_err format_of(const char *path, enum format *fmt)
+{
+    static const char *const exts[] = {".png", ".svg", ".pdf"};
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base)
+        return mk_fail(MK_EUSAGE, "plot: output '%s' has no extension (use .png, .svg or .pdf)", path);
+    for (int k = 0; k < 3; k++)
+        if (strcasecmp(dot, exts[k]) == 0) {
+            *fmt = (enum format)k;
+            return MK_OK;
+        }
+    return mk_fail(MK_EUSAGE, "plot: output '%s': unknown extension '%s' (use .png, .svg or .pdf)", path,
+                   dot);
+}
+
+mk_err mk__plot_check_extension(const char *path)
+{
+    enum format fmt;
+    return format_of(path, &fmt);
+}
+
+/* ---- drawing -------------------------------------------------------------- */
+
+static void cell_colour(const mk_plot_opts *o, double v, double rgb[3])
+{
+    if (isnan(v)) {
+        rgb[0] = rgb[1] = rgb[2] = mk_plot_nan_grey();
+        return;
+    }
+    mk_plot_cmap(o->cmap, (v - o->vmin) / (o->vmax - o->vmin), rgb);
+}
+
+/* WCAG relative luminance: black text reads better above 0.179, white below. */
+static int wants_black_text(const double rgb[3])
+{
+    double lin[3];
+    for (int c = 0; c < 3; c++)
+        lin[c] = rgb[c] <= 0.04045 ? rgb[c] / 12.92 : pow((rgb[c] + 0.055) / 1.055, 2.4);
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] > 0.179;
+}
+
+static void draw_cells(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
+{
+    double rgb[3], x, y;
+    for (int i = 0; i < l->rows; i++)
+        for (int j = 0; j < l->cols && !(l->half && j > i); j++) {
+            cell_colour(o, d->values[(size_t)i * l->cols + j], rgb);
+            cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+            mk_plot_cell_origin(l, i, j, &x, &y);
+            cairo_rectangle(cr, x, y, l->cell, l->cell);
+            cairo_fill(cr);
+        }
+}
+
+static void draw_values(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
+{
+    double rgb[3], x, y;
+    char text[32];
+    cairo_text_extents_t te;
+    if (l->value_size <= 0.0) return;
+    mk__plot_font(cr, l->value_size, 0);
+    for (int i = 0; i < l->rows; i++)
+        for (int j = 0; j < l->cols && !(l->half && j > i); j++) {
+            double v = d->values[(size_t)i * l->cols + j];
+            if (isnan(v)) continue;
+            cell_colour(o, v, rgb);
+            double ink = wants_black_text(rgb) ? 0.0 : 1.0;
+            cairo_set_source_rgb(cr, ink, ink, ink);
+            snprintf(text, sizeof text, "%.2f", v);
+            cairo_text_extents(cr, text, &te);
+            mk_plot_cell_origin(l, i, j, &x, &y);
+            cairo_move_to(cr, x + l->cell / 2 - (te.x_bearing + te.width / 2),
+                          y + l->cell / 2 - (te.y_bearing + te.height / 2));
+            cairo_show_text(cr, text);
+        }
+}
+
+/* A one-unit line through the middle of a pixel row or column. */
+static void tick(cairo_t *cr, double x0, double y0, double x1, double y1)
+{
+    if (x0 == x1) x0 = x1 = floor(x0) + 0.5;
+    if (y0 == y1) y0 = y1 = floor(y0) + 0.5;
+    cairo_move_to(cr, x0, y0);
+    cairo_line_to(cr, x1, y1);
+}
+
+static void draw_label_ticks(cairo_t *cr, const mk_plot_layout *l)
+{
+    double x, y, t = MK__PLOT_TICK_LEN;
+    for (int i = 0; i < l->rows; i += l->row_step) {
+        mk_plot_cell_origin(l, i, 0, &x, &y);
+        tick(cr, x - t, y + l->cell / 2, x, y + l->cell / 2);
+    }
+    double bottom = l->y0 + l->rows * l->cell;
+    for (int j = 0; j < l->cols; j += l->col_step) {
+        x = l->x0 + (j + 0.5) * l->cell;
+        tick(cr, x, bottom, x, bottom + t);
+    }
+    cairo_set_source_rgb(cr, INK, INK, INK);
+    cairo_set_line_width(cr, 1.0);
+    cairo_stroke(cr);
+}
+
+/* The bar is a gradient through the map's own anchors, so it is the map. */
+static void draw_bar(cairo_t *cr, const mk_plot_opts *o, const mk_plot_layout *l)
+{
+    const unsigned char(*a)[3];
+    int count = mk__plot_cmap_anchors(o->cmap, &a);
+    cairo_pattern_t *p = cairo_pattern_create_linear(0, l->bar_y + l->bar_h, 0, l->bar_y);
+    for (int k = 0; k < count; k++)
+        cairo_pattern_add_color_stop_rgb(p, (double)k / (count - 1), a[k][0] / 255.0, a[k][1] / 255.0,
+                                         a[k][2] / 255.0);
+    cairo_set_source(cr, p);
+    cairo_rectangle(cr, l->bar_x, l->bar_y, l->bar_w, l->bar_h);
+    cairo_fill(cr);
+    cairo_pattern_destroy(p);
+    cairo_set_source_rgb(cr, FRAME, FRAME, FRAME);
+    cairo_set_line_width(cr, 1.0);
+    cairo_rectangle(cr, l->bar_x + 0.5, l->bar_y + 0.5, l->bar_w - 1.0, l->bar_h - 1.0);
+    cairo_stroke(cr);
+    double right = l->bar_x + l->bar_w;
+    for (int k = 0; k < l->nticks; k++) {
+        double y = l->bar_y + l->bar_h * (o->vmax - l->ticks[k]) / (o->vmax - o->vmin);
+        tick(cr, right, fmin(y, l->bar_y + l->bar_h - 1.0), right + MK__PLOT_TICK_LEN,
+             fmin(y, l->bar_y + l->bar_h - 1.0));
+    }
+    cairo_set_source_rgb(cr, INK, INK, INK);
+    cairo_stroke(cr);
+}
+
+static void draw_texts(cairo_t *cr, const mk_plot_layout *l)
+{
+    cairo_font_extents_t fe;
+    cairo_set_source_rgb(cr, INK, INK, INK);
+    for (int k = 0; k < l->ntexts; k++) {
+        const mk_plot_text *t = &l->texts[k];
+        cairo_save(cr);
+        cairo_translate(cr, t->x, t->y);
+        cairo_rotate(cr, t->angle);
+        mk__plot_font(cr, t->size, t->bold);
+        cairo_font_extents(cr, &fe);
+        cairo_move_to(cr, 0.0, fe.ascent);
+        cairo_show_text(cr, t->text);
+        cairo_restore(cr);
+    }
+}
+
+static mk_err draw(cairo_surface_t *s, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
+                   const char *out)
+{
+    cairo_t *cr = cairo_create(s);
+    cairo_set_source_rgb(cr, 1.0, 1.0, 1.0);
+    cairo_paint(cr);
+    draw_cells(cr, d, o, l);
+    draw_values(cr, d, o, l);
+    draw_label_ticks(cr, l);
+    draw_bar(cr, o, l);
+    draw_texts(cr, l);
+    cairo_status_t status = cairo_status(cr);
+    cairo_destroy(cr);
+    if (status != CAIRO_STATUS_SUCCESS)
+        return mk_fail(MK_EIO, "plot: cannot draw '%s': %s", out, cairo_status_to_string(status));
+    return MK_OK;
+}
+
+/* ---- metadata: cairo draws labels as outlines, so names go here too -------- */
+
+static void xml_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '&')
+            fputs("&amp;", f);
+        else if (c == '<')
+            fputs("&lt;", f);
+        else if (c == '>')
+            fputs("&gt;", f);
+        else if (c >= 0x20 || c == '\n' || c == '\t')
+            fputc(c, f);
+    }
+}
+
+static void svg_names(FILE *f, const char *what, const char *model, const char *const *names, int n)
+{
+    fprintf(f, "%s (", what);
+    xml_text(f, model);
+    fputs("):\n", f);
+    for (int k = 0; k < n; k++) {
+        xml_text(f, names[k]);
+        fputc('\n', f);
+    }
+}
+
+static void svg_metadata(FILE *f, const mk_plot_data *d, const char *title)
+{
+    fputs("\n<title>", f);
+    xml_text(f, title);
+    fputs("</title>\n<desc>mpicka CKA heatmap\n", f);
+    svg_names(f, "rows", d->row_title, d->row_labels, d->rows);
+    svg_names(f, "columns", d->col_title, d->col_labels, d->cols);
+    fputs("</desc>", f);
+}
+
+struct membuf {
+    char *data;
+    size_t len, cap;
+};
+
+static cairo_status_t membuf_write(void *closure, const unsigned char *data, unsigned int length)
+{
+    struct membuf *b = closure;
+    if (b->len + length + 1 > b->cap) {
+        size_t cap = 2 * (b->len + length + 1);
+        char *grown = realloc(b->data, cap);
+        if (!grown) return CAIRO_STATUS_NO_MEMORY;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, length);
+    b->len += length;
+    b->data[b->len] = '\0';
+    return CAIRO_STATUS_SUCCESS;
+}
+
+/* Writes the SVG text with the metadata right after the <svg ...> tag. */
+static mk_err save_svg(const struct membuf *b, const mk_plot_data *d, const char *title, const char *tmp,
+                       const char *out)
+{
+    const char *svg = b->data ? strstr(b->data, "<svg") : NULL;
+    const char *end = svg ? strchr(svg, '>') : NULL;
+    if (!end) return mk_fail(MK_EINTERNAL, "plot: cairo wrote no <svg> element for '%s'", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return mk_fail(MK_EIO, "plot: cannot write '%s': %s", out, strerror(errno));
+    size_t head = (size_t)(end + 1 - b->data);
+    fwrite(b->data, 1, head, f);
+    svg_metadata(f, d, title);
+    fwrite(b->data + head, 1, b->len - head, f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return mk_fail(MK_EIO, "plot: cannot write '%s': %s", out, strerror(errno));
+    return MK_OK;
+}
+
+/* "a, b, c": the layer names for the PDF's Keywords (malloc'd). */
+static char *joined_names(const mk_plot_data *d, mk_err *err)
+{
+    size_t len = 1;
+    for (int k = 0; k < d->rows; k++) len += strlen(d->row_labels[k]) + 2;
+    for (int k = 0; k < d->cols; k++) len += strlen(d->col_labels[k]) + 2;
+    char *s = mk_malloc(len, "the PDF keywords", err);
+    if (!s) return NULL;
+    char *p = s;
+    for (int k = 0; k < d->rows + d->cols; k++) {
+        const char *name = k < d->rows ? d->row_labels[k] : d->col_labels[k - d->rows];
+        size_t n = strlen(name);
+        if (k) p = (char *)memcpy(p, ", ", 2) + 2;
+        p = (char *)memcpy(p, name, n) + n;
+    }
+    *p = '\0';
+    return s;
+}
+
+/* ---- the three formats ------------------------------------------------------ */
+
+static mk_err write_png(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
+                        const char *tmp, const char *out)
+{
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)l->width, (int)l->height);
+    mk_err err = MK_OK;
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
+        err = mk_fail(MK_ENOMEM, "plot: no %.0f x %.0f image for '%s'", l->width, l->height, out);
+    if (!err) err = draw(s, d, o, l, out);
+    if (!err && cairo_surface_write_to_png(s, tmp) != CAIRO_STATUS_SUCCESS)
+        err = mk_fail(MK_EIO, "plot: cannot write '%s'", out);
+    cairo_surface_destroy(s);
+    return err;
+}
+
+static mk_err write_svg(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
+                        const char *tmp, const char *out, const char *title)
+{
+    struct membuf b = {NULL, 0, 0};
+    cairo_surface_t *s = cairo_svg_surface_create_for_stream(membuf_write, &b, l->width, l->height);
+    mk_err err = draw(s, d, o, l, out);
+    cairo_surface_finish(s);
+    if (!err && cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
+        err = mk_fail(MK_EIO, "plot: cannot make the SVG of '%s': %s", out,
+                      cairo_status_to_string(cairo_surface_status(s)));
+    cairo_surface_destroy(s);
+    if (!err) err = save_svg(&b, d, title, tmp, out);
+    free(b.data);
+    return err;
+}
+
+static mk_err write_pdf(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
+                        const char *tmp, const char *out, const char *title)
+{
+    mk_err err = MK_OK;
+    char *keywords = joined_names(d, &err), subject[512];
+    if (!keywords) return err;
+    snprintf(subject, sizeof subject, "CKA matrix; rows: %s, columns: %s", d->row_title, d->col_title);
+    cairo_surface_t *s = cairo_pdf_surface_create(tmp, l->width, l->height);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, title);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_SUBJECT, subject);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_KEYWORDS, keywords);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_CREATOR, "mpicka " MPICKA_VERSION);
+    err = draw(s, d, o, l, out);
+    cairo_surface_finish(s);
+    if (!err && cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
+        err = mk_fail(MK_EIO, "plot: cannot write '%s': %s", out,
+                      cairo_status_to_string(cairo_surface_status(s)));
+    cairo_surface_destroy(s);
+    free(keywords);
+    return err;
+}
+
+/* "DIR/.BASE.tmp.PID" next to out (malloc'd), created empty so that an
+ * unwritable folder is reported with its reason. */
+static mk_err make_temp(const char *out, char **tmp)
+{
+    mk_err err = MK_OK;
+    const char *slash = strrchr(out, '/');
+    int dirlen = slash ? (int)(slash - out + 1) : 0;
+    size_t len = strlen(out) + 48;
+    *tmp = mk_malloc(len, "a file name", &err);
+    if (!*tmp) return err;
+    snprintf(*tmp, len, "%.*s.%s.tmp.%ld", dirlen, out, out + dirlen, (long)getpid());
+    FILE *f = fopen(*tmp, "w");
+    if (!f) {
+        err = mk_fail(MK_EIO, "plot: cannot write '%s': %s", out, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return err;
+    }
+    fclose(f);
+    return MK_OK;
+}
+
+static mk_err write_format(enum format fmt, const mk_plot_data *d, const mk_plot_opts *o,
+                           const mk_plot_layout *l, const char *tmp, const char *out)
+{
+    if (fmt == FMT_PNG) return write_png(d, o, l, tmp, out);
+    mk_err err = MK_OK;
+    char *deflt = mk__plot_default_title(d, &err);
+    if (!deflt) return err;
+    const char *title = o->title && o->title[0] ? o->title : deflt;
+    err = fmt == FMT_SVG ? write_svg(d, o, l, tmp, out, title) : write_pdf(d, o, l, tmp, out, title);
+    free(deflt);
+    return err;
+}
+
+mk_err mk_plot_render(const mk_plot_data *d, const mk_plot_opts *o, const char *out)
+{
+    enum format fmt;
+    mk_plot_layout l;
+    char *tmp = NULL;
+    mk_err err;
+    MK_TRY(format_of(out, &fmt));
+    MK_TRY(mk_plot_layout_make(d, o, &l));
+    MK_GOTO(make_temp(out, &tmp), done);
+    MK_GOTO(write_format(fmt, d, o, &l, tmp, out), done);
+    if (rename(tmp, out) != 0)
+        err = mk_fail(MK_EIO, "plot: cannot move the figure to '%s': %s", out, strerror(errno));
+done:
+    if (err && tmp) unlink(tmp);
+    free(tmp);
+    mk_plot_layout_free(&l);
+    return err;
+}

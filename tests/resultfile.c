@@ -1,0 +1,158 @@
+#include "resultfile.h"
+
+#include <hdf5.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void must(int ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "resultfile: cannot write %s\n", what);
+        abort();
+    }
+}
+
+static int skipped(const rf_result *r, const char *name) { return r->skip && strcmp(r->skip, name) == 0; }
+
+static void put_doubles(hid_t fid, const char *name, const double *v, int rank, const hsize_t *dims,
+                        hid_t ftype)
+{
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dset = H5Dcreate2(fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    must(dset >= 0 && H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0, name);
+    H5Dclose(dset);
+    H5Sclose(space);
+}
+
+static hid_t string_type(int fixed)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, fixed ? 64 : H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static void put_names(hid_t fid, const char *name, const char *const *names, int n, int fixed)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t type = string_type(fixed), space = H5Screate_simple(1, &dim, NULL);
+    hid_t dset = H5Dcreate2(fid, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    char *buf = calloc((size_t)n + 1, 64);
+    for (int k = 0; k < n && fixed; k++) snprintf(buf + 64 * k, 64, "%s", names[k]);
+    const void *data = fixed ? (const void *)buf : (const void *)names;
+    must(dset >= 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, name);
+    free(buf);
+    H5Dclose(dset);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+static void put_attr(hid_t fid, const rf_result *r, const char *name, hid_t ftype, hid_t mtype, const void *v)
+{
+    if (skipped(r, name)) return;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    must(attr >= 0 && H5Awrite(attr, mtype, v) >= 0, name);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+static void put_int(hid_t fid, const rf_result *r, const char *name, int64_t v)
+{
+    put_attr(fid, r, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+static void put_text(hid_t fid, const rf_result *r, const char *name, const char *v)
+{
+    hid_t t = string_type(0);
+    put_attr(fid, r, name, t, t, &v);
+    H5Tclose(t);
+}
+
+static void put_attrs(hid_t fid, const rf_result *r)
+{
+    uint64_t seed = RF_SEED;
+    double seconds = RF_SECONDS;
+    put_int(fid, r, "n", RF_N);
+    put_int(fid, r, "batch_size", 256);
+    put_int(fid, r, "batches", 3);
+    put_int(fid, r, "batches_per_epoch", 3);
+    put_int(fid, r, "dropped_per_epoch", 1);
+    put_int(fid, r, "epochs", 1);
+    put_int(fid, r, "shuffle", 0);
+    put_attr(fid, r, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
+    if (r->self_as_text)
+        put_text(fid, r, "self", "yes");
+    else
+        put_int(fid, r, "self", r->self);
+    put_int(fid, r, "ranks", RF_RANKS);
+    put_int(fid, r, "blas_threads", 1);
+    put_attr(fid, r, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &seconds);
+    put_text(fid, r, "precision", "float64");
+    put_text(fid, r, "estimator", "minibatch linear CKA, unbiased HSIC_1");
+    put_text(fid, r, "version", "0.1.0");
+    put_text(fid, r, "config", RF_CONFIG);
+    put_text(fid, r, "x_name", r->x_name);
+    put_text(fid, r, "y_name", r->y_name);
+    put_text(fid, r, "x_file", "acts/a.h5");
+    put_text(fid, r, "y_file", r->self ? "acts/a.h5" : "acts/b.h5");
+}
+
+static void put_matrix(hid_t fid, const rf_result *r)
+{
+    hsize_t dims[2] = {(hsize_t)r->nx, (hsize_t)r->ny}, flat = dims[0] * dims[1];
+    if (!skipped(r, "cka"))
+        put_doubles(fid, "cka", r->cka, r->cka_1d ? 1 : 2, r->cka_1d ? &flat : dims,
+                    r->cka_int ? H5T_STD_I32LE : H5T_IEEE_F64LE);
+    put_doubles(fid, "hsic_xy", r->cka, 2, dims, H5T_IEEE_F64LE);
+    put_doubles(fid, "hsic_xx", r->cka, 1, &dims[0], H5T_IEEE_F64LE);
+    put_doubles(fid, "hsic_yy", r->cka, 1, &dims[1], H5T_IEEE_F64LE);
+}
+
+static void put_x_names(hid_t fid, const rf_result *r)
+{
+    if (skipped(r, "x_layers")) return;
+    if (r->x_layers_numeric) {
+        hsize_t dim = (hsize_t)r->nx;
+        put_doubles(fid, "x_layers", r->cka, 1, &dim, H5T_IEEE_F64LE);
+        return;
+    }
+    put_names(fid, "x_layers", r->x_layers, r->nx - (r->x_layers_short ? 1 : 0), r->fixed_strings);
+}
+
+void rf_write(const char *path, const rf_result *r)
+{
+    hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    must(fid >= 0, path);
+    put_matrix(fid, r);
+    put_x_names(fid, r);
+    if (!skipped(r, "y_layers")) put_names(fid, "y_layers", r->y_layers, r->ny, r->fixed_strings);
+    put_attrs(fid, r);
+    must(H5Fclose(fid) >= 0, path);
+}
+
+void rf_write_simple(const char *path, int nx, int ny, int self)
+{
+    double *cka = malloc((size_t)nx * (size_t)ny * sizeof *cka);
+    char **xl = malloc((size_t)nx * sizeof *xl), **yl = malloc((size_t)ny * sizeof *yl);
+    for (int i = 0; i < nx; i++) {
+        xl[i] = malloc(32);
+        snprintf(xl[i], 32, "x/layer%d", i);
+        for (int j = 0; j < ny; j++) cka[i * ny + j] = (i + 1.0) / (i + j + 2.0);
+    }
+    for (int j = 0; j < ny; j++) {
+        yl[j] = malloc(32);
+        snprintf(yl[j], 32, self ? "x/layer%d" : "y/layer%d", j);
+    }
+    rf_result r = {.nx = nx, .ny = ny, .cka = cka, .x_layers = (const char *const *)xl,
+                   .y_layers = (const char *const *)yl, .x_name = "alpha",
+                   .y_name = self ? "alpha" : "beta", .self = self};
+    rf_write(path, &r);
+    for (int i = 0; i < nx; i++) free(xl[i]);
+    for (int j = 0; j < ny; j++) free(yl[j]);
+    free(xl);
+    free(yl);
+    free(cka);
+}

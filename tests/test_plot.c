@@ -1,0 +1,865 @@
+/* Tests of `mpicka plot` (mpicka/plot.h): real PNG, SVG and PDF files are
+ * rendered and read back. Cell colours are checked against the published
+ * colours of the maps (hex values typed in here), found through the layout
+ * (mk_plot_cell_origin); the layout's texts are checked to stay inside the
+ * figure and never to overlap; SVG and PDF are checked for their metadata
+ * (cairo draws labels as glyph outlines, so that is where names are text). */
+#include <cairo.h>
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/plot.h"
+#include "resultfile.h"
+#include "testutil.h"
+
+static char *dir;
+
+static void setup(void) { dir = tu_tmpdir(); }
+
+static void teardown(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ---- matrices ---------------------------------------------------------------- */
+
+typedef struct {
+    double *v;
+    char **rl, **cl;
+    mk_plot_data d;
+} matrix;
+
+/* rows by cols of smooth values in [0, 1], labels from printf formats with
+ * the index (from 1). */
+static void matrix_make(matrix *m, int rows, int cols, const char *rfmt, const char *cfmt, int self)
+{
+    m->v = malloc((size_t)rows * cols * sizeof *m->v);
+    m->rl = malloc((size_t)rows * sizeof *m->rl);
+    m->cl = malloc((size_t)cols * sizeof *m->cl);
+    for (int i = 0; i < rows; i++) {
+        m->rl[i] = malloc(256);
+        snprintf(m->rl[i], 256, rfmt, i + 1);
+        for (int j = 0; j < cols; j++) m->v[i * cols + j] = 0.5 + 0.5 * cos(0.3 * i - 0.2 * j);
+    }
+    for (int j = 0; j < cols; j++) {
+        m->cl[j] = malloc(256);
+        snprintf(m->cl[j], 256, cfmt, j + 1);
+    }
+    mk_plot_data d = {.rows = rows, .cols = cols, .values = m->v,
+                      .row_labels = (const char *const *)m->rl, .col_labels = (const char *const *)m->cl,
+                      .row_title = "alpha", .col_title = self ? "alpha" : "beta", .self = self};
+    m->d = d;
+}
+
+static void matrix_free(matrix *m)
+{
+    for (int i = 0; i < m->d.rows; i++) free(m->rl[i]);
+    for (int j = 0; j < m->d.cols; j++) free(m->cl[j]);
+    free(m->rl);
+    free(m->cl);
+    free(m->v);
+}
+
+/* ---- PNG reading --------------------------------------------------------------- */
+
+typedef struct {
+    cairo_surface_t *s;
+    int w, h, stride;
+    const unsigned char *data;
+} image;
+
+static void image_load(image *im, const char *path)
+{
+    im->s = cairo_image_surface_create_from_png(path);
+    ck_assert_msg(cairo_surface_status(im->s) == CAIRO_STATUS_SUCCESS, "%s is not a PNG", path);
+    cairo_surface_flush(im->s);
+    im->w = cairo_image_surface_get_width(im->s);
+    im->h = cairo_image_surface_get_height(im->s);
+    im->stride = cairo_image_surface_get_stride(im->s);
+    im->data = cairo_image_surface_get_data(im->s);
+}
+
+static uint32_t pixel(const image *im, int x, int y)
+{
+    ck_assert(x >= 0 && x < im->w && y >= 0 && y < im->h);
+    uint32_t v;
+    memcpy(&v, im->data + (size_t)y * im->stride + 4 * (size_t)x, 4);
+    return v & 0xffffff;
+}
+
+static int channel_gap(uint32_t a, uint32_t b)
+{
+    int gap = 0;
+    for (int sh = 0; sh <= 16; sh += 8) {
+        int d = abs((int)((a >> sh) & 255) - (int)((b >> sh) & 255));
+        gap = d > gap ? d : gap;
+    }
+    return gap;
+}
+
+/* Pixel at the centre of cell (i, j). */
+static uint32_t cell_centre(const image *im, const mk_plot_layout *l, int i, int j)
+{
+    double x, y;
+    mk_plot_cell_origin(l, i, j, &x, &y);
+    return pixel(im, (int)(x + l->cell / 2), (int)(y + l->cell / 2));
+}
+
+/* Pixels of cell (i, j), a one-pixel rim left out, that differ from colour. */
+static int cell_pixels_unlike(const image *im, const mk_plot_layout *l, int i, int j, uint32_t colour,
+                              int tol)
+{
+    double x, y;
+    int n = 0;
+    mk_plot_cell_origin(l, i, j, &x, &y);
+    for (int py = (int)y + 1; py < (int)(y + l->cell) - 1; py++)
+        for (int px = (int)x + 1; px < (int)(x + l->cell) - 1; px++)
+            n += channel_gap(pixel(im, px, py), colour) > tol;
+    return n;
+}
+
+static char *render_png(const matrix *m, const mk_plot_opts *o, const char *name, image *im,
+                        mk_plot_layout *l)
+{
+    char *path = tu_path(dir, name);
+    ck_assert_msg(mk_plot_render(&m->d, o, path) == MK_OK, "%s", mk_errmsg());
+    ck_assert_int_eq(mk_plot_layout_make(&m->d, o, l), MK_OK);
+    image_load(im, path);
+    ck_assert_int_eq(im->w, (int)l->width);
+    ck_assert_int_eq(im->h, (int)l->height);
+    return path;
+}
+
+/* ---- colour maps ------------------------------------------------------------------ */
+
+/* The published colours of the maps at t = 0, 0.1, ..., 1 (some of them). */
+static const struct {
+    const char *cmap;
+    double t;
+    uint32_t rgb;
+} published[] = {
+    {"magma", 0.0, 0x000004},   {"magma", 0.1, 0x150e37},   {"magma", 0.3, 0x641a80},
+    {"magma", 0.5, 0xb63679},   {"magma", 0.6, 0xde4968},   {"magma", 0.8, 0xfe9f6d},
+    {"magma", 1.0, 0xfcfdbf},   {"viridis", 0.0, 0x440154}, {"viridis", 0.2, 0x414487},
+    {"viridis", 0.5, 0x21908c}, {"viridis", 1.0, 0xfde725}, {"inferno", 0.0, 0x000004},
+    {"inferno", 0.5, 0xbb3754}, {"inferno", 1.0, 0xfcffa4}, {"gray", 0.0, 0x000000},
+    {"gray", 1.0, 0xffffff},
+};
+
+static uint32_t to_rgb(const double c[3])
+{
+    return (uint32_t)lround(c[0] * 255) << 16 | (uint32_t)lround(c[1] * 255) << 8 |
+           (uint32_t)lround(c[2] * 255);
+}
+
+START_TEST(colour_maps_hit_the_published_colours)
+{
+    double c[3], lo[3], hi[3];
+    for (size_t k = 0; k < sizeof published / sizeof published[0]; k++) {
+        ck_assert_int_eq(mk_plot_cmap(published[k].cmap, published[k].t, c), MK_OK);
+        ck_assert_msg(to_rgb(c) == published[k].rgb, "%s(%g) = %06x, published %06x", published[k].cmap,
+                      published[k].t, to_rgb(c), published[k].rgb);
+    }
+    mk_plot_cmap("magma", 0.45, c); /* halfway between the 0.4 and 0.5 anchors */
+    mk_plot_cmap("magma", 0.4, lo);
+    mk_plot_cmap("magma", 0.5, hi);
+    for (int ch = 0; ch < 3; ch++) ck_assert(fabs(c[ch] - (lo[ch] + hi[ch]) / 2) < 1e-12);
+    mk_plot_cmap("viridis", -3.0, c);
+    ck_assert_uint_eq(to_rgb(c), 0x440154);
+    mk_plot_cmap("viridis", 7.0, c);
+    ck_assert_uint_eq(to_rgb(c), 0xfde725);
+    ck_assert_int_eq(mk_plot_cmap("jet", 0.5, c), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "'jet'"));
+    ck_assert(mk_plot_nan_grey() > 0.6 && mk_plot_nan_grey() < 0.9);
+}
+END_TEST
+
+/* ---- cells -------------------------------------------------------------------------- */
+
+START_TEST(png_cells_have_the_colours_of_their_values)
+{
+    matrix m;
+    matrix_make(&m, 3, 4, "r%d", "c%d", 0);
+    const double v[12] = {0.0, 0.5, 1.0, NAN, 0.3, 0.8, -0.5, 1.7, 0.1, 0.6, 0.2, 0.5};
+    const uint32_t want[12] = {0x000004, 0xb63679, 0xfcfdbf, 0,        0x641a80, 0xfe9f6d,
+                               0x000004, 0xfcfdbf, 0x150e37, 0xde4968, 0x3b0f70, 0xb63679};
+    memcpy(m.v, v, sizeof v);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 0;
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "cells.png", &im, &l);
+    uint32_t grey = (uint32_t)lround(mk_plot_nan_grey() * 255) * 0x010101;
+    for (int k = 0; k < 12; k++) {
+        uint32_t expect = isnan(v[k]) ? grey : want[k], got = cell_centre(&im, &l, k / 4, k % 4);
+        ck_assert_msg(channel_gap(got, expect) <= 1, "cell %d: %06x, expected %06x", k, got, expect);
+        ck_assert_int_eq(cell_pixels_unlike(&im, &l, k / 4, k % 4, expect, 1), 0);
+    }
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(colour_range_and_other_maps)
+{
+    matrix m;
+    matrix_make(&m, 1, 3, "r%d", "c%d", 0);
+    const double v[3] = {0.0, -1.0, 2.0};
+    memcpy(m.v, v, sizeof v);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.cmap = "viridis";
+    o.annotate = 0;
+    o.vmin = -1.0;
+    o.vmax = 1.0;
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "range.png", &im, &l);
+    ck_assert_int_le(channel_gap(cell_centre(&im, &l, 0, 0), 0x21908c), 1);
+    ck_assert_int_le(channel_gap(cell_centre(&im, &l, 0, 1), 0x440154), 1);
+    ck_assert_int_le(channel_gap(cell_centre(&im, &l, 0, 2), 0xfde725), 1);
+    ck_assert_int_eq(l.nticks, 5); /* -1, -0.5, 0, 0.5, 1 */
+    ck_assert(l.ticks[0] == -1.0 && l.ticks[2] == 0.0 && l.ticks[4] == 1.0);
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+/* Cell values: black on light cells, white on dark ones, none on NaN. */
+START_TEST(values_in_contrasting_ink_and_none_on_nan)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "r%d", "c%d", 0);
+    const double v[4] = {0.0, 1.0, NAN, 0.5};
+    memcpy(m.v, v, sizeof v);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 1;
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "values.png", &im, &l);
+    ck_assert(l.value_size >= 8.0);
+    ck_assert_int_gt(cell_pixels_unlike(&im, &l, 0, 0, 0x000004, 100), 20); /* white digits */
+    ck_assert_int_gt(cell_pixels_unlike(&im, &l, 0, 1, 0xfcfdbf, 100), 20); /* black digits */
+    int inside = ((int)l.cell - 2) * ((int)l.cell - 2);
+    ck_assert_int_eq(cell_pixels_unlike(&im, &l, 0, 1, 0xffffff, 8), inside); /* no white on light */
+    uint32_t grey = (uint32_t)lround(mk_plot_nan_grey() * 255) * 0x010101;
+    ck_assert_int_eq(cell_pixels_unlike(&im, &l, 1, 0, grey, 0), 0);
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    o.annotate = 0;
+    path = render_png(&m, &o, "novalues.png", &im, &l);
+    ck_assert(l.value_size == 0.0);
+    ck_assert_int_eq(cell_pixels_unlike(&im, &l, 0, 0, 0x000004, 1), 0);
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(half_leaves_the_upper_triangle_blank)
+{
+    matrix m;
+    matrix_make(&m, 5, 5, "l%d", "l%d", 1);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.half = 1;
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "half.png", &im, &l);
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++) {
+            int white = cell_pixels_unlike(&im, &l, i, j, 0xffffff, 0) == 0;
+            ck_assert_msg(white == (j > i), "cell (%d, %d) is %s", i, j, white ? "blank" : "drawn");
+        }
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+    matrix_make(&m, 2, 3, "l%d", "l%d", 0);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "half needs a square matrix (got 2 by 3)"));
+    matrix_free(&m);
+}
+END_TEST
+
+static const mk_plot_text *find_text(const mk_plot_layout *l, const char *text)
+{
+    for (int k = 0; k < l->ntexts; k++)
+        if (strcmp(l->texts[k].text, text) == 0) return &l->texts[k];
+    return NULL;
+}
+
+START_TEST(invert_y_puts_the_first_row_at_the_bottom)
+{
+    matrix m;
+    matrix_make(&m, 3, 2, "row%d", "col%d", 0);
+    const double v[6] = {0.0, 0.0, 0.5, 0.5, 1.0, 1.0};
+    memcpy(m.v, v, sizeof v);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.invert_y = 1;
+    o.annotate = 0;
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "inv.png", &im, &l);
+    double x0, y0, x2, y2;
+    mk_plot_cell_origin(&l, 0, 0, &x0, &y0);
+    mk_plot_cell_origin(&l, 2, 0, &x2, &y2);
+    ck_assert(y0 == y2 + 2 * l.cell && x0 == x2);
+    ck_assert_int_le(channel_gap(pixel(&im, (int)x0 + 3, (int)(y0 + l.cell) - 3), 0x000004), 1);
+    ck_assert_int_le(channel_gap(pixel(&im, (int)x2 + 3, (int)y2 + 3), 0xfcfdbf), 1);
+    ck_assert(find_text(&l, "row1")->y > find_text(&l, "row3")->y);
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+/* ---- layout: sizes, labels, no overlap -------------------------------------------- */
+
+/* Separating-axis test for two convex quads (touching is not overlapping). */
+static int separated_along(const double *a, const double *b, const double *edge_quad, int e)
+{
+    double ex = edge_quad[(2 * e + 2) % 8] - edge_quad[2 * e],
+           ey = edge_quad[(2 * e + 3) % 8] - edge_quad[2 * e + 1];
+    double nx = -ey, ny = ex, amin = INFINITY, amax = -INFINITY, bmin = INFINITY, bmax = -INFINITY;
+    for (int k = 0; k < 4; k++) {
+        double pa = a[2 * k] * nx + a[2 * k + 1] * ny, pb = b[2 * k] * nx + b[2 * k + 1] * ny;
+        amin = fmin(amin, pa), amax = fmax(amax, pa), bmin = fmin(bmin, pb), bmax = fmax(bmax, pb);
+    }
+    double eps = 1e-6 * sqrt(nx * nx + ny * ny);
+    return amax <= bmin + eps || bmax <= amin + eps;
+}
+
+static int quads_overlap(const double *a, const double *b)
+{
+    for (int e = 0; e < 4; e++)
+        if (separated_along(a, b, a, e) || separated_along(a, b, b, e)) return 0;
+    return 1;
+}
+
+static void rect_quad(double x, double y, double w, double h, double q[8])
+{
+    double v[8] = {x, y, x + w, y, x + w, y + h, x, y + h};
+    memcpy(q, v, sizeof v);
+}
+
+/* Every text inside the figure, clear of the heatmap, the bar and the others. */
+static void assert_texts_fit(const mk_plot_layout *l, const char *what)
+{
+    double heat[8], bar[8];
+    rect_quad(l->x0, l->y0, l->cols * l->cell, l->rows * l->cell, heat);
+    rect_quad(l->bar_x, l->bar_y, l->bar_w, l->bar_h, bar);
+    for (int k = 0; k < l->ntexts; k++) {
+        const mk_plot_text *t = &l->texts[k];
+        for (int c = 0; c < 4; c++)
+            ck_assert_msg(t->quad[2 * c] >= 0 && t->quad[2 * c] <= l->width && t->quad[2 * c + 1] >= 0 &&
+                              t->quad[2 * c + 1] <= l->height,
+                          "%s: '%s' is clipped", what, t->text);
+        ck_assert_msg(!quads_overlap(t->quad, heat), "%s: '%s' covers the heatmap", what, t->text);
+        ck_assert_msg(!quads_overlap(t->quad, bar), "%s: '%s' covers the colour bar", what, t->text);
+        for (int m = k + 1; m < l->ntexts; m++)
+            ck_assert_msg(!quads_overlap(t->quad, l->texts[m].quad), "%s: '%s' overlaps '%s'", what, t->text,
+                          l->texts[m].text);
+    }
+}
+
+/* How many of the layer labels (every step-th) are among the texts. */
+static int labels_present(const mk_plot_layout *l, char **labels, int n, int step)
+{
+    int found = 0;
+    for (int k = 0; k < n; k += step) found += find_text(l, labels[k]) != NULL;
+    return found;
+}
+
+static void check_layout(int rows, int cols, const char *rfmt, const char *cfmt, mk_plot_layout *l)
+{
+    matrix m;
+    char what[64];
+    snprintf(what, sizeof what, "%d x %d", rows, cols);
+    matrix_make(&m, rows, cols, rfmt, cfmt, 0);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, l), MK_OK);
+    assert_texts_fit(l, what);
+    ck_assert_int_eq(labels_present(l, m.rl, rows, l->row_step), (rows + l->row_step - 1) / l->row_step);
+    ck_assert_int_eq(labels_present(l, m.cl, cols, l->col_step), (cols + l->col_step - 1) / l->col_step);
+    ck_assert(l->label_size >= 7.0);
+    matrix_free(&m);
+}
+
+START_TEST(labels_fit_turn_and_thin_without_overlap)
+{
+    mk_plot_layout l;
+    check_layout(2, 2, "c%d", "d%d", &l);
+    ck_assert(l.cell == 60 && l.col_angle == 0.0 && l.row_step == 1 && l.col_step == 1);
+    mk_plot_layout_free(&l);
+    check_layout(12, 8, "encoder/block%d/attention/output", "decoder/stage%d/mlp", &l);
+    ck_assert(l.cell == 60 && l.col_angle == 45.0);
+    mk_plot_layout_free(&l);
+    check_layout(50, 50, "features.%d.conv", "features.%d.conv", &l);
+    ck_assert(l.col_angle == 90.0 && l.col_step == 1 && l.row_step == 1);
+    mk_plot_layout_free(&l);
+    check_layout(200, 200, "model/encoder/layer_%d/attention/self/output", "y%d", &l);
+    ck_assert(l.cell == 12 && l.row_step == 1 && l.col_step == 1);
+    ck_assert(l.width >= 2400 && l.width <= 4000 && l.height >= 2400 && l.height <= 4000);
+    mk_plot_layout_free(&l);
+    check_layout(600, 600, "l%d", "layer%d", &l);
+    ck_assert(l.cell < 12 && l.cell * 600 <= 3000 && l.row_step > 1 && l.col_step > 1);
+    mk_plot_layout_free(&l);
+    check_layout(2, 200, "%d", "a/very/long/path/to/the/layer/number/%d", &l);
+    ck_assert(l.bar_h >= 100 && l.rows * l.cell == 24);
+    mk_plot_layout_free(&l);
+    check_layout(3, 2, "a_rather_long_layer_name_that_goes_on_and_on_and_on_and_on_%d", "z%d", &l);
+    mk_plot_layout_free(&l);
+}
+END_TEST
+
+/* Long model names and title on a tiny matrix: pushed clear, never clipped. */
+START_TEST(long_titles_stay_clear)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "a%d", "b/%d/very/long/name", 0);
+    m.d.row_title = "a model whose name is much longer than its heatmap is tall";
+    m.d.col_title = "another model with a very long name as well";
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    mk_plot_layout l;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    assert_texts_fit(&l, "long titles");
+    ck_assert_ptr_nonnull(find_text(&l, "a model whose name is much longer than its heatmap is tall vs "
+                                        "another model with a very long name as well"));
+    mk_plot_layout_free(&l);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(values_drawn_when_cells_hold_them)
+{
+    matrix m;
+    mk_plot_opts o;
+    mk_plot_layout l;
+    mk_plot_opts_default(&o);
+    matrix_make(&m, 12, 8, "r%d", "c%d", 0);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert(l.value_size >= 8.0);
+    mk_plot_layout_free(&l);
+    matrix_free(&m);
+    matrix_make(&m, 50, 50, "r%d", "c%d", 0);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert(l.value_size == 0.0);
+    double auto_cell = l.cell;
+    mk_plot_layout_free(&l);
+    o.annotate = 1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert(l.value_size >= 8.0 && l.cell > auto_cell);
+    assert_texts_fit(&l, "annotated 50");
+    mk_plot_layout_free(&l);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(titles_and_short_names)
+{
+    matrix m;
+    mk_plot_opts o;
+    mk_plot_layout l;
+    mk_plot_opts_default(&o);
+    matrix_make(&m, 2, 2, "x/block/conv%d", "y/head%d", 0);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_ptr_nonnull(find_text(&l, "alpha vs beta"));
+    ck_assert_ptr_nonnull(find_text(&l, "x/block/conv1"));
+    mk_plot_layout_free(&l);
+    o.short_names = 1;
+    o.title = "";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_ptr_null(find_text(&l, "alpha vs beta"));
+    ck_assert_ptr_nonnull(find_text(&l, "conv1"));
+    ck_assert_ptr_nonnull(find_text(&l, "head2"));
+    ck_assert_ptr_null(find_text(&l, "x/block/conv1"));
+    mk_plot_layout_free(&l);
+    o.short_names = 2;
+    o.title = "Mine";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_ptr_nonnull(find_text(&l, "block/conv1"));
+    ck_assert_ptr_nonnull(find_text(&l, "y/head1"));
+    ck_assert_ptr_nonnull(find_text(&l, "Mine"));
+    mk_plot_layout_free(&l);
+    m.d.self = 1;
+    m.d.col_title = "alpha";
+    o.title = NULL;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_int_eq(tu_count(l.texts[l.ntexts - 1].text, "alpha"), 1);
+    ck_assert_ptr_null(find_text(&l, "alpha vs alpha"));
+    mk_plot_layout_free(&l);
+    matrix_free(&m);
+}
+END_TEST
+
+/* ---- SVG and PDF ------------------------------------------------------------------- */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    char *buf = malloc(*len + 1);
+    ck_assert_uint_eq(fread(buf, 1, *len, f), *len);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int has_bytes(const char *hay, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t k = 0; k + n <= len; k++)
+        if (memcmp(hay + k, needle, n) == 0) return 1;
+    return 0;
+}
+
+static void make_named(matrix *m)
+{
+    matrix_make(m, 2, 3, "x/a%d", "y/b%d", 0);
+    snprintf(m->rl[1], 256, "q&a<1>");
+    snprintf(m->cl[2], 256, "héad \"2\"");
+}
+
+START_TEST(svg_holds_the_title_and_every_layer_name)
+{
+    matrix m;
+    make_named(&m);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    char *path = tu_path(dir, "fig.SVG");
+    size_t len;
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
+    char *svg = slurp(path, &len), *desc = strstr(svg, "<desc>"), *end = strstr(svg, "</desc>");
+    ck_assert(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "<svg") != NULL);
+    ck_assert_ptr_nonnull(strstr(svg, "<title>alpha vs beta</title>"));
+    ck_assert(desc && end && desc < end);
+    *end = '\0';
+    const char *names[] = {"\nx/a1\n", "\nq&amp;a&lt;1&gt;\n", "\ny/b1\n", "\ny/b2\n", "\nhéad \"2\"\n"};
+    for (int k = 0; k < 5; k++) ck_assert_msg(strstr(desc, names[k]) != NULL, "%s not in <desc>", names[k]);
+    ck_assert_ptr_null(strstr(desc, "q&a<"));
+    free(svg);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(pdf_holds_the_title_and_every_layer_name)
+{
+    matrix m;
+    matrix_make(&m, 2, 3, "x/a%d", "y/b%d", 0);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.title = "CKA here";
+    char *path = tu_path(dir, "fig.pdf");
+    size_t len;
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
+    char *pdf = slurp(path, &len);
+    ck_assert(len > 1000 && strncmp(pdf, "%PDF-", 5) == 0);
+    ck_assert(has_bytes(pdf, len, "/Title (CKA here)"));
+    ck_assert(has_bytes(pdf, len, "(x/a1, x/a2, y/b1, y/b2, y/b3)"));
+    ck_assert(has_bytes(pdf, len, "/Subject (CKA matrix; rows: alpha, columns: beta)"));
+    free(pdf);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(two_hundred_layers_in_every_format)
+{
+    matrix m;
+    matrix_make(&m, 200, 200, "encoder/layer.%d/output", "encoder/layer.%d/output", 1);
+    m.v[7] = NAN;
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    const char *names[] = {"big.png", "big.svg", "big.pdf"};
+    for (int k = 0; k < 3; k++) {
+        char *path = tu_path(dir, names[k]);
+        ck_assert_msg(mk_plot_render(&m.d, &o, path) == MK_OK, "%s: %s", names[k], mk_errmsg());
+        size_t len;
+        free(slurp(path, &len));
+        ck_assert_uint_gt(len, 10000);
+        free(path);
+    }
+    image im;
+    mk_plot_layout l;
+    char *path = render_png(&m, &o, "big.png", &im, &l);
+    ck_assert(im.w > 2400 && im.w < 4000 && im.h > 2400 && im.h < 4000);
+    ck_assert_int_le(channel_gap(cell_centre(&im, &l, 0, 7), 0xbfbfbf), 1);
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+static int files_in(const char *folder)
+{
+    DIR *d = opendir(folder);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.' || strlen(e->d_name) > 2;
+    closedir(d);
+    return n;
+}
+
+START_TEST(bad_outputs_leave_nothing_behind)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "a%d", "b%d", 0);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    char *jpg = tu_path(dir, "fig.jpg"), *bare = tu_path(dir, "fig"), *lost = tu_path(dir, "no/such/fig.png");
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, jpg), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "fig.jpg': unknown extension '.jpg'"));
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, bare), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "has no extension"));
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, lost), MK_EIO);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "no/such/fig.png"));
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "No such file or directory"));
+    ck_assert_int_eq(files_in(dir), 0);
+    free(jpg);
+    free(bare);
+    free(lost);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(an_old_figure_is_replaced_whole)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "a%d", "b%d", 0);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    char *path = tu_path(dir, "fig.png");
+    tu_write_text(path, "not a picture");
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
+    image im;
+    image_load(&im, path);
+    ck_assert_int_gt(im.w, 100);
+    cairo_surface_destroy(im.s);
+    ck_assert_int_eq(files_in(dir), 1);
+    free(path);
+    matrix_free(&m);
+}
+END_TEST
+
+START_TEST(bad_renderer_inputs)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "a%d", "b%d", 0);
+    mk_plot_opts o;
+    mk_plot_layout l;
+    mk_plot_opts_default(&o);
+    o.vmin = 1.0;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "vmin < vmax"));
+    mk_plot_opts_default(&o);
+    o.cmap = "rainbow";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "'rainbow'"));
+    mk_plot_opts_default(&o);
+    o.short_names = -1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
+    mk_plot_opts_default(&o);
+    m.d.rows = 0;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "nothing to draw"));
+    m.d.rows = 2;
+    snprintf(m.cl[1], 256, "bad \xff");
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "layer name 4 is not valid UTF-8"));
+    matrix_free(&m);
+}
+END_TEST
+
+/* ---- from cka.h5, and the command line ------------------------------------------- */
+
+START_TEST(plot_result_draws_a_cka_file)
+{
+    char *h5 = tu_path(dir, "xy.h5"), *self = tu_path(dir, "self.h5"), *png = tu_path(dir, "xy.png");
+    rf_write_simple(h5, 3, 2, 0);
+    rf_write_simple(self, 3, 3, 1);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 0;
+    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    image im;
+    image_load(&im, png);
+    double v[6] = {1 / 2.0, 1 / 3.0, 2 / 3.0, 2 / 4.0, 3 / 4.0, 3 / 5.0}, c[3];
+    char *names[3] = {"x/layer0", "x/layer1", "x/layer2"};
+    mk_plot_data d = {3, 2, v, (const char *const *)names, (const char *const *)names, "alpha", "beta", 0};
+    mk_plot_layout l;
+    ck_assert_int_eq(mk_plot_layout_make(&d, &o, &l), MK_OK);
+    ck_assert_int_eq(im.w, (int)l.width);
+    for (int k = 0; k < 6; k++) {
+        mk_plot_cmap("magma", v[k], c);
+        ck_assert_int_le(channel_gap(cell_centre(&im, &l, k / 2, k % 2), to_rgb(c)), 1);
+    }
+    ck_assert_ptr_nonnull(find_text(&l, "alpha vs beta"));
+    mk_plot_layout_free(&l);
+    cairo_surface_destroy(im.s);
+    o.half = 1;
+    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "--half needs a self comparison"));
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "compares alpha with beta"));
+    ck_assert_int_eq(mk_plot_result(self, &o, png), MK_OK);
+    static const char *const odd[] = {"caf\xe9", "ok"}; /* Latin-1, not UTF-8: drawn as "caf?" */
+    rf_result r = {2, 2, v, odd, odd, "m\xff", "m\xff", 1, NULL, 0, 0, 0, 0, 0, 0};
+    rf_write(h5, &r);
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    free(h5);
+    free(self);
+    free(png);
+}
+END_TEST
+
+/* mk_plot_main("plot", args...) for a NULL-terminated list. */
+static mk_err plot_cmd(const char **args)
+{
+    char *argv[32] = {(char *)"plot"};
+    int argc = 1;
+    for (int k = 0; args[k]; k++) argv[argc++] = (char *)args[k];
+    return mk_plot_main(argc, argv);
+}
+
+#define PLOT(...) plot_cmd((const char *[]){__VA_ARGS__, NULL})
+
+static void expect(mk_err got, mk_err code, const char *words)
+{
+    ck_assert_int_eq(got, code);
+    ck_assert_msg(strstr(mk_errmsg(), words) != NULL, "'%s' not in: %s", words, mk_errmsg());
+}
+
+START_TEST(plot_command_options)
+{
+    char *h5 = tu_path(dir, "self.h5"), *svg = tu_path(dir, "f.svg");
+    rf_write_simple(h5, 4, 4, 1);
+    ck_assert_int_eq(PLOT(h5, "-o", svg, "--title=My T", "--cmap", "viridis", "--vmin", "-1", "--vmax=1",
+                          "--annotate", "--half", "--invert-y", "--short-names", "1"),
+                     MK_OK);
+    size_t len;
+    char *text = slurp(svg, &len);
+    ck_assert_ptr_nonnull(strstr(text, "<title>My T</title>"));
+    free(text);
+    ck_assert_int_eq(PLOT("--help"), MK_OK);
+    ck_assert_int_eq(PLOT(h5, "--output", svg, "--no-annotate"), MK_OK);
+    free(h5);
+    free(svg);
+}
+END_TEST
+
+START_TEST(plot_command_mistakes)
+{
+    char *h5 = tu_path(dir, "xy.h5"), *txt = tu_path(dir, "notes.h5");
+    rf_write_simple(h5, 2, 3, 0);
+    tu_write_text(txt, "hello");
+    expect(PLOT(h5), MK_EUSAGE, "missing -o FIG");
+    expect(PLOT("-o", "f.png"), MK_EUSAGE, "missing RESULT.h5");
+    expect(PLOT(h5, "-o", "f.gif"), MK_EUSAGE, "unknown extension '.gif'");
+    expect(PLOT(h5, "-o", "f.png", "--colour", "x"), MK_EUSAGE, "unknown option '--colour'");
+    expect(PLOT(h5, "-o", "f.png", "--cmap"), MK_EUSAGE, "--cmap needs a value");
+    expect(PLOT(h5, "-o", "f.png", "--cmap", "jet"), MK_EUSAGE, "--cmap 'jet': unknown colour map");
+    expect(PLOT(h5, "-o", "f.png", "--vmin", "low"), MK_EUSAGE, "--vmin 'low': expected a finite number");
+    expect(PLOT(h5, "-o", "f.png", "--vmax", "nan"), MK_EUSAGE, "--vmax 'nan'");
+    expect(PLOT(h5, "-o", "f.png", "--vmin", "0.5", "--vmax", "0.5"), MK_EUSAGE,
+           "--vmin 0.5 must be below --vmax 0.5");
+    expect(PLOT(h5, "-o", "f.png", "--vmin", "2"), MK_EUSAGE, "colour range is empty");
+    expect(PLOT(h5, "-o", "f.png", "--annotate", "--no-annotate"), MK_EUSAGE, "contradict");
+    expect(PLOT(h5, "-o", "f.png", "--short-names", "-1"), MK_EUSAGE, "--short-names '-1'");
+    expect(PLOT(h5, "-o", "f.png", "--short-names", "two"), MK_EUSAGE, "--short-names 'two'");
+    expect(PLOT(h5, "-o", "f.png", "--half=yes"), MK_EUSAGE, "--half takes no value");
+    expect(PLOT(h5, "-o", "f.png", "-o", "g.png"), MK_EUSAGE, "--output is given twice");
+    expect(PLOT(h5, h5, "-o", "f.png"), MK_EUSAGE, "unexpected argument");
+    expect(PLOT(h5, "-o", "f.png", "--half"), MK_EUSAGE, "--half needs a self comparison");
+    expect(PLOT("missing.h5", "-o", "f.png"), MK_EINPUT, "cannot open 'missing.h5'");
+    expect(PLOT(txt, "-o", "f.png"), MK_EINPUT, "notes.h5' is not an HDF5 file");
+    ck_assert(!tu_exists("f.png") && !tu_exists("g.png"));
+    free(h5);
+    free(txt);
+}
+END_TEST
+
+START_TEST(the_mpicka_binary)
+{
+    char *h5 = tu_path(dir, "xy.h5"), cmd[4096], *out;
+    rf_write_simple(h5, 2, 3, 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot xy.h5 -o fig.pdf", dir, MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "wrote fig.pdf"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot gone.h5 -o fig.png", dir, MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 3);
+    ck_assert_ptr_nonnull(strstr(out, "mpicka: input error: cannot open 'gone.h5'"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' plot xy.h5 -o fig.png --vmin", MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "mpicka: usage error: plot: --vmin needs a value"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' plot --help && '%s' --help", MK_TEST_EXE, MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--short-names K"));
+    ck_assert_ptr_nonnull(strstr(out, "mpicka show RESULT.h5"));
+    free(out);
+    free(h5);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plot");
+    TCase *render = tcase_create("render"), *layout = tcase_create("layout"), *cmd = tcase_create("command");
+    TCase *all[3] = {render, layout, cmd};
+    for (int k = 0; k < 3; k++) {
+        tcase_add_checked_fixture(all[k], setup, teardown);
+        tcase_set_timeout(all[k], 300);
+        suite_add_tcase(s, all[k]);
+    }
+    tcase_add_test(render, colour_maps_hit_the_published_colours);
+    tcase_add_test(render, png_cells_have_the_colours_of_their_values);
+    tcase_add_test(render, colour_range_and_other_maps);
+    tcase_add_test(render, values_in_contrasting_ink_and_none_on_nan);
+    tcase_add_test(render, half_leaves_the_upper_triangle_blank);
+    tcase_add_test(render, invert_y_puts_the_first_row_at_the_bottom);
+    tcase_add_test(render, svg_holds_the_title_and_every_layer_name);
+    tcase_add_test(render, pdf_holds_the_title_and_every_layer_name);
+    tcase_add_test(render, two_hundred_layers_in_every_format);
+    tcase_add_test(render, bad_outputs_leave_nothing_behind);
+    tcase_add_test(render, an_old_figure_is_replaced_whole);
+    tcase_add_test(layout, labels_fit_turn_and_thin_without_overlap);
+    tcase_add_test(layout, long_titles_stay_clear);
+    tcase_add_test(layout, values_drawn_when_cells_hold_them);
+    tcase_add_test(layout, titles_and_short_names);
+    tcase_add_test(layout, bad_renderer_inputs);
+    tcase_add_test(cmd, plot_result_draws_a_cka_file);
+    tcase_add_test(cmd, plot_command_options);
+    tcase_add_test(cmd, plot_command_mistakes);
+    tcase_add_test(cmd, the_mpicka_binary);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
