@@ -7,6 +7,7 @@
 #include "mpicka/config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,12 +345,14 @@ static mk_err parse_tree(const char *text, size_t len, const char *source, const
 
 /* ---------------------------------------------------------- key table --- */
 
-typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM } key_kind;
+typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM, K_DOUBLE } key_kind;
 
 typedef struct {
     const char *path;           /* dotted; a section comes right before its keys */
     key_kind kind;
     int required;               /* in a section: required when the section is given */
+    int switchable;             /* K_MAP: on by default (defaults apply), `false` turns it off */
+    int empty_ok;               /* K_STRING: "" is a value */
     const char *def;            /* default as YAML text, NULL: none */
     const char *def_from;       /* K_STRING: default is that key's base name */
     int64_t min;                /* K_INT */
@@ -363,6 +366,8 @@ typedef struct {
 #define AT(member) offsetof(mk_config, member)
 
 static const char *const precisions[] = {"float32", "float64", NULL};
+const char *const mk_plot_cmaps[] = {"magma", "viridis", "inferno", "gray", NULL};
+static const char *const annotations[] = {"auto", "true", "false", NULL};
 _Static_assert(MK_PREC_FLOAT32 == 0 && MK_PREC_FLOAT64 == 1, "precisions[] is indexed by mk_precision");
 _Static_assert(sizeof(mk_precision) == sizeof(int), "K_ENUM fields are stored as int");
 
@@ -393,6 +398,26 @@ static const key_spec keys[] = {
      .help = "folder the results are written to"},
     {.path = "progress_seconds", .kind = K_INT, .def = "30", .min = 0, .off = AT(progress_seconds),
      .help = "seconds between progress lines in a log (0: a line per batch step)"},
+    {.path = "plot", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(plot.enabled),
+     .help = "the heatmap drawn beside cka.h5 (`plot: false`: none)"},
+    {.path = "plot.file", .kind = K_STRING, .def = "cka.png", .off = AT(plot.file),
+     .help = "its file name in the output folder (.png, .svg or .pdf)"},
+    {.path = "plot.title", .kind = K_STRING, .def = "", .empty_ok = 1, .off = AT(plot.title),
+     .help = "title (empty: \"X vs Y\" from the models' names)"},
+    {.path = "plot.cmap", .kind = K_ENUM, .def = "magma", .choices = mk_plot_cmaps, .off = AT(plot.cmap),
+     .help = "colour map"},
+    {.path = "plot.vmin", .kind = K_DOUBLE, .def = "0", .off = AT(plot.vmin),
+     .help = "value at the bottom of the colour map"},
+    {.path = "plot.vmax", .kind = K_DOUBLE, .def = "1", .off = AT(plot.vmax),
+     .help = "value at the top of the colour map"},
+    {.path = "plot.annotate", .kind = K_ENUM, .def = "auto", .choices = annotations,
+     .off = AT(plot.annotate), .help = "values in the cells (auto: when they fit)"},
+    {.path = "plot.half", .kind = K_BOOL, .def = "false", .off = AT(plot.half),
+     .help = "lower triangle only, for a self comparison"},
+    {.path = "plot.invert_y", .kind = K_BOOL, .def = "false", .off = AT(plot.invert_y),
+     .help = "first layer at the bottom"},
+    {.path = "plot.short_names", .kind = K_INT, .def = "0", .min = 0, .off = AT(plot.short_names),
+     .help = "show only the last K components of layer paths (0: all)"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -513,8 +538,11 @@ static mk_err need_scalar(const ctx *c, const key_spec *k, const node *n, const 
     return fail_node(c->source, n, 0, "'%s' must be %s, got %s", k->path, what, kind_word(n));
 }
 
+static mk_err conv_bool(const ctx *c, const key_spec *k, const node *n, int *field);
+
 static mk_err conv_map(const ctx *c, const key_spec *k, const node *n, int *given)
 {
+    if (k->switchable && n->kind == N_SCALAR) return conv_bool(c, k, n, given);
     if (n->kind != N_MAP)
         return fail_node(c->source, n, 0, "'%s' must be a mapping of keys, got %s", k->path,
                          kind_word(n));
@@ -525,7 +553,7 @@ static mk_err conv_map(const ctx *c, const key_spec *k, const node *n, int *give
 static mk_err conv_string(const ctx *c, const key_spec *k, const node *n, char **field)
 {
     MK_TRY(need_scalar(c, k, n, "a string"));
-    if (!*n->text) return fail_node(c->source, n, 0, "'%s' must not be empty", k->path);
+    if (!*n->text && !k->empty_ok) return fail_node(c->source, n, 0, "'%s' must not be empty", k->path);
     return dup_into(field, n->text, strlen(n->text));
 }
 
@@ -630,6 +658,18 @@ static mk_err conv_enum(const ctx *c, const key_spec *k, const node *n, int *fie
     return fail_node(c->source, n, 0, "'%s' must be one of %s, got '%s'", k->path, list, n->text);
 }
 
+static mk_err conv_double(const ctx *c, const key_spec *k, const node *n, double *field)
+{
+    MK_TRY(need_scalar(c, k, n, "a number"));
+    char *end;
+    errno = 0;
+    double v = strtod(n->text, &end);
+    if (end == n->text || *end || errno == ERANGE || !isfinite(v))
+        return fail_node(c->source, n, 0, "'%s' must be a finite number, got '%s'", k->path, n->text);
+    *field = v;
+    return MK_OK;
+}
+
 static mk_err convert(const ctx *c, const key_spec *k, const node *n)
 {
     void *f = field_of(c->cfg, k->off);
@@ -641,6 +681,7 @@ static mk_err convert(const ctx *c, const key_spec *k, const node *n)
     case K_BOOL: return conv_bool(c, k, n, f);
     case K_U64: return conv_u64(c, k, n, f);
     case K_ENUM: return conv_enum(c, k, n, f);
+    case K_DOUBLE: return conv_double(c, k, n, f);
     }
     return mk_fail(MK_EINTERNAL, "config key '%s' has no kind", k->path);
 }
@@ -678,13 +719,16 @@ static mk_err apply_key(const ctx *c, const key_spec *k, const node *n)
 }
 
 /* Table order puts a section before its keys, so its absence is known here. */
+static int section_given(const mk_config *cfg, const key_spec *s);
+
 static mk_err apply_keys(const ctx *c)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         const key_spec *s = section_of(&keys[i]);
         if (s) {
             const node *sec = tree_get(c->root, s->path);
-            if (!sec || sec->kind != N_MAP) continue;
+            int on = s->switchable ? section_given(c->cfg, s) : sec && sec->kind == N_MAP;
+            if (!on) continue;
         }
         MK_TRY(apply_key(c, &keys[i], tree_get(c->root, keys[i].path)));
     }
@@ -756,7 +800,7 @@ static mk_err set_key(const ctx *c, const char *arg, const char *eq, const key_s
         unknown_key_text(key, msg, sizeof msg);
         return fail_at(c->source, arg, 0, "%s", msg);
     }
-    if ((*k)->kind == K_MAP)
+    if ((*k)->kind == K_MAP && !(*k)->switchable)
         return fail_at(c->source, arg, 0, "'%s' is a section; set its keys one by one, such as '%s'",
                        key, (*k)[1].path);
     return MK_OK;
@@ -813,7 +857,9 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
 {
     const void *v = field_of(cfg, k->off);
     switch (k->kind) {
-    case K_MAP: break;
+    case K_MAP:
+        if (k->switchable && !*(const int *)v) fputs(" false", f);
+        break;
     case K_STRING:
         fputc(' ', f);
         emit_quoted(f, *(char *const *)v);
@@ -830,6 +876,7 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
     case K_BOOL: fputs(*(const int *)v ? " true" : " false", f); break;
     case K_U64: fprintf(f, " %" PRIu64, *(const uint64_t *)v); break;
     case K_ENUM: fprintf(f, " %s", k->choices[*(const int *)v]); break;
+    case K_DOUBLE: fprintf(f, " %.17g", *(const double *)v); break;
     }
 }
 
@@ -847,7 +894,7 @@ static mk_err write_resolved(mk_config *cfg)
     fputs("# mpicka resolved configuration\n", f);
     for (size_t i = 0; i < NKEYS; i++) {
         const key_spec *k = &keys[i], *s = section_of(k);
-        if (!section_given(cfg, k->kind == K_MAP ? k : s)) continue;
+        if (!section_given(cfg, k->kind == K_MAP && !k->switchable ? k : s)) continue;
         const char *leaf = strrchr(k->path, '.');
         fprintf(f, "%s%s:", s ? "  " : "", leaf ? leaf + 1 : k->path);
         emit_value(f, k, cfg);
@@ -976,12 +1023,13 @@ static void describe_kind(const key_spec *k, char *buf, size_t size)
 {
     char list[128];
     switch (k->kind) {
-    case K_MAP: snprintf(buf, size, "section"); break;
+    case K_MAP: snprintf(buf, size, k->switchable ? "section, or false" : "section"); break;
     case K_STRING: snprintf(buf, size, "string"); break;
     case K_LIST: snprintf(buf, size, "list of strings"); break;
     case K_INT: snprintf(buf, size, "integer >= %" PRId64, k->min); break;
     case K_BOOL: snprintf(buf, size, "true or false"); break;
     case K_U64: snprintf(buf, size, "unsigned integer"); break;
+    case K_DOUBLE: snprintf(buf, size, "number"); break;
     case K_ENUM:
         join_choices(k, list, sizeof list);
         snprintf(buf, size, "one of %s", list);

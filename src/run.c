@@ -15,6 +15,7 @@
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/plan.h"
+#include "mpicka/plot.h"
 #include "mpicka/progress.h"
 #include "mpicka/reader.h"
 #include "mpicka/source.h"
@@ -376,6 +377,35 @@ static void warn_dead(const mk_model *model, const double *h)
                     model->file, model->layers[l].path, h[l]);
 }
 
+/* The heatmap is a view of cka.h5: if it cannot be drawn, the run still
+ * succeeded, so it is a warning. */
+static void draw_plot(const mk_config *cfg)
+{
+    const mk_plot_cfg *pc = &cfg->plot;
+    mk_plot_opts opts;
+    mk_plot_opts_default(&opts);
+    opts.title = pc->title[0] ? pc->title : NULL;
+    opts.cmap = mk_plot_cmaps[pc->cmap];
+    opts.vmin = pc->vmin;
+    opts.vmax = pc->vmax;
+    opts.annotate = pc->annotate == 0 ? -1 : pc->annotate == 1;
+    opts.half = pc->half;
+    opts.invert_y = pc->invert_y;
+    opts.short_names = (int)pc->short_names;
+    size_t len = strlen(cfg->output) + strlen(pc->file) + 16;
+    char *h5 = malloc(len), *fig = malloc(len);
+    if (h5 && fig) {
+        snprintf(h5, len, "%s/cka.h5", cfg->output);
+        snprintf(fig, len, "%s/%s", cfg->output, pc->file);
+        if (mk_plot_result(h5, &opts, fig) == MK_OK)
+            mk_info("  drew %s", fig);
+        else
+            mk_warn("no heatmap: %s", mk_errmsg());
+    }
+    free(h5);
+    free(fig);
+}
+
 static mk_err finish(run_ctx *c, const double *total)
 {
     int nx = c->x.nlayers, ny = c->ym->nlayers;
@@ -390,6 +420,7 @@ static mk_err finish(run_ctx *c, const double *total)
                      c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0};
     err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
+    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
     free(cka);
     return err;
 }

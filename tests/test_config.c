@@ -95,6 +95,17 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     ck_assert_int_eq(a->precision, b->precision);
     ck_assert_str_eq(a->output, b->output);
     ck_assert_int_eq(a->progress_seconds, b->progress_seconds);
+    ck_assert_int_eq(a->plot.enabled, b->plot.enabled);
+    if (a->plot.enabled) {
+        ck_assert_str_eq(a->plot.file, b->plot.file);
+        ck_assert_str_eq(a->plot.title, b->plot.title);
+        ck_assert_int_eq(a->plot.cmap, b->plot.cmap);
+        ck_assert(a->plot.vmin == b->plot.vmin && a->plot.vmax == b->plot.vmax);
+        ck_assert_int_eq(a->plot.annotate, b->plot.annotate);
+        ck_assert_int_eq(a->plot.half, b->plot.half);
+        ck_assert_int_eq(a->plot.invert_y, b->plot.invert_y);
+        ck_assert_int_eq(a->plot.short_names, b->plot.short_names);
+    }
 }
 
 /* cfg->resolved parses back to cfg and reproduces itself. */
@@ -599,6 +610,72 @@ START_TEST(set_value_message)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- plot --- */
+
+START_TEST(plot_defaults_on)
+{
+    mk_config cfg;
+    parse_ok(minimal, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.plot.enabled, 1);
+    ck_assert_str_eq(cfg.plot.file, "cka.png");
+    ck_assert_str_eq(cfg.plot.title, "");
+    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.cmap], "magma");
+    ck_assert(cfg.plot.vmin == 0.0 && cfg.plot.vmax == 1.0);
+    mk_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(plot_section_values_and_off)
+{
+    mk_config cfg;
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%splot:\n  cmap: viridis\n  vmin: -0.25\n  vmax: 1e0\n  title: \"A: b\"\n"
+             "  annotate: false\n  half: yes\n  short_names: 2\n  file: m.svg\n", minimal);
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.cmap], "viridis");
+    ck_assert(cfg.plot.vmin == -0.25 && cfg.plot.vmax == 1.0);
+    ck_assert_str_eq(cfg.plot.title, "A: b");
+    ck_assert_int_eq(cfg.plot.annotate, 2);
+    ck_assert_int_eq(cfg.plot.half, 1);
+    ck_assert_int_eq(cfg.plot.short_names, 2);
+    ck_assert_str_eq(cfg.plot.file, "m.svg");
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    snprintf(yaml, sizeof yaml, "%splot: false\n", minimal);
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.plot.enabled, 0);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nplot: false\n"));
+    ck_assert_ptr_null(strstr(cfg.resolved, "cmap"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    char *sets[] = {"plot=false"};
+    parse_ok(minimal, sets, 1, &cfg);
+    ck_assert_int_eq(cfg.plot.enabled, 0);
+    mk_config_free(&cfg);
+    char *sets2[] = {"plot.vmax=0.5"};
+    parse_ok(minimal, sets2, 1, &cfg);
+    ck_assert_int_eq(cfg.plot.enabled, 1);
+    ck_assert(cfg.plot.vmax == 0.5);
+    mk_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(plot_errors)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%splot:\n  vmin: low\n", minimal);
+    EXPECT_FAIL(yaml, MK_ECONFIG, "run.yaml:6", "'plot.vmin' must be a finite number, got 'low'");
+    snprintf(yaml, sizeof yaml, "%splot:\n  vmax: .nan\n", minimal);
+    EXPECT_FAIL(yaml, MK_ECONFIG, "'plot.vmax' must be a finite number");
+    snprintf(yaml, sizeof yaml, "%splot:\n  cmap: jet\n", minimal);
+    EXPECT_FAIL(yaml, MK_ECONFIG, "'plot.cmap' must be one of", "magma", "'jet'");
+    snprintf(yaml, sizeof yaml, "%splot: maybe\n", minimal);
+    EXPECT_FAIL(yaml, MK_ECONFIG, "'plot' must be true or false, got 'maybe'");
+    snprintf(yaml, sizeof yaml, "%splot:\n  cmpa: magma\n", minimal);
+    EXPECT_FAIL(yaml, MK_ECONFIG, "did you mean 'plot.cmap'");
+}
+END_TEST
+
 /* ------------------------------------------------------------ resolved --- */
 
 START_TEST(resolved_text)
@@ -616,7 +693,17 @@ START_TEST(resolved_text)
                                    "seed: 0\n"
                                    "precision: float64\n"
                                    "output: \"out\"\n"
-                                   "progress_seconds: 30\n");
+                                   "progress_seconds: 30\n"
+                                   "plot:\n"
+                                   "  file: \"cka.png\"\n"
+                                   "  title: \"\"\n"
+                                   "  cmap: magma\n"
+                                   "  vmin: 0\n"
+                                   "  vmax: 1\n"
+                                   "  annotate: auto\n"
+                                   "  half: false\n"
+                                   "  invert_y: false\n"
+                                   "  short_names: 0\n");
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
 }
@@ -847,6 +934,9 @@ static Suite *config_suite(void)
     tcase_add_test(misc, free_is_safe);
     tcase_add_test(misc, null_source_named);
     tcase_add_test(misc, reference);
+    tcase_add_test(misc, plot_defaults_on);
+    tcase_add_test(misc, plot_section_values_and_off);
+    tcase_add_test(misc, plot_errors);
     suite_add_tcase(s, misc);
     return s;
 }

@@ -251,10 +251,16 @@ START_TEST(progress_in_every_mode)
     free(out);
     ck_assert_int_eq(run_config(2, "prog.yaml", "--progress bar", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "\r["));
+    char *png = in_dir("prog/cka.png");
+    ck_assert(tu_exists(png)); /* drawn by default */
+    free(png);
     ck_assert_ptr_nonnull(strstr(out, "\r\033[K")); /* the bar is cleared at the end */
     ck_assert_int_eq(tu_count(out, "mpicka: progress: "), 0);
     free(out);
-    ck_assert_int_eq(run_config(2, "prog.yaml", "--quiet", &out), 0);
+    ck_assert_int_eq(run_config(2, "prog.yaml", "--quiet --set plot=false --set output=quiet", &out), 0);
+    char *none = in_dir("quiet/cka.png");
+    ck_assert(!tu_exists(none));
+    free(none);
     ck_assert_int_eq(tu_count(out, "progress"), 0);
     ck_assert_int_eq(tu_count(out, "\r["), 0);
     ck_assert_ptr_nonnull(strstr(out, "wrote"));

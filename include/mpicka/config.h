@@ -21,6 +21,21 @@ typedef struct {
     int nlayers;    /* >= 1 */
 } mk_model_cfg;
 
+/* The heatmap `mpicka run` draws beside cka.h5 (see mpicka/plot.h). */
+typedef struct {
+    int enabled;           /* default 1; `plot: false` turns it off */
+    char *file;            /* default "cka.png"; .svg and .pdf work too */
+    char *title;           /* default "": "X vs Y" */
+    int cmap;              /* index into mk_plot_cmaps: magma (default), viridis, inferno, gray */
+    double vmin, vmax;     /* default 0 and 1 */
+    int annotate;          /* 0 auto (default), 1 always, 2 never */
+    int half;              /* lower triangle only (self comparisons); default false */
+    int invert_y;          /* default false */
+    int64_t short_names;   /* 0: full layer paths (default); K: the last K components */
+} mk_plot_cfg;
+
+extern const char *const mk_plot_cmaps[];  /* NULL-terminated */
+
 typedef struct {
     mk_model_cfg x;
     mk_model_cfg y;        /* valid only when has_y */
@@ -32,6 +47,7 @@ typedef struct {
     mk_precision precision;/* default float64 */
     char *output;          /* output folder, required */
     int64_t progress_seconds; /* >= 0, default 30: progress line interval in a log */
+    mk_plot_cfg plot;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
 
