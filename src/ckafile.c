@@ -91,7 +91,7 @@ static mk_err dataset_dims(hid_t dset, const char *path, const char *name, int r
 static mk_err read_matrix(hid_t fid, const char *path, mk_ckafile *f)
 {
     hid_t dset = -1, type = -1;
-    int dims[2];
+    int dims[2] = {0, 0};
     mk_err err;
     MK_TRY(open_dataset(fid, path, "cka", "the CKA matrix", &dset));
     type = H5Dget_type(dset);
@@ -116,7 +116,7 @@ static mk_err read_names(hid_t fid, const char *path, const char *name, int expe
                          char ***out)
 {
     hid_t dset = -1, type = -1;
-    int n;
+    int n = 0;
     mk_err err;
     MK_TRY(open_dataset(fid, path, name, "layer names", &dset));
     type = H5Dget_type(dset);

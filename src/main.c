@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mpicka/check.h"
 #include "mpicka/error.h"
 #include "mpicka/log.h"
 #include "mpicka/plot.h"
@@ -16,6 +17,7 @@ static void usage(FILE *out)
             "mpicka %s: layer-by-layer minibatch CKA over HDF5 activations, with MPI and BLAS\n\n"
             "usage:\n"
             "  mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...   compute the CKA matrix\n"
+            "  mpicka check CONFIG [-n RANKS] [--set KEY=VALUE]...  validate inputs, plan memory and time\n"
             "  mpicka synth OUT.h5 [options]                        write synthetic activations\n"
             "  mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options] draw the CKA matrix as a heatmap\n"
             "  mpicka show RESULT.h5 [--format table|csv|json]      print the CKA matrix and its provenance\n"
@@ -33,6 +35,17 @@ static int run_command(int argc, char **argv)
     return mk_exit_status(err);
 }
 
+/* The subcommands that run in one process, without MPI. */
+static const struct {
+    const char *name;
+    mk_err (*main)(int argc, char **argv);
+} serial[] = {
+    {"check", mk_check_main},
+    {"synth", mk_synth_main},
+    {"plot", mk_plot_main},
+    {"show", mk_show_main},
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -49,16 +62,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "run")) return run_command(argc, argv);
-    if (!strcmp(cmd, "synth")) {
-        mk_err err = mk_synth_main(argc - 1, argv + 1);
-        mk_error_report(err);
-        return mk_exit_status(err);
-    }
-    if (!strcmp(cmd, "plot") || !strcmp(cmd, "show")) {
-        mk_err err = cmd[0] == 'p' ? mk_plot_main(argc - 1, argv + 1) : mk_show_main(argc - 1, argv + 1);
-        mk_error_report(err);
-        return mk_exit_status(err);
-    }
+    for (size_t i = 0; i < sizeof serial / sizeof serial[0]; i++)
+        if (!strcmp(cmd, serial[i].name)) {
+            mk_err err = serial[i].main(argc - 1, argv + 1);
+            mk_error_report(err);
+            return mk_exit_status(err);
+        }
     fprintf(stderr, "mpicka: unknown command '%s'\n", cmd);
     usage(stderr);
     return mk_exit_status(MK_EUSAGE);

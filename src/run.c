@@ -442,6 +442,36 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     return MK_OK;
 }
 
+/* ---- memory ---- */
+
+static void layer_bytes(const mk_model *model, int64_t m, mk_precision prec, double *work, double *read)
+{
+    for (int l = 0; model && l < model->nlayers; l++) {
+        const mk_layer *layer = &model->layers[l];
+        double w = (double)(m * layer->p) * (double)mk_prec_size(prec);
+        double r = layer->in_f32 == (prec == MK_PREC_FLOAT32) ? 0.0
+                   : (double)(m * layer->p) * (layer->in_f32 ? 4.0 : 8.0);
+        if (w > *work) *work = w;
+        if (r > *read) *read = r;
+    }
+}
+
+void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
+                            mk_run_memory *mem)
+{
+    int64_t m = plan->m < plan->n ? plan->m : plan->n;
+    double work = 0.0, read = 0.0;
+    layer_bytes(x, m, cfg->precision, &work, &read);
+    layer_bytes(y, m, cfg->precision, &work, &read);
+    int nx = x->nlayers, ny = y ? y->nlayers : nx, depth = 2;
+    for (int64_t b = plan->total; b > 1; b >>= 1) depth++;
+    mem->blocks = 2.0 * work + read;
+    mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
+    mem->stacked = (double)(nx + (y ? ny : 0)) * (double)mk_tri_len(m) * 8.0;
+    mem->sums = (double)(depth + 1) * (double)(nx * ny + nx + ny) * 8.0;
+    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums;
+}
+
 /* ---- entry ---- */
 
 /* Under Slurm, a rank's BLAS threads follow --cpus-per-task unless set. */

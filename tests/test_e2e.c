@@ -268,6 +268,68 @@ START_TEST(progress_in_every_mode)
 }
 END_TEST
 
+/* check: the plan, a memory estimate within 25% of a real run's peak, and
+ * every problem of a bad config at once. */
+static double number_after(const char *text, const char *label)
+{
+    const char *at = strstr(text, label);
+    ck_assert_msg(at != NULL, "'%s' not in: %s", label, text);
+    return strtod(at + strlen(label), NULL);
+}
+
+START_TEST(check_plans_and_estimates_memory)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && %s synth mid.h5 --n 1024 --layers 4 --features 4096,16x16x16 --seed 3",
+             dir, MK_TEST_EXE);
+    must_run(cmd);
+    write_config("mid.yaml", "x:\n  file: mid.h5\n  layers: [\"layer*\"]\nbatch_size: 256\nplot: false\n"
+                             "output: midout\n");
+    const char *precs[] = {"float32", "float64"};
+    for (int i = 0; i < 2; i++) {
+        char *out, args[256];
+        snprintf(cmd, sizeof cmd, "cd %s && %s check mid.yaml -n 3 --set precision=%s", dir, MK_TEST_EXE, precs[i]);
+        ck_assert_int_eq(tu_run(cmd, &out), 0);
+        ck_assert_ptr_nonnull(strstr(out, "mid.yaml is valid"));
+        ck_assert_ptr_nonnull(strstr(out, "4 batch(es) per epoch"));
+        ck_assert_ptr_nonnull(strstr(out, "on 3 rank(s): at most 2 batch(es) per rank"));
+        ck_assert_ptr_nonnull(strstr(out, "(1024, 16, 16, 16)"));
+        double estimate = number_after(out, "memory per rank: about ");
+        free(out);
+        snprintf(args, sizeof args, "--quiet --set precision=%s", precs[i]);
+        ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
+        double peak = number_after(out, "peak memory per rank ");
+        ck_assert_msg(fabs(estimate - peak) <= 0.25 * peak, "%s: estimate %.1f MiB, peak %.1f MiB", precs[i],
+                      estimate, peak);
+        free(out);
+    }
+}
+END_TEST
+
+START_TEST(check_reports_every_problem)
+{
+    char *blocker = in_dir("blocker");
+    tu_write_text(blocker, "a file where a folder should be\n");
+    free(blocker);
+    write_config("many.yaml", "x:\n  file: x.h5\n  layers: [fc, \"zzz*\", missing]\n"
+                              "y:\n  file: nope.h5\n  layers: [a]\noutput: blocker/out\n");
+    char cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "cd %s && %s check many.yaml", dir, MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 3);
+    ck_assert_int_eq(tu_count(out, "layer pattern 'zzz*' matches no dataset"), 1);
+    ck_assert_int_eq(tu_count(out, "no dataset 'missing'"), 1);
+    ck_assert_int_eq(tu_count(out, "cannot open input 'nope.h5'"), 1);
+    ck_assert_int_eq(tu_count(out, "output 'blocker/out'"), 1);
+    ck_assert_int_eq(tu_count(out, "4 problem(s)"), 2);
+    free(out);
+    write_config("typo.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatchsize: 8\noutput: o\n");
+    snprintf(cmd, sizeof cmd, "cd %s && %s check typo.yaml", dir, MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 2);
+    ck_assert_int_eq(tu_count(out, "typo.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)"), 1);
+    free(out);
+}
+END_TEST
+
 /* ---- bad input: a clear message naming the culprit, printed once, a
  * non-zero exit, and no output folder ---- */
 
@@ -368,6 +430,8 @@ int main(void)
     tcase_add_test(tc, output_reproduces_and_describes_the_run);
     tcase_add_test(tc, dead_layer_gives_nan_and_a_warning);
     tcase_add_test(tc, progress_in_every_mode);
+    tcase_add_test(tc, check_plans_and_estimates_memory);
+    tcase_add_test(tc, check_reports_every_problem);
     tcase_add_test(tc, bad_inputs);
     tcase_add_test(tc, bad_command_lines);
     suite_add_tcase(s, tc);

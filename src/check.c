@@ -1,0 +1,274 @@
+#include "mpicka/check.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mpicka/blas.h"
+#include "mpicka/config.h"
+#include "mpicka/hsic.h"
+#include "mpicka/log.h"
+#include "mpicka/plan.h"
+#include "mpicka/run.h"
+#include "mpicka/source.h"
+
+#define MK_MAX_PROBLEMS 64
+
+/* Every problem found, so that the user fixes them all in one go. */
+typedef struct {
+    int count;
+    mk_err first;
+} problems;
+
+static void note(problems *pr, mk_err err)
+{
+    if (err == MK_OK) return;
+    if (!pr->count) pr->first = err;
+    pr->count++;
+    fprintf(stderr, "mpicka: %s: %s\n", mk_errname(err), mk_errmsg());
+}
+
+typedef struct {
+    const char *config;
+    char **sets;
+    int nsets, ranks, help;
+} check_args;
+
+static void usage(FILE *out)
+{
+    fputs("usage: mpicka check CONFIG [-n RANKS] [--set KEY=VALUE]...\n"
+          "Validates the config and every input as `mpicka run` would (all problems at once)\n"
+          "and prints the plan: layers, batches, batches and memory per rank, work and an\n"
+          "estimate of the time from a short measurement of this machine's BLAS.\n"
+          "  -n RANKS          the number of MPI ranks planned (default 1)\n"
+          "  --set KEY=VALUE   as for mpicka run\n"
+          "  -h, --help        this text\n",
+          out);
+}
+
+static mk_err parse_args(int argc, char **argv, check_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->ranks = 1;
+    mk_err err = MK_OK;
+    a->sets = mk_calloc((size_t)argc, sizeof *a->sets, "the --set list", &err);
+    for (int i = 1; i < argc && !err; i++) {
+        const char *arg = argv[i];
+        char *end;
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            a->help = 1;
+        } else if ((!strcmp(arg, "--set") || !strcmp(arg, "-n")) && i + 1 == argc) {
+            err = mk_fail(MK_EUSAGE, "%s needs a value", arg);
+        } else if (!strcmp(arg, "--set")) {
+            a->sets[a->nsets++] = argv[++i];
+        } else if (!strcmp(arg, "-n")) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1 << 24) err = mk_fail(MK_EUSAGE, "-n %s: expected a number of ranks", argv[i]);
+            a->ranks = (int)v;
+        } else if (arg[0] == '-') {
+            err = mk_fail(MK_EUSAGE, "unknown option '%s' (see mpicka check --help)", arg);
+        } else if (a->config) {
+            err = mk_fail(MK_EUSAGE, "one config file expected, got '%s' and '%s'", a->config, arg);
+        } else {
+            a->config = arg;
+        }
+    }
+    if (!err && !a->config && !a->help) err = mk_fail(MK_EUSAGE, "missing CONFIG (see mpicka check --help)");
+    return err;
+}
+
+/* ---- validation ---- */
+
+/* Each pattern on its own, so that every bad one is reported. */
+static int inspect_model(const mk_model_cfg *cfg, mk_model *model, problems *pr)
+{
+    mk_err err = mk_model_inspect(cfg, model);
+    if (!err) return 1;
+    mk_model_cfg one = *cfg;
+    mk_model part;
+    one.nlayers = 0; /* the file alone first: its problem would repeat for every layer */
+    if (mk_model_inspect(&one, &part) != MK_OK) {
+        note(pr, err);
+        return 0;
+    }
+    int before = pr->count;
+    for (int i = 0; i < cfg->nlayers; i++) {
+        one.layers = &cfg->layers[i];
+        one.nlayers = 1;
+        mk_err e = mk_model_inspect(&one, &part);
+        note(pr, e);
+        if (!e) mk_model_free(&part);
+    }
+    if (pr->count == before) note(pr, err); /* every layer is fine alone: their n differ */
+    return 0;
+}
+
+/* Where `run` would create the output folder, it must be able to. */
+static mk_err check_output(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s", dir);
+    while (stat(path, &st) != 0) {
+        char *slash = strrchr(path, '/');
+        if (!slash) {
+            snprintf(path, sizeof path, ".");
+            break;
+        }
+        *slash = '\0';
+        if (!*path) snprintf(path, sizeof path, "/");
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mk_fail(MK_EIO, "output '%s': '%s' is not a folder", dir, path);
+    if (access(path, W_OK | X_OK) != 0)
+        return mk_fail(MK_EIO, "output '%s': folder '%s' is not writable", dir, path);
+    return MK_OK;
+}
+
+/* ---- the plan ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Multiply-adds per second of this machine's BLAS on a Gram of m by p
+ * (working precision) and, in float64, on the pair product of L rows. */
+static void measure_blas(int64_t m, int64_t p, int nlayers, mk_precision prec, double *gram_rate, double *pair_rate)
+{
+    int64_t t = mk_tri_len(m), rows = nlayers < 64 ? nlayers : 64;
+    if (p > 2048) p = 2048;
+    size_t xb = (size_t)(m * p) * mk_prec_size(prec), vb = (size_t)(rows * t) * sizeof(double);
+    void *x = calloc(1, xb), *c = calloc(1, (size_t)(m * m) * sizeof(double));
+    double *v = calloc(1, vb), *h = calloc((size_t)(rows * rows), sizeof(double));
+    *gram_rate = *pair_rate = 0.0;
+    if (x && c && v && h) {
+        for (size_t k = 0; k < xb / 4; k++) ((float *)x)[k] = (float)(k % 7) * 0.125f;
+        for (size_t k = 0; k < vb / 8; k++) v[k] = (double)(k % 5) * 0.5;
+        int reps = 0;
+        double t0 = now();
+        do {
+            if (prec == MK_PREC_FLOAT32) mk_ssyrk((int)m, (int)p, x, c);
+            else mk_dsyrk((int)m, (int)p, x, c);
+        } while (++reps < 200 && now() - t0 < 0.2);
+        *gram_rate = (double)reps * (double)(m * m) * (double)p / 2.0 / (now() - t0);
+        reps = 0;
+        t0 = now();
+        do mk_dsyrk((int)rows, (int)t, v, h);
+        while (++reps < 200 && now() - t0 < 0.2);
+        *pair_rate = (double)reps * (double)(rows * rows) / 2.0 * (double)t / (now() - t0);
+    }
+    free(x), free(c), free(v), free(h);
+}
+
+static void print_model(const char *axis, const mk_model *model)
+{
+    printf("  %s: %s (%s), %d layer(s)\n", axis, model->name, model->file, model->nlayers);
+    for (int l = 0; l < model->nlayers; l++) {
+        const mk_layer *layer = &model->layers[l];
+        printf("    %-32s %-24s %-8s %lld features\n", layer->path, layer->shape, layer->dtype,
+               (long long)layer->p);
+    }
+}
+
+static double features(const mk_model *model)
+{
+    double sum = 0.0;
+    for (int l = 0; model && l < model->nlayers; l++) sum += (double)model->layers[l].p;
+    return sum;
+}
+
+static int64_t max_p(const mk_model *model, int64_t p)
+{
+    for (int l = 0; model && l < model->nlayers; l++)
+        if (model->layers[l].p > p) p = model->layers[l].p;
+    return p;
+}
+
+#define MIB (1024.0 * 1024.0)
+
+static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan, int ranks)
+{
+    int64_t m = plan->m < plan->n ? plan->m : plan->n, per_rank = (plan->total + ranks - 1) / ranks;
+    printf("  n = %lld examples, batch_size %lld: %lld batch(es) per epoch (%lld example(s) left out), "
+           "%lld epoch(s), %lld batches\n", (long long)plan->n, (long long)plan->m, (long long)plan->per_epoch,
+           (long long)plan->dropped, (long long)plan->epochs, (long long)plan->total);
+    printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
+    mk_run_memory mem;
+    mk_run_memory_estimate(cfg, x, y, plan, &mem);
+    printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, U-centred Grams %.1f, "
+           "sums %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
+           mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, MK_LIBRARY_BYTES / MIB);
+    int nx = x->nlayers, ny = y ? y->nlayers : nx;
+    double grams = (double)plan->total * (double)(m * m) / 2.0 * (features(x) + features(y));
+    double pairs = (double)plan->total * (double)mk_tri_len(m) * (y ? (double)nx * ny : (double)nx * (nx + 1) / 2.0);
+    printf("  work: %.3g multiply-adds in Grams (%s), %.3g in pair products (float64)\n", grams,
+           cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", pairs);
+    double gram_rate, pair_rate;
+    measure_blas(m, max_p(y, max_p(x, 1)), nx + (y ? ny : 0), cfg->precision, &gram_rate, &pair_rate);
+    if (gram_rate <= 0.0 || pair_rate <= 0.0) return;
+    double seconds = (grams / gram_rate + pairs / pair_rate) / ranks;
+    printf("  this machine's BLAS (%d thread(s)): %.1f GFLOP/s on Grams, %.1f on pairs\n", mk_blas_threads(),
+           2e-9 * gram_rate, 2e-9 * pair_rate);
+    printf("  estimated time: %.1f s of compute per rank on %d rank(s) like this one; reading the data "
+           "(%.3g GB) is not included\n", seconds, ranks,
+           (double)plan->total * (double)m * (features(x) + features(y)) * 4e-9);
+}
+
+/* ---- entry ---- */
+
+static mk_err check(const check_args *a)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mk_config cfg;
+    MK_TRY(mk_read_text_file(a->config, &text, &len));
+    mk_err err = mk_config_parse(text, len, a->config, a->sets, a->nsets, &cfg);
+    free(text);
+    MK_TRY(err);
+    problems pr = {0};
+    mk_model x = {0}, y = {0};
+    int ok = inspect_model(&cfg.x, &x, &pr);
+    if (cfg.has_y) ok &= inspect_model(&cfg.y, &y, &pr);
+    if (ok && cfg.has_y && x.layers[0].n != y.layers[0].n)
+        note(&pr, mk_fail(MK_EINPUT, "x and y differ in examples: '%s' in %s has %lld, '%s' in %s has %lld",
+                          x.layers[0].path, x.file, (long long)x.layers[0].n, y.layers[0].path, y.file,
+                          (long long)y.layers[0].n));
+    mk_plan plan;
+    if (ok && !pr.count) {
+        if (x.layers[0].n < MK_MIN_BATCH)
+            note(&pr, mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x.file,
+                              x.layers[0].path, (long long)x.layers[0].n, MK_MIN_BATCH));
+        else
+            note(&pr, mk_plan_init(&plan, x.layers[0].n, cfg.batch_size, cfg.epochs, cfg.shuffle, cfg.seed));
+    }
+    note(&pr, check_output(cfg.output));
+    if (!pr.count) {
+        printf("mpicka check: %s is valid\n", a->config);
+        print_model("x", &x);
+        if (cfg.has_y) print_model("y", &y);
+        print_plan(&cfg, &x, cfg.has_y ? &y : NULL, &plan, a->ranks);
+    } else {
+        fprintf(stderr, "mpicka check: %d problem(s) in %s\n", pr.count, a->config);
+    }
+    mk_model_free(&x);
+    mk_model_free(&y);
+    mk_config_free(&cfg);
+    return pr.count ? mk_fail(pr.first, "%d problem(s), listed above", pr.count) : MK_OK;
+}
+
+mk_err mk_check_main(int argc, char **argv)
+{
+    check_args a;
+    mk_err err = parse_args(argc, argv, &a);
+    if (!err && a.help) usage(stdout);
+    else if (!err) err = check(&a);
+    free(a.sets);
+    return err;
+}
