@@ -53,7 +53,7 @@ median_run() { # file np prec bind
 
 phase() { sed -n "s/.*, $1 \([0-9.]*\) s.*/\1/p" <<<", $2"; }
 
-printf '%s\n' "batch_size: 512" "x:" "  file: unused" '  layers: ["layer*"]' "output: unused" > "$data/bench.yaml"
+printf '%s\n' "batch_size: 512" "x:" "  file: unused" '  layers: ["layer*"]' "output: unused" "plot: false" > "$data/bench.yaml"
 echo "| case | precision | ranks | run s | read | centre | wait | gram | ucentre | pairs | bare syrk s | run / bare syrk | bare gemm s | run / bare gemm | useful GFLOP/s | 1 rank / 2 ranks | peak MiB per rank |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for spec in $(cases_of "${1:-standard}" | tr ' ' ':'); do

@@ -1,6 +1,7 @@
 #include "mpicka/plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 mk_err mk_plan_init(mk_plan *plan, int64_t n, int64_t m, int64_t epochs, int shuffle, uint64_t seed)
 {
@@ -78,9 +79,76 @@ void mk_plan_batch_rows(const mk_plan *plan, int64_t g, int64_t *rows)
     if (plan->shuffle) qsort(rows, (size_t)size, sizeof *rows, cmp_i64);
 }
 
-void mk_plan_rank_range(const mk_plan *plan, int rank, int nranks, int64_t *lo, int64_t *hi)
+void mk_plan_rank_range(int64_t count, int rank, int nranks, int64_t *lo, int64_t *hi)
 {
-    int64_t q = plan->total / nranks, r = plan->total % nranks;
+    int64_t q = count / nranks, r = count % nranks;
     *lo = rank * q + (rank < r ? rank : r);
     *hi = *lo + q + (rank < r ? 1 : 0);
+}
+
+mk_err mk_todo_all(const mk_plan *plan, mk_todo *todo)
+{
+    mk_err err = MK_OK;
+    todo->spans = mk_malloc(sizeof *todo->spans, "the batch list", &err);
+    if (err) return err;
+    todo->spans[0][0] = 0;
+    todo->spans[0][1] = plan->total;
+    todo->count = 1;
+    todo->batches = plan->total;
+    return MK_OK;
+}
+
+void mk_todo_free(mk_todo *todo)
+{
+    free(todo->spans);
+    todo->spans = NULL;
+    todo->count = 0;
+    todo->batches = 0;
+}
+
+int64_t mk_todo_batch(const mk_todo *todo, int64_t k)
+{
+    for (int i = 0; i < todo->count; i++) {
+        int64_t len = todo->spans[i][1] - todo->spans[i][0];
+        if (k < len) return todo->spans[i][0] + k;
+        k -= len;
+    }
+    return -1;
+}
+
+/* Splits the span holding position k so that a span starts there. */
+static mk_err split_at(mk_todo *todo, int64_t k)
+{
+    int i = 0;
+    for (; i < todo->count && k >= todo->spans[i][1] - todo->spans[i][0]; i++) k -= todo->spans[i][1] - todo->spans[i][0];
+    if (i == todo->count || k == 0) return MK_OK;
+    int64_t(*grown)[2] = realloc(todo->spans, (size_t)(todo->count + 1) * sizeof *grown);
+    if (!grown) return mk_fail(MK_ENOMEM, "cannot grow the batch list");
+    todo->spans = grown;
+    memmove(&grown[i + 1], &grown[i], (size_t)(todo->count - i) * sizeof *grown);
+    grown[i][1] = grown[i][0] + k;
+    grown[i + 1][0] = grown[i][1];
+    todo->count++;
+    return MK_OK;
+}
+
+mk_err mk_todo_remove(mk_todo *todo, int64_t k0, int64_t k1)
+{
+    if (k1 <= k0) return MK_OK;
+    MK_TRY(split_at(todo, k0));
+    MK_TRY(split_at(todo, k1));
+    int out = 0;
+    int64_t pos = 0;
+    for (int i = 0; i < todo->count; i++) {
+        int64_t len = todo->spans[i][1] - todo->spans[i][0];
+        if (pos < k0 || pos >= k1) {
+            todo->spans[out][0] = todo->spans[i][0];
+            todo->spans[out][1] = todo->spans[i][1];
+            out++;
+        }
+        pos += len;
+    }
+    todo->count = out;
+    todo->batches -= k1 - k0;
+    return MK_OK;
 }

@@ -25,7 +25,8 @@ struct mk_reader {
     mk_source *srcs[2];
     const mk_model *models[2];
     int nmodels, per_batch;       /* layers of all models */
-    int64_t lo, count;            /* blocks: count = (hi - lo) * per_batch */
+    const mk_todo *todo;
+    int64_t lo, count;            /* todo positions from lo; blocks: count = (hi - lo) * per_batch */
     slot slots[NSLOT];
     int64_t filled, taken;        /* blocks read so far, handed out so far */
     int stop;
@@ -46,7 +47,7 @@ static double now(void)
 /* Block s of the sequence: which batch, model and layer. */
 static void locate(const mk_reader *r, int64_t s, int64_t *g, int *model, int *layer)
 {
-    *g = r->lo + s / r->per_batch;
+    *g = mk_todo_batch(r->todo, r->lo + s / r->per_batch);
     int k = (int)(s % r->per_batch);
     *model = 0;
     while (k >= r->models[*model]->nlayers) k -= r->models[(*model)++]->nlayers;
@@ -138,7 +139,8 @@ static int64_t max_features(const mk_model *const *models, int nmodels)
 }
 
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, int64_t lo, int64_t hi, mk_reader **out)
+                       const mk_model *const *models, int nmodels, const mk_todo *todo, int64_t lo,
+                       int64_t hi, mk_reader **out)
 {
     mk_err err = MK_OK;
     mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
@@ -158,6 +160,7 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     r->plan = plan;
     r->prec = prec;
     r->nmodels = nmodels;
+    r->todo = todo;
     r->lo = lo;
     for (int i = 0; i < nmodels; i++) {
         r->srcs[i] = srcs[i];

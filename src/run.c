@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mpicka/accum.h"
 #include "mpicka/blas.h"
+#include "mpicka/checkpoint.h"
 #include "mpicka/config.h"
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
@@ -37,6 +40,11 @@ typedef struct {
     mk_model x, y;        /* y unused when !cfg.has_y */
     const mk_model *ym;   /* &y, or &x for a self comparison */
     mk_plan plan;
+    mk_todo todo;         /* the batches this run computes */
+    mk_nodes saved;       /* rank 0: the partial sums a checkpoint brought */
+    char *fingerprint;    /* rank 0 */
+    double last_checkpoint;
+    int restart;
     int progress;         /* as in run_args */
     int created_output;
     double t0;
@@ -64,6 +72,9 @@ static void usage(FILE *out)
             "                    progress_seconds, for a log) or none; default: bar when\n"
             "                    stderr is a terminal, else lines (under mpirun: lines)\n"
             "  -q, --quiet       --progress none (errors and the summary still print)\n"
+            "  --restart         discard the output folder's checkpoint instead of resuming\n"
+            "On SIGTERM or SIGUSR1 every rank stops at the next batch, the checkpoint is\n"
+            "written and the exit status is 75; the same command then resumes.\n"
             "  -h, --help        this text and the config keys\n\nConfig keys:\n");
     mk_config_print_reference(out);
 }
@@ -114,6 +125,7 @@ typedef struct {
     char **sets;
     int nsets;
     int help;
+    int restart;
     int progress; /* mk_progress_mode, or -1 for auto */
 } run_args;
 
@@ -139,6 +151,8 @@ static mk_err parse_args(int argc, char **argv, run_args *a)
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             a->help = 1;
+        } else if (!strcmp(arg, "--restart")) {
+            a->restart = 1;
         } else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
             a->progress = MK_PROGRESS_NONE;
         } else if (!strcmp(arg, "--progress")) {
@@ -197,6 +211,171 @@ static mk_err make_plan(run_ctx *c)
     return mk_plan_init(&c->plan, first->n, c->cfg.batch_size, c->cfg.epochs, c->cfg.shuffle, c->cfg.seed);
 }
 
+/* ---- checkpoints ---- */
+
+/* hxy | hxx | hyy: the values summed per batch. */
+static int64_t leaf_len(const run_ctx *c)
+{
+    int64_t nx = c->x.nlayers, ny = c->cfg.has_y ? c->y.nlayers : nx;
+    return nx * ny + nx + ny;
+}
+
+
+static void fingerprint_model(FILE *f, const mk_model *model)
+{
+    struct stat st;
+    int known = stat(model->file, &st) == 0;
+    fprintf(f, "file %s, %lld bytes, modified %lld.%09ld\n", model->file, known ? (long long)st.st_size : -1LL,
+            known ? (long long)st.st_mtim.tv_sec : -1LL, known ? st.st_mtim.tv_nsec : 0L);
+    for (int l = 0; l < model->nlayers; l++)
+        fprintf(f, "  %s %s %s\n", model->layers[l].path, model->layers[l].shape, model->layers[l].dtype);
+}
+
+/* What shapes the sums: a checkpoint from anything else must not be resumed. */
+static mk_err make_fingerprint(run_ctx *c)
+{
+    size_t size;
+    FILE *f = open_memstream(&c->fingerprint, &size);
+    if (!f) return mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
+    fprintf(f, "batch_size %lld, epochs %lld, shuffle %d, seed %llu, precision %d\n", (long long)c->cfg.batch_size,
+            (long long)c->cfg.epochs, c->cfg.shuffle, (unsigned long long)c->cfg.seed, (int)c->cfg.precision);
+    fingerprint_model(f, &c->x);
+    if (c->cfg.has_y) fingerprint_model(f, &c->y);
+    return fclose(f) == 0 ? MK_OK : mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
+}
+
+static char *checkpoint_path(const run_ctx *c)
+{
+    size_t len = strlen(c->cfg.output) + 32;
+    char *path = malloc(len);
+    if (path) snprintf(path, len, "%s/checkpoint.h5", c->cfg.output);
+    return path;
+}
+
+/* The first line where two fingerprints differ, for the message. */
+static void first_difference(const char *a, const char *b, char *out, size_t len)
+{
+    while (*a && *a == *b) {
+        const char *na = strchr(a, '\n'), *nb = strchr(b, '\n');
+        if (!na || !nb || na - a != nb - b || strncmp(a, b, (size_t)(na - a))) break;
+        a = na + 1;
+        b = nb + 1;
+    }
+    snprintf(out, len, "it has '%.*s', this run '%.*s'", (int)strcspn(b, "\n"), b, (int)strcspn(a, "\n"), a);
+}
+
+static mk_err load_checkpoint(run_ctx *c)
+{
+    char *path = checkpoint_path(c);
+    if (!path) return mk_fail(MK_ENOMEM, "out of memory");
+    mk_err err = MK_OK;
+    if (c->restart) unlink(path);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return mk_todo_all(&c->plan, &c->todo);
+    }
+    mk_checkpoint ck;
+    err = mk_checkpoint_read(path, &ck);
+    if (!err && strcmp(ck.fingerprint, c->fingerprint)) {
+        char diff[1024];
+        first_difference(c->fingerprint, ck.fingerprint, diff, sizeof diff);
+        err = mk_fail(MK_ECONFIG, "%s was made by another configuration or other inputs (%s); rerun with --restart "
+                      "to discard it", path, diff);
+    }
+    if (!err && ck.nodes.len != leaf_len(c)) err = mk_fail(MK_EINPUT, "%s does not fit this run's layers", path);
+    if (!err) {
+        mk_info("mpicka: resuming from %s: %lld of %lld batches left", path, (long long)ck.todo.batches,
+                (long long)c->plan.total);
+        c->todo = ck.todo;
+        c->saved = ck.nodes;
+        ck.todo = (mk_todo){0};
+        ck.nodes = (mk_nodes){0};
+    }
+    mk_checkpoint_free(&ck);
+    free(path);
+    return err;
+}
+
+/* Every rank's partial sums (and the saved ones) meet on rank 0. */
+static mk_err gather(run_ctx *c, batch_mem *b, mk_accum **merged)
+{
+    return agree(c->comm, mk_accum_gather(b->acc, c->rank == 0 ? &c->saved : NULL, c->comm, merged));
+}
+
+/* The todo list less what every rank has done in `steps` lockstep steps. */
+static mk_err remaining(const run_ctx *c, int64_t steps, mk_todo *left)
+{
+    mk_err err = MK_OK;
+    left->spans = mk_malloc((size_t)c->todo.count * sizeof *left->spans, "the batch list", &err);
+    if (err) return err;
+    memcpy(left->spans, c->todo.spans, (size_t)c->todo.count * sizeof *left->spans);
+    left->count = c->todo.count;
+    left->batches = c->todo.batches;
+    for (int r = c->nranks - 1; r >= 0 && !err; r--) { /* from the end: earlier positions stay put */
+        int64_t lo, hi;
+        mk_plan_rank_range(c->todo.batches, r, c->nranks, &lo, &hi);
+        err = mk_todo_remove(left, lo, lo + (steps < hi - lo ? steps : hi - lo));
+    }
+    return err;
+}
+
+/* Collective. */
+static mk_err write_checkpoint(run_ctx *c, batch_mem *b, int64_t steps)
+{
+    mk_accum *merged;
+    MK_TRY(gather(c, b, &merged));
+    mk_err err = MK_OK;
+    if (c->rank == 0) {
+        mk_todo left = {0};
+        mk_nodes nodes = {0};
+        char *path = checkpoint_path(c);
+        err = path ? remaining(c, steps, &left) : mk_fail(MK_ENOMEM, "out of memory");
+        if (!err) err = mk_accum_nodes(merged, &nodes);
+        if (!err) err = mk_checkpoint_write(path, c->fingerprint, &left, &nodes);
+        mk_todo_free(&left);
+        mk_nodes_free(&nodes);
+        free(path);
+        mk_accum_free(merged);
+    }
+    c->last_checkpoint = MPI_Wtime();
+    return agree(c->comm, err);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Collective, after each step: stop on a signal any rank received, or save a
+ * checkpoint when rank 0's clock or the batch count says it is time. */
+static mk_err between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t done_before, int64_t done_now)
+{
+    const mk_checkpoint_cfg *k = &c->cfg.checkpoint;
+    int due = k->enabled && ((k->every > 0 && done_now / k->every > done_before / k->every) ||
+                             (k->seconds > 0 && MPI_Wtime() - c->last_checkpoint >= (double)k->seconds));
+    int flags[2] = {stop_signal, c->rank == 0 && due}, any[2];
+    MPI_Allreduce(flags, any, 2, MPI_INT, MPI_MAX, c->comm);
+    if (!any[0] && !any[1]) return MK_OK;
+    if (any[0] && done_now == c->plan.total) return MK_OK; /* finished anyway */
+    MK_TRY(write_checkpoint(c, b, steps));
+    if (!any[0]) return MK_OK;
+    char *path = checkpoint_path(c);
+    mk_err err = mk_fail(MK_ESTOPPED, "stopped by signal %d after %lld of %lld batches; the checkpoint is in %s: "
+                         "run the same command again to resume", any[0], (long long)done_now,
+                         (long long)c->plan.total, path ? path : c->cfg.output);
+    free(path);
+    return err;
+}
+
 static mk_err inspect(run_ctx *c)
 {
     MK_TRY(mk_model_inspect(&c->cfg.x, &c->x));
@@ -208,7 +387,9 @@ static mk_err inspect(run_ctx *c)
                            c->y.file, (long long)c->y.layers[0].n);
     }
     MK_TRY(make_plan(c));
-    return mk_output_prepare(c->cfg.output, &c->created_output);
+    MK_TRY(mk_output_prepare(c->cfg.output, &c->created_output));
+    MK_TRY(make_fingerprint(c));
+    return load_checkpoint(c);
 }
 
 static mk_err share_model(run_ctx *c, mk_model *model)
@@ -224,6 +405,17 @@ static mk_err share_model(run_ctx *c, mk_model *model)
     return agree(c->comm, err);
 }
 
+static mk_err share_todo(run_ctx *c)
+{
+    mk_err err = MK_OK;
+    MPI_Bcast(&c->todo.count, 1, MPI_INT, 0, c->comm);
+    MPI_Bcast(&c->todo.batches, 1, MPI_INT64_T, 0, c->comm);
+    if (c->rank != 0) c->todo.spans = mk_malloc((size_t)c->todo.count * sizeof *c->todo.spans, "the batch list", &err);
+    MK_TRY(agree(c->comm, err));
+    MPI_Bcast(c->todo.spans, 2 * c->todo.count, MPI_INT64_T, 0, c->comm);
+    return MK_OK;
+}
+
 static mk_err setup(run_ctx *c)
 {
     MK_TRY(agree(c->comm, c->rank == 0 ? inspect(c) : MK_OK));
@@ -231,6 +423,7 @@ static mk_err setup(run_ctx *c)
     if (c->cfg.has_y) MK_TRY(share_model(c, &c->y));
     c->ym = c->cfg.has_y ? &c->y : &c->x;
     if (c->rank != 0) MK_TRY(make_plan(c)); /* cannot fail: rank 0's did not */
+    MK_TRY(share_todo(c));
     if (c->plan.dropped)
         mk_warn("%lld example(s) at the end of each epoch are left out: a batch needs at least %d",
                 (long long)c->plan.dropped, MK_MIN_BATCH);
@@ -239,11 +432,6 @@ static mk_err setup(run_ctx *c)
 
 /* ---- the batches ---- */
 
-static int64_t leaf_len(const run_ctx *c)
-{
-    int64_t nx = c->x.nlayers, ny = c->ym->nlayers;
-    return nx * ny + nx + ny;
-}
 
 static mk_err alloc_mem(run_ctx *c, batch_mem *b)
 {
@@ -313,23 +501,24 @@ static mk_err open_inputs(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
     if (c->cfg.has_y) MK_TRY(mk_source_open(&c->y, &b->sy));
     mk_source *srcs[2] = {b->sx, b->sy};
     const mk_model *models[2] = {&c->x, &c->y};
-    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, lo, hi,
+    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, &c->todo, lo, hi,
                            &b->reader);
 }
 
-/* Batches done by all ranks together after `steps` lockstep steps. */
+/* Batches done, this run's and before, after `steps` lockstep steps. */
 static int64_t done_after(const run_ctx *c, int64_t steps)
 {
-    int64_t q = c->plan.total / c->nranks, r = c->plan.total % c->nranks;
-    return r * (steps < q + 1 ? steps : q + 1) + (c->nranks - r) * (steps < q ? steps : q);
+    int64_t q = c->todo.batches / c->nranks, r = c->todo.batches % c->nranks;
+    int64_t now = r * (steps < q + 1 ? steps : q + 1) + (c->nranks - r) * (steps < q ? steps : q);
+    return c->plan.total - c->todo.batches + now;
 }
 
 /* All ranks step together, so that a failure on one rank (a NaN, a damaged
  * chunk) stops every rank at the same batch instead of leaving them waiting. */
 static mk_err compute(run_ctx *c, batch_mem *b)
 {
-    int64_t lo, hi, steps = (c->plan.total + c->nranks - 1) / c->nranks;
-    mk_plan_rank_range(&c->plan, c->rank, c->nranks, &lo, &hi);
+    int64_t lo, hi, steps = (c->todo.batches + c->nranks - 1) / c->nranks;
+    mk_plan_rank_range(c->todo.batches, c->rank, c->nranks, &lo, &hi);
     mk_err err = alloc_mem(c, b);
     if (!err) err = open_inputs(c, b, lo, hi);
     MK_TRY(agree(c->comm, err));
@@ -338,8 +527,10 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     mk_progress_mode mode = c->progress >= 0 ? (mk_progress_mode)c->progress : mk_progress_auto(stderr);
     mk_progress_start(&progress, stderr, c->rank == 0 ? mode : MK_PROGRESS_NONE, (double)c->cfg.progress_seconds,
                       c->plan.total, c->plan.m);
+    c->last_checkpoint = MPI_Wtime();
     for (int64_t s = 0; s < steps && !err; s++) {
         err = agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK);
+        if (!err) err = between_steps(c, b, s + 1, done_after(c, s), done_after(c, s + 1));
         mk_progress_update(&progress, done_after(c, s + 1));
     }
     mk_progress_finish(&progress);
@@ -425,16 +616,26 @@ static mk_err finish(run_ctx *c, const double *total)
     return err;
 }
 
+/* The result is written: a checkpoint of this run would only resume it. */
+static void drop_checkpoint(const run_ctx *c)
+{
+    char *path = checkpoint_path(c);
+    if (path) unlink(path);
+    free(path);
+}
+
 static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
-    double *total = NULL;
+    double *total = NULL, clock = MPI_Wtime();
+    mk_accum *merged;
+    MK_TRY(gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)leaf_len(c) * sizeof(double), "the HSIC sums", &err);
-    MK_TRY(agree(c->comm, err));
-    double clock = MPI_Wtime();
-    err = mk_accum_reduce(b->acc, c->comm, total);
+    if (!err && c->rank == 0) mk_accum_total(merged, total);
+    mk_accum_free(merged);
     c->phase[PH_REDUCE] += lap(&clock);
     if (!err && c->rank == 0) err = finish(c, total);
+    if (!err && c->rank == 0) drop_checkpoint(c);
     c->phase[PH_WRITE] += lap(&clock);
     free(total);
     MK_TRY(agree(c->comm, err));
@@ -502,15 +703,20 @@ mk_err mk_run_main(int argc, char **argv)
     c.t0 = MPI_Wtime();
     mk_err err = parse_args(argc, argv, &a);
     c.progress = a.progress;
+    c.restart = a.restart;
     if (!err && a.help && c.rank == 0) usage(stdout);
     if (!err && !a.help) {
         set_blas_threads();
+        catch_signals();
         err = run(&c, &a);
     }
     mk_error_report(err);
     if (err && c.rank == 0 && c.created_output) rmdir(c.cfg.output); /* only if still empty */
     free(a.sets);
     mk_config_free(&c.cfg);
+    mk_todo_free(&c.todo);
+    mk_nodes_free(&c.saved);
+    free(c.fingerprint);
     mk_model_free(&c.x);
     mk_model_free(&c.y);
     return err;

@@ -95,6 +95,9 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     ck_assert_int_eq(a->precision, b->precision);
     ck_assert_str_eq(a->output, b->output);
     ck_assert_int_eq(a->progress_seconds, b->progress_seconds);
+    ck_assert_int_eq(a->checkpoint.enabled, b->checkpoint.enabled);
+    ck_assert_int_eq(a->checkpoint.every, b->checkpoint.every);
+    ck_assert_int_eq(a->checkpoint.seconds, b->checkpoint.seconds);
     ck_assert_int_eq(a->plot.enabled, b->plot.enabled);
     if (a->plot.enabled) {
         ck_assert_str_eq(a->plot.file, b->plot.file);
@@ -694,6 +697,9 @@ START_TEST(resolved_text)
                                    "precision: float64\n"
                                    "output: \"out\"\n"
                                    "progress_seconds: 30\n"
+                                   "checkpoint:\n"
+                                   "  every: 0\n"
+                                   "  seconds: 600\n"
                                    "plot:\n"
                                    "  file: \"cka.png\"\n"
                                    "  title: \"\"\n"

@@ -114,7 +114,7 @@ START_TEST(ranks_get_contiguous_ascending_ranges)
         int64_t expect = 0, most = 0, least = p.total;
         for (int r = 0; r < nranks; r++) {
             int64_t lo, hi;
-            mk_plan_rank_range(&p, r, nranks, &lo, &hi);
+            mk_plan_rank_range(p.total, r, nranks, &lo, &hi);
             ck_assert_int_eq(lo, expect);
             ck_assert_int_ge(hi, lo);
             most = hi - lo > most ? hi - lo : most;
@@ -124,6 +124,32 @@ START_TEST(ranks_get_contiguous_ascending_ranges)
         ck_assert_int_eq(expect, p.total);
         ck_assert_int_le(most - least, 1);
     }
+}
+END_TEST
+
+START_TEST(todo_lists_shrink_as_batches_are_done)
+{
+    mk_plan p;
+    mk_todo t;
+    mk_plan_init(&p, 1000, 10, 2, 0, 0); /* 200 batches */
+    ck_assert_int_eq(mk_todo_all(&p, &t), MK_OK);
+    ck_assert_int_eq(t.batches, 200);
+    ck_assert_int_eq(mk_todo_remove(&t, 150, 160), MK_OK); /* highest positions first, as a checkpoint does */
+    ck_assert_int_eq(mk_todo_remove(&t, 50, 70), MK_OK);
+    ck_assert_int_eq(mk_todo_remove(&t, 0, 10), MK_OK);
+    ck_assert_int_eq(t.batches, 160);
+    ck_assert_int_eq(t.count, 3);
+    ck_assert_int_eq(mk_todo_batch(&t, 0), 10);
+    ck_assert_int_eq(mk_todo_batch(&t, 39), 49);
+    ck_assert_int_eq(mk_todo_batch(&t, 40), 70);
+    ck_assert_int_eq(mk_todo_batch(&t, 119), 149);
+    ck_assert_int_eq(mk_todo_batch(&t, 120), 160);
+    ck_assert_int_eq(mk_todo_batch(&t, 159), 199);
+    ck_assert_int_eq(mk_todo_batch(&t, 160), -1);
+    ck_assert_int_eq(mk_todo_remove(&t, 30, 50), MK_OK); /* across a span boundary */
+    ck_assert_int_eq(mk_todo_batch(&t, 30), 80);
+    ck_assert_int_eq(t.batches, 140);
+    mk_todo_free(&t);
 }
 END_TEST
 
@@ -137,6 +163,7 @@ int main(void)
     tcase_add_test(tc, shuffled_epochs_partition_the_data);
     tcase_add_test(tc, shuffle_depends_on_seed_only);
     tcase_add_test(tc, ranks_get_contiguous_ascending_ranges);
+    tcase_add_test(tc, todo_lists_shrink_as_batches_are_done);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

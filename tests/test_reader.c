@@ -64,7 +64,9 @@ START_TEST(blocks_come_in_order_and_centred)
     }
     mk_reader *r;
     const mk_model *models[1] = {&model};
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, models, 1, 1, 5, &r), MK_OK);
+    mk_todo todo;
+    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, models, 1, &todo, 1, 5, &r), MK_OK);
     for (int64_t g = 1; g < 5; g++)
         for (int l = 0; l < 2; l++) {
             mk_block blk;
@@ -79,6 +81,7 @@ START_TEST(blocks_come_in_order_and_centred)
     double times[MK_READER_TIMES] = {0};
     mk_reader_stop(r, times);
     ck_assert(times[MK_READER_READ] > 0.0);
+    mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
 }
@@ -94,7 +97,9 @@ START_TEST(nan_is_reported_with_the_example)
     ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
     mk_reader *r;
     const mk_model *models[1] = {&model};
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, 0, plan.total, &r), MK_OK);
+    mk_todo todo;
+    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, &todo, 0, plan.total, &r), MK_OK);
     mk_block blk;
     mk_err err = MK_OK;
     int taken = 0;
@@ -107,6 +112,7 @@ START_TEST(nan_is_reported_with_the_example)
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "dataset 'bad' holds NaN or Inf at example 37"));
     double times[MK_READER_TIMES] = {0};
     mk_reader_stop(r, times);
+    mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
 }
@@ -121,14 +127,22 @@ START_TEST(stopping_early_does_not_hang)
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 4, 3, 0, 0), MK_OK);
     const mk_model *models[1] = {&model};
+    mk_todo todo;
+    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
+    ck_assert_int_eq(mk_todo_remove(&todo, 2, 5), MK_OK); /* as after a checkpoint */
     for (int take = 0; take < 4; take++) {
         mk_reader *r;
-        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, 0, plan.total, &r), MK_OK);
+        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, &todo, 0, todo.batches, &r),
+                         MK_OK);
         mk_block blk;
-        for (int k = 0; k < take; k++) ck_assert_int_eq(mk_reader_next(r, &blk), MK_OK);
+        for (int k = 0; k < take; k++) {
+            ck_assert_int_eq(mk_reader_next(r, &blk), MK_OK);
+            ck_assert_int_eq(blk.g, k / 2 < 2 ? k / 2 : k / 2 + 3); /* batches 2..4 were done */
+        }
         double times[MK_READER_TIMES] = {0};
         mk_reader_stop(r, times);
     }
+    mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
 }

@@ -1,9 +1,12 @@
 /* Accumulators of per-batch vectors and their reduction over MPI.
  *
- * Sums are taken over a fixed binary tree on the global batch index, so the
- * result is bitwise the same however batches are dealt to ranks: a rank that
- * owns a contiguous range of batches sums whole subtrees and keeps only
- * O(log batches) partial sums; rank 0 merges them in rank order. */
+ * Sums are taken over a fixed binary tree on the global batch index: node
+ * (level, start) covers batches [start, start + 2^level), cut at the last
+ * batch, and its sum is its left child plus its right child. Whoever computes
+ * which batches, and whatever a checkpoint saved, pushing aligned nodes in
+ * ascending order of start rebuilds the same tree, so the result is bitwise
+ * the same for any number of ranks and any resume. A rank keeps only
+ * O(log batches) partial sums. */
 #ifndef MPICKA_ACCUM_H
 #define MPICKA_ACCUM_H
 
@@ -14,24 +17,35 @@
 
 typedef struct mk_accum mk_accum;
 
+/* Partial sums as nodes, e.g. for a checkpoint: count nodes of len values. */
+typedef struct {
+    int64_t count, len;
+    int64_t *level, *start;  /* count each */
+    double *sums;            /* count by len */
+} mk_nodes;
+
+void mk_nodes_free(mk_nodes *nodes);
+
 /* An accumulator of vectors of len doubles. Not collective. */
 mk_err mk_accum_create(int64_t len, mk_accum **acc);
 void mk_accum_free(mk_accum *acc);
 
-/* Add the vector of batch g. Within one accumulator g must increase by one
- * from call to call (a rank's batches are contiguous). Not collective. */
+/* Add the vector of batch g; g must lie after every batch already in. */
 mk_err mk_accum_add(mk_accum *acc, int64_t g, const double *values);
 
-/* The tree sum of all vectors added so far, in this accumulator (out: len). */
+/* Add a whole node (a saved partial sum), under the same rule. */
+mk_err mk_accum_push(mk_accum *acc, int64_t level, int64_t start, const double *values);
+
+/* Copy the partial sums out (the caller frees them with mk_nodes_free). */
+mk_err mk_accum_nodes(const mk_accum *acc, mk_nodes *nodes);
+
+/* The tree sum of everything added, in this accumulator (out: len values),
+ * once the batches [0, B) are all in. */
 void mk_accum_total(const mk_accum *acc, double *out);
 
-/* Append the partial sums of `next`, whose batches directly follow those of
- * acc (what rank 0 does with each rank's sums). Not collective. */
-mk_err mk_accum_absorb(mk_accum *acc, const mk_accum *next);
-
-/* Collective: combine the accumulators of all ranks of comm, whose batch
- * ranges must be ascending in rank order. Rank 0 gets the total in out
- * (len doubles; 0 where no batch was added); out is ignored on other ranks. */
-mk_err mk_accum_reduce(mk_accum *acc, MPI_Comm comm, double *out);
+/* Collective: rank 0 gets in *merged (a new accumulator; NULL on the other
+ * ranks) the partial sums of every rank plus `saved` (rank 0 only; NULL when
+ * none), pushed in the tree's order. The ranks' accumulators are unchanged. */
+mk_err mk_accum_gather(const mk_accum *acc, const mk_nodes *saved, MPI_Comm comm, mk_accum **merged);
 
 #endif

@@ -36,6 +36,13 @@ typedef struct {
 
 extern const char *const mk_plot_cmaps[];  /* NULL-terminated */
 
+/* Periodic checkpoints in the output folder (a signal always writes one). */
+typedef struct {
+    int enabled;       /* default 1; `checkpoint: false` turns periodic ones off */
+    int64_t every;     /* batches between checkpoints, 0: not by count (default) */
+    int64_t seconds;   /* seconds between checkpoints, 0: not by time (default 600) */
+} mk_checkpoint_cfg;
+
 typedef struct {
     mk_model_cfg x;
     mk_model_cfg y;        /* valid only when has_y */
@@ -48,6 +55,7 @@ typedef struct {
     char *output;          /* output folder, required */
     int64_t progress_seconds; /* >= 0, default 30: progress line interval in a log */
     mk_plot_cfg plot;
+    mk_checkpoint_cfg checkpoint;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
 

@@ -22,7 +22,8 @@
     X(MK_EIO, 4, "I/O error")                                                \
     X(MK_ENOMEM, 5, "out of memory")                                         \
     X(MK_EMPI, 6, "MPI error")                                               \
-    X(MK_EINTERNAL, 7, "internal error")
+    X(MK_EINTERNAL, 7, "internal error")                                    \
+    X(MK_ESTOPPED, 75, "stopped")
 
 typedef enum {
 #define MK_X_ENUM(name, status, text) name,

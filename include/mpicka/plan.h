@@ -38,7 +38,24 @@ void mk_plan_batch_rows(const mk_plan *plan, int64_t g, int64_t *rows);
 /* The position of example i of the epoch's order: identity without shuffle. */
 int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i);
 
-/* The batches [lo, hi) of rank r among nranks (possibly empty). */
-void mk_plan_rank_range(const mk_plan *plan, int rank, int nranks, int64_t *lo, int64_t *hi);
+/* The batches still to compute: ascending, disjoint intervals of global batch
+ * indices ([0, total) for a fresh run; what a checkpoint left for a resumed
+ * one). Their number stays small: at most one more per rank and checkpoint. */
+typedef struct {
+    int64_t (*spans)[2]; /* [first, end) */
+    int count;
+    int64_t batches;     /* sum of the spans' lengths */
+} mk_todo;
+
+mk_err mk_todo_all(const mk_plan *plan, mk_todo *todo);
+void mk_todo_free(mk_todo *todo);
+/* The k-th batch still to do (0 <= k < todo->batches). */
+int64_t mk_todo_batch(const mk_todo *todo, int64_t k);
+/* Remove positions [k0, k1) of the todo list (the batches they stand for). */
+mk_err mk_todo_remove(mk_todo *todo, int64_t k0, int64_t k1);
+
+/* The positions [lo, hi) of a todo list of `count` batches that rank r of
+ * nranks computes: contiguous, ascending in rank order, possibly empty. */
+void mk_plan_rank_range(int64_t count, int rank, int nranks, int64_t *lo, int64_t *hi);
 
 #endif

@@ -2,8 +2,8 @@
  * reading, converting and centring the next block hide under the current
  * Gram. Blocks are handed out centred (mk_centre), in the working precision.
  *
- * The blocks come in a fixed order: for each batch g in [lo, hi), the layers
- * of x, then the layers of y. Two buffers alternate (double buffering): the
+ * The blocks come in a fixed order: for each batch of positions [lo, hi) of
+ * the todo list, the layers of x, then the layers of y. Two buffers alternate (double buffering): the
  * thread fills one while the caller works on the other. Only the reader
  * thread calls HDF5 between mk_reader_start and mk_reader_stop (the HDF5
  * library is not built thread-safe). Not collective. */
@@ -27,10 +27,11 @@ typedef struct {
     int model, layer;     /* model 0 (x) or 1 (y), layer index in it */
 } mk_block;
 
-/* nmodels is 1 or 2; the sources must stay open until mk_reader_stop. */
+/* nmodels is 1 or 2; the sources and the todo list must stay unchanged
+ * until mk_reader_stop. */
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, int64_t lo, int64_t hi,
-                       mk_reader **reader);
+                       const mk_model *const *models, int nmodels, const mk_todo *todo, int64_t lo,
+                       int64_t hi, mk_reader **reader);
 
 /* Wait for the next block (valid until the next call). A failed read, or
  * NaN/Inf in the block, returns its error with the reader's message. */

@@ -1,0 +1,29 @@
+/* Checkpoint files: what a stopped run has done, to resume it bit for bit.
+ *
+ * A checkpoint holds the fingerprint of the run (the settings that shape the
+ * sums, and each input's size, modification time and layer shapes), the
+ * batches still to do, and the partial sums of the batches done (tree nodes,
+ * see mpicka/accum.h). Written by rank 0 under a temporary name, flushed to
+ * disk and renamed, so a crash at any instant leaves the last good one.
+ * Not collective. */
+#ifndef MPICKA_CHECKPOINT_H
+#define MPICKA_CHECKPOINT_H
+
+#include "mpicka/accum.h"
+#include "mpicka/error.h"
+#include "mpicka/plan.h"
+
+typedef struct {
+    char *fingerprint;
+    mk_todo todo;
+    mk_nodes nodes;
+} mk_checkpoint;
+
+mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes);
+
+/* MK_EINPUT naming the file when it is damaged or not a checkpoint. */
+mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck);
+
+void mk_checkpoint_free(mk_checkpoint *ck);
+
+#endif

@@ -1,0 +1,188 @@
+#include "mpicka/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Collects the first failure of a sequence of HDF5 calls. */
+typedef struct {
+    hid_t fid;
+    const char *path;
+    mk_err err;
+} h5file;
+
+static void check(h5file *h, herr_t status, const char *what)
+{
+    if (status < 0 && !h->err) h->err = mk_fail(MK_EIO, "%s: cannot write the checkpoint's %s", h->path, what);
+}
+
+static void put(h5file *h, const char *name, hid_t mtype, int rank, const hsize_t *dims, const void *data)
+{
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t ftype = mtype == H5T_NATIVE_DOUBLE ? H5T_IEEE_F64LE : H5T_STD_I64LE;
+    hid_t dset = H5Dcreate2(h->fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    check(h, dset, name);
+    if (dset >= 0) check(h, H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+    if (dset >= 0) H5Dclose(dset);
+    H5Sclose(space);
+}
+
+static void put_fingerprint(h5file *h, const char *fingerprint)
+{
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t attr = H5Acreate2(h->fid, "fingerprint", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    check(h, attr, "fingerprint");
+    if (attr >= 0) check(h, H5Awrite(attr, type, &fingerprint), "fingerprint");
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+/* The bytes must be on disk before the rename makes them the checkpoint. */
+static mk_err sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    int bad = fd < 0 || fsync(fd) != 0;
+    if (fd >= 0) close(fd);
+    return bad ? mk_fail(MK_EIO, "%s: cannot flush the checkpoint to disk: %s", path, strerror(errno)) : MK_OK;
+}
+
+static void sync_folder(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0'; else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd); /* best effort: the rename is what matters */
+        close(fd);
+    }
+}
+
+static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
+{
+    h5file h = {H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp, MK_OK};
+    if (h.fid < 0) return mk_fail(MK_EIO, "cannot create checkpoint '%s'", tmp);
+    hsize_t spans[2] = {(hsize_t)todo->count, 2}, count = (hsize_t)nodes->count;
+    hsize_t sums[2] = {(hsize_t)nodes->count, (hsize_t)nodes->len};
+    put_fingerprint(&h, fingerprint);
+    put(&h, "todo", H5T_NATIVE_INT64, 2, spans, todo->spans);
+    put(&h, "level", H5T_NATIVE_INT64, 1, &count, nodes->level);
+    put(&h, "start", H5T_NATIVE_INT64, 1, &count, nodes->start);
+    put(&h, "sums", H5T_NATIVE_DOUBLE, 2, sums, nodes->sums);
+    if (H5Fclose(h.fid) < 0 && !h.err) h.err = mk_fail(MK_EIO, "cannot close checkpoint '%s'", tmp);
+    return h.err;
+}
+
+mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    mk_err err = write_to(tmp, fingerprint, todo, nodes);
+    if (!err) err = sync_file(tmp);
+    if (!err && rename(tmp, path) != 0)
+        err = mk_fail(MK_EIO, "cannot move the checkpoint to '%s': %s", path, strerror(errno));
+    if (err) unlink(tmp);
+    else sync_folder(path);
+    return err;
+}
+
+/* ---- reading ---- */
+
+static mk_err damaged(const char *path, const char *what)
+{
+    return mk_fail(MK_EINPUT, "checkpoint '%s' is damaged (%s); rerun with --restart to discard it", path, what);
+}
+
+/* A whole dataset of `rows` by `cols`, rows read from the file. */
+static mk_err get(hid_t fid, const char *path, const char *name, hid_t mtype, int64_t cols, int64_t *rows,
+                  void **data)
+{
+    hid_t dset = H5Dopen2(fid, name, H5P_DEFAULT);
+    if (dset < 0) return damaged(path, name);
+    hid_t space = H5Dget_space(dset);
+    hsize_t dims[2] = {0, 0};
+    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
+    mk_err err = MK_OK;
+    if (rank < 1 || rank > 2 || (rank == 2 && (int64_t)dims[1] != cols)) err = damaged(path, name);
+    *rows = (int64_t)dims[0];
+    if (!err) *data = mk_malloc((size_t)(*rows * cols) * 8 + 8, "a checkpoint", &err);
+    if (!err && H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) < 0) err = damaged(path, name);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return err;
+}
+
+static mk_err get_fingerprint(hid_t fid, const char *path, char **out)
+{
+    hid_t attr = H5Aopen(fid, "fingerprint", H5P_DEFAULT);
+    if (attr < 0) return damaged(path, "fingerprint");
+    hid_t type = H5Aget_type(attr);
+    char *value = NULL;
+    mk_err err = MK_OK;
+    if (H5Tis_variable_str(type) <= 0 || H5Aread(attr, type, &value) < 0 || !value) err = damaged(path, "fingerprint");
+    if (!err) {
+        *out = mk_malloc(strlen(value) + 1, "a fingerprint", &err);
+        if (!err) strcpy(*out, value);
+    }
+    if (value) H5free_memory(value);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return err;
+}
+
+static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
+{
+    int64_t spans, levels, starts, sums;
+    void *todo = NULL;
+    MK_TRY(get_fingerprint(fid, path, &ck->fingerprint));
+    MK_TRY(get(fid, path, "todo", H5T_NATIVE_INT64, 2, &spans, &todo));
+    ck->todo.spans = todo;
+    ck->todo.count = (int)spans;
+    for (int64_t i = 0; i < spans; i++) {
+        if (ck->todo.spans[i][1] <= ck->todo.spans[i][0]) return damaged(path, "todo");
+        ck->todo.batches += ck->todo.spans[i][1] - ck->todo.spans[i][0];
+    }
+    MK_TRY(get(fid, path, "level", H5T_NATIVE_INT64, 1, &levels, (void **)&ck->nodes.level));
+    MK_TRY(get(fid, path, "start", H5T_NATIVE_INT64, 1, &starts, (void **)&ck->nodes.start));
+    hid_t dset = H5Dopen2(fid, "sums", H5P_DEFAULT);
+    if (dset < 0) return damaged(path, "sums");
+    hid_t space = H5Dget_space(dset);
+    hsize_t dims[2] = {0, 0};
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    H5Dclose(dset);
+    MK_TRY(get(fid, path, "sums", H5T_NATIVE_DOUBLE, (int64_t)dims[1], &sums, (void **)&ck->nodes.sums));
+    if (levels != starts || sums != levels) return damaged(path, "node counts");
+    ck->nodes.count = levels;
+    ck->nodes.len = (int64_t)dims[1];
+    return MK_OK;
+}
+
+mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck)
+{
+    memset(ck, 0, sizeof *ck);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (H5Fis_hdf5(path) <= 0) return damaged(path, "not an HDF5 file");
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) return damaged(path, "cannot open it");
+    mk_err err = read_all(fid, path, ck);
+    H5Fclose(fid);
+    if (err) mk_checkpoint_free(ck);
+    return err;
+}
+
+void mk_checkpoint_free(mk_checkpoint *ck)
+{
+    free(ck->fingerprint);
+    mk_todo_free(&ck->todo);
+    mk_nodes_free(&ck->nodes);
+    memset(ck, 0, sizeof *ck);
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Kill and resume, under mpirun: a rank killed with SIGKILL at a random moment,
+# or the job asked to stop with SIGUSR1, then the same command with another
+# number of ranks; the result must be bitwise the one of an uninterrupted run.
+#   tests/test_resume.sh MPICKA MPIEXEC
+set -euo pipefail
+exe=$1
+mpiexec=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+"$exe" synth a.h5 --n 12800 --layers 4 --features 4096 --seed 5 > /dev/null
+cat > c.yaml <<'YAML'
+x:
+  file: a.h5
+  layers: ["layer*"]
+batch_size: 256
+precision: float64
+shuffle: true
+checkpoint:
+  every: 3
+plot: false
+output: out
+YAML
+run() { "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet "${@:2}"; }
+bits() { "$exe" show "$1/cka.h5" --format csv; }
+
+run 1 --set output=ref > /dev/null
+fail=0
+pass=0
+# Starts a run in the background and waits for its first checkpoint.
+start() {
+    rm -rf out
+    "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet > log 2>&1 &
+    job=$! # mpirun itself, which forwards SIGUSR1 to the ranks
+    for _ in $(seq 600); do
+        [ -f out/checkpoint.h5 ] && return 0
+        kill -0 "$job" 2> /dev/null || return 0
+        sleep 0.01
+    done
+}
+check() { # what, then the rank count to resume with
+    local status=0
+    run "$2" > resume.log 2>&1 || status=$?
+    if [ "$status" != 0 ]; then
+        echo "FAIL $1: the resumed run exited with $status"; cat resume.log; fail=$((fail + 1)); return
+    fi
+    if [ "$(bits out)" != "$(bits ref)" ]; then
+        echo "FAIL $1: the result differs from the uninterrupted run"; fail=$((fail + 1)); return
+    fi
+    [ -f out/checkpoint.h5 ] && { echo "FAIL $1: checkpoint left after success"; fail=$((fail + 1)); return; }
+    echo "ok $1 ($(grep -c 'resuming from' resume.log) resume)"; pass=$((pass + 1))
+}
+
+for pair in "2 3" "3 1" "1 2" "2 2"; do
+    set -- $pair
+    start "$1"
+    sleep "0.$((RANDOM % 4))"
+    victim=$(pgrep -f "^$exe run c.yaml" | shuf -n 1 || true)
+    [ -n "$victim" ] && kill -9 "$victim"
+    status=0; wait "$job" || status=$?
+    check "kill -9 of a rank of $1 (exit $status), resumed on $2" "$2"
+done
+
+for pair in "3 2" "1 3"; do
+    set -- $pair
+    start "$1"
+    kill -USR1 "$job"
+    status=0; wait "$job" || status=$?
+    if [ "$status" != 75 ] || ! grep -q "stopped by signal" log; then
+        echo "FAIL SIGUSR1 on $1 ranks: exit $status, expected 75"; cat log; fail=$((fail + 1)); continue
+    fi
+    run "$2" > resume.log 2>&1 || true
+    grep -q "resuming from" resume.log || { echo "FAIL SIGUSR1: the rerun did not resume"; cat resume.log; fail=$((fail + 1)); continue; }
+    [ "$(bits out)" = "$(bits ref)" ] && { echo "ok SIGUSR1 on $1 ranks, resumed on $2"; pass=$((pass + 1)); } \
+        || { echo "FAIL SIGUSR1 on $1: result differs"; fail=$((fail + 1)); }
+done
+
+# A checkpoint from another configuration is refused, and --restart discards it.
+start 2
+kill -USR1 "$job"; wait "$job" || true
+if run 2 --set seed=9 > other.log 2>&1; then echo "FAIL: a foreign checkpoint was resumed"; fail=$((fail + 1));
+elif grep -q "was made by another configuration" other.log; then echo "ok foreign checkpoint refused"; pass=$((pass + 1));
+else echo "FAIL: wrong message"; cat other.log; fail=$((fail + 1)); fi
+run 2 --set seed=9 --restart > /dev/null && [ ! -f out/checkpoint.h5 ] && { echo "ok --restart"; pass=$((pass + 1)); } \
+    || { echo "FAIL --restart"; fail=$((fail + 1)); }
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
