@@ -247,6 +247,7 @@ static mk_err check(const check_args *a)
                               x.layers[0].path, (long long)x.layers[0].n, MK_MIN_BATCH));
         else
             note(&pr, mk_plan_init(&plan, x.layers[0].n, cfg.batch_size, cfg.epochs, cfg.shuffle, cfg.seed));
+        if (!pr.count) note(&pr, mk_run_preflight(&cfg, &x, cfg.has_y ? &y : NULL, &plan));
     }
     note(&pr, check_output(cfg.output));
     if (!pr.count) {

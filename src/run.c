@@ -376,6 +376,56 @@ static mk_err between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t don
     return err;
 }
 
+/* Writing the result must never overwrite an input. */
+static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
+{
+    struct stat in, out;
+    if (stat(model->file, &in) != 0) return MK_OK;
+    const char *outputs[] = {"", "/cka.h5", "/cka.csv", "/checkpoint.h5"};
+    for (int i = 0; i < 5; i++) {
+        char path[4200];
+        if (i < 4) snprintf(path, sizeof path, "%s%s", cfg->output, outputs[i]);
+        else snprintf(path, sizeof path, "%s/%s", cfg->output, cfg->plot.file);
+        if (stat(path, &out) == 0 && out.st_dev == in.st_dev && out.st_ino == in.st_ino)
+            return mk_fail(MK_ECONFIG, "output '%s' would overwrite the input '%s'; choose another output folder",
+                           cfg->output, model->file);
+    }
+    return MK_OK;
+}
+
+static const mk_layer *widest(const mk_model *model, const mk_layer *best, const mk_model **owner)
+{
+    for (int l = 0; model && l < model->nlayers; l++)
+        if (!best || model->layers[l].p > best->p) {
+            best = &model->layers[l];
+            *owner = model;
+        }
+    return best;
+}
+
+/* A rank that cannot hold its buffers should say so before reading anything. */
+static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+{
+    mk_run_memory mem;
+    mk_run_memory_estimate(cfg, x, y, plan, &mem);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
+    if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
+    const mk_model *owner = x;
+    const mk_layer *wide = widest(y, widest(x, NULL, &owner), &owner);
+    return mk_fail(MK_EINPUT, "a rank would need about %.1f GiB but this machine has %.1f GiB: the widest layer, "
+                   "'%s' in %s with %lld features, takes %.1f GiB of read-ahead blocks and the U-centred Grams "
+                   "%.1f GiB; lower batch_size or compare fewer or narrower layers",
+                   (mem.total + MK_LIBRARY_BYTES) / gib, have / gib, wide->path, owner->file, (long long)wide->p,
+                   mem.blocks / gib, mem.stacked / gib);
+}
+
+mk_err mk_run_preflight(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+{
+    MK_TRY(check_memory(cfg, x, y, plan));
+    MK_TRY(check_not_input(cfg, x));
+    return y ? check_not_input(cfg, y) : MK_OK;
+}
+
 static mk_err inspect(run_ctx *c)
 {
     MK_TRY(mk_model_inspect(&c->cfg.x, &c->x));
@@ -387,6 +437,7 @@ static mk_err inspect(run_ctx *c)
                            c->y.file, (long long)c->y.layers[0].n);
     }
     MK_TRY(make_plan(c));
+    MK_TRY(mk_run_preflight(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan));
     MK_TRY(mk_output_prepare(c->cfg.output, &c->created_output));
     MK_TRY(make_fingerprint(c));
     return load_checkpoint(c);

@@ -398,6 +398,43 @@ START_TEST(bad_inputs)
 }
 END_TEST
 
+/* Damaged files, an output that would overwrite an input, a layer too wide
+ * for memory: clear errors naming the culprit, never a crash. */
+START_TEST(hostile_inputs)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && head -c 20000 x.h5 > truncated.h5 && cp x.h5 corrupt.h5 && "
+             "dd if=/dev/urandom of=corrupt.h5 bs=1 seek=30000 count=20000 conv=notrunc status=none && "
+             "mkdir -p asout && cp y.h5 asout/cka.h5", dir);
+    must_run(cmd);
+    const char *out = "output: badout\n";
+    char text[1024];
+    snprintf(text, sizeof text, HEAD("truncated.h5", "[fc]") "%s", out);
+    expect_failure(text, NULL, 3, "truncated.h5");
+    snprintf(text, sizeof text, HEAD("corrupt.h5", "[\"block*/*\", fc]") "%s", out);
+    write_config("bad.yaml", text);
+    char *o;
+    int status = run_config(2, "bad.yaml", NULL, &o);
+    ck_assert_msg(status == 3 || status == 4, "corrupt file: exit %d: %s", status, o);
+    ck_assert_msg(strstr(o, "corrupt.h5") != NULL, "the file is not named: %s", o);
+    free(o);
+    expect_failure(HEAD("asout/cka.h5", "[layer1]") "output: asout\n", NULL, 2,
+                   "output 'asout' would overwrite the input 'asout/cka.h5'");
+    char *wide = in_dir("wide.h5");
+    /* a tiny file that claims a layer of 2^40 features */
+    hid_t fid = H5Fcreate(wide, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t big[3] = {8, 1 << 20, 1 << 20};
+    hid_t space = H5Screate_simple(3, big, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[3] = {1, 1024, 1024};
+    H5Pset_chunk(dcpl, 3, chunk);
+    H5Dclose(H5Dcreate2(fid, "huge", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Pclose(dcpl), H5Sclose(space), H5Fclose(fid);
+    free(wide);
+    expect_failure(HEAD("wide.h5", "[huge]") "batch_size: 8\noutput: badout\n", NULL, 3,
+                   "the widest layer, 'huge' in wide.h5 with 1099511627776 features");
+}
+END_TEST
+
 START_TEST(bad_command_lines)
 {
     char *o;
@@ -433,6 +470,7 @@ int main(void)
     tcase_add_test(tc, check_plans_and_estimates_memory);
     tcase_add_test(tc, check_reports_every_problem);
     tcase_add_test(tc, bad_inputs);
+    tcase_add_test(tc, hostile_inputs);
     tcase_add_test(tc, bad_command_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -26,6 +26,11 @@ typedef struct {
 void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
                             mk_run_memory *mem);
 
+/* The checks `run` makes before reading any data, which `check` makes too:
+ * that a rank's buffers fit this machine's memory and that no output would
+ * overwrite an input. Not collective. */
+mk_err mk_run_preflight(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan);
+
 /* Resident memory of MPI, HDF5 and OpenBLAS in a rank before any data (measured
  * on Debian 12 with Open MPI 4.1, HDF5 1.10, OpenBLAS 0.3.21). */
 #define MK_LIBRARY_BYTES (28.0 * 1024 * 1024)
