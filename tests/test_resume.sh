@@ -86,5 +86,28 @@ else echo "FAIL: wrong message"; cat other.log; fail=$((fail + 1)); fi
 run 2 --set seed=9 --restart > /dev/null && [ ! -f out/checkpoint.h5 ] && { echo "ok --restart"; pass=$((pass + 1)); } \
     || { echo "FAIL --restart"; fail=$((fail + 1)); }
 
+# The requeueing batch script, with Slurm simulated: srun is mpirun on 2 ranks,
+# scontrol notes the requeue. SIGUSR1 to the script, as `--signal=B:USR1` sends it.
+mkdir -p bin
+printf '#!/bin/bash\nwhile [[ $1 == -* ]]; do shift; done\nexec %q --allow-run-as-root --oversubscribe -np 2 "$@"\n' \
+    "$mpiexec" > bin/srun
+printf '#!/bin/bash\necho "$@" >> requeued\n' > bin/scontrol
+chmod +x bin/srun bin/scontrol
+job_script=$(dirname "$0")/../jobs/mpicka-requeue.sbatch
+case "$job_script" in /*) ;; *) job_script=$OLDPWD/$job_script ;; esac
+rm -rf out requeued
+PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job1.log 2>&1 &
+script_pid=$!
+for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
+kill -USR1 "$script_pid"
+status=0; wait "$script_pid" || status=$?
+PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job2.log 2>&1 || status=99
+if [ "$status" = 75 ] && grep -q "requeue 42" requeued && grep -q "resuming from" job2.log \
+    && [ "$(bits out)" = "$(bits ref)" ]; then
+    echo "ok batch script: stopped on SIGUSR1, requeued, resumed to the same bits"; pass=$((pass + 1))
+else
+    echo "FAIL batch script (exit $status)"; cat job1.log job2.log; fail=$((fail + 1))
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
