@@ -95,6 +95,7 @@ static int inspect_model(const mk_model_cfg *cfg, mk_model *model, problems *pr)
         note(pr, err);
         return 0;
     }
+    mk_model_free(&part);
     int before = pr->count;
     for (int i = 0; i < cfg->nlayers; i++) {
         one.layers = &cfg->layers[i];

@@ -8,6 +8,7 @@
  * degrees as cells narrow, and every k-th label is kept when even that is
  * too tight. */
 #include "plot_impl.h"
+#include "mpicka/text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,24 +101,11 @@ void mk_plot_opts_default(mk_plot_opts *o)
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s, 0 if s starts an invalid one. */
-static int utf8_seq(const unsigned char *s)
-{
-    int n = s[0] < 0x80                    ? 1
-            : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-            : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                           : 0;
-    for (int k = 1; k < n; k++)
-        if ((s[k] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
 int mk__plot_utf8_fix(char *s)
 {
     int fixed = 0;
     for (unsigned char *p = (unsigned char *)s; *p;) {
-        int n = utf8_seq(p);
+        int n = mk_utf8_seq(p);
         if (n == 0) {
             *p++ = '?';
             fixed++;
@@ -131,7 +119,7 @@ int mk__plot_utf8_fix(char *s)
 static int utf8_ok(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = utf8_seq(p);
+        int n = mk_utf8_seq(p);
         if (n == 0) return 0;
         p += n;
     }

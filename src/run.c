@@ -726,11 +726,22 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
 
 /* ---- entry ---- */
 
-/* Under Slurm, a rank's BLAS threads follow --cpus-per-task unless set. */
-static void set_blas_threads(void)
+/* Under Slurm, a rank's BLAS threads follow --cpus-per-task unless set.
+ * Collective: warns when the ranks on rank 0's node want more cores than it has. */
+static void set_blas_threads(MPI_Comm comm)
 {
     const char *slurm = getenv("SLURM_CPUS_PER_TASK");
     if (!getenv("OPENBLAS_NUM_THREADS") && slurm && atoi(slurm) > 0) mk_blas_set_threads(atoi(slurm));
+    MPI_Comm node;
+    int local, threads = mk_blas_threads(), wanted;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Allreduce(&threads, &wanted, 1, MPI_INT, MPI_SUM, node);
+    MPI_Comm_free(&node);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && wanted > cores)
+        mk_warn("%d rank(s) x BLAS threads = %d threads on a node of %ld cores: the ranks will slow each other "
+                "down (set OPENBLAS_NUM_THREADS, or Slurm's --cpus-per-task)", local, wanted, cores);
 }
 
 static mk_err run(run_ctx *c, const run_args *a)
@@ -757,7 +768,7 @@ mk_err mk_run_main(int argc, char **argv)
     c.restart = a.restart;
     if (!err && a.help && c.rank == 0) usage(stdout);
     if (!err && !a.help) {
-        set_blas_threads();
+        set_blas_threads(c.comm);
         catch_signals();
         err = run(&c, &a);
     }

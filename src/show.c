@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mpicka/cli.h"
+#include "mpicka/text.h"
 
 #define SHOW_ROW_LABEL_MAX 32 /* characters of an x layer name in the table */
 #define SHOW_COL_MIN 6        /* "-0.123" */
@@ -15,19 +16,6 @@
 #define SHOW_CLEAN_MAX 1024 /* bytes of a name kept for the table (its end) */
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at s, or 0 when s starts an invalid one. */
-static int utf8_seq(const unsigned char *s)
-{
-    int n = s[0] < 0x80                    ? 1
-            : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-            : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                           : 0;
-    for (int k = 1; k < n; k++)
-        if ((s[k] & 0xc0) != 0x80) return 0;
-    return n;
-}
 
 /* Characters (code points) in valid UTF-8 s: what a terminal shows. */
 static int text_width(const char *s)
@@ -45,7 +33,7 @@ static void clean(const char *s, char *buf, size_t size)
     const unsigned char *p = (const unsigned char *)s + (len > size - 8 ? len - (size - 8) : 0);
     while ((*p & 0xc0) == 0x80) p++;
     while (*p && n + 5 < size) {
-        int k = utf8_seq(p);
+        int k = mk_utf8_seq(p);
         if (k == 0 || *p < 0x20 || *p == 0x7f) {
             buf[n++] = '?';
             p++;
@@ -271,7 +259,7 @@ static void json_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = utf8_seq(p);
+        int n = mk_utf8_seq(p);
         if (*p == '"' || *p == '\\')
             fprintf(out, "\\%c", *p);
         else if (*p == '\n')

@@ -270,6 +270,8 @@ END_TEST
 
 /* check: the plan, a memory estimate within 25% of a real run's peak, and
  * every problem of a bad config at once. */
+#define MK_TEST_LIBRARY_MIB 28.0 /* the libraries' share of the estimate */
+
 static double number_after(const char *text, const char *label)
 {
     const char *at = strstr(text, label);
@@ -299,8 +301,11 @@ START_TEST(check_plans_and_estimates_memory)
         snprintf(args, sizeof args, "--quiet --set precision=%s", precs[i]);
         ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
         double peak = number_after(out, "peak memory per rank ");
+        ck_assert(estimate > MK_TEST_LIBRARY_MIB && peak > 0.0);
+#ifndef MK_TEST_SANITIZED /* the sanitizers' shadow memory and quarantine inflate the peak */
         ck_assert_msg(fabs(estimate - peak) <= 0.25 * peak, "%s: estimate %.1f MiB, peak %.1f MiB", precs[i],
                       estimate, peak);
+#endif
         free(out);
     }
 }
