@@ -613,6 +613,25 @@ START_TEST(set_value_message)
 }
 END_TEST
 
+/* The shipped configs stay valid as the keys change. */
+START_TEST(shipped_configs_parse)
+{
+    const char *names[] = {"configs/demo.yaml", "configs/reference.yaml"};
+    for (int i = 0; i < 2; i++) {
+        char path[1024], *text;
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", MK_TEST_SOURCE_DIR, names[i]);
+        ck_assert_int_eq(mk_read_text_file(path, &text, &len), MK_OK);
+        mk_config cfg;
+        mk_err err = mk_config_parse(text, len, path, NULL, 0, &cfg);
+        ck_assert_msg(err == MK_OK, "%s: %s", names[i], mk_errmsg());
+        assert_round_trip(&cfg);
+        mk_config_free(&cfg);
+        free(text);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- plot --- */
 
 START_TEST(plot_defaults_on)
@@ -940,6 +959,7 @@ static Suite *config_suite(void)
     tcase_add_test(misc, free_is_safe);
     tcase_add_test(misc, null_source_named);
     tcase_add_test(misc, reference);
+    tcase_add_test(misc, shipped_configs_parse);
     tcase_add_test(misc, plot_defaults_on);
     tcase_add_test(misc, plot_section_values_and_off);
     tcase_add_test(misc, plot_errors);
