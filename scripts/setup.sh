@@ -12,7 +12,7 @@ build=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          libopenblas-dev libyaml-dev check libcairo2-dev"
+          libopenblas-dev libyaml-dev check libcairo2-dev procps"
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
