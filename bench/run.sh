@@ -39,7 +39,7 @@ cases_of() {
 one_run() { # file np prec bind
     local out
     out=$(mpirun $4 -np "$2" ${MPIRUN_FLAGS:-} "$exe" run "$data/bench.yaml" \
-        --set x.file="$1" --set precision="$3" --set output="$data/out")
+        --set x.file="$1" --set precision="$3" --set output="$data/out" --quiet)
     local secs phases peak
     secs=$(sed -n 's/.*rank(s), float[0-9]*, \([0-9.]*\) s$/\1/p' <<<"$out")
     phases=$(sed -n 's/.*time per phase (slowest rank): \(.*\); peak.*/\1/p' <<<"$out")

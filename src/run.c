@@ -73,9 +73,9 @@ static void usage(FILE *out)
             "                    stderr is a terminal, else lines (under mpirun: lines)\n"
             "  -q, --quiet       --progress none (errors and the summary still print)\n"
             "  --restart         discard the output folder's checkpoint instead of resuming\n"
+            "  -h, --help        this text and the config keys\n"
             "On SIGTERM or SIGUSR1 every rank stops at the next batch, the checkpoint is\n"
-            "written and the exit status is 75; the same command then resumes.\n"
-            "  -h, --help        this text and the config keys\n\nConfig keys:\n");
+            "written and the exit status is 75; the same command then resumes.\n\nConfig keys:\n");
     mk_config_print_reference(out);
 }
 
@@ -131,7 +131,8 @@ typedef struct {
 
 static mk_err parse_progress(const char *word, int *mode)
 {
-    static const char *const modes[] = {"none", "bar", "lines"};
+    static const char *const modes[] = {"none", "bar", "lines"}; /* in mk_progress_mode order */
+    _Static_assert(MK_PROGRESS_NONE == 0 && MK_PROGRESS_BAR == 1 && MK_PROGRESS_LINES == 2, "modes[]");
     for (int i = 0; i < 3; i++)
         if (!strcmp(word, modes[i])) {
             *mode = i;
