@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,18 +340,54 @@ struct mk_source {
     hid_t fid;
     hid_t *dsets;
     hid_t *spaces;
+    hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half, else -1 */
 };
+
+/* HDF5 converts half precision in software, an order of magnitude slower than
+ * reading it; little-endian IEEE half (what h5py writes) is read as it is
+ * stored and widened here instead. */
+static int is_half(hid_t type)
+{
+    size_t spos, epos, esize, mpos, msize;
+    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 2 || H5Tget_ebias(type) != 15) return 0;
+    if (H5Tget_order(type) != H5T_ORDER_LE || H5Tget_order(H5T_NATIVE_FLOAT) != H5T_ORDER_LE) return 0;
+    return H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) >= 0 && spos == 15 && epos == 10 &&
+           esize == 5 && mpos == 0 && msize == 10;
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    float f;
+    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in float */
+        f = (float)man * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    bits = exp == 31 ? sign | 0x7f800000u | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* From the end, so that the floats never overwrite halves still to be read. */
+static void widen_halves(void *buf, int64_t count)
+{
+    const uint16_t *h = buf;
+    float *f = buf;
+    for (int64_t i = count - 1; i >= 0; i--) f[i] = half_to_float(h[i]);
+}
 
 void mk_source_close(mk_source *src)
 {
     if (!src) return;
     for (int l = 0; src->dsets && l < src->model->nlayers; l++) {
+        if (src->halves && src->halves[l] >= 0) H5Tclose(src->halves[l]);
         if (src->spaces[l] >= 0) H5Sclose(src->spaces[l]);
         if (src->dsets[l] >= 0) H5Dclose(src->dsets[l]);
     }
     if (src->fid >= 0) H5Fclose(src->fid);
     free(src->dsets);
     free(src->spaces);
+    free(src->halves);
     free(src);
 }
 
@@ -363,11 +400,17 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     src->fid = -1;
     src->dsets = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset handles", &err);
     if (!err) src->spaces = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataspaces", &err);
-    if (!err) for (int l = 0; l < model->nlayers; l++) src->dsets[l] = src->spaces[l] = -1;
+    if (!err) src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
+    if (!err) for (int l = 0; l < model->nlayers; l++) src->dsets[l] = src->spaces[l] = src->halves[l] = -1;
     if (!err) err = open_file(model->file, &src->fid);
     for (int l = 0; l < model->nlayers && !err; l++) {
         src->dsets[l] = H5Dopen2(src->fid, model->layers[l].path, H5P_DEFAULT);
-        if (src->dsets[l] >= 0) src->spaces[l] = H5Dget_space(src->dsets[l]);
+        if (src->dsets[l] >= 0) {
+            src->spaces[l] = H5Dget_space(src->dsets[l]);
+            hid_t type = H5Dget_type(src->dsets[l]);
+            if (is_half(type)) src->halves[l] = type;
+            else H5Tclose(type);
+        }
         if (src->spaces[l] < 0)
             err = mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->file, model->layers[l].path);
     }
@@ -403,10 +446,11 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
     const mk_layer *layer = &src->model->layers[l];
     hsize_t total = (hsize_t)(m * layer->p);
     hid_t mem = H5Screate_simple(1, &total, NULL);
-    hid_t type = layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+    hid_t type = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
     herr_t status = mem < 0 ? -1 : select_rows(src->spaces[l], rows, m);
     if (status >= 0) status = H5Dread(src->dsets[l], type, mem, src->spaces[l], H5P_DEFAULT, buf);
     if (mem >= 0) H5Sclose(mem);
+    if (status >= 0 && src->halves[l] >= 0) widen_halves(buf, (int64_t)total);
     if (status < 0)
         return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
                        src->model->file, (long long)rows[0], (long long)rows[m - 1], layer->path);

@@ -1,10 +1,12 @@
 /* The HDF5 activation source on real files written here. */
 #include <check.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mpicka/source.h"
+#include "oracle.h"
 #include "testutil.h"
 
 static char *dir, *file;
@@ -185,6 +187,44 @@ START_TEST(reads_rows_of_every_type)
 }
 END_TEST
 
+/* Half precision is widened by mpicka itself: every kind of value must come
+ * out as HDF5's own conversion gives it. */
+START_TEST(half_precision_special_values)
+{
+    double v[16] = {0.0, -0.0, 1.0, -2.5, 65504.0, -65504.0, 6.103515625e-05, 5.9604644775390625e-08,
+                    1e-6, -3e-7, INFINITY, -INFINITY, NAN, 0.1, 1000.25, -7.0};
+    hsize_t dims[2] = {4, 4};
+    hid_t half = half_type();
+    tu_write_dataset(file, "halves", half, 2, dims, v);
+    H5Tclose(half);
+    const char *layers[] = {"halves"};
+    mk_model m;
+    mk_source *src;
+    ck_assert_int_eq(inspect(layers, 1, &m), MK_OK);
+    ck_assert_int_eq(m.layers[0].in_f32, 1);
+    double expect[16];
+    oracle_layer ref;
+    ck_assert_int_eq(oracle_read_layer(file, "halves", &ref), 4);
+    memcpy(expect, ref.data, sizeof expect);
+    free(ref.data);
+    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    int64_t rows[3] = {0, 2, 3};
+    float got[12];
+    ck_assert_int_eq(mk_source_read(src, 0, rows, 3, got), MK_OK);
+    for (int i = 0; i < 3; i++)
+        for (int f = 0; f < 4; f++) {
+            double want = expect[rows[i] * 4 + f], have = got[i * 4 + f];
+            if (isnan(want))
+                ck_assert(isnan(have));
+            else
+                ck_assert_msg(have == want && signbit(have) == signbit(want), "value %d: %g, HDF5 gives %g",
+                              (int)(rows[i] * 4 + f), have, want);
+        }
+    mk_source_close(src);
+    mk_model_free(&m);
+}
+END_TEST
+
 START_TEST(pack_round_trip)
 {
     const char *layers[] = {"layer*/out", "logits"};
@@ -233,6 +273,7 @@ int main(void)
     tcase_add_test(tc, non_numeric_zero_sized_and_mismatched_n);
     tcase_add_test(tc, missing_and_non_hdf5_files);
     tcase_add_test(tc, reads_rows_of_every_type);
+    tcase_add_test(tc, half_precision_special_values);
     tcase_add_test(tc, pack_round_trip);
     tcase_add_test(tc, natural_order);
     suite_add_tcase(s, tc);
