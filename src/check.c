@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mpicka/blas.h"
@@ -132,13 +131,6 @@ static mk_err check_output(const char *dir)
 
 /* ---- the plan ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Multiply-adds per second of this machine's BLAS on a Gram of m by p
  * (working precision) and, in float64, on the pair product of L rows. */
 static void measure_blas(int64_t m, int64_t p, int nlayers, mk_precision prec, double *gram_rate, double *pair_rate)
@@ -153,17 +145,17 @@ static void measure_blas(int64_t m, int64_t p, int nlayers, mk_precision prec, d
         for (size_t k = 0; k < xb / 4; k++) ((float *)x)[k] = (float)(k % 7) * 0.125f;
         for (size_t k = 0; k < vb / 8; k++) v[k] = (double)(k % 5) * 0.5;
         int reps = 0;
-        double t0 = now();
+        double t0 = mk_now();
         do {
             if (prec == MK_PREC_FLOAT32) mk_ssyrk((int)m, (int)p, x, c);
             else mk_dsyrk((int)m, (int)p, x, c);
-        } while (++reps < 200 && now() - t0 < 0.2);
-        *gram_rate = (double)reps * (double)(m * m) * (double)p / 2.0 / (now() - t0);
+        } while (++reps < 200 && mk_now() - t0 < 0.2);
+        *gram_rate = (double)reps * (double)(m * m) * (double)p / 2.0 / (mk_now() - t0);
         reps = 0;
-        t0 = now();
+        t0 = mk_now();
         do mk_dsyrk((int)rows, (int)t, v, h);
-        while (++reps < 200 && now() - t0 < 0.2);
-        *pair_rate = (double)reps * (double)(rows * rows) / 2.0 * (double)t / (now() - t0);
+        while (++reps < 200 && mk_now() - t0 < 0.2);
+        *pair_rate = (double)reps * (double)(rows * rows) / 2.0 * (double)t / (mk_now() - t0);
     }
     free(x), free(c), free(v), free(h);
 }
@@ -187,9 +179,8 @@ static double features(const mk_model *model)
 
 static int64_t max_p(const mk_model *model, int64_t p)
 {
-    for (int l = 0; model && l < model->nlayers; l++)
-        if (model->layers[l].p > p) p = model->layers[l].p;
-    return p;
+    const mk_layer *wide = mk_model_widest(model);
+    return wide && wide->p > p ? wide->p : p;
 }
 
 #define MIB (1024.0 * 1024.0)

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 static int log_rank;
 
@@ -35,4 +36,11 @@ void mk_error_report(mk_err err)
 {
     if (log_rank != 0 || err == MK_OK) return;
     fprintf(stderr, "mpicka: %s: %s\n", mk_errname(err), mk_errmsg());
+}
+
+double mk_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -1,14 +1,7 @@
 #include "mpicka/progress.h"
+#include "mpicka/log.h"
 
-#include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 mk_progress_mode mk_progress_auto(FILE *out)
 {
@@ -20,7 +13,7 @@ void mk_progress_start(mk_progress *p, FILE *out, mk_progress_mode mode, double 
 {
     *p = (mk_progress){.out = out, .mode = mode, .total = total, .examples = examples_per_batch};
     p->interval = mode == MK_PROGRESS_BAR ? 0.2 : interval;
-    p->start = now();
+    p->start = mk_now();
     p->last = p->start - p->interval; /* the first update shows at once */
 }
 
@@ -35,7 +28,7 @@ static void format_time(double s, char *buf, size_t len)
 
 void mk_progress_update(mk_progress *p, int64_t done)
 {
-    double t = now();
+    double t = mk_now();
     if (p->mode == MK_PROGRESS_NONE || t - p->last < p->interval || done <= 0) return;
     p->last = t;
     double elapsed = t - p->start, rate = (double)done / elapsed;

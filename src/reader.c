@@ -1,12 +1,12 @@
 #include "mpicka/reader.h"
 
 #include "mpicka/hsic.h"
+#include "mpicka/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define NSLOT 2
 
@@ -37,13 +37,6 @@ struct mk_reader {
     int started;
 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Block s of the sequence: which batch, model and layer. */
 static void locate(const mk_reader *r, int64_t s, int64_t *g, int *model, int *layer)
 {
@@ -66,9 +59,9 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     const mk_layer *lay = &mod->layers[layer];
     /* Read straight into the slot and centre in place when the types agree. */
     void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
-    double t0 = now();
+    double t0 = mk_now();
     sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
-    double t1 = now();
+    double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
         int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, r->colmean, sl->data);
@@ -76,7 +69,7 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
                               mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
                               (long long)sl->rows[m - 1]);
-        r->times[MK_READER_CENTRE] += now() - t1;
+        r->times[MK_READER_CENTRE] += mk_now() - t1;
     }
     if (sl->err) snprintf(sl->msg, sizeof sl->msg, "%s", mk_errmsg());
 }
@@ -132,9 +125,10 @@ static void free_reader(mk_reader *r)
 static int64_t max_features(const mk_model *const *models, int nmodels)
 {
     int64_t p = 1;
-    for (int i = 0; i < nmodels; i++)
-        for (int l = 0; l < models[i]->nlayers; l++)
-            if (models[i]->layers[l].p > p) p = models[i]->layers[l].p;
+    for (int i = 0; i < nmodels; i++) {
+        const mk_layer *wide = mk_model_widest(models[i]);
+        if (wide && wide->p > p) p = wide->p;
+    }
     return p;
 }
 
@@ -184,9 +178,9 @@ mk_err mk_reader_next(mk_reader *r, mk_block *b)
     pthread_mutex_lock(&r->mu);
     int64_t t = r->taken++;
     pthread_cond_broadcast(&r->cv); /* block t-1's buffer is free again */
-    double t0 = now();
+    double t0 = mk_now();
     while (r->filled <= t && t < r->count) pthread_cond_wait(&r->cv, &r->mu);
-    r->times[MK_READER_WAIT] += now() - t0;
+    r->times[MK_READER_WAIT] += mk_now() - t0;
     pthread_mutex_unlock(&r->mu);
     if (t >= r->count) return mk_fail(MK_EINTERNAL, "read past the last block");
     const slot *sl = &r->slots[t % NSLOT];

@@ -394,16 +394,6 @@ static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
     return MK_OK;
 }
 
-static const mk_layer *widest(const mk_model *model, const mk_layer *best, const mk_model **owner)
-{
-    for (int l = 0; model && l < model->nlayers; l++)
-        if (!best || model->layers[l].p > best->p) {
-            best = &model->layers[l];
-            *owner = model;
-        }
-    return best;
-}
-
 /* A rank that cannot hold its buffers should say so before reading anything. */
 static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
 {
@@ -412,7 +402,11 @@ static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_mod
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
     if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
     const mk_model *owner = x;
-    const mk_layer *wide = widest(y, widest(x, NULL, &owner), &owner);
+    const mk_layer *wide = mk_model_widest(x);
+    if (y && mk_model_widest(y)->p > wide->p) {
+        owner = y;
+        wide = mk_model_widest(y);
+    }
     return mk_fail(MK_EINPUT, "a rank would need about %.1f GiB but this machine has %.1f GiB: the widest layer, "
                    "'%s' in %s with %lld features, takes %.1f GiB of read-ahead blocks and the U-centred Grams "
                    "%.1f GiB; lower batch_size or compare fewer or narrower layers",

@@ -229,6 +229,14 @@ fail:
     return err;
 }
 
+const mk_layer *mk_model_widest(const mk_model *model)
+{
+    const mk_layer *best = NULL;
+    for (int l = 0; model && l < model->nlayers; l++)
+        if (!best || model->layers[l].p > best->p) best = &model->layers[l];
+    return best;
+}
+
 void mk_model_free(mk_model *model)
 {
     for (int l = 0; l < model->nlayers; l++) free(model->layers[l].path);

@@ -187,11 +187,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, saved_sums_and_gaps_give_the_same_bits);
     tcase_add_test(tc, reduce_on_one_rank);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK); /* Open MPI dislikes fork() */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = tu_run_suite(s, 0); /* Open MPI dislikes fork() */
     MPI_Finalize();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

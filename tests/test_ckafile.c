@@ -192,9 +192,5 @@ int main(void)
     tcase_add_test(tc, every_missing_or_wrong_part_is_named);
     tcase_add_test(tc, missing_and_foreign_files);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s, 1);
 }

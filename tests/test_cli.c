@@ -5,6 +5,8 @@
 
 #include "mpicka/cli.h"
 
+#include "testutil.h"
+
 static const mk_cli_opt table[] = {
     {"--output", "-o", "FILE", "where"},
     {"--vmin", NULL, "V", "low end"},
@@ -108,9 +110,5 @@ int main(void)
     tcase_add_test(tc, every_mistake_is_named);
     tcase_add_test(tc, numbers_are_checked_whole);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s, 1);
 }

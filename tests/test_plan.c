@@ -5,6 +5,8 @@
 
 #include "mpicka/plan.h"
 
+#include "testutil.h"
+
 START_TEST(sizes_without_shuffle)
 {
     mk_plan p;
@@ -165,9 +167,5 @@ int main(void)
     tcase_add_test(tc, ranks_get_contiguous_ascending_ranges);
     tcase_add_test(tc, todo_lists_shrink_as_batches_are_done);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s, 1);
 }

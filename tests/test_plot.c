@@ -857,9 +857,5 @@ int main(void)
     tcase_add_test(cmd, plot_command_options);
     tcase_add_test(cmd, plot_command_mistakes);
     tcase_add_test(cmd, the_mpicka_binary);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s, 1);
 }

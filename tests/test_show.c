@@ -453,9 +453,5 @@ int main(void)
     tcase_add_test(cmd, the_mpicka_binary);
     suite_add_tcase(s, formats);
     suite_add_tcase(s, cmd);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s, 1);
 }

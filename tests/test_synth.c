@@ -17,6 +17,8 @@
 #include "mpicka/error.h"
 #include "mpicka/synth.h"
 
+#include "testutil.h"
+
 #define MAX_ARGS 64
 
 static char tmpdir[64];
@@ -921,9 +923,5 @@ static Suite *make_synth_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(make_synth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(make_synth_suite(), 1);
 }

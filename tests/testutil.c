@@ -169,3 +169,13 @@ double tu_normal(uint64_t *state)
     double u = tu_uniform(state), v = tu_uniform(state);
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
+
+int tu_run_suite(Suite *s, int fork)
+{
+    SRunner *sr = srunner_create(s);
+    if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

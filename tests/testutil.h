@@ -3,6 +3,7 @@
 #ifndef MK_TESTUTIL_H
 #define MK_TESTUTIL_H
 
+#include <check.h>
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,10 @@ int64_t tu_read_doubles(const char *file, const char *name, double *out, int64_t
 /* Read a string attribute of the root group (malloc'd) or NULL. */
 char *tu_read_str_attr(const char *file, const char *name);
 int64_t tu_read_int_attr(const char *file, const char *name);
+
+/* Run every test of s (forking, or not when fork is 0, as under MPI) and
+ * return the process's exit status: EXIT_FAILURE when any test failed. */
+int tu_run_suite(Suite *s, int fork);
 
 /* Uniform in [0,1) from a seeded state (tests' own generator). */
 double tu_uniform(uint64_t *state);

@@ -12,6 +12,9 @@ int mk_log_rank(void);
 void mk_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Seconds on a monotonic clock, for timings that need no MPI. */
+double mk_now(void);
+
 /* "mpicka: <kind>: <message>" on stderr, on rank 0. */
 void mk_error_report(mk_err err);
 

@@ -33,6 +33,10 @@ typedef struct {
 mk_err mk_model_inspect(const mk_model_cfg *cfg, mk_model *model);
 void mk_model_free(mk_model *model);
 
+/* The layer with the most features (the first of equals); NULL for NULL or
+ * an empty model. */
+const mk_layer *mk_model_widest(const mk_model *model);
+
 /* Flat serialisation so that rank 0 can inspect and broadcast. */
 mk_err mk_model_pack(const mk_model *model, char **buf, int64_t *len);
 mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model);
