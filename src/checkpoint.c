@@ -1,5 +1,7 @@
 #include "mpicka/checkpoint.h"
 
+#include "h5write.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -7,41 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Collects the first failure of a sequence of HDF5 calls. */
-typedef struct {
-    hid_t fid;
-    const char *path;
-    mk_err err;
-} h5file;
-
-static void check(h5file *h, herr_t status, const char *what)
-{
-    if (status < 0 && !h->err) h->err = mk_fail(MK_EIO, "%s: cannot write the checkpoint's %s", h->path, what);
-}
-
-static void put(h5file *h, const char *name, hid_t mtype, int rank, const hsize_t *dims, const void *data)
-{
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t ftype = mtype == H5T_NATIVE_DOUBLE ? H5T_IEEE_F64LE : H5T_STD_I64LE;
-    hid_t dset = H5Dcreate2(h->fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    check(h, dset, name);
-    if (dset >= 0) check(h, H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
-    if (dset >= 0) H5Dclose(dset);
-    H5Sclose(space);
-}
-
-static void put_fingerprint(h5file *h, const char *fingerprint)
-{
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
-    H5Tset_size(type, H5T_VARIABLE);
-    hid_t attr = H5Acreate2(h->fid, "fingerprint", type, space, H5P_DEFAULT, H5P_DEFAULT);
-    check(h, attr, "fingerprint");
-    if (attr >= 0) check(h, H5Awrite(attr, type, &fingerprint), "fingerprint");
-    if (attr >= 0) H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-}
 
 /* The bytes must be on disk before the rename makes them the checkpoint. */
 static mk_err sync_file(const char *path)
@@ -67,15 +34,15 @@ static void sync_folder(const char *path)
 
 static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
 {
-    h5file h = {H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp, MK_OK};
+    mk_h5w h = {H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp, MK_OK};
     if (h.fid < 0) return mk_fail(MK_EIO, "cannot create checkpoint '%s'", tmp);
     hsize_t spans[2] = {(hsize_t)todo->count, 2}, count = (hsize_t)nodes->count;
     hsize_t sums[2] = {(hsize_t)nodes->count, (hsize_t)nodes->len};
-    put_fingerprint(&h, fingerprint);
-    put(&h, "todo", H5T_NATIVE_INT64, 2, spans, todo->spans);
-    put(&h, "level", H5T_NATIVE_INT64, 1, &count, nodes->level);
-    put(&h, "start", H5T_NATIVE_INT64, 1, &count, nodes->start);
-    put(&h, "sums", H5T_NATIVE_DOUBLE, 2, sums, nodes->sums);
+    mk_h5w_attr_str(&h, "fingerprint", fingerprint);
+    mk_h5w_dataset(&h, "todo", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, spans, todo->spans);
+    mk_h5w_dataset(&h, "level", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->level);
+    mk_h5w_dataset(&h, "start", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->start);
+    mk_h5w_dataset(&h, "sums", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, sums, nodes->sums);
     if (H5Fclose(h.fid) < 0 && !h.err) h.err = mk_fail(MK_EIO, "cannot close checkpoint '%s'", tmp);
     return h.err;
 }

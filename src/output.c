@@ -1,5 +1,7 @@
 #include "mpicka/output.h"
 
+#include "h5write.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
@@ -45,38 +47,13 @@ mk_err mk_output_prepare(const char *dir, int *created)
 
 /* ---- cka.h5 ---- */
 
-/* Collects the first failure so that a sequence of HDF5 calls reads straight. */
-typedef struct {
-    hid_t fid;
-    const char *path;
-    mk_err err;
-} h5out;
-
-static void check(h5out *h, herr_t status, const char *what)
-{
-    if (status < 0 && !h->err) h->err = mk_fail(MK_EIO, "%s: cannot write %s", h->path, what);
-}
-
-static void write_matrix(h5out *h, const char *name, const double *v, int rows, int cols)
+static void write_matrix(mk_h5w *h, const char *name, const double *v, int rows, int cols)
 {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-    hid_t space = H5Screate_simple(cols ? 2 : 1, dims, NULL);
-    hid_t dset = H5Dcreate2(h->fid, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    check(h, dset, name);
-    if (dset >= 0) check(h, H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), name);
-    if (dset >= 0) H5Dclose(dset);
-    H5Sclose(space);
+    mk_h5w_dataset(h, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, cols ? 2 : 1, dims, v);
 }
 
-static hid_t utf8_string_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-static void write_names(h5out *h, const char *name, const mk_model *model)
+static void write_names(mk_h5w *h, const char *name, const mk_model *model)
 {
     const char **names = malloc((size_t)model->nlayers * sizeof *names);
     if (!names) {
@@ -85,39 +62,18 @@ static void write_names(h5out *h, const char *name, const mk_model *model)
     }
     for (int l = 0; l < model->nlayers; l++) names[l] = model->layers[l].path;
     hsize_t dim = (hsize_t)model->nlayers;
-    hid_t type = utf8_string_type(), space = H5Screate_simple(1, &dim, NULL);
-    hid_t dset = H5Dcreate2(h->fid, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    check(h, dset, name);
-    if (dset >= 0) check(h, H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, names), name);
-    if (dset >= 0) H5Dclose(dset);
-    H5Sclose(space);
+    hid_t type = mk_h5w_utf8_type();
+    mk_h5w_dataset(h, name, type, type, 1, &dim, names);
     H5Tclose(type);
     free(names);
 }
 
-static void attr_raw(h5out *h, const char *name, hid_t ftype, hid_t mtype, const void *value)
+static void attr_int(mk_h5w *h, const char *name, int64_t v)
 {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(h->fid, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-    check(h, attr, name);
-    if (attr >= 0) check(h, H5Awrite(attr, mtype, value), name);
-    if (attr >= 0) H5Aclose(attr);
-    H5Sclose(space);
+    mk_h5w_attr(h, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
 
-static void attr_int(h5out *h, const char *name, int64_t v)
-{
-    attr_raw(h, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-
-static void attr_str(h5out *h, const char *name, const char *v)
-{
-    hid_t type = utf8_string_type();
-    attr_raw(h, name, type, type, &v);
-    H5Tclose(type);
-}
-
-static void write_attrs(h5out *h, const mk_result *r)
+static void write_attrs(mk_h5w *h, const mk_result *r)
 {
     const mk_plan *p = r->plan;
     attr_int(h, "n", p->n);
@@ -127,26 +83,26 @@ static void write_attrs(h5out *h, const mk_result *r)
     attr_int(h, "dropped_per_epoch", p->dropped);
     attr_int(h, "epochs", p->epochs);
     attr_int(h, "shuffle", p->shuffle);
-    attr_raw(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
+    mk_h5w_attr(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
     attr_int(h, "self", r->y == r->x);
     attr_int(h, "ranks", r->nranks);
     attr_int(h, "blas_threads", r->blas_threads);
-    attr_raw(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
-    attr_str(h, "precision", r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64");
-    attr_str(h, "estimator", "minibatch linear CKA, unbiased HSIC_1");
-    attr_str(h, "version", MPICKA_VERSION);
-    attr_str(h, "config", r->cfg->resolved);
-    attr_str(h, "x_name", r->x->name);
-    attr_str(h, "y_name", r->y->name);
-    attr_str(h, "x_file", r->x->file);
-    attr_str(h, "y_file", r->y->file);
+    mk_h5w_attr(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
+    mk_h5w_attr_str(h, "precision", r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64");
+    mk_h5w_attr_str(h, "estimator", "minibatch linear CKA, unbiased HSIC_1");
+    mk_h5w_attr_str(h, "version", MPICKA_VERSION);
+    mk_h5w_attr_str(h, "config", r->cfg->resolved);
+    mk_h5w_attr_str(h, "x_name", r->x->name);
+    mk_h5w_attr_str(h, "y_name", r->y->name);
+    mk_h5w_attr_str(h, "x_file", r->x->file);
+    mk_h5w_attr_str(h, "y_file", r->y->file);
 }
 
 static mk_err write_h5(const mk_result *r, const char *path)
 {
     int nx = r->x->nlayers, ny = r->y->nlayers;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages name the file */
-    h5out h = {H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, MK_OK};
+    mk_h5w h = {H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, MK_OK};
     if (h.fid < 0) return mk_fail(MK_EIO, "cannot create '%s'", path);
     write_matrix(&h, "cka", r->cka, nx, ny);
     write_matrix(&h, "hsic_xy", r->hxy, nx, ny);
