@@ -194,18 +194,23 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
     printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
     mk_run_memory mem;
     mk_run_memory_estimate(cfg, x, y, plan, &mem);
-    printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, U-centred Grams %.1f, "
+    printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, centred kernels %.1f, "
            "sums %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, MK_LIBRARY_BYTES / MIB);
     int nx = x->nlayers, ny = y ? y->nlayers : nx;
-    double grams = (double)plan->total * (double)(m * m) / 2.0 * (features(x) + features(y));
-    double pairs = (double)plan->total * (double)mk_tri_len(m) * (y ? (double)nx * ny : (double)nx * (nx + 1) / 2.0);
+    double P = features(x) + features(y), grams = (double)plan->total * (double)(m * m) / 2.0 * P;
+    double pairs = (double)plan->total * (double)mk_tri_len(m) *
+                   ((y ? (double)nx * ny : (double)nx * (nx + 1) / 2.0) + (double)cfg->permutations * nx * ny);
+    if (cfg->estimator == MK_EST_EXACT) { /* one P-by-P syrk per batch, no pairs */
+        grams = (double)plan->n * P * (P + 1.0) / 2.0;
+        pairs = 0.0;
+    }
     printf("  work: %.3g multiply-adds in Grams (%s), %.3g in pair products (float64)\n", grams,
            cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", pairs);
     double gram_rate, pair_rate;
     measure_blas(m, max_p(y, max_p(x, 1)), nx + (y ? ny : 0), cfg->precision, &gram_rate, &pair_rate);
     if (gram_rate <= 0.0 || pair_rate <= 0.0) return;
-    double seconds = (grams / gram_rate + pairs / pair_rate) / ranks;
+    double seconds = (grams / gram_rate + (pairs > 0.0 ? pairs / pair_rate : 0.0)) / ranks;
     printf("  this machine's BLAS (%d thread(s)): %.1f GFLOP/s on Grams, %.1f on pairs\n", mk_blas_threads(),
            2e-9 * gram_rate, 2e-9 * pair_rate);
     printf("  estimated time: %.1f s of compute per rank on %d rank(s) like this one; reading the data "
@@ -234,11 +239,7 @@ static mk_err check(const check_args *a)
                           (long long)y.layers[0].n));
     mk_plan plan;
     if (ok && !pr.count) {
-        if (x.layers[0].n < MK_MIN_BATCH)
-            note(&pr, mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x.file,
-                              x.layers[0].path, (long long)x.layers[0].n, MK_MIN_BATCH));
-        else
-            note(&pr, mk_plan_init(&plan, x.layers[0].n, cfg.batch_size, cfg.epochs, cfg.shuffle, cfg.seed));
+        note(&pr, mk_run_plan(&cfg, &x, &plan));
         if (!pr.count) note(&pr, mk_run_preflight(&cfg, &x, cfg.has_y ? &y : NULL, &plan));
     }
     note(&pr, check_output(cfg.output));

@@ -368,6 +368,10 @@ typedef struct {
 static const char *const precisions[] = {"float32", "float64", NULL};
 const char *const mk_plot_cmaps[] = {"magma", "viridis", "inferno", "gray", NULL};
 static const char *const annotations[] = {"auto", "true", "false", NULL};
+static const char *const estimators[] = {"hsic1", "hsic0", "exact", NULL};
+static const char *const kernels[] = {"linear", "rbf", NULL};
+_Static_assert(MK_EST_HSIC1 == 0 && MK_EST_HSIC0 == 1 && MK_EST_EXACT == 2, "estimators[] order");
+_Static_assert(MK_KERNEL_LINEAR == 0 && MK_KERNEL_RBF == 1, "kernels[] order");
 _Static_assert(MK_PREC_FLOAT32 == 0 && MK_PREC_FLOAT64 == 1, "precisions[] is indexed by mk_precision");
 _Static_assert(sizeof(mk_precision) == sizeof(int), "K_ENUM fields are stored as int");
 
@@ -394,6 +398,18 @@ static const key_spec keys[] = {
      .help = "seed of the shuffle (decimal)"},
     {.path = "precision", .kind = K_ENUM, .def = "float64", .choices = precisions,
      .off = AT(precision), .help = "floating-point type of the computation"},
+    {.path = "estimator", .kind = K_ENUM, .def = "hsic1", .choices = estimators, .off = AT(estimator),
+     .help = "hsic1: minibatch, unbiased HSIC_1; hsic0: minibatch, biased HSIC_0; exact: whole data set"},
+    {.path = "kernel", .kind = K_ENUM, .def = "linear", .choices = kernels, .off = AT(kernel),
+     .help = "kernel of the Grams (rbf: minibatch estimators only)"},
+    {.path = "rbf_threshold", .kind = K_DOUBLE, .def = "1", .off = AT(rbf_threshold),
+     .help = "RBF bandwidth as a fraction of each minibatch's median distance (> 0)"},
+    {.path = "debiased", .kind = K_BOOL, .def = "true", .off = AT(debiased),
+     .help = "exact: unbiased HSIC_1 on all examples (false: Kornblith's biased CKA)"},
+    {.path = "jackknife", .kind = K_INT, .def = "20", .min = 0, .off = AT(jackknife),
+     .help = "groups of batches for the jackknife standard errors (0: none)"},
+    {.path = "permutations", .kind = K_INT, .def = "0", .min = 0, .off = AT(permutations),
+     .help = "permutations of y per batch for p-values against independence (0: none)"},
     {.path = "output", .kind = K_STRING, .required = 1, .off = AT(output),
      .help = "folder the results are written to"},
     {.path = "progress_seconds", .kind = K_INT, .def = "30", .min = 0, .off = AT(progress_seconds),
@@ -741,6 +757,31 @@ static mk_err apply_keys(const ctx *c)
     return MK_OK;
 }
 
+/* Keys valid alone but not together: named with their line where given. */
+static mk_err key_fail(const ctx *c, const char *path, const char *msg)
+{
+    const node *n = tree_get(c->root, path);
+    return n ? fail_node(c->source, n, 1, "%s", msg) : fail_at(c->source, NULL, 0, "%s", msg);
+}
+
+static mk_err check_combinations(const ctx *c)
+{
+    const mk_config *cfg = c->cfg;
+    if (!(cfg->rbf_threshold > 0.0)) return key_fail(c, "rbf_threshold", "'rbf_threshold' must be positive");
+    if (cfg->jackknife == 1)
+        return key_fail(c, "jackknife", "'jackknife' is 0 (no standard errors) or at least 2 groups");
+    if (cfg->estimator != MK_EST_EXACT) return MK_OK;
+    if (cfg->kernel != MK_KERNEL_LINEAR)
+        return key_fail(c, "kernel", "'estimator: exact' needs 'kernel: linear' (an RBF kernel has no "
+                        "feature-space form; use estimator hsic1 or hsic0)");
+    if (cfg->permutations > 0)
+        return key_fail(c, "permutations", "'permutations' needs a minibatch estimator (hsic1 or hsic0), "
+                        "not 'estimator: exact'");
+    if (cfg->epochs != 1)
+        return key_fail(c, "epochs", "'estimator: exact' uses every example once: 'epochs' must be 1");
+    return MK_OK;
+}
+
 /* ----------------------------------------------------------- --set --- */
 
 /* The mapping holding key[0..n) under map, made when missing or null. */
@@ -938,6 +979,7 @@ mk_err mk_config_parse(const char *text, size_t len, const char *source, char *c
     for (int i = 0; i < nsets; i++) MK_GOTO(apply_set(&c, sets[i]), fail);
     MK_GOTO(check_keys(&c, c.root, ""), fail);
     MK_GOTO(apply_keys(&c), fail);
+    MK_GOTO(check_combinations(&c), fail);
     MK_GOTO(write_resolved(cfg), fail);
     node_free(c.root);
     return MK_OK;

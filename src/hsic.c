@@ -6,13 +6,17 @@
 
 #include "mpicka/blas.h"
 
-mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precision prec)
+mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precision prec,
+                       const mk_hsic_opts *opts)
 {
     mk_err err = MK_OK;
     memset(ws, 0, sizeof *ws);
     ws->m_max = m_max;
     ws->p_max = p_max;
     ws->prec = prec;
+    ws->opts = opts ? *opts : (mk_hsic_opts){MK_EST_HSIC1, MK_KERNEL_LINEAR, 1.0};
+    if (ws->opts.kernel == MK_KERNEL_RBF)
+        ws->select = mk_malloc((size_t)mk_tri_len(m_max) * sizeof(double), "squared distances", &err);
     if (p_max > 0) {
         ws->x = mk_malloc((size_t)(m_max * p_max) * mk_prec_size(prec), "a centred layer block", &err);
         if (!err) ws->colmean = mk_malloc((size_t)p_max * sizeof(double), "column means", &err);
@@ -29,6 +33,7 @@ void mk_hsic_ws_free(mk_hsic_ws *ws)
     free(ws->gram);
     free(ws->colmean);
     free(ws->rowsum);
+    free(ws->select);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -96,6 +101,12 @@ void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
         mk_dsyrk((int)m, (int)p, x, ws->gram);
 }
 
+/* The Gram's entry (i, j) and diagonal, whatever the working precision. */
+static double gram_at(const mk_hsic_ws *ws, int64_t m, int64_t i, int64_t j)
+{
+    return ws->prec == MK_PREC_FLOAT32 ? ((const float *)ws->gram)[i * m + j] : ((const double *)ws->gram)[i * m + j];
+}
+
 /* Copy the strict upper triangle of the Gram, row by row, into v as double. */
 static void pack_upper(const mk_hsic_ws *ws, int64_t m, double *restrict v)
 {
@@ -108,6 +119,62 @@ static void pack_upper(const mk_hsic_ws *ws, int64_t m, double *restrict v)
             for (int64_t j = i + 1; j < m; j++) v[t + j - i - 1] = row[j];
         }
     }
+}
+
+/* The k-th smallest of a[0..n) (0-based), by quickselect; a is reordered. */
+static double select_kth(double *a, int64_t n, int64_t k)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+        double pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) {
+                double tmp = a[i];
+                a[i++] = a[j];
+                a[j--] = tmp;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k];
+    }
+    return a[k];
+}
+
+/* The k-th smallest of the m*m matrix: each of the t upper values twice and
+ * m zeros. With z upper values below zero (rounding), the sorted matrix is
+ * 2z negatives, the zeros, then the rest in pairs. */
+static double full_kth(double *d, int64_t m, int64_t k)
+{
+    int64_t t = mk_tri_len(m), z = 0;
+    for (int64_t i = 0; i < t; i++) z += d[i] < 0.0;
+    if (k < 2 * z) return select_kth(d, t, k / 2);
+    if (k < 2 * z + m) return 0.0;
+    return select_kth(d, t, (k - m) / 2);
+}
+
+double mk_median_sq_dist(double *d, int64_t m)
+{
+    int64_t count = m * m;
+    if (count % 2) return full_kth(d, m, count / 2);
+    return 0.5 * (full_kth(d, m, count / 2 - 1) + full_kth(d, m, count / 2));
+}
+
+/* The RBF kernel's strict upper triangle into v (its diagonal is 1). */
+static void rbf_upper(mk_hsic_ws *ws, int64_t m, double *restrict v)
+{
+    double *norm = ws->rowsum;
+    int64_t t = mk_tri_len(m);
+    for (int64_t i = 0; i < m; i++) norm[i] = gram_at(ws, m, i, i);
+    for (int64_t i = 0, k = 0; i < m; i++)
+        for (int64_t j = i + 1; j < m; j++, k++) v[k] = norm[i] + norm[j] - 2.0 * gram_at(ws, m, i, j);
+    memcpy(ws->select, v, (size_t)t * sizeof *v);
+    double gamma = 1.0 / (2.0 * ws->opts.threshold * ws->opts.threshold * mk_median_sq_dist(ws->select, m));
+    for (int64_t k = 0; k < t; k++) v[k] = exp(-v[k] * gamma);
 }
 
 /* Row sums of the symmetric matrix whose strict upper triangle is v. Four
@@ -132,17 +199,9 @@ static void row_sums(const double *restrict v, int64_t m, double *restrict r)
     }
 }
 
-/* Unbiased centring: with the diagonal zeroed and r_i the row sums,
- * mu_i = r_i/(m-2) - sum(r)/(2(m-1)(m-2)) and K~u_ij = K_ij - mu_i - mu_j. */
-void mk_ucentre(mk_hsic_ws *ws, int64_t m, double *v)
+/* K_ij - mu_i - mu_j over the strict upper triangle. */
+static void subtract_mu(double *v, int64_t m, const double *mu)
 {
-    double *mu = ws->rowsum;
-    pack_upper(ws, m, v);
-    row_sums(v, m, mu);
-    double total = 0.0;
-    for (int64_t i = 0; i < m; i++) total += mu[i];
-    double shift = total / (2.0 * (double)(m - 1) * (double)(m - 2));
-    for (int64_t i = 0; i < m; i++) mu[i] = mu[i] / (double)(m - 2) - shift;
     for (int64_t i = 0, t = 0; i < m; t += m - 1 - i, i++) {
         double *restrict row = v + t;
         const double *restrict muj = mu + i + 1;
@@ -151,23 +210,54 @@ void mk_ucentre(mk_hsic_ws *ws, int64_t m, double *v)
     }
 }
 
+/* Both centrings are K_ij - mu_i - mu_j with r_i the row sums:
+ * U-centring (diagonal zeroed): mu_i = r_i/(m-2) - sum(r)/(2(m-1)(m-2));
+ * H K H (diagonal d kept in r): mu_i = r_i/m - sum(r)/(2m^2), and the
+ * diagonal becomes d_i - 2 mu_i. */
+static void centre_kernel(mk_hsic_ws *ws, int64_t m, double *v)
+{
+    double *mu = ws->rowsum, *diag = v + mk_tri_len(m), total = 0.0, md = (double)m;
+    int hsic0 = ws->opts.est == MK_EST_HSIC0;
+    row_sums(v, m, mu);
+    for (int64_t i = 0; i < m; i++) total += hsic0 ? (mu[i] += diag[i]) : mu[i];
+    double scale = hsic0 ? 1.0 / md : 1.0 / (md - 2.0);
+    double shift = hsic0 ? total / (2.0 * md * md) : total / (2.0 * (md - 1.0) * (md - 2.0));
+    for (int64_t i = 0; i < m; i++) mu[i] = mu[i] * scale - shift;
+    subtract_mu(v, m, mu);
+    /* sqrt(1/2): 2 V_a.V_b then counts each off-diagonal pair twice and the diagonal once. */
+    for (int64_t i = 0; hsic0 && i < m; i++) diag[i] = (diag[i] - 2.0 * mu[i]) * sqrt(0.5);
+}
+
+void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v)
+{
+    int64_t t = mk_tri_len(m);
+    int rbf = ws->opts.kernel == MK_KERNEL_RBF;
+    if (rbf)
+        rbf_upper(ws, m, v);
+    else
+        pack_upper(ws, m, v);
+    for (int64_t i = 0; ws->opts.est == MK_EST_HSIC0 && i < m; i++) v[t + i] = rbf ? 1.0 : gram_at(ws, m, i, i);
+    centre_kernel(ws, m, v);
+}
+
 int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int64_t p, double *v)
 {
     int64_t bad = mk_centre(in, in_f32, m, p, ws->prec, ws->colmean, ws->x);
     if (bad >= 0) return bad;
     mk_gram(ws, ws->x, m, p);
-    mk_ucentre(ws, m, v);
+    mk_kernel_row(ws, m, v);
     return -1;
 }
 
-void mk_pairs(const double *vx, int nx, const double *vy, int ny, int64_t m,
+void mk_pairs(mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
               double *hxy, double *hxx, double *hyy)
 {
-    int64_t t = mk_tri_len(m);
+    int64_t len = mk_row_len(est, m);
+    double md = (double)m;
     /* Each off-diagonal entry appears twice in the Frobenius product. */
-    double scale = 2.0 / ((double)m * (double)(m - 3));
+    double scale = est == MK_EST_HSIC0 ? 2.0 / ((md - 1.0) * (md - 1.0)) : 2.0 / (md * (md - 3.0));
     if (vy == NULL) {
-        mk_dsyrk(nx, (int)t, vx, hxy);
+        mk_dsyrk(nx, (int)len, vx, hxy);
         for (int i = 0; i < nx; i++)
             for (int j = i; j < nx; j++) {
                 double h = hxy[i * nx + j] * scale;
@@ -177,10 +267,31 @@ void mk_pairs(const double *vx, int nx, const double *vy, int ny, int64_t m,
         for (int i = 0; i < nx; i++) hxx[i] = hyy[i] = hxy[i * nx + i];
         return;
     }
-    mk_dgemm_nt(nx, ny, (int)t, vx, vy, hxy);
+    mk_dgemm_nt(nx, ny, (int)len, vx, vy, hxy);
     for (int64_t k = 0; k < (int64_t)nx * ny; k++) hxy[k] *= scale;
-    for (int i = 0; i < nx; i++) hxx[i] = mk_ddot((int)t, vx + i * t, vx + i * t) * scale;
-    for (int j = 0; j < ny; j++) hyy[j] = mk_ddot((int)t, vy + j * t, vy + j * t) * scale;
+    if (!hxx) return;
+    for (int i = 0; i < nx; i++) hxx[i] = mk_ddot((int)len, vx + i * len, vx + i * len) * scale;
+    for (int j = 0; j < ny; j++) hyy[j] = mk_ddot((int)len, vy + j * len, vy + j * len) * scale;
+}
+
+/* Where entry (a, b), a < b, of the strict upper triangle is stored. */
+static inline int64_t tri_index(int64_t m, int64_t a, int64_t b)
+{
+    return a * (2 * m - a - 1) / 2 + (b - a - 1);
+}
+
+void mk_permute_row(mk_estimator est, const double *v, int64_t m, const int64_t *perm, double *out)
+{
+    for (int64_t i = 0, k = 0; i < m; i++) {
+        int64_t a = perm[i];
+        for (int64_t j = i + 1; j < m; j++, k++) {
+            int64_t b = perm[j];
+            out[k] = a < b ? v[tri_index(m, a, b)] : v[tri_index(m, b, a)];
+        }
+    }
+    if (est != MK_EST_HSIC0) return;
+    const double *diag = v + mk_tri_len(m);
+    for (int64_t i = 0; i < m; i++) out[mk_tri_len(m) + i] = diag[perm[i]];
 }
 
 void mk_cka_from_sums(int nx, int ny, const double *hxy, const double *hxx, const double *hyy,
@@ -189,4 +300,40 @@ void mk_cka_from_sums(int nx, int ny, const double *hxy, const double *hxx, cons
     for (int i = 0; i < nx; i++)
         for (int j = 0; j < ny; j++)
             cka[i * ny + j] = hxx[i] > 0.0 && hyy[j] > 0.0 ? hxy[i * ny + j] / sqrt(hxx[i] * hyy[j]) : NAN;
+}
+
+mk_err mk_jackknife_stderr(int nx, int ny, const double *sums, int64_t G, const double *groups, double *se)
+{
+    int64_t len = (int64_t)nx * ny + nx + ny, cells = (int64_t)nx * ny;
+    mk_err err = MK_OK;
+    double *left = mk_malloc((size_t)len * sizeof *left, "jackknife sums", &err);
+    double *theta = err ? NULL : mk_malloc((size_t)(G * cells) * sizeof *theta, "jackknife estimates", &err);
+    if (err) {
+        free(left);
+        return err;
+    }
+    for (int64_t g = 0; g < G; g++) {
+        for (int64_t k = 0; k < len; k++) left[k] = sums[k] - groups[g * len + k];
+        mk_cka_from_sums(nx, ny, left, left + cells, left + cells + nx, theta + g * cells);
+    }
+    for (int64_t k = 0; k < cells; k++) {
+        double mean = 0.0, ss = 0.0;
+        for (int64_t g = 0; g < G; g++) mean += theta[g * cells + k];
+        mean /= (double)G;
+        for (int64_t g = 0; g < G; g++) ss += (theta[g * cells + k] - mean) * (theta[g * cells + k] - mean);
+        se[k] = sqrt((double)(G - 1) / (double)G * ss);
+    }
+    free(left);
+    free(theta);
+    return MK_OK;
+}
+
+void mk_perm_pvalue(int nx, int ny, const double *hxy, int64_t R, const double *perm, double *p)
+{
+    int64_t cells = (int64_t)nx * ny;
+    for (int64_t k = 0; k < cells; k++) {
+        int64_t above = 0;
+        for (int64_t r = 0; r < R; r++) above += perm[r * cells + k] >= hxy[k];
+        p[k] = isnan(hxy[k]) ? NAN : (double)(1 + above) / (double)(R + 1);
+    }
 }

@@ -73,6 +73,47 @@ static void attr_int(mk_h5w *h, const char *name, int64_t v)
     mk_h5w_attr(h, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
 
+void mk_output_describe(const mk_config *cfg, int64_t groups, char *buf, size_t size)
+{
+    static const char *const what[] = {"minibatch CKA, unbiased HSIC_1", "minibatch CKA, biased HSIC_0",
+                                       "exact CKA of all examples"};
+    int off = snprintf(buf, size, "%s", what[cfg->estimator]);
+    if (cfg->estimator == MK_EST_EXACT)
+        off += snprintf(buf + off, size - (size_t)off, ", %s", cfg->debiased ? "unbiased HSIC_1 (debiased)"
+                                                                          : "biased HSIC_0 (Kornblith et al.)");
+    if (cfg->kernel == MK_KERNEL_RBF)
+        off += snprintf(buf + off, size - (size_t)off, ", RBF kernel (bandwidth %g x median distance)",
+                        cfg->rbf_threshold);
+    else
+        off += snprintf(buf + off, size - (size_t)off, ", linear kernel");
+    if (groups) off += snprintf(buf + off, size - (size_t)off, "; jackknife over %lld groups", (long long)groups);
+    if (cfg->permutations)
+        snprintf(buf + off, size - (size_t)off, "; %lld permutations", (long long)cfg->permutations);
+}
+
+/* /meta: how the matrix was made, as attributes of a group. */
+static void write_meta(mk_h5w *h, const mk_result *r)
+{
+    static const char *const estimators[] = {"hsic1", "hsic0", "exact"};
+    const mk_config *cfg = r->cfg;
+    char text[256];
+    mk_output_describe(cfg, r->groups, text, sizeof text);
+    hid_t gid = H5Gcreate2(h->fid, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    mk_h5w_check(h, gid, "/meta");
+    if (gid < 0) return;
+    mk_h5w g = {gid, h->path, h->err}; /* the attributes go to the group */
+    mk_h5w_attr_str(&g, "estimator", estimators[cfg->estimator]);
+    mk_h5w_attr_str(&g, "kernel", cfg->kernel == MK_KERNEL_RBF ? "rbf" : "linear");
+    mk_h5w_attr(&g, "rbf_threshold", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &cfg->rbf_threshold);
+    int64_t debiased = cfg->debiased, perms = cfg->permutations;
+    attr_int(&g, "debiased", debiased);
+    attr_int(&g, "jackknife_groups", r->groups);
+    attr_int(&g, "permutations", perms);
+    mk_h5w_attr_str(&g, "description", text);
+    h->err = g.err;
+    H5Gclose(gid);
+}
+
 static void write_attrs(mk_h5w *h, const mk_result *r)
 {
     const mk_plan *p = r->plan;
@@ -89,7 +130,9 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
     attr_int(h, "blas_threads", r->blas_threads);
     mk_h5w_attr(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
     mk_h5w_attr_str(h, "precision", r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64");
-    mk_h5w_attr_str(h, "estimator", "minibatch linear CKA, unbiased HSIC_1");
+    char text[256];
+    mk_output_describe(r->cfg, r->groups, text, sizeof text);
+    mk_h5w_attr_str(h, "estimator", text);
     mk_h5w_attr_str(h, "version", MPICKA_VERSION);
     mk_h5w_attr_str(h, "config", r->cfg->resolved);
     mk_h5w_attr_str(h, "x_name", r->x->name);
@@ -108,6 +151,9 @@ static mk_err write_h5(const mk_result *r, const char *path)
     write_matrix(&h, "hsic_xy", r->hxy, nx, ny);
     write_matrix(&h, "hsic_xx", r->hxx, nx, 0);
     write_matrix(&h, "hsic_yy", r->hyy, ny, 0);
+    if (r->stderr_) write_matrix(&h, "cka_stderr", r->stderr_, nx, ny);
+    if (r->pvalue) write_matrix(&h, "cka_pvalue", r->pvalue, nx, ny);
+    write_meta(&h, r);
     write_names(&h, "x_layers", r->x);
     write_names(&h, "y_layers", r->y);
     write_attrs(&h, r);
@@ -199,6 +245,9 @@ void mk_output_summary(FILE *out, const mk_result *r)
     fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s), %s, %.3f s\n",
             (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks,
             r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
+    char text[256];
+    mk_output_describe(r->cfg, r->groups, text, sizeof text);
+    fprintf(out, "  %s\n", text);
     if (ny <= MK_SUMMARY_MAX_COLS) {
         fprintf(out, "  %-24s", "");
         for (int j = 0; j < ny; j++) fprintf(out, " %6.6s", tail(r->y->layers[j].path, 6));

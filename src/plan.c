@@ -65,6 +65,29 @@ int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i)
     return (int64_t)x;
 }
 
+void mk_plan_keep_all(mk_plan *plan)
+{
+    if (!plan->dropped) return;
+    plan->per_epoch++;
+    plan->last_size = plan->dropped;
+    plan->dropped = 0;
+    plan->total = plan->per_epoch * plan->epochs;
+}
+
+void mk_plan_test_perm(const mk_plan *plan, int64_t g, int64_t r, int64_t m, int64_t *perm)
+{
+    uint64_t state = mix64(plan->seed ^ mix64((uint64_t)g ^ mix64((uint64_t)r + 0x2545f4914f6cdd1dULL)));
+    for (int64_t i = 0; i < m; i++) perm[i] = i;
+    for (int64_t i = m - 1; i > 0; i--) {
+        state = mix64(state);
+        /* Multiply-shift maps 64 random bits onto [0, i]; the bias is below 2^-40 for any batch. */
+        int64_t j = (int64_t)(((unsigned __int128)state * (uint64_t)(i + 1)) >> 64);
+        int64_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

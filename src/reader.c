@@ -12,6 +12,7 @@
 
 typedef struct {
     void *data;           /* centred block, working precision */
+    double *mean;         /* the column means taken out */
     int64_t *rows;
     mk_err err;
     char msg[1024];
@@ -21,7 +22,6 @@ struct mk_reader {
     const mk_plan *plan;
     mk_precision prec;
     void *raw;                    /* the block as read, before centring */
-    double *colmean;
     mk_source *srcs[2];
     const mk_model *models[2];
     int nmodels, per_batch;       /* layers of all models */
@@ -64,7 +64,7 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
-        int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, r->colmean, sl->data);
+        int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, sl->mean, sl->data);
         if (bad >= 0)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
                               mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
@@ -114,9 +114,9 @@ static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m,
 static void free_reader(mk_reader *r)
 {
     free(r->raw);
-    free(r->colmean);
     for (int i = 0; i < NSLOT; i++) {
         free(r->slots[i].data);
+        free(r->slots[i].mean);
         free(r->slots[i].rows);
     }
     free(r);
@@ -141,10 +141,10 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     if (err) return err;
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
     r->raw = mk_malloc(block_bytes(models, nmodels, m, prec, 1), "a layer block", &err);
-    if (!err)
-        r->colmean = mk_malloc((size_t)max_features(models, nmodels) * sizeof(double), "column means", &err);
     for (int i = 0; i < NSLOT && !err; i++) {
         r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, prec, 0), "a centred block", &err);
+        if (!err)
+            r->slots[i].mean = mk_malloc((size_t)max_features(models, nmodels) * sizeof(double), "column means", &err);
         if (!err) r->slots[i].rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
     }
     if (err) {
@@ -190,6 +190,7 @@ mk_err mk_reader_next(mk_reader *r, mk_block *b)
     }
     locate(r, t, &b->g, &b->model, &b->layer);
     b->data = sl->data;
+    b->mean = sl->mean;
     b->rows = sl->rows;
     b->m = mk_plan_batch_size(r->plan, b->g);
     return MK_OK;

@@ -14,6 +14,7 @@
 #include "mpicka/blas.h"
 #include "mpicka/checkpoint.h"
 #include "mpicka/config.h"
+#include "mpicka/exact.h"
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
@@ -27,10 +28,10 @@
  * benchmark; also stored in cka.h5). */
 enum {
     PH_READ = MK_READER_READ, PH_CENTRE = MK_READER_CENTRE, PH_WAIT = MK_READER_WAIT, /* from the reader */
-    PH_GRAM = MK_READER_TIMES, PH_UCENTRE, PH_PAIRS, PH_SETUP, PH_REDUCE, PH_WRITE, PH_COUNT
+    PH_GRAM = MK_READER_TIMES, PH_UCENTRE, PH_PAIRS, PH_PERMUTE, PH_SETUP, PH_REDUCE, PH_WRITE, PH_COUNT
 };
 static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
-                                                  "setup", "reduce", "write"};
+                                                  "permute", "setup", "reduce", "write"};
 
 typedef struct {
     MPI_Comm comm;
@@ -40,6 +41,7 @@ typedef struct {
     mk_model x, y;        /* y unused when !cfg.has_y */
     const mk_model *ym;   /* &y, or &x for a self comparison */
     mk_plan plan;
+    int64_t groups;       /* jackknife groups in use (0: none) */
     mk_todo todo;         /* the batches this run computes */
     mk_nodes saved;       /* rank 0: the partial sums a checkpoint brought */
     char *fingerprint;    /* rank 0 */
@@ -55,8 +57,11 @@ typedef struct {
     mk_source *sx, *sy;
     mk_reader *reader;
     mk_hsic_ws ws;
-    double *vx, *vy;      /* stacked U-centred Grams */
-    double *leaf;         /* hxy | hxx | hyy of one batch */
+    double *vx, *vy;      /* stacked centred kernels */
+    double *vperm;        /* y's, permuted */
+    int64_t *perm;
+    mk_exact exact;       /* estimator: exact */
+    double *leaf;         /* what one batch adds (see sums_len) */
     mk_accum *acc;
 } batch_mem;
 
@@ -200,25 +205,62 @@ static mk_err load_config(run_ctx *c, const run_args *a)
 /* A batch's pairs go through BLAS with int dimensions: m(m-1)/2 must fit. */
 #define MK_MAX_BATCH 46341
 
-static mk_err make_plan(run_ctx *c)
+mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan)
 {
-    const mk_layer *first = &c->x.layers[0];
-    if (c->cfg.batch_size > MK_MAX_BATCH)
-        return mk_fail(MK_ECONFIG, "batch_size %lld is too large (at most %d)", (long long)c->cfg.batch_size,
+    const mk_layer *first = &x->layers[0];
+    if (cfg->batch_size > MK_MAX_BATCH)
+        return mk_fail(MK_ECONFIG, "batch_size %lld is too large (at most %d)", (long long)cfg->batch_size,
                        MK_MAX_BATCH);
     if (first->n < MK_MIN_BATCH)
-        return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", c->x.file,
+        return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x->file,
                        first->path, (long long)first->n, MK_MIN_BATCH);
-    return mk_plan_init(&c->plan, first->n, c->cfg.batch_size, c->cfg.epochs, c->cfg.shuffle, c->cfg.seed);
+    MK_TRY(mk_plan_init(plan, first->n, cfg->batch_size, cfg->epochs, cfg->shuffle, cfg->seed));
+    if (cfg->estimator == MK_EST_EXACT) mk_plan_keep_all(plan);
+    return MK_OK;
+}
+
+/* Groups of batches for the jackknife: none for the exact estimator, and
+ * none when there are fewer than two batches. */
+static int64_t jackknife_groups(const mk_config *cfg, const mk_plan *plan)
+{
+    int64_t g = cfg->jackknife < plan->total ? cfg->jackknife : plan->total;
+    return cfg->estimator == MK_EST_EXACT || g < 2 ? 0 : g;
+}
+
+static mk_err make_plan(run_ctx *c)
+{
+    MK_TRY(mk_run_plan(&c->cfg, &c->x, &c->plan));
+    c->groups = jackknife_groups(&c->cfg, &c->plan);
+    return MK_OK;
 }
 
 /* ---- checkpoints ---- */
 
-/* hxy | hxx | hyy: the values summed per batch. */
+static int64_t model_features(const mk_model *model)
+{
+    int64_t P = 0;
+    for (int l = 0; model && l < model->nlayers; l++) P += model->layers[l].p;
+    return P;
+}
+
+/* hxy | hxx | hyy (nx*ny + nx + ny values): a minibatch's HSICs. */
+static int64_t base_len(int64_t nx, int64_t ny) { return nx * ny + nx + ny; }
+
+/* The values summed per batch (y NULL for a self comparison). Minibatch
+ * estimators: the base, then the base again in the slot of the batch's
+ * jackknife group (zeros in the others), then the cross HSICs of each
+ * permutation. Exact: the feature-space sums (mpicka/exact.h). */
+static int64_t sums_len(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+{
+    int64_t nx = x->nlayers, ny = y ? y->nlayers : nx;
+    if (cfg->estimator == MK_EST_EXACT)
+        return mk_exact_len((int)(nx + (y ? ny : 0)), model_features(x) + model_features(y));
+    return base_len(nx, ny) * (1 + jackknife_groups(cfg, plan)) + cfg->permutations * nx * ny;
+}
+
 static int64_t leaf_len(const run_ctx *c)
 {
-    int64_t nx = c->x.nlayers, ny = c->cfg.has_y ? c->y.nlayers : nx;
-    return nx * ny + nx + ny;
+    return sums_len(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan);
 }
 
 
@@ -238,8 +280,12 @@ static mk_err make_fingerprint(run_ctx *c)
     size_t size;
     FILE *f = open_memstream(&c->fingerprint, &size);
     if (!f) return mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
-    fprintf(f, "batch_size %lld, epochs %lld, shuffle %d, seed %llu, precision %d\n", (long long)c->cfg.batch_size,
-            (long long)c->cfg.epochs, c->cfg.shuffle, (unsigned long long)c->cfg.seed, (int)c->cfg.precision);
+    const mk_config *k = &c->cfg;
+    fprintf(f, "batch_size %lld, epochs %lld, shuffle %d, seed %llu, precision %d\n", (long long)k->batch_size,
+            (long long)k->epochs, k->shuffle, (unsigned long long)k->seed, (int)k->precision);
+    fprintf(f, "estimator %d, kernel %d, rbf_threshold %.17g, jackknife %lld, permutations %lld\n", (int)k->estimator,
+            (int)k->kernel, k->kernel == MK_KERNEL_RBF ? k->rbf_threshold : 0.0, (long long)c->groups,
+            (long long)k->permutations);
     fingerprint_model(f, &c->x);
     if (c->cfg.has_y) fingerprint_model(f, &c->y);
     return fclose(f) == 0 ? MK_OK : mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
@@ -401,6 +447,13 @@ static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_mod
     mk_run_memory_estimate(cfg, x, y, plan, &mem);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
     if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
+    if (cfg->estimator == MK_EST_EXACT)
+        return mk_fail(MK_EINPUT, "estimator exact: a rank would need about %.1f GiB but this machine has %.1f GiB: "
+                       "the cross-products of all %lld features (%s%s%s) take %.1f GiB and their sums %.1f GiB; "
+                       "compare fewer or narrower layers, or use a minibatch estimator (estimator: hsic1)",
+                       (mem.total + MK_LIBRARY_BYTES) / gib, have / gib,
+                       (long long)(model_features(x) + model_features(y)), x->file, y ? " and " : "",
+                       y ? y->file : "", mem.grams / gib, mem.sums / gib);
     const mk_model *owner = x;
     const mk_layer *wide = mk_model_widest(x);
     if (y && mk_model_widest(y)->p > wide->p) {
@@ -479,16 +532,39 @@ static mk_err setup(run_ctx *c)
 /* ---- the batches ---- */
 
 
+/* The exact estimator's layers: x's, then y's. */
+static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
+{
+    int nx = c->x.nlayers, L = nx + (c->cfg.has_y ? c->y.nlayers : 0);
+    mk_err err = MK_OK;
+    int64_t *p = mk_malloc((size_t)L * sizeof *p, "layer widths", &err);
+    if (err) return err;
+    for (int l = 0; l < L; l++) p[l] = l < nx ? c->x.layers[l].p : c->y.layers[l - nx].p;
+    err = mk_exact_init(&b->exact, L, p, m, c->cfg.precision);
+    free(p);
+    return err;
+}
+
+static mk_err alloc_minibatch(run_ctx *c, batch_mem *b, int64_t m)
+{
+    const mk_config *k = &c->cfg;
+    mk_hsic_opts opts = {k->estimator, k->kernel, k->rbf_threshold};
+    mk_err err = MK_OK;
+    int64_t len = mk_row_len(k->estimator, m), ny = c->ym->nlayers;
+    MK_TRY(mk_hsic_ws_init(&b->ws, m, 0, k->precision, &opts)); /* the reader centres */
+    b->vx = mk_malloc((size_t)(c->x.nlayers * len) * sizeof(double), "centred kernels of x", &err);
+    if (!err && k->has_y) b->vy = mk_malloc((size_t)(ny * len) * sizeof(double), "centred kernels of y", &err);
+    if (!err && k->permutations) b->vperm = mk_malloc((size_t)(ny * len) * sizeof(double), "permuted kernels", &err);
+    if (!err && k->permutations) b->perm = mk_malloc((size_t)m * sizeof(int64_t), "a permutation", &err);
+    return err;
+}
+
 static mk_err alloc_mem(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     int64_t m = c->plan.m < c->plan.n ? c->plan.m : c->plan.n;
-    int64_t t = mk_tri_len(m);
-    MK_TRY(mk_hsic_ws_init(&b->ws, m, 0, c->cfg.precision)); /* the reader centres */
-    b->vx = mk_malloc((size_t)(c->x.nlayers * t) * sizeof(double), "U-centred Grams of x", &err);
-    if (!err && c->cfg.has_y)
-        b->vy = mk_malloc((size_t)(c->y.nlayers * t) * sizeof(double), "U-centred Grams of y", &err);
-    if (!err) b->leaf = mk_malloc((size_t)leaf_len(c) * sizeof(double), "a batch's HSIC values", &err);
+    MK_TRY(c->cfg.estimator == MK_EST_EXACT ? alloc_exact(c, b, m) : alloc_minibatch(c, b, m));
+    b->leaf = mk_malloc((size_t)leaf_len(c) * sizeof(double), "a batch's sums", &err);
     if (!err) err = mk_accum_create(leaf_len(c), &b->acc);
     return err;
 }
@@ -500,8 +576,11 @@ static void free_mem(run_ctx *c, batch_mem *b)
     mk_source_close(b->sx);
     mk_source_close(b->sy);
     mk_hsic_ws_free(&b->ws);
+    mk_exact_free(&b->exact);
     free(b->vx);
     free(b->vy);
+    free(b->vperm);
+    free(b->perm);
     free(b->leaf);
     mk_accum_free(b->acc);
 }
@@ -513,38 +592,121 @@ static double lap(double *since)
     return dt;
 }
 
-/* A layer's block becomes its U-centred Gram at once, so only one layer's
+/* A layer's block becomes its centred kernel at once, so only one layer's
  * activations are held at a time (plus the one being read ahead). */
 static void layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
     const mk_model *model = blk->model ? &c->y : &c->x;
     const mk_layer *layer = &model->layers[blk->layer];
-    double clock = MPI_Wtime(), *v = (blk->model ? b->vy : b->vx) + blk->layer * mk_tri_len(blk->m);
+    int64_t len = mk_row_len(c->cfg.estimator, blk->m);
+    double clock = MPI_Wtime(), *v = (blk->model ? b->vy : b->vx) + blk->layer * len;
     mk_gram(&b->ws, blk->data, blk->m, layer->p);
     c->phase[PH_GRAM] += lap(&clock);
-    mk_ucentre(&b->ws, blk->m, v);
+    mk_kernel_row(&b->ws, blk->m, v);
     c->phase[PH_UCENTRE] += lap(&clock);
 }
 
-static mk_err do_batch(run_ctx *c, batch_mem *b)
+/* The permutation test: y's examples reordered within the batch, R times.
+ * Permuting a centred kernel's rows and columns is centring the permuted
+ * one, so only the pair products are recomputed. */
+static void permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, double *out)
 {
     int nx = c->x.nlayers, ny = c->ym->nlayers;
+    mk_estimator est = c->cfg.estimator;
+    int64_t len = mk_row_len(est, m);
+    const double *vy = c->cfg.has_y ? b->vy : b->vx;
+    for (int64_t r = 0; r < c->cfg.permutations; r++) {
+        mk_plan_test_perm(&c->plan, g, r, m, b->perm);
+        for (int j = 0; j < ny; j++) mk_permute_row(est, vy + j * len, m, b->perm, b->vperm + j * len);
+        mk_pairs(est, b->vx, nx, b->vperm, ny, m, out + r * nx * ny, NULL, NULL);
+    }
+}
+
+static mk_err do_minibatch(run_ctx *c, batch_mem *b)
+{
+    int nx = c->x.nlayers, ny = c->ym->nlayers;
+    int64_t base = base_len(nx, ny);
     mk_block blk;
     for (int k = 0; k < nx + (c->cfg.has_y ? ny : 0); k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
         layer_row(c, b, &blk);
     }
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
-    mk_pairs(b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy);
-    mk_err err = mk_accum_add(b->acc, blk.g, b->leaf);
+    mk_pairs(c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy);
+    double *slots = b->leaf + base, *perms = slots + base * c->groups;
+    memset(slots, 0, (size_t)(base * c->groups) * sizeof *slots);
+    if (c->groups) memcpy(slots + base * mk_plan_group(&c->plan, blk.g, c->groups), b->leaf, (size_t)base * sizeof *slots);
     c->phase[PH_PAIRS] += lap(&clock);
+    permuted_pairs(c, b, blk.g, blk.m, perms);
+    c->phase[PH_PERMUTE] += lap(&clock);
+    return mk_accum_add(b->acc, blk.g, b->leaf);
+}
+
+static mk_err do_exact(run_ctx *c, batch_mem *b)
+{
+    int nx = c->x.nlayers, L = nx + (c->cfg.has_y ? c->y.nlayers : 0);
+    mk_block blk;
+    for (int k = 0; k < L; k++) {
+        MK_TRY(mk_reader_next(b->reader, &blk));
+        mk_exact_put(&b->exact, blk.model * nx + blk.layer, blk.data, blk.mean, blk.m);
+    }
+    double clock = MPI_Wtime();
+    mk_exact_batch(&b->exact, blk.m, b->leaf);
+    c->phase[PH_GRAM] += lap(&clock);
+    return mk_accum_add(b->acc, blk.g, b->leaf);
+}
+
+static mk_err do_batch(run_ctx *c, batch_mem *b)
+{
+    return c->cfg.estimator == MK_EST_EXACT ? do_exact(c, b) : do_minibatch(c, b);
+}
+
+/* The exact sums are shifted by the column means of the first examples in
+ * the file (a fixed vector, so any rank count sums the same values; near the
+ * mean, so that S - n d d^T cancels little). Rank 0 reads them before the
+ * reader thread starts, and sends them to every rank. */
+static mk_err first_means(run_ctx *c, batch_mem *b)
+{
+    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0;
+    mk_err err = MK_OK;
+    int64_t *rows = mk_malloc((size_t)k * sizeof *rows, "row numbers", &err);
+    double *buf = NULL;
+    for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
+    for (int mod = 0; mod < (c->cfg.has_y ? 2 : 1) && !err; mod++) {
+        const mk_model *model = mod ? &c->y : &c->x;
+        for (int l = 0; l < model->nlayers && !err; l++) {
+            const mk_layer *lay = &model->layers[l];
+            double *fit = realloc(buf, (size_t)(k * lay->p) * sizeof(double));
+            if (!fit) err = mk_fail(MK_ENOMEM, "out of memory reading '%s'", lay->path);
+            else buf = fit;
+            if (!err) err = mk_source_read(mod ? b->sy : b->sx, l, rows, k, buf);
+            mk_precision as_read = lay->in_f32 ? MK_PREC_FLOAT32 : MK_PREC_FLOAT64;
+            if (!err && mk_centre(buf, lay->in_f32, k, lay->p, as_read, b->exact.mu0 + col, buf) >= 0)
+                err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf in its first %lld examples", model->file,
+                              lay->path, (long long)k);
+            col += lay->p;
+        }
+    }
+    free(rows);
+    free(buf);
     return err;
 }
 
-static mk_err open_inputs(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
+static mk_err exact_shift(run_ctx *c, batch_mem *b)
+{
+    MK_TRY(agree(c->comm, c->rank == 0 ? first_means(c, b) : MK_OK));
+    MPI_Bcast(b->exact.mu0, (int)b->exact.P, MPI_DOUBLE, 0, c->comm);
+    return MK_OK;
+}
+
+static mk_err open_sources(run_ctx *c, batch_mem *b)
 {
     MK_TRY(mk_source_open(&c->x, &b->sx));
-    if (c->cfg.has_y) MK_TRY(mk_source_open(&c->y, &b->sy));
+    return c->cfg.has_y ? mk_source_open(&c->y, &b->sy) : MK_OK;
+}
+
+static mk_err start_reader(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
+{
     mk_source *srcs[2] = {b->sx, b->sy};
     const mk_model *models[2] = {&c->x, &c->y};
     return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, &c->todo, lo, hi,
@@ -566,8 +728,10 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     int64_t lo, hi, steps = (c->todo.batches + c->nranks - 1) / c->nranks;
     mk_plan_rank_range(c->todo.batches, c->rank, c->nranks, &lo, &hi);
     mk_err err = alloc_mem(c, b);
-    if (!err) err = open_inputs(c, b, lo, hi);
+    if (!err) err = open_sources(c, b);
     MK_TRY(agree(c->comm, err));
+    if (c->cfg.estimator == MK_EST_EXACT) MK_TRY(exact_shift(c, b));
+    MK_TRY(agree(c->comm, start_reader(c, b, lo, hi)));
     c->phase[PH_SETUP] = MPI_Wtime() - c->t0;
     mk_progress progress;
     mk_progress_mode mode = c->progress >= 0 ? (mk_progress_mode)c->progress : mk_progress_auto(stderr);
@@ -610,7 +774,7 @@ static void warn_dead(const mk_model *model, const double *h)
 {
     for (int l = 0; l < model->nlayers; l++)
         if (!(h[l] > 0.0))
-            mk_warn("%s: layer '%s' has a summed HSIC_1 with itself of %g (constant or dead layer): its CKA is NaN",
+            mk_warn("%s: layer '%s' has an HSIC with itself of %g (constant or dead layer): its CKA is NaN",
                     model->file, model->layers[l].path, h[l]);
 }
 
@@ -643,22 +807,59 @@ static void draw_plot(const mk_config *cfg)
     free(fig);
 }
 
-static mk_err finish(run_ctx *c, const double *total)
+/* The matrices the sums give: CKA, and its standard errors and p-values
+ * when asked for (NULL otherwise). hsic holds the base (hxy | hxx | hyy). */
+typedef struct {
+    double *hsic, *cka, *stderr_, *pvalue;
+} matrices;
+
+static void free_matrices(matrices *mx)
+{
+    free(mx->hsic);
+    free(mx->cka);
+    free(mx->stderr_);
+    free(mx->pvalue);
+}
+
+static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
 {
     int nx = c->x.nlayers, ny = c->ym->nlayers;
-    const double *hxy = total, *hxx = hxy + nx * ny, *hyy = hxx + nx;
+    int64_t base = base_len(nx, ny), cells = (int64_t)nx * ny;
     mk_err err = MK_OK;
-    double *cka = mk_malloc((size_t)(nx * ny) * sizeof(double), "the CKA matrix", &err);
+    mx->hsic = mk_malloc((size_t)base * sizeof(double), "the HSIC sums", &err);
+    if (!err) mx->cka = mk_malloc((size_t)cells * sizeof(double), "the CKA matrix", &err);
+    if (!err && c->groups) mx->stderr_ = mk_malloc((size_t)cells * sizeof(double), "standard errors", &err);
+    if (!err && c->cfg.permutations) mx->pvalue = mk_malloc((size_t)cells * sizeof(double), "p-values", &err);
     if (err) return err;
-    mk_cka_from_sums(nx, ny, hxy, hxx, hyy, cka);
+    double *hxy = mx->hsic, *hxx = hxy + cells, *hyy = hxx + nx;
+    if (c->cfg.estimator == MK_EST_EXACT)
+        mk_exact_hsic(&b->exact, total, c->plan.n, c->cfg.debiased, nx, ny, c->cfg.has_y ? nx : 0, hxy, hxx, hyy);
+    else
+        memcpy(mx->hsic, total, (size_t)base * sizeof(double));
+    mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
+    if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
+    if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
+    return err;
+}
+
+static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
+{
+    int nx = c->x.nlayers, ny = c->ym->nlayers;
+    matrices mx = {0};
+    mk_err err = make_matrices(c, b, total, &mx);
+    if (err) {
+        free_matrices(&mx);
+        return err;
+    }
+    const double *hxy = mx.hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
     warn_dead(&c->x, hxx);
     if (c->cfg.has_y) warn_dead(&c->y, hyy);
-    mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, cka, hxy, hxx, hyy,
+    mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
                      c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0};
     err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
     if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
-    free(cka);
+    free_matrices(&mx);
     return err;
 }
 
@@ -680,7 +881,7 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += lap(&clock);
-    if (!err && c->rank == 0) err = finish(c, total);
+    if (!err && c->rank == 0) err = finish(c, b, total);
     if (!err && c->rank == 0) drop_checkpoint(c);
     c->phase[PH_WRITE] += lap(&clock);
     free(total);
@@ -710,12 +911,19 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
     double work = 0.0, read = 0.0;
     layer_bytes(x, m, cfg->precision, &work, &read);
     layer_bytes(y, m, cfg->precision, &work, &read);
-    int nx = x->nlayers, ny = y ? y->nlayers : nx, depth = 2;
+    int nx = x->nlayers, ny = y ? y->nlayers : nx, depth = 2, L = nx + (y ? ny : 0);
     for (int64_t b = plan->total; b > 1; b >>= 1) depth++;
+    double rows = (double)mk_row_len(cfg->estimator, m) * 8.0;
     mem->blocks = 2.0 * work + read;
-    mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
-    mem->stacked = (double)(nx + (y ? ny : 0)) * (double)mk_tri_len(m) * 8.0;
-    mem->sums = (double)(depth + 1) * (double)(nx * ny + nx + ny) * 8.0;
+    mem->stacked = 0.0;
+    if (cfg->estimator == MK_EST_EXACT) {
+        mem->grams = mk_exact_bytes(L, model_features(x) + model_features(y), m, cfg->precision);
+    } else {
+        mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
+        mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
+        if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
+    }
+    mem->sums = (double)(depth + 1) * (double)sums_len(cfg, x, y, plan) * 8.0;
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums;
 }
 

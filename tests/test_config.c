@@ -93,6 +93,12 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     ck_assert_int_eq(a->shuffle, b->shuffle);
     ck_assert(a->seed == b->seed);
     ck_assert_int_eq(a->precision, b->precision);
+    ck_assert_int_eq(a->estimator, b->estimator);
+    ck_assert_int_eq(a->kernel, b->kernel);
+    ck_assert(a->rbf_threshold == b->rbf_threshold);
+    ck_assert_int_eq(a->debiased, b->debiased);
+    ck_assert_int_eq(a->jackknife, b->jackknife);
+    ck_assert_int_eq(a->permutations, b->permutations);
     ck_assert_str_eq(a->output, b->output);
     ck_assert_int_eq(a->progress_seconds, b->progress_seconds);
     ck_assert_int_eq(a->checkpoint.enabled, b->checkpoint.enabled);
@@ -698,6 +704,44 @@ START_TEST(plot_errors)
 }
 END_TEST
 
+START_TEST(estimator_keys)
+{
+    mk_config cfg;
+    char *yaml = with("estimator: hsic0\nkernel: rbf\nrbf_threshold: 0.5\njackknife: 0\npermutations: 99\n");
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.estimator, MK_EST_HSIC0);
+    ck_assert_int_eq(cfg.kernel, MK_KERNEL_RBF);
+    ck_assert(cfg.rbf_threshold == 0.5);
+    ck_assert_int_eq(cfg.jackknife, 0);
+    ck_assert_int_eq(cfg.permutations, 99);
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    free(yaml);
+    yaml = with("estimator: exact\ndebiased: false\n");
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.estimator, MK_EST_EXACT);
+    ck_assert_int_eq(cfg.debiased, 0);
+    mk_config_free(&cfg);
+    free(yaml);
+}
+END_TEST
+
+START_TEST(estimator_errors)
+{
+    expect_extra_fail("estimator: hsic2\n", MK_ECONFIG, NEEDLES("run.yaml:5", "'estimator' must be one of", "exact"));
+    expect_extra_fail("rbf_threshold: 0\n", MK_ECONFIG, NEEDLES("run.yaml:5", "'rbf_threshold' must be positive"));
+    expect_extra_fail("jackknife: 1\n", MK_ECONFIG, NEEDLES("run.yaml:5", "at least 2 groups"));
+    expect_extra_fail("permutations: -1\n", MK_ECONFIG, NEEDLES("'permutations'"));
+    expect_extra_fail("estimator: exact\nkernel: rbf\n", MK_ECONFIG, NEEDLES("run.yaml:6", "needs 'kernel: linear'"));
+    expect_extra_fail("estimator: exact\npermutations: 10\n", MK_ECONFIG,
+                      NEEDLES("run.yaml:6", "'permutations' needs a minibatch estimator"));
+    expect_extra_fail("estimator: exact\nepochs: 2\n", MK_ECONFIG, NEEDLES("'epochs' must be 1"));
+    char *yaml = with("estimator: exact\n");
+    EXPECT_SET_FAIL(yaml, "kernel=rbf", MK_ECONFIG, "--set kernel=rbf", "needs 'kernel: linear'");
+    free(yaml);
+}
+END_TEST
+
 /* ------------------------------------------------------------ resolved --- */
 
 START_TEST(resolved_text)
@@ -714,6 +758,12 @@ START_TEST(resolved_text)
                                    "shuffle: false\n"
                                    "seed: 0\n"
                                    "precision: float64\n"
+                                   "estimator: hsic1\n"
+                                   "kernel: linear\n"
+                                   "rbf_threshold: 1\n"
+                                   "debiased: true\n"
+                                   "jackknife: 20\n"
+                                   "permutations: 0\n"
                                    "output: \"out\"\n"
                                    "progress_seconds: 30\n"
                                    "checkpoint:\n"
@@ -963,6 +1013,8 @@ static Suite *config_suite(void)
     tcase_add_test(misc, plot_defaults_on);
     tcase_add_test(misc, plot_section_values_and_off);
     tcase_add_test(misc, plot_errors);
+    tcase_add_test(misc, estimator_keys);
+    tcase_add_test(misc, estimator_errors);
     suite_add_tcase(s, misc);
     return s;
 }

@@ -35,7 +35,7 @@ static void code_hsic(double **layers, const int64_t *p, int L, int64_t m, mk_pr
     int64_t pmax = 1, t = mk_tri_len(m);
     for (int l = 0; l < L; l++) pmax = p[l] > pmax ? p[l] : pmax;
     mk_hsic_ws ws;
-    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, pmax, prec), MK_OK);
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, pmax, prec, NULL), MK_OK);
     double *v = malloc((size_t)(L * t) * sizeof *v), hxx[16], hyy[16];
     float *in32 = malloc((size_t)(m * pmax) * sizeof *in32);
     for (int l = 0; l < L; l++) {
@@ -43,7 +43,7 @@ static void code_hsic(double **layers, const int64_t *p, int L, int64_t m, mk_pr
         int f32 = prec == MK_PREC_FLOAT32 && l % 2 == 0; /* both input types, same values */
         ck_assert_int_eq(mk_layer_row(&ws, f32 ? (void *)in32 : (void *)layers[l], f32, m, p[l], v + l * t), -1);
     }
-    mk_pairs(v, L, NULL, L, m, hxy, hxx, hyy);
+    mk_pairs(MK_EST_HSIC1, v, L, NULL, L, m, hxy, hxx, hyy);
     for (int l = 0; l < L; l++) ck_assert(hxx[l] == hxy[l * L + l]);
     free(v);
     free(in32);
@@ -142,15 +142,15 @@ START_TEST(x_vs_y_equals_self_pairs)
     int64_t m = 16, p = 8, t = mk_tri_len(m);
     double *z = make_latent(m, 11), *layers[L];
     mk_hsic_ws ws;
-    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64), MK_OK);
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64, NULL), MK_OK);
     double *v = malloc((size_t)(L * t) * sizeof *v);
     for (int l = 0; l < L; l++) {
         layers[l] = make_layer(m, p, 1.0 / (l + 1), 0.0, 20 + (uint64_t)l, z);
         ck_assert_int_eq(mk_layer_row(&ws, layers[l], 0, m, p, v + l * t), -1);
     }
     double self[L * L], cross[L * L], sx[L], sy[L], cx[L], cy[L];
-    mk_pairs(v, L, NULL, L, m, self, sx, sy);
-    mk_pairs(v, L, v, L, m, cross, cx, cy);
+    mk_pairs(MK_EST_HSIC1, v, L, NULL, L, m, self, sx, sy);
+    mk_pairs(MK_EST_HSIC1, v, L, v, L, m, cross, cx, cy);
     for (int i = 0; i < L; i++) {
         ck_assert_double_eq_tol(cx[i], sx[i], 1e-12 * fabs(sx[i]));
         ck_assert_double_eq_tol(cy[i], sy[i], 1e-12 * fabs(sy[i]));
@@ -169,7 +169,7 @@ START_TEST(non_finite_values_are_found)
 {
     int64_t m = 8, p = 3;
     mk_hsic_ws ws;
-    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT32), MK_OK);
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT32, NULL), MK_OK);
     double x[24] = {0};
     for (int k = 0; k < 24; k++) x[k] = k;
     x[5 * p + 2] = NAN;
@@ -205,10 +205,10 @@ START_TEST(constant_layer_has_zero_hsic)
     double x[40];
     for (int k = 0; k < 40; k++) x[k] = 7.0;
     mk_hsic_ws ws;
-    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64), MK_OK);
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64, NULL), MK_OK);
     double *v = malloc((size_t)t * sizeof *v), h, hx, hy;
     ck_assert_int_eq(mk_layer_row(&ws, x, 0, m, p, v), -1);
-    mk_pairs(v, 1, NULL, 1, m, &h, &hx, &hy);
+    mk_pairs(MK_EST_HSIC1, v, 1, NULL, 1, m, &h, &hx, &hy);
     ck_assert(h == 0.0);
     free(v);
     mk_hsic_ws_free(&ws);

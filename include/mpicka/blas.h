@@ -15,6 +15,17 @@ static inline void mk_dsyrk(int n, int k, const double *a, double *c)
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, 1.0, a, k, 0.0, c, n);
 }
 
+/* Row-major upper triangle of C = A^T A, A k-by-n row-major (lda = n). */
+static inline void mk_ssyrk_t(int n, int k, const float *a, float *c)
+{
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0f, a, n, 0.0f, c, n);
+}
+
+static inline void mk_dsyrk_t(int n, int k, const double *a, double *c)
+{
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0, a, n, 0.0, c, n);
+}
+
 /* C = A B^T, A m-by-k, B n-by-k, C m-by-n, all row-major with natural strides. */
 static inline void mk_dgemm_nt(int m, int n, int k, const double *a, const double *b, double *c)
 {

@@ -14,6 +14,15 @@
 
 typedef enum { MK_PREC_FLOAT32 = 0, MK_PREC_FLOAT64 = 1 } mk_precision;
 
+/* What each matrix entry estimates (README, "Estimators"). */
+typedef enum {
+    MK_EST_HSIC1 = 0, /* minibatch CKA from summed unbiased HSIC_1 (default) */
+    MK_EST_HSIC0 = 1, /* minibatch CKA from summed biased HSIC_0 = tr(KHLH)/(m-1)^2 */
+    MK_EST_EXACT = 2  /* CKA of the whole data set from feature-space sums (linear kernel) */
+} mk_estimator;
+
+typedef enum { MK_KERNEL_LINEAR = 0, MK_KERNEL_RBF = 1 } mk_kernel;
+
 typedef struct {
     char *file;     /* HDF5 path as written (relative to the working directory) */
     char *name;     /* display name; default: file's base name without extension */
@@ -52,6 +61,12 @@ typedef struct {
     int shuffle;           /* default 0 */
     uint64_t seed;         /* default 0 */
     mk_precision precision;/* default float64 */
+    mk_estimator estimator;/* default hsic1 */
+    mk_kernel kernel;      /* default linear */
+    double rbf_threshold;  /* > 0, default 1: RBF bandwidth as a fraction of the median distance */
+    int debiased;          /* exact: HSIC_1 on the full data (default) or Kornblith's biased CKA */
+    int64_t jackknife;     /* groups of batches for the standard errors (0: none; default 20) */
+    int64_t permutations;  /* permutations of y per batch for the p-values (default 0: none) */
     char *output;          /* output folder, required */
     int64_t progress_seconds; /* >= 0, default 30: progress line interval in a log */
     mk_plot_cfg plot;

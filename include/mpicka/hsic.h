@@ -1,14 +1,21 @@
-/* The maths on one minibatch: centred block -> Gram -> U-centred Gram -> HSIC_1.
+/* The maths on one minibatch: centred block -> Gram -> kernel -> centred
+ * kernel -> HSIC, and what the summed HSICs become (CKA, jackknife standard
+ * errors, permutation p-values).
  *
  * Pure computation: no MPI, no HDF5, no I/O. For a minibatch of m examples
  * and a layer with p features (a row-major m-by-p block, one row per example):
- *   1. subtract the minibatch's column means (computed in float64; HSIC_1 is
+ *   1. subtract the minibatch's column means (computed in float64; HSIC is
  *      invariant to it and float32 Grams of offset data need it),
- *   2. K = X X^T with one BLAS syrk, in the working precision,
- *   3. U-centre K in float64 (Szekely & Rizzo; Kornblith's unbiased centring)
- *      and store its strict upper triangle, t = m(m-1)/2 values, as one row
- *      of a stacked matrix V,
- *   4. HSIC_1(K_a, K_b) = <K~u_a, K~u_b>_F / (m(m-3)) = 2 V_a.V_b / (m(m-3)),
+ *   2. G = X X^T with one BLAS syrk, in the working precision,
+ *   3. the kernel, in float64: K = G (linear) or K_ij = exp(-D_ij / (2 s^2 med))
+ *      (RBF: D the squared distances from G, med the median of all m*m of
+ *      them, diagonal included, s = rbf_threshold; Kornblith et al. 2019),
+ *   4. centre K, in float64: U-centring for HSIC_1 (Szekely & Rizzo; zero
+ *      diagonal), H K H for HSIC_0, and store it as one row of a stacked
+ *      matrix V: its strict upper triangle, t = m(m-1)/2 values, followed for
+ *      HSIC_0 by its diagonal times sqrt(1/2),
+ *   5. HSIC_1(K_a, K_b) = <K~u_a, K~u_b>_F / (m(m-3)) = 2 V_a.V_b / (m(m-3))
+ *      and HSIC_0(K_a, K_b) = tr(K_a H K_b H) / (m-1)^2 = 2 V_a.V_b / (m-1)^2,
  *      for every layer pair at once with one BLAS product of the stacked V.
  * Deterministic: the same inputs give the same bits (at a fixed number of BLAS
  * threads), whatever rank computes them. */
@@ -20,8 +27,21 @@
 #include "mpicka/config.h"
 #include "mpicka/error.h"
 
-/* Length of one U-centred Gram row of V for a minibatch of m examples. */
+/* Values in a strict upper triangle of an m-by-m matrix. */
 static inline int64_t mk_tri_len(int64_t m) { return m * (m - 1) / 2; }
+
+/* Length of one stacked row of V for a minibatch of m examples. */
+static inline int64_t mk_row_len(mk_estimator est, int64_t m)
+{
+    return mk_tri_len(m) + (est == MK_EST_HSIC0 ? m : 0);
+}
+
+/* The kernel and estimator of the minibatch HSICs. */
+typedef struct {
+    mk_estimator est;  /* MK_EST_HSIC1 or MK_EST_HSIC0 */
+    mk_kernel kernel;
+    double threshold;  /* RBF only */
+} mk_hsic_opts;
 
 static inline size_t mk_prec_size(mk_precision prec)
 {
@@ -34,13 +54,17 @@ static inline size_t mk_prec_size(mk_precision prec)
 typedef struct {
     int64_t m_max, p_max;
     mk_precision prec;
+    mk_hsic_opts opts;
     void *x;          /* m_max*p_max, working precision: the centred block */
     void *gram;       /* m_max*m_max, working precision */
     double *colmean;  /* p_max */
     double *rowsum;   /* m_max */
+    double *select;   /* RBF: the t distances, reordered to find their median */
 } mk_hsic_ws;
 
-mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precision prec);
+/* opts NULL: linear kernel, HSIC_1. */
+mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precision prec,
+                       const mk_hsic_opts *opts);
 void mk_hsic_ws_free(mk_hsic_ws *ws);
 
 /* Centre the columns of the m-by-p block `in` (float if in_f32, else double)
@@ -54,23 +78,45 @@ int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision
  * (upper triangle, row-major m-by-m). */
 void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p);
 
-/* U-centre ws->gram and write its strict upper triangle (row by row) to v. */
-void mk_ucentre(mk_hsic_ws *ws, int64_t m, double *v);
+/* The kernel of ws->gram, centred, into the stacked row v (steps 3 and 4;
+ * mk_row_len values). */
+void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v);
 
-/* All three steps for one layer. Returns -1 or the first non-finite row. */
+/* The median of the m*m squared distances whose strict upper triangle is d
+ * (t values; the diagonal is m zeros), as numpy.median takes it. d is
+ * reordered. */
+double mk_median_sq_dist(double *d, int64_t m);
+
+/* Steps 1 to 4 for one layer. Returns -1 or the first non-finite row. */
 int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int64_t p, double *v);
 
-/* HSIC_1 of every pair from stacked rows (each of length mk_tri_len(m)):
- * hxy[i*ny+j] = HSIC_1(x_i, y_j), hxx[i] = HSIC_1(x_i, x_i), hyy likewise.
- * With vy == NULL, y is x (self comparison: one syrk, hxy symmetric). */
-void mk_pairs(const double *vx, int nx, const double *vy, int ny, int64_t m,
+/* HSIC of every pair from stacked rows (each of length mk_row_len(est, m)):
+ * hxy[i*ny+j] = HSIC(x_i, y_j), hxx[i] = HSIC(x_i, x_i), hyy likewise.
+ * With vy == NULL, y is x (self comparison: one syrk, hxy symmetric). With
+ * hxx == NULL, only hxy (then vy must be given). */
+void mk_pairs(mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
               double *hxy, double *hxx, double *hyy);
+
+/* The stacked row of the kernel with examples reordered by perm (a
+ * permutation of [0, m)): out(i, j) = v(perm[i], perm[j]). Centring commutes
+ * with it, so this is the centred kernel of the permuted examples. */
+void mk_permute_row(mk_estimator est, const double *v, int64_t m, const int64_t *perm, double *out);
 
 /* CKA from summed HSIC_1 values: cka = hxy / sqrt(hxx hyy), NaN in the row
  * or column of a layer whose summed self-HSIC is not positive (a dead or
  * constant layer). No clamping: small negative values are kept. */
 void mk_cka_from_sums(int nx, int ny, const double *hxy, const double *hxx, const double *hyy,
                       double *cka);
+
+/* Delete-a-group jackknife standard error of each CKA value. sums is the
+ * total (hxy | hxx | hyy, as summed over all batches) and groups holds G
+ * such vectors, one per group of batches (summing to the total); the
+ * estimate without group k uses sums - groups[k]. se: nx by ny. */
+mk_err mk_jackknife_stderr(int nx, int ny, const double *sums, int64_t G, const double *groups, double *se);
+
+/* Permutation p-values: (1 + #{r : perm[r] >= hxy}) / (R + 1) per pair, perm
+ * holding R summed cross HSIC matrices of permuted y. NaN where hxy is NaN. */
+void mk_perm_pvalue(int nx, int ny, const double *hxy, int64_t R, const double *perm, double *p);
 
 #endif
 

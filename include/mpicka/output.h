@@ -16,7 +16,10 @@ typedef struct {
     const mk_model *x, *y;  /* y == x for a self comparison */
     const mk_plan *plan;
     const double *cka;      /* x->nlayers by y->nlayers, row-major */
-    const double *hxy, *hxx, *hyy;  /* summed HSIC_1 over all batches */
+    const double *hxy, *hxx, *hyy;  /* summed minibatch HSICs, or the exact estimator's HSICs */
+    const double *stderr_;  /* jackknife standard errors, or NULL */
+    const double *pvalue;   /* permutation p-values, or NULL */
+    int64_t groups;         /* jackknife groups behind stderr_ */
     int nranks;
     int blas_threads;
     double seconds;
@@ -27,6 +30,9 @@ typedef struct {
 mk_err mk_output_prepare(const char *dir, int *created);
 
 mk_err mk_output_write(const mk_result *res);
+
+/* One line on how the matrix was made: estimator, kernel, error bars. */
+void mk_output_describe(const mk_config *cfg, int64_t groups, char *buf, size_t size);
 
 void mk_output_summary(FILE *out, const mk_result *res);
 

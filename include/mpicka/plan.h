@@ -38,6 +38,23 @@ void mk_plan_batch_rows(const mk_plan *plan, int64_t g, int64_t *rows);
 /* The position of example i of the epoch's order: identity without shuffle. */
 int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i);
 
+/* Make the plan cover every example: a remainder too small for a minibatch
+ * estimate (< 4) becomes a last batch of its own (for the exact estimator,
+ * which has no minimum). */
+void mk_plan_keep_all(mk_plan *plan);
+
+/* Permutation r of the m examples of batch g, for the permutation test: a
+ * Fisher-Yates shuffle driven by (seed, g, r) alone, so any rank draws the
+ * same one. */
+void mk_plan_test_perm(const mk_plan *plan, int64_t g, int64_t r, int64_t m, int64_t *perm);
+
+/* The jackknife group of batch g when the batches are cut into `groups`
+ * contiguous groups of near-equal size. */
+static inline int64_t mk_plan_group(const mk_plan *plan, int64_t g, int64_t groups)
+{
+    return (int64_t)((__int128)g * groups / plan->total);
+}
+
 /* The batches still to compute: ascending, disjoint intervals of global batch
  * indices ([0, total) for a fresh run; what a checkpoint left for a resumed
  * one). Their number stays small: at most one more per rank and checkpoint. */

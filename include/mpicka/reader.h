@@ -21,6 +21,7 @@ typedef struct mk_reader mk_reader;
 
 typedef struct {
     const void *data;     /* centred m by p block, in the working precision */
+    const double *mean;   /* the p column means taken out */
     const int64_t *rows;  /* the batch's examples, ascending */
     int64_t g;            /* global batch index */
     int64_t m;            /* examples in the batch */

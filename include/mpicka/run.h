@@ -12,14 +12,18 @@
 
 mk_err mk_run_main(int argc, char **argv);
 
+/* The batch plan of a config over x's examples (every example for the
+ * exact estimator). Not collective. */
+mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan);
+
 /* What a rank allocates for the run (bytes, excluding the libraries):
  * what `mpicka check` reports and what the README states as the bound.
  * y is NULL for a self comparison. Not collective. */
 typedef struct {
     double blocks;   /* read-ahead: two centred blocks, plus one as read when types differ */
-    double grams;    /* one m-by-m Gram */
-    double stacked;  /* the U-centred Grams of every layer, m(m-1)/2 doubles each */
-    double sums;     /* per-batch HSIC values and the tree accumulators */
+    double grams;    /* one m-by-m Gram (exact: the stacked batch and its P-by-P cross-products) */
+    double stacked;  /* the centred kernels of every layer, m(m-1)/2 doubles each (+ m for hsic0) */
+    double sums;     /* per-batch sums and the tree accumulators */
     double total;
 } mk_run_memory;
 

@@ -1,0 +1,58 @@
+/* The exact estimator: linear CKA of the whole data set, not a minibatch
+ * estimate, from feature-space sums streamed batch by batch. Pure maths: no
+ * MPI, no HDF5. Memory depends on the features, never on n.
+ *
+ * Every layer (x's, then y's) is a block of columns of one stacked row per
+ * example, z (P features in all), shifted by a fixed vector mu0 so that the
+ * sums stay well conditioned (any fixed vector is exact; one near the mean
+ * loses the least). With r_il = |z_i restricted to layer l|^2, a batch adds
+ *   S = Z^T Z (upper triangle, row by row), s = Z^T 1, W = R^T Z, Q = R^T R.
+ * With d = s/n, the centred cross-products are C_ab = S_ab - n d_a d_b^T, and
+ * with X, Y two centred layers (K = X X^T, L = Y Y^T, n by n):
+ *   tr(K L)            = |C_ab|_F^2,   1'K~1 = -tr C_aa,
+ *   1'K~L~1 = tr(D_K D_L) = sum_i |x_i|^2 |y_i|^2 =: q_ab (from Q, W, S, d),
+ * so HSIC_0 = |C_ab|_F^2 / (n-1)^2 (Kornblith's CKA) and, K~ being K with its
+ * diagonal zeroed, HSIC_1 = [tr(K~L~) + 1'K~1 1'L~1/((n-1)(n-2))
+ * - 2/(n-2) 1'K~L~1] / (n(n-3)) with tr(K~L~) = |C_ab|_F^2 - q_ab. */
+#ifndef MPICKA_EXACT_H
+#define MPICKA_EXACT_H
+
+#include <stdint.h>
+
+#include "mpicka/config.h"
+#include "mpicka/error.h"
+
+typedef struct {
+    int nlayers;        /* L */
+    int64_t *p, *off;   /* features of layer l, and its first column in z */
+    int64_t P, m_max;
+    mk_precision prec;
+    double *mu0;        /* P: the shift */
+    void *z;            /* m_max by P, working precision: the batch, shifted */
+    void *cross;        /* P by P, working precision: Z^T Z */
+    double *r;          /* m_max by L */
+} mk_exact;
+
+/* Doubles in one batch's sums: S (P(P+1)/2), s (P), W (L*P), Q (L*L). */
+int64_t mk_exact_len(int nlayers, int64_t P);
+
+/* Bytes mk_exact_init allocates (for the memory estimate). */
+double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec);
+
+mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec);
+void mk_exact_free(mk_exact *e);
+
+/* Put layer l of a batch into z: its centred block (m by p[l], working
+ * precision) plus (mean - mu0), mean being the column means taken out. */
+void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, int64_t m);
+
+/* The batch's sums (mk_exact_len values) once every layer is put. */
+void mk_exact_batch(mk_exact *e, int64_t m, double *sums);
+
+/* HSIC on all n examples of every pair from the summed sums: x layers are
+ * 0..nx-1 and y layers nx..nx+ny-1 (y_first = nx), or y is x (y_first = 0).
+ * debiased: HSIC_1, else HSIC_0. hxy nx by ny, hxx nx, hyy ny. */
+void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiased, int nx, int ny, int y_first,
+                   double *hxy, double *hxx, double *hyy);
+
+#endif

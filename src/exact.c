@@ -1,0 +1,178 @@
+#include "mpicka/exact.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicka/blas.h"
+#include "mpicka/hsic.h"
+
+int64_t mk_exact_len(int nlayers, int64_t P)
+{
+    return P * (P + 1) / 2 + P + (int64_t)nlayers * P + (int64_t)nlayers * nlayers;
+}
+
+double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
+{
+    double size = (double)mk_prec_size(prec);
+    return (double)(m_max * P) * size + (double)P * (double)P * size +
+           8.0 * ((double)P + (double)(m_max * nlayers) + 2.0 * nlayers);
+}
+
+mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec)
+{
+    mk_err err = MK_OK;
+    memset(e, 0, sizeof *e);
+    e->nlayers = nlayers;
+    e->m_max = m_max;
+    e->prec = prec;
+    e->p = mk_malloc((size_t)nlayers * sizeof *e->p, "layer widths", &err);
+    if (!err) e->off = mk_malloc((size_t)nlayers * sizeof *e->off, "layer offsets", &err);
+    for (int l = 0; !err && l < nlayers; l++) {
+        e->p[l] = p[l];
+        e->off[l] = e->P;
+        e->P += p[l];
+    }
+    size_t size = mk_prec_size(prec);
+    if (!err) e->mu0 = mk_calloc((size_t)e->P, sizeof(double), "the shift of the exact sums", &err);
+    if (!err) e->z = mk_malloc((size_t)(m_max * e->P) * size, "a batch of stacked features", &err);
+    if (!err) e->cross = mk_malloc((size_t)(e->P * e->P) * size, "a batch's cross-products", &err);
+    if (!err) e->r = mk_malloc((size_t)(m_max * nlayers) * sizeof(double), "squared row norms", &err);
+    if (err) mk_exact_free(e);
+    return err;
+}
+
+void mk_exact_free(mk_exact *e)
+{
+    free(e->p);
+    free(e->off);
+    free(e->mu0);
+    free(e->z);
+    free(e->cross);
+    free(e->r);
+    memset(e, 0, sizeof *e);
+}
+
+void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, int64_t m)
+{
+    int64_t p = e->p[l], P = e->P;
+    const double *mu0 = e->mu0 + e->off[l];
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < p; j++) {
+            if (e->prec == MK_PREC_FLOAT32)
+                ((float *)e->z)[i * P + e->off[l] + j] =
+                    (float)(((const float *)centred)[i * p + j] + (mean[j] - mu0[j]));
+            else
+                ((double *)e->z)[i * P + e->off[l] + j] = ((const double *)centred)[i * p + j] + (mean[j] - mu0[j]);
+        }
+}
+
+static double z_at(const mk_exact *e, int64_t i, int64_t f)
+{
+    return e->prec == MK_PREC_FLOAT32 ? ((const float *)e->z)[i * e->P + f] : ((const double *)e->z)[i * e->P + f];
+}
+
+static double cross_at(const mk_exact *e, int64_t a, int64_t b)
+{
+    return e->prec == MK_PREC_FLOAT32 ? ((const float *)e->cross)[a * e->P + b]
+                                      : ((const double *)e->cross)[a * e->P + b];
+}
+
+void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
+{
+    int64_t P = e->P, L = e->nlayers;
+    if (e->prec == MK_PREC_FLOAT32)
+        mk_ssyrk_t((int)P, (int)m, e->z, e->cross);
+    else
+        mk_dsyrk_t((int)P, (int)m, e->z, e->cross);
+    double *S = sums, *s = S + P * (P + 1) / 2, *W = s + P, *Q = W + L * P;
+    for (int64_t a = 0, k = 0; a < P; a++)
+        for (int64_t b = a; b < P; b++) S[k++] = cross_at(e, a, b);
+    memset(s, 0, (size_t)(P + L * P + L * L) * sizeof *s);
+    for (int64_t i = 0; i < m; i++) {
+        double *r = e->r + i * L;
+        for (int64_t l = 0; l < L; l++) {
+            r[l] = 0.0;
+            for (int64_t f = e->off[l]; f < e->off[l] + e->p[l]; f++) r[l] += z_at(e, i, f) * z_at(e, i, f);
+        }
+        for (int64_t f = 0; f < P; f++) {
+            double z = z_at(e, i, f);
+            s[f] += z;
+            for (int64_t l = 0; l < L; l++) W[l * P + f] += r[l] * z;
+        }
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t k = 0; k < L; k++) Q[l * L + k] += r[l] * r[k];
+    }
+}
+
+/* ---- from the sums to HSIC ---- */
+
+typedef struct {
+    const double *S, *s, *W, *Q;
+    int64_t P, L;
+    double n;
+} sums_view;
+
+static double S_at(const sums_view *v, int64_t a, int64_t b)
+{
+    if (a > b) {
+        int64_t t = a;
+        a = b;
+        b = t;
+    }
+    return v->S[a * v->P - a * (a - 1) / 2 + (b - a)];
+}
+
+/* |C_ab|_F^2, tr C_aa, tr C_bb and q_ab (README of exact.h) for layers a, b. */
+static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, double *cab2, double *q)
+{
+    int64_t fa = e->off[a], pa = e->p[a], fb = e->off[b], pb = e->p[b];
+    double n = v->n, da2 = 0.0, db2 = 0.0, Ra = 0.0, Rb = 0.0, wa = 0.0, wb = 0.0, dsd = 0.0, c2 = 0.0;
+    for (int64_t f = fa; f < fa + pa; f++) {
+        double df = v->s[f] / n;
+        da2 += df * df;
+        Ra += S_at(v, f, f);
+        wb += v->W[b * v->P + f] * df;
+        for (int64_t g = fb; g < fb + pb; g++) {
+            double dg = v->s[g] / n, sfg = S_at(v, f, g), c = sfg - n * df * dg;
+            c2 += c * c;
+            dsd += df * sfg * dg;
+        }
+    }
+    for (int64_t g = fb; g < fb + pb; g++) {
+        double dg = v->s[g] / n;
+        db2 += dg * dg;
+        Rb += S_at(v, g, g);
+        wa += v->W[a * v->P + g] * dg;
+    }
+    *cab2 = c2;
+    *q = v->Q[a * v->L + b] - 2.0 * wa - 2.0 * wb + db2 * Ra + da2 * Rb + 4.0 * dsd - 3.0 * n * da2 * db2;
+}
+
+static double trace_c(const mk_exact *e, const sums_view *v, int a)
+{
+    double t = 0.0;
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) t += S_at(v, f, f) - v->s[f] * v->s[f] / v->n;
+    return t;
+}
+
+static double pair_hsic(const mk_exact *e, const sums_view *v, int a, int b, int debiased)
+{
+    double c2, q, n = v->n;
+    pair_stats(e, v, a, b, &c2, &q);
+    if (!debiased) return c2 / ((n - 1.0) * (n - 1.0));
+    double ta = trace_c(e, v, a), tb = trace_c(e, v, b);
+    return ((c2 - q) + ta * tb / ((n - 1.0) * (n - 2.0)) - 2.0 * q / (n - 2.0)) / (n * (n - 3.0));
+}
+
+void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiased, int nx, int ny, int y_first,
+                   double *hxy, double *hxx, double *hyy)
+{
+    sums_view v = {sums, NULL, NULL, NULL, e->P, e->nlayers, (double)n};
+    v.s = v.S + e->P * (e->P + 1) / 2;
+    v.W = v.s + e->P;
+    v.Q = v.W + v.L * e->P;
+    for (int i = 0; i < nx; i++) hxx[i] = pair_hsic(e, &v, i, i, debiased);
+    for (int j = 0; j < ny; j++) hyy[j] = pair_hsic(e, &v, y_first + j, y_first + j, debiased);
+    for (int i = 0; i < nx; i++)
+        for (int j = 0; j < ny; j++) hxy[i * ny + j] = pair_hsic(e, &v, i, y_first + j, debiased);
+}
