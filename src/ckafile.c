@@ -88,28 +88,55 @@ static mk_err dataset_dims(hid_t dset, const char *path, const char *name, int r
     return MK_OK;
 }
 
-static mk_err read_matrix(hid_t fid, const char *path, mk_ckafile *f)
+/* The shape of /name must be /cka's when expect (nx, ny) is given. */
+static mk_err check_shape(const char *path, const char *name, const int *dims, const int *expect)
+{
+    if (expect && (dims[0] != expect[0] || dims[1] != expect[1]))
+        return mk_fail(MK_EINPUT, "'%s': /%s is %d by %d but /cka is %d by %d", path, name, dims[0], dims[1],
+                       expect[0], expect[1]);
+    return MK_OK;
+}
+
+/* The 2-D float dataset /name into *out (malloc'd), its dimensions in dims;
+ * of the shape expect unless that is NULL. */
+static mk_err read_floats(hid_t fid, const char *path, const char *name, const char *what, const int *expect,
+                          int *dims, double **out)
 {
     hid_t dset = -1, type = -1;
-    int dims[2] = {0, 0};
     mk_err err;
-    MK_TRY(open_dataset(fid, path, "cka", "the CKA matrix", &dset));
+    MK_TRY(open_dataset(fid, path, name, what, &dset));
     type = H5Dget_type(dset);
     if (H5Tget_class(type) != H5T_FLOAT) {
-        err = mk_fail(MK_EINPUT, "'%s': /cka is not a floating-point dataset", path);
+        err = mk_fail(MK_EINPUT, "'%s': /%s is not a floating-point dataset", path, name);
         goto done;
     }
-    MK_GOTO(dataset_dims(dset, path, "cka", 2, dims), done);
-    f->nx = dims[0];
-    f->ny = dims[1];
-    err = MK_OK;
-    f->cka = mk_malloc((size_t)dims[0] * (size_t)dims[1] * sizeof *f->cka, "the CKA matrix", &err);
-    if (!err && H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->cka) < 0)
-        err = mk_fail(MK_EIO, "'%s': cannot read /cka", path);
+    MK_GOTO(dataset_dims(dset, path, name, 2, dims), done);
+    MK_GOTO(check_shape(path, name, dims, expect), done);
+    *out = mk_malloc((size_t)dims[0] * (size_t)dims[1] * sizeof **out, what, &err);
+    if (!err && H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+        err = mk_fail(MK_EIO, "'%s': cannot read /%s", path, name);
 done:
     if (type >= 0) H5Tclose(type);
     H5Dclose(dset);
     return err;
+}
+
+static mk_err read_matrix(hid_t fid, const char *path, mk_ckafile *f)
+{
+    int dims[2] = {0, 0};
+    MK_TRY(read_floats(fid, path, "cka", "the CKA matrix", NULL, dims, &f->cka));
+    f->nx = dims[0];
+    f->ny = dims[1];
+    return MK_OK;
+}
+
+/* /cka_stderr or /cka_pvalue, when there (newer results). */
+static mk_err read_extra(hid_t fid, const char *path, const mk_ckafile *f, mk_matrix m, double **out)
+{
+    const char *name = mk_matrix_dataset(m);
+    int dims[2] = {0, 0}, expect[2] = {f->nx, f->ny};
+    if (H5Lexists(fid, name, H5P_DEFAULT) <= 0) return MK_OK;
+    return read_floats(fid, path, name, mk_matrix_what(m), expect, dims, out);
 }
 
 static mk_err read_names(hid_t fid, const char *path, const char *name, int expect, const char *axis,
@@ -144,7 +171,7 @@ done:
 /* ---- attributes --------------------------------------------------------- */
 
 struct attr_list {
-    const char *path;
+    const char *path, *where; /* where: "" for the root, " of /meta" */
     mk_attr *items;
     int n, cap;
     mk_err err;
@@ -200,7 +227,7 @@ static mk_err grow(struct attr_list *l)
     if (l->n < l->cap) return MK_OK;
     int cap = l->cap ? 2 * l->cap : 32;
     mk_attr *items = realloc(l->items, (size_t)cap * sizeof *items);
-    if (!items) return mk_fail(MK_ENOMEM, "cannot allocate the attributes of '%s'", l->path);
+    if (!items) return mk_fail(MK_ENOMEM, "cannot allocate the attributes%s of '%s'", l->where, l->path);
     l->items = items;
     l->cap = cap;
     return MK_OK;
@@ -216,7 +243,8 @@ static herr_t attr_visit(hid_t loc, const char *name, const H5A_info_t *info, vo
     int kept = 0;
     l->err = attr < 0 ? MK_EIO : read_attr_value(attr, a, &kept);
     if (attr >= 0) H5Aclose(attr);
-    if (l->err == MK_EIO) l->err = mk_fail(MK_EIO, "'%s': cannot read attribute '%s'", l->path, name);
+    if (l->err == MK_EIO)
+        l->err = mk_fail(MK_EIO, "'%s': cannot read attribute '%s'%s", l->path, name, l->where);
     if (!l->err && kept) a->name = dup_text(name, strlen(name), &l->err);
     if (a->name)
         l->n++;
@@ -225,15 +253,28 @@ static herr_t attr_visit(hid_t loc, const char *name, const H5A_info_t *info, vo
     return l->err ? -1 : 0;
 }
 
-static mk_err read_attrs(hid_t fid, const char *path, mk_ckafile *f)
+/* The scalar attributes of loc (the file or /meta), in name order. */
+static mk_err read_attrs(hid_t loc, const char *path, const char *where, mk_attr **items, int *n)
 {
-    struct attr_list l = {path, NULL, 0, 0, MK_OK};
-    herr_t status = H5Aiterate2(fid, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_visit, &l);
-    f->attrs = l.items;
-    f->nattrs = l.n;
+    struct attr_list l = {path, where, NULL, 0, 0, MK_OK};
+    herr_t status = H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_visit, &l);
+    *items = l.items;
+    *n = l.n;
     if (l.err) return l.err;
-    if (status < 0) return mk_fail(MK_EIO, "'%s': cannot list the attributes", path);
+    if (status < 0) return mk_fail(MK_EIO, "'%s': cannot list the attributes%s", path, where);
     return MK_OK;
+}
+
+/* The group /meta, when there (newer results). */
+static mk_err read_meta(hid_t fid, const char *path, mk_ckafile *f)
+{
+    if (H5Lexists(fid, "meta", H5P_DEFAULT) <= 0) return MK_OK;
+    hid_t group = H5Gopen2(fid, "meta", H5P_DEFAULT); /* fails on a dataset */
+    if (group < 0)
+        return mk_fail(MK_EINPUT, "'%s': /meta is not a group (of attributes saying how /cka was made)", path);
+    mk_err err = read_attrs(group, path, " of /meta", &f->meta, &f->nmeta);
+    H5Gclose(group);
+    return err;
 }
 
 static mk_err require_attrs(const char *path, const mk_ckafile *f)
@@ -271,8 +312,11 @@ mk_err mk_ckafile_read(const char *path, mk_ckafile *f)
     MK_GOTO(read_matrix(fid, path, f), done);
     MK_GOTO(read_names(fid, path, "x_layers", f->nx, "rows", &f->x_layers), done);
     MK_GOTO(read_names(fid, path, "y_layers", f->ny, "columns", &f->y_layers), done);
-    MK_GOTO(read_attrs(fid, path, f), done);
-    err = require_attrs(path, f);
+    MK_GOTO(read_attrs(fid, path, "", &f->attrs, &f->nattrs), done);
+    MK_GOTO(require_attrs(path, f), done);
+    MK_GOTO(read_extra(fid, path, f, MK_MATRIX_STDERR, &f->cka_stderr), done);
+    MK_GOTO(read_extra(fid, path, f, MK_MATRIX_PVALUE, &f->cka_pvalue), done);
+    err = read_meta(fid, path, f);
 done:
     H5Fclose(fid);
     return err;
@@ -284,30 +328,51 @@ static void free_names(char **names, int n)
     free(names);
 }
 
+static void free_attrs(mk_attr *attrs, int n)
+{
+    for (int k = 0; k < n; k++) {
+        free(attrs[k].name);
+        free(attrs[k].text);
+    }
+    free(attrs);
+}
+
 void mk_ckafile_free(mk_ckafile *f)
 {
     free(f->cka);
+    free(f->cka_stderr);
+    free(f->cka_pvalue);
     free_names(f->x_layers, f->nx);
     free_names(f->y_layers, f->ny);
-    for (int k = 0; k < f->nattrs; k++) {
-        free(f->attrs[k].name);
-        free(f->attrs[k].text);
-    }
-    free(f->attrs);
+    free_attrs(f->attrs, f->nattrs);
+    free_attrs(f->meta, f->nmeta);
     memset(f, 0, sizeof *f);
 }
 
-const mk_attr *mk_ckafile_attr(const mk_ckafile *f, const char *name)
+static const mk_attr *find_attr(const mk_attr *attrs, int n, const char *name)
 {
-    for (int k = 0; k < f->nattrs; k++)
-        if (strcmp(f->attrs[k].name, name) == 0) return &f->attrs[k];
+    for (int k = 0; k < n; k++)
+        if (strcmp(attrs[k].name, name) == 0) return &attrs[k];
     return NULL;
 }
 
-const char *mk_ckafile_text(const mk_ckafile *f, const char *name)
+static const char *text_of(const mk_attr *a) { return a && a->kind == MK_ATTR_TEXT ? a->text : NULL; }
+
+const mk_attr *mk_ckafile_attr(const mk_ckafile *f, const char *name)
 {
-    const mk_attr *a = mk_ckafile_attr(f, name);
-    return a && a->kind == MK_ATTR_TEXT ? a->text : NULL;
+    return find_attr(f->attrs, f->nattrs, name);
+}
+
+const char *mk_ckafile_text(const mk_ckafile *f, const char *name) { return text_of(mk_ckafile_attr(f, name)); }
+
+const mk_attr *mk_ckafile_meta(const mk_ckafile *f, const char *name)
+{
+    return find_attr(f->meta, f->nmeta, name);
+}
+
+const char *mk_ckafile_meta_text(const mk_ckafile *f, const char *name)
+{
+    return text_of(mk_ckafile_meta(f, name));
 }
 
 static int same_text(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
@@ -323,4 +388,44 @@ int mk_ckafile_self(const mk_ckafile *f)
     for (int k = 0; k < f->nx; k++)
         if (strcmp(f->x_layers[k], f->y_layers[k]) != 0) return 0;
     return 1;
+}
+
+/* ---- the matrices --------------------------------------------------------- */
+
+static const struct {
+    const char *name, *dataset, *what, *how; /* how: the run setting that makes it */
+} matrices[MK_MATRIX_COUNT] = {
+    [MK_MATRIX_CKA] = {"cka", "cka", "CKA", ""},
+    [MK_MATRIX_STDERR] = {"stderr", "cka_stderr", "standard error of CKA",
+                          "run with jackknife: G (G >= 2 groups of batches; e.g. --set jackknife=20)"},
+    [MK_MATRIX_PVALUE] = {"pvalue", "cka_pvalue", "p-value of CKA",
+                          "run with permutations: R (e.g. --set permutations=1000)"},
+};
+
+const char *mk_matrix_name(mk_matrix m) { return matrices[m].name; }
+const char *mk_matrix_dataset(mk_matrix m) { return matrices[m].dataset; }
+const char *mk_matrix_what(mk_matrix m) { return matrices[m].what; }
+
+mk_err mk_matrix_parse(const char *cmd, const char *s, mk_matrix *m)
+{
+    for (int k = 0; k < MK_MATRIX_COUNT; k++)
+        if (strcmp(s, matrices[k].name) == 0) {
+            *m = (mk_matrix)k;
+            return MK_OK;
+        }
+    return mk_fail(MK_EUSAGE, "%s: --matrix '%s': expected cka, stderr or pvalue", cmd, s);
+}
+
+const double *mk_ckafile_matrix(const mk_ckafile *f, mk_matrix m)
+{
+    return m == MK_MATRIX_STDERR ? f->cka_stderr : m == MK_MATRIX_PVALUE ? f->cka_pvalue : f->cka;
+}
+
+mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m)
+{
+    if (!mk_ckafile_matrix(f, m))
+        return mk_fail(MK_EINPUT, "'%s' has no /%s (%s): %s", path, matrices[m].dataset, matrices[m].what,
+                       matrices[m].how);
+    f->shown = m;
+    return MK_OK;
 }

@@ -440,6 +440,8 @@ static const key_spec keys[] = {
      .help = "first layer at the bottom"},
     {.path = "plot.short_names", .kind = K_INT, .def = "0", .min = 0, .off = AT(plot.short_names),
      .help = "show only the last K components of layer paths (0: all)"},
+    {.path = "plot.errors", .kind = K_BOOL, .def = "false", .off = AT(plot.errors),
+     .help = "jackknife standard errors under the cell values (when annotated)"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -29,6 +29,9 @@
 #define TICK_SIZE 11.0
 #define AXIS_SIZE 13.0
 #define TITLE_SIZE 16.0
+#define SUBTITLE_SIZE 11.0
+#define SUBTITLE_WRAP 360.0 /* a subtitle wider than this and the heatmap breaks after a "; " */
+#define ERROR_SCALE 0.85    /* a standard error's font against its cell value's */
 #define TICK_LEN MK__PLOT_TICK_LEN
 #define GAP 4.0
 #define MARGIN 12.0
@@ -250,28 +253,41 @@ void mk_plot_cell_origin(const mk_plot_layout *l, int i, int j, double *x, doubl
 
 /* ---- cell size and fonts -------------------------------------------------- */
 
-/* The largest cell-value font (up to VALUE_SIZE_MAX) whose "-0.00" fills at
- * most 80% of a cell's width and height. */
-static double value_size_for(cairo_t *cr, double cell)
+/* The largest cell-value font (up to VALUE_SIZE_MAX) whose widest value
+ * ("-0.00" at 2 decimals) fills at most 80% of a cell's width and height;
+ * with errors, "±0.000" at ERROR_SCALE of it goes below, in the same 80%. */
+static double value_size_for(cairo_t *cr, double cell, int decimals, int errors)
 {
-    double w, h;
-    measure(cr, "-0.00", 10.0, 0, &w, &h);
-    return fmin(VALUE_SIZE_MAX, fmin(10.0 * 0.8 * cell / w, 10.0 * 0.8 * cell / h));
+    char sample[32];
+    double w, h, ew = 0.0, eh = 0.0;
+    snprintf(sample, sizeof sample, "%.*f", decimals, -0.0);
+    measure(cr, sample, 10.0, 0, &w, &h);
+    if (errors) measure(cr, "±0.000", 10.0 * ERROR_SCALE, 0, &ew, &eh);
+    return fmin(VALUE_SIZE_MAX, fmin(10.0 * 0.8 * cell / fmax(w, ew), 10.0 * 0.8 * cell / (h + eh)));
 }
 
+/* Cells of CELL_MIN to CELL_MAX aiming at HEATMAP_TARGET; values when asked
+ * for (cells grow to hold them) or, by default, when they are legible. By
+ * default, standard errors that do not fit leave the values alone. */
 static void choose_sizes(struct builder *b)
 {
     mk_plot_layout *l = b->l;
-    int n = l->rows > l->cols ? l->rows : l->cols;
+    int n = l->rows > l->cols ? l->rows : l->cols, dec = b->d->value_decimals > 0 ? b->d->value_decimals : 2;
+    int errors = b->o->errors && b->d->errors;
     double cell = fmin(fmax(HEATMAP_TARGET / n, CELL_MIN), CELL_MAX);
     if (cell * n > HEATMAP_MAX) cell = fmax(HEATMAP_MAX / n, CELL_FLOOR);
-    double vs = value_size_for(b->cr, floor(cell));
+    double vs = value_size_for(b->cr, floor(cell), dec, errors);
     if (b->o->annotate == 1 && vs < VALUE_SIZE_MIN) {
         cell = fmax(CELL_FLOOR, fmin(cell * VALUE_SIZE_MIN / vs + 1.0, HEATMAP_MAX_ANNOTATED / n));
-        vs = value_size_for(b->cr, floor(cell));
+        vs = value_size_for(b->cr, floor(cell), dec, errors);
+    } else if (b->o->annotate < 0 && errors && vs < VALUE_SIZE_MIN) {
+        errors = 0;
+        vs = value_size_for(b->cr, floor(cell), dec, 0);
     }
     l->cell = floor(cell);
+    l->value_decimals = dec;
     l->value_size = b->o->annotate == 1 || (b->o->annotate < 0 && vs >= VALUE_SIZE_MIN) ? vs : 0.0;
+    l->error_size = errors ? l->value_size * ERROR_SCALE : 0.0;
     l->label_size = fmin(fmax(l->cell / 1.25, LABEL_SIZE_MIN), LABEL_SIZE_MAX);
     b->W = l->cols * l->cell;
     b->H = l->rows * l->cell;
@@ -383,7 +399,7 @@ static void add_colour_bar(struct builder *b)
         place(t, l->bar_x + l->bar_w + TICK_LEN + GAP / 2, y - t->h / 2);
         right = fmax(right, t->x + t->w);
     }
-    mk_plot_text *t = add_text(b, "CKA", AXIS_SIZE, 0, 90);
+    mk_plot_text *t = add_text(b, b->d->value_title ? b->d->value_title : "CKA", AXIS_SIZE, 0, 90);
     if (t) place(t, right + 2 * GAP, l->bar_h / 2 + t->w / 2);
 }
 
@@ -434,6 +450,56 @@ static double free_above(const struct builder *b, double x0, double x1)
     return y;
 }
 
+/* The width of the first n bytes of s at the subtitle's font. */
+static double subtitle_width(struct builder *b, const char *s, size_t n)
+{
+    char *part = mk_malloc(n + 1, "the subtitle", &b->err);
+    double w = 0.0, h;
+    if (!part) return 0.0;
+    memcpy(part, s, n);
+    part[n] = '\0';
+    measure(b->cr, part, SUBTITLE_SIZE, 0, &w, &h);
+    free(part);
+    return w;
+}
+
+/* Breaks s in place after "; " (the space becomes '\n') so that no line is
+ * wider than width, unless one part alone is. */
+static void wrap_subtitle(struct builder *b, char *s, double width)
+{
+    char *line = s, *cut = NULL; /* cut: the last "; " in the line */
+    for (char *p = strstr(s, "; ");; p = strstr(p + 2, "; ")) {
+        size_t end = p ? (size_t)(p + 1 - line) : strlen(line);
+        if (cut && subtitle_width(b, line, end) > width) {
+            cut[1] = '\n';
+            line = cut + 2;
+        }
+        if (!p) return;
+        cut = p;
+    }
+}
+
+/* Lines that fit, bottom line first, each just above what is placed. */
+static void add_subtitle(struct builder *b, const char *subtitle)
+{
+    char *s = mk_malloc(strlen(subtitle) + 1, "the subtitle", &b->err);
+    if (!s) return;
+    strcpy(s, subtitle);
+    wrap_subtitle(b, s, fmax(b->W, SUBTITLE_WRAP));
+    double gap = 3 * GAP;
+    for (char *end = s + strlen(s), *start; end > s && !b->err; end = start, gap = 1.0) {
+        for (start = end; start > s && start[-1] != '\n'; start--) continue;
+        *end = '\0';
+        mk_plot_text *t = *start ? add_text(b, start, SUBTITLE_SIZE, 0, 0) : NULL;
+        if (t) {
+            double x = b->W / 2 - t->w / 2;
+            place(t, x, free_above(b, x, x + t->w) - gap - t->h);
+        }
+        if (start > s) start--; /* onto the '\n' before this line */
+    }
+    free(s);
+}
+
 static void add_titles(struct builder *b)
 {
     const mk_plot_data *d = b->d;
@@ -446,11 +512,13 @@ static void add_titles(struct builder *b)
         double x = b->W / 2 - t->w / 2;
         place(t, x, free_below(b, x, x + t->w) + 2 * GAP);
     }
+    int sub = d->subtitle && d->subtitle[0];
+    if (sub) add_subtitle(b, d->subtitle);
     char *deflt = b->o->title ? NULL : mk__plot_default_title(d, &b->err);
     const char *title = b->o->title ? b->o->title : deflt;
     if (title && title[0] && (t = add_text(b, title, TITLE_SIZE, 1, 0)) != NULL) {
         double x = b->W / 2 - t->w / 2;
-        place(t, x, free_above(b, x, x + t->w) - 3 * GAP - t->h);
+        place(t, x, free_above(b, x, x + t->w) - (sub ? 1.5 : 3.0) * GAP - t->h);
     }
     free(deflt);
 }
@@ -497,8 +565,9 @@ static mk_err check_utf8(const mk_plot_data *d, const mk_plot_opts *o)
         const char *s = k < d->rows ? d->row_labels[k] : d->col_labels[k - d->rows];
         if (!utf8_ok(s)) return mk_fail(MK_EINPUT, "plot: layer name %d is not valid UTF-8", k + 1);
     }
-    if (!utf8_ok(d->row_title) || !utf8_ok(d->col_title) || (o->title && !utf8_ok(o->title)))
-        return mk_fail(MK_EINPUT, "plot: a model name or the title is not valid UTF-8");
+    if (!utf8_ok(d->row_title) || !utf8_ok(d->col_title) || (o->title && !utf8_ok(o->title)) ||
+        (d->subtitle && !utf8_ok(d->subtitle)) || (d->value_title && !utf8_ok(d->value_title)))
+        return mk_fail(MK_EINPUT, "plot: a model name, the title or the subtitle is not valid UTF-8");
     return MK_OK;
 }
 
@@ -517,7 +586,17 @@ static mk_err check_input(const mk_plot_data *d, const mk_plot_opts *o)
         return mk_fail(MK_EUSAGE, "plot: half needs a square matrix (got %d by %d)", d->rows, d->cols);
     if (o->annotate < -1 || o->annotate > 1 || o->short_names < 0)
         return mk_fail(MK_EUSAGE, "plot: annotate must be -1, 0 or 1 and short_names >= 0");
+    if (d->value_decimals < 0 || d->value_decimals > 6)
+        return mk_fail(MK_EINTERNAL, "plot: value_decimals must be 0 (the default, 2) to 6");
     return check_utf8(d, o);
+}
+
+/* The most lines the subtitle can take: one per "; "-separated part. */
+static int subtitle_parts(const mk_plot_data *d)
+{
+    int n = d->subtitle ? 1 : 0;
+    for (const char *p = d->subtitle; p && (p = strstr(p, "; ")) != NULL; p += 2) n++;
+    return n;
 }
 
 static void build(struct builder *b)
@@ -539,7 +618,7 @@ mk_err mk_plot_layout_make(const mk_plot_data *d, const mk_plot_opts *o, mk_plot
     l->cols = d->cols;
     l->invert_y = o->invert_y;
     l->half = o->half;
-    struct builder b = {NULL, d, o, l, d->rows + d->cols + 72, 0, 0, MK_OK};
+    struct builder b = {NULL, d, o, l, d->rows + d->cols + 72 + subtitle_parts(d), 0, 0, MK_OK};
     l->texts = mk_calloc((size_t)b.cap, sizeof *l->texts, "the plot's texts", &err);
     l->ticks = mk_calloc(64, sizeof *l->ticks, "the colour bar's ticks", &err);
     if (err) {

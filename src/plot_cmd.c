@@ -1,5 +1,6 @@
 /* `mpicka plot`: a cka.h5 drawn as a heatmap (contract in mpicka/plot.h).
  * Not MPI. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,27 +15,53 @@ static void fix_utf8(mk_ckafile *f)
     for (int k = 0; k < f->ny; k++) mk__plot_utf8_fix(f->y_layers[k]);
     for (int k = 0; k < f->nattrs; k++)
         if (f->attrs[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->attrs[k].text);
+    for (int k = 0; k < f->nmeta; k++)
+        if (f->meta[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->meta[k].text);
+}
+
+/* NaN ends of the colour range become the matrix's defaults: 0 to 1, and for
+ * standard errors 0 to the largest (their scale is the data's, not CKA's). */
+static void default_range(mk_plot_opts *o, const mk_ckafile *f)
+{
+    const double *v = mk_ckafile_matrix(f, f->shown);
+    double top = -INFINITY;
+    if (isnan(o->vmin)) o->vmin = 0.0;
+    if (!isnan(o->vmax)) return;
+    for (size_t k = 0; f->shown == MK_MATRIX_STDERR && k < (size_t)f->nx * f->ny; k++)
+        if (isfinite(v[k])) top = fmax(top, v[k]);
+    o->vmax = top > o->vmin ? top : o->vmin + 1.0;
+}
+
+static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char *out_path, mk_ckafile *f)
+{
+    int is_self = mk_ckafile_self(f);
+    const char *x = mk_ckafile_text(f, "x_name"), *y = mk_ckafile_text(f, "y_name");
+    if (opts->half && !is_self)
+        return mk_fail(MK_EUSAGE, "plot: --half needs a self comparison, and '%s' compares %s with %s", h5path,
+                       x, y);
+    MK_TRY(mk_ckafile_choose(f, h5path, opts->matrix));
+    mk_plot_opts o = *opts;
+    default_range(&o, f);
+    int cka = f->shown == MK_MATRIX_CKA;
+    mk_plot_data d = {.rows = f->nx, .cols = f->ny, .values = mk_ckafile_matrix(f, f->shown),
+                      .row_labels = (const char *const *)f->x_layers,
+                      .col_labels = (const char *const *)f->y_layers,
+                      .row_title = x, .col_title = y, .self = is_self,
+                      .errors = cka ? f->cka_stderr : NULL,
+                      .subtitle = mk_ckafile_meta_text(f, "description"),
+                      .value_title = cka ? NULL : mk_matrix_what(f->shown),
+                      .value_decimals = cka ? 2 : 3};
+    return mk_plot_render(&d, &o, out_path);
 }
 
 mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path)
 {
     mk_ckafile f;
-    mk_err err;
-    MK_GOTO(mk_ckafile_read(h5path, &f), done);
-    fix_utf8(&f);
-    int is_self = mk_ckafile_self(&f);
-    const char *x = mk_ckafile_text(&f, "x_name"), *y = mk_ckafile_text(&f, "y_name");
-    if (opts->half && !is_self) {
-        err = mk_fail(MK_EUSAGE, "plot: --half needs a self comparison, and '%s' compares %s with %s", h5path,
-                      x, y);
-        goto done;
+    mk_err err = mk_ckafile_read(h5path, &f);
+    if (!err) {
+        fix_utf8(&f);
+        err = plot_file(h5path, opts, out_path, &f);
     }
-    mk_plot_data d = {.rows = f.nx, .cols = f.ny, .values = f.cka,
-                      .row_labels = (const char *const *)f.x_layers,
-                      .col_labels = (const char *const *)f.y_layers,
-                      .row_title = x, .col_title = y, .self = is_self};
-    err = mk_plot_render(&d, opts, out_path);
-done:
     mk_ckafile_free(&f);
     return err;
 }
@@ -52,6 +79,8 @@ enum {
     O_HALF,
     O_INVERT_Y,
     O_SHORT,
+    O_MATRIX,
+    O_ERRORS,
     O_COUNT
 };
 
@@ -60,31 +89,41 @@ static const mk_cli_opt plot_table[O_COUNT] = {
     [O_TITLE] = {"--title", NULL, "T", "title (default \"X vs Y\", \"X\" for a self comparison; \"\": none)"},
     [O_CMAP] = {"--cmap", NULL, "NAME", "colour map: magma (default), viridis, inferno or gray"},
     [O_VMIN] = {"--vmin", NULL, "V", "value at the bottom of the colour bar (default 0)"},
-    [O_VMAX] = {"--vmax", NULL, "V", "value at the top of the colour bar (default 1)"},
+    [O_VMAX] = {"--vmax", NULL, "V",
+                "value at the top of the colour bar (default 1; with --matrix stderr, the largest)"},
     [O_ANNOTATE] = {"--annotate", NULL, NULL,
                     "write every cell's value (default: when cells are large enough)"},
     [O_NO_ANNOTATE] = {"--no-annotate", NULL, NULL, "never write cell values"},
     [O_HALF] = {"--half", NULL, NULL, "lower triangle only (self comparisons)"},
     [O_INVERT_Y] = {"--invert-y", NULL, NULL, "first x layer at the bottom instead of the top"},
     [O_SHORT] = {"--short-names", NULL, "K", "label layers by their last K '/'-components (default 0: full)"},
+    [O_MATRIX] = {"--matrix", NULL, "M",
+                  "cka (default), stderr (standard errors) or pvalue (p-values): the one drawn"},
+    [O_ERRORS] = {"--errors", NULL, NULL,
+                  "each CKA value in a cell with its standard error below (if in the file)"},
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out, "usage: mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]\n"
                  "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
-                 "y layers as columns, NaN cells grey. Not MPI.\n\n");
+                 "y layers as columns, NaN cells grey; under the title, how the matrix was made (when the\n"
+                 "file says). Not MPI.\n\n");
     mk_cli_help(out, plot_table, O_COUNT);
     fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
 }
 
+/* Unset ends are NaN: mk_plot_result gives them the matrix's defaults. An
+ * empty range is caught here when both ends are known without the file. */
 static mk_err read_range(const char *const *v, mk_plot_opts *o)
 {
+    o->vmin = o->vmax = NAN;
     if (v[O_VMIN]) MK_TRY(mk_cli_real("plot", "--vmin", v[O_VMIN], &o->vmin));
     if (v[O_VMAX]) MK_TRY(mk_cli_real("plot", "--vmax", v[O_VMAX], &o->vmax));
-    if (o->vmin >= o->vmax)
-        return mk_fail(MK_EUSAGE, "plot: the colour range is empty: --vmin %g must be below --vmax %g",
-                       o->vmin, o->vmax);
+    double lo = isnan(o->vmin) ? 0.0 : o->vmin;
+    double hi = !isnan(o->vmax) ? o->vmax : o->matrix == MK_MATRIX_STDERR ? NAN : 1.0;
+    if (lo >= hi)
+        return mk_fail(MK_EUSAGE, "plot: the colour range is empty: --vmin %g must be below --vmax %g", lo, hi);
     return MK_OK;
 }
 
@@ -99,12 +138,14 @@ static mk_err read_options(const char *const *v, mk_plot_opts *o)
                        "plot: --cmap '%s': unknown colour map (use magma, viridis, inferno or gray)",
                        v[O_CMAP]);
     if (v[O_CMAP]) o->cmap = v[O_CMAP];
+    if (v[O_MATRIX]) MK_TRY(mk_matrix_parse("plot", v[O_MATRIX], &o->matrix));
     MK_TRY(read_range(v, o));
     if (v[O_ANNOTATE] && v[O_NO_ANNOTATE])
         return mk_fail(MK_EUSAGE, "plot: --annotate and --no-annotate contradict each other");
     o->annotate = v[O_ANNOTATE] ? 1 : v[O_NO_ANNOTATE] ? 0 : -1;
     o->half = v[O_HALF] != NULL;
     o->invert_y = v[O_INVERT_Y] != NULL;
+    o->errors = v[O_ERRORS] != NULL;
     if (v[O_SHORT]) MK_TRY(mk_cli_int("plot", "--short-names", v[O_SHORT], 0, 1000, &k));
     o->short_names = (int)k;
     return MK_OK;

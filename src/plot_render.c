@@ -77,26 +77,66 @@ static void draw_cells(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o
         }
 }
 
+/* text centred in x on cx, its line box (ascent + descent) from top. */
+static void show_centred(cairo_t *cr, const char *text, double cx, double top)
+{
+    cairo_text_extents_t te;
+    cairo_font_extents_t fe;
+    cairo_text_extents(cr, text, &te);
+    cairo_font_extents(cr, &fe);
+    cairo_move_to(cr, cx - (te.x_bearing + te.width / 2), top + fe.ascent);
+    cairo_show_text(cr, text);
+}
+
+/* The value, and below it "±error" in the smaller font, centred together. */
+static void draw_with_error(cairo_t *cr, const mk_plot_layout *l, const char *text, double se, double x,
+                            double y)
+{
+    char err[32];
+    cairo_font_extents_t fe;
+    double h1, h2;
+    snprintf(err, sizeof err, "±%.3f", se);
+    mk__plot_font(cr, l->error_size, 0);
+    cairo_font_extents(cr, &fe);
+    h2 = fe.ascent + fe.descent;
+    mk__plot_font(cr, l->value_size, 0);
+    cairo_font_extents(cr, &fe);
+    h1 = fe.ascent + fe.descent;
+    double top = y + (l->cell - h1 - h2) / 2;
+    show_centred(cr, text, x + l->cell / 2, top);
+    mk__plot_font(cr, l->error_size, 0);
+    show_centred(cr, err, x + l->cell / 2, top + h1);
+}
+
+static void draw_value(cairo_t *cr, const mk_plot_layout *l, const char *text, double x, double y)
+{
+    cairo_text_extents_t te;
+    mk__plot_font(cr, l->value_size, 0);
+    cairo_text_extents(cr, text, &te);
+    cairo_move_to(cr, x + l->cell / 2 - (te.x_bearing + te.width / 2),
+                  y + l->cell / 2 - (te.y_bearing + te.height / 2));
+    cairo_show_text(cr, text);
+}
+
 static void draw_values(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
 {
     double rgb[3], x, y;
     char text[32];
-    cairo_text_extents_t te;
     if (l->value_size <= 0.0) return;
-    mk__plot_font(cr, l->value_size, 0);
     for (int i = 0; i < l->rows; i++)
         for (int j = 0; j < l->cols && !(l->half && j > i); j++) {
-            double v = d->values[(size_t)i * l->cols + j];
+            size_t k = (size_t)i * l->cols + j;
+            double v = d->values[k], se = l->error_size > 0.0 ? d->errors[k] : NAN;
             if (isnan(v)) continue;
             cell_colour(o, v, rgb);
             double ink = wants_black_text(rgb) ? 0.0 : 1.0;
             cairo_set_source_rgb(cr, ink, ink, ink);
-            snprintf(text, sizeof text, "%.2f", v);
-            cairo_text_extents(cr, text, &te);
+            snprintf(text, sizeof text, "%.*f", l->value_decimals, v);
             mk_plot_cell_origin(l, i, j, &x, &y);
-            cairo_move_to(cr, x + l->cell / 2 - (te.x_bearing + te.width / 2),
-                          y + l->cell / 2 - (te.y_bearing + te.height / 2));
-            cairo_show_text(cr, text);
+            if (isnan(se))
+                draw_value(cr, l, text, x, y);
+            else
+                draw_with_error(cr, l, text, se, x, y);
         }
 }
 
@@ -220,7 +260,19 @@ static void svg_metadata(FILE *f, const mk_plot_data *d, const char *title)
 {
     fputs("\n<title>", f);
     xml_text(f, title);
-    fputs("</title>\n<desc>mpicka CKA heatmap\n", f);
+    fputs("</title>\n<desc>mpicka ", f);
+    if (d->value_title) {
+        fputs("heatmap: ", f);
+        xml_text(f, d->value_title);
+    } else {
+        fputs("CKA heatmap", f);
+    }
+    fputc('\n', f);
+    if (d->subtitle && d->subtitle[0]) {
+        fputs("method: ", f);
+        xml_text(f, d->subtitle);
+        fputc('\n', f);
+    }
     svg_names(f, "rows", d->row_title, d->row_labels, d->rows);
     svg_names(f, "columns", d->col_title, d->col_labels, d->cols);
     fputs("</desc>", f);
@@ -320,9 +372,12 @@ static mk_err write_pdf(const mk_plot_data *d, const mk_plot_opts *o, const mk_p
                         const char *tmp, const char *out, const char *title)
 {
     mk_err err = MK_OK;
-    char *keywords = joined_names(d, &err), subject[512];
+    char *keywords = joined_names(d, &err), subject[2048];
     if (!keywords) return err;
-    snprintf(subject, sizeof subject, "CKA matrix; rows: %s, columns: %s", d->row_title, d->col_title);
+    int n = snprintf(subject, sizeof subject, "%s matrix; rows: %s, columns: %s",
+                     d->value_title ? d->value_title : "CKA", d->row_title, d->col_title);
+    if (d->subtitle && d->subtitle[0] && n > 0 && (size_t)n < sizeof subject)
+        snprintf(subject + n, sizeof subject - (size_t)n, "; method: %s", d->subtitle);
     cairo_surface_t *s = cairo_pdf_surface_create(tmp, l->width, l->height);
     cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, title);
     cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_SUBJECT, subject);

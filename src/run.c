@@ -793,6 +793,7 @@ static void draw_plot(const mk_config *cfg)
     opts.half = pc->half;
     opts.invert_y = pc->invert_y;
     opts.short_names = (int)pc->short_names;
+    opts.errors = pc->errors;
     size_t len = strlen(cfg->output) + strlen(pc->file) + 16;
     char *h5 = malloc(len), *fig = malloc(len);
     if (h5 && fig) {

@@ -1,6 +1,7 @@
 /* `mpicka show` (contract in mpicka/show.h). */
 #include "mpicka/show.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -73,9 +74,64 @@ static void put_cell(FILE *out, const char *raw, int width, int right)
     if (!right) fprintf(out, "%*s", width - n, "");
 }
 
+/* Characters in the first n bytes of s. */
+static int span_width(const char *s, size_t n)
+{
+    int w = 0;
+    for (size_t k = 0; k < n; k++) w += ((unsigned char)s[k] & 0xc0) != 0x80;
+    return w;
+}
+
+/* text (one line, cleaned) in lines of at most width characters, the first
+ * starting at column `at` and the others indented to it; broken after a
+ * "; " where one fits (descriptions are clauses joined by "; "), else at a
+ * space. A word longer than a line keeps a line of its own. */
+static void put_wrapped(FILE *out, const char *text, int at, int width)
+{
+    char s[SHOW_CLEAN_MAX], line[SHOW_CLEAN_MAX];
+    size_t n = 0, semi = 0; /* line[0..n) is pending; line[0..semi) ends with ';' */
+    int indent = 0, room = width - at > 20 ? width - at : 20;
+    clean(text, s, sizeof s);
+    for (char *word = s + strspn(s, " "), *end; *word; word = end + strspn(end, " ")) {
+        end = word + strcspn(word, " ");
+        size_t len = (size_t)(end - word);
+        while (n && span_width(line, n) + 1 + span_width(word, len) > room) {
+            size_t cut = semi ? semi : n, rest = cut < n ? n - cut - 1 : 0;
+            fprintf(out, "%*s%.*s\n", indent, "", (int)cut, line);
+            memmove(line, line + n - rest, rest);
+            n = rest;
+            semi = 0;
+            indent = at;
+        }
+        if (n) line[n++] = ' ';
+        memcpy(line + n, word, len);
+        n += len;
+        if (word[len - 1] == ';') semi = n;
+    }
+    fprintf(out, "%*s%.*s\n", indent, "", (int)n, line);
+}
+
 /* ---- table ------------------------------------------------------------------ */
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Standard errors go beside the CKA values when the file has them. */
+static const double *shown_errors(const mk_ckafile *f)
+{
+    return f->shown == MK_MATRIX_CKA ? f->cka_stderr : NULL;
+}
+
+/* Cell k of the matrix shown: 3 decimals ("nan" for NaN), p-values 4 (a
+ * p-value's floor is 1/(R+1): 0.0001 at R = 9999); with standard errors
+ * "0.831±0.012". */
+static void format_cell(char *buf, size_t size, const mk_ckafile *f, size_t k)
+{
+    double x = mk_ckafile_matrix(f, f->shown)[k];
+    const double *se = shown_errors(f);
+    int n = snprintf(buf, size, isnan(x) ? "nan" : "%.*f", f->shown == MK_MATRIX_PVALUE ? 4 : 3, x);
+    if (se && !isnan(x) && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, isnan(se[k]) ? "±nan" : "±%.3f", se[k]);
+}
 
 static void table_block(FILE *out, const mk_ckafile *f, int rw, const int *cw, int j0, int j1)
 {
@@ -88,14 +144,25 @@ static void table_block(FILE *out, const mk_ckafile *f, int rw, const int *cw, i
     for (int i = 0; i < f->nx; i++) {
         put_cell(out, f->x_layers[i], rw, 0);
         for (int j = j0; j < j1; j++) {
-            char v[32];
-            double x = f->cka[(size_t)i * f->ny + j];
-            snprintf(v, sizeof v, isnan(x) ? "nan" : "%.3f", x);
+            char v[64];
+            format_cell(v, sizeof v, f, (size_t)i * f->ny + j);
             fputc(' ', out);
             put_cell(out, v, cw[j], 1);
         }
         fputc('\n', out);
     }
+}
+
+/* A column is as wide as its name (within bounds) and its widest value. */
+static int column_width(const mk_ckafile *f, int j)
+{
+    char v[64];
+    int w = clampi(shown_width(f->y_layers[j]), SHOW_COL_MIN, SHOW_COL_MAX);
+    for (int i = 0; i < f->nx; i++) {
+        format_cell(v, sizeof v, f, (size_t)i * f->ny + j);
+        w = w > text_width(v) ? w : text_width(v);
+    }
+    return w;
 }
 
 static mk_err write_matrix_table(FILE *out, const mk_ckafile *f, int width)
@@ -104,7 +171,7 @@ static mk_err write_matrix_table(FILE *out, const mk_ckafile *f, int width)
     int *cw = mk_malloc((size_t)f->ny * sizeof *cw, "column widths", &err), rw = 1;
     if (!cw) return err;
     for (int i = 0; i < f->nx; i++) rw = clampi(shown_width(f->x_layers[i]), rw, SHOW_ROW_LABEL_MAX);
-    for (int j = 0; j < f->ny; j++) cw[j] = clampi(shown_width(f->y_layers[j]), SHOW_COL_MIN, SHOW_COL_MAX);
+    for (int j = 0; j < f->ny; j++) cw[j] = column_width(f, j);
     for (int j0 = 0, j1; j0 < f->ny; j0 = j1) {
         int used = rw + 1 + cw[j0];
         for (j1 = j0 + 1; j1 < f->ny && used + 1 + cw[j1] <= width; j1++) used += 1 + cw[j1];
@@ -153,17 +220,22 @@ static void put_value(FILE *out, const mk_attr *a)
         fputs(a->text, out);
 }
 
-static void put_known(FILE *out, const mk_ckafile *f, const char *label, const char *name)
+/* One provenance line: a (NULL: not stored) under label; name picks a form. */
+static void put_entry(FILE *out, const char *label, const char *name, const mk_attr *a)
 {
-    const mk_attr *a = mk_ckafile_attr(f, name);
     fprintf(out, "  %-18s ", label);
-    if (a && strcmp(name, "shuffle") == 0 && a->kind == MK_ATTR_INT)
+    if (a && (strcmp(name, "shuffle") == 0 || strcmp(name, "debiased") == 0) && a->kind == MK_ATTR_INT)
         fputs(a->i ? "yes" : "no", out);
     else if (a && strcmp(name, "seconds") == 0 && a->kind == MK_ATTR_REAL)
         fprintf(out, "%.3f s", a->r);
     else
         put_value(out, a);
     fputc('\n', out);
+}
+
+static void put_known(FILE *out, const mk_ckafile *f, const char *label, const char *name)
+{
+    put_entry(out, label, name, mk_ckafile_attr(f, name));
 }
 
 static int is_listed(const char *name)
@@ -196,29 +268,73 @@ static void put_config(FILE *out, const char *config)
     }
 }
 
-static void write_provenance(FILE *out, const mk_ckafile *f)
+/* The settings of /meta (newer results); its description is the "method" line. */
+static void put_meta(FILE *out, const mk_ckafile *f)
 {
+    if (!f->meta) return;
+    fputs("\nmethod settings (/meta):\n", out);
+    for (int k = 0; k < f->nmeta; k++) {
+        const mk_attr *a = &f->meta[k];
+        if (strcmp(a->name, "description") != 0) put_entry(out, a->name, a->name, a);
+    }
+}
+
+/* How the matrix was made (/meta's description), or NULL for none. */
+static const char *method_of(const mk_ckafile *f)
+{
+    const char *method = mk_ckafile_meta_text(f, "description");
+    return method && method[strspn(method, " ")] ? method : NULL;
+}
+
+/* Newer runs store the description as the root `estimator` as well: the
+ * "method" line says it once. */
+static int said_by_method(const mk_ckafile *f, const char *name)
+{
+    const char *method = method_of(f), *text = mk_ckafile_text(f, name);
+    return method && text && strcmp(name, "estimator") == 0 && strcmp(method, text) == 0;
+}
+
+static void write_provenance(FILE *out, const mk_ckafile *f, int width)
+{
+    const char *method = method_of(f);
     fputs("\nprovenance:\n", out);
     put_model(out, f, "x model", "x_name", "x_file");
     if (mk_ckafile_self(f))
         fprintf(out, "  %-18s %s\n", "y model", "x against itself");
     else
         put_model(out, f, "y model", "y_name", "y_file");
-    for (size_t k = 0; k < KNOWN_COUNT; k++) put_known(out, f, known[k].label, known[k].attr);
+    if (method) {
+        fprintf(out, "  %-18s ", "method");
+        put_wrapped(out, method, 21, width);
+    }
+    for (size_t k = 0; k < KNOWN_COUNT; k++)
+        if (!said_by_method(f, known[k].attr)) put_known(out, f, known[k].label, known[k].attr);
     for (int k = 0; k < f->nattrs; k++)
         if (!is_listed(f->attrs[k].name)) put_known(out, f, f->attrs[k].name, f->attrs[k].name);
+    put_meta(out, f);
     put_config(out, mk_ckafile_text(f, "config"));
+}
+
+/* "CKA of X ... vs Y ...", then how it was made and what a cell holds. */
+static void write_heading(FILE *out, const mk_ckafile *f, int width)
+{
+    const char *what = mk_matrix_what(f->shown), *method = method_of(f);
+    fprintf(out, "%c%s of %s (rows, %d layers) ", toupper((unsigned char)what[0]), what + 1,
+            mk_ckafile_text(f, "x_name"), f->nx);
+    if (mk_ckafile_self(f))
+        fputs("against itself\n", out);
+    else
+        fprintf(out, "vs %s (columns, %d layers)\n", mk_ckafile_text(f, "y_name"), f->ny);
+    if (method) put_wrapped(out, method, 0, width);
+    if (shown_errors(f)) fputs("each cell: CKA±standard error (jackknife)\n", out);
+    fputc('\n', out);
 }
 
 static mk_err write_table(FILE *out, const mk_ckafile *f, int width)
 {
-    fprintf(out, "CKA of %s (rows, %d layers) ", mk_ckafile_text(f, "x_name"), f->nx);
-    if (mk_ckafile_self(f))
-        fputs("against itself\n\n", out);
-    else
-        fprintf(out, "vs %s (columns, %d layers)\n\n", mk_ckafile_text(f, "y_name"), f->ny);
+    write_heading(out, f, width);
     MK_TRY(write_matrix_table(out, f, width));
-    write_provenance(out, f);
+    write_provenance(out, f, width);
     return MK_OK;
 }
 
@@ -246,9 +362,10 @@ static void write_csv(FILE *out, const mk_ckafile *f)
         csv_field(out, f->y_layers[j]);
     }
     fputc('\n', out);
+    const double *v = mk_ckafile_matrix(f, f->shown);
     for (int i = 0; i < f->nx; i++) {
         csv_field(out, f->x_layers[i]);
-        for (int j = 0; j < f->ny; j++) fprintf(out, ",%.17g", f->cka[(size_t)i * f->ny + j]);
+        for (int j = 0; j < f->ny; j++) fprintf(out, ",%.17g", v[(size_t)i * f->ny + j]);
         fputc('\n', out);
     }
 }
@@ -309,28 +426,47 @@ static void json_attr(FILE *out, const mk_attr *a)
         json_string(out, a->text);
 }
 
+static void json_matrix(FILE *out, const char *key, const double *v, int nx, int ny)
+{
+    fprintf(out, "  \"%s\": [\n", key);
+    for (int i = 0; i < nx; i++) {
+        fputs("    [", out);
+        for (int j = 0; j < ny; j++) {
+            fputs(j ? ", " : "", out);
+            json_number(out, v[(size_t)i * ny + j]);
+        }
+        fputs(i + 1 < nx ? "],\n" : "]\n", out);
+    }
+    fputs("  ],\n", out);
+}
+
+static void json_attrs(FILE *out, const char *key, const mk_attr *attrs, int n)
+{
+    fprintf(out, "  \"%s\": {", key);
+    for (int k = 0; k < n; k++) {
+        fputs(k ? ",\n    " : "\n    ", out);
+        json_string(out, attrs[k].name);
+        fputs(": ", out);
+        json_attr(out, &attrs[k]);
+    }
+    fputs(n ? "\n  }" : "}", out);
+}
+
+/* Every matrix the file has, whatever is shown; /meta when there. */
 static void write_json(FILE *out, const mk_ckafile *f)
 {
     fputs("{\n", out);
     json_names(out, "x_layers", f->x_layers, f->nx);
     json_names(out, "y_layers", f->y_layers, f->ny);
-    fputs("  \"cka\": [\n", out);
-    for (int i = 0; i < f->nx; i++) {
-        fputs("    [", out);
-        for (int j = 0; j < f->ny; j++) {
-            fputs(j ? ", " : "", out);
-            json_number(out, f->cka[(size_t)i * f->ny + j]);
-        }
-        fputs(i + 1 < f->nx ? "],\n" : "]\n", out);
+    for (int m = 0; m < MK_MATRIX_COUNT; m++)
+        if (mk_ckafile_matrix(f, (mk_matrix)m))
+            json_matrix(out, mk_matrix_dataset((mk_matrix)m), mk_ckafile_matrix(f, (mk_matrix)m), f->nx, f->ny);
+    json_attrs(out, "attributes", f->attrs, f->nattrs);
+    if (f->meta) {
+        fputs(",\n", out);
+        json_attrs(out, "meta", f->meta, f->nmeta);
     }
-    fputs("  ],\n  \"attributes\": {", out);
-    for (int k = 0; k < f->nattrs; k++) {
-        fputs(k ? ",\n    " : "\n    ", out);
-        json_string(out, f->attrs[k].name);
-        fputs(": ", out);
-        json_attr(out, &f->attrs[k]);
-    }
-    fputs(f->nattrs ? "\n  }\n}\n" : "}\n}\n", out);
+    fputs("\n}\n", out);
 }
 
 /* ---- entry points -------------------------------------------------------------- */
@@ -348,19 +484,23 @@ mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int wid
     return MK_OK;
 }
 
-enum { O_FORMAT, O_COUNT };
+enum { O_FORMAT, O_MATRIX, O_COUNT };
 
 static const mk_cli_opt show_table[O_COUNT] = {
     [O_FORMAT] = {"--format", NULL, "F",
-                  "table (default: aligned, with the provenance), csv (as cka.csv) or json"},
+                  "table (default: aligned, with the provenance), csv (as cka.csv) or json (every matrix)"},
+    [O_MATRIX] = {"--matrix", NULL, "M",
+                  "cka (default), stderr (standard errors) or pvalue (p-values): the table's or CSV's"},
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "usage: mpicka show RESULT.h5 [--format table|csv|json]\n"
+            "usage: mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
             "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
-            "The table is split into blocks of columns that fit $COLUMNS characters (default %d).\n\n",
+            "The table is split into blocks of columns that fit $COLUMNS characters (default %d);\n"
+            "when the file has standard errors, each CKA is shown as value±error. JSON holds every\n"
+            "matrix of the file (cka, cka_stderr, cka_pvalue) and the method settings (meta).\n\n",
             SHOW_DEFAULT_WIDTH);
     mk_cli_help(out, show_table, O_COUNT);
     fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
@@ -389,6 +529,7 @@ mk_err mk_show_main(int argc, char **argv)
     const char *v[O_COUNT], *pos[1];
     int npos, help;
     mk_show_format fmt = MK_SHOW_TABLE;
+    mk_matrix m = MK_MATRIX_CKA;
     mk_ckafile f;
     MK_TRY(mk_cli_parse("show", show_table, O_COUNT, argc, argv, v, pos, 1, &npos, &help));
     if (help) {
@@ -397,7 +538,9 @@ mk_err mk_show_main(int argc, char **argv)
     }
     if (npos == 0) return mk_fail(MK_EUSAGE, "show: missing RESULT.h5 (usage: mpicka show RESULT.h5)");
     if (v[O_FORMAT]) MK_TRY(parse_format(v[O_FORMAT], &fmt));
+    if (v[O_MATRIX]) MK_TRY(mk_matrix_parse("show", v[O_MATRIX], &m));
     mk_err err = mk_ckafile_read(pos[0], &f);
+    if (!err) err = mk_ckafile_choose(&f, pos[0], m);
     if (!err) err = mk_show_write(stdout, &f, fmt, terminal_width());
     mk_ckafile_free(&f);
     return err;

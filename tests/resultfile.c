@@ -26,10 +26,11 @@ static void put_doubles(hid_t fid, const char *name, const double *v, int rank, 
     H5Sclose(space);
 }
 
-static hid_t string_type(int fixed)
+/* fixed: that many bytes; 0: variable-length. */
+static hid_t string_type(size_t fixed)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, fixed ? 64 : H5T_VARIABLE);
+    H5Tset_size(t, fixed ? fixed : H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
     return t;
 }
@@ -37,7 +38,7 @@ static hid_t string_type(int fixed)
 static void put_names(hid_t fid, const char *name, const char *const *names, int n, int fixed)
 {
     hsize_t dim = (hsize_t)n;
-    hid_t type = string_type(fixed), space = H5Screate_simple(1, &dim, NULL);
+    hid_t type = string_type(fixed ? 64 : 0), space = H5Screate_simple(1, &dim, NULL);
     hid_t dset = H5Dcreate2(fid, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     char *buf = calloc((size_t)n + 1, 64);
     for (int k = 0; k < n && fixed; k++) snprintf(buf + 64 * k, 64, "%s", names[k]);
@@ -69,6 +70,45 @@ static void put_text(hid_t fid, const rf_result *r, const char *name, const char
     hid_t t = string_type(0);
     put_attr(fid, r, name, t, t, &v);
     H5Tclose(t);
+}
+
+/* A string attribute as mpicka writes them, or fixed-length (read too). */
+static void put_string(hid_t loc, const rf_result *r, const char *name, const char *v, int fixed)
+{
+    hid_t t = string_type(fixed ? strlen(v) + 1 : 0);
+    put_attr(loc, r, name, t, t, fixed ? (const void *)v : (const void *)&v);
+    H5Tclose(t);
+}
+
+static void put_meta(hid_t fid, const rf_result *r)
+{
+    double threshold = RF_META_THRESHOLD;
+    if (r->meta_dataset) {
+        hsize_t one = 1;
+        put_doubles(fid, "meta", &threshold, 1, &one, H5T_IEEE_F64LE);
+        return;
+    }
+    hid_t g = H5Gcreate2(fid, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    must(g >= 0, "/meta");
+    put_string(g, r, "estimator", RF_META_ESTIMATOR, r->meta_fixed);
+    put_string(g, r, "kernel", RF_META_KERNEL, r->meta_fixed);
+    put_attr(g, r, "rbf_threshold", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &threshold);
+    put_int(g, r, "debiased", 1);
+    put_int(g, r, "jackknife_groups", RF_META_GROUPS);
+    put_int(g, r, "permutations", RF_META_PERMUTATIONS);
+    put_string(g, r, "description", r->meta, r->meta_fixed);
+    must(H5Gclose(g) >= 0, "/meta");
+}
+
+/* /cka_stderr, /cka_pvalue and /meta, those asked for. */
+static void put_extras(hid_t fid, const rf_result *r)
+{
+    hsize_t dims[2] = {(hsize_t)r->nx, (hsize_t)r->ny}, turned[2] = {dims[1], dims[0]};
+    if (r->cka_stderr)
+        put_doubles(fid, "cka_stderr", r->cka_stderr, 2, r->stderr_transposed ? turned : dims, H5T_IEEE_F64LE);
+    if (r->cka_pvalue)
+        put_doubles(fid, "cka_pvalue", r->cka_pvalue, 2, dims, r->pvalue_int ? H5T_STD_I32LE : H5T_IEEE_F64LE);
+    if (r->meta) put_meta(fid, r);
 }
 
 static void put_attrs(hid_t fid, const rf_result *r)
@@ -130,17 +170,23 @@ void rf_write(const char *path, const rf_result *r)
     put_x_names(fid, r);
     if (!skipped(r, "y_layers")) put_names(fid, "y_layers", r->y_layers, r->ny, r->fixed_strings);
     put_attrs(fid, r);
+    put_extras(fid, r);
     must(H5Fclose(fid) >= 0, path);
 }
 
-void rf_write_simple(const char *path, int nx, int ny, int self)
+static void write_made(const char *path, int nx, int ny, int self, int full)
 {
-    double *cka = malloc((size_t)nx * (size_t)ny * sizeof *cka);
+    size_t n = (size_t)nx * (size_t)ny;
+    double *cka = malloc(3 * n * sizeof *cka), *se = cka + n, *p = se + n;
     char **xl = malloc((size_t)nx * sizeof *xl), **yl = malloc((size_t)ny * sizeof *yl);
     for (int i = 0; i < nx; i++) {
         xl[i] = malloc(32);
         snprintf(xl[i], 32, "x/layer%d", i);
-        for (int j = 0; j < ny; j++) cka[i * ny + j] = (i + 1.0) / (i + j + 2.0);
+        for (int j = 0; j < ny; j++) {
+            cka[i * ny + j] = (i + 1.0) / (i + j + 2.0);
+            se[i * ny + j] = (i + j + 1.0) / 1000.0;
+            p[i * ny + j] = 1.0 / (i + j + 2.0);
+        }
     }
     for (int j = 0; j < ny; j++) {
         yl[j] = malloc(32);
@@ -149,6 +195,11 @@ void rf_write_simple(const char *path, int nx, int ny, int self)
     rf_result r = {.nx = nx, .ny = ny, .cka = cka, .x_layers = (const char *const *)xl,
                    .y_layers = (const char *const *)yl, .x_name = "alpha",
                    .y_name = self ? "alpha" : "beta", .self = self};
+    if (full) {
+        r.cka_stderr = se;
+        r.cka_pvalue = p;
+        r.meta = RF_DESCRIPTION;
+    }
     rf_write(path, &r);
     for (int i = 0; i < nx; i++) free(xl[i]);
     for (int j = 0; j < ny; j++) free(yl[j]);
@@ -156,3 +207,7 @@ void rf_write_simple(const char *path, int nx, int ny, int self)
     free(yl);
     free(cka);
 }
+
+void rf_write_simple(const char *path, int nx, int ny, int self) { write_made(path, nx, ny, self, 0); }
+
+void rf_write_full(const char *path, int nx, int ny, int self) { write_made(path, nx, ny, self, 1); }

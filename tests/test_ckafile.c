@@ -26,7 +26,8 @@ static const char *const ys[] = {"fc, \"head\"", "emb/é", "out"};
 
 static rf_result base(void)
 {
-    rf_result r = {2, 3, values, xs, ys, "model a", "model b", 0, NULL, 0, 0, 0, 0, 0, 0};
+    rf_result r = {.nx = 2, .ny = 3, .cka = values, .x_layers = xs, .y_layers = ys, .x_name = "model a",
+                   .y_name = "model b"};
     return r;
 }
 
@@ -92,7 +93,8 @@ END_TEST
 START_TEST(self_from_the_attribute_or_inferred)
 {
     static const char *const same[] = {"conv1", "block/relu"};
-    rf_result r = {2, 2, values, same, same, "m", "m", 1, NULL, 0, 0, 0, 0, 0, 0};
+    rf_result r = {.nx = 2, .ny = 2, .cka = values, .x_layers = same, .y_layers = same, .x_name = "m",
+                   .y_name = "m", .self = 1};
     mk_ckafile f;
     ck_assert_int_eq(write_read("self.h5", &r, &f), MK_OK);
     ck_assert_int_eq(mk_ckafile_self(&f), 1);
@@ -181,6 +183,140 @@ START_TEST(missing_and_foreign_files)
 }
 END_TEST
 
+/* ---- the optional contents of newer results ------------------------------------ */
+
+static const double errors[6] = {0.012, 0.5, NAN, 0.001, 0.0, 1e-9};
+static const double pvalues[6] = {0.000999, 1.0, 0.5, 0.25, NAN, 0.002};
+
+static rf_result full(void)
+{
+    rf_result r = base();
+    r.cka_stderr = errors;
+    r.cka_pvalue = pvalues;
+    r.meta = RF_DESCRIPTION;
+    return r;
+}
+
+static void check_same(const double *got, const double *wrote, const char *what)
+{
+    ck_assert_ptr_nonnull(got);
+    for (int k = 0; k < 6; k++)
+        ck_assert_msg((isnan(got[k]) && isnan(wrote[k])) || got[k] == wrote[k], "%s[%d] = %.17g, wrote %.17g",
+                      what, k, got[k], wrote[k]);
+}
+
+static void check_meta(const mk_ckafile *f)
+{
+    static const char *const names[] = {"debiased", "description",  "estimator",    "jackknife_groups",
+                                        "kernel",   "permutations", "rbf_threshold"};
+    ck_assert_int_eq(f->nmeta, 7);
+    for (int k = 0; k < 7; k++) ck_assert_str_eq(f->meta[k].name, names[k]);
+    ck_assert_str_eq(mk_ckafile_meta_text(f, "description"), RF_DESCRIPTION);
+    ck_assert_str_eq(mk_ckafile_meta_text(f, "estimator"), RF_META_ESTIMATOR);
+    ck_assert_str_eq(mk_ckafile_meta_text(f, "kernel"), RF_META_KERNEL);
+    const mk_attr *a = mk_ckafile_meta(f, "rbf_threshold");
+    ck_assert(a && a->kind == MK_ATTR_REAL && a->r == RF_META_THRESHOLD);
+    a = mk_ckafile_meta(f, "permutations");
+    ck_assert(a && a->kind == MK_ATTR_INT && a->i == RF_META_PERMUTATIONS);
+    a = mk_ckafile_meta(f, "jackknife_groups");
+    ck_assert(a && a->kind == MK_ATTR_INT && a->i == RF_META_GROUPS);
+    ck_assert_ptr_null(mk_ckafile_meta_text(f, "debiased"));
+    ck_assert_ptr_null(mk_ckafile_meta(f, "no such"));
+    /* /meta's estimator is not the root's */
+    ck_assert_str_eq(mk_ckafile_text(f, "estimator"), "minibatch linear CKA, unbiased HSIC_1");
+}
+
+START_TEST(reads_errors_pvalues_and_meta)
+{
+    rf_result r = full();
+    mk_ckafile f;
+    ck_assert_msg(write_read("full.h5", &r, &f) == MK_OK, "%s", mk_errmsg());
+    check_contents(&f);
+    check_same(f.cka_stderr, errors, "cka_stderr");
+    check_same(f.cka_pvalue, pvalues, "cka_pvalue");
+    ck_assert_int_eq(f.nattrs, 20);
+    check_meta(&f);
+    ck_assert_int_eq(f.shown, MK_MATRIX_CKA);
+    ck_assert_ptr_eq(mk_ckafile_matrix(&f, MK_MATRIX_CKA), f.cka);
+    ck_assert_ptr_eq(mk_ckafile_matrix(&f, MK_MATRIX_STDERR), f.cka_stderr);
+    ck_assert_ptr_eq(mk_ckafile_matrix(&f, MK_MATRIX_PVALUE), f.cka_pvalue);
+    ck_assert_int_eq(mk_ckafile_choose(&f, "full.h5", MK_MATRIX_PVALUE), MK_OK);
+    ck_assert_int_eq(f.shown, MK_MATRIX_PVALUE);
+    mk_ckafile_free(&f);
+    ck_assert_ptr_null(f.cka_stderr);
+    ck_assert_ptr_null(f.meta);
+    r.meta_fixed = 1;
+    r.fixed_strings = 1;
+    ck_assert_msg(write_read("fixed.h5", &r, &f) == MK_OK, "%s", mk_errmsg());
+    check_meta(&f);
+    mk_ckafile_free(&f);
+}
+END_TEST
+
+/* Each one alone; results written before them lack all three. */
+START_TEST(each_is_optional)
+{
+    rf_result r = base();
+    mk_ckafile f;
+    ck_assert_int_eq(write_read("old.h5", &r, &f), MK_OK);
+    ck_assert(!f.cka_stderr && !f.cka_pvalue && !f.meta && f.nmeta == 0);
+    ck_assert_ptr_null(mk_ckafile_meta_text(&f, "description"));
+    ck_assert_ptr_null(mk_ckafile_matrix(&f, MK_MATRIX_STDERR));
+    ck_assert_int_eq(mk_ckafile_choose(&f, "dir/old.h5", MK_MATRIX_CKA), MK_OK);
+    ck_assert_int_eq(mk_ckafile_choose(&f, "dir/old.h5", MK_MATRIX_PVALUE), MK_EINPUT);
+    ck_assert_str_eq(mk_errmsg(), "'dir/old.h5' has no /cka_pvalue (p-value of CKA): run with permutations: R "
+                                  "(e.g. --set permutations=1000)");
+    ck_assert_int_eq(mk_ckafile_choose(&f, "dir/old.h5", MK_MATRIX_STDERR), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "'dir/old.h5' has no /cka_stderr"));
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "run with jackknife: G"));
+    ck_assert_int_eq(f.shown, MK_MATRIX_CKA);
+    mk_ckafile_free(&f);
+    r.cka_pvalue = pvalues;
+    ck_assert_int_eq(write_read("p.h5", &r, &f), MK_OK);
+    ck_assert(!f.cka_stderr && f.cka_pvalue && !f.meta);
+    mk_ckafile_free(&f);
+    r = base();
+    r.meta = "exact CKA";
+    ck_assert_int_eq(write_read("m.h5", &r, &f), MK_OK);
+    ck_assert(!f.cka_stderr && !f.cka_pvalue && f.nmeta == 7);
+    ck_assert_str_eq(mk_ckafile_meta_text(&f, "description"), "exact CKA");
+    mk_ckafile_free(&f);
+}
+END_TEST
+
+START_TEST(wrong_optional_contents_are_named)
+{
+    rf_result r = full();
+    r.stderr_transposed = 1;
+    expect_failure(&r, MK_EINPUT, "/cka_stderr is 3 by 2", "but /cka is 2 by 3");
+    r = full();
+    r.pvalue_int = 1;
+    expect_failure(&r, MK_EINPUT, "/cka_pvalue", "not a floating-point dataset");
+    r = full();
+    r.meta_dataset = 1;
+    expect_failure(&r, MK_EINPUT, "/meta", "is not a group");
+}
+END_TEST
+
+START_TEST(matrix_names)
+{
+    static const char *const names[] = {"cka", "stderr", "pvalue"};
+    static const char *const sets[] = {"cka", "cka_stderr", "cka_pvalue"};
+    for (int k = 0; k < MK_MATRIX_COUNT; k++) {
+        mk_matrix m = MK_MATRIX_PVALUE;
+        ck_assert_int_eq(mk_matrix_parse("show", names[k], &m), MK_OK);
+        ck_assert_int_eq(m, k);
+        ck_assert_str_eq(mk_matrix_name(m), names[k]);
+        ck_assert_str_eq(mk_matrix_dataset(m), sets[k]);
+    }
+    ck_assert_str_eq(mk_matrix_what(MK_MATRIX_STDERR), "standard error of CKA");
+    mk_matrix m = MK_MATRIX_STDERR;
+    ck_assert_int_eq(mk_matrix_parse("plot", "cka_stderr", &m), MK_EUSAGE);
+    ck_assert_str_eq(mk_errmsg(), "plot: --matrix 'cka_stderr': expected cka, stderr or pvalue");
+    ck_assert_int_eq(m, MK_MATRIX_STDERR);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ckafile");
@@ -191,6 +327,10 @@ int main(void)
     tcase_add_test(tc, self_from_the_attribute_or_inferred);
     tcase_add_test(tc, every_missing_or_wrong_part_is_named);
     tcase_add_test(tc, missing_and_foreign_files);
+    tcase_add_test(tc, reads_errors_pvalues_and_meta);
+    tcase_add_test(tc, each_is_optional);
+    tcase_add_test(tc, wrong_optional_contents_are_named);
+    tcase_add_test(tc, matrix_names);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
 }

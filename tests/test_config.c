@@ -114,6 +114,7 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
         ck_assert_int_eq(a->plot.half, b->plot.half);
         ck_assert_int_eq(a->plot.invert_y, b->plot.invert_y);
         ck_assert_int_eq(a->plot.short_names, b->plot.short_names);
+        ck_assert_int_eq(a->plot.errors, b->plot.errors);
     }
 }
 
@@ -778,7 +779,8 @@ START_TEST(resolved_text)
                                    "  annotate: auto\n"
                                    "  half: false\n"
                                    "  invert_y: false\n"
-                                   "  short_names: 0\n");
+                                   "  short_names: 0\n"
+                                   "  errors: false\n");
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
 }

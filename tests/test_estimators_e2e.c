@@ -309,6 +309,31 @@ START_TEST(exact_memory_does_not_grow_with_n)
 }
 END_TEST
 
+/* Exact CKA of 200,000 features would hold 40 billion cross-products: run
+ * and check refuse it up front, name the inputs and point to the
+ * minibatch estimator, and leave no output behind. */
+START_TEST(exact_refuses_too_many_features)
+{
+    char cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "cd %s && %s synth wide.h5 --n 8 --layers 1 --features 200000 --seed 4", dir,
+             MK_TEST_EXE);
+    must_run(cmd);
+    char *path = tu_path(dir, "wide.yaml");
+    tu_write_text(path, "x:\n  file: wide.h5\n  layers: [layer1]\nestimator: exact\noutput: wide_out\n");
+    free(path);
+    const char *commands[] = {"run wide.yaml", "check wide.yaml"};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_ne(tu_mpicka(k ? 1 : 2, dir, commands[k], &out), 0);
+        ck_assert_msg(strstr(out, "estimator exact") && strstr(out, "200000 features") && strstr(out, "wide.h5") &&
+                          strstr(out, "use a minibatch estimator"), "%s", out);
+        free(out);
+    }
+    path = tu_path(dir, "wide_out");
+    ck_assert(!tu_exists(path));
+    free(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("estimators_e2e");
@@ -319,6 +344,7 @@ static Suite *suite(void)
     tcase_add_test(tc, other_minibatch_estimators);
     tcase_add_test(tc, exact_against_full_grams);
     tcase_add_test(tc, exact_memory_does_not_grow_with_n);
+    tcase_add_test(tc, exact_refuses_too_many_features);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -387,6 +387,45 @@ static int labels_present(const mk_plot_layout *l, char **labels, int n, int ste
     return found;
 }
 
+/* The subtitle's lines: not bold, at the subtitle's size (11), above the
+ * heatmap (the top tick label reaches below its top edge), top to bottom. */
+static int subtitle_lines(const mk_plot_layout *l, const mk_plot_text **lines, int max)
+{
+    int n = 0;
+    for (int k = 0; k < l->ntexts && n < max; k++) {
+        const mk_plot_text *t = &l->texts[k];
+        if (t->size == 11.0 && !t->bold && t->angle == 0.0 && t->y + t->h <= l->y0) lines[n++] = t;
+    }
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && lines[b]->y < lines[b - 1]->y; b--) {
+            const mk_plot_text *swap = lines[b];
+            lines[b] = lines[b - 1];
+            lines[b - 1] = swap;
+        }
+    return n;
+}
+
+/* The subtitle is all there, in lines no wider than the heatmap (or 360)
+ * unless a "; "-separated part alone is, under the title, clear of all. */
+static void assert_subtitle(const mk_plot_layout *l, const char *subtitle, const char *what)
+{
+    const mk_plot_text *lines[16];
+    char joined[1024] = "";
+    int n = subtitle_lines(l, lines, 16);
+    ck_assert_msg(n >= 1, "%s: no subtitle", what);
+    for (int k = 0; k < n; k++) {
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", k ? " " : "", lines[k]->text);
+        ck_assert_msg(lines[k]->w <= fmax(l->cols * l->cell, 360.0) || !strstr(lines[k]->text, "; "),
+                      "%s: subtitle line '%s' is %g wide", what, lines[k]->text, lines[k]->w);
+        if (k) ck_assert(lines[k]->y >= lines[k - 1]->y + lines[k - 1]->h);
+    }
+    ck_assert_str_eq(joined, subtitle);
+    for (int k = 0; k < l->ntexts; k++)
+        if (l->texts[k].bold && l->texts[k].angle == 0.0 && l->texts[k].y < l->y0)
+            ck_assert_msg(l->texts[k].y + l->texts[k].h <= lines[0]->y, "%s: title below the subtitle", what);
+    assert_texts_fit(l, what);
+}
+
 static void check_layout(int rows, int cols, const char *rfmt, const char *cfmt, mk_plot_layout *l)
 {
     matrix m;
@@ -400,6 +439,13 @@ static void check_layout(int rows, int cols, const char *rfmt, const char *cfmt,
     ck_assert_int_eq(labels_present(l, m.rl, rows, l->row_step), (rows + l->row_step - 1) / l->row_step);
     ck_assert_int_eq(labels_present(l, m.cl, cols, l->col_step), (cols + l->col_step - 1) / l->col_step);
     ck_assert(l->label_size >= 7.0);
+    mk_plot_layout with;
+    m.d.subtitle = RF_DESCRIPTION;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &with), MK_OK);
+    snprintf(what, sizeof what, "%d x %d with a subtitle", rows, cols);
+    assert_subtitle(&with, RF_DESCRIPTION, what);
+    ck_assert(with.cell == l->cell && with.height > l->height);
+    mk_plot_layout_free(&with);
     matrix_free(&m);
 }
 
@@ -710,7 +756,8 @@ START_TEST(plot_result_draws_a_cka_file)
     image_load(&im, png);
     double v[6] = {1 / 2.0, 1 / 3.0, 2 / 3.0, 2 / 4.0, 3 / 4.0, 3 / 5.0}, c[3];
     char *names[3] = {"x/layer0", "x/layer1", "x/layer2"};
-    mk_plot_data d = {3, 2, v, (const char *const *)names, (const char *const *)names, "alpha", "beta", 0};
+    mk_plot_data d = {.rows = 3, .cols = 2, .values = v, .row_labels = (const char *const *)names,
+                      .col_labels = (const char *const *)names, .row_title = "alpha", .col_title = "beta"};
     mk_plot_layout l;
     ck_assert_int_eq(mk_plot_layout_make(&d, &o, &l), MK_OK);
     ck_assert_int_eq(im.w, (int)l.width);
@@ -727,12 +774,267 @@ START_TEST(plot_result_draws_a_cka_file)
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "compares alpha with beta"));
     ck_assert_int_eq(mk_plot_result(self, &o, png), MK_OK);
     static const char *const odd[] = {"caf\xe9", "ok"}; /* Latin-1, not UTF-8: drawn as "caf?" */
-    rf_result r = {2, 2, v, odd, odd, "m\xff", "m\xff", 1, NULL, 0, 0, 0, 0, 0, 0};
+    rf_result r = {.nx = 2, .ny = 2, .cka = v, .x_layers = odd, .y_layers = odd, .x_name = "m\xff",
+                   .y_name = "m\xff", .self = 1, .meta = "caf\xe9; ok"};
     rf_write(h5, &r);
     ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
     free(h5);
     free(self);
     free(png);
+}
+END_TEST
+
+/* ---- subtitle, other matrices, standard errors ------------------------------------- */
+
+START_TEST(subtitles_wrap_and_stay_clear)
+{
+    matrix m;
+    mk_plot_opts o;
+    mk_plot_layout l;
+    const mk_plot_text *lines[16];
+    mk_plot_opts_default(&o);
+    matrix_make(&m, 2, 3, "a%d", "b%d", 0);
+    m.d.subtitle = RF_DESCRIPTION;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    assert_subtitle(&l, RF_DESCRIPTION, "2 x 3");
+    ck_assert_int_ge(subtitle_lines(&l, lines, 16), 2);
+    ck_assert_str_eq(lines[1]->text, "jackknife over 20 groups; 1000 permutations");
+    mk_plot_layout_free(&l);
+    const char *odd[] = {"one part alone that is much wider than the small heatmap below it is; b", "x; y; z; ",
+                         "; leading", "no parts at all"};
+    for (int k = 0; k < 4; k++) {
+        m.d.subtitle = odd[k];
+        o.title = k % 2 ? "" : "A title";
+        ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+        assert_texts_fit(&l, odd[k]);
+        ck_assert_int_ge(subtitle_lines(&l, lines, 16), 1);
+        mk_plot_layout_free(&l);
+    }
+    o.title = NULL;
+    m.d.subtitle = "";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_int_eq(subtitle_lines(&l, lines, 16), 0);
+    mk_plot_layout_free(&l);
+    matrix_free(&m);
+    matrix_make(&m, 5, 5, "l%d", "l%d", 1);
+    m.d.subtitle = RF_DESCRIPTION;
+    o.half = 1;
+    o.invert_y = 1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    assert_subtitle(&l, RF_DESCRIPTION, "half, inverted");
+    mk_plot_layout_free(&l);
+    m.d.subtitle = "bad \xff";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "subtitle is not valid UTF-8"));
+    matrix_free(&m);
+}
+END_TEST
+
+/* The rows of cell (i, j) holding ink (pixels far from its corner's colour). */
+static int ink_rows(const image *im, const mk_plot_layout *l, int i, int j, int *top)
+{
+    double x, y;
+    int first = -1, last = -1;
+    mk_plot_cell_origin(l, i, j, &x, &y);
+    uint32_t bg = pixel(im, (int)x + 1, (int)y + 1);
+    for (int py = (int)y + 1; py < (int)(y + l->cell) - 1; py++)
+        for (int px = (int)x + 1; px < (int)(x + l->cell) - 1; px++)
+            if (channel_gap(pixel(im, px, py), bg) > 80) {
+                first = first < 0 ? py : first;
+                last = py;
+                break;
+            }
+    *top = first - (int)y;
+    return first < 0 ? 0 : last - first + 1;
+}
+
+START_TEST(errors_go_under_the_values)
+{
+    matrix m;
+    matrix_make(&m, 2, 2, "r%d", "c%d", 0);
+    const double v[4] = {0.1, 0.9, 0.5, NAN}, se[4] = {0.012, 0.3, NAN, 0.01};
+    memcpy(m.v, v, sizeof v);
+    m.d.errors = se;
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 1;
+    image plain, with;
+    mk_plot_layout lp, lw;
+    char *p1 = render_png(&m, &o, "plain.png", &plain, &lp);
+    ck_assert(lp.error_size == 0.0); /* errors given, not asked for */
+    o.errors = 1;
+    char *p2 = render_png(&m, &o, "errors.png", &with, &lw);
+    ck_assert(lw.value_size >= 8.0 && lw.error_size > 0.0 && lw.error_size < lw.value_size);
+    ck_assert(lw.cell == lp.cell);
+    int top1, top2;
+    for (int k = 0; k < 2; k++) { /* two lines: taller ink, still inside the cell */
+        int h1 = ink_rows(&plain, &lp, 0, k, &top1), h2 = ink_rows(&with, &lw, 0, k, &top2);
+        ck_assert_msg(h1 > 4 && h2 > 1.6 * h1 && top2 < top1, "cell %d: %d rows, with errors %d", k, h1, h2);
+        ck_assert(top2 + h2 < lw.cell - 2);
+    }
+    ck_assert_int_eq(ink_rows(&with, &lw, 1, 0, &top2), ink_rows(&plain, &lp, 1, 0, &top1)); /* NaN error */
+    ck_assert_int_eq(top1, top2);
+    ck_assert_int_eq(ink_rows(&with, &lw, 1, 1, &top2), 0); /* NaN value */
+    cairo_surface_destroy(plain.s);
+    cairo_surface_destroy(with.s);
+    mk_plot_layout_free(&lp);
+    mk_plot_layout_free(&lw);
+    free(p1);
+    free(p2);
+    /* by default only when both lines fit legibly; --annotate: cells grow for them */
+    matrix_free(&m);
+    double *many = calloc(24 * 24, sizeof *many);
+    matrix_make(&m, 20, 20, "r%d", "c%d", 0);
+    m.d.errors = many;
+    o.annotate = -1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
+    ck_assert(lw.value_size >= 8.0 && lw.error_size > 0.0);
+    mk_plot_layout_free(&lw);
+    matrix_free(&m);
+    matrix_make(&m, 24, 24, "r%d", "c%d", 0); /* values fit, with errors they would not */
+    m.d.errors = many;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
+    ck_assert(lw.value_size >= 8.0 && lw.error_size == 0.0);
+    mk_plot_layout_free(&lw);
+    o.annotate = 1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
+    ck_assert(lw.value_size >= 8.0 && lw.error_size > 0.0);
+    assert_texts_fit(&lw, "24 x 24 with errors");
+    mk_plot_layout_free(&lw);
+    m.d.errors = NULL; /* asked for, none there */
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
+    ck_assert(lw.error_size == 0.0);
+    mk_plot_layout_free(&lw);
+    free(many);
+    matrix_free(&m);
+}
+END_TEST
+
+/* The layout mk_plot_result makes for matrix `which` of rf_write_full's
+ * 3 by 2 result: the same data, so its cells can be found in the PNG. */
+static void full_layout(const double *values, const char *value_title, const mk_plot_opts *o,
+                        mk_plot_layout *l)
+{
+    char *xs[3] = {"x/layer0", "x/layer1", "x/layer2"}, *ys[2] = {"y/layer0", "y/layer1"};
+    mk_plot_data d = {.rows = 3, .cols = 2, .values = values, .row_labels = (const char *const *)xs,
+                      .col_labels = (const char *const *)ys, .row_title = "alpha", .col_title = "beta",
+                      .subtitle = RF_DESCRIPTION, .value_title = value_title,
+                      .value_decimals = value_title ? 3 : 2};
+    ck_assert_int_eq(mk_plot_layout_make(&d, o, l), MK_OK);
+}
+
+static void expect_cells(const char *png, const double *values, const char *value_title, const mk_plot_opts *o)
+{
+    image im;
+    mk_plot_layout l;
+    double c[3];
+    image_load(&im, png);
+    full_layout(values, value_title, o, &l);
+    ck_assert_int_eq(im.w, (int)l.width);
+    ck_assert_int_eq(im.h, (int)l.height);
+    for (int k = 0; k < 6; k++) {
+        mk_plot_cmap(o->cmap, (values[k] - o->vmin) / (o->vmax - o->vmin), c);
+        ck_assert_msg(channel_gap(cell_centre(&im, &l, k / 2, k % 2), to_rgb(c)) <= 1, "%s cell %d",
+                      value_title ? value_title : "CKA", k);
+    }
+    ck_assert_ptr_nonnull(find_text(&l, value_title ? value_title : "CKA"));
+    mk_plot_layout_free(&l);
+    cairo_surface_destroy(im.s);
+}
+
+START_TEST(plot_result_draws_each_matrix)
+{
+    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *png = tu_path(dir, "m.png");
+    rf_write_full(h5, 3, 2, 0);
+    rf_write_simple(old, 3, 2, 0);
+    double se[6], p[6], cka[6];
+    for (int k = 0; k < 6; k++) {
+        se[k] = (k / 2 + k % 2 + 1) / 1000.0;
+        p[k] = 1.0 / (k / 2 + k % 2 + 2);
+        cka[k] = (k / 2 + 1.0) / (k / 2 + k % 2 + 2);
+    }
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 0;
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    expect_cells(png, cka, NULL, &o);
+    o.matrix = MK_MATRIX_STDERR; /* default range: 0 to the largest */
+    o.vmin = o.vmax = NAN;
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    o.vmin = 0.0;
+    o.vmax = 0.004;
+    expect_cells(png, se, "standard error of CKA", &o);
+    o.vmax = 0.01; /* given: kept */
+    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    expect_cells(png, se, "standard error of CKA", &o);
+    o.matrix = MK_MATRIX_PVALUE;
+    o.vmin = o.vmax = NAN;
+    o.cmap = "viridis";
+    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    o.vmin = 0.0;
+    o.vmax = 1.0;
+    expect_cells(png, p, "p-value of CKA", &o);
+    ck_assert_int_eq(mk_plot_result(old, &o, png), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "old.h5' has no /cka_pvalue (p-value of CKA): run with perm"));
+    o.matrix = MK_MATRIX_CKA; /* an old file: no subtitle, errors asked for and ignored */
+    o.errors = 1;
+    o.annotate = 1;
+    ck_assert_int_eq(mk_plot_result(old, &o, png), MK_OK);
+    free(h5);
+    free(old);
+    free(png);
+}
+END_TEST
+
+/* key and ASCII text in a PDF: as a literal string, or as cairo writes one
+ * with parentheses, UTF-16BE in hex after a byte order mark. */
+static int pdf_has_text(const char *pdf, size_t len, const char *key, const char *text)
+{
+    char want[2048];
+    int n = snprintf(want, sizeof want, "%s<FEFF", key);
+    for (const char *c = text; *c && n + 5 < (int)sizeof want; c++)
+        n += snprintf(want + n, sizeof want - n, "00%02X", (unsigned char)*c);
+    if (has_bytes(pdf, len, want)) return 1;
+    snprintf(want, sizeof want, "%s(%s", key, text);
+    return !strchr(text, '(') && has_bytes(pdf, len, want);
+}
+
+START_TEST(svg_and_pdf_hold_the_subtitle)
+{
+    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *svg = tu_path(dir, "f.svg");
+    char *pdf = tu_path(dir, "f.pdf");
+    rf_write_full(h5, 3, 2, 0);
+    rf_write_simple(old, 3, 2, 0);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    size_t len;
+    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    char *text = slurp(svg, &len);
+    ck_assert_msg(strstr(text, "<desc>mpicka CKA heatmap\nmethod: " RF_DESCRIPTION "\nrows (alpha):\n"), "%s",
+                  text);
+    free(text);
+    o.matrix = MK_MATRIX_STDERR;
+    o.vmax = NAN;
+    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    text = slurp(svg, &len);
+    ck_assert_ptr_nonnull(strstr(text, "<desc>mpicka heatmap: standard error of CKA\nmethod: minibatch"));
+    free(text);
+    ck_assert_int_eq(mk_plot_result(h5, &o, pdf), MK_OK);
+    text = slurp(pdf, &len);
+    ck_assert(pdf_has_text(text, len, "/Subject ",
+                           "standard error of CKA matrix; rows: alpha, columns: beta; method: minibatch CKA, "
+                           "unbiased HSIC_1, RBF kernel (bandwidth 0.5"));
+    free(text);
+    mk_plot_opts_default(&o);
+    ck_assert_int_eq(mk_plot_result(old, &o, svg), MK_OK);
+    text = slurp(svg, &len);
+    ck_assert_ptr_nonnull(strstr(text, "<desc>mpicka CKA heatmap\nrows (alpha):\n"));
+    ck_assert_ptr_null(strstr(text, "method:"));
+    free(text);
+    free(h5);
+    free(old);
+    free(svg);
+    free(pdf);
 }
 END_TEST
 
@@ -766,6 +1068,13 @@ START_TEST(plot_command_options)
     free(text);
     ck_assert_int_eq(PLOT("--help"), MK_OK);
     ck_assert_int_eq(PLOT(h5, "--output", svg, "--no-annotate"), MK_OK);
+    rf_write_full(h5, 4, 4, 1);
+    ck_assert_int_eq(PLOT(h5, "-o", svg, "--matrix", "stderr", "--errors", "--vmin", "0.002"), MK_OK);
+    text = slurp(svg, &len);
+    ck_assert_ptr_nonnull(strstr(text, "<desc>mpicka heatmap: standard error of CKA\nmethod: minibatch"));
+    free(text);
+    ck_assert_int_eq(PLOT(h5, "-o", svg, "--matrix=pvalue", "--annotate", "--errors", "--half"), MK_OK);
+    ck_assert_int_eq(PLOT(h5, "-o", svg, "--errors", "--annotate"), MK_OK);
     free(h5);
     free(svg);
 }
@@ -794,6 +1103,12 @@ START_TEST(plot_command_mistakes)
     expect(PLOT(h5, "-o", "f.png", "-o", "g.png"), MK_EUSAGE, "--output is given twice");
     expect(PLOT(h5, h5, "-o", "f.png"), MK_EUSAGE, "unexpected argument");
     expect(PLOT(h5, "-o", "f.png", "--half"), MK_EUSAGE, "--half needs a self comparison");
+    expect(PLOT(h5, "-o", "f.png", "--matrix", "p"), MK_EUSAGE,
+           "plot: --matrix 'p': expected cka, stderr or pvalue");
+    expect(PLOT(h5, "-o", "f.png", "--matrix", "stderr"), MK_EINPUT, "xy.h5' has no /cka_stderr");
+    expect(PLOT(h5, "-o", "f.png", "--errors=yes"), MK_EUSAGE, "--errors takes no value");
+    expect(PLOT(h5, "-o", "f.png", "--matrix", "pvalue", "--vmin", "1"), MK_EUSAGE,
+           "--vmin 1 must be below --vmax 1");
     expect(PLOT("missing.h5", "-o", "f.png"), MK_EINPUT, "cannot open 'missing.h5'");
     expect(PLOT(txt, "-o", "f.png"), MK_EINPUT, "notes.h5' is not an HDF5 file");
     ck_assert(!tu_exists("f.png") && !tu_exists("g.png"));
@@ -821,6 +1136,8 @@ START_TEST(the_mpicka_binary)
     snprintf(cmd, sizeof cmd, "'%s' plot --help && '%s' --help", MK_TEST_EXE, MK_TEST_EXE);
     ck_assert_int_eq(tu_run(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--short-names K"));
+    ck_assert_ptr_nonnull(strstr(out, "--matrix M"));
+    ck_assert_ptr_nonnull(strstr(out, "--errors "));
     ck_assert_ptr_nonnull(strstr(out, "mpicka show RESULT.h5"));
     free(out);
     free(h5);
@@ -848,12 +1165,16 @@ int main(void)
     tcase_add_test(render, two_hundred_layers_in_every_format);
     tcase_add_test(render, bad_outputs_leave_nothing_behind);
     tcase_add_test(render, an_old_figure_is_replaced_whole);
+    tcase_add_test(render, errors_go_under_the_values);
+    tcase_add_test(render, svg_and_pdf_hold_the_subtitle);
+    tcase_add_test(layout, subtitles_wrap_and_stay_clear);
     tcase_add_test(layout, labels_fit_turn_and_thin_without_overlap);
     tcase_add_test(layout, long_titles_stay_clear);
     tcase_add_test(layout, values_drawn_when_cells_hold_them);
     tcase_add_test(layout, titles_and_short_names);
     tcase_add_test(layout, bad_renderer_inputs);
     tcase_add_test(cmd, plot_result_draws_a_cka_file);
+    tcase_add_test(cmd, plot_result_draws_each_matrix);
     tcase_add_test(cmd, plot_command_options);
     tcase_add_test(cmd, plot_command_mistakes);
     tcase_add_test(cmd, the_mpicka_binary);

@@ -31,26 +31,44 @@ static const char *const xs[] = {"conv1", "block/\"quoted\", with comma",
                                  "a/very/long/layer/path/that/goes/on/and/on/to/the/end"};
 static const char *const ys[] = {"fc", "couche/é", "tab\there back\\slash", "bad \xff byte"};
 
-static char *write_file(const char *name, const char *skip)
+/* Standard errors and p-values of newer results, for the same cells. */
+static const double errors[12] = {0.012, 0.0, 0.25, NAN, NAN, 0.0234, 1e-300, 0.0005, 0.001, 0.1, 0.0, 0.03};
+static const double pvalues[12] = {0.000999, 1.0, 0.5, NAN, 0.3, 0.0001, 0.04, 0.2, 0.9, 0.001, 0.75, 0.05};
+
+static char *write_result(const char *name, const char *skip, int full)
 {
     char *path = tu_path(dir, name);
-    rf_result r = {3, 4, values, xs, ys, "alpha", "beta", 0, skip, 0, 0, 0, 0, 0, 0};
+    rf_result r = {.nx = 3, .ny = 4, .cka = values, .x_layers = xs, .y_layers = ys, .x_name = "alpha",
+                   .y_name = "beta", .skip = skip};
+    if (full) {
+        r.cka_stderr = errors;
+        r.cka_pvalue = pvalues;
+        r.meta = RF_DESCRIPTION;
+    }
     rf_write(path, &r);
     return path;
 }
 
-/* mk_show_write's output for the file at path (malloc'd). */
-static char *show(const char *path, mk_show_format fmt, int width)
+static char *write_file(const char *name, const char *skip) { return write_result(name, skip, 0); }
+
+/* mk_show_write's output of matrix m of the file at path (malloc'd). */
+static char *show_matrix(const char *path, mk_show_format fmt, int width, mk_matrix m)
 {
     mk_ckafile f;
     char *buf = NULL;
     size_t len = 0;
     ck_assert_msg(mk_ckafile_read(path, &f) == MK_OK, "%s", mk_errmsg());
+    ck_assert_msg(mk_ckafile_choose(&f, path, m) == MK_OK, "%s", mk_errmsg());
     FILE *out = open_memstream(&buf, &len);
     ck_assert_int_eq(mk_show_write(out, &f, fmt, width), MK_OK);
     fclose(out);
     mk_ckafile_free(&f);
     return buf;
+}
+
+static char *show(const char *path, mk_show_format fmt, int width)
+{
+    return show_matrix(path, fmt, width, MK_MATRIX_CKA);
 }
 
 static int same_double(double a, double b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0; }
@@ -238,12 +256,14 @@ static int json_valid(const char *text)
     return *p == '\0';
 }
 
-/* The numbers of the "cka" array, row after row (null as NaN). */
-static int json_cka(const char *text, double *out, int max)
+/* The numbers of the array called key, row after row (null as NaN). */
+static int json_array(const char *text, const char *key, double *out, int max)
 {
-    const char *start = strstr(text, "\"cka\": [");
-    ck_assert_ptr_nonnull(start);
-    char *p = (char *)start + 7;
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\": [", key);
+    const char *start = strstr(text, quoted);
+    ck_assert_msg(start != NULL, "no %s in:\n%s", quoted, text);
+    char *p = (char *)start + strlen(quoted) - 1;
     int n = 0, depth = 0;
     while (*p && n < max) {
         if (*p == '[' || *p == ']') {
@@ -261,6 +281,8 @@ static int json_cka(const char *text, double *out, int max)
     }
     return n;
 }
+
+static int json_cka(const char *text, double *out, int max) { return json_array(text, "cka", out, max); }
 
 START_TEST(json_is_valid_with_exact_numbers_and_attributes)
 {
@@ -380,6 +402,165 @@ START_TEST(table_splits_wide_matrices_and_marks_what_is_missing)
 }
 END_TEST
 
+/* ---- standard errors, p-values and how the matrix was made --------------------------- */
+
+/* Lines from..to (from 0) of text are equally wide. */
+static void assert_aligned(const char *text, int from, int to)
+{
+    int w = line_width(text, from);
+    for (int line = from + 1; line <= to; line++)
+        ck_assert_msg(line_width(text, line) == w, "line %d misaligned:\n%s", line, text);
+}
+
+START_TEST(table_shows_errors_beside_values_and_the_method)
+{
+    char *path = write_result("full.h5", NULL, 1), *t = show(path, MK_SHOW_TABLE, 120);
+    /* the description is broken after a "; " to fit 120 characters */
+    const char *head = "CKA of alpha (rows, 3 layers) vs beta (columns, 4 layers)\nminibatch CKA, unbiased "
+                       "HSIC_1, RBF kernel (bandwidth 0.5 x median distance); jackknife over 20 groups;\n1000 "
+                       "permutations\neach cell: CKA±standard error (jackknife)\n\n";
+    ck_assert_msg(strncmp(t, head, strlen(head)) == 0, "%s", t);
+    assert_aligned(t, 5, 8);
+    const char *expect[] = {
+        "\n                                          fc    couche/é ...ack\\slash  bad ? byte\n",
+        "\nconv1                            1.000±0.012 0.500±0.000  0.333±0.250         nan\n",
+        "\nblock/\"quoted\", with comma        -0.013±nan 0.300±0.023  0.000±0.000 1.000±0.001\n",
+        "\n...hat/goes/on/and/on/to/the/end 0.250±0.001 0.286±0.100  0.000±0.000 0.750±0.030\n",
+        "  y model            beta (acts/b.h5)\n  method             minibatch CKA, unbiased HSIC_1, RBF "
+        "kernel (bandwidth 0.5 x median distance);\n                     jackknife over 20 groups; 1000 "
+        "permutations\n  n ",
+        "\nmethod settings (/meta):\n  debiased           yes\n  estimator          hsic1\n"
+        "  jackknife_groups   20\n  kernel             rbf\n  permutations       1000\n"
+        "  rbf_threshold      0.5\n\nconfig (resolved",
+        "  estimator          minibatch linear CKA, unbiased HSIC_1\n",
+    };
+    for (size_t k = 0; k < sizeof expect / sizeof expect[0]; k++)
+        ck_assert_msg(strstr(t, expect[k]) != NULL, "'%s' not in:\n%s", expect[k], t);
+    free(t);
+    /* runs that store the description as the root estimator too: said once */
+    rf_result r = {.nx = 3, .ny = 4, .cka = values, .x_layers = xs, .y_layers = ys, .x_name = "alpha",
+                   .y_name = "beta", .meta = "minibatch linear CKA, unbiased HSIC_1"};
+    rf_write(path, &r);
+    t = show(path, MK_SHOW_TABLE, 120);
+    ck_assert_msg(strncmp(t, "CKA of alpha (rows, 3 layers) vs beta (columns, 4 layers)\nminibatch linear CKA, "
+                             "unbiased HSIC_1\n\n",
+                          97) == 0,
+                  "%s", t);
+    ck_assert_ptr_nonnull(strstr(t, "  method             minibatch linear CKA, unbiased HSIC_1\n  n "));
+    ck_assert_int_eq(tu_count(t, "minibatch linear CKA"), 2);
+    free(t);
+    r.meta = ""; /* an empty description is none */
+    rf_write(path, &r);
+    t = show(path, MK_SHOW_TABLE, 120);
+    ck_assert_msg(strncmp(t, "CKA of alpha (rows, 3 layers) vs beta (columns, 4 layers)\n\n", 59) == 0, "%s", t);
+    ck_assert(!strstr(t, "  method ") && strstr(t, "\nmethod settings (/meta):\n  debiased "));
+    free(t);
+    free(path);
+}
+END_TEST
+
+/* With a column of "0.123±0.045" values, fewer columns fit, none is lost. */
+START_TEST(errors_wrap_in_narrow_tables)
+{
+    char *path = tu_path(dir, "wide.h5"), name[32];
+    rf_write_full(path, 3, 30, 0);
+    char *t = show(path, MK_SHOW_TABLE, 80);
+    for (const char *s = t; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] != '\0'))
+        ck_assert_msg(width_of(s, strcspn(s, "\n")) <= 80, "line too wide:\n%.*s", (int)strcspn(s, "\n"), s);
+    for (int j = 0; j < 30; j++) {
+        snprintf(name, sizeof name, " y/layer%d%c", j, j % 6 == 5 ? '\n' : ' ');
+        ck_assert_msg(tu_count(t, name) == 1, "y/layer%d in:\n%s", j, t);
+    }
+    ck_assert_ptr_nonnull(strstr(t, "\nx/layer2 0.750±0.003 0.600±0.004 0.500±0.005 "));
+    ck_assert_int_eq(tu_count(t, "columns "), 5);
+    ck_assert_ptr_nonnull(strstr(t, "\n  method             minibatch CKA, unbiased HSIC_1, RBF kernel (bandwidth 0.5 x\n"
+                                    "                     median distance); jackknife over 20 groups;\n"
+                                    "                     1000 permutations\n"));
+    free(t);
+    free(path);
+}
+END_TEST
+
+START_TEST(table_of_each_matrix)
+{
+    char *path = write_result("full.h5", NULL, 1), *t = show_matrix(path, MK_SHOW_TABLE, 120, MK_MATRIX_STDERR);
+    const char *head = "Standard error of CKA of alpha (rows, 3 layers) vs beta (columns, 4 layers)\nminibatch";
+    ck_assert_msg(strncmp(t, head, strlen(head)) == 0, "%s", t);
+    ck_assert_ptr_nonnull(strstr(t, "1000 permutations\n\n "));
+    assert_aligned(t, 4, 7);
+    const char *se_rows[] = {"\nconv1                             0.012    0.000        0.250        nan\n",
+                             "\nblock/\"quoted\", with comma          nan    0.023        0.000      0.001\n"};
+    for (int k = 0; k < 2; k++) ck_assert_msg(strstr(t, se_rows[k]) != NULL, "'%s' not in:\n%s", se_rows[k], t);
+    ck_assert_ptr_null(strstr(t, "±"));
+    free(t);
+    t = show_matrix(path, MK_SHOW_TABLE, 120, MK_MATRIX_PVALUE);
+    ck_assert_msg(strncmp(t, "P-value of CKA of alpha (rows, 3 layers) vs beta", 48) == 0, "%s", t);
+    assert_aligned(t, 4, 7);
+    const char *p_rows[] = {"\nconv1                            0.0010   1.0000       0.5000        nan\n",
+                            "\nblock/\"quoted\", with comma       0.3000   0.0001       0.0400     0.2000\n"};
+    for (int k = 0; k < 2; k++) ck_assert_msg(strstr(t, p_rows[k]) != NULL, "'%s' not in:\n%s", p_rows[k], t);
+    free(t);
+    free(path);
+}
+END_TEST
+
+/* The CKA's CSV is cka.csv whatever else the file holds; the others alike. */
+START_TEST(csv_of_each_matrix)
+{
+    char *old = write_result("old.h5", NULL, 0), *path = write_result("full.h5", NULL, 1);
+    char *a = show(old, MK_SHOW_CSV, 0), *b = show(path, MK_SHOW_CSV, 0);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    const double *want[2] = {errors, pvalues};
+    for (int m = 0; m < 2; m++) {
+        char *csv = show_matrix(path, MK_SHOW_CSV, 0, m ? MK_MATRIX_PVALUE : MK_MATRIX_STDERR), field[256];
+        const char *s = strchr(csv, '\n') + 1;
+        ck_assert(strncmp(csv, "layer,fc,", 9) == 0);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(csv_next(&s, field, sizeof field), ',');
+            ck_assert_str_eq(field, xs[i]);
+            for (int j = 0; j < 4; j++) {
+                csv_next(&s, field, sizeof field);
+                ck_assert_msg(same_double(strtod(field, NULL), want[m][i * 4 + j]), "%d: '%s'", m, field);
+            }
+        }
+        free(csv);
+    }
+    free(old);
+    free(path);
+}
+END_TEST
+
+START_TEST(json_holds_every_matrix_and_the_meta)
+{
+    char *path = write_result("full.h5", NULL, 1), *json = show_matrix(path, MK_SHOW_JSON, 0, MK_MATRIX_PVALUE);
+    ck_assert_msg(json_valid(json), "not valid JSON:\n%s", json);
+    double got[16];
+    const char *keys[3] = {"cka", "cka_stderr", "cka_pvalue"};
+    const double *want[3] = {values, errors, pvalues};
+    for (int m = 0; m < 3; m++) {
+        ck_assert_int_eq(json_array(json, keys[m], got, 16), 12);
+        for (int k = 0; k < 12; k++)
+            ck_assert_msg(same_double(got[k], want[m][k]), "%s[%d] = %.17g", keys[m], k, got[k]);
+    }
+    const char *meta = "\n  \"meta\": {\n    \"debiased\": 1,\n    \"description\": \"" RF_DESCRIPTION
+                       "\",\n    \"estimator\": \"hsic1\",\n    \"jackknife_groups\": 20,\n    \"kernel\": "
+                       "\"rbf\",\n    \"permutations\": 1000,\n    \"rbf_threshold\": 0.5\n  }\n}\n";
+    ck_assert_msg(strstr(json, meta) != NULL, "'%s' not in:\n%s", meta, json);
+    ck_assert_ptr_nonnull(strstr(json, "\"estimator\": \"minibatch linear CKA, unbiased HSIC_1\""));
+    free(json);
+    free(path);
+    path = write_file("old.h5", NULL);
+    json = show(path, MK_SHOW_JSON, 0);
+    ck_assert_msg(json_valid(json), "%s", json);
+    ck_assert(!strstr(json, "cka_stderr") && !strstr(json, "cka_pvalue") && !strstr(json, "\"meta\""));
+    ck_assert_msg(strstr(json, "\"precision\": \"float64\",\n") && strstr(json, "\n  }\n}\n"), "%s", json);
+    free(json);
+    free(path);
+}
+END_TEST
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 static mk_err show_cmd(const char **args)
@@ -409,6 +590,10 @@ START_TEST(show_command_mistakes)
     expect(SHOW(path, "--wide"), MK_EUSAGE, "unknown option '--wide'");
     expect(SHOW(path, path), MK_EUSAGE, "unexpected argument");
     expect(SHOW("nothing.h5"), MK_EINPUT, "cannot open 'nothing.h5'");
+    expect(SHOW(path, "--matrix", "se"), MK_EUSAGE, "show: --matrix 'se': expected cka, stderr or pvalue");
+    expect(SHOW(path, "--matrix", "pvalue"), MK_EINPUT, "r.h5' has no /cka_pvalue (p-value of CKA): run with "
+                                                         "permutations: R");
+    expect(SHOW(path, "--format", "json", "--matrix", "stderr"), MK_EINPUT, "r.h5' has no /cka_stderr");
     ck_assert_int_eq(SHOW("-h"), MK_OK);
     free(path);
 }
@@ -433,6 +618,26 @@ START_TEST(the_mpicka_binary)
     snprintf(cmd, sizeof cmd, "'%s' show --format yaml x.h5", MK_TEST_EXE);
     ck_assert_int_eq(tu_run(cmd, &out), 2);
     free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 3);
+    ck_assert_msg(strstr(out, "mpicka: input error: '") && strstr(out, "r.h5' has no /cka_pvalue"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show --help", MK_TEST_EXE);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "[--matrix cka|stderr|pvalue]") && strstr(out, "--matrix M"), "%s", out);
+    free(out);
+    free(path);
+    path = write_result("full.h5", NULL, 1);
+    char *csv = show_matrix(path, MK_SHOW_CSV, 0, MK_MATRIX_STDERR);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix=stderr --format csv", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_str_eq(out, csv);
+    free(out);
+    free(csv);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "P-value of CKA of alpha") && strstr(out, "method settings (/meta):"), "%s", out);
+    free(out);
     free(path);
 }
 END_TEST
@@ -448,6 +653,11 @@ int main(void)
     tcase_add_test(formats, json_is_valid_with_exact_numbers_and_attributes);
     tcase_add_test(formats, table_is_aligned_and_tells_the_provenance);
     tcase_add_test(formats, table_splits_wide_matrices_and_marks_what_is_missing);
+    tcase_add_test(formats, table_shows_errors_beside_values_and_the_method);
+    tcase_add_test(formats, errors_wrap_in_narrow_tables);
+    tcase_add_test(formats, table_of_each_matrix);
+    tcase_add_test(formats, csv_of_each_matrix);
+    tcase_add_test(formats, json_holds_every_matrix_and_the_meta);
     tcase_add_test(cmd, csv_is_what_a_run_writes);
     tcase_add_test(cmd, show_command_mistakes);
     tcase_add_test(cmd, the_mpicka_binary);

@@ -6,7 +6,15 @@
  * their absence is MK_EINPUT naming the file and what is missing. `self`, if
  * there (results of early versions lack it), must be an integer.
  * Every other scalar root attribute (integer, float or string) is read as it
- * is, in name order, whatever its name. */
+ * is, in name order, whatever its name.
+ *
+ * Optional (results of earlier versions lack them): /cka_stderr (jackknife
+ * standard errors) and /cka_pvalue (permutation p-values), float datasets of
+ * /cka's shape, and the group /meta, whose scalar attributes say how the
+ * matrix was made (estimator, kernel, rbf_threshold, debiased,
+ * jackknife_groups, permutations, description), read like the root ones.
+ * A present one of the wrong kind or shape is MK_EINPUT naming the file and
+ * it. */
 #ifndef MPICKA_CKAFILE_H
 #define MPICKA_CKAFILE_H
 
@@ -25,12 +33,23 @@ typedef struct {
     char *text; /* MK_ATTR_TEXT, UTF-8 */
 } mk_attr;
 
+/* The matrices a result can hold, all nx by ny. */
+typedef enum { MK_MATRIX_CKA, MK_MATRIX_STDERR, MK_MATRIX_PVALUE } mk_matrix;
+#define MK_MATRIX_COUNT 3
+
 typedef struct {
     int nx, ny;
-    double *cka; /* nx by ny, row-major */
+    double *cka;        /* nx by ny, row-major */
+    double *cka_stderr; /* nx by ny, or NULL when the file has none; may hold NaN */
+    double *cka_pvalue; /* nx by ny, or NULL */
     char **x_layers, **y_layers;
     mk_attr *attrs; /* sorted by name */
     int nattrs;
+    mk_attr *meta; /* the attributes of /meta, sorted by name; NULL and 0 without it */
+    int nmeta;
+    /* What `mpicka show` prints as table and CSV (mk_show_write): MK_MATRIX_CKA
+     * when read; mk_ckafile_choose sets another. */
+    mk_matrix shown;
 } mk_ckafile;
 
 /* Fills f (owned by the caller, freed with mk_ckafile_free, also after a
@@ -45,5 +64,26 @@ const char *mk_ckafile_text(const mk_ckafile *f, const char *name);
 /* Whether x is compared with itself: the `self` attribute, or without it,
  * whether both sides have the same name, file and layers. */
 int mk_ckafile_self(const mk_ckafile *f);
+
+/* The attribute of /meta called name, or NULL (also without /meta). */
+const mk_attr *mk_ckafile_meta(const mk_ckafile *f, const char *name);
+/* A string attribute of /meta, or NULL when missing or not a string; e.g.
+ * mk_ckafile_meta_text(f, "description"), one line saying how it was made. */
+const char *mk_ckafile_meta_text(const mk_ckafile *f, const char *name);
+
+/* Matrix m of f (nx by ny), or NULL when the file has none. */
+const double *mk_ckafile_matrix(const mk_ckafile *f, mk_matrix m);
+/* Makes m the matrix shown, or MK_EINPUT naming path (f's file), the
+ * dataset and how to get it when f has none. */
+mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
+
+/* "cka", "stderr" or "pvalue": m on the command line (--matrix). */
+const char *mk_matrix_name(mk_matrix m);
+/* "cka", "cka_stderr" or "cka_pvalue": m's dataset in cka.h5. */
+const char *mk_matrix_dataset(mk_matrix m);
+/* What the values are, for titles: "CKA", "standard error of CKA", "p-value of CKA". */
+const char *mk_matrix_what(mk_matrix m);
+/* s (a name of mk_matrix_name) as m, or MK_EUSAGE "cmd: --matrix 's': ...". */
+mk_err mk_matrix_parse(const char *cmd, const char *s, mk_matrix *m);
 
 #endif

@@ -41,6 +41,7 @@ typedef struct {
     int half;              /* lower triangle only (self comparisons); default false */
     int invert_y;          /* default false */
     int64_t short_names;   /* 0: full layer paths (default); K: the last K components */
+    int errors;            /* jackknife standard errors under the cell values; default false */
 } mk_plot_cfg;
 
 extern const char *const mk_plot_cmaps[];  /* NULL-terminated */

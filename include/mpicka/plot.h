@@ -10,16 +10,22 @@
 #ifndef MPICKA_PLOT_H
 #define MPICKA_PLOT_H
 
+#include "mpicka/ckafile.h"
 #include "mpicka/error.h"
 
 typedef struct {
     const char *title; /* NULL: "X vs Y" from the models' names ("X" for a self comparison); "": none */
     const char *cmap;  /* magma (default), viridis, inferno, gray */
-    double vmin, vmax; /* the colour range; values outside it get its end colours (default 0, 1) */
-    int annotate;      /* cell values: -1 when the cells are large enough (default), 0 never, 1 always */
-    int half;          /* lower triangle only (j <= i): square matrices, for a self comparison */
-    int invert_y;      /* row 0 at the bottom */
-    int short_names;   /* 0: full layer paths; K > 0: their last K '/'-separated components */
+    /* The colour range; values outside it get its end colours (default 0, 1).
+     * mk_plot_result also takes NaN for either end: the default of the matrix
+     * drawn (0 and 1; for MK_MATRIX_STDERR, 0 and its largest finite value). */
+    double vmin, vmax;
+    int annotate;    /* cell values: -1 when the cells are large enough (default), 0 never, 1 always */
+    int half;        /* lower triangle only (j <= i): square matrices, for a self comparison */
+    int invert_y;    /* row 0 at the bottom */
+    int short_names; /* 0: full layer paths; K > 0: their last K '/'-separated components */
+    int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
+    mk_matrix matrix; /* what mk_plot_result draws: MK_MATRIX_CKA (default), _STDERR or _PVALUE */
 } mk_plot_opts;
 
 void mk_plot_opts_default(mk_plot_opts *opts);
@@ -35,6 +41,11 @@ typedef struct {
     const char *row_title;         /* axis titles: the models' names */
     const char *col_title;
     int self; /* a model against itself: default title is row_title alone */
+    /* optional (zero: none, or the defaults) */
+    const double *errors;    /* rows by cols standard errors of values, drawn with opts->errors; NaN: none */
+    const char *subtitle;    /* a smaller line under the title (how the matrix was made); NULL or "": none */
+    const char *value_title; /* the colour bar's title; NULL: "CKA" */
+    int value_decimals;      /* decimals of cell values; 0: 2 */
 } mk_plot_data;
 
 /* One piece of text (labels and titles; not the cell values). Its box, w by
@@ -57,6 +68,8 @@ typedef struct {
     double bar_x, bar_y, bar_w, bar_h; /* colour bar; vmax at the top */
     double label_size;                 /* font size of the layer labels */
     double value_size;                 /* font size of cell values; 0: values not drawn */
+    double error_size;                 /* font size of the standard errors under them; 0: not drawn */
+    int value_decimals;                /* decimals of cell values */
     int row_step, col_step;            /* every k-th layer label is drawn (1: all) */
     double col_angle;                  /* column labels' turn in degrees: 0, 45 or 90 */
     mk_plot_text *texts;               /* labels, ticks and titles */
@@ -86,8 +99,10 @@ double mk_plot_nan_grey(void);
  * Keywords), since cairo draws the labels as glyph outlines. */
 mk_err mk_plot_render(const mk_plot_data *data, const mk_plot_opts *opts, const char *out_path);
 
-/* Read cka.h5 at h5path and render it. opts->half needs a result whose
- * `self` attribute is 1. */
+/* Read cka.h5 at h5path and render opts->matrix of it (MK_EINPUT naming the
+ * file when it has none), the description of /meta as subtitle, and for the
+ * CKA matrix its standard errors when the file has them. opts->half needs a
+ * result whose `self` attribute is 1. */
 mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path);
 
 /* `mpicka plot RESULT.h5 -o FIG [options]`; argv[0] is "plot". */
