@@ -11,6 +11,7 @@
 #include "mpicka/config.h"
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
+#include "mpicka/output.h"
 #include "mpicka/plan.h"
 #include "mpicka/run.h"
 #include "mpicka/source.h"
@@ -192,6 +193,9 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
            "%lld epoch(s), %lld batches\n", (long long)plan->n, (long long)plan->m, (long long)plan->per_epoch,
            (long long)plan->dropped, (long long)plan->epochs, (long long)plan->total);
     printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
+    char method[256];
+    mk_output_describe(cfg, mk_run_jackknife_groups(cfg, plan), method, sizeof method);
+    printf("  estimator: %s\n", method);
     mk_run_memory mem;
     mk_run_memory_estimate(cfg, x, y, plan, &mem);
     printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, centred kernels %.1f, "

@@ -219,9 +219,7 @@ mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan)
     return MK_OK;
 }
 
-/* Groups of batches for the jackknife: none for the exact estimator, and
- * none when there are fewer than two batches. */
-static int64_t jackknife_groups(const mk_config *cfg, const mk_plan *plan)
+int64_t mk_run_jackknife_groups(const mk_config *cfg, const mk_plan *plan)
 {
     int64_t g = cfg->jackknife < plan->total ? cfg->jackknife : plan->total;
     return cfg->estimator == MK_EST_EXACT || g < 2 ? 0 : g;
@@ -230,7 +228,7 @@ static int64_t jackknife_groups(const mk_config *cfg, const mk_plan *plan)
 static mk_err make_plan(run_ctx *c)
 {
     MK_TRY(mk_run_plan(&c->cfg, &c->x, &c->plan));
-    c->groups = jackknife_groups(&c->cfg, &c->plan);
+    c->groups = mk_run_jackknife_groups(&c->cfg, &c->plan);
     return MK_OK;
 }
 
@@ -255,7 +253,7 @@ static int64_t sums_len(const mk_config *cfg, const mk_model *x, const mk_model 
     int64_t nx = x->nlayers, ny = y ? y->nlayers : nx;
     if (cfg->estimator == MK_EST_EXACT)
         return mk_exact_len((int)(nx + (y ? ny : 0)), model_features(x) + model_features(y));
-    return base_len(nx, ny) * (1 + jackknife_groups(cfg, plan)) + cfg->permutations * nx * ny;
+    return base_len(nx, ny) * (1 + mk_run_jackknife_groups(cfg, plan)) + cfg->permutations * nx * ny;
 }
 
 static int64_t leaf_len(const run_ctx *c)

@@ -16,6 +16,10 @@ mk_err mk_run_main(int argc, char **argv);
  * exact estimator). Not collective. */
 mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan);
 
+/* Groups of batches for the jackknife: at most one per batch, none for the
+ * exact estimator or when there are fewer than two batches. */
+int64_t mk_run_jackknife_groups(const mk_config *cfg, const mk_plan *plan);
+
 /* What a rank allocates for the run (bytes, excluding the libraries):
  * what `mpicka check` reports and what the README states as the bound.
  * y is NULL for a self comparison. Not collective. */
