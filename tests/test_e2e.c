@@ -15,14 +15,6 @@ static char *dir;
 
 static char *in_dir(const char *name) { return tu_path(dir, name); }
 
-static void must_run(const char *cmd)
-{
-    char *out;
-    int status = tu_run(cmd, &out);
-    ck_assert_msg(status == 0, "'%s' failed (%d): %s", cmd, status, out);
-    free(out);
-}
-
 /* x: 5 layers, mixed dtypes, 2-D and 4-D, offset 1e3 (float32 must cope);
  * y: 3 layers. 203 examples: batches of 32 leave a partial batch of 11. */
 static void make_inputs(void)
@@ -35,7 +27,7 @@ static void make_inputs(void)
              "--names block1/conv,block1/relu,block2/conv,block2/relu,fc --chunk 50 --gzip 4 && "
              "%s synth y.h5 --n 203 --layers 3 --features 5,2x2x2 --dtype f32,f64 --seed 2",
              dir, MK_TEST_EXE, MK_TEST_EXE);
-    must_run(cmd);
+    tu_must_run(cmd);
 }
 
 static void setup(void) { make_inputs(); }
@@ -272,19 +264,12 @@ END_TEST
  * every problem of a bad config at once. */
 #define MK_TEST_LIBRARY_MIB 28.0 /* the libraries' share of the estimate */
 
-static double number_after(const char *text, const char *label)
-{
-    const char *at = strstr(text, label);
-    ck_assert_msg(at != NULL, "'%s' not in: %s", label, text);
-    return strtod(at + strlen(label), NULL);
-}
-
 START_TEST(check_plans_and_estimates_memory)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cd %s && %s synth mid.h5 --n 1024 --layers 4 --features 4096,16x16x16 --seed 3",
              dir, MK_TEST_EXE);
-    must_run(cmd);
+    tu_must_run(cmd);
     write_config("mid.yaml", "x:\n  file: mid.h5\n  layers: [\"layer*\"]\nbatch_size: 256\nplot: false\n"
                              "output: midout\n");
     const char *precs[] = {"float32", "float64"};
@@ -296,11 +281,11 @@ START_TEST(check_plans_and_estimates_memory)
         ck_assert_ptr_nonnull(strstr(out, "4 batch(es) per epoch"));
         ck_assert_ptr_nonnull(strstr(out, "on 3 rank(s): at most 2 batch(es) per rank"));
         ck_assert_ptr_nonnull(strstr(out, "(1024, 16, 16, 16)"));
-        double estimate = number_after(out, "memory per rank: about ");
+        double estimate = tu_number_after(out, "memory per rank: about ");
         free(out);
         snprintf(args, sizeof args, "--quiet --set precision=%s", precs[i]);
         ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
-        double peak = number_after(out, "peak memory per rank ");
+        double peak = tu_number_after(out, "peak memory per rank ");
         ck_assert(estimate > MK_TEST_LIBRARY_MIB && peak > 0.0);
 #ifndef MK_TEST_SANITIZED /* the sanitizers' shadow memory and quarantine inflate the peak */
         ck_assert_msg(fabs(estimate - peak) <= 0.25 * peak, "%s: estimate %.1f MiB, peak %.1f MiB", precs[i],
@@ -411,7 +396,7 @@ START_TEST(hostile_inputs)
     snprintf(cmd, sizeof cmd, "cd %s && head -c 20000 x.h5 > truncated.h5 && cp x.h5 corrupt.h5 && "
              "dd if=/dev/urandom of=corrupt.h5 bs=1 seek=30000 count=20000 conv=notrunc status=none && "
              "mkdir -p asout && cp y.h5 asout/cka.h5", dir);
-    must_run(cmd);
+    tu_must_run(cmd);
     const char *out = "output: badout\n";
     char text[1024];
     snprintf(text, sizeof text, HEAD("truncated.h5", "[fc]") "%s", out);

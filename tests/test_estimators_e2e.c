@@ -21,14 +21,6 @@ static char *dir;
 static oracle_layer xs[3], ys[2];
 static const char *x_names[] = {"a", "b", "c"}, *y_names[] = {"layer1", "layer2"};
 
-static void must_run(const char *cmd)
-{
-    char *out;
-    int status = tu_run(cmd, &out);
-    ck_assert_msg(status == 0, "'%s' failed (%d): %s", cmd, status, out);
-    free(out);
-}
-
 /* x: 3 layers (float32, float16, float64; one 3-D), offset 1e3; y: 2 layers
  * tied to the same latent state (related to x). */
 static void setup(void)
@@ -40,7 +32,7 @@ static void setup(void)
              "cd %s && %s synth x.h5 --n %d --layers 3 --features 6,2x2x2,5 --dtype f32,f16,f64 --offset 1000 "
              "--names a,b,c --seed 1 && %s synth y.h5 --n %d --layers 2 --features 4,7 --seed 1 --noise 2",
              dir, MK_TEST_EXE, N, MK_TEST_EXE, N);
-    must_run(cmd);
+    tu_must_run(cmd);
     char *x = tu_path(dir, "x.h5"), *y = tu_path(dir, "y.h5");
     for (int l = 0; l < 3; l++) ck_assert_int_eq(oracle_read_layer(x, x_names[l], &xs[l]), N);
     for (int l = 0; l < 2; l++) ck_assert_int_eq(oracle_read_layer(y, y_names[l], &ys[l]), N);
@@ -275,13 +267,6 @@ START_TEST(exact_against_full_grams)
 }
 END_TEST
 
-static double number_after(const char *text, const char *label)
-{
-    const char *at = strstr(text, label);
-    ck_assert_msg(at != NULL, "'%s' not in: %s", label, text);
-    return strtod(at + strlen(label), NULL);
-}
-
 /* Exact mode's memory depends on the features, not on n: the peak at 10^6
  * examples is that at 10^5. */
 START_TEST(exact_memory_does_not_grow_with_n)
@@ -292,7 +277,7 @@ START_TEST(exact_memory_does_not_grow_with_n)
         char cmd[1024], *out;
         snprintf(cmd, sizeof cmd, "cd %s && %s synth big%d.h5 --n %ld --layers 3 --features 16 --seed 4", dir,
                  MK_TEST_EXE, k, n);
-        must_run(cmd);
+        tu_must_run(cmd);
         snprintf(cmd, sizeof cmd, "x:\n  file: big%d.h5\n  layers: [\"layer*\"]\nestimator: exact\n"
                                   "batch_size: 2000\nprecision: float32\nplot: false\noutput: big%d\n", k, k);
         char *path = tu_path(dir, "big.yaml");
@@ -301,7 +286,7 @@ START_TEST(exact_memory_does_not_grow_with_n)
         int status = tu_mpicka(2, dir, "run big.yaml", &out);
         ck_assert_msg(status == 0, "%s", out);
         ck_assert_ptr_nonnull(strstr(out, k ? "n=1000000" : "n=100000"));
-        peak[k] = number_after(out, "peak memory per rank ");
+        peak[k] = tu_number_after(out, "peak memory per rank ");
         printf("exact, 3 x 16 features: peak memory per rank %.1f MiB at n = %ld\n", peak[k], n);
         free(out);
     }
@@ -317,7 +302,7 @@ START_TEST(exact_refuses_too_many_features)
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd, "cd %s && %s synth wide.h5 --n 8 --layers 1 --features 200000 --seed 4", dir,
              MK_TEST_EXE);
-    must_run(cmd);
+    tu_must_run(cmd);
     char *path = tu_path(dir, "wide.yaml");
     tu_write_text(path, "x:\n  file: wide.h5\n  layers: [layer1]\nestimator: exact\noutput: wide_out\n");
     free(path);

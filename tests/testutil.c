@@ -179,3 +179,18 @@ int tu_run_suite(Suite *s, int fork)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void tu_must_run(const char *cmd)
+{
+    char *out;
+    int status = tu_run(cmd, &out);
+    ck_assert_msg(status == 0, "'%s' failed (%d): %s", cmd, status, out);
+    free(out);
+}
+
+double tu_number_after(const char *text, const char *label)
+{
+    const char *at = strstr(text, label);
+    ck_assert_msg(at != NULL, "'%s' not in: %s", label, text);
+    return strtod(at + strlen(label), NULL);
+}

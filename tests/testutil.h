@@ -16,6 +16,10 @@ char *tu_path(const char *dir, const char *name);  /* malloc'd dir/name */
 /* Run a shell command; returns its exit status, and its merged stdout and
  * stderr in *output (malloc'd) when output is not NULL. */
 int tu_run(const char *cmd, char **output);
+/* tu_run that must succeed (a Check failure naming the command otherwise). */
+void tu_must_run(const char *cmd);
+/* The number right after label in text (a Check failure when absent). */
+double tu_number_after(const char *text, const char *label);
 /* `mpirun -np N mpicka ARGS` in folder cwd (as root, oversubscribed, one
  * BLAS thread per rank). */
 int tu_mpicka(int np, const char *cwd, const char *args, char **output);
