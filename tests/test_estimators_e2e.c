@@ -52,6 +52,13 @@ static const char *base_config = "x:\n  file: x.h5\n  layers: [a, b, c]\n"
                                  "y:\n  file: y.h5\n  layers: [\"layer*\"]\n"
                                  "batch_size: 32\nprecision: float64\nplot: false\noutput: unused\n";
 
+static void write_in_dir(const char *name, const char *text)
+{
+    char *path = tu_path(dir, name);
+    tu_write_text(path, text);
+    free(path);
+}
+
 typedef struct {
     double cka[9], hxy[9], stderr_[9], pvalue[9];
     int64_t cells, has_stderr, has_pvalue;
@@ -192,7 +199,7 @@ static void assert_close(const double *got, const double *want, int n, double to
  * same bits on 1 and 3 ranks; each matrix as the naive computation says. */
 START_TEST(rbf_hsic0_errors_and_pvalues)
 {
-    tu_write_text(tu_path(dir, "c.yaml"), base_config); /* leaked path: a test process */
+    write_in_dir("c.yaml", base_config);
     const char *sets = "--set estimator=hsic0 --set kernel=rbf --set rbf_threshold=0.7 --set jackknife=4 "
                        "--set permutations=19";
     result r1, r3;
@@ -219,7 +226,7 @@ END_TEST
  * permutations (y is a permuted copy of x). */
 START_TEST(other_minibatch_estimators)
 {
-    tu_write_text(tu_path(dir, "c.yaml"), base_config);
+    write_in_dir("c.yaml", base_config);
     const struct {
         const char *sets;
         kind k;
@@ -235,8 +242,8 @@ START_TEST(other_minibatch_estimators)
         assert_close(r.stderr_, se, 6, 1e-9, "cka_stderr, one group per batch");
         ck_assert(!r.has_pvalue);
     }
-    tu_write_text(tu_path(dir, "s.yaml"), "x:\n  file: x.h5\n  layers: [a, b, c]\n"
-                                          "batch_size: 32\nplot: false\noutput: unused\n");
+    write_in_dir("s.yaml", "x:\n  file: x.h5\n  layers: [a, b, c]\n"
+                        "batch_size: 32\nplot: false\noutput: unused\n");
     result r;
     run(2, "s.yaml", "--set permutations=9 --set jackknife=0", "s", &r, NULL);
     ck_assert(!r.has_stderr && r.has_pvalue);
@@ -250,7 +257,7 @@ END_TEST
 /* Exact CKA, both forms: 1 and 3 ranks bitwise, and the n-by-n Grams. */
 START_TEST(exact_against_full_grams)
 {
-    tu_write_text(tu_path(dir, "c.yaml"), base_config);
+    write_in_dir("c.yaml", base_config);
     for (int debiased = 0; debiased < 2; debiased++) {
         char sets[128];
         snprintf(sets, sizeof sets, "--set estimator=exact --set debiased=%s --set batch_size=50",
