@@ -9,8 +9,10 @@
 
 typedef enum { MK_SHOW_TABLE, MK_SHOW_CSV, MK_SHOW_JSON } mk_show_format;
 
-/* Writes f to out:
- * - MK_SHOW_TABLE: the matrix with 3 decimals ("nan" for NaN), aligned, layer
+/* Writes f to out, the matrix being f->shown (CKA, its standard errors or
+ * its p-values; see mk_ckafile_choose):
+ * - MK_SHOW_TABLE: the matrix with 3 decimals ("nan" for NaN; CKA with its
+ *   standard error as 0.831±0.012 when the file has them), aligned, layer
  *   names as row labels and column headers (long ones cut to their ends),
  *   split into blocks of columns no wider than width characters; then the
  *   provenance (models, files, sizes, run, version, time) and the stored config.
@@ -20,7 +22,9 @@ typedef enum { MK_SHOW_TABLE, MK_SHOW_CSV, MK_SHOW_JSON } mk_show_format;
  *   "attributes": {...}}, NaN and infinities as null, %.17g numbers. */
 mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width);
 
-/* `mpicka show RESULT.h5 [--format table|csv|json]`; argv[0] is "show". */
+/* `mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]`;
+ * argv[0] is "show". JSON also holds "cka_stderr", "cka_pvalue" and "meta"
+ * when the file has them. */
 mk_err mk_show_main(int argc, char **argv);
 
 #endif
