@@ -171,12 +171,7 @@ static void print_model(const char *axis, const mk_model *model)
     }
 }
 
-static double features(const mk_model *model)
-{
-    double sum = 0.0;
-    for (int l = 0; model && l < model->nlayers; l++) sum += (double)model->layers[l].p;
-    return sum;
-}
+static double features(const mk_model *model) { return (double)mk_model_features(model); }
 
 static int64_t max_p(const mk_model *model, int64_t p)
 {

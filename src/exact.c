@@ -68,13 +68,7 @@ void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, i
 
 static double z_at(const mk_exact *e, int64_t i, int64_t f)
 {
-    return e->prec == MK_PREC_FLOAT32 ? ((const float *)e->z)[i * e->P + f] : ((const double *)e->z)[i * e->P + f];
-}
-
-static double cross_at(const mk_exact *e, int64_t a, int64_t b)
-{
-    return e->prec == MK_PREC_FLOAT32 ? ((const float *)e->cross)[a * e->P + b]
-                                      : ((const double *)e->cross)[a * e->P + b];
+    return mk_prec_at(e->z, e->prec, i * e->P + f);
 }
 
 void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
@@ -86,7 +80,7 @@ void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
         mk_dsyrk_t((int)P, (int)m, e->z, e->cross);
     double *S = sums, *s = S + P * (P + 1) / 2, *W = s + P, *Q = W + L * P;
     for (int64_t a = 0, k = 0; a < P; a++)
-        for (int64_t b = a; b < P; b++) S[k++] = cross_at(e, a, b);
+        for (int64_t b = a; b < P; b++) S[k++] = mk_prec_at(e->cross, e->prec, a * P + b);
     memset(s, 0, (size_t)(P + L * P + L * L) * sizeof *s);
     for (int64_t i = 0; i < m; i++) {
         double *r = e->r + i * L;

@@ -101,10 +101,10 @@ void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
         mk_dsyrk((int)m, (int)p, x, ws->gram);
 }
 
-/* The Gram's entry (i, j) and diagonal, whatever the working precision. */
+/* The Gram's entry (i, j), whatever the working precision. */
 static double gram_at(const mk_hsic_ws *ws, int64_t m, int64_t i, int64_t j)
 {
-    return ws->prec == MK_PREC_FLOAT32 ? ((const float *)ws->gram)[i * m + j] : ((const double *)ws->gram)[i * m + j];
+    return mk_prec_at(ws->gram, ws->prec, i * m + j);
 }
 
 /* Copy the strict upper triangle of the Gram, row by row, into v as double. */
@@ -148,10 +148,9 @@ static double select_kth(double *a, int64_t n, int64_t k)
 /* The k-th smallest of the m*m matrix: each of the t upper values twice and
  * m zeros. With z upper values below zero (rounding), the sorted matrix is
  * 2z negatives, the zeros, then the rest in pairs. */
-static double full_kth(double *d, int64_t m, int64_t k)
+static double full_kth(double *d, int64_t m, int64_t z, int64_t k)
 {
-    int64_t t = mk_tri_len(m), z = 0;
-    for (int64_t i = 0; i < t; i++) z += d[i] < 0.0;
+    int64_t t = mk_tri_len(m);
     if (k < 2 * z) return select_kth(d, t, k / 2);
     if (k < 2 * z + m) return 0.0;
     return select_kth(d, t, (k - m) / 2);
@@ -159,9 +158,10 @@ static double full_kth(double *d, int64_t m, int64_t k)
 
 double mk_median_sq_dist(double *d, int64_t m)
 {
-    int64_t count = m * m;
-    if (count % 2) return full_kth(d, m, count / 2);
-    return 0.5 * (full_kth(d, m, count / 2 - 1) + full_kth(d, m, count / 2));
+    int64_t count = m * m, z = 0;
+    for (int64_t i = 0; i < mk_tri_len(m); i++) z += d[i] < 0.0; /* reordering keeps the count */
+    if (count % 2) return full_kth(d, m, z, count / 2);
+    return 0.5 * (full_kth(d, m, z, count / 2 - 1) + full_kth(d, m, z, count / 2));
 }
 
 /* The RBF kernel's strict upper triangle into v (its diagonal is 1). */

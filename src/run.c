@@ -234,13 +234,6 @@ static mk_err make_plan(run_ctx *c)
 
 /* ---- checkpoints ---- */
 
-static int64_t model_features(const mk_model *model)
-{
-    int64_t P = 0;
-    for (int l = 0; model && l < model->nlayers; l++) P += model->layers[l].p;
-    return P;
-}
-
 /* hxy | hxx | hyy (nx*ny + nx + ny values): a minibatch's HSICs. */
 static int64_t base_len(int64_t nx, int64_t ny) { return nx * ny + nx + ny; }
 
@@ -252,7 +245,7 @@ static int64_t sums_len(const mk_config *cfg, const mk_model *x, const mk_model 
 {
     int64_t nx = x->nlayers, ny = y ? y->nlayers : nx;
     if (cfg->estimator == MK_EST_EXACT)
-        return mk_exact_len((int)(nx + (y ? ny : 0)), model_features(x) + model_features(y));
+        return mk_exact_len((int)(nx + (y ? ny : 0)), mk_model_features(x) + mk_model_features(y));
     return base_len(nx, ny) * (1 + mk_run_jackknife_groups(cfg, plan)) + cfg->permutations * nx * ny;
 }
 
@@ -450,7 +443,7 @@ static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_mod
                        "the cross-products of all %lld features (%s%s%s) take %.1f GiB and their sums %.1f GiB; "
                        "compare fewer or narrower layers, or use a minibatch estimator (estimator: hsic1)",
                        (mem.total + MK_LIBRARY_BYTES) / gib, have / gib,
-                       (long long)(model_features(x) + model_features(y)), x->file, y ? " and " : "",
+                       (long long)(mk_model_features(x) + mk_model_features(y)), x->file, y ? " and " : "",
                        y ? y->file : "", mem.grams / gib, mem.sums / gib);
     const mk_model *owner = x;
     const mk_layer *wide = mk_model_widest(x);
@@ -916,7 +909,7 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
     mem->blocks = 2.0 * work + read;
     mem->stacked = 0.0;
     if (cfg->estimator == MK_EST_EXACT) {
-        mem->grams = mk_exact_bytes(L, model_features(x) + model_features(y), m, cfg->precision);
+        mem->grams = mk_exact_bytes(L, mk_model_features(x) + mk_model_features(y), m, cfg->precision);
     } else {
         mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;

@@ -237,6 +237,13 @@ const mk_layer *mk_model_widest(const mk_model *model)
     return best;
 }
 
+int64_t mk_model_features(const mk_model *model)
+{
+    int64_t sum = 0;
+    for (int l = 0; model && l < model->nlayers; l++) sum += model->layers[l].p;
+    return sum;
+}
+
 void mk_model_free(mk_model *model)
 {
     for (int l = 0; l < model->nlayers; l++) free(model->layers[l].path);

@@ -27,6 +27,12 @@
 #include "mpicka/config.h"
 #include "mpicka/error.h"
 
+/* Element k of a buffer in the working precision, as double. */
+static inline double mk_prec_at(const void *buf, mk_precision prec, int64_t k)
+{
+    return prec == MK_PREC_FLOAT32 ? ((const float *)buf)[k] : ((const double *)buf)[k];
+}
+
 /* Values in a strict upper triangle of an m-by-m matrix. */
 static inline int64_t mk_tri_len(int64_t m) { return m * (m - 1) / 2; }
 

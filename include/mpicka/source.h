@@ -37,6 +37,9 @@ void mk_model_free(mk_model *model);
  * an empty model. */
 const mk_layer *mk_model_widest(const mk_model *model);
 
+/* Features of all layers together (0 for NULL). */
+int64_t mk_model_features(const mk_model *model);
+
 /* Flat serialisation so that rank 0 can inspect and broadcast. */
 mk_err mk_model_pack(const mk_model *model, char **buf, int64_t *len);
 mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model);
