@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +34,33 @@ static void sync_folder(const char *path)
     }
 }
 
+/* FNV-1a over the bytes of every stored field: each step is a bijection of
+ * the state, so any change of one byte changes the sum. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t checksum(const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ULL, fingerprint, strlen(fingerprint) + 1);
+    h = fnv(h, todo->spans, (size_t)todo->count * sizeof *todo->spans);
+    h = fnv(h, nodes->level, (size_t)nodes->count * sizeof *nodes->level);
+    h = fnv(h, nodes->start, (size_t)nodes->count * sizeof *nodes->start);
+    return fnv(h, nodes->sums, (size_t)(nodes->count * nodes->len) * sizeof *nodes->sums);
+}
+
 static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
 {
     mk_h5w h = {H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp, MK_OK};
     if (h.fid < 0) return mk_fail(MK_EIO, "cannot create checkpoint '%s'", tmp);
     hsize_t spans[2] = {(hsize_t)todo->count, 2}, count = (hsize_t)nodes->count;
     hsize_t sums[2] = {(hsize_t)nodes->count, (hsize_t)nodes->len};
+    uint64_t sum = checksum(fingerprint, todo, nodes);
     mk_h5w_attr_str(&h, "fingerprint", fingerprint);
+    mk_h5w_attr(&h, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, &sum);
     mk_h5w_dataset(&h, "todo", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, spans, todo->spans);
     mk_h5w_dataset(&h, "level", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->level);
     mk_h5w_dataset(&h, "start", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->start);
@@ -79,6 +101,8 @@ static mk_err get(hid_t fid, const char *path, const char *name, hid_t mtype, in
     int rank = H5Sget_simple_extent_dims(space, dims, NULL);
     mk_err err = MK_OK;
     if (rank < 1 || rank > 2 || (rank == 2 && (int64_t)dims[1] != cols)) err = damaged(path, name);
+    if (dims[0] > ((hsize_t)1 << 40) || dims[1] > ((hsize_t)1 << 40) || (double)dims[0] * (double)cols > 1e12)
+        err = damaged(path, name);
     *rows = (int64_t)dims[0];
     if (!err) *data = mk_malloc((size_t)(*rows * cols) * 8 + 8, "a checkpoint", &err);
     if (!err && H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) < 0) err = damaged(path, name);
@@ -113,10 +137,7 @@ static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
     MK_TRY(get(fid, path, "todo", H5T_NATIVE_INT64, 2, &spans, &todo));
     ck->todo.spans = todo;
     ck->todo.count = (int)spans;
-    for (int64_t i = 0; i < spans; i++) {
-        if (ck->todo.spans[i][1] <= ck->todo.spans[i][0]) return damaged(path, "todo");
-        ck->todo.batches += ck->todo.spans[i][1] - ck->todo.spans[i][0];
-    }
+    if (spans > INT32_MAX) return damaged(path, "todo");
     MK_TRY(get(fid, path, "level", H5T_NATIVE_INT64, 1, &levels, (void **)&ck->nodes.level));
     MK_TRY(get(fid, path, "start", H5T_NATIVE_INT64, 1, &starts, (void **)&ck->nodes.start));
     hid_t dset = H5Dopen2(fid, "sums", H5P_DEFAULT);
@@ -130,6 +151,12 @@ static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
     if (levels != starts || sums != levels) return damaged(path, "node counts");
     ck->nodes.count = levels;
     ck->nodes.len = (int64_t)dims[1];
+    uint64_t stored;
+    hid_t attr = H5Aopen(fid, "checksum", H5P_DEFAULT);
+    herr_t status = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_UINT64, &stored);
+    if (attr >= 0) H5Aclose(attr);
+    if (status < 0) return damaged(path, "no checksum");
+    if (stored != checksum(ck->fingerprint, &ck->todo, &ck->nodes)) return damaged(path, "checksum mismatch");
     return MK_OK;
 }
 
@@ -144,6 +171,43 @@ mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck)
     H5Fclose(fid);
     if (err) mk_checkpoint_free(ck);
     return err;
+}
+
+/* [start, end) of the batches a node covers, or -1 in *end when it is no
+ * node of the tree on [0, total). */
+static void node_span(int64_t level, int64_t start, int64_t total, int64_t *end)
+{
+    *end = -1;
+    if (level < 0 || level > 62 || start < 0 || start >= total || (start & (((int64_t)1 << level) - 1))) return;
+    *end = total - start > ((int64_t)1 << level) ? start + ((int64_t)1 << level) : total;
+}
+
+mk_err mk_checkpoint_validate(mk_checkpoint *ck, const char *path, const mk_plan *plan, int64_t len)
+{
+    if (ck->nodes.len != len) return damaged(path, "its sums do not fit this run's layers");
+    for (int64_t k = 0; k < ck->nodes.count * len; k++)
+        if (!isfinite(ck->nodes.sums[k])) return damaged(path, "a partial sum is not finite");
+    /* Nodes and spans, both ascending, must tile [0, total) exactly. */
+    int64_t covered = 0, node = 0, span = 0, end;
+    ck->todo.batches = 0;
+    while (node < ck->nodes.count || span < ck->todo.count) {
+        int from_node = span == ck->todo.count ||
+                        (node < ck->nodes.count && ck->nodes.start[node] < ck->todo.spans[span][0]);
+        if (from_node) {
+            node_span(ck->nodes.level[node], ck->nodes.start[node], plan->total, &end);
+            if (end < 0 || ck->nodes.start[node] != covered) return damaged(path, "its partial sums do not fit the plan");
+            node++;
+        } else {
+            end = ck->todo.spans[span][1];
+            if (ck->todo.spans[span][0] != covered || end <= covered || end > plan->total)
+                return damaged(path, "its list of batches to do does not fit the plan");
+            ck->todo.batches += end - covered;
+            span++;
+        }
+        covered = end;
+    }
+    if (covered != plan->total) return damaged(path, "it does not cover every batch");
+    return MK_OK;
 }
 
 void mk_checkpoint_free(mk_checkpoint *ck)

@@ -50,14 +50,26 @@ static int64_t first_bad_row(const void *in, int in_f32, int64_t m, int64_t p)
     return -1;
 }
 
+/* Every row equal to the first: a constant block, whose centred values are
+ * exactly zero (a mean computed by summing need not equal the value). Stops
+ * at the first difference, which for real data is in the second row. */
+static int is_constant(const void *in, int in_f32, int64_t m, int64_t p)
+{
+    size_t row = (size_t)p * (in_f32 ? sizeof(float) : sizeof(double));
+    for (int64_t i = 1; i < m; i++)
+        if (memcmp((const char *)in, (const char *)in + (size_t)i * row, row)) return 0;
+    return 1;
+}
+
 /* One loop per input/output type pair, so that each vectorises. out may be
- * in (in-place centring), hence no restrict on them. */
+ * in (in-place centring), hence no restrict on them. With scale 1 the
+ * product is exact and the loop gives the bits it always gave. */
 #define MK_SUBTRACT(IN_T, OUT_T)                                                  \
-    static void subtract_##IN_T##_##OUT_T(const IN_T *in, const double *restrict mean, int64_t m,   \
-                                          int64_t p, OUT_T *out)                  \
+    static void subtract_##IN_T##_##OUT_T(const IN_T *in, double scale, const double *restrict mean, \
+                                          int64_t m, int64_t p, OUT_T *out)      \
     {                                                                             \
         for (int64_t i = 0; i < m; i++)                                           \
-            for (int64_t j = 0; j < p; j++) out[i * p + j] = (OUT_T)(in[i * p + j] - mean[j]); \
+            for (int64_t j = 0; j < p; j++) out[i * p + j] = (OUT_T)(in[i * p + j] * scale - mean[j]); \
     }
 MK_SUBTRACT(float, float)
 MK_SUBTRACT(float, double)
@@ -65,40 +77,112 @@ MK_SUBTRACT(double, float)
 MK_SUBTRACT(double, double)
 
 #define MK_COLSUM(IN_T)                                                           \
-    static void colsum_##IN_T(const IN_T *restrict in, int64_t m, int64_t p, double *restrict sum) \
+    static void colsum_##IN_T(const IN_T *restrict in, double scale, int64_t m, int64_t p,    \
+                              double *restrict sum)                               \
     {                                                                             \
         for (int64_t j = 0; j < p; j++) sum[j] = 0.0;                            \
         for (int64_t i = 0; i < m; i++)                                           \
-            for (int64_t j = 0; j < p; j++) sum[j] += in[i * p + j];              \
+            for (int64_t j = 0; j < p; j++) sum[j] += in[i * p + j] * scale;      \
     }
 MK_COLSUM(float)
 MK_COLSUM(double)
 
-int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *mean,
-                  void *out)
-{
-    if (in_f32)
-        colsum_float(in, m, p, mean);
-    else
-        colsum_double(in, m, p, mean);
-    for (int64_t j = 0; j < p; j++) {
-        if (!isfinite(mean[j])) return first_bad_row(in, in_f32, m, p);
-        mean[j] /= (double)m;
+#define MK_ABSMAX(OUT_T)                                                          \
+    static double absmax_##OUT_T(const OUT_T *restrict v, int64_t count)          \
+    {                                                                             \
+        OUT_T most = 0;                                                           \
+        for (int64_t k = 0; k < count; k++) {                                     \
+            OUT_T a = v[k] < 0 ? -v[k] : v[k];                                    \
+            most = a > most ? a : most;                                           \
+        }                                                                         \
+        return (double)most;                                                      \
     }
-    int out_f32 = prec == MK_PREC_FLOAT32;
-    if (in_f32 && out_f32) subtract_float_float(in, mean, m, p, out);
-    if (in_f32 && !out_f32) subtract_float_double(in, mean, m, p, out);
-    if (!in_f32 && out_f32) subtract_double_float(in, mean, m, p, out);
-    if (!in_f32 && !out_f32) subtract_double_double(in, mean, m, p, out);
+MK_ABSMAX(float)
+MK_ABSMAX(double)
+
+/* The mean of a column whose scaled sum overflowed though every value is
+ * finite: summed once more with its values shrunk by 2^-64, exactly. */
+static double wide_mean(const void *in, int in_f32, double scale, int64_t m, int64_t p, int64_t j)
+{
+    double sum = 0.0, shrink = 0x1p-64;
+    for (int64_t i = 0; i < m; i++)
+        sum += (in_f32 ? ((const float *)in)[i * p + j] : ((const double *)in)[i * p + j]) * scale * shrink;
+    return sum / (double)m / shrink;
+}
+
+int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *mean,
+                  void *out, mk_centring *c)
+{
+    double scale = c ? c->scale : 1.0;
+    if (in_f32)
+        colsum_float(in, scale, m, p, mean);
+    else
+        colsum_double(in, scale, m, p, mean);
+    for (int64_t j = 0; j < p; j++) {
+        if (!isfinite(mean[j])) {
+            int64_t bad = first_bad_row(in, in_f32, m, p);
+            if (bad >= 0) return bad;
+            mean[j] = wide_mean(in, in_f32, scale, m, p, j);
+        } else {
+            mean[j] /= (double)m;
+        }
+    }
+    int out_f32 = prec == MK_PREC_FLOAT32, constant = is_constant(in, in_f32, m, p);
+    if (constant) { /* the mean is the row itself; what is left is exactly zero */
+        for (int64_t j = 0; j < p; j++) mean[j] = (in_f32 ? ((const float *)in)[j] : ((const double *)in)[j]) * scale;
+        memset(out, 0, (size_t)(m * p) * mk_prec_size(prec));
+    } else if (in_f32 && out_f32) {
+        subtract_float_float(in, scale, mean, m, p, out);
+    } else if (in_f32) {
+        subtract_float_double(in, scale, mean, m, p, out);
+    } else if (out_f32) {
+        subtract_double_float(in, scale, mean, m, p, out);
+    } else {
+        subtract_double_double(in, scale, mean, m, p, out);
+    }
+    if (c) {
+        c->constant = constant;
+        c->amax = out_f32 ? absmax_float(out, m * p) : absmax_double(out, m * p);
+    }
     return -1;
 }
 
-void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
+/* Bounds on p*amax^2, which bounds every Gram entry: float32 Grams stay far
+ * from FLT_MAX and FLT_MIN; float64 kernels K keep K^2 * m^2 within double's
+ * range, for the pair products. Scaled data sits near 1. */
+static void gram_bounds(mk_precision prec, double *lo, double *hi, double *hard)
+{
+    int f32 = prec == MK_PREC_FLOAT32;
+    *lo = f32 ? 1e-30 : 1e-140;
+    *hi = f32 ? 1e30 : 1e140;
+    *hard = f32 ? 1e37 : 1e145;
+}
+
+double mk_safe_scale(double amax, int64_t p, mk_precision prec)
+{
+    double lo, hi, hard, g = (double)p * amax * amax;
+    gram_bounds(prec, &lo, &hi, &hard);
+    if (!(amax > 0.0) || (g >= lo && g <= hi)) return 1.0;
+    if (!isfinite(g)) return ldexp(1.0, -ilogb(amax) - (int)ceil(0.5 * log2((double)p)));
+    return ldexp(1.0, -(int)lround(0.5 * log2(g)));
+}
+
+int mk_block_overflows(double amax, int64_t p, mk_precision prec)
+{
+    double lo, hi, hard;
+    gram_bounds(prec, &lo, &hi, &hard);
+    return !((double)p * amax * amax <= hard);
+}
+
+int mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
 {
     if (ws->prec == MK_PREC_FLOAT32)
         mk_ssyrk((int)m, (int)p, x, ws->gram);
     else
         mk_dsyrk((int)m, (int)p, x, ws->gram);
+    for (int64_t i = 0; i < m; i++)
+        if (!isfinite(mk_prec_at(ws->gram, ws->prec, i * m + i))) return 1;
+    return 0;
 }
 
 /* The Gram's entry (i, j), whatever the working precision. */
@@ -174,6 +258,10 @@ static void rbf_upper(mk_hsic_ws *ws, int64_t m, double *restrict v)
         for (int64_t j = i + 1; j < m; j++, k++) v[k] = norm[i] + norm[j] - 2.0 * gram_at(ws, m, i, j);
     memcpy(ws->select, v, (size_t)t * sizeof *v);
     double gamma = 1.0 / (2.0 * ws->opts.threshold * ws->opts.threshold * mk_median_sq_dist(ws->select, m));
+    if (!isfinite(gamma)) { /* a zero median (mostly equal examples): the kernel's limit, 1 for equal ones */
+        for (int64_t k = 0; k < t; k++) v[k] = v[k] <= 0.0 ? 1.0 : 0.0;
+        return;
+    }
     for (int64_t k = 0; k < t; k++) v[k] = exp(-v[k] * gamma);
 }
 
@@ -242,9 +330,9 @@ void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v)
 
 int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int64_t p, double *v)
 {
-    int64_t bad = mk_centre(in, in_f32, m, p, ws->prec, ws->colmean, ws->x);
+    int64_t bad = mk_centre(in, in_f32, m, p, ws->prec, ws->colmean, ws->x, NULL);
     if (bad >= 0) return bad;
-    mk_gram(ws, ws->x, m, p);
+    (void)mk_gram(ws, ws->x, m, p);
     mk_kernel_row(ws, m, v);
     return -1;
 }

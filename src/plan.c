@@ -20,7 +20,9 @@ mk_err mk_plan_init(mk_plan *plan, int64_t n, int64_t m, int64_t epochs, int shu
     plan->per_epoch = full + (rest >= MK_MIN_BATCH ? 1 : 0);
     plan->last_size = rest >= MK_MIN_BATCH ? rest : m;
     plan->dropped = rest >= MK_MIN_BATCH ? 0 : rest;
-    plan->total = plan->per_epoch * epochs;
+    if (__builtin_mul_overflow(plan->per_epoch, epochs, &plan->total))
+        return mk_fail(MK_ECONFIG, "epochs %lld x %lld batches per epoch is more batches than can be counted",
+                       (long long)epochs, (long long)plan->per_epoch);
     return MK_OK;
 }
 

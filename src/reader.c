@@ -14,6 +14,7 @@ typedef struct {
     void *data;           /* centred block, working precision */
     double *mean;         /* the column means taken out */
     int64_t *rows;
+    mk_centring how;      /* the layer's scale in, the block's range and constancy out */
     mk_err err;
     char msg[1024];
 } slot;
@@ -21,6 +22,7 @@ typedef struct {
 struct mk_reader {
     const mk_plan *plan;
     mk_precision prec;
+    const double *scales;         /* per layer of the block sequence */
     void *raw;                    /* the block as read, before centring */
     mk_source *srcs[2];
     const mk_model *models[2];
@@ -64,7 +66,8 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
-        int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, sl->mean, sl->data);
+        sl->how.scale = r->scales[s % r->per_batch];
+        int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, sl->mean, sl->data, &sl->how);
         if (bad >= 0)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
                               mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
@@ -133,8 +136,8 @@ static int64_t max_features(const mk_model *const *models, int nmodels)
 }
 
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, const mk_todo *todo, int64_t lo,
-                       int64_t hi, mk_reader **out)
+                       const mk_model *const *models, int nmodels, const double *scales, const mk_todo *todo,
+                       int64_t lo, int64_t hi, mk_reader **out)
 {
     mk_err err = MK_OK;
     mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
@@ -153,6 +156,7 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     }
     r->plan = plan;
     r->prec = prec;
+    r->scales = scales;
     r->nmodels = nmodels;
     r->todo = todo;
     r->lo = lo;
@@ -193,6 +197,8 @@ mk_err mk_reader_next(mk_reader *r, mk_block *b)
     b->mean = sl->mean;
     b->rows = sl->rows;
     b->m = mk_plan_batch_size(r->plan, b->g);
+    b->amax = sl->how.amax;
+    b->constant = sl->how.constant;
     return MK_OK;
 }
 

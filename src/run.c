@@ -1,5 +1,6 @@
 #include "mpicka/run.h"
 
+#include <math.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,8 @@ typedef struct {
     int64_t groups;       /* jackknife groups in use (0: none) */
     mk_todo todo;         /* the batches this run computes */
     mk_nodes saved;       /* rank 0: the partial sums a checkpoint brought */
+    double *scale;        /* per layer (x's, then y's): the power of two its values are multiplied by */
+    double *mu0;          /* exact: the shift of the feature sums (mpicka/exact.h) */
     char *fingerprint;    /* rank 0 */
     double last_checkpoint;
     int restart;
@@ -237,21 +240,31 @@ static mk_err make_plan(run_ctx *c)
 /* hxy | hxx | hyy (nx*ny + nx + ny values): a minibatch's HSICs. */
 static int64_t base_len(int64_t nx, int64_t ny) { return nx * ny + nx + ny; }
 
+/* Layers read per batch: x's, then y's. */
+static int nlayers_read(const mk_model *x, const mk_model *y) { return x->nlayers + (y ? y->nlayers : 0); }
+
 /* The values summed per batch (y NULL for a self comparison). Minibatch
  * estimators: the base, then the base again in the slot of the batch's
  * jackknife group (zeros in the others), then the cross HSICs of each
- * permutation. Exact: the feature-space sums (mpicka/exact.h). */
-static int64_t sums_len(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+ * permutation. Exact: the feature-space sums (mpicka/exact.h). Both end
+ * with one count per layer read, 1 when the layer varied in the batch: a
+ * layer that never did is constant (dead). In double, so that no size a
+ * user can ask for overflows before the memory check refuses it. */
+static double sums_len(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
 {
-    int64_t nx = x->nlayers, ny = y ? y->nlayers : nx;
-    if (cfg->estimator == MK_EST_EXACT)
-        return mk_exact_len((int)(nx + (y ? ny : 0)), mk_model_features(x) + mk_model_features(y));
-    return base_len(nx, ny) * (1 + mk_run_jackknife_groups(cfg, plan)) + cfg->permutations * nx * ny;
+    double nx = x->nlayers, ny = y ? y->nlayers : nx, L = nlayers_read(x, y);
+    if (cfg->estimator == MK_EST_EXACT) {
+        double P = (double)(mk_model_features(x) + mk_model_features(y));
+        return P * (P + 1.0) / 2.0 + P + L * P + L * L + L;
+    }
+    return (nx * ny + nx + ny) * (1.0 + (double)mk_run_jackknife_groups(cfg, plan)) +
+           (double)cfg->permutations * nx * ny + L;
 }
 
+/* Valid once the memory check has passed (then it is far below 2^53). */
 static int64_t leaf_len(const run_ctx *c)
 {
-    return sums_len(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan);
+    return (int64_t)sums_len(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan);
 }
 
 
@@ -279,6 +292,9 @@ static mk_err make_fingerprint(run_ctx *c)
             (long long)k->permutations);
     fingerprint_model(f, &c->x);
     if (c->cfg.has_y) fingerprint_model(f, &c->y);
+    fprintf(f, "sums format 2, layer scales");
+    for (int l = 0; l < nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL); l++) fprintf(f, " %a", c->scale[l]);
+    fputc('\n', f);
     return fclose(f) == 0 ? MK_OK : mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
 }
 
@@ -320,7 +336,7 @@ static mk_err load_checkpoint(run_ctx *c)
         err = mk_fail(MK_ECONFIG, "%s was made by another configuration or other inputs (%s); rerun with --restart "
                       "to discard it", path, diff);
     }
-    if (!err && ck.nodes.len != leaf_len(c)) err = mk_fail(MK_EINPUT, "%s does not fit this run's layers", path);
+    if (!err) err = mk_checkpoint_validate(&ck, path, &c->plan, leaf_len(c));
     if (!err) {
         mk_info("mpicka: resuming from %s: %lld of %lld batches left", path, (long long)ck.todo.batches,
                 (long long)c->plan.total);
@@ -414,6 +430,96 @@ static mk_err between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t don
     return err;
 }
 
+/* ---- the first batch: each layer's scale, and the exact sums' shift ---- */
+
+/* The largest |value| of a block as read (float or double). */
+static double raw_absmax(const void *buf, int in_f32, int64_t count)
+{
+    double most = 0.0;
+    for (int64_t k = 0; k < count; k++) {
+        double v = fabs(in_f32 ? ((const float *)buf)[k] : ((const double *)buf)[k]);
+        most = v > most ? v : most;
+    }
+    return most;
+}
+
+/* The scale of one layer from its first examples (in buf, k by p), and
+ * the column means of the scaled values into mean. A layer whose centred
+ * values would overflow or underflow the Grams is brought near 1 by a power
+ * of two fixed for the whole run: CKA is invariant to it, and the same
+ * factor in every batch keeps the HSIC sums comparable. */
+static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void *buf, int64_t k, mk_precision prec,
+                          double *work, double *mean, double *scale)
+{
+    mk_centring how = {.scale = 1.0};
+    if (mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how) >= 0)
+        return mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf in its first %lld examples", model->file,
+                       lay->path, (long long)k);
+    if (!isfinite(how.amax)) { /* finite values whose differences overflow */
+        how.scale = ldexp(1.0, -ilogb(raw_absmax(buf, lay->in_f32, k * lay->p)) - 2);
+        mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
+    }
+    *scale = how.scale * mk_safe_scale(how.amax, lay->p, prec);
+    how.scale = *scale;
+    mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
+    return MK_OK;
+}
+
+/* Rank 0, before the run: reads the first min(m, n) examples of every
+ * layer (a fixed set, so any rank count gets the same numbers). The exact
+ * sums are shifted by their means (near the mean, S - n d d^T cancels
+ * little). */
+static mk_err probe_layers(run_ctx *c)
+{
+    const mk_model *y = c->cfg.has_y ? &c->y : NULL;
+    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0, P = mk_model_features(&c->x) + mk_model_features(y);
+    int L = nlayers_read(&c->x, y);
+    mk_err err = MK_OK;
+    mk_source *src = NULL;
+    int64_t *rows = mk_malloc((size_t)k * sizeof *rows, "row numbers", &err);
+    double *buf = NULL, *work = NULL, *mean = NULL;
+    c->scale = err ? NULL : mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
+    if (!err) c->mu0 = mk_calloc((size_t)P, sizeof *c->mu0, "the shift of the exact sums", &err);
+    for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
+    for (int mod = 0, flat = 0; mod < (y ? 2 : 1) && !err; mod++) {
+        const mk_model *model = mod ? y : &c->x;
+        err = mk_source_open(model, &src);
+        for (int l = 0; l < model->nlayers && !err; l++, flat++) {
+            const mk_layer *lay = &model->layers[l];
+            size_t bytes = (size_t)(k * lay->p) * sizeof(double);
+            free(buf), free(work), free(mean);
+            buf = mk_malloc(bytes, "a probe block", &err);
+            work = err ? NULL : mk_malloc(bytes, "a probe block", &err);
+            mean = err ? NULL : mk_malloc((size_t)lay->p * sizeof *mean, "column means", &err);
+            if (!err) err = mk_source_read(src, l, rows, k, buf);
+            if (!err) err = layer_scale(model, lay, buf, k, c->cfg.precision, work, mean, &c->scale[flat]);
+            if (!err) memcpy(c->mu0 + col, mean, (size_t)lay->p * sizeof *mean);
+            col += lay->p;
+        }
+        mk_source_close(src);
+        src = NULL;
+    }
+    free(rows), free(buf), free(work), free(mean);
+    return err;
+}
+
+/* Every rank gets rank 0's scales and shift. */
+static mk_err share_probe(run_ctx *c)
+{
+    const mk_model *y = c->cfg.has_y ? &c->y : NULL;
+    int L = nlayers_read(&c->x, y);
+    int64_t P = mk_model_features(&c->x) + mk_model_features(y);
+    mk_err err = MK_OK;
+    if (c->rank != 0) {
+        c->scale = mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
+        if (!err) c->mu0 = mk_malloc((size_t)P * sizeof *c->mu0, "the shift of the exact sums", &err);
+    }
+    MK_TRY(agree(c->comm, err));
+    MPI_Bcast(c->scale, L, MPI_DOUBLE, 0, c->comm);
+    MPI_Bcast(c->mu0, (int)P, MPI_DOUBLE, 0, c->comm);
+    return MK_OK;
+}
+
 /* Writing the result must never overwrite an input. */
 static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
 {
@@ -478,6 +584,7 @@ static mk_err inspect(run_ctx *c)
     MK_TRY(make_plan(c));
     MK_TRY(mk_run_preflight(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan));
     MK_TRY(mk_output_prepare(c->cfg.output, &c->created_output));
+    MK_TRY(probe_layers(c));
     MK_TRY(make_fingerprint(c));
     return load_checkpoint(c);
 }
@@ -513,6 +620,7 @@ static mk_err setup(run_ctx *c)
     if (c->cfg.has_y) MK_TRY(share_model(c, &c->y));
     c->ym = c->cfg.has_y ? &c->y : &c->x;
     if (c->rank != 0) MK_TRY(make_plan(c)); /* cannot fail: rank 0's did not */
+    MK_TRY(share_probe(c));
     MK_TRY(share_todo(c));
     if (c->plan.dropped)
         mk_warn("%lld example(s) at the end of each epoch are left out: a batch needs at least %d",
@@ -583,18 +691,54 @@ static double lap(double *since)
     return dt;
 }
 
+/* A block too large for the Grams, after the scale its layer got from the
+ * first batch. */
+static mk_err too_large(const run_ctx *c, const mk_block *blk, const char *what)
+{
+    const mk_model *model = blk->model ? &c->y : &c->x;
+    const mk_layer *layer = &model->layers[blk->layer];
+    double scale = c->scale[blk->model * c->x.nlayers + blk->layer];
+    return mk_fail(MK_EDATA, "%s: dataset '%s', batch %lld (examples %lld..%lld): %s (centred values up to %g after "
+                   "the scale 2^%d fixed from the first examples); the layer's values change by too many orders of "
+                   "magnitude between batches%s", model->file, layer->path, (long long)blk->g,
+                   (long long)blk->rows[0], (long long)blk->rows[blk->m - 1], what, blk->amax, ilogb(scale),
+                   c->cfg.precision == MK_PREC_FLOAT32 ? "; precision: float64 has a wider range" : "");
+}
+
+/* The layer varied in this batch: its count at the end of the leaf. */
+static void count_varied(const run_ctx *c, batch_mem *b, const mk_block *blk)
+{
+    int L = nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL);
+    b->leaf[leaf_len(c) - L + blk->model * c->x.nlayers + blk->layer] = blk->constant ? 0.0 : 1.0;
+}
+
 /* A layer's block becomes its centred kernel at once, so only one layer's
  * activations are held at a time (plus the one being read ahead). */
-static void layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
+static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
     const mk_model *model = blk->model ? &c->y : &c->x;
     const mk_layer *layer = &model->layers[blk->layer];
     int64_t len = mk_row_len(c->cfg.estimator, blk->m);
     double clock = MPI_Wtime(), *v = (blk->model ? b->vy : b->vx) + blk->layer * len;
-    mk_gram(&b->ws, blk->data, blk->m, layer->p);
+    count_varied(c, b, blk);
+    if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision)) return too_large(c, blk, "its Gram would overflow");
+    if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(c, blk, "its Gram overflows");
     c->phase[PH_GRAM] += lap(&clock);
     mk_kernel_row(&b->ws, blk->m, v);
     c->phase[PH_UCENTRE] += lap(&clock);
+    return MK_OK;
+}
+
+/* HSIC sums must not be poisoned: a batch's own HSIC of a layer is finite
+ * (it bounds the layer's cross terms by Cauchy-Schwarz). */
+static mk_err check_self(const mk_block *blk, const double *h, const mk_model *model)
+{
+    for (int l = 0; l < model->nlayers; l++)
+        if (!isfinite(h[l]))
+            return mk_fail(MK_EDATA, "%s: dataset '%s', batch %lld (examples %lld..%lld): its HSIC with itself is %g, "
+                           "not a finite number", model->file, model->layers[l].path, (long long)blk->g,
+                           (long long)blk->rows[0], (long long)blk->rows[blk->m - 1], h[l]);
+    return MK_OK;
 }
 
 /* The permutation test: y's examples reordered within the batch, R times.
@@ -620,10 +764,12 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
     mk_block blk;
     for (int k = 0; k < nx + (c->cfg.has_y ? ny : 0); k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
-        layer_row(c, b, &blk);
+        MK_TRY(layer_row(c, b, &blk));
     }
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
     mk_pairs(c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy);
+    MK_TRY(check_self(&blk, hxx, &c->x));
+    if (c->cfg.has_y) MK_TRY(check_self(&blk, hyy, &c->y));
     double *slots = b->leaf + base, *perms = slots + base * c->groups;
     memset(slots, 0, (size_t)(base * c->groups) * sizeof *slots);
     if (c->groups) memcpy(slots + base * mk_plan_group(&c->plan, blk.g, c->groups), b->leaf, (size_t)base * sizeof *slots);
@@ -639,10 +785,15 @@ static mk_err do_exact(run_ctx *c, batch_mem *b)
     mk_block blk;
     for (int k = 0; k < L; k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
+        count_varied(c, b, &blk);
+        if (mk_block_overflows(blk.amax, mk_model_features(&c->x) + mk_model_features(&c->y), c->cfg.precision))
+            return too_large(c, &blk, "the cross-products of all features would overflow");
         mk_exact_put(&b->exact, blk.model * nx + blk.layer, blk.data, blk.mean, blk.m);
     }
     double clock = MPI_Wtime();
     mk_exact_batch(&b->exact, blk.m, b->leaf);
+    for (int64_t k = 0; k < leaf_len(c) - L; k++)
+        if (!isfinite(b->leaf[k])) return too_large(c, &blk, "the feature sums of the batch overflow");
     c->phase[PH_GRAM] += lap(&clock);
     return mk_accum_add(b->acc, blk.g, b->leaf);
 }
@@ -650,44 +801,6 @@ static mk_err do_exact(run_ctx *c, batch_mem *b)
 static mk_err do_batch(run_ctx *c, batch_mem *b)
 {
     return c->cfg.estimator == MK_EST_EXACT ? do_exact(c, b) : do_minibatch(c, b);
-}
-
-/* The exact sums are shifted by the column means of the first examples in
- * the file (a fixed vector, so any rank count sums the same values; near the
- * mean, so that S - n d d^T cancels little). Rank 0 reads them before the
- * reader thread starts, and sends them to every rank. */
-static mk_err first_means(run_ctx *c, batch_mem *b)
-{
-    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0;
-    mk_err err = MK_OK;
-    int64_t *rows = mk_malloc((size_t)k * sizeof *rows, "row numbers", &err);
-    double *buf = NULL;
-    for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
-    for (int mod = 0; mod < (c->cfg.has_y ? 2 : 1) && !err; mod++) {
-        const mk_model *model = mod ? &c->y : &c->x;
-        for (int l = 0; l < model->nlayers && !err; l++) {
-            const mk_layer *lay = &model->layers[l];
-            double *fit = realloc(buf, (size_t)(k * lay->p) * sizeof(double));
-            if (!fit) err = mk_fail(MK_ENOMEM, "out of memory reading '%s'", lay->path);
-            else buf = fit;
-            if (!err) err = mk_source_read(mod ? b->sy : b->sx, l, rows, k, buf);
-            mk_precision as_read = lay->in_f32 ? MK_PREC_FLOAT32 : MK_PREC_FLOAT64;
-            if (!err && mk_centre(buf, lay->in_f32, k, lay->p, as_read, b->exact.mu0 + col, buf) >= 0)
-                err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf in its first %lld examples", model->file,
-                              lay->path, (long long)k);
-            col += lay->p;
-        }
-    }
-    free(rows);
-    free(buf);
-    return err;
-}
-
-static mk_err exact_shift(run_ctx *c, batch_mem *b)
-{
-    MK_TRY(agree(c->comm, c->rank == 0 ? first_means(c, b) : MK_OK));
-    MPI_Bcast(b->exact.mu0, (int)b->exact.P, MPI_DOUBLE, 0, c->comm);
-    return MK_OK;
 }
 
 static mk_err open_sources(run_ctx *c, batch_mem *b)
@@ -700,8 +813,8 @@ static mk_err start_reader(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
 {
     mk_source *srcs[2] = {b->sx, b->sy};
     const mk_model *models[2] = {&c->x, &c->y};
-    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, &c->todo, lo, hi,
-                           &b->reader);
+    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, c->scale, &c->todo, lo,
+                           hi, &b->reader);
 }
 
 /* Batches done, this run's and before, after `steps` lockstep steps. */
@@ -721,7 +834,7 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     mk_err err = alloc_mem(c, b);
     if (!err) err = open_sources(c, b);
     MK_TRY(agree(c->comm, err));
-    if (c->cfg.estimator == MK_EST_EXACT) MK_TRY(exact_shift(c, b));
+    if (c->cfg.estimator == MK_EST_EXACT) memcpy(b->exact.mu0, c->mu0, (size_t)b->exact.P * sizeof(double));
     MK_TRY(agree(c->comm, start_reader(c, b, lo, hi)));
     c->phase[PH_SETUP] = MPI_Wtime() - c->t0;
     mk_progress progress;
@@ -761,12 +874,24 @@ static void report_phases(run_ctx *c)
     mk_info("%s; peak memory per rank %.1f MiB", line, (double)max_rss / 1024.0);
 }
 
-static void warn_dead(const mk_model *model, const double *h)
+/* A layer whose summed HSIC with itself is not positive has no CKA (NaN):
+ * said to be constant only when it was constant in every batch. A sum that
+ * is not finite is an error, never a 0 in the matrix. */
+static mk_err check_layers(const mk_model *model, const double *h, const double *varied)
 {
-    for (int l = 0; l < model->nlayers; l++)
-        if (!(h[l] > 0.0))
-            mk_warn("%s: layer '%s' has an HSIC with itself of %g (constant or dead layer): its CKA is NaN",
-                    model->file, model->layers[l].path, h[l]);
+    for (int l = 0; l < model->nlayers; l++) {
+        const char *path = model->layers[l].path;
+        if (!isfinite(h[l]))
+            return mk_fail(MK_EDATA, "%s: layer '%s' has a summed HSIC with itself of %g: its values are too large "
+                           "for the sums", model->file, path, h[l]);
+        if (h[l] > 0.0) continue;
+        if (varied[l] == 0.0)
+            mk_warn("%s: layer '%s' is constant in every batch (a dead layer): its CKA is NaN", model->file, path);
+        else
+            mk_warn("%s: layer '%s' has an HSIC with itself of %g though it varies in %.0f batch(es): its CKA is "
+                    "undefined (NaN)", model->file, path, h[l], varied[l]);
+    }
+    return MK_OK;
 }
 
 /* The heatmap is a view of cka.h5: if it cannot be drawn, the run still
@@ -844,8 +969,13 @@ static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
         return err;
     }
     const double *hxy = mx.hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
-    warn_dead(&c->x, hxx);
-    if (c->cfg.has_y) warn_dead(&c->y, hyy);
+    const double *varied = total + leaf_len(c) - nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL);
+    err = check_layers(&c->x, hxx, varied);
+    if (!err && c->cfg.has_y) err = check_layers(&c->y, hyy, varied + nx);
+    if (err) {
+        free_matrices(&mx);
+        return err;
+    }
     mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
                      c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0};
     err = mk_output_write(&res);
@@ -915,7 +1045,7 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
         if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
     }
-    mem->sums = (double)(depth + 1) * (double)sums_len(cfg, x, y, plan) * 8.0;
+    mem->sums = (double)(depth + 1) * sums_len(cfg, x, y, plan) * 8.0;
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums;
 }
 
@@ -974,6 +1104,8 @@ mk_err mk_run_main(int argc, char **argv)
     mk_todo_free(&c.todo);
     mk_nodes_free(&c.saved);
     free(c.fingerprint);
+    free(c.scale);
+    free(c.mu0);
     mk_model_free(&c.x);
     mk_model_free(&c.y);
     return err;

@@ -92,14 +92,18 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
     H5Sget_simple_extent_dims(space, dims, NULL);
     layer->n = (int64_t)dims[0];
     layer->p = 1;
+    int wide = dims[0] > (hsize_t)INT64_MAX;
     int off = snprintf(layer->shape, sizeof layer->shape, "(%llu", (unsigned long long)dims[0]);
     for (int d = 1; d < rank; d++) {
-        layer->p *= (int64_t)dims[d];
+        wide |= dims[d] > (hsize_t)INT64_MAX || __builtin_mul_overflow(layer->p, (int64_t)dims[d], &layer->p);
         off += snprintf(layer->shape + off, off < (int)sizeof layer->shape ? sizeof layer->shape - off : 0,
                         ", %llu", (unsigned long long)dims[d]);
     }
     if (off < (int)sizeof layer->shape) snprintf(layer->shape + off, sizeof layer->shape - off, ")");
-    if (layer->p == 0)
+    if (wide || layer->p > MK_MAX_FEATURES)
+        err = mk_fail(MK_EINPUT, "%s: dataset '%s' has shape %s: more than %lld features (or examples) per layer, "
+                      "which BLAS cannot take", file, path, layer->shape, (long long)MK_MAX_FEATURES);
+    else if (layer->p == 0)
         err = mk_fail(MK_EINPUT, "%s: dataset '%s' has shape %s: a feature dimension is zero", file, path,
                       layer->shape);
     layer->in_f32 = exact_in_float(type, cls);

@@ -173,16 +173,16 @@ START_TEST(non_finite_values_are_found)
     double x[24] = {0};
     for (int k = 0; k < 24; k++) x[k] = k;
     x[5 * p + 2] = NAN;
-    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x), 5);
+    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x, NULL), 5);
     x[5 * p + 2] = 1.0;
     x[0] = -INFINITY;
-    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x), 0);
+    ck_assert_int_eq(mk_centre(x, 0, m, p, ws.prec, ws.colmean, ws.x, NULL), 0);
     float xf[24];
     for (int k = 0; k < 24; k++) xf[k] = (float)k;
     xf[7 * p] = INFINITY;
-    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x), 7);
+    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x, NULL), 7);
     xf[7 * p] = 2.0f;
-    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x), -1);
+    ck_assert_int_eq(mk_centre(xf, 1, m, p, ws.prec, ws.colmean, ws.x, NULL), -1);
     mk_hsic_ws_free(&ws);
 }
 END_TEST
@@ -215,6 +215,112 @@ START_TEST(constant_layer_has_zero_hsic)
 }
 END_TEST
 
+
+/* Finite values whose column sum overflows: the centring must still write
+ * every output value (it once returned early and left stale data). */
+START_TEST(centring_of_huge_finite_values_writes_everything)
+{
+    int64_t m = 6, p = 2;
+    double x[12] = {1.7e308, 1.0, 1.6e308, 2.0, 1.5e308, 3.0, 1.7e308, 4.0, 1.6e308, 5.0, 1.5e308, 6.0};
+    double mean[2], out[12];
+    for (int k = 0; k < 12; k++) out[k] = NAN;
+    mk_centring how = {.scale = 1.0};
+    ck_assert_int_eq(mk_centre(x, 0, m, p, MK_PREC_FLOAT64, mean, out, &how), -1);
+    ck_assert_double_eq_tol(mean[0], 1.6e308, 1e293);
+    ck_assert_double_eq_tol(mean[1], 3.5, 1e-15);
+    for (int k = 0; k < 12; k++) ck_assert_msg(isfinite(out[k]), "out[%d] = %g", k, out[k]);
+    ck_assert_double_eq_tol(out[0], 0.1e308, 1e293);
+    ck_assert_double_eq_tol(how.amax, 0.1e308, 1e293);
+    ck_assert(!how.constant);
+    /* Scaled by a power of two the values are exact multiples: the same centring. */
+    how.scale = 0x1p-1000;
+    ck_assert_int_eq(mk_centre(x, 0, m, p, MK_PREC_FLOAT32, mean, out, &how), -1);
+    ck_assert(how.amax < 1e9 && how.amax > 1e-9);
+}
+END_TEST
+
+/* A constant block is centred to exact zeros (the mean of 0.1s computed by
+ * summing is not 0.1), so a dead layer never yields rounding noise. */
+START_TEST(constant_block_centres_to_exact_zero)
+{
+    int64_t m = 7, p = 3;
+    float xf[21];
+    double x[21], mean[3], out[21];
+    for (int k = 0; k < 21; k++) x[k] = xf[k] = 0.1f * (float)(k % 3 + 1);
+    mk_centring how = {.scale = 1.0};
+    for (int f32 = 0; f32 < 2; f32++) {
+        ck_assert_int_eq(mk_centre(f32 ? (void *)xf : (void *)x, f32, m, p, MK_PREC_FLOAT64, mean, out, &how), -1);
+        ck_assert(how.constant);
+        ck_assert(how.amax == 0.0);
+        for (int k = 0; k < 21; k++) ck_assert(out[k] == 0.0);
+        ck_assert(mean[1] == (f32 ? (double)xf[1] : x[1]));
+    }
+    x[20] += 1e-12;
+    ck_assert_int_eq(mk_centre(x, 0, m, p, MK_PREC_FLOAT64, mean, out, &how), -1);
+    ck_assert(!how.constant && how.amax > 0.0);
+}
+END_TEST
+
+/* Scales are powers of two, 1 for data in range, and bring extreme data
+ * near 1; CKA is unchanged by them (a layer scaled by 2^k against the same
+ * layer unscaled). */
+START_TEST(safe_scales_are_powers_of_two_and_keep_cka)
+{
+    ck_assert(mk_safe_scale(3.0, 1024, MK_PREC_FLOAT32) == 1.0);
+    ck_assert(mk_safe_scale(1e-3, 10, MK_PREC_FLOAT64) == 1.0);
+    ck_assert(mk_safe_scale(0.0, 10, MK_PREC_FLOAT32) == 1.0);
+    double cases[][2] = {{1e300, 1000}, {1e150, 64}, {1e20, 4096}, {1e-25, 3}, {1e-100, 50}, {3e306, 1}};
+    for (int c = 0; c < 6; c++) {
+        for (int prec = 0; prec < 2; prec++) {
+            double s = mk_safe_scale(cases[c][0], (int64_t)cases[c][1], (mk_precision)prec);
+            int e;
+            ck_assert_double_eq(frexp(s, &e), 0.5);
+            double g = cases[c][1] * (cases[c][0] * s) * (cases[c][0] * s);
+            ck_assert_msg(s == 1.0 || (g > 1e-3 && g < 1e3), "case %d prec %d: p*amax^2 = %g after scale %a", c,
+                          prec, g, s);
+            ck_assert_msg(g > (prec ? 1e-140 : 1e-30), "case %d prec %d: p*amax^2 = %g", c, prec, g);
+            ck_assert(!mk_block_overflows(cases[c][0] * s, (int64_t)cases[c][1], (mk_precision)prec));
+        }
+    }
+    ck_assert(mk_block_overflows(1e20, 1000, MK_PREC_FLOAT32));
+    ck_assert(mk_block_overflows(1e80, 1000, MK_PREC_FLOAT64));
+    ck_assert(mk_block_overflows(INFINITY, 1, MK_PREC_FLOAT64));
+    /* CKA of a layer scaled by 2^-900 against the oracle on the unscaled one. */
+    int64_t m = 24, p = 5, q = 3;
+    double *x = malloc((size_t)(m * p) * sizeof *x), *y = malloc((size_t)(m * q) * sizeof *y);
+    double *xs = malloc((size_t)(m * p) * sizeof *xs);
+    uint64_t st = 11;
+    for (int64_t k = 0; k < m * p; k++) x[k] = tu_normal(&st), xs[k] = ldexp(x[k], 900);
+    for (int64_t k = 0; k < m * q; k++) y[k] = x[k % (m * p)] + tu_normal(&st);
+    double s = mk_safe_scale(ldexp(4.0, 900), p, MK_PREC_FLOAT64);
+    ck_assert(s != 1.0);
+    mk_hsic_ws ws;
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64, NULL), MK_OK);
+    int64_t t = mk_tri_len(m);
+    double *v = malloc((size_t)(2 * t) * sizeof *v), mean[5], h, hx, hy;
+    mk_centring how = {.scale = s};
+    ck_assert_int_eq(mk_centre(xs, 0, m, p, MK_PREC_FLOAT64, mean, ws.x, &how), -1);
+    ck_assert_int_eq(mk_gram(&ws, ws.x, m, p), 0);
+    mk_kernel_row(&ws, m, v);
+    ck_assert_int_eq(mk_layer_row(&ws, y, 0, m, q, v + t), -1);
+    mk_pairs(MK_EST_HSIC1, v, 1, v + t, 1, m, &h, &hx, &hy);
+    double cx[120], cy[72];
+    oracle_centre(x, m, p, cx);
+    oracle_centre(y, m, q, cy);
+    double ref = oracle_hsic1(cx, p, cy, q, m) / sqrt(oracle_hsic1(cx, p, cx, p, m) * oracle_hsic1(cy, q, cy, q, m));
+    ck_assert_double_eq_tol(h / sqrt(hx * hy), ref, 1e-12);
+    /* Unscaled, the Gram overflows and says so. */
+    how.scale = 1.0;
+    ck_assert_int_eq(mk_centre(xs, 0, m, p, MK_PREC_FLOAT64, mean, ws.x, &how), -1);
+    ck_assert(mk_block_overflows(how.amax, p, MK_PREC_FLOAT64));
+    for (int64_t k = 0; k < m * p; k++) xs[k] = ldexp(x[k], 600);
+    ck_assert_int_eq(mk_centre(xs, 0, m, p, MK_PREC_FLOAT64, mean, ws.x, &how), -1);
+    ck_assert_int_eq(mk_gram(&ws, ws.x, m, p), 1);
+    free(x), free(y), free(xs), free(v);
+    mk_hsic_ws_free(&ws);
+}
+END_TEST
+
 static Suite *hsic_suite(void)
 {
     Suite *s = suite_create("hsic");
@@ -227,6 +333,9 @@ static Suite *hsic_suite(void)
     tcase_add_test(tc, non_finite_values_are_found);
     tcase_add_test(tc, dead_layers_give_nan_and_negatives_are_kept);
     tcase_add_test(tc, constant_layer_has_zero_hsic);
+    tcase_add_test(tc, centring_of_huge_finite_values_writes_everything);
+    tcase_add_test(tc, constant_block_centres_to_exact_zero);
+    tcase_add_test(tc, safe_scales_are_powers_of_two_and_keep_cka);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -39,6 +39,8 @@ static void open_model(const char **layers, int n, mk_model *model, mk_source **
     ck_assert_int_eq(mk_source_open(model, src), MK_OK);
 }
 
+static const double ones[2] = {1.0, 1.0};
+
 START_TEST(blocks_come_in_order_and_centred)
 {
     const char *layers[] = {"a", "b"};
@@ -47,7 +49,9 @@ START_TEST(blocks_come_in_order_and_centred)
     open_model(layers, 2, &model, &src);
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 16, 2, 1, 9), MK_OK); /* 3 batches per epoch, 2 epochs */
-    /* Expected blocks first: only the reader thread may call HDF5 once it runs. */
+    /* Expected blocks first: only the reader thread may call HDF5 once it runs.
+     * Layer b is scaled by 1/4 (as a layer out of the Grams' range would be). */
+    static const double scales[2] = {1.0, 0.25};
     int64_t rows[4][16];
     double expect[4][2][64], raw[64], mean[4];
     for (int64_t g = 1; g < 5; g++) {
@@ -59,14 +63,15 @@ START_TEST(blocks_come_in_order_and_centred)
                              MK_OK);
             if (model.layers[l].in_f32)
                 for (int k = 0; k < 16 * p; k++) raw[k] = rawf[k];
-            ck_assert_int_eq(mk_centre(raw, 0, 16, p, MK_PREC_FLOAT64, mean, expect[g - 1][l]), -1);
+            mk_centring how = {.scale = scales[l]};
+            ck_assert_int_eq(mk_centre(raw, 0, 16, p, MK_PREC_FLOAT64, mean, expect[g - 1][l], &how), -1);
         }
     }
     mk_reader *r;
     const mk_model *models[1] = {&model};
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, models, 1, &todo, 1, 5, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, models, 1, scales, &todo, 1, 5, &r), MK_OK);
     for (int64_t g = 1; g < 5; g++)
         for (int l = 0; l < 2; l++) {
             mk_block blk;
@@ -99,7 +104,7 @@ START_TEST(nan_is_reported_with_the_example)
     const mk_model *models[1] = {&model};
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, &todo, 0, plan.total, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, ones, &todo, 0, plan.total, &r), MK_OK);
     mk_block blk;
     mk_err err = MK_OK;
     int taken = 0;
@@ -132,7 +137,7 @@ START_TEST(stopping_early_does_not_hang)
     ck_assert_int_eq(mk_todo_remove(&todo, 2, 5), MK_OK); /* as after a checkpoint */
     for (int take = 0; take < 4; take++) {
         mk_reader *r;
-        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, &todo, 0, todo.batches, &r),
+        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, ones, &todo, 0, todo.batches, &r),
                          MK_OK);
         mk_block blk;
         for (int k = 0; k < take; k++) {

@@ -21,8 +21,15 @@ typedef struct {
 
 mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes);
 
-/* MK_EINPUT naming the file when it is damaged or not a checkpoint. */
+/* MK_EINPUT naming the file when it is damaged or not a checkpoint: its
+ * stored checksum (over every field) must match. */
 mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck);
+
+/* A checkpoint read from disk is untrusted: its partial sums must be finite,
+ * of len values each, and its tree nodes and batches to do must tile the
+ * plan's batches [0, total) exactly. Sets ck->todo.batches. MK_EINPUT with
+ * the damaged-checkpoint advice otherwise. */
+mk_err mk_checkpoint_validate(mk_checkpoint *ck, const char *path, const mk_plan *plan, int64_t len);
 
 void mk_checkpoint_free(mk_checkpoint *ck);
 

@@ -73,16 +73,36 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
                        const mk_hsic_opts *opts);
 void mk_hsic_ws_free(mk_hsic_ws *ws);
 
+/* How a block is centred (in) and what came out (out). */
+typedef struct {
+    double scale;  /* in: a power of two the values are multiplied by (1: none), so exactly */
+    double amax;   /* out: the largest |centred value| (Inf when one overflowed) */
+    int constant;  /* out: every row equal; the centred block is then exactly zero */
+} mk_centring;
+
 /* Centre the columns of the m-by-p block `in` (float if in_f32, else double)
- * into `out` (m by p, precision prec; out may be in when the types agree),
- * with colmean[p] as scratch. Returns -1, or the row of the first non-finite
- * value (then out is unspecified). */
+ * into `out` (m by p, precision prec; out may be in when the types agree):
+ * out = in*scale - colmean, colmean[p] receiving the means of in*scale. A
+ * column whose sum overflows with finite values gets its mean all the same.
+ * c may be NULL (scale 1, no report). Returns -1, or the row of the first
+ * non-finite value (then out is unspecified). */
 int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *colmean,
-                  void *out);
+                  void *out, mk_centring *c);
+
+/* The power of two that brings a layer of p features whose centred values
+ * reach amax into the range where its Grams (in prec) and their products
+ * neither overflow nor underflow: 1 when it is there already (so typical
+ * data keeps its bits). CKA does not change when a layer is scaled. */
+double mk_safe_scale(double amax, int64_t p, mk_precision prec);
+
+/* Whether a centred block of p features reaching amax (after its scale)
+ * would overflow its Gram in prec, or the float64 products of its kernel. */
+int mk_block_overflows(double amax, int64_t p, mk_precision prec);
 
 /* Gram of the centred block x (m by p, precision ws->prec) into ws->gram
- * (upper triangle, row-major m-by-m). */
-void mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p);
+ * (upper triangle, row-major m-by-m). Returns 0, or 1 when an entry is not
+ * finite (its diagonal holds the largest entries, so it is checked alone). */
+int mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p);
 
 /* The kernel of ws->gram, centred, into the stacked row v (steps 3 and 4;
  * mk_row_len values). */

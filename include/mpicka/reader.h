@@ -26,13 +26,16 @@ typedef struct {
     int64_t g;            /* global batch index */
     int64_t m;            /* examples in the batch */
     int model, layer;     /* model 0 (x) or 1 (y), layer index in it */
+    double amax;          /* the largest |centred value| (Inf when one overflowed) */
+    int constant;         /* every example of the batch equal in this layer: data is zero */
 } mk_block;
 
-/* nmodels is 1 or 2; the sources and the todo list must stay unchanged
- * until mk_reader_stop. */
+/* nmodels is 1 or 2; scales holds a power of two per layer (x's, then
+ * y's) that its values are multiplied by before centring. The sources, the
+ * scales and the todo list must stay unchanged until mk_reader_stop. */
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, const mk_todo *todo, int64_t lo,
-                       int64_t hi, mk_reader **reader);
+                       const mk_model *const *models, int nmodels, const double *scales, const mk_todo *todo,
+                       int64_t lo, int64_t hi, mk_reader **reader);
 
 /* Wait for the next block (valid until the next call). A failed read, or
  * NaN/Inf in the block, returns its error with the reader's message. */

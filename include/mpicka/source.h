@@ -9,6 +9,9 @@
 #include "mpicka/config.h"
 #include "mpicka/error.h"
 
+/* Features of one layer at most: BLAS takes int dimensions. */
+#define MK_MAX_FEATURES ((int64_t)INT32_MAX)
+
 typedef struct {
     char *path;       /* dataset path inside the file, without a leading '/' */
     int64_t n;        /* examples */
