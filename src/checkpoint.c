@@ -12,15 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The bytes must be on disk before the rename makes them the checkpoint. */
-static mk_err sync_file(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    int bad = fd < 0 || fsync(fd) != 0;
-    if (fd >= 0) close(fd);
-    return bad ? mk_fail(MK_EIO, "%s: cannot flush the checkpoint to disk: %s", path, strerror(errno)) : MK_OK;
-}
-
 static void sync_folder(const char *path)
 {
     char dir[4096];
@@ -54,8 +45,8 @@ static uint64_t checksum(const char *fingerprint, const mk_todo *todo, const mk_
 
 static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
 {
-    mk_h5w h = {H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), tmp, MK_OK};
-    if (h.fid < 0) return mk_fail(MK_EIO, "cannot create checkpoint '%s'", tmp);
+    mk_h5w h;
+    MK_TRY(mk_h5w_create(&h, tmp));
     hsize_t spans[2] = {(hsize_t)todo->count, 2}, count = (hsize_t)nodes->count;
     hsize_t sums[2] = {(hsize_t)nodes->count, (hsize_t)nodes->len};
     uint64_t sum = checksum(fingerprint, todo, nodes);
@@ -65,17 +56,14 @@ static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *
     mk_h5w_dataset(&h, "level", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->level);
     mk_h5w_dataset(&h, "start", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->start);
     mk_h5w_dataset(&h, "sums", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, sums, nodes->sums);
-    if (H5Fclose(h.fid) < 0 && !h.err) h.err = mk_fail(MK_EIO, "cannot close checkpoint '%s'", tmp);
-    return h.err;
+    return mk_h5w_finish(&h);
 }
 
 mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     mk_err err = write_to(tmp, fingerprint, todo, nodes);
-    if (!err) err = sync_file(tmp);
     if (!err && rename(tmp, path) != 0)
         err = mk_fail(MK_EIO, "cannot move the checkpoint to '%s': %s", path, strerror(errno));
     if (err) unlink(tmp);

@@ -688,7 +688,7 @@ static mk_err conv_double(const ctx *c, const key_spec *k, const node *n, double
     char *end;
     errno = 0;
     double v = strtod(n->text, &end);
-    if (end == n->text || *end || errno == ERANGE || !isfinite(v))
+    if (end == n->text || *end || (errno == ERANGE && fabs(v) >= 1.0) || !isfinite(v)) /* underflow is a value */
         return fail_node(c->source, n, 0, "'%s' must be a finite number, got '%s'", k->path, n->text);
     *field = v;
     return MK_OK;
@@ -769,7 +769,8 @@ static mk_err key_fail(const ctx *c, const char *path, const char *msg)
 static mk_err check_combinations(const ctx *c)
 {
     const mk_config *cfg = c->cfg;
-    if (!(cfg->rbf_threshold > 0.0)) return key_fail(c, "rbf_threshold", "'rbf_threshold' must be positive");
+    if (!(cfg->rbf_threshold >= 1e-150 && cfg->rbf_threshold <= 1e150)) /* its square scales every distance */
+        return key_fail(c, "rbf_threshold", "'rbf_threshold' must be between 1e-150 and 1e150");
     if (cfg->jackknife == 1)
         return key_fail(c, "jackknife", "'jackknife' is 0 (no standard errors) or at least 2 groups");
     if (cfg->estimator != MK_EST_EXACT) return MK_OK;

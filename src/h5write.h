@@ -1,6 +1,11 @@
 /* Private to the writers of HDF5 files (output, checkpoint): a sequence of
  * HDF5 calls that keeps the first failure, so that the writers read straight
- * and every status is checked. */
+ * and every status is checked.
+ *
+ * The file is built in memory (HDF5's core driver) and its image written
+ * with plain POSIX calls: HDF5 1.10 leaves a file whose close failed (a full
+ * disk) in its tables and crashes at exit, so HDF5 never touches the disk
+ * here, and a full disk is one clean error. */
 #ifndef MPICKA_H5WRITE_H
 #define MPICKA_H5WRITE_H
 
@@ -13,6 +18,12 @@ typedef struct {
     const char *path;
     mk_err err;  /* the first failure, naming path and what was written */
 } mk_h5w;
+
+/* Start the file that mk_h5w_finish will write to path. */
+mk_err mk_h5w_create(mk_h5w *h, const char *path);
+/* Close it and write it to path, flushed to disk (fsync); the first error
+ * of the sequence, or of writing. On failure path is removed. */
+mk_err mk_h5w_finish(mk_h5w *h);
 
 void mk_h5w_check(mk_h5w *h, herr_t status, const char *what);
 

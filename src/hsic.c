@@ -160,11 +160,12 @@ static void gram_bounds(mk_precision prec, double *lo, double *hi, double *hard)
 
 double mk_safe_scale(double amax, int64_t p, mk_precision prec)
 {
-    double lo, hi, hard, g = (double)p * amax * amax;
+    double lo, hi, hard;
     gram_bounds(prec, &lo, &hi, &hard);
-    if (!(amax > 0.0) || (g >= lo && g <= hi)) return 1.0;
-    if (!isfinite(g)) return ldexp(1.0, -ilogb(amax) - (int)ceil(0.5 * log2((double)p)));
-    return ldexp(1.0, -(int)lround(0.5 * log2(g)));
+    if (!(amax > 0.0) || !isfinite(amax)) return 1.0;
+    double e = 0.5 * log2((double)p) + log2(amax); /* log2 of sqrt(p * amax^2), which neither overflows nor underflows */
+    if (e >= 0.5 * log2(lo) && e <= 0.5 * log2(hi)) return 1.0;
+    return ldexp(1.0, -(int)lround(e));
 }
 
 int mk_block_overflows(double amax, int64_t p, mk_precision prec)

@@ -1,8 +1,11 @@
 #include "mpicka/output.h"
 
 #include "h5write.h"
+#include "mpicka/log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,35 +17,122 @@
 #define MPICKA_VERSION "unknown"
 #endif
 
-static mk_err make_dirs(const char *dir, int *created)
+/* Remembers a folder made now, so that a failed run can remove it again. */
+static mk_err remember(mk_outdir *od, const char *path)
+{
+    char **grown = realloc(od->created, (size_t)(od->ncreated + 1) * sizeof *grown);
+    char *copy = strdup(path);
+    if (grown) od->created = grown;
+    if (!grown || !copy) {
+        free(copy);
+        return mk_fail(MK_ENOMEM, "out of memory");
+    }
+    od->created[od->ncreated++] = copy;
+    return MK_OK;
+}
+
+static mk_err make_dirs(mk_outdir *od, const char *dir)
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return mk_fail(MK_ECONFIG, "output folder name is too long: '%s'", dir);
-    for (char *s = path + 1; *s; s++) {
-        if (*s != '/') continue;
+    for (char *s = path + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char end = *s;
         *s = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return mk_fail(MK_EIO, "cannot create output folder '%s': %s", path, strerror(errno));
+        if (mkdir(path, 0777) == 0) MK_TRY(remember(od, path));
+        else if (errno != EEXIST) return mk_fail(MK_EIO, "cannot create output folder '%s': %s", path, strerror(errno));
+        if (!end) return MK_OK;
         *s = '/';
     }
-    if (mkdir(path, 0777) == 0)
-        *created = 1;
-    else if (errno != EEXIST)
-        return mk_fail(MK_EIO, "cannot create output folder '%s': %s", dir, strerror(errno));
+}
+
+/* Whoever holds the lock wrote "host pid" into it. */
+static void lock_holder(int fd, char *who, size_t size)
+{
+    ssize_t n = pread(fd, who, size - 1, 0);
+    who[n > 0 ? n : 0] = '\0';
+    who[strcspn(who, "\n")] = '\0';
+    if (!*who) snprintf(who, size, "unknown");
+}
+
+/* One run per output folder: a POSIX record lock on OUTPUT/.mpicka.lock,
+ * which the system drops when the process ends, however it ends. */
+static mk_err lock_folder(mk_outdir *od, const char *dir)
+{
+    char path[4200], who[256];
+    snprintf(path, sizeof path, "%s/.mpicka.lock", dir);
+    od->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (od->lock < 0) return mk_fail(MK_EIO, "cannot create the lock '%s': %s", path, strerror(errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(od->lock, F_SETLK, &fl) != 0) {
+        lock_holder(od->lock, who, sizeof who);
+        return mk_fail(MK_ECONFIG, "output folder '%s' is in use by another mpicka run (%s, per %s); wait for it to "
+                       "end or choose another output folder", dir, who, path);
+    }
+    char host[128] = "?";
+    gethostname(host, sizeof host - 1);
+    int len = snprintf(who, sizeof who, "host %s, process %ld\n", host, (long)getpid());
+    if (ftruncate(od->lock, 0) != 0 || pwrite(od->lock, who, (size_t)len, 0) != len)
+        return mk_fail(MK_EIO, "cannot write the lock '%s': %s", path, strerror(errno));
     return MK_OK;
 }
 
-mk_err mk_output_prepare(const char *dir, int *created)
+/* The temporary files of an earlier run that was killed while writing: with
+ * the lock held, nothing else writes them. */
+static void remove_stale(const char *dir, const char *plot_file)
+{
+    char plot_tmp[300];
+    snprintf(plot_tmp, sizeof plot_tmp, ".%s.tmp.", plot_file ? plot_file : "");
+    const char *prefixes[] = {".cka.h5.tmp.", ".cka.csv.tmp.", "checkpoint.h5.tmp.", plot_tmp};
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int removed = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+            size_t n = strlen(prefixes[i]);
+            if (strncmp(e->d_name, prefixes[i], n) || strspn(e->d_name + n, "0123456789") != strlen(e->d_name + n))
+                continue;
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            removed += unlink(path) == 0;
+            break;
+        }
+    }
+    if (d) closedir(d);
+    if (removed) mk_warn("removed %d temporary file(s) that an interrupted run left in '%s'", removed, dir);
+}
+
+mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od)
 {
     struct stat st;
-    *created = 0;
-    MK_TRY(make_dirs(dir, created));
+    memset(od, 0, sizeof *od);
+    od->lock = -1;
+    MK_TRY(make_dirs(od, dir));
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return mk_fail(MK_EIO, "output '%s' exists and is not a folder", dir);
     if (access(dir, W_OK | X_OK) != 0)
         return mk_fail(MK_EIO, "output folder '%s' is not writable: %s", dir, strerror(errno));
+    MK_TRY(lock_folder(od, dir));
+    remove_stale(dir, plot_file);
     return MK_OK;
+}
+
+void mk_output_release(mk_outdir *od, const char *dir, int failed)
+{
+    if (failed && od->lock >= 0) { /* the lock file first: a folder made now must be empty to go */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/.mpicka.lock", dir);
+        if (od->ncreated) unlink(path);
+    }
+    if (od->lock >= 0) close(od->lock);
+    for (int i = od->ncreated - 1; i >= 0; i--) {
+        if (failed) rmdir(od->created[i]); /* only when empty: never a file of anyone's */
+        free(od->created[i]);
+    }
+    free(od->created);
+    memset(od, 0, sizeof *od);
+    od->lock = -1;
 }
 
 /* ---- cka.h5 ---- */
@@ -144,9 +234,8 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
 static mk_err write_h5(const mk_result *r, const char *path)
 {
     int nx = r->x->nlayers, ny = r->y->nlayers;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages name the file */
-    mk_h5w h = {H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path, MK_OK};
-    if (h.fid < 0) return mk_fail(MK_EIO, "cannot create '%s'", path);
+    mk_h5w h;
+    MK_TRY(mk_h5w_create(&h, path));
     write_matrix(&h, "cka", r->cka, nx, ny);
     write_matrix(&h, "hsic_xy", r->hxy, nx, ny);
     write_matrix(&h, "hsic_xx", r->hxx, nx, 0);
@@ -157,8 +246,7 @@ static mk_err write_h5(const mk_result *r, const char *path)
     write_names(&h, "x_layers", r->x);
     write_names(&h, "y_layers", r->y);
     write_attrs(&h, r);
-    if (H5Fclose(h.fid) < 0 && !h.err) h.err = mk_fail(MK_EIO, "cannot close '%s'", path);
-    return h.err;
+    return mk_h5w_finish(&h);
 }
 
 /* ---- cka.csv ---- */

@@ -51,7 +51,7 @@ typedef struct {
     double last_checkpoint;
     int restart;
     int progress;         /* as in run_args */
-    int created_output;
+    mk_outdir outdir;     /* rank 0: the locked output folder */
     double t0;
 } run_ctx;
 
@@ -406,6 +406,7 @@ static void catch_signals(void)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 }
 
@@ -452,9 +453,10 @@ static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void
                           double *work, double *mean, double *scale)
 {
     mk_centring how = {.scale = 1.0};
-    if (mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how) >= 0)
-        return mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf in its first %lld examples", model->file,
-                       lay->path, (long long)k);
+    int64_t bad = mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
+    if (bad >= 0) /* the probe reads examples 0..k-1: the row is the example */
+        return mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld", model->file, lay->path,
+                       (long long)bad);
     if (!isfinite(how.amax)) { /* finite values whose differences overflow */
         how.scale = ldexp(1.0, -ilogb(raw_absmax(buf, lay->in_f32, k * lay->p)) - 2);
         mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
@@ -583,7 +585,7 @@ static mk_err inspect(run_ctx *c)
     }
     MK_TRY(make_plan(c));
     MK_TRY(mk_run_preflight(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan));
-    MK_TRY(mk_output_prepare(c->cfg.output, &c->created_output));
+    MK_TRY(mk_output_prepare(c->cfg.output, c->cfg.plot.enabled ? c->cfg.plot.file : NULL, &c->outdir));
     MK_TRY(probe_layers(c));
     MK_TRY(make_fingerprint(c));
     return load_checkpoint(c);
@@ -1082,7 +1084,7 @@ static mk_err run(run_ctx *c, const run_args *a)
 
 mk_err mk_run_main(int argc, char **argv)
 {
-    run_ctx c = {.comm = MPI_COMM_WORLD};
+    run_ctx c = {.comm = MPI_COMM_WORLD, .outdir = {.lock = -1}};
     run_args a;
     MPI_Comm_rank(c.comm, &c.rank);
     MPI_Comm_size(c.comm, &c.nranks);
@@ -1098,7 +1100,7 @@ mk_err mk_run_main(int argc, char **argv)
         err = run(&c, &a);
     }
     mk_error_report(err);
-    if (err && c.rank == 0 && c.created_output) rmdir(c.cfg.output); /* only if still empty */
+    if (c.rank == 0) mk_output_release(&c.outdir, c.cfg.output, err != MK_OK);
     free(a.sets);
     mk_config_free(&c.cfg);
     mk_todo_free(&c.todo);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* HDF5 prints its own error stack by default; ours name the file and dataset. */
@@ -43,8 +44,11 @@ int mk_natural_cmp(const char *a, const char *b)
 static mk_err open_file(const char *file, hid_t *fid)
 {
     quiet_hdf5();
-    if (access(file, R_OK) != 0)
+    struct stat st;
+    if (access(file, R_OK) != 0 || stat(file, &st) != 0)
         return mk_fail(MK_EINPUT, "cannot open input '%s': %s", file, strerror(errno));
+    if (!S_ISREG(st.st_mode)) /* a pipe would block HDF5's first read forever */
+        return mk_fail(MK_EINPUT, "input '%s' is not a regular file (a folder, device or pipe?)", file);
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);
     *fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*fid < 0) return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
@@ -114,6 +118,46 @@ done:
     return err;
 }
 
+/* A file named by a virtual dataset or external storage: absolute, or
+ * relative to the folder of the file naming it (or the working folder). */
+static int reachable(const char *from, const char *name)
+{
+    if (!strcmp(name, ".") || access(name, R_OK) == 0) return 1;
+    if (name[0] == '/') return 0;
+    char path[4200];
+    const char *slash = strrchr(from, '/');
+    snprintf(path, sizeof path, "%.*s/%s", slash ? (int)(slash - from) : 1, slash ? from : ".", name);
+    return access(path, R_OK) == 0;
+}
+
+/* HDF5 reads the missing source of a virtual dataset as fill values, and
+ * says nothing: every file a layer's data comes from must be there. */
+static mk_err check_storage(hid_t dset, const char *file, const char *path)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    mk_err err = MK_OK;
+    char name[4096];
+    if (dcpl < 0) return MK_OK;
+    if (H5Pget_layout(dcpl) == H5D_VIRTUAL) {
+        size_t count = 0;
+        H5Pget_virtual_count(dcpl, &count);
+        for (size_t i = 0; i < count && !err; i++)
+            if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 && !reachable(file, name))
+                err = mk_fail(MK_EINPUT, "%s: dataset '%s' is virtual and its source file '%s' cannot be read: HDF5 "
+                              "would read fill values in its place", file, path, name);
+    }
+    int external = H5Pget_external_count(dcpl);
+    for (int i = 0; i < external && !err; i++) {
+        off_t offset;
+        hsize_t size;
+        if (H5Pget_external(dcpl, (unsigned)i, sizeof name, name, &offset, &size) >= 0 && !reachable(file, name))
+            err = mk_fail(MK_EINPUT, "%s: dataset '%s' stores its data in the external file '%s', which cannot be read",
+                          file, path, name);
+    }
+    H5Pclose(dcpl);
+    return err;
+}
+
 static mk_err add_layer(mk_model *model, hid_t fid, const char *path)
 {
     mk_err err = MK_OK;
@@ -135,6 +179,7 @@ static mk_err add_layer(mk_model *model, hid_t fid, const char *path)
     hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT);
     if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->file, path);
     err = describe(dset, model->file, path, layer);
+    if (!err) err = check_storage(dset, model->file, path);
     H5Dclose(dset);
     return err;
 }

@@ -730,7 +730,7 @@ END_TEST
 START_TEST(estimator_errors)
 {
     expect_extra_fail("estimator: hsic2\n", MK_ECONFIG, NEEDLES("run.yaml:5", "'estimator' must be one of", "exact"));
-    expect_extra_fail("rbf_threshold: 0\n", MK_ECONFIG, NEEDLES("run.yaml:5", "'rbf_threshold' must be positive"));
+    expect_extra_fail("rbf_threshold: 0\n", MK_ECONFIG, NEEDLES("run.yaml:5", "'rbf_threshold' must be between 1e-150 and 1e150"));
     expect_extra_fail("jackknife: 1\n", MK_ECONFIG, NEEDLES("run.yaml:5", "at least 2 groups"));
     expect_extra_fail("permutations: -1\n", MK_ECONFIG, NEEDLES("'permutations'"));
     expect_extra_fail("estimator: exact\nkernel: rbf\n", MK_ECONFIG, NEEDLES("run.yaml:6", "needs 'kernel: linear'"));

@@ -25,9 +25,24 @@ typedef struct {
     double seconds;
 } mk_result;
 
-/* Create the output folder if missing and check that it is writable, before
- * any work is done. *created tells whether it was made now. */
-mk_err mk_output_prepare(const char *dir, int *created);
+/* The output folder of a run, held by rank 0 from before any work until the
+ * process ends. */
+typedef struct {
+    int lock;        /* the descriptor holding the lock on DIR/.mpicka.lock, or -1 */
+    char **created;  /* the folders made now (parents first), removed again by a failed run */
+    int ncreated;
+} mk_outdir;
+
+/* Create the output folder (and its parents) if missing, check that it is
+ * writable, lock it for this run (a second run into it is MK_ECONFIG naming
+ * the holder) and remove temporary files a killed run left there, before
+ * any work is done. plot_file: the heatmap's name, or NULL. od is set even
+ * on failure, for mk_output_release. */
+mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od);
+
+/* Drop the lock; after a failure, also remove every folder made now that is
+ * empty (the lock file of a folder made now goes first). */
+void mk_output_release(mk_outdir *od, const char *dir, int failed);
 
 mk_err mk_output_write(const mk_result *res);
 
