@@ -41,7 +41,7 @@ import torch
 
 from . import __version__
 
-__all__ = ["export", "Exporter", "ExportError", "shard_path", "select_modules"]
+__all__ = ["export", "Exporter", "ExportError", "WithIndex", "shard_path", "select_modules"]
 
 IDS = "ids"
 CHUNK_BYTES = 1 << 20  # fits HDF5's default 1 MiB chunk cache: mpicka reads a chunk once
@@ -202,6 +202,27 @@ def _batch_ids(batch: Any, ids: IdsSpec) -> Any:
         return batch[ids]
     except (KeyError, IndexError, TypeError) as e:
         raise ExportError(f"ids={ids!r}: the batch ({type(batch).__name__}) has no such field") from e
+
+
+class WithIndex(torch.utils.data.Dataset):
+    """``dataset`` with each item's index appended: ``(x, y)`` becomes
+    ``(x, y, i)`` and a non-tuple ``x`` becomes ``(x, i)``.
+
+    Its loader's batches end with the examples' indices in ``dataset``, so
+    ``export(..., ids=-1)`` stores them as ``/ids``; with a
+    ``torch.utils.data.Subset`` of it per process, every shard holds global
+    indices and mpicka can check that x and y saw the same examples.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = self.dataset[i]
+        return (*item, i) if isinstance(item, tuple) else (item, i)
 
 
 # ---- the exporter ----------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mpicka.export import Exporter, ExportError, export, select_modules, shard_path
+from mpicka.export import Exporter, ExportError, WithIndex, export, select_modules, shard_path
 
 N, B = 37, 8  # a last partial batch on purpose
 
@@ -304,6 +304,16 @@ def test_shards_by_rank_and_world(tmp_path):
         with h5py.File(p, "r") as f:
             assert (f.attrs["rank"], f.attrs["world"]) == (r, 2)
             assert f["head"].shape[0] == len(x[r::2])
+    # Contiguous parts of a WithIndex dataset: the shards hold global indices.
+    data = WithIndex(TensorDataset(x))
+    for r in (0, 1):
+        part = torch.utils.data.Subset(data, range(r * 20, min(N, (r + 1) * 20)))
+        export(m, DataLoader(part, batch_size=B), tmp_path / "g.h5", layers=["head"], ids=-1, rank=r, world=2)
+    got = []
+    for r in (0, 1):
+        with h5py.File(tmp_path / f"g-{r}-of-2.h5", "r") as f:
+            got += f["ids"][()].tolist()
+    assert got == list(range(N))
     with pytest.raises(ValueError, match="rank and world go together"):
         export(m, loader(x), tmp_path / "x.h5", rank=0)
     with pytest.raises(ValueError, match="0 <= rank < world"):
