@@ -304,7 +304,8 @@ class Exporter:
         self._candidates = {n: _Layer(n, modules[n]) for n in names}
         self._layers: Optional[list[_Layer]] = None   # forward order, fixed by the first batch
         self._pass: dict[str, list] = {}
-        self._depth = 0
+        self._in_call = False
+        self._tmp = f"{self.path}.tmp{os.getpid()}"  # renamed to path when complete
         self._batch_n: Optional[int] = None
         self._input_shape: Optional[tuple] = None
         self._failed: Optional[BaseException] = None
@@ -321,7 +322,6 @@ class Exporter:
         if self.model.training:
             warnings.warn("model is in training mode: dropout is active and BatchNorm uses batch "
                           "statistics; call model.eval() before exporting", stacklevel=2)
-        self._tmp = f"{self.path}.tmp{os.getpid()}"
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -393,18 +393,22 @@ class Exporter:
     def _begin_call(self, module, args) -> None:
         if self._failed is not None:
             raise ExportError(f"an earlier error ended this export: {self._failed}")
-        if self._depth == 0:
-            self._pass = {}
-            first = args[0] if args else None
-            self._batch_n = first.shape[0] if isinstance(first, torch.Tensor) and first.dim() else None
-            if self._input_shape is None and isinstance(first, torch.Tensor) and first.dim():
-                self._input_shape = tuple(first.shape[1:])
-        self._depth += 1
+        if self._in_call:
+            # The last call never returned: an exception inside forward was
+            # caught by the caller. Its outputs are partial; do not guess.
+            raise ExportError("the model was called again after a call that did not return (an error "
+                              "inside forward?); the export cannot continue")
+        self._in_call = True
+        self._pass = {}
+        first = args[0] if args else None
+        tensor = isinstance(first, torch.Tensor) and first.dim() > 0
+        self._batch_n = first.shape[0] if tensor else None
+        if self._input_shape is None and tensor:
+            self._input_shape = tuple(first.shape[1:])
 
     def _end_call(self, module, args, output) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._guard(self._write_batch)
+        self._in_call = False
+        self._guard(self._write_batch)
 
     def _hook(self, name: str):
         def hook(module, args, output):
@@ -421,7 +425,7 @@ class Exporter:
             raise
 
     def _capture(self, name: str, output: Any) -> None:
-        if self._depth == 0:
+        if not self._in_call:
             raise ExportError(f"module '{name}' ran outside a call of the model; the exporter counts "
                               f"a batch per call of the model it was given")
         if not isinstance(output, torch.Tensor):

@@ -338,3 +338,24 @@ def test_bad_arguments(tmp_path):
         Exporter(m, tmp_path / "a.h5", pool="avg")
     with pytest.raises(TypeError, match="pass inputs="):
         export(m, [{"x": images()}], tmp_path / "a.h5")
+
+
+def test_a_call_that_did_not_return_ends_the_export(tmp_path):
+    m, x = model(), images()
+    with pytest.raises(ExportError, match="after a call that did not return"):
+        with Exporter(m, tmp_path / "a.h5", layers=["head"]):
+            m(x[:8])
+            try:
+                m(x[:8, :2])  # conv wants 3 channels: raises inside forward
+            except RuntimeError:
+                pass
+            m(x[:8])
+    assert not os.listdir(tmp_path)
+
+
+def test_submodule_called_on_its_own(tmp_path):
+    m, x = model(), images()
+    with pytest.raises(ExportError, match="module 'head' ran outside a call of the model"):
+        with Exporter(m, tmp_path / "a.h5", layers=["head"]):
+            m.head(torch.randn(2, 24))
+    assert not os.listdir(tmp_path)
