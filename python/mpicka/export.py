@@ -384,7 +384,7 @@ class Exporter:
             dt = h5py.string_dtype("utf-8") if is_str else np.int64
             self._ids = self._file.create_dataset(IDS, shape=(0,), maxshape=(None,), dtype=dt,
                                                   chunks=(CHUNK_BYTES // (16 if is_str else 8),))
-        elif is_str != (self._ids.dtype.kind == "O") and arr.size:
+        elif is_str != (self._ids.dtype.kind == "O"):
             raise ExportError("IDs mix integers and strings between batches")
         _append(self._ids, arr)
 
