@@ -13,6 +13,8 @@ jobs=${JOBS:-$(nproc)}
 
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libopenblas-dev libyaml-dev check libcairo2-dev procps"
+# The tests of the Python exporter (python/) run with Debian's python3 and these.
+[ "$mode" = test ] && packages="$packages python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest"
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then

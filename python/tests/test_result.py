@@ -1,0 +1,87 @@
+"""mpicka.result.load on a cka.h5 written by a real `mpicka run` under mpirun."""
+
+import importlib.util
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import write_config
+from mpicka.result import load
+from reference import minibatch_cka
+
+HAVE_PANDAS = importlib.util.find_spec("pandas") is not None
+
+
+@pytest.fixture(scope="module")
+def run(mpicka, tmp_path_factory):
+    """x: 3 layers, y: 2 layers, 200 examples, related by construction."""
+    d = tmp_path_factory.mktemp("result")
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((200, 6))
+    xs = [base @ rng.standard_normal((6, p)) + 0.5 * rng.standard_normal((200, p)) for p in (5, 8, 3)]
+    ys = [np.tanh(base @ rng.standard_normal((6, p))) for p in (4, 7)]
+    for name, layers in (("x", xs), ("y", ys)):
+        with h5py.File(d / f"{name}.h5", "w") as f:
+            for i, a in enumerate(layers):
+                f[f"l{i}"] = a
+    cfg = write_config(d / "run.yaml", {
+        "x": {"file": str(d / "x.h5"), "name": "mx", "layers": ["l0", "l1", "l2"]},
+        "y": {"file": str(d / "y.h5"), "name": "my", "layers": ["l0", "l1"]},
+        "batch_size": 50, "jackknife": 4, "permutations": 19, "plot": False,
+        "output": str(d / "out")})
+    p = mpicka.run(["run", cfg, "--quiet"])
+    assert p.returncode == 0, p.stderr
+    return d / "out" / "cka.h5", minibatch_cka(xs, ys, 50)
+
+
+def test_load_reads_every_part(run):
+    path, ref = run
+    r = load(path)
+    assert r.x_layers == ["l0", "l1", "l2"] and r.y_layers == ["l0", "l1"]
+    assert r.cka.dtype == np.float64 and r.cka.shape == (3, 2)
+    np.testing.assert_allclose(r.cka, ref, rtol=0, atol=1e-9)
+    assert r.hsic_xy.shape == (3, 2) and r.hsic_xx.shape == (3,) and r.hsic_yy.shape == (2,)
+    np.testing.assert_allclose(r.hsic_xy / np.sqrt(np.outer(r.hsic_xx, r.hsic_yy)), r.cka, atol=1e-12)
+    assert r.stderr.shape == (3, 2) and np.all(r.stderr > 0)
+    assert r.pvalue.shape == (3, 2) and np.all((r.pvalue >= 1 / 20) & (r.pvalue <= 1))
+    assert r.meta["estimator"] == "hsic1" and r.meta["jackknife_groups"] == 4
+    assert r.meta["permutations"] == 19 and isinstance(r.meta["description"], str)
+    assert r.provenance["n"] == 200 and r.provenance["batch_size"] == 50 and r.provenance["ranks"] == 2
+    assert (r.x_name, r.y_name) == ("mx", "my")
+    assert "batch_size: 50" in r.config
+
+
+@pytest.mark.skipif(HAVE_PANDAS, reason="pandas is installed: the DataFrame test runs instead")
+def test_to_pandas_without_pandas_says_what_to_do(run):
+    with pytest.raises(ImportError, match=r"needs pandas.*python3-pandas.*numpy arrays in \.cka"):
+        load(run[0]).to_pandas()
+
+
+@pytest.mark.skipif(not HAVE_PANDAS, reason="pandas is not installed (the ImportError test runs instead)")
+def test_to_pandas(run):
+    r = load(run[0])
+    long = r.to_pandas()
+    assert list(long.columns) == ["x_layer", "y_layer", "cka", "stderr", "pvalue"] and len(long) == 6
+    assert long.loc[1, "x_layer"] == "l0" and long.loc[1, "y_layer"] == "l1"
+    assert long.loc[1, "cka"] == r.cka[0, 1]
+    wide = r.to_pandas("wide")
+    assert wide.loc["l2", "l1"] == r.cka[2, 1]
+
+
+def test_load_names_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.h5: no such file"):
+        load(tmp_path / "nope.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="text.h5: not an HDF5 file"):
+        load(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "acts.h5", "w") as f:
+        f["cka"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="acts.h5: not an mpicka result: no /x_layers"):
+        load(tmp_path / "acts.h5")
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["cka"] = np.zeros((2, 2))
+        f["x_layers"] = ["a", "b"]
+        f["y_layers"] = ["c"]
+    with pytest.raises(ValueError, match=r"bad.h5: /cka is \(2, 2\) but there are 2 x and 1 y layers"):
+        load(tmp_path / "bad.h5")
