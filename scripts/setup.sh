@@ -30,7 +30,8 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+python_tests=AUTO; [ "$mode" = test ] && python_tests=ON   # the test mode installed their packages
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPICKA_PYTHON_TESTS=$python_tests
 cmake --build "$build" -j "$jobs"
 
 # Open MPI refuses root and more ranks than cores unless told; CI is both.

@@ -1,0 +1,33 @@
+# Finds Debian's python3 with the modules the Python test suites need; sets
+# MK_PYTHON3 and MK_PYTHON_OK. MPICKA_PYTHON_TESTS: AUTO (register them when
+# the modules import), ON (required: an error otherwise), OFF.
+set(MPICKA_PYTHON_TESTS AUTO CACHE STRING "Python tests: AUTO (when the modules import), ON (required), OFF")
+set_property(CACHE MPICKA_PYTHON_TESTS PROPERTY STRINGS AUTO ON OFF)
+
+set(mk_py_packages "python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest")
+find_program(MK_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+set(mk_py_error "")
+set(MK_PYTHON_OK FALSE)
+if(NOT MK_PYTHON3)
+  set(mk_py_error "no /usr/bin/python3")
+else()
+  execute_process(COMMAND ${MK_PYTHON3} -c "import numpy, h5py, torch, torchvision, pytest"
+    RESULT_VARIABLE mk_py_rc OUTPUT_QUIET ERROR_VARIABLE mk_py_out)
+  if(NOT mk_py_rc EQUAL 0)
+    string(STRIP "${mk_py_out}" mk_py_out)
+    string(REGEX REPLACE ".*\n" "" mk_py_out "${mk_py_out}")
+    set(mk_py_error "${MK_PYTHON3}: ${mk_py_out}")
+  endif()
+endif()
+if(MPICKA_PYTHON_TESTS STREQUAL "OFF")
+  set(mk_py_error "MPICKA_PYTHON_TESTS is OFF")
+endif()
+if(mk_py_error)
+  set(mk_py_msg "Python tests not registered (${mk_py_error}); install ${mk_py_packages} (scripts/setup.sh test does), or -DMPICKA_PYTHON_TESTS=OFF")
+  if(MPICKA_PYTHON_TESTS STREQUAL "ON")
+    message(FATAL_ERROR "${mk_py_msg}")
+  endif()
+  message(WARNING "${mk_py_msg}")
+else()
+  set(MK_PYTHON_OK TRUE)
+endif()
