@@ -16,11 +16,21 @@
 typedef struct {
     hid_t fid;
     const char *path;
-    mk_err err;  /* the first failure, naming path and what was written */
+    mk_err err;          /* the first failure, naming path and what was written */
+    const char *seal;    /* NULL, or the magic of a sealed file (below) */
 } mk_h5w;
 
-/* Start the file that mk_h5w_finish will write to path. */
-mk_err mk_h5w_create(mk_h5w *h, const char *path);
+/* Start the file that mk_h5w_finish will write to path. With seal (a magic
+ * word of at most 31 characters), the file starts with a 512-byte user
+ * block, which HDF5 skips, holding the magic, the file's length and an
+ * FNV-1a hash of every byte after the block: mk_h5w_open_sealed checks them
+ * before HDF5 parses a byte, since HDF5 crashes or hangs on some damaged
+ * files. */
+mk_err mk_h5w_create(mk_h5w *h, const char *path, const char *seal);
+
+/* Open a sealed file read-only, from the very bytes that were checked.
+ * MK_EINPUT "what" when it is not one or does not match its seal. */
+mk_err mk_h5w_open_sealed(const char *path, const char *seal, hid_t *fid, const char **what);
 /* Close it and write it to path, flushed to disk (fsync); the first error
  * of the sequence, or of writing. On failure path is removed. */
 mk_err mk_h5w_finish(mk_h5w *h);

@@ -191,7 +191,7 @@ static void write_meta(mk_h5w *h, const mk_result *r)
     hid_t gid = H5Gcreate2(h->fid, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     mk_h5w_check(h, gid, "/meta");
     if (gid < 0) return;
-    mk_h5w g = {gid, h->path, h->err}; /* the attributes go to the group */
+    mk_h5w g = {gid, h->path, h->err, NULL}; /* the attributes go to the group */
     mk_h5w_attr_str(&g, "estimator", estimators[cfg->estimator]);
     mk_h5w_attr_str(&g, "kernel", cfg->kernel == MK_KERNEL_RBF ? "rbf" : "linear");
     mk_h5w_attr(&g, "rbf_threshold", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &cfg->rbf_threshold);
@@ -235,7 +235,7 @@ static mk_err write_h5(const mk_result *r, const char *path)
 {
     int nx = r->x->nlayers, ny = r->y->nlayers;
     mk_h5w h;
-    MK_TRY(mk_h5w_create(&h, path));
+    MK_TRY(mk_h5w_create(&h, path, NULL));
     write_matrix(&h, "cka", r->cka, nx, ny);
     write_matrix(&h, "hsic_xy", r->hxy, nx, ny);
     write_matrix(&h, "hsic_xx", r->hxx, nx, 0);

@@ -22,7 +22,7 @@ typedef struct {
 mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes);
 
 /* MK_EINPUT naming the file when it is damaged or not a checkpoint: its
- * stored checksum (over every field) must match. */
+ * bytes must match the hash in its header before HDF5 reads any of them. */
 mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck);
 
 /* A checkpoint read from disk is untrusted: its partial sums must be finite,

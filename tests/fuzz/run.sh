@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Fuzz the config loader with libFuzzer (clang and Debian's libclang-rt-14-dev).
-#   tests/fuzz/run.sh [SECONDS]    default 600; findings are written to tests/fuzz/findings/
+# Fuzz with libFuzzer (clang and Debian's libclang-rt-14-dev):
+#   tests/fuzz/run.sh [SECONDS] [config|checkpoint]
+# config (default): the config loader, from the seed corpus tests/fuzz/corpus/;
+# checkpoint: the checkpoint reader and its checks, on byte patches of a valid
+# checkpoint. Findings are written to tests/fuzz/findings/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-600}
+target=${2:-config}
 out=build-fuzz
 mkdir -p "$out" tests/fuzz/findings
-# shellcheck disable=SC2046 # pkg-config's flags are meant to split into words
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L \
-    -std=c11 -Iinclude tests/fuzz/fuzz_config.c src/config.c src/error.c $(pkg-config --cflags --libs yaml-0.1) \
-    -o "$out/fuzz_config"
-corpus=$out/corpus
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -std=c11 -Iinclude"
+corpus=$out/corpus-$target
 mkdir -p "$corpus"
-cp tests/fuzz/corpus/* "$corpus/"
-"$out/fuzz_config" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-    -artifact_prefix=tests/fuzz/findings/ "$corpus"
+case "$target" in
+config)
+    # shellcheck disable=SC2046,SC2086 # pkg-config's and our flags are meant to split into words
+    clang $flags tests/fuzz/fuzz_config.c src/config.c src/error.c $(pkg-config --cflags --libs yaml-0.1) \
+        -o "$out/fuzz_config"
+    cp tests/fuzz/corpus/* "$corpus/"
+    "$out/fuzz_config" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+        -artifact_prefix=tests/fuzz/findings/ "$corpus" ;;
+checkpoint)
+    # HDF5 keeps some allocations until exit: leaks are not looked for here.
+    # shellcheck disable=SC2046,SC2086
+    clang $flags tests/fuzz/fuzz_checkpoint.c src/checkpoint.c src/h5write.c src/plan.c src/accum.c src/error.c src/log.c \
+        $(pkg-config --cflags --libs hdf5-openmpi) $(pkg-config --cflags --libs ompi-c) -o "$out/fuzz_checkpoint"
+    "$out/fuzz_checkpoint" -max_total_time="$seconds" -max_len=256 -timeout=10 -detect_leaks=0 \
+        -artifact_prefix=tests/fuzz/findings/ "$corpus" ;;
+*) echo "usage: $0 [SECONDS] [config|checkpoint]" >&2; exit 2 ;;
+esac
