@@ -373,9 +373,11 @@ static mk_err write_checkpoint(run_ctx *c, batch_mem *b, int64_t steps)
         char *path = checkpoint_path(c);
         err = path ? remaining(c, steps, &left) : mk_fail(MK_ENOMEM, "out of memory");
         if (!err) err = mk_accum_nodes(merged, &nodes);
+        mk_reader_hold_hdf5(b->reader);
         if (!err)
             err = mk_checkpoint_write(path, c->fingerprint, &left, &nodes, c->seconds_before + MPI_Wtime() - c->t0,
                                       c->segments_before + 1);
+        mk_reader_release_hdf5(b->reader);
         mk_todo_free(&left);
         mk_nodes_free(&nodes);
         free(path);
