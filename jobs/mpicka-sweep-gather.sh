@@ -13,15 +13,17 @@ mpicka=${MPICKA:-build/mpicka}
 
 base=$(basename "$sweep")
 [ "${base%.*}" = "$base" ] && base=$base.out || base=${base%.*}
-dir=$(dirname "$sweep")/$base
+dir=$base
+[ "$(dirname "$sweep")" = . ] || dir=$(dirname "$sweep")/$base
 csv() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; } # quoted, quotes doubled
 echo "task,overrides,n,batches,ranks,seconds,seconds_total,segments,status,output"
 k=0
 while IFS= read -r line; do
     k=$((k + 1))
-    # The folder's name: the same rule as mpicka-sweep.sbatch.
-    name=$(printf '%02d-%s' "$k" "$(tr -s ' \t' '_' <<< "$line" | tr -c 'A-Za-z0-9._=,+-' '_' | cut -c 1-100)")
-    out=$dir/${name%_}
+    # The folder's name: the same rule as in mpicka-sweep.sbatch.
+    mapfile -t words < <(xargs -n 1 printf '%s\n' <<< "$line")
+    name=$(printf '%s_' "${words[@]}" | tr -c 'A-Za-z0-9.,=+-' '_' | tr -s '_' | sed 's/^_//; s/_$//' | cut -c 1-100)
+    out=$dir/$(printf '%02d-%s' "$k" "$name")
     status=missing values=",,,,,"
     if [ -f "$out/cka.h5" ]; then
         status=done

@@ -13,6 +13,8 @@ jobs=${JOBS:-$(nproc)}
 
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libopenblas-dev libyaml-dev check libcairo2-dev procps"
+# Only the tests need these: a real single-node Slurm cluster (tests/test_slurm.sh).
+if [ "$mode" = test ]; then packages="$packages slurm-wlm munge"; fi
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
