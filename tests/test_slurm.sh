@@ -112,7 +112,15 @@ limit=$(submit "${res[@]}" --ntasks-per-node=1 --time=1 --signal=B:USR1@30 -o li
     "$jobs/mpicka-requeue.sbatch" c.yaml "${long[@]}" --set output=limit)
 
 # -- the time limit: stopped, requeued; then given time to finish --
-if wait_state "$limit" "PENDING|REQUEUED|REQUEUE_HOLD" 60 && [ "$(field "$limit" Restarts)" -ge 1 ]; then
+requeued() { # waits until job $1 is back in the queue after a start, at most 60 s
+    for _ in $(seq 300); do
+        [ "$(field "$1" Restarts)" -ge 1 ] 2> /dev/null && return 0
+        sleep 0.2
+    done
+    echo "  job $1: not requeued after 60 s: $(scontrol -o show job "$1" | grep -o 'JobState=[^ ]*\|Reason=[^ ]*\|StartTime=[^ ]*')"
+    return 1
+}
+if requeued "$limit"; then
     scontrol update JobId="$limit" TimeLimit=10
     if wait_state "$limit" COMPLETED 180 && wait_state "$plain" COMPLETED 120 \
         && grep -q "stopped by signal 10" limit.log && grep -q "requeueing job $limit" limit.log \

@@ -6,7 +6,7 @@
 # Then `. DIR/env` sets SLURM_CONF for sbatch, squeue, scontrol and scancel.
 # Runs as root (SlurmUser=root), needs no systemd and touches nothing outside
 # DIR: its own munge key, socket and log, its own state, spool and logs, and
-# ports chosen at random. The node declares CORES cores (default 8, more than a
+# ports chosen at random. The node declares CORES cores (default 16, more than a
 # small CI machine has: SlurmdParameters=config_overrides lets it), so that
 # jobs can run side by side; they share the real cores.
 # AuthInfo=cred_expire is 5 s instead of 120 s: a requeued job waits that long
@@ -94,7 +94,7 @@ for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 
 node=$(hostname -s)
 port=$((20000 + RANDOM % 20000))
-cores=${CORES:-8}
+cores=${CORES:-16}
 memory=$(awk '/^MemTotal:/ { print int($2 / 1024 / 2) }' /proc/meminfo) # MiB the jobs may ask for
 cat > "$dir/slurm.conf" <<EOF
 ClusterName=mpicka-test
