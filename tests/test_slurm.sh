@@ -18,11 +18,21 @@ cluster=$here/slurm/cluster.sh
 work=$(mktemp -d)
 begin=$(date +%s)
 cleanup() {
+    kill "$watchdog" 2> /dev/null
     "$cluster" stop "$work/cluster"
     [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "FAIL: stopped (signal, or over ${LIMIT:-360} s)"; exit 1' INT TERM
+# Its own time limit, under CTest's: a test killed from outside could not stop
+# the daemons, which are no children of it.
+(
+    sleep "${LIMIT:-360}" &
+    nap=$!
+    trap 'kill "$nap"; exit 0' TERM
+    wait "$nap" && kill -TERM $$
+) > /dev/null 2>&1 &
+watchdog=$!
 cd "$work"
 
 "$cluster" start "$work/cluster" || { echo "FAIL: the Slurm mini-cluster did not start (see above)"; exit 1; }

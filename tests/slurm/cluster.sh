@@ -60,8 +60,11 @@ fi
 
 fail() {
     echo "slurm mini-cluster: $*" >&2
-    for log in munged.log slurmctld.log slurmd.log; do
-        [ -s "$dir/$log" ] && { echo "--- $dir/$log (end)" >&2; tail -n 20 "$dir/$log" >&2; }
+    local d log
+    for d in munged slurmctld slurmd; do # the log, or what came before it could be opened
+        log=$dir/$d.log
+        [ -s "$log" ] || log=$dir/$d.stderr
+        [ -s "$log" ] && { echo "--- $log (end)" >&2; tail -n 20 "$log" >&2; }
     done
     stop
     exit 1
@@ -76,7 +79,7 @@ done
 [ -f "$dir/pids" ] && fail "$dir/pids exists: a cluster may still run there (stop it first)"
 
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/tmp"
-chmod 700 "$dir/munge"
+chmod 711 "$dir/munge" # the socket must be reachable; the key stays 600
 # Started daemons are noted at once, so that a failure below stops them.
 note() { echo "$1:$2" >> "$dir/pids"; }
 
@@ -141,9 +144,9 @@ export SLURM_CONF=$dir/slurm.conf
 # When the controller started: it checks time limits (and sends --signal
 # warnings) every 30 s from then on, which a test can time a job against.
 date +%s.%N > "$dir/started"
-slurmctld -D -i > /dev/null 2>> "$dir/slurmctld.log" &
+slurmctld -D -i > /dev/null 2>> "$dir/slurmctld.stderr" &
 note $! slurmctld
-slurmd -D -N "$node" > /dev/null 2>> "$dir/slurmd.log" &
+slurmd -D -N "$node" > /dev/null 2>> "$dir/slurmd.stderr" &
 note $! slurmd
 
 state=
