@@ -21,7 +21,8 @@ k=0
 while IFS= read -r line; do
     k=$((k + 1))
     # The folder's name: the same rule as in mpicka-sweep.sbatch.
-    mapfile -t words < <(xargs -n 1 printf '%s\n' <<< "$line")
+    parsed=$(xargs -n 1 printf '%s\n' <<< "$line") || { echo "$0: $sweep, line $k: unmatched quote" >&2; exit 2; }
+    mapfile -t words <<< "$parsed"
     name=$(printf '%s_' "${words[@]}" | tr -c 'A-Za-z0-9.,=+-' '_' | tr -s '_' | sed 's/^_//; s/_$//' | cut -c 1-100)
     out=$dir/$(printf '%02d-%s' "$k" "$name")
     status=missing values=",,,,,"

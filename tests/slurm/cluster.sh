@@ -95,7 +95,7 @@ note $! munged
 for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || fail "munged did not create its socket $socket"
 
-node=$(hostname -s)
+node=$(uname -n | cut -d. -f1)
 port=$((20000 + RANDOM % 20000))
 cores=${CORES:-16}
 memory=$(awk '/^MemTotal:/ { print int($2 / 1024 / 2) }' /proc/meminfo) # MiB the jobs may ask for
