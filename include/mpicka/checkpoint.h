@@ -22,6 +22,7 @@ typedef struct {
     int64_t segments;  /* how many runs that time covers */
 } mk_checkpoint;
 
+/* seconds: the time so far, over `segments` runs (this one included). */
 mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes,
                            double seconds, int64_t segments);
 
