@@ -13,8 +13,11 @@ jobs=${JOBS:-$(nproc)}
 
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libopenblas-dev libyaml-dev check libcairo2-dev procps"
-# The tests of the Python exporter (python/) run with Debian's python3 and these.
-[ "$mode" = test ] && packages="$packages python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest"
+# Only the tests need these: Debian's python3 with the exporter's modules
+# (python/, tests/hostile) and a real single-node Slurm cluster (tests/test_slurm.sh).
+if [ "$mode" = test ]; then
+    packages="$packages python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest slurm-wlm munge"
+fi
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -28,13 +28,16 @@ static void sync_folder(const char *path)
 /* The first bytes of a checkpoint file (in its HDF5 user block). */
 #define MK_CHECKPOINT_SEAL "mpicka checkpoint 2"
 
-static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
+static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes,
+                       double seconds, int64_t segments)
 {
     mk_h5w h;
     MK_TRY(mk_h5w_create(&h, tmp, MK_CHECKPOINT_SEAL));
     hsize_t spans[2] = {(hsize_t)todo->count, 2}, count = (hsize_t)nodes->count;
     hsize_t sums[2] = {(hsize_t)nodes->count, (hsize_t)nodes->len};
     mk_h5w_attr_str(&h, "fingerprint", fingerprint);
+    mk_h5w_attr(&h, "seconds_total", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &seconds);
+    mk_h5w_attr(&h, "segments", H5T_STD_I64LE, H5T_NATIVE_INT64, &segments);
     mk_h5w_dataset(&h, "todo", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, spans, todo->spans);
     mk_h5w_dataset(&h, "level", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->level);
     mk_h5w_dataset(&h, "start", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &count, nodes->start);
@@ -42,11 +45,12 @@ static mk_err write_to(const char *tmp, const char *fingerprint, const mk_todo *
     return mk_h5w_finish(&h);
 }
 
-mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes)
+mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes,
+                           double seconds, int64_t segments)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    mk_err err = write_to(tmp, fingerprint, todo, nodes);
+    mk_err err = write_to(tmp, fingerprint, todo, nodes, seconds, segments);
     if (!err && rename(tmp, path) != 0)
         err = mk_fail(MK_EIO, "cannot move the checkpoint to '%s': %s", path, strerror(errno));
     if (err) unlink(tmp);
@@ -100,11 +104,29 @@ static mk_err get_fingerprint(hid_t fid, const char *path, char **out)
     return err;
 }
 
+/* The time so far: optional (older checkpoints lack it), but not damaged. */
+static mk_err get_time(hid_t fid, const char *path, mk_checkpoint *ck)
+{
+    const char *names[2] = {"seconds_total", "segments"};
+    hid_t types[2] = {H5T_NATIVE_DOUBLE, H5T_NATIVE_INT64};
+    void *values[2] = {&ck->seconds, &ck->segments};
+    for (int i = 0; i < 2; i++) {
+        if (H5Aexists(fid, names[i]) <= 0) continue;
+        hid_t attr = H5Aopen(fid, names[i], H5P_DEFAULT);
+        herr_t status = attr < 0 ? -1 : H5Aread(attr, types[i], values[i]);
+        if (attr >= 0) H5Aclose(attr);
+        if (status < 0) return damaged(path, names[i]);
+    }
+    if (!(ck->seconds >= 0.0) || ck->segments < 0) return damaged(path, "seconds_total");
+    return MK_OK;
+}
+
 static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
 {
     int64_t spans, levels, starts, sums;
     void *todo = NULL;
     MK_TRY(get_fingerprint(fid, path, &ck->fingerprint));
+    MK_TRY(get_time(fid, path, ck));
     MK_TRY(get(fid, path, "todo", H5T_NATIVE_INT64, 2, &spans, &todo));
     ck->todo.spans = todo;
     ck->todo.count = (int)spans;

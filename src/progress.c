@@ -9,9 +9,10 @@ mk_progress_mode mk_progress_auto(FILE *out)
 }
 
 void mk_progress_start(mk_progress *p, FILE *out, mk_progress_mode mode, double interval, int64_t total,
-                       int64_t examples_per_batch)
+                       int64_t examples_per_batch, int64_t done_before)
 {
-    *p = (mk_progress){.out = out, .mode = mode, .total = total, .examples = examples_per_batch};
+    *p = (mk_progress){.out = out, .mode = mode, .total = total, .examples = examples_per_batch,
+                       .first = done_before};
     p->interval = mode == MK_PROGRESS_BAR ? 0.2 : interval;
     p->start = mk_now();
     p->last = p->start - p->interval; /* the first update shows at once */
@@ -29,9 +30,9 @@ static void format_time(double s, char *buf, size_t len)
 void mk_progress_update(mk_progress *p, int64_t done)
 {
     double t = mk_now();
-    if (p->mode == MK_PROGRESS_NONE || t - p->last < p->interval || done <= 0) return;
+    if (p->mode == MK_PROGRESS_NONE || t - p->last < p->interval || done <= p->first) return;
     p->last = t;
-    double elapsed = t - p->start, rate = (double)done / elapsed;
+    double elapsed = t - p->start, rate = (double)(done - p->first) / elapsed;
     char left[32];
     format_time((double)(p->total - done) / rate, left, sizeof left);
     double pct = 100.0 * (double)done / (double)p->total;

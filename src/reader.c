@@ -34,6 +34,7 @@ struct mk_reader {
     int stop;
     double times[MK_READER_TIMES];
     pthread_mutex_t mu;
+    pthread_mutex_t hdf5;         /* held around every HDF5 call of the thread */
     pthread_cond_t cv;
     pthread_t thread;
     int started;
@@ -62,7 +63,9 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     /* Read straight into the slot and centre in place when the types agree. */
     void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
     double t0 = mk_now();
+    pthread_mutex_lock(&r->hdf5);
     sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
+    pthread_mutex_unlock(&r->hdf5);
     double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
@@ -167,6 +170,7 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     }
     r->count = (hi - lo) * r->per_batch;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->hdf5, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (pthread_create(&r->thread, NULL, run_reader, r) != 0) {
         free_reader(r);
@@ -212,6 +216,17 @@ void mk_reader_stop(mk_reader *r, double *times)
     if (r->started) pthread_join(r->thread, NULL);
     for (int i = 0; i < MK_READER_TIMES; i++) times[i] += r->times[i];
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->hdf5);
     pthread_cond_destroy(&r->cv);
     free_reader(r);
+}
+
+void mk_reader_hold_hdf5(mk_reader *r)
+{
+    if (r) pthread_mutex_lock(&r->hdf5);
+}
+
+void mk_reader_release_hdf5(mk_reader *r)
+{
+    if (r) pthread_mutex_unlock(&r->hdf5);
 }

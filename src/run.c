@@ -48,6 +48,8 @@ typedef struct {
     double *scale;        /* per layer (x's, then y's): the power of two its values are multiplied by */
     double *mu0;          /* exact: the shift of the feature sums (mpicka/exact.h) */
     char *fingerprint;    /* rank 0 */
+    double seconds_before;   /* rank 0: time of the segments a checkpoint brought */
+    int64_t segments_before; /* and how many they were */
     double last_checkpoint;
     int restart;
     int progress;         /* as in run_args */
@@ -342,6 +344,8 @@ static mk_err load_checkpoint(run_ctx *c)
                 (long long)c->plan.total);
         c->todo = ck.todo;
         c->saved = ck.nodes;
+        c->seconds_before = ck.seconds;
+        c->segments_before = ck.segments;
         ck.todo = (mk_todo){0};
         ck.nodes = (mk_nodes){0};
     }
@@ -385,7 +389,11 @@ static mk_err write_checkpoint(run_ctx *c, batch_mem *b, int64_t steps)
         char *path = checkpoint_path(c);
         err = path ? remaining(c, steps, &left) : mk_fail(MK_ENOMEM, "out of memory");
         if (!err) err = mk_accum_nodes(merged, &nodes);
-        if (!err) err = mk_checkpoint_write(path, c->fingerprint, &left, &nodes);
+        mk_reader_hold_hdf5(b->reader);
+        if (!err)
+            err = mk_checkpoint_write(path, c->fingerprint, &left, &nodes, c->seconds_before + MPI_Wtime() - c->t0,
+                                      c->segments_before + 1);
+        mk_reader_release_hdf5(b->reader);
         mk_todo_free(&left);
         mk_nodes_free(&nodes);
         free(path);
@@ -842,7 +850,7 @@ static mk_err compute(run_ctx *c, batch_mem *b)
     mk_progress progress;
     mk_progress_mode mode = c->progress >= 0 ? (mk_progress_mode)c->progress : mk_progress_auto(stderr);
     mk_progress_start(&progress, stderr, c->rank == 0 ? mode : MK_PROGRESS_NONE, (double)c->cfg.progress_seconds,
-                      c->plan.total, c->plan.m);
+                      c->plan.total, c->plan.m, done_after(c, 0));
     c->last_checkpoint = MPI_Wtime();
     for (int64_t s = 0; s < steps && !err; s++) {
         err = agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK);
@@ -979,7 +987,8 @@ static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
         return err;
     }
     mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
-                     c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0};
+                     c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
+    res.seconds_total = c->seconds_before + res.seconds;
     err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
     if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);

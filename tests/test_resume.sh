@@ -123,10 +123,26 @@ kill -USR1 "$script_pid"
 status=0; wait "$script_pid" || status=$?
 PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job2.log 2>&1 || status=99
 if [ "$status" = 75 ] && grep -q "requeue 42" requeued && grep -q "resuming from" job2.log \
-    && [ "$(bits out)" = "$(bits ref)" ]; then
-    echo "ok batch script: stopped on SIGUSR1, requeued, resumed to the same bits"; pass=$((pass + 1))
+    && [ "$(bits out)" = "$(bits ref)" ] && "$exe" show out/cka.h5 --format json | grep -q '"segments": 2,' \
+    && grep -Eq "\(.* s over 2 segments\)" job2.log; then
+    echo "ok batch script: stopped on SIGUSR1, requeued, resumed to the same bits, time over 2 segments"
+    pass=$((pass + 1))
 else
     echo "FAIL batch script (exit $status)"; cat job1.log job2.log; fail=$((fail + 1))
+fi
+
+# SIGTERM (a scancel) to the script: a checkpoint, but no requeue.
+rm -rf out requeued
+PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=43 bash "$job_script" c.yaml --quiet > job3.log 2>&1 &
+script_pid=$!
+for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
+kill -TERM "$script_pid"
+status=0; wait "$script_pid" || status=$?
+# (mpirun, standing in for srun, ends with 1 on SIGTERM, not 75: the script must not requeue either way.)
+if [ "$status" != 0 ] && [ ! -f requeued ] && [ -f out/checkpoint.h5 ] && grep -q "stopped by signal 15" job3.log; then
+    echo "ok batch script: stopped on SIGTERM with a checkpoint, not requeued"; pass=$((pass + 1))
+else
+    echo "FAIL batch script on SIGTERM (exit $status)"; cat job3.log; fail=$((fail + 1))
 fi
 
 echo "$pass passed, $fail failed"

@@ -5,7 +5,8 @@
  * batches still to do, and the partial sums of the batches done (tree nodes,
  * see mpicka/accum.h). Written by rank 0 under a temporary name, flushed to
  * disk and renamed, so a crash at any instant leaves the last good one.
- * Not collective. */
+ * It also keeps the time spent so far (seconds_total over `segments` runs up
+ * to this checkpoint), for the total a resumed run reports. Not collective. */
 #ifndef MPICKA_CHECKPOINT_H
 #define MPICKA_CHECKPOINT_H
 
@@ -17,9 +18,13 @@ typedef struct {
     char *fingerprint;
     mk_todo todo;
     mk_nodes nodes;
+    double seconds;    /* time of the segments before, 0 in a checkpoint that does not say */
+    int64_t segments;  /* how many runs that time covers */
 } mk_checkpoint;
 
-mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes);
+/* seconds: the time so far, over `segments` runs (this one included). */
+mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_todo *todo, const mk_nodes *nodes,
+                           double seconds, int64_t segments);
 
 /* MK_EINPUT naming the file when it is damaged or not a checkpoint: its
  * bytes must match the hash in its header before HDF5 reads any of them. */

@@ -22,7 +22,9 @@ typedef struct {
     int64_t groups;         /* jackknife groups behind stderr_ */
     int nranks;
     int blas_threads;
-    double seconds;
+    double seconds;         /* this run (segment) */
+    double seconds_total;   /* all segments of a resumed run, this one included */
+    int64_t segments;
 } mk_result;
 
 /* The output folder of a run, held by rank 0 from before any work until the

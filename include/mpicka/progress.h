@@ -15,6 +15,7 @@ typedef struct {
     double interval;    /* seconds between lines, 0: every update (bar: redraws, 0.2) */
     int64_t total;      /* batches */
     int64_t examples;   /* examples per batch (full batches), for the rate */
+    int64_t first;      /* batches done before this segment (from a checkpoint): not in the rate */
     double start, last; /* monotonic seconds */
     int drawn;          /* a bar is on screen */
 } mk_progress;
@@ -23,8 +24,11 @@ typedef struct {
  * mpirun a rank's stderr is a pipe even in a terminal: bar must be asked for.) */
 mk_progress_mode mk_progress_auto(FILE *out);
 
+/* done_before: the batches a resumed run starts with. The rate and the time
+ * left count only the batches this segment does, in its own time. */
 void mk_progress_start(mk_progress *p, FILE *out, mk_progress_mode mode, double interval, int64_t total,
-                       int64_t examples_per_batch);
+                       int64_t examples_per_batch, int64_t done_before);
+/* done: all batches done, the restored ones included. */
 void mk_progress_update(mk_progress *p, int64_t done);
 /* Clears the bar, if any. */
 void mk_progress_finish(mk_progress *p);

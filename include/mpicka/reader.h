@@ -48,4 +48,10 @@ enum { MK_READER_READ, MK_READER_CENTRE, MK_READER_WAIT, MK_READER_TIMES };
  * seconds spent to times[MK_READER_TIMES]. */
 void mk_reader_stop(mk_reader *reader, double *times);
 
+/* Debian's HDF5 (the MPI build) is not thread-safe: the caller holds this
+ * around any HDF5 call it makes while the reader runs (a checkpoint), which
+ * waits for the read in progress. NULL: no reader, nothing to hold. */
+void mk_reader_hold_hdf5(mk_reader *reader);
+void mk_reader_release_hdf5(mk_reader *reader);
+
 #endif

@@ -29,7 +29,7 @@ static void make_good(void)
     double sums[2 * 7];
     for (int k = 0; k < 14; k++) sums[k] = 0.25 * k;
     mk_nodes nodes = {2, 7, lv, st, sums};
-    if (mk_checkpoint_write(good, "fingerprint of the fuzz run\n", &todo, &nodes) != MK_OK) abort();
+    if (mk_checkpoint_write(good, "fingerprint of the fuzz run\n", &todo, &nodes, 1.5, 1) != MK_OK) abort();
     FILE *f = fopen(good, "rb");
     fseek(f, 0, SEEK_END);
     image_len = (size_t)ftell(f);
