@@ -5,6 +5,7 @@
 #include <cairo-svg.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,51 @@ static int wants_black_text(const double rgb[3])
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] > 0.179;
 }
 
+/* Past this many cells, one rectangle per cell makes SVG and PDF files of
+ * gigabytes (3000 layers: 9 million paths): the cells become one image, a
+ * pixel per cell, scaled up without smoothing. */
+#define MK_VECTOR_CELLS 40000
+
+static void draw_cell_image(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
+{
+    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, l->cols, l->rows);
+    if (cairo_surface_status(img) != CAIRO_STATUS_SUCCESS) return;
+    unsigned char *px = cairo_image_surface_get_data(img);
+    int stride = cairo_image_surface_get_stride(img);
+    double rgb[3], x, y;
+    cairo_surface_flush(img);
+    for (int i = 0; i < l->rows; i++) {
+        mk_plot_cell_origin(l, i, 0, &x, &y);
+        uint32_t *row = (uint32_t *)(px + (size_t)stride * (size_t)lround((y - l->y0) / l->cell));
+        for (int j = 0; j < l->cols; j++) {
+            if (l->half && j > i) {
+                row[j] = 0; /* transparent: the upper triangle is not drawn */
+                continue;
+            }
+            cell_colour(o, d->values[(size_t)i * l->cols + j], rgb);
+            row[j] = 0xff000000u | (uint32_t)lround(rgb[0] * 255) << 16 | (uint32_t)lround(rgb[1] * 255) << 8 |
+                     (uint32_t)lround(rgb[2] * 255);
+        }
+    }
+    cairo_surface_mark_dirty(img);
+    cairo_save(cr);
+    cairo_translate(cr, l->x0, l->y0);
+    cairo_scale(cr, l->cell, l->cell);
+    cairo_set_source_surface(cr, img, 0, 0);
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    cairo_rectangle(cr, 0, 0, l->cols, l->rows);
+    cairo_fill(cr);
+    cairo_restore(cr);
+    cairo_surface_destroy(img);
+}
+
 static void draw_cells(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
 {
     double rgb[3], x, y;
+    if ((double)l->rows * l->cols > MK_VECTOR_CELLS) {
+        draw_cell_image(cr, d, o, l);
+        return;
+    }
     for (int i = 0; i < l->rows; i++)
         for (int j = 0; j < l->cols && !(l->half && j > i); j++) {
             cell_colour(o, d->values[(size_t)i * l->cols + j], rgb);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mpicka/plot.h"
 #include "resultfile.h"
@@ -448,6 +449,58 @@ static void check_layout(int rows, int cols, const char *rfmt, const char *cfmt,
     mk_plot_layout_free(&with);
     matrix_free(&m);
 }
+
+/* Past 40,000 cells the cells are one image (a pixel each, scaled without
+ * smoothing): every cell keeps its colour, the half and inverted layouts
+ * hold, and 3000 layers make an SVG of tens of megabytes, not gigabytes. */
+START_TEST(many_cells_are_one_image_with_the_same_colours)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        matrix m;
+        matrix_make(&m, 210, 210, "l%d", "l%d", 1);
+        for (int k = 0; k < 210 * 210; k++) m.v[k] = (double)((k * 7919) % 101) / 100.0;
+        m.v[5 * 210 + 3] = NAN;
+        mk_plot_opts o;
+        mk_plot_opts_default(&o);
+        o.half = variant == 0;
+        o.invert_y = variant == 1;
+        image im;
+        mk_plot_layout l;
+        char *path = render_png(&m, &o, "many.png", &im, &l);
+        uint32_t grey = (uint32_t)lround(mk_plot_nan_grey() * 255) * 0x010101;
+        for (int i = 0; i < 210; i += 7)
+            for (int j = 0; j < 210; j += 5) {
+                double rgb[3];
+                uint32_t expect = grey;
+                if (!isnan(m.v[i * 210 + j])) {
+                    ck_assert_int_eq(mk_plot_cmap("magma", m.v[i * 210 + j], rgb), MK_OK);
+                    expect = (uint32_t)lround(rgb[0] * 255) << 16 | (uint32_t)lround(rgb[1] * 255) << 8 |
+                             (uint32_t)lround(rgb[2] * 255);
+                }
+                if (o.half && j > i) expect = 0xffffff;
+                uint32_t got = cell_centre(&im, &l, i, j);
+                ck_assert_msg(channel_gap(got, expect) <= 1, "variant %d cell (%d, %d): %06x, expected %06x", variant,
+                              i, j, got, expect);
+            }
+        cairo_surface_destroy(im.s);
+        mk_plot_layout_free(&l);
+        free(path);
+        matrix_free(&m);
+    }
+    matrix m;
+    matrix_make(&m, 3000, 3000, "layer%d/conv", "layer%d/conv", 1);
+    for (int64_t k = 0; k < 3000 * 3000; k++) m.v[k] = (double)(k % 1000) / 1000.0;
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    char *svg = tu_path(dir, "huge.svg");
+    ck_assert_int_eq(mk_plot_render(&m.d, &o, svg), MK_OK);
+    struct stat st;
+    ck_assert_int_eq(stat(svg, &st), 0);
+    ck_assert_msg(st.st_size < 64 * 1024 * 1024, "3000 layers: an SVG of %lld bytes", (long long)st.st_size);
+    free(svg);
+    matrix_free(&m);
+}
+END_TEST
 
 START_TEST(labels_fit_turn_and_thin_without_overlap)
 {
@@ -1160,6 +1213,7 @@ int main(void)
     tcase_add_test(render, values_in_contrasting_ink_and_none_on_nan);
     tcase_add_test(render, half_leaves_the_upper_triangle_blank);
     tcase_add_test(render, invert_y_puts_the_first_row_at_the_bottom);
+    tcase_add_test(render, many_cells_are_one_image_with_the_same_colours);
     tcase_add_test(render, svg_holds_the_title_and_every_layer_name);
     tcase_add_test(render, pdf_holds_the_title_and_every_layer_name);
     tcase_add_test(render, two_hundred_layers_in_every_format);
