@@ -414,6 +414,9 @@ static const key_spec keys[] = {
      .help = "folder the results are written to"},
     {.path = "progress_seconds", .kind = K_INT, .def = "30", .min = 0, .off = AT(progress_seconds),
      .help = "seconds between progress lines in a log (0: a line per batch step)"},
+    {.path = "threads", .kind = K_INT, .def = "0", .min = 0, .off = AT(threads),
+     .help = "threads per rank for the Grams and pair products (0: SLURM_CPUS_PER_TASK, else 1); "
+             "the result's bits do not depend on it"},
     {.path = "checkpoint", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(checkpoint.enabled),
      .help = "periodic checkpoints in the output folder (`checkpoint: false`: only on a signal)"},
     {.path = "checkpoint.every", .kind = K_INT, .def = "0", .min = 0, .off = AT(checkpoint.every),

@@ -71,13 +71,40 @@ static double z_at(const mk_exact *e, int64_t i, int64_t f)
     return mk_prec_at(e->z, e->prec, i * e->P + f);
 }
 
+/* Z^T Z in square tiles of MK_CROSS_TILE features: tile (ti, tj), ti <= tj, is
+ * one syrk or gemm, whatever the thread that takes it. */
+#define MK_CROSS_TILE 256
+
+typedef struct {
+    const mk_exact *e;
+    int64_t m, tiles;
+} cross_job;
+
+static void cross_tile(void *arg, int64_t k)
+{
+    const cross_job *j = arg;
+    const mk_exact *e = j->e;
+    int64_t ti = 0, tj, P = e->P;
+    while (k >= j->tiles - ti) k -= j->tiles - ti++;
+    tj = ti + k;
+    int f32 = e->prec == MK_PREC_FLOAT32;
+    size_t es = mk_prec_size(e->prec);
+    int64_t r0 = ti * MK_CROSS_TILE, c0 = tj * MK_CROSS_TILE;
+    int rows = (int)(P - r0 < MK_CROSS_TILE ? P - r0 : MK_CROSS_TILE);
+    int cols = (int)(P - c0 < MK_CROSS_TILE ? P - c0 : MK_CROSS_TILE);
+    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
+    char *c = (char *)e->cross + (size_t)(r0 * P + c0) * es;
+    if (ti == tj)
+        mk_syrk_ld(f32, 1, rows, (int)j->m, a, (int)P, c, (int)P);
+    else
+        mk_gemm_ld(f32, 1, rows, cols, (int)j->m, a, (int)P, b, (int)P, c, (int)P);
+}
+
 void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
 {
     int64_t P = e->P, L = e->nlayers;
-    if (e->prec == MK_PREC_FLOAT32)
-        mk_ssyrk_t((int)P, (int)m, e->z, e->cross);
-    else
-        mk_dsyrk_t((int)P, (int)m, e->z, e->cross);
+    cross_job job = {e, m, (P + MK_CROSS_TILE - 1) / MK_CROSS_TILE};
+    mk_par_for(e->par, job.tiles * (job.tiles + 1) / 2, cross_tile, &job);
     double *S = sums, *s = S + P * (P + 1) / 2, *W = s + P, *Q = W + L * P;
     for (int64_t a = 0, k = 0; a < P; a++)
         for (int64_t b = a; b < P; b++) S[k++] = mk_prec_at(e->cross, e->prec, a * P + b);

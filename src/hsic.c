@@ -175,12 +175,39 @@ int mk_block_overflows(double amax, int64_t p, mk_precision prec)
     return !((double)p * amax * amax <= hard);
 }
 
+/* The Gram in square tiles of MK_GRAM_TILE rows: tile (ti, tj), ti <= tj, is
+ * one syrk (ti = tj) or gemm, whatever the thread that takes it. */
+#define MK_GRAM_TILE 256
+
+typedef struct {
+    const void *x;
+    void *gram;
+    int64_t m, p, tiles;
+    int f32;
+} gram_job;
+
+static void gram_tile(void *arg, int64_t k)
+{
+    const gram_job *j = arg;
+    int64_t ti = 0, tj;
+    while (k >= j->tiles - ti) k -= j->tiles - ti++; /* the k-th pair ti <= tj, row by row */
+    tj = ti + k;
+    size_t es = j->f32 ? sizeof(float) : sizeof(double);
+    int64_t r0 = ti * MK_GRAM_TILE, c0 = tj * MK_GRAM_TILE;
+    int rows = (int)(j->m - r0 < MK_GRAM_TILE ? j->m - r0 : MK_GRAM_TILE);
+    int cols = (int)(j->m - c0 < MK_GRAM_TILE ? j->m - c0 : MK_GRAM_TILE);
+    const char *a = (const char *)j->x + (size_t)(r0 * j->p) * es, *b = (const char *)j->x + (size_t)(c0 * j->p) * es;
+    char *c = (char *)j->gram + (size_t)(r0 * j->m + c0) * es;
+    if (ti == tj)
+        mk_syrk_ld(j->f32, 0, rows, (int)j->p, a, (int)j->p, c, (int)j->m);
+    else
+        mk_gemm_ld(j->f32, 0, rows, cols, (int)j->p, a, (int)j->p, b, (int)j->p, c, (int)j->m);
+}
+
 int mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
 {
-    if (ws->prec == MK_PREC_FLOAT32)
-        mk_ssyrk((int)m, (int)p, x, ws->gram);
-    else
-        mk_dsyrk((int)m, (int)p, x, ws->gram);
+    gram_job job = {x, ws->gram, m, p, (m + MK_GRAM_TILE - 1) / MK_GRAM_TILE, ws->prec == MK_PREC_FLOAT32};
+    mk_par_for(ws->par, job.tiles * (job.tiles + 1) / 2, gram_tile, &job);
     for (int64_t i = 0; i < m; i++)
         if (!isfinite(mk_prec_at(ws->gram, ws->prec, i * m + i))) return 1;
     return 0;
@@ -338,29 +365,73 @@ int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int6
     return -1;
 }
 
-void mk_pairs(mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
-              double *hxy, double *hxx, double *hyy)
+typedef struct {
+    const double *vx, *vy;
+    int nx, ny;
+    int64_t len, chunks;
+    double *part;     /* chunks slots of nx*ny (+ nx + ny for x vs y) partial sums */
+} pairs_job;
+
+/* A fixed-order dot product: the same bits on any thread. */
+static double dot(const double *restrict a, const double *restrict b, int64_t n)
 {
-    int64_t len = mk_row_len(est, m);
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k] * b[k];
+        s1 += a[k + 1] * b[k + 1];
+        s2 += a[k + 2] * b[k + 2];
+        s3 += a[k + 3] * b[k + 3];
+    }
+    for (; k < n; k++) s0 += a[k] * b[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static void pairs_chunk(void *arg, int64_t c)
+{
+    const pairs_job *j = arg;
+    int64_t from = c * MK_PAIR_CHUNK, n = j->len - from < MK_PAIR_CHUNK ? j->len - from : MK_PAIR_CHUNK;
+    int64_t slot = (int64_t)j->nx * j->ny + (j->vy ? j->nx + j->ny : 0);
+    double *out = j->part + c * slot;
+    if (!j->vy) {
+        mk_syrk_ld(0, 0, j->nx, (int)n, j->vx + from, (int)j->len, out, j->nx);
+        return;
+    }
+    mk_gemm_ld(0, 0, j->nx, j->ny, (int)n, j->vx + from, (int)j->len, j->vy + from, (int)j->len, out, j->ny);
+    for (int i = 0; i < j->nx; i++) out[j->nx * j->ny + i] = dot(j->vx + i * j->len + from, j->vx + i * j->len + from, n);
+    for (int i = 0; i < j->ny; i++)
+        out[j->nx * j->ny + j->nx + i] = dot(j->vy + i * j->len + from, j->vy + i * j->len + from, n);
+}
+
+mk_err mk_pairs(mk_par *par, mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
+                double *hxy, double *hxx, double *hyy)
+{
+    int64_t len = mk_row_len(est, m), chunks = (len + MK_PAIR_CHUNK - 1) / MK_PAIR_CHUNK;
+    int64_t slot = (int64_t)nx * ny + (vy ? nx + ny : 0), cells = (int64_t)nx * ny;
+    mk_err err = MK_OK;
+    double *part = mk_malloc((size_t)(chunks * slot) * sizeof *part, "partial pair products", &err);
+    if (err) return err;
+    pairs_job job = {vx, vy, nx, ny, len, chunks, part};
+    mk_par_for(par, chunks, pairs_chunk, &job);
     double md = (double)m;
     /* Each off-diagonal entry appears twice in the Frobenius product. */
     double scale = est == MK_EST_HSIC0 ? 2.0 / ((md - 1.0) * (md - 1.0)) : 2.0 / (md * (md - 3.0));
-    if (vy == NULL) {
-        mk_dsyrk(nx, (int)len, vx, hxy);
-        for (int i = 0; i < nx; i++)
-            for (int j = i; j < nx; j++) {
-                double h = hxy[i * nx + j] * scale;
-                hxy[i * nx + j] = h;
-                hxy[j * nx + i] = h;
-            }
-        for (int i = 0; i < nx; i++) hxx[i] = hyy[i] = hxy[i * nx + i];
-        return;
+    for (int64_t k = 0; k < slot; k++) {
+        double sum = part[k];
+        for (int64_t c = 1; c < chunks; c++) sum += part[c * slot + k];
+        part[k] = sum * scale;
     }
-    mk_dgemm_nt(nx, ny, (int)len, vx, vy, hxy);
-    for (int64_t k = 0; k < (int64_t)nx * ny; k++) hxy[k] *= scale;
-    if (!hxx) return;
-    for (int i = 0; i < nx; i++) hxx[i] = mk_ddot((int)len, vx + i * len, vx + i * len) * scale;
-    for (int j = 0; j < ny; j++) hyy[j] = mk_ddot((int)len, vy + j * len, vy + j * len) * scale;
+    if (!vy) { /* syrk filled the upper triangle */
+        for (int i = 0; i < nx; i++)
+            for (int j = i; j < nx; j++) hxy[i * nx + j] = hxy[j * nx + i] = part[i * nx + j];
+        for (int i = 0; hxx && i < nx; i++) hxx[i] = hyy[i] = hxy[i * nx + i];
+    } else {
+        memcpy(hxy, part, (size_t)cells * sizeof *hxy);
+        if (hxx) memcpy(hxx, part + cells, (size_t)nx * sizeof *hxx);
+        if (hxx) memcpy(hyy, part + cells + nx, (size_t)ny * sizeof *hyy);
+    }
+    free(part);
+    return MK_OK;
 }
 
 /* Where entry (a, b), a < b, of the strict upper triangle is stored. */

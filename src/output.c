@@ -217,7 +217,8 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
     mk_h5w_attr(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
     attr_int(h, "self", r->y == r->x);
     attr_int(h, "ranks", r->nranks);
-    attr_int(h, "blas_threads", r->blas_threads);
+    attr_int(h, "threads", r->threads);
+    attr_int(h, "blas_threads", 1);
     mk_h5w_attr(h, "seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds);
     mk_h5w_attr(h, "seconds_total", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &r->seconds_total);
     attr_int(h, "segments", r->segments);
@@ -332,8 +333,8 @@ void mk_output_summary(FILE *out, const mk_result *r)
     const mk_plan *p = r->plan;
     int nx = r->x->nlayers, ny = r->y->nlayers;
     fprintf(out, "mpicka: CKA of %s (%d layers) vs %s (%d layers)\n", r->x->name, nx, r->y->name, ny);
-    fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s), %s, %.3f s",
-            (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks,
+    fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s) x %d thread(s), %s, %.3f s",
+            (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks, r->threads,
             r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
     if (r->segments > 1) /* a resumed run: this segment, then the whole */
         fprintf(out, " (%.3f s over %lld segments)", r->seconds_total, (long long)r->segments);

@@ -19,6 +19,7 @@
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
+#include "mpicka/par.h"
 #include "mpicka/plan.h"
 #include "mpicka/plot.h"
 #include "mpicka/progress.h"
@@ -49,6 +50,7 @@ typedef struct {
     double *mu0;          /* exact: the shift of the feature sums (mpicka/exact.h) */
     char *fingerprint;    /* rank 0 */
     double seconds_before;   /* rank 0: time of the segments a checkpoint brought */
+    int threads;          /* this rank's threads for the Grams and pairs */
     int64_t segments_before; /* and how many they were */
     double last_checkpoint;
     int restart;
@@ -68,6 +70,7 @@ typedef struct {
     mk_exact exact;       /* estimator: exact */
     double *leaf;         /* what one batch adds (see sums_len) */
     mk_accum *acc;
+    mk_par *par;          /* this rank's threads for the Grams and pairs */
 } batch_mem;
 
 static void usage(FILE *out)
@@ -672,7 +675,9 @@ static mk_err alloc_mem(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     int64_t m = c->plan.m < c->plan.n ? c->plan.m : c->plan.n;
+    MK_TRY(mk_par_create(c->threads, &b->par));
     MK_TRY(c->cfg.estimator == MK_EST_EXACT ? alloc_exact(c, b, m) : alloc_minibatch(c, b, m));
+    b->ws.par = b->exact.par = b->par;
     b->leaf = mk_malloc((size_t)leaf_len(c) * sizeof(double), "a batch's sums", &err);
     if (!err) err = mk_accum_create(leaf_len(c), &b->acc);
     return err;
@@ -692,6 +697,7 @@ static void free_mem(run_ctx *c, batch_mem *b)
     free(b->perm);
     free(b->leaf);
     mk_accum_free(b->acc);
+    mk_par_free(b->par);
 }
 
 static double lap(double *since)
@@ -754,7 +760,7 @@ static mk_err check_self(const mk_block *blk, const double *h, const mk_model *m
 /* The permutation test: y's examples reordered within the batch, R times.
  * Permuting a centred kernel's rows and columns is centring the permuted
  * one, so only the pair products are recomputed. */
-static void permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, double *out)
+static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, double *out)
 {
     int nx = c->x.nlayers, ny = c->ym->nlayers;
     mk_estimator est = c->cfg.estimator;
@@ -763,8 +769,9 @@ static void permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, doubl
     for (int64_t r = 0; r < c->cfg.permutations; r++) {
         mk_plan_test_perm(&c->plan, g, r, m, b->perm);
         for (int j = 0; j < ny; j++) mk_permute_row(est, vy + j * len, m, b->perm, b->vperm + j * len);
-        mk_pairs(est, b->vx, nx, b->vperm, ny, m, out + r * nx * ny, NULL, NULL);
+        MK_TRY(mk_pairs(b->par, est, b->vx, nx, b->vperm, ny, m, out + r * nx * ny, NULL, NULL));
     }
+    return MK_OK;
 }
 
 static mk_err do_minibatch(run_ctx *c, batch_mem *b)
@@ -777,14 +784,14 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
         MK_TRY(layer_row(c, b, &blk));
     }
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
-    mk_pairs(c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy);
+    MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy));
     MK_TRY(check_self(&blk, hxx, &c->x));
     if (c->cfg.has_y) MK_TRY(check_self(&blk, hyy, &c->y));
     double *slots = b->leaf + base, *perms = slots + base * c->groups;
     memset(slots, 0, (size_t)(base * c->groups) * sizeof *slots);
     if (c->groups) memcpy(slots + base * mk_plan_group(&c->plan, blk.g, c->groups), b->leaf, (size_t)base * sizeof *slots);
     c->phase[PH_PAIRS] += lap(&clock);
-    permuted_pairs(c, b, blk.g, blk.m, perms);
+    MK_TRY(permuted_pairs(c, b, blk.g, blk.m, perms));
     c->phase[PH_PERMUTE] += lap(&clock);
     return mk_accum_add(b->acc, blk.g, b->leaf);
 }
@@ -987,7 +994,7 @@ static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
         return err;
     }
     mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
-                     c->nranks, mk_blas_threads(), MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
+                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
     res.seconds_total = c->seconds_before + res.seconds;
     err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
@@ -1062,28 +1069,32 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
 
 /* ---- entry ---- */
 
-/* Under Slurm, a rank's BLAS threads follow --cpus-per-task unless set.
- * Collective: warns when the ranks on rank 0's node want more cores than it has. */
-static void set_blas_threads(MPI_Comm comm)
+/* BLAS runs single-threaded, whatever OPENBLAS_NUM_THREADS or the binding
+ * says (some OpenBLAS calls change their bits with the thread count); the
+ * rank's own threads (mpicka/par.h) share out fixed blocks instead, so the
+ * bits do not depend on them. Collective: warns when the ranks on rank 0's
+ * node want more cores than it has. */
+static void set_threads(run_ctx *c)
 {
-    const char *slurm = getenv("SLURM_CPUS_PER_TASK");
-    if (!getenv("OPENBLAS_NUM_THREADS") && slurm && atoi(slurm) > 0) mk_blas_set_threads(atoi(slurm));
+    mk_blas_set_threads(1);
+    c->threads = mk_par_threads_wanted(c->cfg.threads);
     MPI_Comm node;
-    int local, threads = mk_blas_threads(), wanted;
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int local, wanted;
+    MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &local);
-    MPI_Allreduce(&threads, &wanted, 1, MPI_INT, MPI_SUM, node);
+    MPI_Allreduce(&c->threads, &wanted, 1, MPI_INT, MPI_SUM, node);
     MPI_Comm_free(&node);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores > 0 && wanted > cores)
-        mk_warn("%d rank(s) x BLAS threads = %d threads on a node of %ld cores: the ranks will slow each other "
-                "down (set OPENBLAS_NUM_THREADS, or Slurm's --cpus-per-task)", local, wanted, cores);
+        mk_warn("%d rank(s) x %d thread(s) = %d threads on a node of %ld cores: the ranks will slow each other "
+                "down (set threads, or Slurm's --cpus-per-task)", local, c->threads, wanted, cores);
 }
 
 static mk_err run(run_ctx *c, const run_args *a)
 {
     batch_mem b = {0};
     mk_err err = load_config(c, a);
+    if (!err) set_threads(c);
     if (!err) err = setup(c);
     if (!err) err = compute(c, &b);
     if (!err) err = reduce_and_write(c, &b);
@@ -1104,7 +1115,6 @@ mk_err mk_run_main(int argc, char **argv)
     c.restart = a.restart;
     if (!err && a.help && c.rank == 0) usage(stdout);
     if (!err && !a.help) {
-        set_blas_threads(c.comm);
         catch_signals();
         err = run(&c, &a);
     }

@@ -197,6 +197,7 @@ static const struct {
     {"shuffle", "shuffle"},
     {"seed", "seed"},
     {"ranks", "ranks"},
+    {"threads per rank", "threads"},
     {"BLAS threads", "blas_threads"},
     {"precision", "precision"},
     {"estimator", "estimator"},

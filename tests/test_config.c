@@ -767,6 +767,7 @@ START_TEST(resolved_text)
                                    "permutations: 0\n"
                                    "output: \"out\"\n"
                                    "progress_seconds: 30\n"
+                                   "threads: 0\n"
                                    "checkpoint:\n"
                                    "  every: 0\n"
                                    "  seconds: 600\n"

@@ -41,7 +41,7 @@ static void code_pair(const mk_hsic_opts *o, mk_precision prec, const double *a,
     double *v = malloc((size_t)(2 * len) * sizeof *v);
     ck_assert_int_eq(mk_layer_row(&ws, a, 0, m, pa, v), -1);
     ck_assert_int_eq(mk_layer_row(&ws, b, 0, m, pb, v + len), -1);
-    mk_pairs(o->est, v, 1, v + len, 1, m, &h[0], &h[1], &h[2]);
+    mk_pairs(NULL, o->est, v, 1, v + len, 1, m, &h[0], &h[1], &h[2]);
     free(v);
     mk_hsic_ws_free(&ws);
 }
@@ -145,7 +145,7 @@ START_TEST(permuted_rows_are_kernels_of_permuted_examples)
         for (int64_t r = 0; r < 5; r++) {
             mk_plan_test_perm(&plan, 3, r, m, perm);
             mk_permute_row(opts[k].est, vb, m, perm, vp);
-            mk_pairs(opts[k].est, va, 1, vp, 1, m, &h, NULL, NULL);
+            mk_pairs(NULL, opts[k].est, va, 1, vp, 1, m, &h, NULL, NULL);
             for (int64_t i = 0; i < m; i++) memcpy(bp + i * p, b + perm[i] * p, (size_t)p * sizeof *bp);
             oracle_pair(&opts[k], a, p, bp, p, m, want);
             assert_rel(h, want[0], 1e-9, "permuted HSIC");
@@ -288,7 +288,7 @@ static stat one_dataset(uint64_t seed, int64_t B, int64_t m, double w, int64_t G
         double *x = make_data(m, 4, NULL, 1, 0.0, 0.0, &st), *y = make_data(m, 4, x, 4, w, 0.0, &st), h[3];
         ck_assert_int_eq(mk_layer_row(&ws, x, 0, m, 4, vx), -1);
         ck_assert_int_eq(mk_layer_row(&ws, y, 0, m, 4, vy), -1);
-        mk_pairs(est, vx, 1, vy, 1, m, &h[0], &h[1], &h[2]);
+        mk_pairs(NULL, est, vx, 1, vy, 1, m, &h[0], &h[1], &h[2]);
         for (int k = 0; k < 3; k++) {
             sums[k] += h[k];
             groups[mk_plan_group(&plan, b, G) * base + k] += h[k];
@@ -297,7 +297,7 @@ static stat one_dataset(uint64_t seed, int64_t B, int64_t m, double w, int64_t G
             double hp;
             mk_plan_test_perm(&plan, b, r, m, perm);
             mk_permute_row(est, vy, m, perm, vp);
-            mk_pairs(est, vx, 1, vp, 1, m, &hp, NULL, NULL);
+            mk_pairs(NULL, est, vx, 1, vp, 1, m, &hp, NULL, NULL);
             perm_sum[r] += hp;
         }
         free(x);

@@ -43,7 +43,7 @@ static void code_hsic(double **layers, const int64_t *p, int L, int64_t m, mk_pr
         int f32 = prec == MK_PREC_FLOAT32 && l % 2 == 0; /* both input types, same values */
         ck_assert_int_eq(mk_layer_row(&ws, f32 ? (void *)in32 : (void *)layers[l], f32, m, p[l], v + l * t), -1);
     }
-    mk_pairs(MK_EST_HSIC1, v, L, NULL, L, m, hxy, hxx, hyy);
+    mk_pairs(NULL, MK_EST_HSIC1, v, L, NULL, L, m, hxy, hxx, hyy);
     for (int l = 0; l < L; l++) ck_assert(hxx[l] == hxy[l * L + l]);
     free(v);
     free(in32);
@@ -149,8 +149,8 @@ START_TEST(x_vs_y_equals_self_pairs)
         ck_assert_int_eq(mk_layer_row(&ws, layers[l], 0, m, p, v + l * t), -1);
     }
     double self[L * L], cross[L * L], sx[L], sy[L], cx[L], cy[L];
-    mk_pairs(MK_EST_HSIC1, v, L, NULL, L, m, self, sx, sy);
-    mk_pairs(MK_EST_HSIC1, v, L, v, L, m, cross, cx, cy);
+    mk_pairs(NULL, MK_EST_HSIC1, v, L, NULL, L, m, self, sx, sy);
+    mk_pairs(NULL, MK_EST_HSIC1, v, L, v, L, m, cross, cx, cy);
     for (int i = 0; i < L; i++) {
         ck_assert_double_eq_tol(cx[i], sx[i], 1e-12 * fabs(sx[i]));
         ck_assert_double_eq_tol(cy[i], sy[i], 1e-12 * fabs(sy[i]));
@@ -208,7 +208,7 @@ START_TEST(constant_layer_has_zero_hsic)
     ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64, NULL), MK_OK);
     double *v = malloc((size_t)t * sizeof *v), h, hx, hy;
     ck_assert_int_eq(mk_layer_row(&ws, x, 0, m, p, v), -1);
-    mk_pairs(MK_EST_HSIC1, v, 1, NULL, 1, m, &h, &hx, &hy);
+    mk_pairs(NULL, MK_EST_HSIC1, v, 1, NULL, 1, m, &h, &hx, &hy);
     ck_assert(h == 0.0);
     free(v);
     mk_hsic_ws_free(&ws);
@@ -303,7 +303,7 @@ START_TEST(safe_scales_are_powers_of_two_and_keep_cka)
     ck_assert_int_eq(mk_gram(&ws, ws.x, m, p), 0);
     mk_kernel_row(&ws, m, v);
     ck_assert_int_eq(mk_layer_row(&ws, y, 0, m, q, v + t), -1);
-    mk_pairs(MK_EST_HSIC1, v, 1, v + t, 1, m, &h, &hx, &hy);
+    mk_pairs(NULL, MK_EST_HSIC1, v, 1, v + t, 1, m, &h, &hx, &hy);
     double cx[120], cy[72];
     oracle_centre(x, m, p, cx);
     oracle_centre(y, m, q, cy);

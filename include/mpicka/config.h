@@ -70,6 +70,7 @@ typedef struct {
     int64_t permutations;  /* permutations of y per batch for the p-values (default 0: none) */
     char *output;          /* output folder, required */
     int64_t progress_seconds; /* >= 0, default 30: progress line interval in a log */
+    int64_t threads;       /* per rank for Grams and pairs; 0 (default): SLURM_CPUS_PER_TASK, else 1 */
     mk_plot_cfg plot;
     mk_checkpoint_cfg checkpoint;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */

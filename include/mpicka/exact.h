@@ -21,6 +21,7 @@
 
 #include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/par.h"
 
 typedef struct {
     int nlayers;        /* L */
@@ -31,6 +32,7 @@ typedef struct {
     void *z;            /* m_max by P, working precision: the batch, shifted */
     void *cross;        /* P by P, working precision: Z^T Z */
     double *r;          /* m_max by L */
+    mk_par *par;        /* threads for the blocks of Z^T Z; NULL: the caller's alone (same bits) */
 } mk_exact;
 
 /* Doubles in one batch's sums: S (P(P+1)/2), s (P), W (L*P), Q (L*L). */

@@ -17,8 +17,10 @@
  *   5. HSIC_1(K_a, K_b) = <K~u_a, K~u_b>_F / (m(m-3)) = 2 V_a.V_b / (m(m-3))
  *      and HSIC_0(K_a, K_b) = tr(K_a H K_b H) / (m-1)^2 = 2 V_a.V_b / (m-1)^2,
  *      for every layer pair at once with one BLAS product of the stacked V.
- * Deterministic: the same inputs give the same bits (at a fixed number of BLAS
- * threads), whatever rank computes them. */
+ * Deterministic: the same inputs give the same bits whatever rank computes
+ * them and with any number of threads (mpicka/par.h): every product is cut
+ * into blocks of fixed shapes, one single-threaded BLAS call each, and
+ * partial sums are added in a fixed order. */
 #ifndef MPICKA_HSIC_H
 #define MPICKA_HSIC_H
 
@@ -26,6 +28,7 @@
 
 #include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/par.h"
 
 /* Element k of a buffer in the working precision, as double. */
 static inline double mk_prec_at(const void *buf, mk_precision prec, int64_t k)
@@ -66,6 +69,7 @@ typedef struct {
     double *colmean;  /* p_max */
     double *rowsum;   /* m_max */
     double *select;   /* RBF: the t distances, reordered to find their median */
+    mk_par *par;      /* threads for the Gram's blocks; NULL: the caller's alone (same bits) */
 } mk_hsic_ws;
 
 /* opts NULL: linear kernel, HSIC_1. */
@@ -118,10 +122,13 @@ int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int6
 
 /* HSIC of every pair from stacked rows (each of length mk_row_len(est, m)):
  * hxy[i*ny+j] = HSIC(x_i, y_j), hxx[i] = HSIC(x_i, x_i), hyy likewise.
- * With vy == NULL, y is x (self comparison: one syrk, hxy symmetric). With
- * hxx == NULL, only hxy (then vy must be given). */
-void mk_pairs(mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
-              double *hxy, double *hxx, double *hyy);
+ * With vy == NULL, y is x (self comparison: syrk, hxy symmetric). With
+ * hxx == NULL, only hxy (then vy must be given). The rows are cut into
+ * chunks of MK_PAIR_CHUNK values, one product each, shared out over par's
+ * threads (par may be NULL), summed in chunk order. MK_ENOMEM possible. */
+#define MK_PAIR_CHUNK 32768
+mk_err mk_pairs(mk_par *par, mk_estimator est, const double *vx, int nx, const double *vy, int ny, int64_t m,
+                double *hxy, double *hxx, double *hyy);
 
 /* The stacked row of the kernel with examples reordered by perm (a
  * permutation of [0, m)): out(i, j) = v(perm[i], perm[j]). Centring commutes

@@ -21,7 +21,7 @@ typedef struct {
     const double *pvalue;   /* permutation p-values, or NULL */
     int64_t groups;         /* jackknife groups behind stderr_ */
     int nranks;
-    int blas_threads;
+    int threads;            /* per rank (BLAS itself runs single-threaded) */
     double seconds;         /* this run (segment) */
     double seconds_total;   /* all segments of a resumed run, this one included */
     int64_t segments;

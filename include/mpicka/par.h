@@ -1,0 +1,30 @@
+/* mpicka's own threads for one rank's BLAS work. BLAS itself always runs
+ * single-threaded: some OpenBLAS calls change their bits with the thread
+ * count, so each product is cut into blocks of fixed shapes (independent of
+ * the threads), each block is one single-threaded BLAS call, and these
+ * threads share out the blocks. The results are then the same bits for any
+ * number of threads, ranks or binding. Not MPI. */
+#ifndef MPICKA_PAR_H
+#define MPICKA_PAR_H
+
+#include <stdint.h>
+
+#include "mpicka/error.h"
+
+typedef struct mk_par mk_par;
+
+/* threads >= 1: the caller and threads - 1 workers. */
+mk_err mk_par_create(int threads, mk_par **par);
+void mk_par_free(mk_par *par);
+int mk_par_threads(const mk_par *par); /* 1 for NULL */
+
+/* Calls fn(ctx, k) for every k in [0, n) once, spread over the threads
+ * (all in the caller when par is NULL), and returns when all are done.
+ * Tasks must write disjoint memory. Not reentrant. */
+void mk_par_for(mk_par *par, int64_t n, void (*fn)(void *ctx, int64_t k), void *ctx);
+
+/* The threads a rank uses: `threads` from the config when > 0, else
+ * SLURM_CPUS_PER_TASK when set, else 1. */
+int mk_par_threads_wanted(int64_t threads);
+
+#endif
