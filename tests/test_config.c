@@ -76,7 +76,8 @@ static void expect_extra_fail(const char *extra, mk_err code, const char *const 
 
 static void assert_model_eq(const mk_model_cfg *a, const mk_model_cfg *b)
 {
-    ck_assert_str_eq(a->file, b->file);
+    ck_assert_int_eq(a->nfiles, b->nfiles);
+    for (int i = 0; i < a->nfiles; i++) ck_assert_str_eq(a->files[i], b->files[i]);
     ck_assert_str_eq(a->name, b->name);
     ck_assert_int_eq(a->nlayers, b->nlayers);
     for (int i = 0; i < a->nlayers; i++) ck_assert_str_eq(a->layers[i], b->layers[i]);
@@ -87,7 +88,7 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     assert_model_eq(&a->x, &b->x);
     ck_assert_int_eq(a->has_y, b->has_y);
     if (a->has_y) assert_model_eq(&a->y, &b->y);
-    ck_assert(b->has_y || (!b->y.file && !b->y.name && !b->y.layers && !b->y.nlayers));
+    ck_assert(b->has_y || (!b->y.files && !b->y.name && !b->y.layers && !b->y.nlayers));
     ck_assert_int_eq(a->batch_size, b->batch_size);
     ck_assert_int_eq(a->epochs, b->epochs);
     ck_assert_int_eq(a->shuffle, b->shuffle);
@@ -151,14 +152,14 @@ START_TEST(full_config)
                        "precision: float32\n";
     mk_config cfg;
     parse_ok(yaml, NULL, 0, &cfg);
-    ck_assert_str_eq(cfg.x.file, "acts/resnet18.h5");
+    ck_assert_str_eq(cfg.x.files[0], "acts/resnet18.h5");
     ck_assert_str_eq(cfg.x.name, "ResNet-18");
     ck_assert_int_eq(cfg.x.nlayers, 3);
     ck_assert_str_eq(cfg.x.layers[0], "conv1");
     ck_assert_str_eq(cfg.x.layers[1], "layer1/*");
     ck_assert_str_eq(cfg.x.layers[2], "layer4.1.conv2");
     ck_assert_int_eq(cfg.has_y, 1);
-    ck_assert_str_eq(cfg.y.file, "/data/vit.h5");
+    ck_assert_str_eq(cfg.y.files[0], "/data/vit.h5");
     ck_assert_str_eq(cfg.y.name, "ViT");
     ck_assert_int_eq(cfg.y.nlayers, 2);
     ck_assert_str_eq(cfg.y.layers[0], "blocks/0");
@@ -182,7 +183,7 @@ START_TEST(defaults)
     ck_assert_str_eq(cfg.x.name, "resnet18");
     ck_assert_int_eq(cfg.x.nlayers, 2);
     ck_assert_int_eq(cfg.has_y, 0);
-    ck_assert_ptr_null(cfg.y.file);
+    ck_assert_ptr_null(cfg.y.files);
     ck_assert_int_eq(cfg.batch_size, 256);
     ck_assert_int_eq(cfg.epochs, 1);
     ck_assert_int_eq(cfg.shuffle, 0);
@@ -229,7 +230,7 @@ START_TEST(y_absent)
         mk_config cfg;
         parse_ok(yaml, NULL, 0, &cfg);
         ck_assert_int_eq(cfg.has_y, 0);
-        ck_assert_ptr_null(cfg.y.file);
+        ck_assert_ptr_null(cfg.y.files);
         ck_assert_ptr_null(cfg.y.layers);
         ck_assert_ptr_null(strstr(cfg.resolved, "\ny:"));
         mk_config_free(&cfg);
@@ -424,8 +425,8 @@ START_TEST(wrong_types)
                 SRC ":3: 'x.layers' must be a list of strings");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: [a, [b]]\noutput: o\n", MK_ECONFIG,
                 SRC ":3: 'x.layers' must be a list of strings");
-    EXPECT_FAIL("x:\n  file: [a, b]\n  layers: a\noutput: o\n", MK_ECONFIG,
-                SRC ":2: 'x.file' must be a string");
+    EXPECT_FAIL("x:\n  file: {a: b}\n  layers: a\noutput: o\n", MK_ECONFIG,
+                SRC ":2: 'x.file' must be a list of strings, got a mapping");
     EXPECT_FAIL("x: a.h5\noutput: o\n", MK_ECONFIG, SRC ":1: 'x' must be a mapping");
     expect_extra_fail("y: [b.h5]\n", MK_ECONFIG, NEEDLES(SRC ":5: 'y' must be a mapping"));
     expect_extra_fail("batch_size: [8]\n", MK_ECONFIG,
@@ -442,7 +443,7 @@ END_TEST
 START_TEST(empty_values)
 {
     EXPECT_FAIL("x:\n  file: ''\n  layers: a\noutput: o\n", MK_ECONFIG,
-                SRC ":2: 'x.file' must not be empty");
+                SRC ":2: 'x.file' must not have empty entries");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: []\noutput: o\n", MK_ECONFIG,
                 SRC ":3: 'x.layers' must list at least one entry");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: [a, \"\"]\noutput: o\n", MK_ECONFIG,
@@ -531,7 +532,7 @@ START_TEST(set_scalars)
     ck_assert(cfg.seed == 7);
     ck_assert_int_eq(cfg.precision, MK_PREC_FLOAT32);
     ck_assert_str_eq(cfg.output, "res/a b");
-    ck_assert_str_eq(cfg.x.file, "other/b.h5");
+    ck_assert_str_eq(cfg.x.files[0], "other/b.h5");
     ck_assert_str_eq(cfg.x.name, "b"); /* the default follows the overridden file */
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
@@ -563,7 +564,7 @@ START_TEST(set_creates_y)
         mk_config cfg;
         parse_ok(files[i], sets, 2, &cfg);
         ck_assert_int_eq(cfg.has_y, 1);
-        ck_assert_str_eq(cfg.y.file, "vit/b.h5");
+        ck_assert_str_eq(cfg.y.files[0], "vit/b.h5");
         ck_assert_str_eq(cfg.y.name, "b");
         ck_assert_int_eq(cfg.y.nlayers, 2);
         ck_assert_str_eq(cfg.y.layers[1], "blocks/1");
@@ -770,6 +771,9 @@ START_TEST(resolved_text)
                                    "checkpoint:\n"
                                    "  every: 0\n"
                                    "  seconds: 600\n"
+                                   "ids:\n"
+                                   "  dataset: \"ids\"\n"
+                                   "layer_order: auto\n"
                                    "plot:\n"
                                    "  file: \"cka.png\"\n"
                                    "  title: \"\"\n"
@@ -815,7 +819,7 @@ START_TEST(resolved_escapes)
     mk_config cfg;
     parse_ok(yaml, NULL, 0, &cfg);
     ck_assert_str_eq(cfg.output, "out: dir #1");
-    ck_assert_str_eq(cfg.x.file, "C:\\acts\\m\xC3\xA9.h5");
+    ck_assert_str_eq(cfg.x.files[0], "C:\\acts\\m\xC3\xA9.h5");
     ck_assert_str_eq(cfg.x.name, "q\"uote");
     ck_assert_int_eq(cfg.x.nlayers, (int)n);
     for (size_t i = 0; i < n; i++) ck_assert_str_eq(cfg.x.layers[i], cases[i][1]);

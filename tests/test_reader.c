@@ -34,7 +34,7 @@ static void teardown(void)
 
 static void open_model(const char **layers, int n, mk_model *model, mk_source **src)
 {
-    mk_model_cfg cfg = {file, "acts", (char **)layers, n};
+    mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
     ck_assert_int_eq(mk_model_inspect(&cfg, model), MK_OK);
     ck_assert_int_eq(mk_source_open(model, src), MK_OK);
 }

@@ -58,7 +58,7 @@ static void teardown(void)
 
 static mk_err inspect(const char **layers, int n, mk_model *model)
 {
-    mk_model_cfg cfg = {file, "acts", (char **)layers, n};
+    mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
     return mk_model_inspect(&cfg, model);
 }
 
@@ -145,12 +145,13 @@ START_TEST(missing_and_non_hdf5_files)
 {
     mk_model m;
     const char *layers[] = {"x"};
-    mk_model_cfg cfg = {"/nonexistent/acts.h5", "a", (char **)layers, 1};
+    char *missing = "/nonexistent/acts.h5";
+    mk_model_cfg cfg = {.files = &missing, .nfiles = 1, .name = "a", .layers = (char **)layers, .nlayers = 1};
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "/nonexistent/acts.h5"));
     char *text = tu_path(dir, "notes.h5");
     tu_write_text(text, "not hdf5\n");
-    cfg.file = text;
+    cfg.files = &text;
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "is not an HDF5 file"));
     free(text);

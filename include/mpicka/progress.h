@@ -17,6 +17,9 @@ typedef struct {
     int64_t examples;   /* examples per batch (full batches), for the rate */
     double start, last; /* monotonic seconds */
     int drawn;          /* a bar is on screen */
+    int64_t done;       /* the last update's count */
+    int64_t shown;      /* the count of the last line or bar drawn */
+    int final;          /* finishing: draw whatever the interval */
 } mk_progress;
 
 /* MK_PROGRESS_BAR when out is a terminal, else MK_PROGRESS_LINES. (Under
@@ -26,7 +29,8 @@ mk_progress_mode mk_progress_auto(FILE *out);
 void mk_progress_start(mk_progress *p, FILE *out, mk_progress_mode mode, double interval, int64_t total,
                        int64_t examples_per_batch);
 void mk_progress_update(mk_progress *p, int64_t done);
-/* Clears the bar, if any. */
+/* Lines: prints a last line at 100% when the work is done and the last one
+ * shown was short of it. Clears the bar, if any. */
 void mk_progress_finish(mk_progress *p);
 
 #endif

@@ -29,7 +29,10 @@ typedef struct {
 } mk_block;
 
 /* nmodels is 1 or 2; the sources and the todo list must stay unchanged
- * until mk_reader_stop. */
+ * until mk_reader_stop. When both models have sample IDs (mk_model.ids), the
+ * reader compares x's and y's for each batch's rows before reading its first
+ * block: the first difference fails that block with MK_EDATA, naming the
+ * example, both IDs and both files. */
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
                        const mk_model *const *models, int nmodels, const mk_todo *todo, int64_t lo,
                        int64_t hi, mk_reader **reader);
