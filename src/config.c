@@ -302,8 +302,22 @@ static mk_err collection(reader *r, const yaml_event_t *start, node_kind kind, i
     return MK_OK;
 }
 
+/* The anchor (&name) of an event, or NULL. Anchors are harmless alone (only
+ * aliases are refused), but one with no value is a glob written unquoted. */
+static const char *anchor_of(const yaml_event_t *ev)
+{
+    const yaml_char_t *a = ev->type == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
+                           : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+                           : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
+                                                                   : NULL;
+    return (const char *)a;
+}
+
 static mk_err parse_value(reader *r, const yaml_event_t *ev, int depth, node **out)
 {
+    if (anchor_of(ev) && ev->type == YAML_SCALAR_EVENT && !ev->data.scalar.length) /* `[&conv]`: a glob slip */
+        return fail_at(r->source, r->set, mark_line(r, &ev->start_mark),
+                       "'&%s' is an anchor with no value" MK_QUOTE_GLOBS, anchor_of(ev));
     switch (ev->type) {
     case YAML_SCALAR_EVENT: return scalar_node(r, ev, out);
     case YAML_SEQUENCE_START_EVENT: return collection(r, ev, N_SEQ, depth, out);
@@ -1025,8 +1039,8 @@ int mk_config_first_difference(const char *ra, const char *rb, char *a, char *b,
         rb = next_line(rb, &nb);
         if (!ra && !rb) return 0;
         if (!ra || !rb || na != nb || strncmp(ra, rb, na)) break;
-        ra += na;
-        rb += nb;
+        ra += na + (ra[na] == '\n');
+        rb += nb + (rb[nb] == '\n');
     }
     snprintf(a, len, "%.*s", (int)na, ra ? ra : "(end)");
     snprintf(b, len, "%.*s", (int)nb, rb ? rb : "(end)");

@@ -199,6 +199,8 @@ START_TEST(default_name)
     static const char *const cases[][2] = {
         {"acts/resnet18.h5", "resnet18"}, {"model", "model"},     {"a.b/c.tar.h5", "c.tar"},
         {"/abs/x.h5", "x"},               {".hidden", ".hidden"}, {"dir/", "dir/"},
+        {"acts/resnet18-0-of-4.h5", "resnet18"}, {"acts/resnet18-*.h5", "resnet18"},
+        {"acts/shard_??.h5", "shard"}, {"a-of-2.h5", "a-of-2"}, {"*.h5", "*.h5"}, {"run-3-of-x.h5", "run-3-of-x"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char yaml[256];
@@ -208,6 +210,93 @@ START_TEST(default_name)
         ck_assert_str_eq(cfg.x.name, cases[i][1]);
         mk_config_free(&cfg);
     }
+}
+END_TEST
+
+/* x.file: one file (echoed as a string, as before), a list, or a glob. */
+START_TEST(file_lists_and_globs)
+{
+    mk_config cfg;
+    parse_ok("x:\n  file: [acts/r-0-of-2.h5, acts/r-1-of-2.h5]\n  layers: a\noutput: o\n", NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.x.nfiles, 2);
+    ck_assert_str_eq(cfg.x.files[1], "acts/r-1-of-2.h5");
+    ck_assert_str_eq(cfg.x.name, "r");
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "  file: [\"acts/r-0-of-2.h5\", \"acts/r-1-of-2.h5\"]\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    char *sets[] = {"x.file=acts/r-*.h5"};
+    parse_ok(minimal, sets, 1, &cfg);
+    ck_assert_int_eq(cfg.x.nfiles, 1);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "  file: \"acts/r-*.h5\"\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+}
+END_TEST
+
+/* ids (a section that `false` turns off) and layer_order, and what the
+ * models get from them. */
+START_TEST(ids_and_layer_order)
+{
+    mk_config cfg;
+    parse_ok(minimal, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.ids.enabled, 1);
+    ck_assert_str_eq(cfg.ids.dataset, "ids");
+    ck_assert_int_eq(cfg.layer_order, 0);
+    ck_assert_int_eq(cfg.x.check_ids, 1);
+    ck_assert_str_eq(cfg.x.ids, "ids");
+    mk_config_free(&cfg);
+    char *yaml = with("ids:\n  dataset: meta/sample\nlayer_order: creation\n");
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_str_eq(cfg.x.ids, "meta/sample");
+    ck_assert_int_eq(cfg.x.order, 1);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nids:\n  dataset: \"meta/sample\"\nlayer_order: creation\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    free(yaml);
+    char *sets[] = {"ids=false", "layer_order=natural"};
+    parse_ok(minimal, sets, 2, &cfg);
+    ck_assert_int_eq(cfg.ids.enabled, 0);
+    ck_assert_int_eq(cfg.x.check_ids, 0);
+    ck_assert_str_eq(cfg.x.ids, "ids"); /* still never a layer of a glob */
+    ck_assert_int_eq(cfg.x.order, 2);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nids: false\nlayer_order: natural\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    expect_extra_fail("layer_order: network\n", MK_ECONFIG,
+                      NEEDLES(SRC ":5: 'layer_order' must be one of auto, creation, natural"));
+    expect_extra_fail("ids: {name: x}\n", MK_ECONFIG, NEEDLES("unknown key 'ids.name'"));
+}
+END_TEST
+
+/* The likeliest slips: an unquoted glob, a tab, --set KEY VALUE. */
+START_TEST(slips_get_hints)
+{
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: *\noutput: o\n", MK_ECONFIG, SRC ":3:",
+                "quote glob patterns, as in layers: [\"layer*\"]");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: [*, fc]\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: *conv\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: [&conv]\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n\tfile: a.h5\n", MK_ECONFIG, SRC ":2:1: malformed YAML: ", "YAML indents with spaces");
+    ck_assert_int_eq(mk_config_check_set("batch_size", "50"), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "write --set batch_size=50"));
+    ck_assert_int_eq(mk_config_check_set("batch_size", NULL), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "expected KEY=VALUE"));
+    ck_assert_int_eq(mk_config_check_set("batch_size=50", "x"), MK_OK);
+}
+END_TEST
+
+START_TEST(first_difference)
+{
+    char a[128], b[128];
+    const char *one = "# c\nx:\n  file: \"a\"\nbatch_size: 8\noutput: \"o1\"\nseed: 0\n";
+    ck_assert_int_eq(mk_config_first_difference(one, "# other\nx:\n  file: \"a\"\nbatch_size: 8\noutput: \"o2\"\nseed: 0\n",
+                                                a, b, sizeof a), 0);
+    ck_assert_int_eq(mk_config_first_difference(one, "x:\n  file: \"a\"\nbatch_size: 16\nseed: 0\n", a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "batch_size: 8");
+    ck_assert_str_eq(b, "batch_size: 16");
+    ck_assert_int_eq(mk_config_first_difference(one, "x:\n  file: \"a\"\nbatch_size: 8\n", a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "seed: 0");
+    ck_assert_str_eq(b, "(no more keys)");
 }
 END_TEST
 
@@ -966,6 +1055,10 @@ static Suite *config_suite(void)
     tcase_add_test(valid, defaults);
     tcase_add_test(valid, default_name);
     tcase_add_test(valid, scalar_layers);
+    tcase_add_test(valid, file_lists_and_globs);
+    tcase_add_test(valid, ids_and_layer_order);
+    tcase_add_test(valid, slips_get_hints);
+    tcase_add_test(valid, first_difference);
     tcase_add_test(valid, y_absent);
     tcase_add_test(valid, integers_accepted);
     tcase_add_test(valid, booleans);
