@@ -1045,6 +1045,32 @@ START_TEST(reference)
 }
 END_TEST
 
+/* configs/reference.yaml shows every key (as "leaf:" under its section). */
+START_TEST(reference_yaml_lists_every_key)
+{
+    char path[1024], *text, *buf = NULL;
+    size_t len, size = 0;
+    snprintf(path, sizeof path, "%s/configs/reference.yaml", MK_TEST_SOURCE_DIR);
+    ck_assert_int_eq(mk_read_text_file(path, &text, &len), MK_OK);
+    FILE *f = open_memstream(&buf, &size);
+    mk_config_print_reference(f);
+    fclose(f);
+    int keys = 0;
+    for (char *line = strstr(buf, "\n  "); line; line = strstr(line + 1, "\n  ")) {
+        if (line[3] == ' ') continue; /* a help line */
+        char key[128], want[160];
+        sscanf(line + 3, "%127s", key);
+        const char *leaf = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+        snprintf(want, sizeof want, strchr(key, '.') ? "\n  %s:" : "\n%s:", leaf);
+        ck_assert_msg(strstr(text, want), "reference.yaml lacks '%s'", key);
+        keys++;
+    }
+    ck_assert_int_ge(keys, 30); /* the parse of the reference found the keys */
+    free(buf);
+    free(text);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main --- */
 
 static Suite *config_suite(void)
@@ -1109,6 +1135,7 @@ static Suite *config_suite(void)
     tcase_add_test(misc, null_source_named);
     tcase_add_test(misc, reference);
     tcase_add_test(misc, shipped_configs_parse);
+    tcase_add_test(misc, reference_yaml_lists_every_key);
     tcase_add_test(misc, plot_defaults_on);
     tcase_add_test(misc, plot_section_values_and_off);
     tcase_add_test(misc, plot_errors);
