@@ -389,7 +389,7 @@ static mk_err inspect_shard(const mk_model *model, int f, hid_t fid, int64_t *n)
 {
     const char *file = model->files[f];
     mk_err err = MK_OK;
-    mk_layer *seen = mk_calloc((size_t)model->nlayers, sizeof *seen, "the layer list", &err);
+    mk_layer *seen = mk_calloc((size_t)model->nlayers + 1, sizeof *seen, "the layer list", &err);
     for (int l = 0; l < model->nlayers && !err; l++) {
         const mk_layer *want = &model->layers[l];
         H5O_info_t info;
@@ -412,7 +412,7 @@ static mk_err inspect_shard(const mk_model *model, int f, hid_t fid, int64_t *n)
                           seen[l].dtype, want->dtype, model->files[0]);
     }
     if (!err) err = check_examples(file, seen, model->nlayers);
-    if (!err) *n = seen[0].n;
+    if (!err) *n = model->nlayers ? seen[0].n : 0;
     free(seen);
     return err;
 }
