@@ -236,7 +236,7 @@ START_TEST(globs_in_creation_order)
     for (int i = 0; i < 40; i++) ids[i] = i;
     write_ids("net.h5", H5T_STD_I32LE, ids, 0, 40);
     write_config("net.yaml", "x:\n  file: net.h5\n  layers: \"*\"\nbatch_size: 10\nplot: false\noutput: netout\n");
-    must_run(2, "net.yaml", "--quiet");
+    must_run(1, "net.yaml", "--quiet");
     char *p = in_dir("netout/cka.csv"), line[256];
     FILE *f = fopen(p, "r");
     ck_assert_ptr_nonnull(f);
@@ -272,10 +272,10 @@ START_TEST(output_of_another_config)
 {
     write_config("out.yaml", "x:\n  file: x.h5\n  layers: [conv1, relu]\nbatch_size: 32\nplot: false\n"
                              "output: kept\n");
-    must_run(2, "out.yaml", "--quiet");
+    must_run(1, "out.yaml", "--quiet");
     must_run(1, "out.yaml", "--quiet --set output=./kept"); /* a rerun: only the output line differs */
     char *out;
-    ck_assert_int_eq(run_config(2, "out.yaml", "--quiet --set batch_size=16", &out), 2);
+    ck_assert_int_eq(run_config(1, "out.yaml", "--quiet --set batch_size=16", &out), 2);
     ck_assert_msg(tu_count(out, "output folder 'kept' holds the results of another configuration (it has "
                                 "'batch_size: 32', this run 'batch_size: 16'); choose another output folder, or "
                                 "pass --force") == 1, "%s", out);
@@ -316,7 +316,7 @@ static void expect_check_exit(const char *config_text, const char *extra, int st
 START_TEST(first_run_stumbles)
 {
     const char *ok = "x:\n  file: x.h5\n  layers: [conv1]\noutput: slipout\n";
-    expect_exit(2, ok, "--set batch_size=500", 2,
+    expect_exit(1, ok, "--set batch_size=500", 2,
                 "batch_size 500 is larger than n = 203, the examples in x.h5; set batch_size to at most 203");
     expect_exit(1, ok, "--set batch_size 50", 2, "--set batch_size 50: write --set batch_size=50");
     expect_check_exit("x:\n  file: x.h5\n  layers: *\noutput: slipout\n", NULL, 2, "quote glob patterns");
@@ -354,7 +354,7 @@ START_TEST(summary_labels_and_last_progress_line)
     write_config("long.yaml", "x:\n  file: long.h5\n  layers: [\"model/encoder/*/*\"]\nbatch_size: 4\n"
                               "progress_seconds: 1000\nplot: false\noutput: longout\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "long.yaml", "--progress lines", &out), 0);
+    ck_assert_int_eq(run_config(1, "long.yaml", "--progress lines", &out), 0);
     ck_assert_msg(strstr(out, "  model/encoder/layer1/at\xE2\x80\xA6 ") != NULL, "row label: %s", out);
     ck_assert_msg(tu_count(out, " model\xE2\x80\xA6") == 2, "column labels: %s", out);
     ck_assert_msg(strstr(out, "ention") == strstr(out, "attention"), "cut from the left: %s", out);
