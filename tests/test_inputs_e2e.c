@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mpicka/plan.h"
 #include "oracle.h"
@@ -288,6 +289,44 @@ START_TEST(output_of_another_config)
 }
 END_TEST
 
+/* The checkpoint's fingerprint covers every shard: a run stopped by a NaN in
+ * its fifth batch leaves its checkpoint in a folder it did not create; once
+ * a middle shard changes, the rerun refuses that checkpoint, naming it. */
+START_TEST(fingerprint_covers_every_shard)
+{
+    double bad[N * 2];
+    for (int k = 0; k < N * 2; k++) bad[k] = (double)((k * 7) % 5);
+    bad[150 * 2 + 1] = NAN;
+    for (int f = 0; f < 3; f++) {
+        char from[32], to[32], cmd[512];
+        snprintf(from, sizeof from, "x-%d-of-3.h5", f);
+        snprintf(to, sizeof to, "n-%d-of-3.h5", f);
+        snprintf(cmd, sizeof cmd, "cd '%s' && cp %s %s", dir, from, to);
+        tu_must_run(cmd);
+        write_part(to, "bad", H5T_IEEE_F64LE, bad, 2, cuts[f], cuts[f + 1]);
+    }
+    char *folder = in_dir("ckout");
+    ck_assert_int_eq(mkdir(folder, 0777), 0);
+    write_config("ck.yaml", "x:\n  file: \"n-*-of-3.h5\"\n  layers: [conv1, bad]\nbatch_size: 32\n"
+                            "checkpoint:\n  every: 1\nplot: false\noutput: ckout\n");
+    char *out;
+    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 3);
+    ck_assert_msg(tu_count(out, "n-2-of-3.h5: dataset 'bad' holds NaN or Inf at example 150") == 1, "%s", out);
+    free(out);
+    char *ck = tu_path(folder, "checkpoint.h5");
+    ck_assert_msg(tu_exists(ck), "no checkpoint before the failing batch");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cd '%s' && touch -d '2001-02-03 04:05:06' n-1-of-3.h5", dir);
+    tu_must_run(cmd);
+    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 2);
+    ck_assert_msg(tu_count(out, "was made by another configuration or other inputs (it has 'file n-1-of-3.h5") == 1,
+                  "%s", out);
+    free(out);
+    free(ck);
+    free(folder);
+}
+END_TEST
+
 static void expect_exit(int np, const char *config_text, const char *extra, int status, const char *message)
 {
     write_config("slip.yaml", config_text);
@@ -375,6 +414,7 @@ int main(void)
     tcase_add_test(tc, globs_in_creation_order);
     tcase_add_test(tc, output_of_another_config);
     tcase_add_test(tc, first_run_stumbles);
+    tcase_add_test(tc, fingerprint_covers_every_shard);
     tcase_add_test(tc, summary_labels_and_last_progress_line);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
