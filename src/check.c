@@ -64,6 +64,7 @@ static mk_err parse_args(int argc, char **argv, check_args *a)
         } else if ((!strcmp(arg, "--set") || !strcmp(arg, "-n")) && i + 1 == argc) {
             err = mk_fail(MK_EUSAGE, "%s needs a value", arg);
         } else if (!strcmp(arg, "--set")) {
+            err = mk_config_check_set(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL);
             a->sets[a->nsets++] = argv[++i];
         } else if (!strcmp(arg, "-n")) {
             long v = strtol(argv[++i], &end, 10);
@@ -164,6 +165,14 @@ static void measure_blas(int64_t m, int64_t p, int nlayers, mk_precision prec, d
 static void print_model(const char *axis, const mk_model *model)
 {
     printf("  %s: %s (%s), %d layer(s)\n", axis, model->name, model->file, model->nlayers);
+    if (model->nfiles > 1) {
+        printf("    %d shards, concatenated in this order:\n", model->nfiles);
+        for (int f = 0; f < model->nfiles; f++)
+            printf("      %s: n = %lld\n", model->files[f], (long long)(model->first[f + 1] - model->first[f]));
+    }
+    printf("    layer order of globs: %s\n", model->order == MK_ORDER_CREATION ? "creation (the file tracks it)"
+                                                                           : "natural (by name)");
+    if (model->ids) printf("    sample IDs: '%s'\n", model->ids);
     for (int l = 0; l < model->nlayers; l++) {
         const mk_layer *layer = &model->layers[l];
         printf("    %-32s %-24s %-8s %lld features\n", layer->path, layer->shape, layer->dtype,
@@ -188,6 +197,9 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
            "%lld epoch(s), %lld batches\n", (long long)plan->n, (long long)plan->m, (long long)plan->per_epoch,
            (long long)plan->dropped, (long long)plan->epochs, (long long)plan->total);
     printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
+    if (plan->total < ranks)
+        mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", ranks - (int)plan->total,
+                ranks, (long long)plan->total);
     char method[256];
     mk_output_describe(cfg, mk_run_jackknife_groups(cfg, plan), method, sizeof method);
     printf("  estimator: %s\n", method);
@@ -242,6 +254,9 @@ static mk_err check(const check_args *a)
         if (!pr.count) note(&pr, mk_run_preflight(&cfg, &x, cfg.has_y ? &y : NULL, &plan));
     }
     note(&pr, check_output(cfg.output));
+    if (!pr.count && cfg.has_y && cfg.ids.enabled && !x.ids != !y.ids)
+        mk_warn("%s has sample IDs ('%s') but %s has none: the examples of x and y are not checked to be the same",
+                x.ids ? x.file : y.file, x.ids ? x.ids : y.ids, x.ids ? y.file : x.file);
     if (!pr.count) {
         printf("mpicka check: %s is valid\n", a->config);
         print_model("x", &x);

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "mpicka/text.h"
+
 #define MK_CONFIG_MAX ((size_t)16 << 20) /* a config is a page of text, not data */
 #define MK_DEPTH_MAX 32                   /* the schema nests 2 deep; this stops runaways */
 #define MK_PATH_MAX 256                   /* longest dotted key we look up */
@@ -152,21 +154,39 @@ static yaml_mark_t mark_at_offset(const char *text, size_t offset)
     return m;
 }
 
+#define MK_QUOTE_GLOBS "; a value starting with '*' or '&' is YAML syntax (an alias or anchor): " \
+                       "quote glob patterns, as in layers: [\"layer*\"]"
+
+/* The likeliest slips behind libyaml's terse messages: an unquoted glob
+ * (read as an alias or anchor) and a tab in the indentation. */
+static const char *yaml_hint(const reader *r, const yaml_mark_t *m)
+{
+    const yaml_parser_t *p = &r->yp;
+    const char *ctx = p->context ? p->context : "";
+    if (strstr(ctx, "alias") || strstr(ctx, "anchor")) return MK_QUOTE_GLOBS;
+    const char *line = r->text;
+    for (size_t k = 0; line && k < m->line; k++) line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
+    size_t indent = line ? strspn(line, " \t") : 0;
+    if (p->error == YAML_SCANNER_ERROR && memchr(line ? line : "", '\t', indent))
+        return "; YAML indents with spaces, not tabs";
+    return "";
+}
+
 static mk_err yaml_fail(const reader *r)
 {
     const yaml_parser_t *p = &r->yp;
     if (p->error == YAML_MEMORY_ERROR) return mk_fail(MK_ENOMEM, "out of memory reading YAML");
     yaml_mark_t m = p->error == YAML_READER_ERROR ? mark_at_offset(r->text, p->problem_offset)
                                                   : p->problem_mark;
-    const char *problem = p->problem ? p->problem : "unknown problem";
+    const char *problem = p->problem ? p->problem : "unknown problem", *hint = yaml_hint(r, &m);
     char why[256] = "";
     if (p->context)
         snprintf(why, sizeof why, " (%s at line %zu)", p->context, p->context_mark.line + 1);
     if (r->set) /* an unquoted glob (a leading *) is the likely culprit */
         return mk_fail(MK_ECONFIG, "--set %s: malformed YAML: %s%s; quote a value holding YAML "
                                    "syntax, as in KEY='VALUE'", r->set, problem, why);
-    return mk_fail(MK_ECONFIG, "%s:%zu:%zu: malformed YAML: %s%s", r->source, m.line + 1,
-                   m.column + 1, problem, why);
+    return mk_fail(MK_ECONFIG, "%s:%zu:%zu: malformed YAML: %s%s%s", r->source, m.line + 1,
+                   m.column + 1, problem, why, hint);
 }
 
 static mk_err next_event(reader *r, yaml_event_t *ev)
@@ -282,15 +302,29 @@ static mk_err collection(reader *r, const yaml_event_t *start, node_kind kind, i
     return MK_OK;
 }
 
+/* The anchor (&name) of an event, or NULL. Anchors are harmless alone (only
+ * aliases are refused), but one with no value is a glob written unquoted. */
+static const char *anchor_of(const yaml_event_t *ev)
+{
+    const yaml_char_t *a = ev->type == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
+                           : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+                           : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
+                                                                   : NULL;
+    return (const char *)a;
+}
+
 static mk_err parse_value(reader *r, const yaml_event_t *ev, int depth, node **out)
 {
+    if (anchor_of(ev) && ev->type == YAML_SCALAR_EVENT && !ev->data.scalar.length) /* `[&conv]`: a glob slip */
+        return fail_at(r->source, r->set, mark_line(r, &ev->start_mark),
+                       "'&%s' is an anchor with no value" MK_QUOTE_GLOBS, anchor_of(ev));
     switch (ev->type) {
     case YAML_SCALAR_EVENT: return scalar_node(r, ev, out);
     case YAML_SEQUENCE_START_EVENT: return collection(r, ev, N_SEQ, depth, out);
     case YAML_MAPPING_START_EVENT: return collection(r, ev, N_MAP, depth, out);
     case YAML_ALIAS_EVENT:
         return fail_at(r->source, r->set, mark_line(r, &ev->start_mark),
-                       "aliases (*%s) are not supported; write the value out",
+                       "aliases (*%s) are not supported; write the value out" MK_QUOTE_GLOBS,
                        (const char *)ev->data.alias.anchor);
     default:
         return mk_fail(MK_EINTERNAL, "%s: unexpected YAML event %d", r->source, (int)ev->type);
@@ -353,6 +387,7 @@ typedef struct {
     int required;               /* in a section: required when the section is given */
     int switchable;             /* K_MAP: on by default (defaults apply), `false` turns it off */
     int empty_ok;               /* K_STRING: "" is a value */
+    int scalar_one;             /* K_LIST: one entry is echoed (and documented) as a plain string */
     const char *def;            /* default as YAML text, NULL: none */
     const char *def_from;       /* K_STRING: default is that key's base name */
     int64_t min;                /* K_INT */
@@ -370,6 +405,7 @@ const char *const mk_plot_cmaps[] = {"magma", "viridis", "inferno", "gray", NULL
 static const char *const annotations[] = {"auto", "true", "false", NULL};
 static const char *const estimators[] = {"hsic1", "hsic0", "exact", NULL};
 static const char *const kernels[] = {"linear", "rbf", NULL};
+static const char *const layer_orders[] = {"auto", "creation", "natural", NULL};
 _Static_assert(MK_EST_HSIC1 == 0 && MK_EST_HSIC0 == 1 && MK_EST_EXACT == 2, "estimators[] order");
 _Static_assert(MK_KERNEL_LINEAR == 0 && MK_KERNEL_RBF == 1, "kernels[] order");
 _Static_assert(MK_PREC_FLOAT32 == 0 && MK_PREC_FLOAT64 == 1, "precisions[] is indexed by mk_precision");
@@ -377,8 +413,9 @@ _Static_assert(sizeof(mk_precision) == sizeof(int), "K_ENUM fields are stored as
 
 #define MODEL_KEYS(s, req, flag, what)                                                        \
     {.path = #s, .kind = K_MAP, .required = req, .off = flag, .help = what},                  \
-    {.path = #s ".file", .kind = K_STRING, .required = 1, .off = AT(s.file),                  \
-     .help = "HDF5 file with the activations"},                                               \
+    {.path = #s ".file", .kind = K_LIST, .required = 1, .scalar_one = 1, .off = AT(s.files),  \
+     .off_count = AT(s.nfiles),                                                               \
+     .help = "HDF5 file(s) with the activations: a list or glob of shards, concatenated"},    \
     {.path = #s ".name", .kind = K_STRING, .def_from = #s ".file", .off = AT(s.name),         \
      .help = "name shown in the results"},                                                    \
     {.path = #s ".layers", .kind = K_LIST, .required = 1, .off = AT(s.layers),                \
@@ -423,6 +460,12 @@ static const key_spec keys[] = {
      .help = "batches between checkpoints (0: not by count)"},
     {.path = "checkpoint.seconds", .kind = K_INT, .def = "600", .min = 0, .off = AT(checkpoint.seconds),
      .help = "seconds between checkpoints (0: not by time)"},
+    {.path = "ids", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(ids.enabled),
+     .help = "check that x and y hold the same sample IDs in the same order (`ids: false`: don't)"},
+    {.path = "ids.dataset", .kind = K_STRING, .def = "ids", .off = AT(ids.dataset),
+     .help = "the 1-D dataset of sample IDs (integers or strings) in every file; never a layer of a glob"},
+    {.path = "layer_order", .kind = K_ENUM, .def = "auto", .choices = layer_orders, .off = AT(layer_order),
+     .help = "order of a glob's layers: creation (as written), natural (layer2 before layer10), auto"},
     {.path = "plot", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(plot.enabled),
      .help = "the heatmap drawn beside cka.h5 (`plot: false`: none)"},
     {.path = "plot.file", .kind = K_STRING, .def = "cka.png", .off = AT(plot.file),
@@ -473,32 +516,13 @@ static void *field_of(const mk_config *cfg, size_t off)
 
 /* ------------------------------------------------------ did you mean --- */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b), row[MK_PATH_MAX + 1];
-    if (na > MK_PATH_MAX || nb > MK_PATH_MAX) return (size_t)-1;
-    for (size_t j = 0; j <= nb; j++) row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[nb];
-}
-
 /* The closest known key, when close enough to be a likely typo. */
 static const char *suggest(const char *path)
 {
     const char *best = NULL;
     size_t bestd = (size_t)-1;
     for (size_t i = 0; i < NKEYS; i++) {
-        size_t d = edit_distance(path, keys[i].path);
+        size_t d = mk_edit_distance(path, keys[i].path);
         if (d < bestd) bestd = d, best = keys[i].path;
     }
     if (best && (bestd <= 2 || bestd * 3 <= strlen(best))) return best;
@@ -713,15 +737,35 @@ static mk_err convert(const ctx *c, const key_spec *k, const node *n)
     return mk_fail(MK_EINTERNAL, "config key '%s' has no kind", k->path);
 }
 
-/* "acts/resnet18.h5" -> "resnet18"; a name that would be empty keeps the path. */
+/* Length of s[0..n) without a trailing "-<rank>-of-<world>" shard suffix. */
+static size_t strip_shard_suffix(const char *s, size_t n)
+{
+    size_t i = n, digits;
+    for (digits = 0; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--) digits++;
+    if (!digits || i < 4 || strncmp(s + i - 4, "-of-", 4)) return n;
+    i -= 4;
+    for (digits = 0; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--) digits++;
+    return digits && i > 1 && s[i - 1] == '-' ? i - 1 : n;
+}
+
+/* "acts/resnet18.h5" -> "resnet18", and so do "acts/resnet18-0-of-4.h5" and
+ * the glob "acts/resnet18-*.h5" (cut before its first wildcard, and the
+ * separators before that); a name that would be empty keeps the path. */
 static mk_err default_name(const ctx *c, const key_spec *k)
 {
-    const char *const *from = field_of(c->cfg, find_key(k->def_from)->off);
-    if (!*from) return mk_fail(MK_EINTERNAL, "'%s' is needed before '%s'", k->def_from, k->path);
-    const char *slash = strrchr(*from, '/'), *base = slash ? slash + 1 : *from;
+    char **const *list = field_of(c->cfg, find_key(k->def_from)->off);
+    const char *from = *list ? (*list)[0] : NULL;
+    if (!from) return mk_fail(MK_EINTERNAL, "'%s' is needed before '%s'", k->def_from, k->path);
+    const char *slash = strrchr(from, '/'), *base = slash ? slash + 1 : from;
     const char *dot = strrchr(base, '.');
     size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    if (n == 0) base = *from, n = strlen(*from);
+    size_t wild = strcspn(base, "*?[");
+    if (wild < n) {
+        n = wild;
+        while (n > 0 && strchr("-_. ", base[n - 1])) n--;
+    }
+    n = strip_shard_suffix(base, n);
+    if (n == 0) base = from, n = strlen(from);
     return dup_into(field_of(c->cfg, k->off), base, n);
 }
 
@@ -859,6 +903,15 @@ static mk_err set_key(const ctx *c, const char *arg, const char *eq, const key_s
     return MK_OK;
 }
 
+mk_err mk_config_check_set(const char *arg, const char *next)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq && eq != arg) return MK_OK;
+    if (!eq && next && next[0] != '-')
+        return mk_fail(MK_EUSAGE, "--set %s %s: write --set %s=%s (KEY=VALUE, one word)", arg, next, arg, next);
+    return mk_fail(MK_EUSAGE, "--set '%s': expected KEY=VALUE", arg);
+}
+
 /* One "dotted.key=VALUE" override, VALUE read as YAML. */
 static mk_err apply_set(const ctx *c, const char *arg)
 {
@@ -918,6 +971,11 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
         emit_quoted(f, *(char *const *)v);
         break;
     case K_LIST:
+        if (k->scalar_one && *(const int *)field_of(cfg, k->off_count) == 1) {
+            fputc(' ', f);
+            emit_quoted(f, (*(char **const *)v)[0]);
+            break;
+        }
         fputs(" [", f);
         for (int i = 0; i < *(const int *)field_of(cfg, k->off_count); i++) {
             fputs(i ? ", " : "", f);
@@ -962,7 +1020,51 @@ static mk_err write_resolved(mk_config *cfg)
     return MK_OK;
 }
 
+/* The next line of a resolved text that matters for a comparison, or NULL. */
+static const char *next_line(const char *s, size_t *len)
+{
+    while (s && *s) {
+        size_t n = strcspn(s, "\n");
+        if (s[0] != '#' && strncmp(s, "output:", 7)) {
+            *len = n;
+            return s;
+        }
+        s += n + (s[n] == '\n');
+    }
+    *len = 0;
+    return NULL;
+}
+
+int mk_config_first_difference(const char *ra, const char *rb, char *a, char *b, size_t len)
+{
+    size_t na, nb;
+    for (;;) {
+        ra = next_line(ra, &na);
+        rb = next_line(rb, &nb);
+        if (!ra && !rb) return 0;
+        if (!ra || !rb || na != nb || strncmp(ra, rb, na)) break;
+        ra += na + (ra[na] == '\n');
+        rb += nb + (rb[nb] == '\n');
+    }
+    snprintf(a, len, "%.*s", (int)na, ra ? ra : "(end)");
+    snprintf(b, len, "%.*s", (int)nb, rb ? rb : "(end)");
+    if (!ra) snprintf(a, len, "(no more keys)");
+    if (!rb) snprintf(b, len, "(no more keys)");
+    return 1;
+}
+
 /* ---------------------------------------------------------------- API --- */
+
+/* What the source module needs from the top-level keys, in each model. */
+static void derive_models(mk_config *cfg)
+{
+    mk_model_cfg *models[2] = {&cfg->x, &cfg->y};
+    for (int i = 0; i < 2; i++) {
+        models[i]->ids = cfg->ids.dataset ? cfg->ids.dataset : "ids";
+        models[i]->check_ids = cfg->ids.enabled;
+        models[i]->order = cfg->layer_order;
+    }
+}
 
 static mk_err read_root(ctx *c, const char *text, size_t len)
 {
@@ -986,6 +1088,7 @@ mk_err mk_config_parse(const char *text, size_t len, const char *source, char *c
     MK_GOTO(check_keys(&c, c.root, ""), fail);
     MK_GOTO(apply_keys(&c), fail);
     MK_GOTO(check_combinations(&c), fail);
+    derive_models(cfg);
     MK_GOTO(write_resolved(cfg), fail);
     node_free(c.root);
     return MK_OK;
@@ -1079,7 +1182,7 @@ static void describe_kind(const key_spec *k, char *buf, size_t size)
     switch (k->kind) {
     case K_MAP: snprintf(buf, size, k->switchable ? "section, or false" : "section"); break;
     case K_STRING: snprintf(buf, size, "string"); break;
-    case K_LIST: snprintf(buf, size, "list of strings"); break;
+    case K_LIST: snprintf(buf, size, k->scalar_one ? "string or list of strings" : "list of strings"); break;
     case K_INT: snprintf(buf, size, "integer >= %" PRId64, k->min); break;
     case K_BOOL: snprintf(buf, size, "true or false"); break;
     case K_U64: snprintf(buf, size, "unsigned integer"); break;

@@ -321,11 +321,23 @@ mk_err mk_output_write(const mk_result *r)
 
 #define MK_SUMMARY_MAX_COLS 12
 
-/* The last `width` characters of a layer path: their ends tell layers apart. */
-static const char *tail(const char *s, size_t width)
+/* s in exactly `width` columns, padded on the left (right-aligned) or the
+ * right; a longer s keeps its start and ends in an ellipsis ("model…"), so
+ * the cut never hides how a label begins. Counts UTF-8 characters. */
+static void fit(FILE *out, const char *s, int width, int right)
 {
-    size_t len = strlen(s);
-    return len > width ? s + len - width : s;
+    int chars = 0, cut = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xc0) != 0x80;
+    if (chars > width) { /* the bytes of the first width - 1 characters */
+        int seen = 0;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++, cut++)
+            if ((*p & 0xc0) != 0x80 && seen++ == width - 1) break;
+    }
+    int pad = chars > width ? 0 : width - chars;
+    if (right) fprintf(out, "%*s", pad, "");
+    if (chars > width) fprintf(out, "%.*s\u2026", cut, s);
+    else fputs(s, out);
+    if (!right) fprintf(out, "%*s", pad, "");
 }
 
 void mk_output_summary(FILE *out, const mk_result *r)
@@ -344,10 +356,14 @@ void mk_output_summary(FILE *out, const mk_result *r)
     fprintf(out, "  %s\n", text);
     if (ny <= MK_SUMMARY_MAX_COLS) {
         fprintf(out, "  %-24s", "");
-        for (int j = 0; j < ny; j++) fprintf(out, " %6.6s", tail(r->y->layers[j].path, 6));
+        for (int j = 0; j < ny; j++) {
+            fputc(' ', out);
+            fit(out, r->y->layers[j].path, 6, 1);
+        }
         fputc('\n', out);
         for (int i = 0; i < nx; i++) {
-            fprintf(out, "  %-24.24s", r->x->layers[i].path);
+            fputs("  ", out);
+            fit(out, r->x->layers[i].path, 24, 0);
             for (int j = 0; j < ny; j++) fprintf(out, " %6.3f", r->cka[i * ny + j]);
             fputc('\n', out);
         }

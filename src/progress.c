@@ -30,8 +30,11 @@ static void format_time(double s, char *buf, size_t len)
 void mk_progress_update(mk_progress *p, int64_t done)
 {
     double t = mk_now();
-    if (p->mode == MK_PROGRESS_NONE || t - p->last < p->interval || done <= p->first) return;
+    p->done = done;
+    if (p->mode == MK_PROGRESS_NONE || done <= p->first) return;
+    if (t - p->last < p->interval && !(p->final && done == p->total)) return;
     p->last = t;
+    p->shown = done;
     double elapsed = t - p->start, rate = (double)(done - p->first) / elapsed;
     char left[32];
     format_time((double)(p->total - done) / rate, left, sizeof left);
@@ -53,6 +56,10 @@ void mk_progress_update(mk_progress *p, int64_t done)
 
 void mk_progress_finish(mk_progress *p)
 {
+    if (p->mode == MK_PROGRESS_LINES && p->done == p->total && p->shown != p->total) { /* end on 100% */
+        p->final = 1;
+        mk_progress_update(p, p->done);
+    }
     if (p->drawn) fputs("\r\033[K", p->out);
     p->drawn = 0;
     fflush(p->out);

@@ -32,6 +32,8 @@ struct mk_reader {
     slot slots[NSLOT];
     int64_t filled, taken;        /* blocks read so far, handed out so far */
     int stop;
+    int check_ids;                /* both models have sample IDs: compare them batch by batch */
+    mk_ids ids[2];
     double times[MK_READER_TIMES];
     pthread_mutex_t mu;
     pthread_mutex_t hdf5;         /* held around every HDF5 call of the thread */
@@ -50,6 +52,24 @@ static void locate(const mk_reader *r, int64_t s, int64_t *g, int *model, int *l
     *layer = k;
 }
 
+/* x and y must hold the same examples in the same order: their IDs for the
+ * batch's rows, read with the batch's first block (a batch's worth of IDs,
+ * never n). */
+static mk_err check_ids(mk_reader *r, const int64_t *rows, int64_t m)
+{
+    MK_TRY(mk_source_read_ids(r->srcs[0], rows, m, &r->ids[0]));
+    MK_TRY(mk_source_read_ids(r->srcs[1], rows, m, &r->ids[1]));
+    for (int64_t i = 0; i < m; i++) {
+        if (!strcmp(r->ids[0].id[i], r->ids[1].id[i])) continue;
+        const mk_model *x = r->models[0], *y = r->models[1];
+        return mk_fail(MK_EDATA, "x and y hold different samples: example %lld is '%.200s' in %s but '%.200s' in %s "
+                       "(sample-ID dataset '%s'); both inputs must hold the same examples in the same order",
+                       (long long)rows[i], r->ids[0].id[i], x->files[mk_model_shard(x, rows[i])], r->ids[1].id[i],
+                       y->files[mk_model_shard(y, rows[i])], x->ids);
+    }
+    return MK_OK;
+}
+
 static void read_block(mk_reader *r, int64_t s, slot *sl)
 {
     int64_t g;
@@ -63,8 +83,9 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     /* Read straight into the slot and centre in place when the types agree. */
     void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
     double t0 = mk_now();
-    pthread_mutex_lock(&r->hdf5);
-    sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
+    pthread_mutex_lock(&r->hdf5); /* the IDs and the block: HDF5 calls, as the checkpoint writer's */
+    sl->err = model == 0 && layer == 0 && r->check_ids ? check_ids(r, sl->rows, m) : MK_OK;
+    if (!sl->err) sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
     pthread_mutex_unlock(&r->hdf5);
     double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
@@ -73,7 +94,7 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
         int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, sl->mean, sl->data, &sl->how);
         if (bad >= 0)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
-                              mod->file, lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
+                              mod->files[mk_model_shard(mod, sl->rows[bad])], lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
                               (long long)sl->rows[m - 1]);
         r->times[MK_READER_CENTRE] += mk_now() - t1;
     }
@@ -119,6 +140,8 @@ static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m,
 
 static void free_reader(mk_reader *r)
 {
+    mk_ids_free(&r->ids[0]);
+    mk_ids_free(&r->ids[1]);
     free(r->raw);
     for (int i = 0; i < NSLOT; i++) {
         free(r->slots[i].data);
@@ -169,6 +192,7 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
         r->per_batch += models[i]->nlayers;
     }
     r->count = (hi - lo) * r->per_batch;
+    r->check_ids = nmodels == 2 && models[0]->ids && models[1]->ids;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->hdf5, NULL);
     pthread_cond_init(&r->cv, NULL);

@@ -14,6 +14,7 @@
 #include "mpicka/accum.h"
 #include "mpicka/blas.h"
 #include "mpicka/checkpoint.h"
+#include "mpicka/ckafile.h"
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
@@ -54,6 +55,7 @@ typedef struct {
     int64_t segments_before; /* and how many they were */
     double last_checkpoint;
     int restart;
+    int force;            /* overwrite results, or discard a checkpoint, of another config */
     int progress;         /* as in run_args */
     mk_outdir outdir;     /* rank 0: the locked output folder */
     double t0;
@@ -86,6 +88,8 @@ static void usage(FILE *out)
             "                    stderr is a terminal, else lines (under mpirun: lines)\n"
             "  -q, --quiet       --progress none (errors and the summary still print)\n"
             "  --restart         discard the output folder's checkpoint instead of resuming\n"
+            "  --force           overwrite the results (or checkpoint) of another config in\n"
+            "                    the output folder, which is refused otherwise\n"
             "  -h, --help        this text and the config keys\n"
             "On SIGTERM or SIGUSR1 every rank stops at the next batch, the checkpoint is\n"
             "written and the exit status is 75; the same command then resumes.\n\nConfig keys:\n");
@@ -139,6 +143,7 @@ typedef struct {
     int nsets;
     int help;
     int restart;
+    int force;
     int progress; /* mk_progress_mode, or -1 for auto */
 } run_args;
 
@@ -167,6 +172,8 @@ static mk_err parse_args(int argc, char **argv, run_args *a)
             a->help = 1;
         } else if (!strcmp(arg, "--restart")) {
             a->restart = 1;
+        } else if (!strcmp(arg, "--force")) {
+            a->force = 1;
         } else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
             a->progress = MK_PROGRESS_NONE;
         } else if (!strcmp(arg, "--progress")) {
@@ -174,6 +181,7 @@ static mk_err parse_args(int argc, char **argv, run_args *a)
             MK_TRY(parse_progress(argv[++i], &a->progress));
         } else if (!strcmp(arg, "--set")) {
             if (i + 1 == argc) return mk_fail(MK_EUSAGE, "--set needs KEY=VALUE");
+            MK_TRY(mk_config_check_set(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL));
             a->sets[a->nsets++] = argv[++i];
         } else if (!strncmp(arg, "--set=", 6)) {
             a->sets[a->nsets++] = argv[i] + 6;
@@ -222,6 +230,9 @@ mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan)
     if (first->n < MK_MIN_BATCH)
         return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x->file,
                        first->path, (long long)first->n, MK_MIN_BATCH);
+    if (cfg->batch_size > first->n && cfg->estimator != MK_EST_EXACT)
+        return mk_fail(MK_ECONFIG, "batch_size %lld is larger than n = %lld, the examples in %s; set batch_size to at "
+                       "most %lld", (long long)cfg->batch_size, (long long)first->n, x->file, (long long)first->n);
     MK_TRY(mk_plan_init(plan, first->n, cfg->batch_size, cfg->epochs, cfg->shuffle, cfg->seed));
     if (cfg->estimator == MK_EST_EXACT) mk_plan_keep_all(plan);
     return MK_OK;
@@ -273,14 +284,21 @@ static int64_t leaf_len(const run_ctx *c)
 }
 
 
-static void fingerprint_model(FILE *f, const mk_model *model)
+static mk_err fingerprint_model(FILE *f, const mk_model *model)
 {
-    struct stat st;
-    int known = stat(model->file, &st) == 0;
-    fprintf(f, "file %s, %lld bytes, modified %lld.%09ld\n", model->file, known ? (long long)st.st_size : -1LL,
-            known ? (long long)st.st_mtim.tv_sec : -1LL, known ? st.st_mtim.tv_nsec : 0L);
+    char **files;
+    int count;
+    MK_TRY(mk_model_files(model, &files, &count));
+    for (int i = 0; i < count; i++) {
+        struct stat st;
+        int known = stat(files[i], &st) == 0;
+        fprintf(f, "file %s, %lld bytes, modified %lld.%09ld\n", files[i], known ? (long long)st.st_size : -1LL,
+                known ? (long long)st.st_mtim.tv_sec : -1LL, known ? st.st_mtim.tv_nsec : 0L);
+    }
+    mk_model_files_free(files, count);
     for (int l = 0; l < model->nlayers; l++)
         fprintf(f, "  %s %s %s\n", model->layers[l].path, model->layers[l].shape, model->layers[l].dtype);
+    return MK_OK;
 }
 
 /* What shapes the sums: a checkpoint from anything else must not be resumed. */
@@ -295,12 +313,13 @@ static mk_err make_fingerprint(run_ctx *c)
     fprintf(f, "estimator %d, kernel %d, rbf_threshold %.17g, jackknife %lld, permutations %lld\n", (int)k->estimator,
             (int)k->kernel, k->kernel == MK_KERNEL_RBF ? k->rbf_threshold : 0.0, (long long)c->groups,
             (long long)k->permutations);
-    fingerprint_model(f, &c->x);
-    if (c->cfg.has_y) fingerprint_model(f, &c->y);
+    mk_err err = fingerprint_model(f, &c->x);
+    if (!err && c->cfg.has_y) err = fingerprint_model(f, &c->y);
     fprintf(f, "sums format 2, layer scales");
     for (int l = 0; l < nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL); l++) fprintf(f, " %a", c->scale[l]);
     fputc('\n', f);
-    return fclose(f) == 0 ? MK_OK : mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
+    if (fclose(f) != 0 && !err) err = mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
+    return err;
 }
 
 static char *checkpoint_path(const run_ctx *c)
@@ -335,11 +354,18 @@ static mk_err load_checkpoint(run_ctx *c)
     }
     mk_checkpoint ck;
     err = mk_checkpoint_read(path, &ck);
+    if (!err && strcmp(ck.fingerprint, c->fingerprint) && c->force) {
+        mk_warn("%s was made by another configuration or other inputs: discarded (--force)", path);
+        mk_checkpoint_free(&ck);
+        unlink(path);
+        free(path);
+        return mk_todo_all(&c->plan, &c->todo);
+    }
     if (!err && strcmp(ck.fingerprint, c->fingerprint)) {
         char diff[1024];
         first_difference(c->fingerprint, ck.fingerprint, diff, sizeof diff);
         err = mk_fail(MK_ECONFIG, "%s was made by another configuration or other inputs (%s); rerun with --restart "
-                      "to discard it", path, diff);
+                      "(or --force) to discard it", path, diff);
     }
     if (!err) err = mk_checkpoint_validate(&ck, path, &c->plan, leaf_len(c));
     if (!err) {
@@ -534,10 +560,10 @@ static mk_err share_probe(run_ctx *c)
 }
 
 /* Writing the result must never overwrite an input. */
-static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
+static mk_err check_not_file(const mk_config *cfg, const char *file)
 {
     struct stat in, out;
-    if (stat(model->file, &in) != 0) return MK_OK;
+    if (stat(file, &in) != 0) return MK_OK;
     const char *outputs[] = {"", "/cka.h5", "/cka.csv", "/checkpoint.h5"};
     for (int i = 0; i < 5; i++) {
         char path[4200];
@@ -545,8 +571,14 @@ static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
         else snprintf(path, sizeof path, "%s/%s", cfg->output, cfg->plot.file);
         if (stat(path, &out) == 0 && out.st_dev == in.st_dev && out.st_ino == in.st_ino)
             return mk_fail(MK_ECONFIG, "output '%s' would overwrite the input '%s'; choose another output folder",
-                           cfg->output, model->file);
+                           cfg->output, file);
     }
+    return MK_OK;
+}
+
+static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
+{
+    for (int f = 0; f < model->nfiles; f++) MK_TRY(check_not_file(cfg, model->files[f]));
     return MK_OK;
 }
 
@@ -584,6 +616,40 @@ mk_err mk_run_preflight(const mk_config *cfg, const mk_model *x, const mk_model 
     return y ? check_not_input(cfg, y) : MK_OK;
 }
 
+/* Results of another configuration are not overwritten without --force; a
+ * rerun of the same one is. */
+static mk_err check_old_results(const run_ctx *c)
+{
+    size_t len = strlen(c->cfg.output) + 16;
+    char *path = malloc(len), a[512], b[512];
+    if (!path) return mk_fail(MK_ENOMEM, "out of memory");
+    snprintf(path, len, "%s/cka.h5", c->cfg.output);
+    mk_err err = MK_OK;
+    if (!c->force && access(path, F_OK) == 0) {
+        mk_ckafile old;
+        const char *config = mk_ckafile_read(path, &old) == MK_OK ? mk_ckafile_text(&old, "config") : NULL;
+        if (!config)
+            err = mk_fail(MK_ECONFIG, "output folder '%s' holds a cka.h5 whose configuration cannot be read; choose "
+                          "another output folder, or pass --force to overwrite it", c->cfg.output);
+        else if (mk_config_first_difference(config, c->cfg.resolved, a, b, sizeof a))
+            err = mk_fail(MK_ECONFIG, "output folder '%s' holds the results of another configuration (it has '%s', "
+                          "this run '%s'); choose another output folder, or pass --force to overwrite them",
+                          c->cfg.output, a, b);
+        mk_ckafile_free(&old);
+    }
+    free(path);
+    return err;
+}
+
+/* The IDs are checked only when both sides have them: say so once otherwise. */
+static void warn_one_sided_ids(const run_ctx *c)
+{
+    if (!c->cfg.has_y || !c->cfg.ids.enabled || !c->x.ids == !c->y.ids) return;
+    const mk_model *with = c->x.ids ? &c->x : &c->y, *without = c->x.ids ? &c->y : &c->x;
+    mk_warn("%s has sample IDs ('%s') but %s has none: the examples of x and y are not checked to be the same",
+            with->file, with->ids, without->file);
+}
+
 static mk_err inspect(run_ctx *c)
 {
     MK_TRY(mk_model_inspect(&c->cfg.x, &c->x));
@@ -596,6 +662,8 @@ static mk_err inspect(run_ctx *c)
     }
     MK_TRY(make_plan(c));
     MK_TRY(mk_run_preflight(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan));
+    warn_one_sided_ids(c);
+    MK_TRY(check_old_results(c));
     MK_TRY(mk_output_prepare(c->cfg.output, c->cfg.plot.enabled ? c->cfg.plot.file : NULL, &c->outdir));
     MK_TRY(probe_layers(c));
     MK_TRY(make_fingerprint(c));
@@ -638,6 +706,9 @@ static mk_err setup(run_ctx *c)
     if (c->plan.dropped)
         mk_warn("%lld example(s) at the end of each epoch are left out: a batch needs at least %d",
                 (long long)c->plan.dropped, MK_MIN_BATCH);
+    if (c->todo.batches < c->nranks)
+        mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", c->nranks -
+                (int)c->todo.batches, c->nranks, (long long)c->todo.batches);
     return MK_OK;
 }
 
@@ -1113,12 +1184,15 @@ mk_err mk_run_main(int argc, char **argv)
     mk_err err = parse_args(argc, argv, &a);
     c.progress = a.progress;
     c.restart = a.restart;
+    c.force = a.force;
     if (!err && a.help && c.rank == 0) usage(stdout);
     if (!err && !a.help) {
         catch_signals();
         err = run(&c, &a);
     }
     mk_error_report(err);
+    if (err && c.rank == 0 && c.outdir.ncreated && (err == MK_EDATA || err == MK_EINPUT))
+        drop_checkpoint(&c); /* of data that must change anyway, in a folder made now */
     if (c.rank == 0) mk_output_release(&c.outdir, c.cfg.output, err != MK_OK);
     free(a.sets);
     mk_config_free(&c.cfg);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <glob.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "mpicka/text.h"
 
 /* HDF5 prints its own error stack by default; ours name the file and dataset. */
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -158,30 +161,28 @@ static mk_err check_storage(hid_t dset, const char *file, const char *path)
     return err;
 }
 
-static mk_err add_layer(mk_model *model, hid_t fid, const char *path)
+/* Up to three dataset paths close to `path` (a typo, a missing group). */
+static void closest_names(const char *path, char *const *all, int count, char *out, size_t len)
 {
-    mk_err err = MK_OK;
-    while (*path == '/') path++;
-    H5O_info_t info;
-    if (H5Oget_info_by_name2(fid, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
-        return mk_fail(MK_EINPUT, "%s: no dataset '%s'", model->file, path);
-    if (info.type != H5O_TYPE_DATASET)
-        return mk_fail(MK_EINPUT, "%s: '%s' is a group, not a dataset (use a pattern such as '%s/*')",
-                       model->file, path, path);
-    mk_layer *grown = realloc(model->layers, (size_t)(model->nlayers + 1) * sizeof *grown);
-    if (!grown) return mk_fail(MK_ENOMEM, "cannot grow the layer list");
-    model->layers = grown;
-    mk_layer *layer = &model->layers[model->nlayers];
-    memset(layer, 0, sizeof *layer);
-    layer->path = dupstr(path, &err);
-    if (err) return err;
-    model->nlayers++;
-    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT);
-    if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->file, path);
-    err = describe(dset, model->file, path, layer);
-    if (!err) err = check_storage(dset, model->file, path);
-    H5Dclose(dset);
-    return err;
+    int best[3] = {-1, -1, -1};
+    size_t dist[3] = {(size_t)-1, (size_t)-1, (size_t)-1}, plen = strlen(path);
+    for (int i = 0; i < count; i++) {
+        size_t d = mk_edit_distance(path, all[i]), prefix = 0;
+        while (path[prefix] && path[prefix] == all[i][prefix]) prefix++;
+        if (prefix >= 3 && prefix * 2 >= plen && d > 2) d = 2 + (plen - prefix); /* a missing or extra part */
+        if (d > plen / 2 + 2) continue;
+        for (int k = 0; k < 3; k++)
+            if (d < dist[k]) {
+                for (int j = 2; j > k; j--) best[j] = best[j - 1], dist[j] = dist[j - 1];
+                best[k] = i, dist[k] = d;
+                break;
+            }
+    }
+    size_t off = 0;
+    out[0] = '\0';
+    for (int k = 0; k < 3 && best[k] >= 0 && off < len; k++)
+        off += (size_t)snprintf(out + off, len - off, "%s'%s'", k ? ", " : " (closest: ", all[best[k]]);
+    if (off && off < len) snprintf(out + off, len - off, ")");
 }
 
 /* ---- glob expansion ---- */
@@ -190,11 +191,29 @@ typedef struct {
     char **paths;
     int count, cap;
     mk_err err;
+    int need_order;  /* creation order asked for: every group must track it */
+    int untracked;   /* a group does not */
 } path_list;
+
+/* Whether group `name` records the creation order of its links (without it,
+ * HDF5 quietly lists them in another order). */
+static int tracks_order(hid_t obj, const char *name)
+{
+    hid_t g = H5Gopen2(obj, name, H5P_DEFAULT), gcpl = g < 0 ? -1 : H5Gget_create_plist(g);
+    unsigned flags = 0;
+    int ok = gcpl >= 0 && H5Pget_link_creation_order(gcpl, &flags) >= 0 && (flags & H5P_CRT_ORDER_TRACKED);
+    if (gcpl >= 0) H5Pclose(gcpl);
+    if (g >= 0) H5Gclose(g);
+    return ok;
+}
 
 static herr_t collect_dataset(hid_t obj, const char *name, const H5O_info_t *info, void *data)
 {
     path_list *list = data;
+    if (info->type == H5O_TYPE_GROUP && list->need_order && !tracks_order(obj, name)) {
+        list->untracked = 1;
+        return -1;
+    }
     if (info->type != H5O_TYPE_DATASET) return 0;
     if (list->count == list->cap) {
         int cap = list->cap ? 2 * list->cap : 64;
@@ -224,58 +243,374 @@ static int cmp_natural(const void *a, const void *b)
     return mk_natural_cmp(*(char *const *)a, *(char *const *)b);
 }
 
-static mk_err list_datasets(hid_t fid, const char *file, path_list *list)
+/* Every dataset of the file: in creation order when the file tracks it (every
+ * group visited must) and `order` allows; otherwise by name, in natural order.
+ * *used says which. */
+static mk_err list_datasets(hid_t fid, const char *file, int order, path_list *list, int *used)
 {
     if (list->paths) return MK_OK;
+    if (order != MK_ORDER_NATURAL) {
+        list->need_order = 1;
+        if (H5Ovisit2(fid, H5_INDEX_CRT_ORDER, H5_ITER_INC, collect_dataset, list, H5O_INFO_BASIC) >= 0) {
+            *used = MK_ORDER_CREATION;
+            return MK_OK;
+        }
+        if (list->err) return list->err;
+        free_paths(list);
+        if (order == MK_ORDER_CREATION)
+            return mk_fail(MK_EINPUT, "%s: the file does not track the creation order of its datasets "
+                           "(layer_order: creation); use layer_order: natural or auto", file);
+    }
     if (H5Ovisit2(fid, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, list, H5O_INFO_BASIC) < 0)
         return list->err ? list->err : mk_fail(MK_EINPUT, "%s: cannot list the datasets of the file", file);
     qsort(list->paths, (size_t)list->count, sizeof *list->paths, cmp_natural);
+    *used = MK_ORDER_NATURAL;
     return MK_OK;
 }
 
-static mk_err expand(mk_model *model, hid_t fid, const char *pattern, path_list *all)
+/* The error for a layer that is not there, with the names that are. */
+static mk_err no_dataset(hid_t fid, const char *file, const char *path, int order)
+{
+    path_list all = {0};
+    int used;
+    char near[1024] = "";
+    if (list_datasets(fid, file, order, &all, &used) == MK_OK) closest_names(path, all.paths, all.count, near, sizeof near);
+    free_paths(&all);
+    return mk_fail(MK_EINPUT, "%s: no dataset '%s'%s", file, path, near);
+}
+
+static mk_err add_layer(mk_model *model, hid_t fid, const char *path, int order)
+{
+    mk_err err = MK_OK;
+    while (*path == '/') path++;
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(fid, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+        return no_dataset(fid, model->files[0], path, order);
+    if (info.type != H5O_TYPE_DATASET)
+        return mk_fail(MK_EINPUT, "%s: '%s' is a group, not a dataset (use a pattern such as '%s/*')",
+                       model->files[0], path, path);
+    mk_layer *grown = realloc(model->layers, (size_t)(model->nlayers + 1) * sizeof *grown);
+    if (!grown) return mk_fail(MK_ENOMEM, "cannot grow the layer list");
+    model->layers = grown;
+    mk_layer *layer = &model->layers[model->nlayers];
+    memset(layer, 0, sizeof *layer);
+    layer->path = dupstr(path, &err);
+    if (err) return err;
+    model->nlayers++;
+    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT);
+    if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[0], path);
+    err = describe(dset, model->files[0], path, layer);
+    if (!err) err = check_storage(dset, model->files[0], path);
+    H5Dclose(dset);
+    return err;
+}
+
+static const char *ids_name(const mk_model_cfg *cfg)
+{
+    const char *ids = cfg->ids ? cfg->ids : "ids";
+    while (*ids == '/') ids++;
+    return ids;
+}
+
+static mk_err expand(mk_model *model, const mk_model_cfg *cfg, hid_t fid, const char *pattern, path_list *all)
 {
     while (*pattern == '/') pattern++;
-    if (strpbrk(pattern, "*?[") == NULL) return add_layer(model, fid, pattern);
-    MK_TRY(list_datasets(fid, model->file, all));
+    if (strpbrk(pattern, "*?[") == NULL) return add_layer(model, fid, pattern, cfg->order);
+    MK_TRY(list_datasets(fid, model->files[0], cfg->order, all, &model->order));
     int before = model->nlayers;
     for (int i = 0; i < all->count; i++)
-        if (fnmatch(pattern, all->paths[i], FNM_PATHNAME) == 0) MK_TRY(add_layer(model, fid, all->paths[i]));
+        if (strcmp(all->paths[i], ids_name(cfg)) && fnmatch(pattern, all->paths[i], FNM_PATHNAME) == 0)
+            MK_TRY(add_layer(model, fid, all->paths[i], cfg->order));
     if (model->nlayers == before)
-        return mk_fail(MK_EINPUT, "%s: layer pattern '%s' matches no dataset", model->file, pattern);
+        return mk_fail(MK_EINPUT, "%s: layer pattern '%s' matches no dataset", model->files[0], pattern);
     return MK_OK;
 }
 
-static mk_err check_examples(const mk_model *model)
+static mk_err check_examples(const char *file, const mk_layer *layers, int nlayers)
 {
-    for (int l = 1; l < model->nlayers; l++)
-        if (model->layers[l].n != model->layers[0].n)
+    for (int l = 1; l < nlayers; l++)
+        if (layers[l].n != layers[0].n)
             return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples but '%s' has %lld; every layer needs the same",
-                           model->file, model->layers[l].path, (long long)model->layers[l].n,
-                           model->layers[0].path, (long long)model->layers[0].n);
+                           file, layers[l].path, (long long)layers[l].n, layers[0].path, (long long)layers[0].n);
     return MK_OK;
+}
+
+/* ---- shards ---- */
+
+static mk_err add_file(mk_model *model, const char *path, int *cap)
+{
+    mk_err err = MK_OK;
+    for (int i = 0; i < model->nfiles; i++)
+        if (!strcmp(model->files[i], path))
+            return mk_fail(MK_EINPUT, "input '%s' is listed twice; each shard must be given once", path);
+    if (model->nfiles == *cap) {
+        int grow = *cap ? 2 * *cap : 8;
+        char **files = realloc(model->files, (size_t)grow * sizeof *files);
+        if (!files) return mk_fail(MK_ENOMEM, "cannot list the input files");
+        model->files = files;
+        *cap = grow;
+    }
+    model->files[model->nfiles] = dupstr(path, &err);
+    if (!err) model->nfiles++;
+    return err;
+}
+
+/* The shards: each entry a file, or a glob expanded in natural order. */
+static mk_err resolve_files(const mk_model_cfg *cfg, mk_model *model)
+{
+    int cap = 0;
+    for (int i = 0; i < cfg->nfiles; i++) {
+        const char *entry = cfg->files[i];
+        if (!strpbrk(entry, "*?[")) {
+            MK_TRY(add_file(model, entry, &cap));
+            continue;
+        }
+        glob_t g;
+        int rc = glob(entry, 0, NULL, &g);
+        if (rc == GLOB_NOMATCH) return mk_fail(MK_EINPUT, "input pattern '%s' matches no file", entry);
+        if (rc != 0) return mk_fail(rc == GLOB_NOSPACE ? MK_ENOMEM : MK_EINPUT, "cannot expand input pattern '%s'", entry);
+        qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv, cmp_natural);
+        mk_err err = MK_OK;
+        for (size_t k = 0; k < g.gl_pathc && !err; k++) err = add_file(model, g.gl_pathv[k], &cap);
+        globfree(&g);
+        MK_TRY(err);
+    }
+    return MK_OK;
+}
+
+/* "a.h5", or "a.h5, b.h5" or the glob as given: what messages call the model's input. */
+static mk_err label(const mk_model_cfg *cfg, mk_model *model)
+{
+    size_t len = 1;
+    for (int i = 0; i < cfg->nfiles; i++) len += strlen(cfg->files[i]) + 2;
+    mk_err err = MK_OK;
+    model->file = mk_malloc(len, "the input's name", &err);
+    if (err) return err;
+    model->file[0] = '\0';
+    for (int i = 0; i < cfg->nfiles; i++) {
+        if (i) strcat(model->file, ", ");
+        strcat(model->file, cfg->files[i]);
+    }
+    return MK_OK;
+}
+
+/* "(n, 64, 4, 4)" with the first number replaced. */
+static void set_examples(mk_layer *layer, int64_t n)
+{
+    char out[128];
+    const char *tail = strpbrk(layer->shape, ",)");
+    int len = snprintf(out, sizeof out, "(%lld%s", (long long)n, tail ? tail : ")");
+    size_t keep = len < (int)sizeof layer->shape ? (size_t)len : sizeof layer->shape - 1;
+    memcpy(layer->shape, out, keep);
+    layer->shape[keep] = '\0';
+    layer->n = n;
+}
+
+/* The IDs dataset of one shard: absent (*has = 0), or 1-D with n integers or strings. */
+static mk_err inspect_ids(hid_t fid, const char *file, const char *ids, int64_t n, int *has)
+{
+    H5O_info_t info;
+    *has = H5Lexists(fid, ids, H5P_DEFAULT) > 0 &&
+           H5Oget_info_by_name2(fid, ids, &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 && info.type == H5O_TYPE_DATASET;
+    if (!*has) return MK_OK;
+    hid_t dset = H5Dopen2(fid, ids, H5P_DEFAULT);
+    if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", file, ids);
+    hid_t type = H5Dget_type(dset), space = H5Dget_space(dset);
+    H5T_class_t cls = H5Tget_class(type);
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank == 1) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(dset);
+    if (rank != 1 || (cls != H5T_INTEGER && cls != H5T_STRING))
+        return mk_fail(MK_EINPUT, "%s: the sample-ID dataset '%s' must be 1-D and hold integers or strings "
+                       "(or set ids.dataset, or ids: false)", file, ids);
+    if ((int64_t)dims[0] != n)
+        return mk_fail(MK_EINPUT, "%s: the sample-ID dataset '%s' has %llu entries but the layers have %lld examples",
+                       file, ids, (unsigned long long)dims[0], (long long)n);
+    return MK_OK;
+}
+
+/* Shard f (f > 0) holds every layer of the first with the same trailing shape
+ * and type; returns its n. */
+static mk_err inspect_shard(const mk_model *model, int f, hid_t fid, int64_t *n)
+{
+    const char *file = model->files[f];
+    mk_err err = MK_OK;
+    mk_layer *seen = mk_calloc((size_t)model->nlayers + 1, sizeof *seen, "the layer list", &err);
+    for (int l = 0; l < model->nlayers && !err; l++) {
+        const mk_layer *want = &model->layers[l];
+        H5O_info_t info;
+        if (H5Lexists(fid, want->path, H5P_DEFAULT) <= 0 ||
+            H5Oget_info_by_name2(fid, want->path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+            info.type != H5O_TYPE_DATASET) {
+            err = mk_fail(MK_EINPUT, "%s: no dataset '%s', which the first shard %s has; every shard must hold the "
+                          "same layers", file, want->path, model->files[0]);
+            break;
+        }
+        hid_t dset = H5Dopen2(fid, want->path, H5P_DEFAULT);
+        seen[l].path = want->path;
+        err = dset < 0 ? mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", file, want->path)
+                       : describe(dset, file, want->path, &seen[l]);
+        if (dset >= 0) H5Dclose(dset);
+        const char *a = strpbrk(want->shape, ",)"), *b = strpbrk(seen[l].shape, ",)");
+        if (!err && (seen[l].p != want->p || strcmp(a ? a : "", b ? b : "") || strcmp(seen[l].dtype, want->dtype)))
+            err = mk_fail(MK_EINPUT, "%s: dataset '%s' has shape %s and type %s, but %s in the first shard %s; every "
+                          "shard must hold the same trailing shape and type", file, want->path, seen[l].shape,
+                          seen[l].dtype, want->dtype, model->files[0]);
+    }
+    if (!err) err = check_examples(file, seen, model->nlayers);
+    if (!err) *n = model->nlayers ? seen[0].n : 0;
+    free(seen);
+    return err;
+}
+
+static mk_err check_ids_presence(const mk_model *model, int f, int has)
+{
+    if (has == (model->ids != NULL)) return MK_OK;
+    return mk_fail(MK_EINPUT, "%s %s the sample-ID dataset '%s' but the first shard %s %s; every shard needs it, or none",
+                   model->files[f], has ? "has" : "lacks", model->ids ? model->ids : "ids", model->files[0],
+                   has ? "does not" : "has it");
+}
+
+/* The first shard gives the layers; every other must match. */
+static mk_err inspect_shards(const mk_model_cfg *cfg, mk_model *model)
+{
+    mk_err err = MK_OK;
+    model->first = mk_calloc((size_t)model->nfiles + 1, sizeof *model->first, "the shard list", &err);
+    for (int f = 0; f < model->nfiles && !err; f++) {
+        hid_t fid = -1;
+        int64_t n = 0;
+        int has = 0;
+        err = open_file(model->files[f], &fid);
+        if (!err && f == 0) {
+            path_list all = {0};
+            model->order = MK_ORDER_NATURAL;
+            for (int i = 0; i < cfg->nlayers && !err; i++) err = expand(model, cfg, fid, cfg->layers[i], &all);
+            free_paths(&all);
+            if (!err) err = check_examples(model->files[0], model->layers, model->nlayers);
+            if (!err) n = model->nlayers ? model->layers[0].n : 0;
+        } else if (!err) {
+            err = inspect_shard(model, f, fid, &n);
+        }
+        if (!err && cfg->check_ids && model->nlayers) err = inspect_ids(fid, model->files[f], ids_name(cfg), n, &has);
+        if (!err && f == 0 && has) model->ids = dupstr(ids_name(cfg), &err);
+        if (!err && f > 0 && cfg->check_ids) err = check_ids_presence(model, f, has);
+        if (!err && n > INT64_MAX - model->first[f]) err = mk_fail(MK_EINPUT, "%s: too many examples", model->file);
+        if (!err) model->first[f + 1] = model->first[f] + n;
+        if (fid >= 0) H5Fclose(fid);
+    }
+    for (int l = 0; l < model->nlayers && !err; l++) set_examples(&model->layers[l], model->first[model->nfiles]);
+    return err;
 }
 
 mk_err mk_model_inspect(const mk_model_cfg *cfg, mk_model *model)
 {
     mk_err err = MK_OK;
-    hid_t fid = -1;
-    path_list all = {0};
     memset(model, 0, sizeof *model);
-    model->file = dupstr(cfg->file, &err);
-    if (!err) model->name = dupstr(cfg->name, &err);
+    quiet_hdf5();
+    model->name = dupstr(cfg->name, &err);
     MK_GOTO(err, fail);
-    MK_GOTO(open_file(cfg->file, &fid), fail);
-    for (int i = 0; i < cfg->nlayers; i++) MK_GOTO(expand(model, fid, cfg->layers[i], &all), fail);
-    MK_GOTO(check_examples(model), fail);
-    free_paths(&all);
-    H5Fclose(fid);
+    MK_GOTO(label(cfg, model), fail);
+    MK_GOTO(resolve_files(cfg, model), fail);
+    MK_GOTO(inspect_shards(cfg, model), fail);
     return MK_OK;
 fail:
-    free_paths(&all);
-    if (fid >= 0) H5Fclose(fid);
     mk_model_free(model);
     return err;
+}
+
+int mk_model_shard(const mk_model *model, int64_t i)
+{
+    int lo = 0, hi = model->nfiles - 1;
+    while (lo < hi) { /* the last shard whose first example is <= i */
+        int mid = (lo + hi + 1) / 2;
+        if (model->first[mid] <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Adds name to the list unless it is there (a short list: a linear search). */
+static mk_err add_unique(char ***files, int *count, const char *name)
+{
+    for (int i = 0; i < *count; i++)
+        if (!strcmp((*files)[i], name)) return MK_OK;
+    char **grown = realloc(*files, (size_t)(*count + 1) * sizeof *grown);
+    if (!grown) return mk_fail(MK_ENOMEM, "out of memory listing the input files");
+    *files = grown;
+    mk_err err = MK_OK;
+    grown[*count] = dupstr(name, &err);
+    if (!err) ++*count;
+    return err;
+}
+
+/* name as found from the file naming it: absolute, relative to its folder,
+ * or to the working folder (as reachable() looks for it). */
+static void resolve_from(const char *from, const char *name, char *out, size_t len)
+{
+    const char *slash = strrchr(from, '/');
+    if (name[0] == '/' || access(name, F_OK) == 0 || !slash) snprintf(out, len, "%s", name);
+    else snprintf(out, len, "%.*s/%s", (int)(slash - from), from, name);
+}
+
+/* The files one layer's data comes from: the file holding the dataset (not
+ * the shard, behind an external link), its virtual sources, its external
+ * storage. */
+static mk_err layer_files(hid_t fid, const char *shard, const char *path, char ***files, int *count)
+{
+    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT);
+    if (dset < 0) return MK_OK; /* inspection has said what is wrong with it */
+    char home[4096], name[4096], full[8400];
+    hid_t owner = H5Iget_file_id(dset);
+    ssize_t n = owner >= 0 ? H5Fget_name(owner, home, sizeof home) : -1;
+    if (owner >= 0) H5Fclose(owner);
+    mk_err err = n > 0 && (size_t)n < sizeof home ? add_unique(files, count, home) : MK_OK;
+    const char *from = n > 0 ? home : shard;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    size_t nvirtual = 0;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_VIRTUAL) H5Pget_virtual_count(dcpl, &nvirtual);
+    for (size_t i = 0; i < nvirtual && !err; i++)
+        if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 && strcmp(name, ".")) {
+            resolve_from(from, name, full, sizeof full);
+            err = add_unique(files, count, full);
+        }
+    int external = dcpl >= 0 ? H5Pget_external_count(dcpl) : 0;
+    for (int i = 0; i < external && !err; i++) {
+        off_t offset;
+        hsize_t size;
+        if (H5Pget_external(dcpl, (unsigned)i, sizeof name, name, &offset, &size) >= 0) {
+            resolve_from(from, name, full, sizeof full);
+            err = add_unique(files, count, full);
+        }
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Dclose(dset);
+    return err;
+}
+
+mk_err mk_model_files(const mk_model *model, char ***files, int *count)
+{
+    mk_err err = MK_OK;
+    *count = 0;
+    *files = NULL;
+    for (int f = 0; f < model->nfiles && !err; f++) err = add_unique(files, count, model->files[f]);
+    for (int f = 0; f < model->nfiles && !err; f++) {
+        hid_t fid = -1;
+        err = open_file(model->files[f], &fid);
+        for (int l = 0; l < model->nlayers && !err; l++)
+            err = layer_files(fid, model->files[f], model->layers[l].path, files, count);
+        if (fid >= 0) H5Fclose(fid);
+    }
+    if (err) mk_model_files_free(*files, *count);
+    return err;
+}
+
+void mk_model_files_free(char **files, int count)
+{
+    for (int f = 0; files && f < count; f++) free(files[f]);
+    free(files);
 }
 
 const mk_layer *mk_model_widest(const mk_model *model)
@@ -297,6 +632,10 @@ void mk_model_free(mk_model *model)
 {
     for (int l = 0; l < model->nlayers; l++) free(model->layers[l].path);
     free(model->layers);
+    for (int f = 0; f < model->nfiles; f++) free(model->files[f]);
+    free(model->files);
+    free(model->first);
+    free(model->ids);
     free(model->file);
     free(model->name);
     memset(model, 0, sizeof *model);
@@ -340,6 +679,13 @@ mk_err mk_model_pack(const mk_model *model, char **buf, int64_t *len)
     packer pk = {0};
     put(&pk, model->file);
     put(&pk, model->name);
+    put(&pk, model->ids ? model->ids : "");
+    put_int(&pk, model->order);
+    put_int(&pk, model->nfiles);
+    for (int f = 0; f < model->nfiles; f++) {
+        put(&pk, model->files[f]);
+        put_int(&pk, model->first[f + 1]);
+    }
     put_int(&pk, model->nlayers);
     for (int l = 0; l < model->nlayers; l++) {
         const mk_layer *layer = &model->layers[l];
@@ -381,6 +727,17 @@ mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model)
     memset(model, 0, sizeof *model);
     model->file = dupstr(get(&u), &err);
     if (!err) model->name = dupstr(get(&u), &err);
+    const char *ids = get(&u);
+    if (!err && *ids) model->ids = dupstr(ids, &err);
+    model->order = (int)get_int(&u);
+    int64_t nfiles = get_int(&u);
+    if (!err) model->files = mk_calloc((size_t)nfiles, sizeof *model->files, "the input list", &err);
+    if (!err) model->first = mk_calloc((size_t)nfiles + 1, sizeof *model->first, "the shard list", &err);
+    for (int64_t f = 0; f < nfiles && !err; f++) {
+        model->files[f] = dupstr(get(&u), &err);
+        model->nfiles += !err;
+        model->first[f + 1] = get_int(&u);
+    }
     int64_t count = get_int(&u);
     if (!err) model->layers = mk_calloc((size_t)count, sizeof *model->layers, "the layer list", &err);
     for (int64_t l = 0; l < count && !err; l++) {
@@ -399,12 +756,18 @@ mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model)
 
 /* ---- reading ---- */
 
-struct mk_source {
-    const mk_model *model;
+/* Per shard: the file and each layer's dataset, dataspace and IDs. */
+typedef struct {
     hid_t fid;
     hid_t *dsets;
     hid_t *spaces;
-    hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half, else -1 */
+    hid_t ids, ids_space;
+} shard;
+
+struct mk_source {
+    const mk_model *model;
+    shard *shards;
+    hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half in every shard, else -1 */
 };
 
 /* HDF5 converts half precision in software, an order of magnitude slower than
@@ -440,19 +803,60 @@ static void widen_halves(void *buf, int64_t count)
     for (int64_t i = count - 1; i >= 0; i--) f[i] = half_to_float(h[i]);
 }
 
+static void close_shard(shard *sh, int nlayers)
+{
+    for (int l = 0; sh->dsets && l < nlayers; l++) {
+        if (sh->spaces[l] >= 0) H5Sclose(sh->spaces[l]);
+        if (sh->dsets[l] >= 0) H5Dclose(sh->dsets[l]);
+    }
+    if (sh->ids_space >= 0) H5Sclose(sh->ids_space);
+    if (sh->ids >= 0) H5Dclose(sh->ids);
+    if (sh->fid >= 0) H5Fclose(sh->fid);
+    free(sh->dsets);
+    free(sh->spaces);
+}
+
 void mk_source_close(mk_source *src)
 {
     if (!src) return;
-    for (int l = 0; src->dsets && l < src->model->nlayers; l++) {
-        if (src->halves && src->halves[l] >= 0) H5Tclose(src->halves[l]);
-        if (src->spaces[l] >= 0) H5Sclose(src->spaces[l]);
-        if (src->dsets[l] >= 0) H5Dclose(src->dsets[l]);
-    }
-    if (src->fid >= 0) H5Fclose(src->fid);
-    free(src->dsets);
-    free(src->spaces);
+    for (int f = 0; src->shards && f < src->model->nfiles; f++) close_shard(&src->shards[f], src->model->nlayers);
+    for (int l = 0; src->halves && l < src->model->nlayers; l++)
+        if (src->halves[l] >= 0) H5Tclose(src->halves[l]);
+    free(src->shards);
     free(src->halves);
     free(src);
+}
+
+/* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
+static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
+{
+    mk_err err = MK_OK;
+    int L = model->nlayers;
+    sh->fid = sh->ids = sh->ids_space = -1;
+    sh->dsets = mk_malloc((size_t)L * sizeof(hid_t), "dataset handles", &err);
+    if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
+    if (err) return err;
+    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1;
+    MK_TRY(open_file(model->files[f], &sh->fid));
+    for (int l = 0; l < L; l++) {
+        sh->dsets[l] = H5Dopen2(sh->fid, model->layers[l].path, H5P_DEFAULT);
+        if (sh->dsets[l] >= 0) {
+            sh->spaces[l] = H5Dget_space(sh->dsets[l]);
+            hid_t type = H5Dget_type(sh->dsets[l]);
+            if (f == 0 && is_half(type)) halves[l] = H5Tcopy(type);
+            else if (halves[l] >= 0 && !is_half(type)) H5Tclose(halves[l]), halves[l] = -1;
+            H5Tclose(type);
+        }
+        if (sh->spaces[l] < 0)
+            return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[f], model->layers[l].path);
+    }
+    if (model->ids) {
+        sh->ids = H5Dopen2(sh->fid, model->ids, H5P_DEFAULT);
+        if (sh->ids >= 0) sh->ids_space = H5Dget_space(sh->ids);
+        if (sh->ids_space < 0)
+            return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", model->files[f], model->ids);
+    }
+    return MK_OK;
 }
 
 mk_err mk_source_open(const mk_model *model, mk_source **out)
@@ -461,23 +865,12 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     mk_source *src = mk_calloc(1, sizeof *src, "a source", &err);
     if (err) return err;
     src->model = model;
-    src->fid = -1;
-    src->dsets = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset handles", &err);
-    if (!err) src->spaces = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataspaces", &err);
-    if (!err) src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
-    if (!err) for (int l = 0; l < model->nlayers; l++) src->dsets[l] = src->spaces[l] = src->halves[l] = -1;
-    if (!err) err = open_file(model->file, &src->fid);
-    for (int l = 0; l < model->nlayers && !err; l++) {
-        src->dsets[l] = H5Dopen2(src->fid, model->layers[l].path, H5P_DEFAULT);
-        if (src->dsets[l] >= 0) {
-            src->spaces[l] = H5Dget_space(src->dsets[l]);
-            hid_t type = H5Dget_type(src->dsets[l]);
-            if (is_half(type)) src->halves[l] = type;
-            else H5Tclose(type);
-        }
-        if (src->spaces[l] < 0)
-            err = mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->file, model->layers[l].path);
-    }
+    quiet_hdf5();
+    src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
+    if (!err) src->shards = mk_calloc((size_t)model->nfiles, sizeof *src->shards, "the shards", &err);
+    for (int l = 0; !err && l < model->nlayers; l++) src->halves[l] = -1;
+    for (int f = 0; f < model->nfiles; f++) src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = -1;
+    for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, &src->shards[f], src->halves);
     if (err) {
         mk_source_close(src);
         return err;
@@ -486,8 +879,9 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     return MK_OK;
 }
 
-/* One hyperslab per run of consecutive rows, each spanning every feature. */
-static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m)
+/* One hyperslab per run of consecutive rows, each spanning every feature;
+ * rows are the file's indices plus base. */
+static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m, int64_t base)
 {
     hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
     int rank = H5Sget_simple_extent_ndims(space);
@@ -496,7 +890,7 @@ static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m)
     for (int64_t i = 0; i < m;) {
         int64_t j = i + 1;
         while (j < m && rows[j] == rows[j - 1] + 1) j++;
-        start[0] = (hsize_t)rows[i];
+        start[0] = (hsize_t)(rows[i] - base);
         count[0] = (hsize_t)(j - i);
         if (rank > 0 && H5Sselect_hyperslab(space, op, start, NULL, count, NULL) < 0) return -1;
         op = H5S_SELECT_OR;
@@ -505,18 +899,138 @@ static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m)
     return 0;
 }
 
+/* The rows [*i, end) of rows that shard f holds (rows ascending). */
+static int64_t shard_end(const mk_model *model, int f, const int64_t *rows, int64_t i, int64_t m)
+{
+    while (i < m && rows[i] < model->first[f + 1]) i++;
+    return i;
+}
+
+/* Reads rows[0..k) of a dataset of shard f into buf with memory type `type`,
+ * `per_row` elements each. */
+static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows, int64_t k, int64_t base,
+                        int64_t per_row, void *buf)
+{
+    hsize_t total = (hsize_t)(k * per_row);
+    hid_t mem = H5Screate_simple(1, &total, NULL);
+    herr_t status = mem < 0 ? -1 : select_rows(space, rows, k, base);
+    if (status >= 0) status = H5Dread(dset, type, mem, space, H5P_DEFAULT, buf);
+    if (mem >= 0) H5Sclose(mem);
+    return status;
+}
+
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf)
 {
-    const mk_layer *layer = &src->model->layers[l];
-    hsize_t total = (hsize_t)(m * layer->p);
-    hid_t mem = H5Screate_simple(1, &total, NULL);
+    const mk_model *model = src->model;
+    const mk_layer *layer = &model->layers[l];
     hid_t type = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-    herr_t status = mem < 0 ? -1 : select_rows(src->spaces[l], rows, m);
-    if (status >= 0) status = H5Dread(src->dsets[l], type, mem, src->spaces[l], H5P_DEFAULT, buf);
-    if (mem >= 0) H5Sclose(mem);
-    if (status >= 0 && src->halves[l] >= 0) widen_halves(buf, (int64_t)total);
-    if (status < 0)
-        return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
-                       src->model->file, (long long)rows[0], (long long)rows[m - 1], layer->path);
+    size_t size = H5Tget_size(type);
+    for (int64_t i = 0; i < m;) {
+        int f = mk_model_shard(model, rows[i]);
+        int64_t j = shard_end(model, f, rows, i, m);
+        shard *sh = &src->shards[f];
+        if (read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f], layer->p,
+                      (char *)buf + (size_t)(i * layer->p) * size) < 0)
+            return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
+                           model->files[f], (long long)(rows[i] - model->first[f]),
+                           (long long)(rows[j - 1] - model->first[f]), layer->path);
+        i = j;
+    }
+    if (src->halves[l] >= 0) widen_halves(buf, m * layer->p);
     return MK_OK;
+}
+
+/* ---- sample IDs ---- */
+
+static mk_err ids_reserve(mk_ids *ids, int64_t m, size_t more)
+{
+    if (m > ids->ids_cap) {
+        char **id = realloc(ids->id, (size_t)m * sizeof *id);
+        if (id) ids->id = id;
+        size_t *at = id ? realloc(ids->at, (size_t)m * sizeof *at) : NULL;
+        if (!id || !at) return mk_fail(MK_ENOMEM, "out of memory reading sample IDs");
+        ids->at = at;
+        ids->ids_cap = m;
+    }
+    if (ids->len + more > ids->cap) {
+        size_t cap = 2 * (ids->len + more);
+        char *text = realloc(ids->text, cap);
+        if (!text) return mk_fail(MK_ENOMEM, "out of memory reading sample IDs");
+        ids->text = text;
+        ids->cap = cap;
+    }
+    return MK_OK;
+}
+
+static mk_err ids_put(mk_ids *ids, int64_t i, const char *s, size_t n)
+{
+    MK_TRY(ids_reserve(ids, i + 1, n + 1));
+    ids->at[i] = ids->len;
+    memcpy(ids->text + ids->len, s, n);
+    ids->text[ids->len + n] = '\0';
+    ids->len += n + 1;
+    return MK_OK;
+}
+
+/* IDs i0.. of k rows of one shard, whatever the stored type. */
+static mk_err read_ids_part(shard *sh, const char *file, const char *name, const int64_t *rows, int64_t k,
+                            int64_t base, mk_ids *ids, int64_t i0)
+{
+    mk_err err = MK_OK;
+    hid_t ftype = H5Dget_type(sh->ids), mtype = -1;
+    int is_str = H5Tget_class(ftype) == H5T_STRING, vlen = is_str && H5Tis_variable_str(ftype) > 0;
+    size_t width = is_str && !vlen ? H5Tget_size(ftype) + 1 : vlen ? sizeof(char *) : sizeof(int64_t);
+    if (is_str) {
+        mtype = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mtype, vlen ? H5T_VARIABLE : width);
+        H5Tset_strpad(mtype, H5T_STR_NULLTERM);
+        H5Tset_cset(mtype, H5Tget_cset(ftype));
+    }
+    char *buf = mk_malloc((size_t)k * width, "sample IDs", &err);
+    if (!err && read_part(sh->ids, sh->ids_space, is_str ? mtype : H5T_NATIVE_INT64, rows, k, base, 1, buf) < 0)
+        err = mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of the sample-ID dataset '%s' (damaged file?)", file,
+                      (long long)(rows[0] - base), (long long)(rows[k - 1] - base), name);
+    for (int64_t r = 0; r < k && !err; r++) {
+        char num[32];
+        const char *s = num;
+        if (!is_str) snprintf(num, sizeof num, "%lld", (long long)((int64_t *)(void *)buf)[r]);
+        else s = vlen ? ((char **)(void *)buf)[r] : buf + (size_t)r * width;
+        err = ids_put(ids, i0 + r, s ? s : "", s ? strlen(s) : 0);
+    }
+    if (vlen && buf && !err) {
+        hsize_t dim = (hsize_t)k;
+        hid_t mem = H5Screate_simple(1, &dim, NULL);
+        H5Dvlen_reclaim(mtype, mem, H5P_DEFAULT, buf);
+        H5Sclose(mem);
+    }
+    free(buf);
+    if (mtype >= 0) H5Tclose(mtype);
+    H5Tclose(ftype);
+    return err;
+}
+
+mk_err mk_source_read_ids(mk_source *src, const int64_t *rows, int64_t m, mk_ids *ids)
+{
+    const mk_model *model = src->model;
+    ids->len = 0;
+    ids->m = 0;
+    if (!model->ids) return MK_OK;
+    MK_TRY(ids_reserve(ids, m, 0));
+    for (int64_t i = 0; i < m;) {
+        int f = mk_model_shard(model, rows[i]);
+        int64_t j = shard_end(model, f, rows, i, m);
+        MK_TRY(read_ids_part(&src->shards[f], model->files[f], model->ids, rows + i, j - i, model->first[f], ids, i));
+        i = j;
+    }
+    for (int64_t i = 0; i < m; i++) ids->id[i] = ids->text + ids->at[i];
+    ids->m = m;
+    return MK_OK;
+}
+
+void mk_ids_free(mk_ids *ids)
+{
+    free(ids->id);
+    free(ids->at);
+    free(ids->text);
+    memset(ids, 0, sizeof *ids);
 }

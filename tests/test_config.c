@@ -76,7 +76,8 @@ static void expect_extra_fail(const char *extra, mk_err code, const char *const 
 
 static void assert_model_eq(const mk_model_cfg *a, const mk_model_cfg *b)
 {
-    ck_assert_str_eq(a->file, b->file);
+    ck_assert_int_eq(a->nfiles, b->nfiles);
+    for (int i = 0; i < a->nfiles; i++) ck_assert_str_eq(a->files[i], b->files[i]);
     ck_assert_str_eq(a->name, b->name);
     ck_assert_int_eq(a->nlayers, b->nlayers);
     for (int i = 0; i < a->nlayers; i++) ck_assert_str_eq(a->layers[i], b->layers[i]);
@@ -87,7 +88,7 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     assert_model_eq(&a->x, &b->x);
     ck_assert_int_eq(a->has_y, b->has_y);
     if (a->has_y) assert_model_eq(&a->y, &b->y);
-    ck_assert(b->has_y || (!b->y.file && !b->y.name && !b->y.layers && !b->y.nlayers));
+    ck_assert(b->has_y || (!b->y.files && !b->y.name && !b->y.layers && !b->y.nlayers));
     ck_assert_int_eq(a->batch_size, b->batch_size);
     ck_assert_int_eq(a->epochs, b->epochs);
     ck_assert_int_eq(a->shuffle, b->shuffle);
@@ -151,14 +152,14 @@ START_TEST(full_config)
                        "precision: float32\n";
     mk_config cfg;
     parse_ok(yaml, NULL, 0, &cfg);
-    ck_assert_str_eq(cfg.x.file, "acts/resnet18.h5");
+    ck_assert_str_eq(cfg.x.files[0], "acts/resnet18.h5");
     ck_assert_str_eq(cfg.x.name, "ResNet-18");
     ck_assert_int_eq(cfg.x.nlayers, 3);
     ck_assert_str_eq(cfg.x.layers[0], "conv1");
     ck_assert_str_eq(cfg.x.layers[1], "layer1/*");
     ck_assert_str_eq(cfg.x.layers[2], "layer4.1.conv2");
     ck_assert_int_eq(cfg.has_y, 1);
-    ck_assert_str_eq(cfg.y.file, "/data/vit.h5");
+    ck_assert_str_eq(cfg.y.files[0], "/data/vit.h5");
     ck_assert_str_eq(cfg.y.name, "ViT");
     ck_assert_int_eq(cfg.y.nlayers, 2);
     ck_assert_str_eq(cfg.y.layers[0], "blocks/0");
@@ -182,7 +183,7 @@ START_TEST(defaults)
     ck_assert_str_eq(cfg.x.name, "resnet18");
     ck_assert_int_eq(cfg.x.nlayers, 2);
     ck_assert_int_eq(cfg.has_y, 0);
-    ck_assert_ptr_null(cfg.y.file);
+    ck_assert_ptr_null(cfg.y.files);
     ck_assert_int_eq(cfg.batch_size, 256);
     ck_assert_int_eq(cfg.epochs, 1);
     ck_assert_int_eq(cfg.shuffle, 0);
@@ -198,6 +199,8 @@ START_TEST(default_name)
     static const char *const cases[][2] = {
         {"acts/resnet18.h5", "resnet18"}, {"model", "model"},     {"a.b/c.tar.h5", "c.tar"},
         {"/abs/x.h5", "x"},               {".hidden", ".hidden"}, {"dir/", "dir/"},
+        {"acts/resnet18-0-of-4.h5", "resnet18"}, {"acts/resnet18-*.h5", "resnet18"},
+        {"acts/shard_??.h5", "shard"}, {"a-of-2.h5", "a-of-2"}, {"*.h5", "*.h5"}, {"run-3-of-x.h5", "run-3-of-x"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char yaml[256];
@@ -207,6 +210,93 @@ START_TEST(default_name)
         ck_assert_str_eq(cfg.x.name, cases[i][1]);
         mk_config_free(&cfg);
     }
+}
+END_TEST
+
+/* x.file: one file (echoed as a string, as before), a list, or a glob. */
+START_TEST(file_lists_and_globs)
+{
+    mk_config cfg;
+    parse_ok("x:\n  file: [acts/r-0-of-2.h5, acts/r-1-of-2.h5]\n  layers: a\noutput: o\n", NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.x.nfiles, 2);
+    ck_assert_str_eq(cfg.x.files[1], "acts/r-1-of-2.h5");
+    ck_assert_str_eq(cfg.x.name, "r");
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "  file: [\"acts/r-0-of-2.h5\", \"acts/r-1-of-2.h5\"]\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    char *sets[] = {"x.file=acts/r-*.h5"};
+    parse_ok(minimal, sets, 1, &cfg);
+    ck_assert_int_eq(cfg.x.nfiles, 1);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "  file: \"acts/r-*.h5\"\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+}
+END_TEST
+
+/* ids (a section that `false` turns off) and layer_order, and what the
+ * models get from them. */
+START_TEST(ids_and_layer_order)
+{
+    mk_config cfg;
+    parse_ok(minimal, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.ids.enabled, 1);
+    ck_assert_str_eq(cfg.ids.dataset, "ids");
+    ck_assert_int_eq(cfg.layer_order, 0);
+    ck_assert_int_eq(cfg.x.check_ids, 1);
+    ck_assert_str_eq(cfg.x.ids, "ids");
+    mk_config_free(&cfg);
+    char *yaml = with("ids:\n  dataset: meta/sample\nlayer_order: creation\n");
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_str_eq(cfg.x.ids, "meta/sample");
+    ck_assert_int_eq(cfg.x.order, 1);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nids:\n  dataset: \"meta/sample\"\nlayer_order: creation\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    free(yaml);
+    char *sets[] = {"ids=false", "layer_order=natural"};
+    parse_ok(minimal, sets, 2, &cfg);
+    ck_assert_int_eq(cfg.ids.enabled, 0);
+    ck_assert_int_eq(cfg.x.check_ids, 0);
+    ck_assert_str_eq(cfg.x.ids, "ids"); /* still never a layer of a glob */
+    ck_assert_int_eq(cfg.x.order, 2);
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nids: false\nlayer_order: natural\n"));
+    assert_round_trip(&cfg);
+    mk_config_free(&cfg);
+    expect_extra_fail("layer_order: network\n", MK_ECONFIG,
+                      NEEDLES(SRC ":5: 'layer_order' must be one of auto, creation, natural"));
+    expect_extra_fail("ids: {name: x}\n", MK_ECONFIG, NEEDLES("unknown key 'ids.name'"));
+}
+END_TEST
+
+/* The likeliest slips: an unquoted glob, a tab, --set KEY VALUE. */
+START_TEST(slips_get_hints)
+{
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: *\noutput: o\n", MK_ECONFIG, SRC ":3:",
+                "quote glob patterns, as in layers: [\"layer*\"]");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: [*, fc]\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: *conv\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n  file: a.h5\n  layers: [&conv]\noutput: o\n", MK_ECONFIG, "quote glob patterns");
+    EXPECT_FAIL("x:\n\tfile: a.h5\n", MK_ECONFIG, SRC ":2:1: malformed YAML: ", "YAML indents with spaces");
+    ck_assert_int_eq(mk_config_check_set("batch_size", "50"), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "write --set batch_size=50"));
+    ck_assert_int_eq(mk_config_check_set("batch_size", NULL), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "expected KEY=VALUE"));
+    ck_assert_int_eq(mk_config_check_set("batch_size=50", "x"), MK_OK);
+}
+END_TEST
+
+START_TEST(first_difference)
+{
+    char a[128], b[128];
+    const char *one = "# c\nx:\n  file: \"a\"\nbatch_size: 8\noutput: \"o1\"\nseed: 0\n";
+    ck_assert_int_eq(mk_config_first_difference(one, "# other\nx:\n  file: \"a\"\nbatch_size: 8\noutput: \"o2\"\nseed: 0\n",
+                                                a, b, sizeof a), 0);
+    ck_assert_int_eq(mk_config_first_difference(one, "x:\n  file: \"a\"\nbatch_size: 16\nseed: 0\n", a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "batch_size: 8");
+    ck_assert_str_eq(b, "batch_size: 16");
+    ck_assert_int_eq(mk_config_first_difference(one, "x:\n  file: \"a\"\nbatch_size: 8\n", a, b, sizeof a), 1);
+    ck_assert_str_eq(a, "seed: 0");
+    ck_assert_str_eq(b, "(no more keys)");
 }
 END_TEST
 
@@ -229,7 +319,7 @@ START_TEST(y_absent)
         mk_config cfg;
         parse_ok(yaml, NULL, 0, &cfg);
         ck_assert_int_eq(cfg.has_y, 0);
-        ck_assert_ptr_null(cfg.y.file);
+        ck_assert_ptr_null(cfg.y.files);
         ck_assert_ptr_null(cfg.y.layers);
         ck_assert_ptr_null(strstr(cfg.resolved, "\ny:"));
         mk_config_free(&cfg);
@@ -424,8 +514,8 @@ START_TEST(wrong_types)
                 SRC ":3: 'x.layers' must be a list of strings");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: [a, [b]]\noutput: o\n", MK_ECONFIG,
                 SRC ":3: 'x.layers' must be a list of strings");
-    EXPECT_FAIL("x:\n  file: [a, b]\n  layers: a\noutput: o\n", MK_ECONFIG,
-                SRC ":2: 'x.file' must be a string");
+    EXPECT_FAIL("x:\n  file: {a: b}\n  layers: a\noutput: o\n", MK_ECONFIG,
+                SRC ":2: 'x.file' must be a list of strings, got a mapping");
     EXPECT_FAIL("x: a.h5\noutput: o\n", MK_ECONFIG, SRC ":1: 'x' must be a mapping");
     expect_extra_fail("y: [b.h5]\n", MK_ECONFIG, NEEDLES(SRC ":5: 'y' must be a mapping"));
     expect_extra_fail("batch_size: [8]\n", MK_ECONFIG,
@@ -442,7 +532,7 @@ END_TEST
 START_TEST(empty_values)
 {
     EXPECT_FAIL("x:\n  file: ''\n  layers: a\noutput: o\n", MK_ECONFIG,
-                SRC ":2: 'x.file' must not be empty");
+                SRC ":2: 'x.file' must not have empty entries");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: []\noutput: o\n", MK_ECONFIG,
                 SRC ":3: 'x.layers' must list at least one entry");
     EXPECT_FAIL("x:\n  file: a.h5\n  layers: [a, \"\"]\noutput: o\n", MK_ECONFIG,
@@ -531,7 +621,7 @@ START_TEST(set_scalars)
     ck_assert(cfg.seed == 7);
     ck_assert_int_eq(cfg.precision, MK_PREC_FLOAT32);
     ck_assert_str_eq(cfg.output, "res/a b");
-    ck_assert_str_eq(cfg.x.file, "other/b.h5");
+    ck_assert_str_eq(cfg.x.files[0], "other/b.h5");
     ck_assert_str_eq(cfg.x.name, "b"); /* the default follows the overridden file */
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
@@ -563,7 +653,7 @@ START_TEST(set_creates_y)
         mk_config cfg;
         parse_ok(files[i], sets, 2, &cfg);
         ck_assert_int_eq(cfg.has_y, 1);
-        ck_assert_str_eq(cfg.y.file, "vit/b.h5");
+        ck_assert_str_eq(cfg.y.files[0], "vit/b.h5");
         ck_assert_str_eq(cfg.y.name, "b");
         ck_assert_int_eq(cfg.y.nlayers, 2);
         ck_assert_str_eq(cfg.y.layers[1], "blocks/1");
@@ -771,6 +861,9 @@ START_TEST(resolved_text)
                                    "checkpoint:\n"
                                    "  every: 0\n"
                                    "  seconds: 600\n"
+                                   "ids:\n"
+                                   "  dataset: \"ids\"\n"
+                                   "layer_order: auto\n"
                                    "plot:\n"
                                    "  file: \"cka.png\"\n"
                                    "  title: \"\"\n"
@@ -816,7 +909,7 @@ START_TEST(resolved_escapes)
     mk_config cfg;
     parse_ok(yaml, NULL, 0, &cfg);
     ck_assert_str_eq(cfg.output, "out: dir #1");
-    ck_assert_str_eq(cfg.x.file, "C:\\acts\\m\xC3\xA9.h5");
+    ck_assert_str_eq(cfg.x.files[0], "C:\\acts\\m\xC3\xA9.h5");
     ck_assert_str_eq(cfg.x.name, "q\"uote");
     ck_assert_int_eq(cfg.x.nlayers, (int)n);
     for (size_t i = 0; i < n; i++) ck_assert_str_eq(cfg.x.layers[i], cases[i][1]);
@@ -953,6 +1046,32 @@ START_TEST(reference)
 }
 END_TEST
 
+/* configs/reference.yaml shows every key (as "leaf:" under its section). */
+START_TEST(reference_yaml_lists_every_key)
+{
+    char path[1024], *text, *buf = NULL;
+    size_t len, size = 0;
+    snprintf(path, sizeof path, "%s/configs/reference.yaml", MK_TEST_SOURCE_DIR);
+    ck_assert_int_eq(mk_read_text_file(path, &text, &len), MK_OK);
+    FILE *f = open_memstream(&buf, &size);
+    mk_config_print_reference(f);
+    fclose(f);
+    int keys = 0;
+    for (char *line = strstr(buf, "\n  "); line; line = strstr(line + 1, "\n  ")) {
+        if (line[3] == ' ') continue; /* a help line */
+        char key[128], want[160];
+        sscanf(line + 3, "%127s", key);
+        const char *leaf = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+        snprintf(want, sizeof want, strchr(key, '.') ? "\n  %s:" : "\n%s:", leaf);
+        ck_assert_msg(strstr(text, want), "reference.yaml lacks '%s'", key);
+        keys++;
+    }
+    ck_assert_int_ge(keys, 30); /* the parse of the reference found the keys */
+    free(buf);
+    free(text);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main --- */
 
 static Suite *config_suite(void)
@@ -963,6 +1082,10 @@ static Suite *config_suite(void)
     tcase_add_test(valid, defaults);
     tcase_add_test(valid, default_name);
     tcase_add_test(valid, scalar_layers);
+    tcase_add_test(valid, file_lists_and_globs);
+    tcase_add_test(valid, ids_and_layer_order);
+    tcase_add_test(valid, slips_get_hints);
+    tcase_add_test(valid, first_difference);
     tcase_add_test(valid, y_absent);
     tcase_add_test(valid, integers_accepted);
     tcase_add_test(valid, booleans);
@@ -1013,6 +1136,7 @@ static Suite *config_suite(void)
     tcase_add_test(misc, null_source_named);
     tcase_add_test(misc, reference);
     tcase_add_test(misc, shipped_configs_parse);
+    tcase_add_test(misc, reference_yaml_lists_every_key);
     tcase_add_test(misc, plot_defaults_on);
     tcase_add_test(misc, plot_section_values_and_off);
     tcase_add_test(misc, plot_errors);

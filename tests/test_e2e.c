@@ -283,7 +283,7 @@ START_TEST(check_plans_and_estimates_memory)
         ck_assert_ptr_nonnull(strstr(out, "(1024, 16, 16, 16)"));
         double estimate = tu_number_after(out, "memory per rank: about ");
         free(out);
-        snprintf(args, sizeof args, "--quiet --set precision=%s", precs[i]);
+        snprintf(args, sizeof args, "--quiet --force --set precision=%s", precs[i]); /* one folder, two configs */
         ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
         double peak = tu_number_after(out, "peak memory per rank ");
         ck_assert(estimate > MK_TEST_LIBRARY_MIB && peak > 0.0);
@@ -401,14 +401,14 @@ START_TEST(hostile_inputs)
     char text[1024];
     snprintf(text, sizeof text, HEAD("truncated.h5", "[fc]") "%s", out);
     expect_failure(text, NULL, 3, "truncated.h5");
-    snprintf(text, sizeof text, HEAD("corrupt.h5", "[\"block*/*\", fc]") "%s", out);
+    snprintf(text, sizeof text, HEAD("corrupt.h5", "[\"block*/*\", fc]") "batch_size: 32\n%s", out);
     write_config("bad.yaml", text);
     char *o;
     int status = run_config(2, "bad.yaml", NULL, &o);
     ck_assert_msg(status == 3 || status == 4, "corrupt file: exit %d: %s", status, o);
     ck_assert_msg(strstr(o, "corrupt.h5") != NULL, "the file is not named: %s", o);
     free(o);
-    expect_failure(HEAD("asout/cka.h5", "[layer1]") "output: asout\n", NULL, 2,
+    expect_failure(HEAD("asout/cka.h5", "[layer1]") "batch_size: 32\noutput: asout\n", NULL, 2,
                    "output 'asout' would overwrite the input 'asout/cka.h5'");
     char *wide = in_dir("wide.h5");
     /* a tiny file that claims a layer of 2^40 features */

@@ -68,7 +68,8 @@ typedef struct {
 static void run(int np, const char *config, const char *sets, const char *out, result *r, char **text)
 {
     char args[2048], *output;
-    snprintf(args, sizeof args, "run %s --set output=%s %s", config, out, sets);
+    /* --force: the tests reuse output folders across configurations */
+    snprintf(args, sizeof args, "run %s --force --set output=%s %s", config, out, sets);
     int status = tu_mpicka(np, dir, args, &output);
     ck_assert_msg(status == 0, "np=%d %s: %s", np, sets, output);
     if (text) *text = output;

@@ -34,7 +34,7 @@ static void teardown(void)
 
 static void open_model(const char **layers, int n, mk_model *model, mk_source **src)
 {
-    mk_model_cfg cfg = {file, "acts", (char **)layers, n};
+    mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
     ck_assert_int_eq(mk_model_inspect(&cfg, model), MK_OK);
     ck_assert_int_eq(mk_source_open(model, src), MK_OK);
 }
@@ -153,6 +153,59 @@ START_TEST(stopping_early_does_not_hang)
 }
 END_TEST
 
+/* x and y with sample IDs that differ at example 23: the batch holding it
+ * fails before its first block, naming the example, both IDs and files. */
+START_TEST(different_ids_stop_the_batch)
+{
+    char *yfile = tu_path(dir, "y.h5");
+    hsize_t d1[2] = {50, 3}, n = 50;
+    double a[150], ids[50];
+    for (int k = 0; k < 150; k++) a[k] = (double)(k % 7);
+    for (int i = 0; i < 50; i++) ids[i] = 100 + i;
+    tu_write_dataset(file, "ids", H5T_STD_I64LE, 1, &n, ids);
+    ids[23] = 124, ids[24] = 123;
+    tu_write_dataset(yfile, "a", H5T_IEEE_F32LE, 2, d1, a);
+    tu_write_dataset(yfile, "ids", H5T_STD_U16LE, 1, &n, ids);
+    const char *layers[] = {"a"};
+    mk_model_cfg xc = {.files = &file, .nfiles = 1, .name = "x", .layers = (char **)layers, .nlayers = 1, .check_ids = 1};
+    mk_model_cfg yc = xc;
+    yc.files = &yfile;
+    mk_model x, y;
+    mk_source *srcs[2];
+    ck_assert_int_eq(mk_model_inspect(&xc, &x), MK_OK);
+    ck_assert_int_eq(mk_model_inspect(&yc, &y), MK_OK);
+    ck_assert_int_eq(mk_source_open(&x, &srcs[0]), MK_OK);
+    ck_assert_int_eq(mk_source_open(&y, &srcs[1]), MK_OK);
+    mk_plan plan;
+    ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
+    mk_todo todo;
+    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
+    const mk_model *models[2] = {&x, &y};
+    static const double ones4[4] = {1.0, 1.0, 1.0, 1.0};
+    mk_reader *r;
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, models, 2, ones4, &todo, 0, plan.total, &r), MK_OK);
+    mk_block blk;
+    mk_err err = MK_OK;
+    int taken = 0;
+    while (err == MK_OK && taken < 10) {
+        err = mk_reader_next(r, &blk);
+        taken++;
+    }
+    ck_assert_int_eq(err, MK_EDATA);
+    ck_assert_int_eq(taken, 2 * 2 + 1); /* batch 2, before its first block */
+    ck_assert_msg(strstr(mk_errmsg(), "example 23 is '123' in ") && strstr(mk_errmsg(), "acts.h5 but '124' in ") &&
+                      strstr(mk_errmsg(), "y.h5"), "%s", mk_errmsg());
+    double times[MK_READER_TIMES] = {0};
+    mk_reader_stop(r, times);
+    mk_todo_free(&todo);
+    mk_source_close(srcs[0]);
+    mk_source_close(srcs[1]);
+    mk_model_free(&x);
+    mk_model_free(&y);
+    free(yfile);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reader");
@@ -162,6 +215,7 @@ int main(void)
     tcase_add_test(tc, blocks_come_in_order_and_centred);
     tcase_add_test(tc, nan_is_reported_with_the_example);
     tcase_add_test(tc, stopping_early_does_not_hang);
+    tcase_add_test(tc, different_ids_stop_the_batch);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
 }

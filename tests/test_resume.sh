@@ -83,7 +83,7 @@ matrices() { for m in cka stderr pvalue; do "$exe" show "$1/cka.h5" --format csv
 for opts in "--set kernel=rbf --set estimator=hsic0 --set permutations=3 --set jackknife=7" \
             "--set estimator=exact --set batch_size=1024 --set x.layers=[layer1]"; do
     # shellcheck disable=SC2086 # the options are words
-    run 1 $opts --set output=ref2 > /dev/null
+    run 1 $opts --set output=ref2 --force > /dev/null # ref2 holds the other opts' result
     # shellcheck disable=SC2086
     start 3 $opts
     kill -USR1 "$job"

@@ -58,7 +58,7 @@ static void teardown(void)
 
 static mk_err inspect(const char **layers, int n, mk_model *model)
 {
-    mk_model_cfg cfg = {file, "acts", (char **)layers, n};
+    mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
     return mk_model_inspect(&cfg, model);
 }
 
@@ -145,12 +145,13 @@ START_TEST(missing_and_non_hdf5_files)
 {
     mk_model m;
     const char *layers[] = {"x"};
-    mk_model_cfg cfg = {"/nonexistent/acts.h5", "a", (char **)layers, 1};
+    char *missing = "/nonexistent/acts.h5";
+    mk_model_cfg cfg = {.files = &missing, .nfiles = 1, .name = "a", .layers = (char **)layers, .nlayers = 1};
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "/nonexistent/acts.h5"));
     char *text = tu_path(dir, "notes.h5");
     tu_write_text(text, "not hdf5\n");
-    cfg.file = text;
+    cfg.files = &text;
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "is not an HDF5 file"));
     free(text);
@@ -262,6 +263,276 @@ START_TEST(natural_order)
 }
 END_TEST
 
+/* ---- shards ---- */
+
+/* Rows [lo, hi) of a layer of p features as one shard's dataset, values by
+ * global example index. */
+static void write_rows(const char *path, const char *name, hid_t type, int64_t lo, int64_t hi, int64_t p)
+{
+    hsize_t dims[2] = {(hsize_t)(hi - lo), (hsize_t)p};
+    double *data = malloc((size_t)((hi - lo) * p) * sizeof *data);
+    for (int64_t k = 0; k < (hi - lo) * p; k++) data[k] = value(lo + k / p, k % p);
+    tu_write_dataset(path, name, type, 2, dims, data);
+    free(data);
+}
+
+static void write_ids(const char *path, int64_t lo, int64_t hi, int64_t offset)
+{
+    hsize_t dim = (hsize_t)(hi - lo);
+    double *ids = malloc((size_t)(hi - lo) * sizeof *ids);
+    for (int64_t i = lo; i < hi; i++) ids[i - lo] = (double)(1000 + i + offset);
+    tu_write_dataset(path, "ids", H5T_STD_I32LE, 1, &dim, ids);
+    free(ids);
+}
+
+/* Shards of 7, 9 and 4 examples, named so that natural order differs from
+ * the alphabetical one (part-2 before part-10). */
+static const int64_t bounds[4] = {0, 7, 16, 20};
+static const char *const shard_names[3] = {"part-1.h5", "part-2.h5", "part-10.h5"};
+
+static void write_shards(int with_ids)
+{
+    hid_t half = half_type();
+    for (int f = 0; f < 3; f++) {
+        char *path = tu_path(dir, shard_names[f]);
+        write_rows(path, "a", H5T_IEEE_F64LE, bounds[f], bounds[f + 1], 3);
+        write_rows(path, "b/c", half, bounds[f], bounds[f + 1], 2);
+        if (with_ids) write_ids(path, bounds[f], bounds[f + 1], 0);
+        free(path);
+    }
+    H5Tclose(half);
+}
+
+static mk_err inspect_files(char **files, int nfiles, const char **layers, int n, int check_ids, mk_model *model)
+{
+    mk_model_cfg cfg = {.files = files, .nfiles = nfiles, .name = "parts", .layers = (char **)layers,
+                        .nlayers = n, .check_ids = check_ids};
+    return mk_model_inspect(&cfg, model);
+}
+
+START_TEST(shards_concatenate_in_natural_order)
+{
+    write_shards(1);
+    char *glob = tu_path(dir, "part-*.h5");
+    const char *layers[] = {"*", "b/*"};
+    mk_model m;
+    ck_assert_int_eq(inspect_files(&glob, 1, layers, 2, 1, &m), MK_OK);
+    ck_assert_int_eq(m.nfiles, 3);
+    for (int f = 0; f < 3; f++) {
+        ck_assert_ptr_nonnull(strstr(m.files[f], shard_names[f]));
+        ck_assert_int_eq(m.first[f], bounds[f]);
+    }
+    ck_assert_int_eq(m.first[3], 20);
+    ck_assert_int_eq(m.nlayers, 2); /* 'ids' is never a layer of a glob */
+    ck_assert_str_eq(m.layers[0].path, "a");
+    ck_assert_int_eq(m.layers[0].n, 20);
+    ck_assert_str_eq(m.layers[0].shape, "(20, 3)");
+    ck_assert_str_eq(m.ids, "ids");
+    ck_assert_int_eq(mk_model_shard(&m, 0), 0);
+    ck_assert_int_eq(mk_model_shard(&m, 6), 0);
+    ck_assert_int_eq(mk_model_shard(&m, 7), 1);
+    ck_assert_int_eq(mk_model_shard(&m, 19), 2);
+    char **files;
+    int count;
+    ck_assert_int_eq(mk_model_files(&m, &files, &count), MK_OK);
+    ck_assert_int_eq(count, 3);
+    ck_assert_str_eq(files[2], m.files[2]);
+    mk_model_files_free(files, count);
+    /* batches straddling shards, with runs and gaps */
+    mk_source *src;
+    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    int64_t straddle[8] = {5, 6, 7, 8, 15, 16, 17, 19}, all[20];
+    for (int i = 0; i < 20; i++) all[i] = i;
+    for (int l = 0; l < 2; l++) {
+        check_read(src, &m, l, straddle, 8);
+        check_read(src, &m, l, all, 20);
+    }
+    mk_ids ids = {0};
+    ck_assert_int_eq(mk_source_read_ids(src, straddle, 8, &ids), MK_OK);
+    ck_assert_int_eq(ids.m, 8);
+    for (int i = 0; i < 8; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%lld", (long long)(1000 + straddle[i]));
+        ck_assert_str_eq(ids.id[i], want);
+    }
+    mk_ids_free(&ids);
+    mk_source_close(src);
+    /* the file list travels with the model */
+    char *buf;
+    int64_t len;
+    mk_model u;
+    ck_assert_int_eq(mk_model_pack(&m, &buf, &len), MK_OK);
+    ck_assert_int_eq(mk_model_unpack(buf, len, &u), MK_OK);
+    ck_assert_int_eq(u.nfiles, 3);
+    for (int f = 0; f < 3; f++) ck_assert_str_eq(u.files[f], m.files[f]);
+    for (int f = 0; f <= 3; f++) ck_assert_int_eq(u.first[f], m.first[f]);
+    ck_assert_str_eq(u.ids, "ids");
+    ck_assert_int_eq(u.order, m.order);
+    free(buf);
+    mk_model_free(&u);
+    mk_model_free(&m);
+    free(glob);
+}
+END_TEST
+
+START_TEST(listed_shards_keep_their_order)
+{
+    write_shards(0);
+    char *files[2] = {tu_path(dir, "part-10.h5"), tu_path(dir, "part-1.h5")};
+    const char *layers[] = {"a"};
+    mk_model m;
+    ck_assert_int_eq(inspect_files(files, 2, layers, 1, 1, &m), MK_OK);
+    ck_assert_int_eq(m.first[1], 4);
+    ck_assert_int_eq(m.first[2], 11);
+    ck_assert_ptr_null(m.ids);
+    ck_assert_ptr_nonnull(strstr(m.file, "part-10.h5, "));
+    mk_model_free(&m);
+    char *twice[2] = {files[0], files[0]};
+    ck_assert_int_eq(inspect_files(twice, 2, layers, 1, 1, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "is listed twice"));
+    char *none = tu_path(dir, "nothing-*.h5");
+    ck_assert_int_eq(inspect_files(&none, 1, layers, 1, 1, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "nothing-*.h5' matches no file"));
+    free(none), free(files[0]), free(files[1]);
+}
+END_TEST
+
+static void expect_shard_error(const char *layer, const char *needle1, const char *needle2)
+{
+    char *glob = tu_path(dir, "part-*.h5");
+    const char *layers[] = {layer};
+    mk_model m;
+    ck_assert_int_eq(inspect_files(&glob, 1, layers, 1, 1, &m), MK_EINPUT);
+    ck_assert_msg(strstr(mk_errmsg(), needle1) && strstr(mk_errmsg(), needle2), "%s", mk_errmsg());
+    ck_assert_int_eq(m.nlayers, 0);
+    free(glob);
+}
+
+START_TEST(shards_must_match)
+{
+    write_shards(0);
+    char *p2 = tu_path(dir, "part-2.h5"), *p10 = tu_path(dir, "part-10.h5");
+    write_rows(p2, "wide", H5T_IEEE_F32LE, 7, 16, 4);
+    write_rows(p10, "wide", H5T_IEEE_F32LE, 16, 20, 5);
+    char *p1 = tu_path(dir, "part-1.h5");
+    write_rows(p1, "wide", H5T_IEEE_F32LE, 0, 7, 4);
+    write_rows(p1, "typed", H5T_IEEE_F32LE, 0, 7, 4);
+    write_rows(p2, "typed", H5T_IEEE_F64LE, 7, 16, 4);
+    write_rows(p10, "typed", H5T_IEEE_F32LE, 16, 20, 4);
+    write_rows(p1, "only_first", H5T_IEEE_F32LE, 0, 7, 4);
+    expect_shard_error("only_first", "part-2.h5: no dataset 'only_first', which the first shard", "part-1.h5");
+    expect_shard_error("wide", "part-10.h5: dataset 'wide' has shape (4, 5)", "same trailing shape");
+    expect_shard_error("typed", "part-2.h5: dataset 'typed' has shape (9, 4) and type float64, but float32", "part-1.h5");
+    write_ids(p1, 0, 7, 0); /* only the first shard has IDs */
+    expect_shard_error("a", "part-2.h5 lacks the sample-ID dataset 'ids'", "every shard needs it");
+    hsize_t d2[2] = {9, 2};
+    double zeros[18] = {0};
+    tu_write_dataset(p2, "ids", H5T_STD_I64LE, 2, d2, zeros);
+    expect_shard_error("a", "part-2.h5: the sample-ID dataset 'ids' must be 1-D", "ids: false");
+    free(p1), free(p2), free(p10);
+}
+END_TEST
+
+/* Fixed- and variable-length strings are IDs too, compared as text. */
+START_TEST(string_ids)
+{
+    const char *names[20];
+    char text[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(text[i], sizeof text[i], "img_%03d.png", i);
+        names[i] = text[i];
+    }
+    hid_t fid = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t dim = 20;
+    hid_t space = H5Screate_simple(1, &dim, NULL), vstr = H5Tcopy(H5T_C_S1), fstr = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vstr, H5T_VARIABLE);
+    H5Tset_size(fstr, 16);
+    hid_t d = H5Dcreate2(fid, "ids", vstr, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, vstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
+    H5Dclose(d);
+    d = H5Dcreate2(fid, "fixed_ids", fstr, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, fstr, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
+    H5Dclose(d);
+    H5Tclose(vstr), H5Tclose(fstr), H5Sclose(space), H5Fclose(fid);
+    const char *ds[2] = {"ids", "/fixed_ids"};
+    for (int k = 0; k < 2; k++) {
+        const char *layers[] = {"emb"};
+        mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = 1,
+                            .ids = ds[k], .check_ids = 1};
+        mk_model m;
+        mk_source *src;
+        ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
+        ck_assert_str_eq(m.ids, ds[k] + (k == 1));
+        ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+        int64_t rows[3] = {0, 11, 19};
+        mk_ids ids = {0};
+        ck_assert_int_eq(mk_source_read_ids(src, rows, 3, &ids), MK_OK);
+        ck_assert_str_eq(ids.id[0], "img_000.png");
+        ck_assert_str_eq(ids.id[1], "img_011.png");
+        ck_assert_str_eq(ids.id[2], "img_019.png");
+        mk_ids_free(&ids);
+        mk_source_close(src);
+        mk_model_free(&m);
+        cfg.check_ids = 0; /* ids: false */
+        ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
+        ck_assert_ptr_null(m.ids);
+        mk_model_free(&m);
+    }
+}
+END_TEST
+
+/* A file that tracks creation order (as h5py's track_order=True writes it)
+ * expands globs in network order, unless natural order is asked for. */
+START_TEST(creation_order)
+{
+    char *path = tu_path(dir, "net.h5");
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Fclose(H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT));
+    H5Pclose(fcpl);
+    const char *net[] = {"conv1", "bn1", "layer1.0", "layer1.1", "layer2.0", "fc", "avgpool"};
+    for (int l = 0; l < 7; l++) write_rows(path, net[l], H5T_IEEE_F32LE, 0, 20, 2);
+    write_ids(path, 0, 20, 0);
+    const char *layers[] = {"*"};
+    mk_model_cfg cfg = {.files = &path, .nfiles = 1, .name = "net", .layers = (char **)layers, .nlayers = 1};
+    mk_model m;
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
+    ck_assert_int_eq(m.order, MK_ORDER_CREATION);
+    ck_assert_int_eq(m.nlayers, 7);
+    for (int l = 0; l < 7; l++) ck_assert_str_eq(m.layers[l].path, net[l]);
+    mk_model_free(&m);
+    cfg.order = MK_ORDER_NATURAL;
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
+    ck_assert_int_eq(m.order, MK_ORDER_NATURAL);
+    ck_assert_str_eq(m.layers[0].path, "avgpool");
+    ck_assert_str_eq(m.layers[6].path, "layer2.0");
+    mk_model_free(&m);
+    /* the fixture's file does not track it: auto falls back, creation refuses */
+    cfg.files = &file;
+    const char *outs[] = {"layer*/out"};
+    cfg.layers = (char **)outs;
+    cfg.order = MK_ORDER_AUTO;
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
+    ck_assert_int_eq(m.order, MK_ORDER_NATURAL);
+    ck_assert_str_eq(m.layers[0].path, "layer1/out");
+    mk_model_free(&m);
+    cfg.order = MK_ORDER_CREATION;
+    ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "does not track the creation order"));
+    free(path);
+}
+END_TEST
+
+START_TEST(missing_layer_lists_the_closest)
+{
+    expect_error("layer1/ou", MK_EINPUT, "no dataset 'layer1/ou' (closest: 'layer1/out', 'layer1/aux'");
+    expect_error("layer3/out", MK_EINPUT, "'layer1/out'");
+    expect_error("embedding", MK_EINPUT, "(closest: 'emb')");
+    expect_error("zzzzzzzzzzzzzz", MK_EINPUT, "no dataset 'zzzzzzzzzzzzzz'");
+    ck_assert_ptr_null(strstr(mk_errmsg(), "closest"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("source");
@@ -276,6 +547,12 @@ int main(void)
     tcase_add_test(tc, half_precision_special_values);
     tcase_add_test(tc, pack_round_trip);
     tcase_add_test(tc, natural_order);
+    tcase_add_test(tc, shards_concatenate_in_natural_order);
+    tcase_add_test(tc, listed_shards_keep_their_order);
+    tcase_add_test(tc, shards_must_match);
+    tcase_add_test(tc, string_ids);
+    tcase_add_test(tc, creation_order);
+    tcase_add_test(tc, missing_layer_lists_the_closest);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
 }

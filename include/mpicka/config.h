@@ -24,11 +24,24 @@ typedef enum {
 typedef enum { MK_KERNEL_LINEAR = 0, MK_KERNEL_RBF = 1 } mk_kernel;
 
 typedef struct {
-    char *file;     /* HDF5 path as written (relative to the working directory) */
-    char *name;     /* display name; default: file's base name without extension */
+    char **files;   /* HDF5 paths or glob patterns as written (relative to the working
+                       directory): shards concatenated along the example axis, in order */
+    int nfiles;     /* >= 1 */
+    char *name;     /* display name; default: first file's base name without extension
+                       (and without a "-<rank>-of-<world>" shard suffix) */
     char **layers;  /* dataset paths or glob patterns, in the order given */
     int nlayers;    /* >= 1 */
+    /* Set from the top-level keys (not keys of the model's own section): */
+    const char *ids;/* the sample-ID dataset, never a layer of a glob (NULL: "ids") */
+    int check_ids;  /* `ids` is on: read and check the IDs dataset when present */
+    int order;      /* layer_order: mk_layer_order (mpicka/source.h), 0 auto */
 } mk_model_cfg;
+
+/* Sample IDs: x's and y's must agree, batch by batch. */
+typedef struct {
+    int enabled;    /* default 1; `ids: false` turns the check off */
+    char *dataset;  /* default "ids" */
+} mk_ids_cfg;
 
 /* The heatmap `mpicka run` draws beside cka.h5 (see mpicka/plot.h). */
 typedef struct {
@@ -73,6 +86,8 @@ typedef struct {
     int64_t threads;       /* per rank for Grams and pairs; 0 (default): SLURM_CPUS_PER_TASK, else 1 */
     mk_plot_cfg plot;
     mk_checkpoint_cfg checkpoint;
+    mk_ids_cfg ids;
+    int layer_order;       /* 0 auto (default), 1 creation, 2 natural (mk_layer_order) */
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
 
@@ -90,6 +105,16 @@ mk_err mk_config_parse(const char *text, size_t len, const char *source,
 mk_err mk_read_text_file(const char *path, char **text, size_t *len);
 
 void mk_config_free(mk_config *cfg);
+
+/* The argument after --set: KEY=VALUE in one word. `next` (the word after it,
+ * or NULL) turns a forgotten '=' into a hint: "--set batch_size 50" answers
+ * "write --set batch_size=50". MK_EUSAGE when malformed. */
+mk_err mk_config_check_set(const char *arg, const char *next);
+
+/* The first line where two resolved configurations differ, ignoring the
+ * `output` line and comments: 0 when none, else 1 and "LINE_A" / "LINE_B"
+ * into a and b. */
+int mk_config_first_difference(const char *ra, const char *rb, char *a, char *b, size_t len);
 
 /* The annotated list of keys, types, defaults (for --help). */
 void mk_config_print_reference(FILE *out);

@@ -18,6 +18,9 @@ typedef struct {
     int64_t first;      /* batches done before this segment (from a checkpoint): not in the rate */
     double start, last; /* monotonic seconds */
     int drawn;          /* a bar is on screen */
+    int64_t done;       /* the last update's count */
+    int64_t shown;      /* the count of the last line or bar drawn */
+    int final;          /* finishing: draw whatever the interval */
 } mk_progress;
 
 /* MK_PROGRESS_BAR when out is a terminal, else MK_PROGRESS_LINES. (Under
@@ -30,7 +33,8 @@ void mk_progress_start(mk_progress *p, FILE *out, mk_progress_mode mode, double 
                        int64_t examples_per_batch, int64_t done_before);
 /* done: all batches done, the restored ones included. */
 void mk_progress_update(mk_progress *p, int64_t done);
-/* Clears the bar, if any. */
+/* Lines: prints a last line at 100% when the work is done and the last one
+ * shown was short of it. Clears the bar, if any. */
 void mk_progress_finish(mk_progress *p);
 
 #endif

@@ -32,7 +32,11 @@ typedef struct {
 
 /* nmodels is 1 or 2; scales holds a power of two per layer (x's, then
  * y's) that its values are multiplied by before centring. The sources, the
- * scales and the todo list must stay unchanged until mk_reader_stop. */
+ * scales and the todo list must stay unchanged until mk_reader_stop. When
+ * both models have sample IDs (mk_model.ids), the reader compares x's and
+ * y's for each batch's rows before reading its first block: the first
+ * difference fails that block with MK_EDATA, naming the example, both IDs
+ * and both files. */
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
                        const mk_model *const *models, int nmodels, const double *scales, const mk_todo *todo,
                        int64_t lo, int64_t hi, mk_reader **reader);

@@ -21,20 +21,47 @@ typedef struct {
     char dtype[16];   /* "float16", "int32", ... */
 } mk_layer;
 
+/* The order a layer glob expands in (config key layer_order). */
+typedef enum { MK_ORDER_AUTO = 0, MK_ORDER_CREATION = 1, MK_ORDER_NATURAL = 2 } mk_layer_order;
+
+/* A model's activations: one or more HDF5 files (shards) holding the same
+ * layers, concatenated along the example axis; n and the layer shapes are
+ * those of the whole. */
 typedef struct {
-    char *file;
+    char *file;       /* for messages: the file, or the config's entries joined by ", " */
     char *name;
     int nlayers;
     mk_layer *layers;
+    int nfiles;       /* shards, in order (>= 1) */
+    char **files;
+    int64_t *first;   /* nfiles + 1 entries: shard i holds examples [first[i], first[i+1]) */
+    char *ids;        /* the sample-ID dataset every shard holds, or NULL */
+    int order;        /* how globs expanded: MK_ORDER_CREATION or MK_ORDER_NATURAL */
 } mk_model;
 
-/* Open cfg->file, expand the layer patterns (globs match dataset paths with
- * fnmatch, '*' not crossing '/', in natural order: layer2 before layer10),
- * and check each dataset: numeric, at least one dimension (a 1-D dataset is
- * one feature), no zero-sized feature dimension, and the same n in every
- * layer. Errors name the file and the dataset. */
+/* Resolve cfg->files (a glob, holding * ? or [, expands in natural order;
+ * shards concatenate in the order listed), expand the layer patterns in the
+ * first shard (globs match dataset paths with fnmatch, '*' not crossing '/',
+ * in the file's creation order when it tracks it and cfg->order allows,
+ * otherwise in natural order: layer2 before layer10; the IDs dataset is never
+ * taken), and check each dataset: numeric, at least one dimension (a 1-D
+ * dataset is one feature), no zero-sized feature dimension, the same n in
+ * every layer of a shard, and the same layers, trailing shapes and types in
+ * every shard. With cfg->check_ids, the IDs dataset (1-D, one integer or
+ * string per example) is checked in every shard when the first has it.
+ * Errors name the file (the shard) and the dataset. */
 mk_err mk_model_inspect(const mk_model_cfg *cfg, mk_model *model);
 void mk_model_free(mk_model *model);
+
+/* The files a model reads (malloc'd list of malloc'd paths; free with
+ * mk_model_files_free): what a checkpoint's fingerprint must cover. The
+ * shards, then the files their layers' data comes from: behind external
+ * links, virtual datasets' sources and external storage. */
+mk_err mk_model_files(const mk_model *model, char ***files, int *count);
+void mk_model_files_free(char **files, int count);
+
+/* The shard holding example i (0 <= i < n). */
+int mk_model_shard(const mk_model *model, int64_t i);
 
 /* The layer with the most features (the first of equals); NULL for NULL or
  * an empty model. */
@@ -57,7 +84,23 @@ void mk_source_close(mk_source *src);
 
 /* Read the rows (ascending example indices, m of them) of layer l into buf as
  * an m-by-p row-major block of float (model->layers[l].in_f32) or double.
- * Runs of consecutive rows become one hyperslab each; HDF5 converts types. */
+ * The rows are split by shard; runs of consecutive rows become one hyperslab
+ * each; HDF5 converts types. */
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf);
+
+/* The sample IDs of m rows, as text (integers in decimal). The buffers are
+ * reused from call to call: a batch's worth, never n. */
+typedef struct {
+    int64_t m;
+    char **id;        /* m NUL-terminated IDs */
+    char *text;       /* their storage */
+    size_t *at;       /* where each starts in text, while filling */
+    size_t len, cap;  /* bytes of text used and held */
+    int64_t ids_cap;  /* entries id and at can hold */
+} mk_ids;
+
+/* Reads the IDs of the rows (ascending) when the model has them. */
+mk_err mk_source_read_ids(mk_source *src, const int64_t *rows, int64_t m, mk_ids *ids);
+void mk_ids_free(mk_ids *ids);
 
 #endif

@@ -1,6 +1,32 @@
-/* Small text helpers shared by the readers of layer names (plot, show). */
+/* Small text helpers shared by the readers of layer names (plot, show) and
+ * the did-you-mean hints (config keys, dataset names). */
 #ifndef MPICKA_TEXT_H
 #define MPICKA_TEXT_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define MK_EDIT_MAX 256 /* longer strings are "far" from everything */
+
+/* Levenshtein distance of a and b; (size_t)-1 when either exceeds MK_EDIT_MAX. */
+static inline size_t mk_edit_distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b), row[MK_EDIT_MAX + 1];
+    if (na > MK_EDIT_MAX || nb > MK_EDIT_MAX) return (size_t)-1;
+    for (size_t j = 0; j <= nb; j++) row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[nb];
+}
 
 /* Length of the valid UTF-8 sequence at s, or 0 when s starts an invalid one. */
 static inline int mk_utf8_seq(const unsigned char *s)

@@ -580,6 +580,25 @@ def test_second_run_into_the_same_folder_is_refused(stopped, tmp_path):
     assert read_cka(tmp_path / "out" / "cka.h5").tobytes() == read_cka(stopped / "ref" / "cka.h5").tobytes()
 
 
+def test_a_layer_behind_an_external_link_that_changed_refuses_the_checkpoint(stopped, tmp_path):
+    os.link(stopped / "big.h5", tmp_path / "data.h5")
+    with h5py.File(tmp_path / "links.h5", "w") as f:
+        for name in ("l0", "l1", "l2", "l3"):
+            f[name] = h5py.ExternalLink("data.h5", "/" + name)
+    write_config(tmp_path / "c.yaml", CKPT_CONFIG.replace("big.h5", "links.h5").replace('["*"]', "[l0, l1, l2, l3]"))
+    for _ in range(5):
+        proc = start(["run", "c.yaml", "--quiet"], tmp_path, 2)
+        if wait_for(tmp_path / "out" / "checkpoint.h5", proc):
+            break
+    status, out = stop(proc)
+    assert status == 75, out
+    st = os.stat(tmp_path / "data.h5")
+    os.utime(tmp_path / "data.h5", ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))  # the data behind the link
+    got, out = run(["run", "c.yaml", "--quiet"], tmp_path, 2)
+    assert got == 2 and "was made by another configuration or other inputs" in out and "data.h5" in out, out
+    assert not (tmp_path / "out" / "cka.h5").exists()
+
+
 # ----------------------------------------------------------------- signals
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
