@@ -911,8 +911,18 @@ static int64_t shard_end(const mk_model *model, int f, const int64_t *rows, int6
 static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows, int64_t k, int64_t base,
                         int64_t per_row, void *buf)
 {
-    hsize_t total = (hsize_t)(k * per_row);
-    hid_t mem = H5Screate_simple(1, &total, NULL);
+    /* The memory space has the file space's shape with k rows (the same
+     * layout as k * per_row values): HDF5 reads a chunked N-D selection into
+     * a 1-D space 30 to 60 times slower. */
+    hsize_t dims[H5S_MAX_RANK];
+    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
+    if (rank < 1) {
+        rank = 1;
+        dims[0] = (hsize_t)(k * per_row);
+    } else {
+        dims[0] = (hsize_t)k;
+    }
+    hid_t mem = H5Screate_simple(rank, dims, NULL);
     herr_t status = mem < 0 ? -1 : select_rows(space, rows, k, base);
     if (status >= 0) status = H5Dread(dset, type, mem, space, H5P_DEFAULT, buf);
     if (mem >= 0) H5Sclose(mem);
