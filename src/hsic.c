@@ -19,7 +19,7 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
         ws->select = mk_malloc((size_t)mk_tri_len(m_max) * sizeof(double), "squared distances", &err);
     if (p_max > 0) {
         ws->x = mk_malloc((size_t)(m_max * p_max) * mk_prec_size(prec), "a centred layer block", &err);
-        if (!err) ws->colmean = mk_malloc((size_t)p_max * sizeof(double), "column means", &err);
+        if (!err) ws->colmean = mk_malloc((size_t)(3 * p_max) * sizeof(double), "column means", &err);
     }
     if (!err) ws->gram = mk_malloc((size_t)(m_max * m_max) * mk_prec_size(prec), "a Gram matrix", &err);
     if (!err) ws->rowsum = mk_malloc((size_t)m_max * sizeof(double), "Gram row sums", &err);
@@ -50,17 +50,6 @@ static int64_t first_bad_row(const void *in, int in_f32, int64_t m, int64_t p)
     return -1;
 }
 
-/* Every row equal to the first: a constant block, whose centred values are
- * exactly zero (a mean computed by summing need not equal the value). Stops
- * at the first difference, which for real data is in the second row. */
-static int is_constant(const void *in, int in_f32, int64_t m, int64_t p)
-{
-    size_t row = (size_t)p * (in_f32 ? sizeof(float) : sizeof(double));
-    for (int64_t i = 1; i < m; i++)
-        if (memcmp((const char *)in, (const char *)in + (size_t)i * row, row)) return 0;
-    return 1;
-}
-
 /* One loop per input/output type pair, so that each vectorises. out may be
  * in (in-place centring), hence no restrict on them. With scale 1 the
  * product is exact and the loop gives the bits it always gave. */
@@ -76,29 +65,25 @@ MK_SUBTRACT(float, double)
 MK_SUBTRACT(double, float)
 MK_SUBTRACT(double, double)
 
-#define MK_COLSUM(IN_T)                                                           \
-    static void colsum_##IN_T(const IN_T *restrict in, double scale, int64_t m, int64_t p,    \
-                              double *restrict sum)                               \
+/* Column sums, minima and maxima of the scaled values in one pass: the
+ * minima and maxima run down the rows, element by element, so the loop
+ * vectorises across columns; they give the largest |centred value| and
+ * whether the block is constant without another pass. */
+#define MK_COLSTATS(IN_T)                                                         \
+    static void colstats_##IN_T(const IN_T *restrict in, double scale, int64_t m, int64_t p,  \
+                                double *restrict sum, double *restrict lo, double *restrict hi) \
     {                                                                             \
-        for (int64_t j = 0; j < p; j++) sum[j] = 0.0;                            \
+        for (int64_t j = 0; j < p; j++) sum[j] = 0.0, lo[j] = hi[j] = in[j] * scale; \
         for (int64_t i = 0; i < m; i++)                                           \
-            for (int64_t j = 0; j < p; j++) sum[j] += in[i * p + j] * scale;      \
+            for (int64_t j = 0; j < p; j++) {                                     \
+                double v = in[i * p + j] * scale;                                 \
+                sum[j] += v;                                                      \
+                lo[j] = v < lo[j] ? v : lo[j];                                    \
+                hi[j] = v > hi[j] ? v : hi[j];                                    \
+            }                                                                     \
     }
-MK_COLSUM(float)
-MK_COLSUM(double)
-
-#define MK_ABSMAX(OUT_T)                                                          \
-    static double absmax_##OUT_T(const OUT_T *restrict v, int64_t count)          \
-    {                                                                             \
-        OUT_T most = 0;                                                           \
-        for (int64_t k = 0; k < count; k++) {                                     \
-            OUT_T a = v[k] < 0 ? -v[k] : v[k];                                    \
-            most = a > most ? a : most;                                           \
-        }                                                                         \
-        return (double)most;                                                      \
-    }
-MK_ABSMAX(float)
-MK_ABSMAX(double)
+MK_COLSTATS(float)
+MK_COLSTATS(double)
 
 /* The mean of a column whose scaled sum overflowed though every value is
  * finite: summed once more with its values shrunk by 2^-64, exactly. */
@@ -113,11 +98,12 @@ static double wide_mean(const void *in, int in_f32, double scale, int64_t m, int
 int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *mean,
                   void *out, mk_centring *c)
 {
-    double scale = c ? c->scale : 1.0;
+    double scale = c ? c->scale : 1.0, *lo = mean + p, *hi = mean + 2 * p, amax = 0.0;
     if (in_f32)
-        colsum_float(in, scale, m, p, mean);
+        colstats_float(in, scale, m, p, mean, lo, hi);
     else
-        colsum_double(in, scale, m, p, mean);
+        colstats_double(in, scale, m, p, mean, lo, hi);
+    int constant = 1;
     for (int64_t j = 0; j < p; j++) {
         if (!isfinite(mean[j])) {
             int64_t bad = first_bad_row(in, in_f32, m, p);
@@ -126,11 +112,16 @@ int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision
         } else {
             mean[j] /= (double)m;
         }
+        double below = mean[j] - lo[j], above = hi[j] - mean[j];
+        amax = below > amax ? below : amax;
+        amax = above > amax ? above : amax;
+        constant &= lo[j] == hi[j];
     }
-    int out_f32 = prec == MK_PREC_FLOAT32, constant = is_constant(in, in_f32, m, p);
+    int out_f32 = prec == MK_PREC_FLOAT32;
     if (constant) { /* the mean is the row itself; what is left is exactly zero */
         for (int64_t j = 0; j < p; j++) mean[j] = (in_f32 ? ((const float *)in)[j] : ((const double *)in)[j]) * scale;
         memset(out, 0, (size_t)(m * p) * mk_prec_size(prec));
+        amax = 0.0;
     } else if (in_f32 && out_f32) {
         subtract_float_float(in, scale, mean, m, p, out);
     } else if (in_f32) {
@@ -142,7 +133,7 @@ int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision
     }
     if (c) {
         c->constant = constant;
-        c->amax = out_f32 ? absmax_float(out, m * p) : absmax_double(out, m * p);
+        c->amax = amax;
     }
     return -1;
 }

@@ -173,7 +173,8 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     for (int i = 0; i < NSLOT && !err; i++) {
         r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, prec, 0), "a centred block", &err);
         if (!err)
-            r->slots[i].mean = mk_malloc((size_t)max_features(models, nmodels) * sizeof(double), "column means", &err);
+            r->slots[i].mean = mk_malloc((size_t)(3 * max_features(models, nmodels)) * sizeof(double), "column means",
+                                         &err);
         if (!err) r->slots[i].rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
     }
     if (err) {

@@ -529,7 +529,7 @@ static mk_err probe_layers(run_ctx *c)
             free(buf), free(work), free(mean);
             buf = mk_malloc(bytes, "a probe block", &err);
             work = err ? NULL : mk_malloc(bytes, "a probe block", &err);
-            mean = err ? NULL : mk_malloc((size_t)lay->p * sizeof *mean, "column means", &err);
+            mean = err ? NULL : mk_malloc((size_t)(3 * lay->p) * sizeof *mean, "column means", &err);
             if (!err) err = mk_source_read(src, l, rows, k, buf);
             if (!err) err = layer_scale(model, lay, buf, k, c->cfg.precision, work, mean, &c->scale[flat]);
             if (!err) memcpy(c->mu0 + col, mean, (size_t)lay->p * sizeof *mean);

@@ -222,7 +222,7 @@ START_TEST(centring_of_huge_finite_values_writes_everything)
 {
     int64_t m = 6, p = 2;
     double x[12] = {1.7e308, 1.0, 1.6e308, 2.0, 1.5e308, 3.0, 1.7e308, 4.0, 1.6e308, 5.0, 1.5e308, 6.0};
-    double mean[2], out[12];
+    double mean[6], out[12]; /* 3p: mk_centre's scratch */
     for (int k = 0; k < 12; k++) out[k] = NAN;
     mk_centring how = {.scale = 1.0};
     ck_assert_int_eq(mk_centre(x, 0, m, p, MK_PREC_FLOAT64, mean, out, &how), -1);
@@ -245,7 +245,7 @@ START_TEST(constant_block_centres_to_exact_zero)
 {
     int64_t m = 7, p = 3;
     float xf[21];
-    double x[21], mean[3], out[21];
+    double x[21], mean[9], out[21];
     for (int k = 0; k < 21; k++) x[k] = xf[k] = 0.1f * (float)(k % 3 + 1);
     mk_centring how = {.scale = 1.0};
     for (int f32 = 0; f32 < 2; f32++) {
@@ -297,7 +297,7 @@ START_TEST(safe_scales_are_powers_of_two_and_keep_cka)
     mk_hsic_ws ws;
     ck_assert_int_eq(mk_hsic_ws_init(&ws, m, p, MK_PREC_FLOAT64, NULL), MK_OK);
     int64_t t = mk_tri_len(m);
-    double *v = malloc((size_t)(2 * t) * sizeof *v), mean[5], h, hx, hy;
+    double *v = malloc((size_t)(2 * t) * sizeof *v), mean[15], h, hx, hy;
     mk_centring how = {.scale = s};
     ck_assert_int_eq(mk_centre(xs, 0, m, p, MK_PREC_FLOAT64, mean, ws.x, &how), -1);
     ck_assert_int_eq(mk_gram(&ws, ws.x, m, p), 0);

@@ -53,7 +53,7 @@ START_TEST(blocks_come_in_order_and_centred)
      * Layer b is scaled by 1/4 (as a layer out of the Grams' range would be). */
     static const double scales[2] = {1.0, 0.25};
     int64_t rows[4][16];
-    double expect[4][2][64], raw[64], mean[4];
+    double expect[4][2][64], raw[64], mean[12];
     for (int64_t g = 1; g < 5; g++) {
         mk_plan_batch_rows(&plan, g, rows[g - 1]);
         for (int l = 0; l < 2; l++) {

@@ -145,7 +145,7 @@ else
 fi
 
 # -- the plain run --
-if wait_state "$plain" COMPLETED 120 && grep -q "2 ranks x 1 BLAS threads" plain.log \
+if wait_state "$plain" COMPLETED 120 && grep -q "2 ranks x 1 threads" plain.log \
     && grep -q "2 rank(s)" plain.log && [ "$(field "$plain" Restarts)" = 0 ]; then
     ok "jobs/mpicka.sbatch on 2 ranks"
 else

@@ -66,7 +66,7 @@ typedef struct {
     mk_hsic_opts opts;
     void *x;          /* m_max*p_max, working precision: the centred block */
     void *gram;       /* m_max*m_max, working precision */
-    double *colmean;  /* p_max */
+    double *colmean;  /* 3 p_max: scratch of mk_centre, the means first */
     double *rowsum;   /* m_max */
     double *select;   /* RBF: the t distances, reordered to find their median */
     mk_par *par;      /* threads for the Gram's blocks; NULL: the caller's alone (same bits) */
@@ -86,10 +86,11 @@ typedef struct {
 
 /* Centre the columns of the m-by-p block `in` (float if in_f32, else double)
  * into `out` (m by p, precision prec; out may be in when the types agree):
- * out = in*scale - colmean, colmean[p] receiving the means of in*scale. A
- * column whose sum overflows with finite values gets its mean all the same.
- * c may be NULL (scale 1, no report). Returns -1, or the row of the first
- * non-finite value (then out is unspecified). */
+ * out = in*scale - colmean, colmean[3p] being scratch whose first p values
+ * receive the means of in*scale. A column whose sum overflows with finite
+ * values gets its mean all the same. c may be NULL (scale 1, no report).
+ * Returns -1, or the row of the first non-finite value (then out is
+ * unspecified). */
 int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision prec, double *colmean,
                   void *out, mk_centring *c);
 
