@@ -12,6 +12,7 @@
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
+#include "mpicka/par.h"
 #include "mpicka/plan.h"
 #include "mpicka/run.h"
 #include "mpicka/source.h"
@@ -219,13 +220,15 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
     printf("  work: %.3g multiply-adds in Grams (%s), %.3g in pair products (float64)\n", grams,
            cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", pairs);
     double gram_rate, pair_rate;
+    int threads = mk_par_threads_wanted(cfg->threads);
+    mk_blas_set_threads(1); /* as run has it: the rank's threads share out single-threaded blocks */
     measure_blas(m, max_p(y, max_p(x, 1)), nx + (y ? ny : 0), cfg->precision, &gram_rate, &pair_rate);
     if (gram_rate <= 0.0 || pair_rate <= 0.0) return;
-    double seconds = (grams / gram_rate + (pairs > 0.0 ? pairs / pair_rate : 0.0)) / ranks;
-    printf("  this machine's BLAS (%d thread(s)): %.1f GFLOP/s on Grams, %.1f on pairs\n", mk_blas_threads(),
-           2e-9 * gram_rate, 2e-9 * pair_rate);
-    printf("  estimated time: %.1f s of compute per rank on %d rank(s) like this one; reading the data "
-           "(%.3g GB) is not included\n", seconds, ranks,
+    double seconds = (grams / gram_rate + (pairs > 0.0 ? pairs / pair_rate : 0.0)) / ranks / threads;
+    printf("  this machine's BLAS (1 thread): %.1f GFLOP/s on Grams, %.1f on pairs\n", 2e-9 * gram_rate,
+           2e-9 * pair_rate);
+    printf("  estimated time: %.1f s of compute per rank on %d rank(s) x %d thread(s) like this one (threads as "
+           "if they scaled perfectly); reading the data (%.3g GB) is not included\n", seconds, ranks, threads,
            (double)plan->total * (double)m * (features(x) + features(y)) * 4e-9);
 }
 
