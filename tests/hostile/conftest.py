@@ -51,6 +51,8 @@ def write_config(path, text):
 
 
 def config(file="x.h5", layers='["*"]', output="out", extra=""):
+    if "batch_size:" not in extra:  # the inputs are small: a batch must not be larger than n
+        extra += "batch_size: 16\n"
     return f"x:\n  file: {file}\n  layers: {layers}\noutput: {output}\nplot: false\n{extra}"
 
 
