@@ -60,8 +60,10 @@ int tu_run(const char *cmd, char **output)
 int tu_mpicka(int np, const char *cwd, const char *args, char **output)
 {
     char *cmd = malloc(strlen(args) + strlen(cwd) + 1024);
+    /* odls_base_sigkill_timeout=0: mpirun waits no second before killing the
+     * ranks of a failed job, which have exited already (2 s per failure). */
     sprintf(cmd, "cd '%s' && OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                 "OMPI_MCA_rmaps_base_oversubscribe=1 %s %s -np %d %s %s",
+                 "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_odls_base_sigkill_timeout=0 %s %s -np %d %s %s",
             cwd, MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
     int status = tu_run(cmd, output);
     free(cmd);
