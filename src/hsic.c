@@ -119,7 +119,7 @@ int64_t mk_centre(const void *in, int in_f32, int64_t m, int64_t p, mk_precision
     }
     int out_f32 = prec == MK_PREC_FLOAT32;
     if (constant) { /* the mean is the row itself; what is left is exactly zero */
-        for (int64_t j = 0; j < p; j++) mean[j] = (in_f32 ? ((const float *)in)[j] : ((const double *)in)[j]) * scale;
+        memcpy(mean, lo, (size_t)p * sizeof *mean);
         memset(out, 0, (size_t)(m * p) * mk_prec_size(prec));
         amax = 0.0;
     } else if (in_f32 && out_f32) {
@@ -359,8 +359,8 @@ int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int6
 typedef struct {
     const double *vx, *vy;
     int nx, ny;
-    int64_t len, chunks;
-    double *part;     /* chunks slots of nx*ny (+ nx + ny for x vs y) partial sums */
+    int64_t len;
+    double *part;     /* one slot per chunk of nx*ny (+ nx + ny for x vs y) partial sums */
 } pairs_job;
 
 /* A fixed-order dot product: the same bits on any thread. */
@@ -402,7 +402,7 @@ mk_err mk_pairs(mk_par *par, mk_estimator est, const double *vx, int nx, const d
     mk_err err = MK_OK;
     double *part = mk_malloc((size_t)(chunks * slot) * sizeof *part, "partial pair products", &err);
     if (err) return err;
-    pairs_job job = {vx, vy, nx, ny, len, chunks, part};
+    pairs_job job = {vx, vy, nx, ny, len, part};
     mk_par_for(par, chunks, pairs_chunk, &job);
     double md = (double)m;
     /* Each off-diagonal entry appears twice in the Frobenius product. */

@@ -81,8 +81,6 @@ void mk_par_free(mk_par *p)
     free(p);
 }
 
-int mk_par_threads(const mk_par *p) { return p ? p->threads : 1; }
-
 void mk_par_for(mk_par *p, int64_t n, void (*fn)(void *ctx, int64_t k), void *ctx)
 {
     if (!p || p->threads == 1 || n < 2) {

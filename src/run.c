@@ -498,9 +498,12 @@ static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void
         how.scale = ldexp(1.0, -ilogb(raw_absmax(buf, lay->in_f32, k * lay->p)) - 2);
         mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
     }
-    *scale = how.scale * mk_safe_scale(how.amax, lay->p, prec);
-    how.scale = *scale;
-    mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
+    double more = mk_safe_scale(how.amax, lay->p, prec);
+    *scale = how.scale * more;
+    if (more != 1.0) { /* the means of the values as scaled, for the exact sums' shift */
+        how.scale = *scale;
+        mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
+    }
     return MK_OK;
 }
 

@@ -15,23 +15,6 @@ static inline void mk_dsyrk(int n, int k, const double *a, double *c)
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, 1.0, a, k, 0.0, c, n);
 }
 
-/* Row-major upper triangle of C = A^T A, A k-by-n row-major (lda = n). */
-static inline void mk_ssyrk_t(int n, int k, const float *a, float *c)
-{
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0f, a, n, 0.0f, c, n);
-}
-
-static inline void mk_dsyrk_t(int n, int k, const double *a, double *c)
-{
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, 1.0, a, n, 0.0, c, n);
-}
-
-/* C = A B^T, A m-by-k, B n-by-k, C m-by-n, all row-major with natural strides. */
-static inline void mk_dgemm_nt(int m, int n, int k, const double *a, const double *b, double *c)
-{
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, a, k, b, k, 0.0, c, n);
-}
-
 /* Blocks of larger matrices: the general forms, with leading dimensions.
  * Row-major upper triangle of C = A A^T (A n-by-k, trans 0) or A^T A (A
  * k-by-n, trans 1). */
@@ -56,13 +39,6 @@ static inline void mk_gemm_ld(int f32, int trans, int m, int n, int k, const voi
         cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
 }
 
-static inline double mk_ddot(int n, const double *x, const double *y)
-{
-    return cblas_ddot(n, x, 1, y, 1);
-}
-
-
-static inline int mk_blas_threads(void) { return openblas_get_num_threads(); }
 static inline void mk_blas_set_threads(int n) { openblas_set_num_threads(n); }
 
 #endif

@@ -16,7 +16,6 @@ typedef struct mk_par mk_par;
 /* threads >= 1: the caller and threads - 1 workers. */
 mk_err mk_par_create(int threads, mk_par **par);
 void mk_par_free(mk_par *par);
-int mk_par_threads(const mk_par *par); /* 1 for NULL */
 
 /* Calls fn(ctx, k) for every k in [0, n) once, spread over the threads
  * (all in the caller when par is NULL), and returns when all are done.
