@@ -92,18 +92,11 @@ static void teardown(void)
     free(dir);
 }
 
-static void write_config(const char *name, const char *text)
-{
-    char *path = in_dir(name);
-    tu_write_text(path, text);
-    free(path);
-}
+static void write_config(const char *name, const char *text) { tu_write_in(dir, name, text); }
 
 static int run_config(int np, const char *config, const char *extra, char **out)
 {
-    char args[4096];
-    snprintf(args, sizeof args, "run %s %s", config, extra ? extra : "");
-    return tu_mpicka(np, dir, args, out);
+    return tu_run_config(np, dir, config, extra, out);
 }
 
 static int check_config(const char *config, const char *extra, char **out)

@@ -70,6 +70,20 @@ int tu_mpicka(int np, const char *cwd, const char *args, char **output)
     return status;
 }
 
+int tu_run_config(int np, const char *dir, const char *config, const char *extra, char **output)
+{
+    char args[4096];
+    snprintf(args, sizeof args, "run %s %s", config, extra ? extra : "");
+    return tu_mpicka(np, dir, args, output);
+}
+
+void tu_write_in(const char *dir, const char *name, const char *text)
+{
+    char *path = tu_path(dir, name);
+    tu_write_text(path, text);
+    free(path);
+}
+
 int tu_count(const char *hay, const char *needle)
 {
     int n = 0;

@@ -24,6 +24,11 @@ double tu_number_after(const char *text, const char *label);
  * BLAS thread per rank). */
 int tu_mpicka(int np, const char *cwd, const char *args, char **output);
 
+/* `mpirun -np N mpicka run CONFIG EXTRA` in folder dir (extra may be NULL). */
+int tu_run_config(int np, const char *dir, const char *config, const char *extra, char **output);
+/* Write text to dir/name. */
+void tu_write_in(const char *dir, const char *name, const char *text);
+
 /* How many times needle occurs in hay. */
 int tu_count(const char *hay, const char *needle);
 
