@@ -121,16 +121,20 @@ done:
     return err;
 }
 
-/* A file named by a virtual dataset or external storage: absolute, or
- * relative to the folder of the file naming it (or the working folder). */
+/* A file named by a virtual dataset or external storage, as found from the
+ * file naming it: absolute, relative to the working folder, or to its folder. */
+static void resolve_from(const char *from, const char *name, char *out, size_t len)
+{
+    const char *slash = strrchr(from, '/');
+    if (name[0] == '/' || access(name, F_OK) == 0 || !slash) snprintf(out, len, "%s", name);
+    else snprintf(out, len, "%.*s/%s", (int)(slash - from), from, name);
+}
+
 static int reachable(const char *from, const char *name)
 {
-    if (!strcmp(name, ".") || access(name, R_OK) == 0) return 1;
-    if (name[0] == '/') return 0;
-    char path[4200];
-    const char *slash = strrchr(from, '/');
-    snprintf(path, sizeof path, "%.*s/%s", slash ? (int)(slash - from) : 1, slash ? from : ".", name);
-    return access(path, R_OK) == 0;
+    char path[8400];
+    resolve_from(from, name, path, sizeof path);
+    return !strcmp(name, ".") || access(path, R_OK) == 0;
 }
 
 /* HDF5 reads the missing source of a virtual dataset as fill values, and
@@ -544,15 +548,6 @@ static mk_err add_unique(char ***files, int *count, const char *name)
     grown[*count] = dupstr(name, &err);
     if (!err) ++*count;
     return err;
-}
-
-/* name as found from the file naming it: absolute, relative to its folder,
- * or to the working folder (as reachable() looks for it). */
-static void resolve_from(const char *from, const char *name, char *out, size_t len)
-{
-    const char *slash = strrchr(from, '/');
-    if (name[0] == '/' || access(name, F_OK) == 0 || !slash) snprintf(out, len, "%s", name);
-    else snprintf(out, len, "%.*s/%s", (int)(slash - from), from, name);
 }
 
 /* The files one layer's data comes from: the file holding the dataset (not
