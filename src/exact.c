@@ -1,5 +1,6 @@
 #include "mpicka/exact.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,37 +144,55 @@ static double S_at(const sums_view *v, int64_t a, int64_t b)
     return v->S[a * v->P - a * (a - 1) / 2 + (b - a)];
 }
 
+/* A sum of many terms with its rounding error carried along (Neumaier): the
+ * sums below run over p_a p_b terms, and a plain sum's error, about
+ * sqrt(p_a p_b) ulps, would dominate everything else in the estimate. */
+typedef struct {
+    double hi, lo;
+} csum;
+
+static void cs_add(csum *s, double x)
+{
+    double t = s->hi + x;
+    s->lo += fabs(s->hi) >= fabs(x) ? (s->hi - t) + x : (x - t) + s->hi;
+    s->hi = t;
+}
+
+static double cs_get(const csum *s) { return s->hi + s->lo; }
+
 /* |C_ab|_F^2, tr C_aa, tr C_bb and q_ab (README of exact.h) for layers a, b. */
 static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, double *cab2, double *q)
 {
     int64_t fa = e->off[a], pa = e->p[a], fb = e->off[b], pb = e->p[b];
-    double n = v->n, da2 = 0.0, db2 = 0.0, Ra = 0.0, Rb = 0.0, wa = 0.0, wb = 0.0, dsd = 0.0, c2 = 0.0;
+    double n = v->n;
+    csum da2 = {0}, db2 = {0}, Ra = {0}, Rb = {0}, wa = {0}, wb = {0}, dsd = {0}, c2 = {0};
     for (int64_t f = fa; f < fa + pa; f++) {
         double df = v->s[f] / n;
-        da2 += df * df;
-        Ra += S_at(v, f, f);
-        wb += v->W[b * v->P + f] * df;
+        cs_add(&da2, df * df);
+        cs_add(&Ra, S_at(v, f, f));
+        cs_add(&wb, v->W[b * v->P + f] * df);
         for (int64_t g = fb; g < fb + pb; g++) {
             double dg = v->s[g] / n, sfg = S_at(v, f, g), c = sfg - n * df * dg;
-            c2 += c * c;
-            dsd += df * sfg * dg;
+            cs_add(&c2, c * c);
+            cs_add(&dsd, df * sfg * dg);
         }
     }
     for (int64_t g = fb; g < fb + pb; g++) {
         double dg = v->s[g] / n;
-        db2 += dg * dg;
-        Rb += S_at(v, g, g);
-        wa += v->W[a * v->P + g] * dg;
+        cs_add(&db2, dg * dg);
+        cs_add(&Rb, S_at(v, g, g));
+        cs_add(&wa, v->W[a * v->P + g] * dg);
     }
-    *cab2 = c2;
-    *q = v->Q[a * v->L + b] - 2.0 * wa - 2.0 * wb + db2 * Ra + da2 * Rb + 4.0 * dsd - 3.0 * n * da2 * db2;
+    *cab2 = cs_get(&c2);
+    *q = v->Q[a * v->L + b] - 2.0 * cs_get(&wa) - 2.0 * cs_get(&wb) + cs_get(&db2) * cs_get(&Ra) +
+         cs_get(&da2) * cs_get(&Rb) + 4.0 * cs_get(&dsd) - 3.0 * n * cs_get(&da2) * cs_get(&db2);
 }
 
 static double trace_c(const mk_exact *e, const sums_view *v, int a)
 {
-    double t = 0.0;
-    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) t += S_at(v, f, f) - v->s[f] * v->s[f] / v->n;
-    return t;
+    csum t = {0};
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, S_at(v, f, f) - v->s[f] * v->s[f] / v->n);
+    return cs_get(&t);
 }
 
 static double pair_hsic(const mk_exact *e, const sums_view *v, int a, int b, int debiased)
