@@ -1,6 +1,5 @@
 #include "mpicka/exact.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +15,7 @@ double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
 {
     double size = (double)mk_prec_size(prec);
     return (double)(m_max * P) * size + (double)P * (double)P * size +
-           8.0 * ((double)P + (double)(m_max * nlayers) + 2.0 * nlayers);
+           8.0 * (2.0 * (double)P + (double)(m_max * nlayers) + 2.0 * nlayers);
 }
 
 mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec)
@@ -38,6 +37,7 @@ mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, 
     if (!err) e->z = mk_malloc((size_t)(m_max * e->P) * size, "a batch of stacked features", &err);
     if (!err) e->cross = mk_malloc((size_t)(e->P * e->P) * size, "a batch's cross-products", &err);
     if (!err) e->r = mk_malloc((size_t)(m_max * nlayers) * sizeof(double), "squared row norms", &err);
+    if (!err) e->d = mk_malloc((size_t)e->P * sizeof(double), "the feature means", &err);
     if (err) mk_exact_free(e);
     return err;
 }
@@ -50,6 +50,7 @@ void mk_exact_free(mk_exact *e)
     free(e->z);
     free(e->cross);
     free(e->r);
+    free(e->d);
     memset(e, 0, sizeof *e);
 }
 
@@ -130,75 +131,98 @@ void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
 
 typedef struct {
     const double *S, *s, *W, *Q;
+    const double *d; /* s / n */
     int64_t P, L;
     double n;
 } sums_view;
 
-static double S_at(const sums_view *v, int64_t a, int64_t b)
+/* S_fg for g >= f; row f of the triangle runs on contiguously in g. */
+static const double *S_from(const sums_view *v, int64_t f, int64_t g)
 {
-    if (a > b) {
-        int64_t t = a;
-        a = b;
-        b = t;
-    }
-    return v->S[a * v->P - a * (a - 1) / 2 + (b - a)];
+    return v->S + f * v->P - f * (f - 1) / 2 + (g - f);
 }
 
-/* A sum of many terms with its rounding error carried along (Neumaier): the
- * sums below run over p_a p_b terms, and a plain sum's error, about
- * sqrt(p_a p_b) ulps, would dominate everything else in the estimate. */
+/* A sum that carries its rounding error along (Knuth's two-sum, branch-free):
+ * |C_ab|_F^2 adds p_a p_b terms, and a plain sum's error, some sqrt(p_a p_b)
+ * ulps (1e-14 at a few hundred features), was all the estimator's error
+ * beyond centre-first float64 code. */
 typedef struct {
     double hi, lo;
 } csum;
 
 static void cs_add(csum *s, double x)
 {
-    double t = s->hi + x;
-    s->lo += fabs(s->hi) >= fabs(x) ? (s->hi - t) + x : (x - t) + s->hi;
+    double t = s->hi + x, z = t - s->hi;
+    s->lo += (s->hi - (t - z)) + (x - z);
     s->hi = t;
 }
 
 static double cs_get(const csum *s) { return s->hi + s->lo; }
 
-/* |C_ab|_F^2, tr C_aa, tr C_bb and q_ab (README of exact.h) for layers a, b. */
+/* Over f in layer a and g in layer b, g > f where a = b (the caller counts
+ * those twice and adds the diagonal): sum C_fg^2 into c2 and d_f S_fg d_g
+ * into dsd. Layers lie in column order, so a < b has every g above f. */
+static void cross_sums(const mk_exact *e, const sums_view *v, int a, int b, csum *c2, double *dsd)
+{
+    int64_t fb = e->off[b], end = fb + e->p[b];
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) {
+        int64_t g0 = a == b ? f + 1 : fb;
+        const double *row = S_from(v, f, g0), *d = v->d + g0;
+        double nd = v->n * v->d[f], sd = 0.0;
+        for (int64_t k = 0; k < end - g0; k++) {
+            double c = row[k] - nd * d[k];
+            cs_add(c2, c * c);
+            sd += row[k] * d[k];
+        }
+        *dsd += v->d[f] * sd;
+    }
+}
+
+/* |C_ab|_F^2 and q_ab (README of exact.h) for layers a <= b. */
 static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, double *cab2, double *q)
 {
     int64_t fa = e->off[a], pa = e->p[a], fb = e->off[b], pb = e->p[b];
-    double n = v->n;
-    csum da2 = {0}, db2 = {0}, Ra = {0}, Rb = {0}, wa = {0}, wb = {0}, dsd = {0}, c2 = {0};
-    for (int64_t f = fa; f < fa + pa; f++) {
-        double df = v->s[f] / n;
-        cs_add(&da2, df * df);
-        cs_add(&Ra, S_at(v, f, f));
-        cs_add(&wb, v->W[b * v->P + f] * df);
-        for (int64_t g = fb; g < fb + pb; g++) {
-            double dg = v->s[g] / n, sfg = S_at(v, f, g), c = sfg - n * df * dg;
-            cs_add(&c2, c * c);
-            cs_add(&dsd, df * sfg * dg);
+    double n = v->n, dsd = 0.0;
+    csum da2 = {0}, db2 = {0}, Ra = {0}, Rb = {0}, wa = {0}, wb = {0}, c2 = {0}, diag = {0};
+    cross_sums(e, v, a, b, &c2, &dsd);
+    if (a == b) { /* the off-diagonal twice (exactly), then the diagonal */
+        c2.hi *= 2.0, c2.lo *= 2.0, dsd *= 2.0;
+        for (int64_t f = fa; f < fa + pa; f++) {
+            double sff = *S_from(v, f, f), c = sff - n * v->d[f] * v->d[f];
+            cs_add(&diag, c * c);
+            dsd += v->d[f] * sff * v->d[f];
         }
+        cs_add(&c2, diag.hi);
+        c2.lo += diag.lo;
+    }
+    for (int64_t f = fa; f < fa + pa; f++) {
+        cs_add(&da2, v->d[f] * v->d[f]);
+        cs_add(&Ra, *S_from(v, f, f));
+        cs_add(&wb, v->W[b * v->P + f] * v->d[f]);
     }
     for (int64_t g = fb; g < fb + pb; g++) {
-        double dg = v->s[g] / n;
-        cs_add(&db2, dg * dg);
-        cs_add(&Rb, S_at(v, g, g));
-        cs_add(&wa, v->W[a * v->P + g] * dg);
+        cs_add(&db2, v->d[g] * v->d[g]);
+        cs_add(&Rb, *S_from(v, g, g));
+        cs_add(&wa, v->W[a * v->P + g] * v->d[g]);
     }
     *cab2 = cs_get(&c2);
     *q = v->Q[a * v->L + b] - 2.0 * cs_get(&wa) - 2.0 * cs_get(&wb) + cs_get(&db2) * cs_get(&Ra) +
-         cs_get(&da2) * cs_get(&Rb) + 4.0 * cs_get(&dsd) - 3.0 * n * cs_get(&da2) * cs_get(&db2);
+         cs_get(&da2) * cs_get(&Rb) + 4.0 * dsd - 3.0 * n * cs_get(&da2) * cs_get(&db2);
 }
 
 static double trace_c(const mk_exact *e, const sums_view *v, int a)
 {
     csum t = {0};
-    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, S_at(v, f, f) - v->s[f] * v->s[f] / v->n);
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, *S_from(v, f, f) - v->s[f] * v->d[f]);
     return cs_get(&t);
 }
 
+/* Symmetric in a and b: taken with a <= b, so a self comparison's matrix is
+ * symmetric to the bit. */
 static double pair_hsic(const mk_exact *e, const sums_view *v, int a, int b, int debiased)
 {
     double c2, q, n = v->n;
-    pair_stats(e, v, a, b, &c2, &q);
+    pair_stats(e, v, a < b ? a : b, a < b ? b : a, &c2, &q);
     if (!debiased) return c2 / ((n - 1.0) * (n - 1.0));
     double ta = trace_c(e, v, a), tb = trace_c(e, v, b);
     return ((c2 - q) + ta * tb / ((n - 1.0) * (n - 2.0)) - 2.0 * q / (n - 2.0)) / (n * (n - 3.0));
@@ -207,10 +231,11 @@ static double pair_hsic(const mk_exact *e, const sums_view *v, int a, int b, int
 void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiased, int nx, int ny, int y_first,
                    double *hxy, double *hxx, double *hyy)
 {
-    sums_view v = {sums, NULL, NULL, NULL, e->P, e->nlayers, (double)n};
+    sums_view v = {sums, NULL, NULL, NULL, e->d, e->P, e->nlayers, (double)n};
     v.s = v.S + e->P * (e->P + 1) / 2;
     v.W = v.s + e->P;
     v.Q = v.W + v.L * e->P;
+    for (int64_t f = 0; f < e->P; f++) e->d[f] = v.s[f] / v.n;
     for (int i = 0; i < nx; i++) hxx[i] = pair_hsic(e, &v, i, i, debiased);
     for (int j = 0; j < ny; j++) hyy[j] = pair_hsic(e, &v, y_first + j, y_first + j, debiased);
     for (int i = 0; i < nx; i++)

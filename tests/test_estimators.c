@@ -4,6 +4,7 @@
  * jackknife standard errors against the spread over independent data sets,
  * and permutation p-values (uniform under independence, small when related). */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,113 @@ START_TEST(exact_matches_full_grams)
 }
 END_TEST
 
+/* Feature-space CKA in long double from the formulas of mpicka/exact.h
+ * (centre first; HSIC_1 with the diagonals zeroed, as Kornblith's
+ * feature-space code has it): the reference for the exact pass's accuracy. */
+static void long_double_cka(double *const *x, const int64_t *p, int L, int64_t n, int debiased, long double *cka)
+{
+    long double *c[3], *r[3], tr[3], h[3][3], ln = (long double)n;
+    for (int l = 0; l < L; l++) {
+        c[l] = malloc((size_t)(n * p[l]) * sizeof **c);
+        r[l] = calloc((size_t)n, sizeof **r);
+        tr[l] = 0.0L;
+        for (int64_t f = 0; f < p[l]; f++) {
+            long double mean = 0.0L;
+            for (int64_t i = 0; i < n; i++) mean += x[l][i * p[l] + f];
+            mean /= ln;
+            for (int64_t i = 0; i < n; i++) {
+                long double v = x[l][i * p[l] + f] - mean;
+                c[l][i * p[l] + f] = v;
+                r[l][i] += v * v;
+                tr[l] += v * v;
+            }
+        }
+    }
+    for (int a = 0; a < L; a++)
+        for (int b = a; b < L; b++) {
+            long double t = 0.0L, q = 0.0L;
+            for (int64_t f = 0; f < p[a]; f++)
+                for (int64_t g = 0; g < p[b]; g++) {
+                    long double cfg = 0.0L;
+                    for (int64_t i = 0; i < n; i++) cfg += c[a][i * p[a] + f] * c[b][i * p[b] + g];
+                    t += cfg * cfg;
+                }
+            for (int64_t i = 0; i < n; i++) q += r[a][i] * r[b][i];
+            h[a][b] = h[b][a] = debiased ? t - ln / (ln - 2) * q + tr[a] * tr[b] / ((ln - 1) * (ln - 2)) : t;
+        }
+    for (int a = 0; a < L; a++)
+        for (int b = 0; b < L; b++) cka[a * L + b] = h[a][b] / sqrtl(h[a][a] * h[b][b]);
+    for (int l = 0; l < L; l++) free(c[l]), free(r[l]);
+}
+
+/* Layers of 128, 96 and 64 features driven by 8 shared latent values, plus
+ * noise, around 1e4 (a mean 10^4 times the spread). */
+static void offset_layers(int64_t n, const int64_t *p, double **x, uint64_t *st)
+{
+    double z[8];
+    for (int l = 0; l < 3; l++) x[l] = malloc((size_t)(n * p[l]) * sizeof **x);
+    for (int64_t i = 0; i < n; i++) {
+        for (int k = 0; k < 8; k++) z[k] = tu_normal(st);
+        for (int l = 0; l < 3; l++)
+            for (int64_t f = 0; f < p[l]; f++)
+                x[l][i * p[l] + f] = 1e4 * (1.0 + 0.01 * (double)f) + z[(f + l) % 8] * (1.0 + 0.1 * l) +
+                                     0.5 * z[(3 * f + 1) % 8] + 0.3 * tu_normal(st);
+    }
+}
+
+/* The exact pass as a run makes it (each batch centred by mk_centre, the
+ * shift the first batch's means) against the long double reference, on data
+ * with a large mean: within 1e-15, where centre-first float64 code with
+ * pairwise sums (numpy) is a few 1e-16 off. A plain sum of the p_a p_b
+ * squared cross-products was 1e-14 off here. */
+START_TEST(exact_accurate_on_offset_data)
+{
+    if (LDBL_MANT_DIG < 64) {
+        printf("exact accuracy: long double has %d bits here, no reference; skipped\n", LDBL_MANT_DIG);
+        return;
+    }
+    int64_t n = 1600, m = 512, p[3] = {128, 96, 64}, P = 288;
+    uint64_t st = 77;
+    double *x[3];
+    offset_layers(n, p, x, &st);
+    mk_exact e;
+    ck_assert_int_eq(mk_exact_init(&e, 3, p, m, MK_PREC_FLOAT64), MK_OK);
+    double *blk = malloc((size_t)(m * 128) * sizeof *blk), mean[3 * 128];
+    for (int l = 0; l < 3; l++) {
+        mk_centre(x[l], 0, m, p[l], MK_PREC_FLOAT64, mean, blk, NULL);
+        memcpy(e.mu0 + e.off[l], mean, (size_t)p[l] * sizeof *mean);
+    }
+    int64_t len = mk_exact_len(3, P);
+    double *sum = calloc((size_t)len, sizeof *sum), *leaf = malloc((size_t)len * sizeof *leaf);
+    for (int64_t lo = 0; lo < n; lo += m) { /* a tail batch of 64 */
+        int64_t rows = lo + m < n ? m : n - lo;
+        for (int l = 0; l < 3; l++) {
+            mk_centre(x[l] + lo * p[l], 0, rows, p[l], MK_PREC_FLOAT64, mean, blk, NULL);
+            mk_exact_put(&e, l, blk, mean, rows);
+        }
+        mk_exact_batch(&e, rows, leaf);
+        for (int64_t k = 0; k < len; k++) sum[k] += leaf[k];
+    }
+    for (int debiased = 0; debiased < 2; debiased++) {
+        double hxy[9], hxx[3], hyy[3], cka[9], worst = 0.0;
+        long double want[9];
+        mk_exact_hsic(&e, sum, n, debiased, 3, 3, 0, hxy, hxx, hyy);
+        mk_cka_from_sums(3, 3, hxy, hxx, hyy, cka);
+        long_double_cka(x, p, 3, n, debiased, want);
+        for (int k = 0; k < 9; k++) {
+            double err = (double)fabsl((cka[k] - want[k]) / want[k]);
+            worst = err > worst ? err : worst;
+        }
+        printf("exact CKA (%s), mean 1e4: largest relative error against long double %.3g\n",
+               debiased ? "HSIC_1" : "HSIC_0", worst);
+        ck_assert_msg(worst < 1e-15, "%s: relative error %.3g", debiased ? "HSIC_1" : "HSIC_0", worst);
+    }
+    free(sum), free(leaf), free(blk);
+    for (int l = 0; l < 3; l++) free(x[l]);
+    mk_exact_free(&e);
+}
+END_TEST
+
 /* The jackknife against its definition, written out: leave each group out,
  * recompute CKA from the remaining groups' sums, scale the spread. */
 START_TEST(jackknife_matches_definition)
@@ -366,6 +474,7 @@ static Suite *estimator_suite(void)
     tcase_add_test(tc, permuted_rows_are_kernels_of_permuted_examples);
     tcase_add_test(tc, test_permutations_are_seeded_permutations);
     tcase_add_test(tc, exact_matches_full_grams);
+    tcase_add_test(tc, exact_accurate_on_offset_data);
     tcase_add_test(tc, jackknife_matches_definition);
     tcase_add_test(tc, jackknife_stderr_matches_spread);
     tcase_add_test(tc, pvalues_uniform_under_independence);

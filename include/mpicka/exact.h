@@ -32,6 +32,7 @@ typedef struct {
     void *z;            /* m_max by P, working precision: the batch, shifted */
     void *cross;        /* P by P, working precision: Z^T Z */
     double *r;          /* m_max by L */
+    double *d;          /* P: scratch of mk_exact_hsic, the feature means */
     mk_par *par;        /* threads for the blocks of Z^T Z; NULL: the caller's alone (same bits) */
 } mk_exact;
 
