@@ -37,6 +37,8 @@ typedef struct {
     const char *config;
     char **sets;
     int nsets, ranks, help;
+    int per_node;       /* --ranks-per-node; 0: from Slurm or assumed */
+    double node_gib;    /* --node-memory; 0: from Slurm or this machine */
 } check_args;
 
 static void usage(FILE *out)
@@ -46,6 +48,9 @@ static void usage(FILE *out)
           "and prints the plan: layers, batches, batches and memory per rank, work and an\n"
           "estimate of the time from a short measurement of this machine's BLAS.\n"
           "  -n RANKS          the number of MPI ranks planned (default 1)\n"
+          "  --ranks-per-node N  ranks on one node, for the node's memory (default SLURM_NTASKS_PER_NODE,\n"
+          "                    else SLURM_TASKS_PER_NODE, else one per core of this machine)\n"
+          "  --node-memory GIB a node's memory (default SLURM_MEM_PER_NODE, else this machine's)\n"
           "  --set KEY=VALUE   as for mpicka run\n"
           "  -h, --help        this text\n",
           out);
@@ -62,7 +67,8 @@ static mk_err parse_args(int argc, char **argv, check_args *a)
         char *end;
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             a->help = 1;
-        } else if ((!strcmp(arg, "--set") || !strcmp(arg, "-n")) && i + 1 == argc) {
+        } else if ((!strcmp(arg, "--set") || !strcmp(arg, "-n") || !strcmp(arg, "--ranks-per-node") ||
+                    !strcmp(arg, "--node-memory")) && i + 1 == argc) {
             err = mk_fail(MK_EUSAGE, "%s needs a value", arg);
         } else if (!strcmp(arg, "--set")) {
             err = mk_config_check_set(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL);
@@ -71,6 +77,15 @@ static mk_err parse_args(int argc, char **argv, check_args *a)
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < 1 || v > 1 << 24) err = mk_fail(MK_EUSAGE, "-n %s: expected a number of ranks", argv[i]);
             a->ranks = (int)v;
+        } else if (!strcmp(arg, "--ranks-per-node")) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1 << 24)
+                err = mk_fail(MK_EUSAGE, "--ranks-per-node %s: expected a number of ranks", argv[i]);
+            a->per_node = (int)v;
+        } else if (!strcmp(arg, "--node-memory")) {
+            a->node_gib = strtod(argv[++i], &end);
+            if (*end || !(a->node_gib > 0.0) || a->node_gib > 1e9)
+                err = mk_fail(MK_EUSAGE, "--node-memory %s: expected GiB, a number above 0", argv[i]);
         } else if (arg[0] == '-') {
             err = mk_fail(MK_EUSAGE, "unknown option '%s' (see mpicka check --help)", arg);
         } else if (a->config) {
@@ -190,17 +205,107 @@ static int64_t max_p(const mk_model *model, int64_t p)
 }
 
 #define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * MIB)
 
-static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan, int ranks)
+/* Ranks step together (a failure on one stops all at the same batch), so a
+ * rank without a batch in a step waits for the others. */
+static void warn_idle(int64_t batches, int ranks)
 {
+    if (batches < ranks) {
+        mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", ranks - (int)batches, ranks,
+                (long long)batches);
+        return;
+    }
+    int64_t steps = (batches + ranks - 1) / ranks, last = batches - (steps - 1) * ranks;
+    int64_t enough = (batches + steps - 1) / steps; /* ranks for the same number of steps */
+    double busy = (double)batches / ((double)steps * ranks);
+    char fewer[128] = "";
+    if (enough < ranks) snprintf(fewer, sizeof fewer, "; %lld ranks would take as long", (long long)enough);
+    if (busy < 0.9)
+        mk_warn("%lld of %d ranks will be idle in the last of %lld steps, %.0f%% of the ranks' time (%lld batches on "
+                "%d ranks)%s", (long long)(ranks - last), ranks, (long long)steps, 100.0 * (1.0 - busy),
+                (long long)batches, ranks, fewer);
+}
+
+/* The largest count in Slurm's SLURM_TASKS_PER_NODE ("4(x2),3"), or a plain
+ * count (SLURM_NTASKS_PER_NODE); 0 when unset or unreadable. */
+static int slurm_count(const char *name)
+{
+    const char *s = getenv(name);
+    long most = 0;
+    while (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 1 << 24) return 0;
+        most = v > most ? v : most;
+        s = end;
+        if (*s == '(') { /* "(xK)": K nodes with that count */
+            s = strchr(s, ')');
+            if (!s) return 0;
+            s++;
+        }
+        if (*s == ',') s++;
+        else if (*s) return 0;
+    }
+    return (int)most;
+}
+
+/* Ranks on one node, at most all of them, and where the number comes from. */
+static int ranks_per_node(const check_args *a, const char **from)
+{
+    long n = a->per_node;
+    *from = "--ranks-per-node";
+    if (!n && (n = slurm_count("SLURM_NTASKS_PER_NODE"))) *from = "SLURM_NTASKS_PER_NODE";
+    if (!n && (n = slurm_count("SLURM_TASKS_PER_NODE"))) *from = "SLURM_TASKS_PER_NODE, its fullest node";
+    if (!n) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        *from = "assumed: one per core of this machine; give --ranks-per-node";
+    }
+    return n < 1 ? 1 : n < a->ranks ? (int)n : a->ranks;
+}
+
+/* A node's memory in bytes (0: unknown), and where the number comes from. */
+static double node_memory(const check_args *a, const char **from)
+{
+    *from = "--node-memory";
+    if (a->node_gib > 0.0) return a->node_gib * GIB;
+    const char *slurm = getenv("SLURM_MEM_PER_NODE");
+    char *end;
+    double mib = slurm ? strtod(slurm, &end) : 0.0;
+    *from = "SLURM_MEM_PER_NODE, the job's memory on a node";
+    if (slurm && end != slurm && !*end && mib > 0.0) return mib * MIB;
+    *from = "this machine's memory; give --node-memory for another node";
+    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* The ranks on one node together against that node's memory. */
+static void print_node(const check_args *a, double per_rank)
+{
+    const char *rank_from, *mem_from;
+    int ranks = ranks_per_node(a, &rank_from);
+    double need = ranks * per_rank, have = node_memory(a, &mem_from);
+    printf("  memory per node: %d rank(s) (%s) x %.1f MiB = %.2f GiB", ranks, rank_from, per_rank / MIB, need / GIB);
+    if (!(have > 0.0)) {
+        printf("\n");
+        return;
+    }
+    printf(", of %.1f GiB (%s)\n", have / GIB, mem_from);
+    if (need > 0.9 * have)
+        mk_warn("%d rank(s) on a node need about %.2f GiB (%d x %.1f MiB), %s the node's %.1f GiB (%s): put fewer "
+                "ranks on a node, or need less per rank (batch_size, fewer or narrower layers)", ranks, need / GIB,
+                ranks, per_rank / MIB, need > have ? "more than" : "over 90% of", have / GIB, mem_from);
+}
+
+static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
+                       const check_args *a)
+{
+    int ranks = a->ranks;
     int64_t m = plan->m < plan->n ? plan->m : plan->n, per_rank = (plan->total + ranks - 1) / ranks;
     printf("  n = %lld examples, batch_size %lld: %lld batch(es) per epoch (%lld example(s) left out), "
            "%lld epoch(s), %lld batches\n", (long long)plan->n, (long long)plan->m, (long long)plan->per_epoch,
            (long long)plan->dropped, (long long)plan->epochs, (long long)plan->total);
     printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
-    if (plan->total < ranks)
-        mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", ranks - (int)plan->total,
-                ranks, (long long)plan->total);
+    warn_idle(plan->total, ranks);
     char method[256];
     mk_output_describe(cfg, mk_run_jackknife_groups(cfg, plan), method, sizeof method);
     printf("  estimator: %s\n", method);
@@ -209,6 +314,7 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
     printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, centred kernels %.1f, "
            "sums %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, MK_LIBRARY_BYTES / MIB);
+    print_node(a, mem.total + MK_LIBRARY_BYTES);
     int nx = x->nlayers, ny = y ? y->nlayers : nx;
     double P = features(x) + features(y), grams = (double)plan->total * (double)(m * m) / 2.0 * P;
     double pairs = (double)plan->total * (double)mk_tri_len(m) *
@@ -264,7 +370,7 @@ static mk_err check(const check_args *a)
         printf("mpicka check: %s is valid\n", a->config);
         print_model("x", &x);
         if (cfg.has_y) print_model("y", &y);
-        print_plan(&cfg, &x, cfg.has_y ? &y : NULL, &plan, a->ranks);
+        print_plan(&cfg, &x, cfg.has_y ? &y : NULL, &plan, a);
     } else {
         fprintf(stderr, "mpicka check: %d problem(s) in %s\n", pr.count, a->config);
     }

@@ -372,6 +372,52 @@ START_TEST(first_run_stumbles)
 }
 END_TEST
 
+/* check as a Slurm job would run it (env: variables set before the command,
+ * every Slurm variable it reads unset first). */
+static int check_env(const char *env, const char *extra, char **out)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && env -u SLURM_NTASKS_PER_NODE -u SLURM_TASKS_PER_NODE -u SLURM_MEM_PER_NODE "
+             "%s %s check nodes.yaml %s", dir, env, MK_TEST_EXE, extra);
+    return tu_run(cmd, out);
+}
+
+/* check -n: ranks idle in the last step, and the ranks of a node against its
+ * memory, with the source of both numbers named. 10 batches of 20. */
+START_TEST(check_warns_of_idle_ranks_and_node_memory)
+{
+    write_config("nodes.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 20\nplot: false\noutput: nodes\n");
+    char *out;
+    ck_assert_int_eq(check_env("", "-n 6 --node-memory 1000", &out), 0);
+    ck_assert_msg(tu_count(out, "2 of 6 ranks will be idle in the last of 2 steps, 17% of the ranks' time "
+                                "(10 batches on 6 ranks); 5 ranks would take as long") == 1, "%s", out);
+    ck_assert_msg(tu_count(out, "(assumed: one per core of this machine; give --ranks-per-node)") == 1, "%s", out);
+    ck_assert_msg(tu_count(out, "of 1000.0 GiB (--node-memory)") == 1 && !tu_count(out, "on a node need"), "%s", out);
+    free(out);
+    ck_assert_int_eq(check_env("", "-n 5 --ranks-per-node 5 --node-memory 0.01", &out), 0);
+    ck_assert_msg(!tu_count(out, "idle"), "%s", out);
+    ck_assert_msg(tu_count(out, "warning: 5 rank(s) on a node need about") == 1 &&
+                  tu_count(out, "more than the node's 0.0 GiB (--node-memory): put fewer ranks on a node") == 1,
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(check_env("SLURM_NTASKS_PER_NODE=3 SLURM_MEM_PER_NODE=40", "-n 10", &out), 0);
+    ck_assert_msg(tu_count(out, "memory per node: 3 rank(s) (SLURM_NTASKS_PER_NODE) x ") == 1, "%s", out);
+    ck_assert_msg(tu_count(out, "the node's 0.0 GiB (SLURM_MEM_PER_NODE, the job's memory on a node)") == 1, "%s",
+                  out);
+    free(out);
+    ck_assert_int_eq(check_env("SLURM_TASKS_PER_NODE='2(x3),4'", "-n 10 --node-memory 1000", &out), 0);
+    ck_assert_msg(tu_count(out, "memory per node: 4 rank(s) (SLURM_TASKS_PER_NODE, its fullest node)") == 1, "%s",
+                  out);
+    free(out);
+    ck_assert_int_eq(check_env("", "-n 2 --ranks-per-node 8 --node-memory 1000", &out), 0);
+    ck_assert_msg(tu_count(out, "memory per node: 2 rank(s) (--ranks-per-node)") == 1, "%s", out);
+    free(out);
+    ck_assert_int_eq(check_env("", "--node-memory 0", &out), 2);
+    ck_assert_msg(tu_count(out, "--node-memory 0: expected GiB") == 1, "%s", out);
+    free(out);
+}
+END_TEST
+
 /* The summary cuts long labels on the right ("model…"), never from the left;
  * a short run in lines mode still ends on a 100% line. */
 START_TEST(summary_labels_and_last_progress_line)
@@ -407,6 +453,7 @@ int main(void)
     tcase_add_test(tc, globs_in_creation_order);
     tcase_add_test(tc, output_of_another_config);
     tcase_add_test(tc, first_run_stumbles);
+    tcase_add_test(tc, check_warns_of_idle_ranks_and_node_memory);
     tcase_add_test(tc, fingerprint_covers_every_shard);
     tcase_add_test(tc, summary_labels_and_last_progress_line);
     suite_add_tcase(s, tc);
