@@ -44,7 +44,8 @@ int mk_natural_cmp(const char *a, const char *b)
     return (*a != 0) - (*b != 0);
 }
 
-static mk_err open_file(const char *file, hid_t *fid)
+/* fapl: H5P_DEFAULT, or the source's access list (see source_fapl). */
+static mk_err open_file_with(const char *file, hid_t fapl, hid_t *fid)
 {
     quiet_hdf5();
     struct stat st;
@@ -53,10 +54,12 @@ static mk_err open_file(const char *file, hid_t *fid)
     if (!S_ISREG(st.st_mode)) /* a pipe would block HDF5's first read forever */
         return mk_fail(MK_EINPUT, "input '%s' is not a regular file (a folder, device or pipe?)", file);
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);
-    *fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    *fid = H5Fopen(file, H5F_ACC_RDONLY, fapl);
     if (*fid < 0) return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
     return MK_OK;
 }
+
+static mk_err open_file(const char *file, hid_t *fid) { return open_file_with(file, H5P_DEFAULT, fid); }
 
 /* ---- dataset description ---- */
 
@@ -822,6 +825,21 @@ void mk_source_close(mk_source *src)
     free(src);
 }
 
+/* No sieve buffer: HDF5 then reads each run of consecutive rows of a
+ * contiguous dataset with one read of exactly its bytes. Its default 64 KiB
+ * sieve reads 64 KiB for every row of a shuffled batch that lies outside the
+ * last 64 KiB read: 11 times the data for 4 KiB rows, 250 times for 256-byte
+ * rows (docs/performance.md, "Shuffled and compressed reads"). */
+static hid_t source_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_sieve_buf_size(fapl, 0) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
 /* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
 static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
 {
@@ -832,7 +850,11 @@ static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
     if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
     if (err) return err;
     for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1;
-    MK_TRY(open_file(model->files[f], &sh->fid));
+    hid_t fapl = source_fapl();
+    if (fapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 file access");
+    err = open_file_with(model->files[f], fapl, &sh->fid);
+    H5Pclose(fapl);
+    if (err) return err;
     for (int l = 0; l < L; l++) {
         sh->dsets[l] = H5Dopen2(sh->fid, model->layers[l].path, H5P_DEFAULT);
         if (sh->dsets[l] >= 0) {
