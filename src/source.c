@@ -82,6 +82,29 @@ static int exact_in_float(hid_t type, H5T_class_t cls)
     return msize <= 23 && esize <= 8;
 }
 
+/* A filter this HDF5 cannot decode would fail at the first chunk it holds,
+ * in the middle of the run: say so now. h5py's lzf (32000) is built into
+ * h5py, not into Debian's HDF5, which has deflate, shuffle, fletcher32,
+ * szip, nbit and scaleoffset. */
+static mk_err check_filters(hid_t dset, const char *file, const char *path)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    mk_err err = MK_OK;
+    int count = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    for (int i = 0; i < count && !err; i++) {
+        unsigned flags, conf;
+        size_t nvals = 0;
+        char name[256] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nvals, NULL, sizeof name, name, &conf);
+        if (id < 0 || H5Zfilter_avail(id) > 0) continue;
+        err = mk_fail(MK_EINPUT, "%s: dataset '%s' is stored with HDF5 filter %d ('%s')%s, which this HDF5 library "
+                      "cannot decode; rewrite it uncompressed or with gzip (h5py: compression=\"gzip\")", file, path,
+                      (int)id, name, id == 32000 ? ", h5py's lzf compression" : "");
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return err;
+}
+
 static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer *layer)
 {
     mk_err err = MK_OK;
@@ -118,6 +141,7 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
                       layer->shape);
     layer->in_f32 = exact_in_float(type, cls);
     dtype_name(type, cls, layer->dtype, sizeof layer->dtype);
+    if (!err) err = check_filters(dset, file, path);
 done:
     H5Sclose(space);
     H5Tclose(type);
