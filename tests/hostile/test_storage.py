@@ -48,15 +48,16 @@ def files(tmp_path_factory):
 
 
 def result(d, name, shuffle, np_):
-    out = f"out-{name}-{int(shuffle)}-{np_}"
-    extra = f"batch_size: 16\nepochs: 2\nshuffle: {str(shuffle).lower()}\nseed: 4\njackknife: 3\n"
+    out = f"out-{name}-{shuffle}-{np_}"
+    extra = f"batch_size: 16\nepochs: 2\nshuffle: {str(bool(shuffle)).lower()}\nseed: 4\njackknife: 3\n"
+    extra += "shuffle_block: 8\n" if shuffle == "blocks" else ""
     write_config(d / f"{out}.yaml", config(f"{name}.h5", output=out, extra=extra))
     got, log = run(["run", f"{out}.yaml", "--quiet"], d, np_)
     assert got == 0, log
     return matrices(d / out / "cka.h5")
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True, "blocks"])
 def test_storage_does_not_change_a_bit(files, shuffle):
     want = result(files, "plain", shuffle, 1)
     for name in STORAGE:
