@@ -1,6 +1,7 @@
 #include "mpicka/source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <hdf5.h>
@@ -778,12 +779,16 @@ mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model)
 
 /* ---- reading ---- */
 
-/* Per shard: the file and each layer's dataset, dataspace and IDs. */
+/* Per shard: the file and each layer's dataset, dataspace and IDs; and for
+ * the layers read directly (see direct_offset), the file's descriptor and
+ * where their values start. */
 typedef struct {
     hid_t fid;
     hid_t *dsets;
     hid_t *spaces;
     hid_t ids, ids_space;
+    int fd;           /* -1 when no layer is read directly */
+    int64_t *direct;  /* per layer: byte offset of its values in the file, or -1 */
 } shard;
 
 struct mk_source {
@@ -834,8 +839,10 @@ static void close_shard(shard *sh, int nlayers)
     if (sh->ids_space >= 0) H5Sclose(sh->ids_space);
     if (sh->ids >= 0) H5Dclose(sh->ids);
     if (sh->fid >= 0) H5Fclose(sh->fid);
+    if (sh->fd >= 0) close(sh->fd);
     free(sh->dsets);
     free(sh->spaces);
+    free(sh->direct);
 }
 
 void mk_source_close(mk_source *src)
@@ -914,16 +921,43 @@ static hid_t open_layer(hid_t fid, const char *path)
     return dset;
 }
 
+/* Where the values of a layer start in its file, when reading them there
+ * with pread gives exactly what H5Dread would: contiguous storage in the
+ * file itself (not external, not virtual), allocated, and stored in the
+ * memory type (no conversion). -1 otherwise. Reading a shuffled batch's rows
+ * this way costs one read system call per run of rows; through HDF5 the
+ * selection of m single rows costs as much again (docs/performance.md). */
+static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer)
+{
+    int64_t offset = -1;
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
+    if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 &&
+        H5Tequal(type, mem) > 0) {
+        haddr_t addr = H5Dget_offset(dset);
+        hsize_t stored = H5Dget_storage_size(dset);
+        size_t size = H5Tget_size(type);
+        int64_t bytes;
+        if (addr != HADDR_UNDEF && addr <= (haddr_t)INT64_MAX && !__builtin_mul_overflow(layer->n, layer->p, &bytes) &&
+            !__builtin_mul_overflow(bytes, (int64_t)size, &bytes) && stored == (hsize_t)bytes &&
+            (haddr_t)bytes <= (haddr_t)INT64_MAX - addr)
+            offset = (int64_t)addr;
+    }
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return offset;
+}
+
 /* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
 static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
 {
     mk_err err = MK_OK;
     int L = model->nlayers;
-    sh->fid = sh->ids = sh->ids_space = -1;
+    sh->fid = sh->ids = sh->ids_space = sh->fd = -1;
     sh->dsets = mk_malloc((size_t)L * sizeof(hid_t), "dataset handles", &err);
     if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
+    if (!err) sh->direct = mk_malloc((size_t)L * sizeof(int64_t), "dataset offsets", &err);
     if (err) return err;
-    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1;
+    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1, sh->direct[l] = -1;
     hid_t fapl = source_fapl();
     if (fapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 file access");
     err = open_file_with(model->files[f], fapl, &sh->fid);
@@ -941,11 +975,30 @@ static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
         if (sh->spaces[l] < 0)
             return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[f], model->layers[l].path);
     }
+
     if (model->ids) {
         sh->ids = H5Dopen2(sh->fid, model->ids, H5P_DEFAULT);
         if (sh->ids >= 0) sh->ids_space = H5Dget_space(sh->ids);
         if (sh->ids_space < 0)
             return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", model->files[f], model->ids);
+    }
+    return MK_OK;
+}
+
+/* Which layers each shard reads directly: once every shard is open, since
+ * the memory type (half or not) depends on all of them. */
+static mk_err open_direct(mk_source *src)
+{
+    const mk_model *model = src->model;
+    for (int f = 0; f < model->nfiles; f++) {
+        shard *sh = &src->shards[f];
+        for (int l = 0; l < model->nlayers; l++) {
+            const mk_layer *layer = &model->layers[l];
+            hid_t mem = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+            sh->direct[l] = direct_offset(sh->dsets[l], mem, layer);
+            if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
+                return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
+        }
     }
     return MK_OK;
 }
@@ -960,8 +1013,10 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
     if (!err) src->shards = mk_calloc((size_t)model->nfiles, sizeof *src->shards, "the shards", &err);
     for (int l = 0; !err && l < model->nlayers; l++) src->halves[l] = -1;
-    for (int f = 0; f < model->nfiles; f++) src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = -1;
+    for (int f = 0; !err && f < model->nfiles; f++)
+        src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
     for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, &src->shards[f], src->halves);
+    if (!err) err = open_direct(src);
     if (err) {
         mk_source_close(src);
         return err;
@@ -1020,6 +1075,30 @@ static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows
     return status;
 }
 
+/* Reads rows[0..k) (of a shard whose first example is base) of a layer
+ * whose values start at `offset` in fd, `row` bytes each: one pread per run
+ * of consecutive rows. Returns 0, or -1 (errno set; EIO for a short file). */
+static int read_direct(int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base, size_t row, char *buf)
+{
+    for (int64_t i = 0; i < k;) {
+        int64_t j = i + 1;
+        while (j < k && rows[j] == rows[j - 1] + 1) j++;
+        size_t want = (size_t)(j - i) * row, got = 0;
+        off_t at = (off_t)(offset + (rows[i] - base) * (int64_t)row);
+        while (got < want) {
+            ssize_t r = pread(fd, buf + (size_t)i * row + got, want - got, at + (off_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                if (r == 0) errno = EIO;
+                return -1;
+            }
+            got += (size_t)r;
+        }
+        i = j;
+    }
+    return 0;
+}
+
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf)
 {
     const mk_model *model = src->model;
@@ -1030,8 +1109,11 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         int f = mk_model_shard(model, rows[i]);
         int64_t j = shard_end(model, f, rows, i, m);
         shard *sh = &src->shards[f];
-        if (read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f], layer->p,
-                      (char *)buf + (size_t)(i * layer->p) * size) < 0)
+        char *at = (char *)buf + (size_t)(i * layer->p) * size;
+        if (sh->direct[l] >= 0 ? read_direct(sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
+                                             (size_t)layer->p * size, at) < 0
+                               : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
+                                           layer->p, at) < 0)
             return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
                            model->files[f], (long long)(rows[i] - model->first[f]),
                            (long long)(rows[j - 1] - model->first[f]), layer->path);

@@ -18,11 +18,12 @@ STORAGE = {
     "gzip": dict(compression="gzip", chunks=True),
     "gzip-shuffle-unaligned": dict(compression="gzip", compression_opts=1, shuffle=True, chunks=(24, 5)),
     "chunked-unaligned": dict(chunks=(7, 13)),
+    "userblock": dict(userblock_size=512),  # contiguous, read with pread: the offset counts the user block
 }
 
 
-def write(path, layers, **kw):
-    with h5py.File(path, "w") as f:
+def write(path, layers, userblock_size=0, **kw):
+    with h5py.File(path, "w", userblock_size=userblock_size) as f:
         for k, a in enumerate(layers):
             chunks = kw.get("chunks")
             if isinstance(chunks, tuple):  # h5py wants chunks within the shape
