@@ -872,15 +872,25 @@ static hid_t source_fapl(void)
 }
 
 /* A chunked dataset's cache holds one band of chunks (every chunk of a
- * chunk's worth of rows, across the features) up to MAX_CHUNK_CACHE: the
- * band a batch ends in is the one the next batch starts in, so with chunks
- * that do not align with batches each chunk is still read and decompressed
- * once per pass, not twice. HDF5's default (1 MiB) holds half of h5py's band
- * for 1024 float32 features. Wider bands decompress their boundary chunks
- * twice: at most one band in ceil(batch / chunk rows) + 1. */
-#define MAX_CHUNK_CACHE ((size_t)64 << 20)
+ * chunk's worth of rows, across the features) within `cap` bytes: the band
+ * a batch ends in is the one the next batch starts in, so with chunks that
+ * do not align with batches each chunk is still read and decompressed once
+ * per pass, not twice. HDF5's default (1 MiB) holds half of h5py's band for
+ * 1024 float32 features. A band over the cap decompresses its boundary
+ * chunks twice: at most one band in ceil(batch / chunk rows) + 1. The caps
+ * of all layers and shards together stay within CHUNK_CACHES (each at least
+ * HDF5's default, at most MAX_CHUNK_CACHE): every dataset keeps its cache
+ * full until the source closes. */
+#define MAX_CHUNK_CACHE ((size_t)16 << 20)
+#define CHUNK_CACHES ((size_t)256 << 20)
 
-static hid_t chunk_access(hid_t dset)
+static size_t chunk_cache_cap(const mk_model *model)
+{
+    size_t each = CHUNK_CACHES / ((size_t)model->nlayers * (size_t)model->nfiles + 1);
+    return each < ((size_t)1 << 20) ? (size_t)1 << 20 : each > MAX_CHUNK_CACHE ? MAX_CHUNK_CACHE : each;
+}
+
+static hid_t chunk_access(hid_t dset, size_t cap)
 {
     hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset), dapl = -1;
     hsize_t chunk[H5S_MAX_RANK], dims[H5S_MAX_RANK];
@@ -889,11 +899,11 @@ static hid_t chunk_access(hid_t dset)
         H5Pget_chunk(dcpl, rank, chunk) == rank) {
         size_t bytes = H5Tget_size(type), chunks = 1;
         for (int d = 0; d < rank; d++) {
-            bytes = chunk[d] && bytes <= MAX_CHUNK_CACHE ? bytes * (size_t)chunk[d] : MAX_CHUNK_CACHE + 1;
-            if (d > 0 && chunk[d] && chunks <= MAX_CHUNK_CACHE) chunks *= (size_t)((dims[d] + chunk[d] - 1) / chunk[d]);
+            bytes = chunk[d] && bytes <= cap ? bytes * (size_t)chunk[d] : cap + 1;
+            if (d > 0 && chunk[d] && chunks <= cap) chunks *= (size_t)((dims[d] + chunk[d] - 1) / chunk[d]);
         }
         /* A chunk over the cap: HDF5 reads it uncached, as by default. */
-        size_t fit = bytes > MAX_CHUNK_CACHE ? 0 : chunks < MAX_CHUNK_CACHE / bytes ? chunks : MAX_CHUNK_CACHE / bytes;
+        size_t fit = bytes > cap ? 0 : chunks < cap / bytes ? chunks : cap / bytes;
         if (!fit) goto done;
         dapl = H5Pcreate(H5P_DATASET_ACCESS);
         /* 2 fit + 1 slots: a band's chunk indices are consecutive, so neither
@@ -911,9 +921,9 @@ done:
 }
 
 /* Opens a layer's dataset; a chunked one again with its cache sized. */
-static hid_t open_layer(hid_t fid, const char *path)
+static hid_t open_layer(hid_t fid, const char *path, size_t cap)
 {
-    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT), dapl = dset < 0 ? -1 : chunk_access(dset);
+    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT), dapl = dset < 0 ? -1 : chunk_access(dset, cap);
     if (dapl < 0) return dset;
     H5Dclose(dset);
     dset = H5Dopen2(fid, path, dapl);
@@ -964,7 +974,7 @@ static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
     H5Pclose(fapl);
     if (err) return err;
     for (int l = 0; l < L; l++) {
-        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path);
+        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model));
         if (sh->dsets[l] >= 0) {
             sh->spaces[l] = H5Dget_space(sh->dsets[l]);
             hid_t type = H5Dget_type(sh->dsets[l]);
