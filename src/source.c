@@ -877,10 +877,9 @@ static hid_t source_fapl(void)
  * do not align with batches each chunk is still read and decompressed once
  * per pass, not twice. HDF5's default (1 MiB) holds half of h5py's band for
  * 1024 float32 features. A band over the cap decompresses its boundary
- * chunks twice: at most one band in ceil(batch / chunk rows) + 1. The caps
- * of all layers and shards together stay within CHUNK_CACHES (each at least
- * HDF5's default, at most MAX_CHUNK_CACHE): every dataset keeps its cache
- * full until the source closes. */
+ * chunks twice: at most one band in ceil(batch / chunk rows) + 1. Every
+ * dataset keeps its cache full until the source closes, so all layers and
+ * shards share CHUNK_CACHES, each within [HDF5's default, MAX_CHUNK_CACHE]. */
 #define MAX_CHUNK_CACHE ((size_t)16 << 20)
 #define CHUNK_CACHES ((size_t)256 << 20)
 
