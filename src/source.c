@@ -932,16 +932,19 @@ static hid_t open_layer(hid_t fid, const char *path, size_t cap)
 
 /* Where the values of a layer start in its file, when reading them there
  * with pread gives exactly what H5Dread would: contiguous storage in the
- * file itself (not external, not virtual), allocated, and stored in the
+ * shard's own file (not behind an external link, not in external storage,
+ * not virtual), allocated, and stored in the
  * memory type (no conversion). -1 otherwise. Reading a shuffled batch's rows
  * this way costs one read system call per run of rows; through HDF5 the
  * selection of m single rows costs as much again (docs/performance.md). */
-static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer)
+static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer, const char *file)
 {
     int64_t offset = -1;
+    char name[4096];
+    ssize_t len = H5Fget_name(dset, name, sizeof name);
     hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
-    if (dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 &&
-        H5Tequal(type, mem) > 0) {
+    if (len > 0 && (size_t)len < sizeof name && !strcmp(name, file) && dcpl >= 0 && type >= 0 &&
+        H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 && H5Tequal(type, mem) > 0) {
         haddr_t addr = H5Dget_offset(dset);
         hsize_t stored = H5Dget_storage_size(dset);
         size_t size = H5Tget_size(type);
@@ -1004,7 +1007,7 @@ static mk_err open_direct(mk_source *src)
         for (int l = 0; l < model->nlayers; l++) {
             const mk_layer *layer = &model->layers[l];
             hid_t mem = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-            sh->direct[l] = direct_offset(sh->dsets[l], mem, layer);
+            sh->direct[l] = direct_offset(sh->dsets[l], mem, layer, model->files[f]);
             if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
                 return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
         }
