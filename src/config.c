@@ -431,6 +431,9 @@ static const key_spec keys[] = {
      .help = "passes over the samples"},
     {.path = "shuffle", .kind = K_BOOL, .def = "false", .off = AT(shuffle),
      .help = "visit the samples in a random order"},
+    {.path = "shuffle_block", .kind = K_INT, .def = "1", .min = 1, .off = AT(shuffle_block),
+     .help = "samples shuffled together: 1 shuffles samples; B > 1 shuffles runs of B consecutive samples (a "
+             "chunk's rows), read B at a time"},
     {.path = "seed", .kind = K_U64, .def = "0", .off = AT(seed),
      .help = "seed of the shuffle (decimal)"},
     {.path = "precision", .kind = K_ENUM, .def = "float64", .choices = precisions,

@@ -214,6 +214,7 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
     attr_int(h, "dropped_per_epoch", p->dropped);
     attr_int(h, "epochs", p->epochs);
     attr_int(h, "shuffle", p->shuffle);
+    attr_int(h, "shuffle_block", p->block);
     mk_h5w_attr(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
     attr_int(h, "self", r->y == r->x);
     attr_int(h, "ranks", r->nranks);

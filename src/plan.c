@@ -16,6 +16,7 @@ mk_err mk_plan_init(mk_plan *plan, int64_t n, int64_t m, int64_t epochs, int shu
     plan->epochs = epochs;
     plan->shuffle = shuffle;
     plan->seed = seed;
+    plan->block = 1;
     int64_t full = n / m, rest = n % m;
     plan->per_epoch = full + (rest >= MK_MIN_BATCH ? 1 : 0);
     plan->last_size = rest >= MK_MIN_BATCH ? rest : m;
@@ -55,16 +56,30 @@ static uint64_t feistel(uint64_t x, int half, uint64_t key)
     return (l << half) | r;
 }
 
+/* A keyed bijection of [0, count). */
+static int64_t permute_keyed(uint64_t key, int64_t count, int64_t i)
+{
+    int half = 1;
+    while ((1ULL << (2 * half)) < (uint64_t)count) half++;
+    uint64_t x = (uint64_t)i;
+    do x = feistel(x, half, key);
+    while (x >= (uint64_t)count);
+    return (int64_t)x;
+}
+
+void mk_plan_set_block(mk_plan *plan, int64_t block) { plan->block = block < 1 ? 1 : block; }
+
 int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i)
 {
     if (!plan->shuffle) return i;
-    int half = 1;
-    while ((1ULL << (2 * half)) < (uint64_t)plan->n) half++;
     uint64_t key = mix64(plan->seed ^ mix64((uint64_t)epoch + 0x5bd1e995ULL));
-    uint64_t x = (uint64_t)i;
-    do x = feistel(x, half, key);
-    while (x >= (uint64_t)plan->n);
-    return (int64_t)x;
+    int64_t b = plan->block, whole = plan->n / b, rest = plan->n % b;
+    if (b == 1) return permute_keyed(key, plan->n, i);
+    /* The short block [whole * b, n) goes in at a random block position q. */
+    int64_t q = (int64_t)(mix64(key ^ 0x9e3779b97f4a7c15ULL) % (uint64_t)(whole + 1));
+    if (i >= q * b && i < q * b + rest) return whole * b + (i - q * b);
+    if (i >= q * b) i -= rest;
+    return permute_keyed(key, whole, i / b) * b + i % b;
 }
 
 void mk_plan_keep_all(mk_plan *plan)

@@ -234,6 +234,7 @@ mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan)
         return mk_fail(MK_ECONFIG, "batch_size %lld is larger than n = %lld, the examples in %s; set batch_size to at "
                        "most %lld", (long long)cfg->batch_size, (long long)first->n, x->file, (long long)first->n);
     MK_TRY(mk_plan_init(plan, first->n, cfg->batch_size, cfg->epochs, cfg->shuffle, cfg->seed));
+    mk_plan_set_block(plan, cfg->shuffle_block);
     if (cfg->estimator == MK_EST_EXACT) mk_plan_keep_all(plan);
     return MK_OK;
 }
@@ -310,6 +311,7 @@ static mk_err make_fingerprint(run_ctx *c)
     const mk_config *k = &c->cfg;
     fprintf(f, "batch_size %lld, epochs %lld, shuffle %d, seed %llu, precision %d\n", (long long)k->batch_size,
             (long long)k->epochs, k->shuffle, (unsigned long long)k->seed, (int)k->precision);
+    if (k->shuffle && k->shuffle_block > 1) fprintf(f, "shuffle_block %lld\n", (long long)k->shuffle_block);
     fprintf(f, "estimator %d, kernel %d, rbf_threshold %.17g, jackknife %lld, permutations %lld\n", (int)k->estimator,
             (int)k->kernel, k->kernel == MK_KERNEL_RBF ? k->rbf_threshold : 0.0, (long long)c->groups,
             (long long)k->permutations);

@@ -1,6 +1,7 @@
 #include "mpicka/source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <hdf5.h>
@@ -44,7 +45,8 @@ int mk_natural_cmp(const char *a, const char *b)
     return (*a != 0) - (*b != 0);
 }
 
-static mk_err open_file(const char *file, hid_t *fid)
+/* fapl: H5P_DEFAULT, or the source's access list (see source_fapl). */
+static mk_err open_file_with(const char *file, hid_t fapl, hid_t *fid)
 {
     quiet_hdf5();
     struct stat st;
@@ -53,10 +55,12 @@ static mk_err open_file(const char *file, hid_t *fid)
     if (!S_ISREG(st.st_mode)) /* a pipe would block HDF5's first read forever */
         return mk_fail(MK_EINPUT, "input '%s' is not a regular file (a folder, device or pipe?)", file);
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);
-    *fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    *fid = H5Fopen(file, H5F_ACC_RDONLY, fapl);
     if (*fid < 0) return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
     return MK_OK;
 }
+
+static mk_err open_file(const char *file, hid_t *fid) { return open_file_with(file, H5P_DEFAULT, fid); }
 
 /* ---- dataset description ---- */
 
@@ -77,6 +81,29 @@ static int exact_in_float(hid_t type, H5T_class_t cls)
     size_t spos, epos, esize, mpos, msize;
     if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return 0;
     return msize <= 23 && esize <= 8;
+}
+
+/* A filter this HDF5 cannot decode would fail at the first chunk it holds,
+ * in the middle of the run: say so now. h5py's lzf (32000) is built into
+ * h5py, not into Debian's HDF5, which has deflate, shuffle, fletcher32,
+ * szip, nbit and scaleoffset. */
+static mk_err check_filters(hid_t dset, const char *file, const char *path)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    mk_err err = MK_OK;
+    int count = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    for (int i = 0; i < count && !err; i++) {
+        unsigned flags, conf;
+        size_t nvals = 0;
+        char name[256] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nvals, NULL, sizeof name, name, &conf);
+        if (id < 0 || H5Zfilter_avail(id) > 0) continue;
+        err = mk_fail(MK_EINPUT, "%s: dataset '%s' is stored with HDF5 filter %d ('%s')%s, which this HDF5 library "
+                      "cannot decode; rewrite it uncompressed or with gzip (h5py: compression=\"gzip\")", file, path,
+                      (int)id, name, id == 32000 ? ", h5py's lzf compression" : "");
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return err;
 }
 
 static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer *layer)
@@ -115,6 +142,7 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
                       layer->shape);
     layer->in_f32 = exact_in_float(type, cls);
     dtype_name(type, cls, layer->dtype, sizeof layer->dtype);
+    if (!err) err = check_filters(dset, file, path);
 done:
     H5Sclose(space);
     H5Tclose(type);
@@ -751,12 +779,16 @@ mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model)
 
 /* ---- reading ---- */
 
-/* Per shard: the file and each layer's dataset, dataspace and IDs. */
+/* Per shard: the file and each layer's dataset, dataspace and IDs; and for
+ * the layers read directly (see direct_offset), the file's descriptor and
+ * where their values start. */
 typedef struct {
     hid_t fid;
     hid_t *dsets;
     hid_t *spaces;
     hid_t ids, ids_space;
+    int fd;           /* -1 when no layer is read directly */
+    int64_t *direct;  /* per layer: byte offset of its values in the file, or -1 */
 } shard;
 
 struct mk_source {
@@ -807,8 +839,10 @@ static void close_shard(shard *sh, int nlayers)
     if (sh->ids_space >= 0) H5Sclose(sh->ids_space);
     if (sh->ids >= 0) H5Dclose(sh->ids);
     if (sh->fid >= 0) H5Fclose(sh->fid);
+    if (sh->fd >= 0) close(sh->fd);
     free(sh->dsets);
     free(sh->spaces);
+    free(sh->direct);
 }
 
 void mk_source_close(mk_source *src)
@@ -822,19 +856,127 @@ void mk_source_close(mk_source *src)
     free(src);
 }
 
+/* No sieve buffer: HDF5 then reads each run of consecutive rows of a
+ * contiguous dataset with one read of exactly its bytes. Its default 64 KiB
+ * sieve reads 64 KiB for every row of a shuffled batch that lies outside the
+ * last 64 KiB read: 11 times the data for 4 KiB rows, 250 times for 256-byte
+ * rows (docs/performance.md, "Shuffled and compressed reads"). */
+static hid_t source_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_sieve_buf_size(fapl, 0) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+/* A chunked dataset's cache holds one band of chunks (every chunk of a
+ * chunk's worth of rows, across the features) within `cap` bytes: the band
+ * a batch ends in is the one the next batch starts in, so with chunks that
+ * do not align with batches each chunk is still read and decompressed once
+ * per pass, not twice. HDF5's default (1 MiB) holds half of h5py's band for
+ * 1024 float32 features. A band over the cap decompresses its boundary
+ * chunks twice: at most one band in ceil(batch / chunk rows) + 1. Every
+ * dataset keeps its cache full until the source closes, so all layers and
+ * shards share CHUNK_CACHES, each within [HDF5's default, MAX_CHUNK_CACHE]. */
+#define MAX_CHUNK_CACHE ((size_t)16 << 20)
+#define CHUNK_CACHES ((size_t)256 << 20)
+
+static size_t chunk_cache_cap(const mk_model *model)
+{
+    size_t each = CHUNK_CACHES / ((size_t)model->nlayers * (size_t)model->nfiles + 1);
+    return each < ((size_t)1 << 20) ? (size_t)1 << 20 : each > MAX_CHUNK_CACHE ? MAX_CHUNK_CACHE : each;
+}
+
+static hid_t chunk_access(hid_t dset, size_t cap)
+{
+    hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset), dapl = -1;
+    hsize_t chunk[H5S_MAX_RANK], dims[H5S_MAX_RANK];
+    int rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
+    if (dcpl >= 0 && type >= 0 && rank >= 1 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+        H5Pget_chunk(dcpl, rank, chunk) == rank) {
+        size_t bytes = H5Tget_size(type), chunks = 1;
+        for (int d = 0; d < rank; d++) {
+            bytes = chunk[d] && bytes <= cap ? bytes * (size_t)chunk[d] : cap + 1;
+            if (d > 0 && chunk[d] && chunks <= cap) chunks *= (size_t)((dims[d] + chunk[d] - 1) / chunk[d]);
+        }
+        /* A chunk over the cap: HDF5 reads it uncached, as by default. */
+        size_t fit = bytes > cap ? 0 : chunks < cap / bytes ? chunks : cap / bytes;
+        if (!fit) goto done;
+        dapl = H5Pcreate(H5P_DATASET_ACCESS);
+        /* 2 fit + 1 slots: a band's chunk indices are consecutive, so neither
+         * it nor the next band's collide with it in the hash. */
+        if (dapl >= 0 && H5Pset_chunk_cache(dapl, 2 * fit + 1, fit * bytes, 0.75) < 0) {
+            H5Pclose(dapl);
+            dapl = -1;
+        }
+    }
+done:
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return dapl;
+}
+
+/* Opens a layer's dataset; a chunked one again with its cache sized. */
+static hid_t open_layer(hid_t fid, const char *path, size_t cap)
+{
+    hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT), dapl = dset < 0 ? -1 : chunk_access(dset, cap);
+    if (dapl < 0) return dset;
+    H5Dclose(dset);
+    dset = H5Dopen2(fid, path, dapl);
+    H5Pclose(dapl);
+    return dset;
+}
+
+/* Where the values of a layer start in its file, when reading them there
+ * with pread gives exactly what H5Dread would: contiguous storage in the
+ * shard's own file (not behind an external link, not in external storage,
+ * not virtual), allocated, and stored in the
+ * memory type (no conversion). -1 otherwise. Reading a shuffled batch's rows
+ * this way costs one read system call per run of rows; through HDF5 the
+ * selection of m single rows costs as much again (docs/performance.md). */
+static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer, const char *file)
+{
+    int64_t offset = -1;
+    char name[4096];
+    ssize_t len = H5Fget_name(dset, name, sizeof name);
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
+    if (len > 0 && (size_t)len < sizeof name && !strcmp(name, file) && dcpl >= 0 && type >= 0 &&
+        H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 && H5Tequal(type, mem) > 0) {
+        haddr_t addr = H5Dget_offset(dset);
+        hsize_t stored = H5Dget_storage_size(dset);
+        size_t size = H5Tget_size(type);
+        int64_t bytes;
+        if (addr != HADDR_UNDEF && addr <= (haddr_t)INT64_MAX && !__builtin_mul_overflow(layer->n, layer->p, &bytes) &&
+            !__builtin_mul_overflow(bytes, (int64_t)size, &bytes) && stored == (hsize_t)bytes &&
+            (haddr_t)bytes <= (haddr_t)INT64_MAX - addr)
+            offset = (int64_t)addr;
+    }
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return offset;
+}
+
 /* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
 static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
 {
     mk_err err = MK_OK;
     int L = model->nlayers;
-    sh->fid = sh->ids = sh->ids_space = -1;
+    sh->fid = sh->ids = sh->ids_space = sh->fd = -1;
     sh->dsets = mk_malloc((size_t)L * sizeof(hid_t), "dataset handles", &err);
     if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
+    if (!err) sh->direct = mk_malloc((size_t)L * sizeof(int64_t), "dataset offsets", &err);
     if (err) return err;
-    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1;
-    MK_TRY(open_file(model->files[f], &sh->fid));
+    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1, sh->direct[l] = -1;
+    hid_t fapl = source_fapl();
+    if (fapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 file access");
+    err = open_file_with(model->files[f], fapl, &sh->fid);
+    H5Pclose(fapl);
+    if (err) return err;
     for (int l = 0; l < L; l++) {
-        sh->dsets[l] = H5Dopen2(sh->fid, model->layers[l].path, H5P_DEFAULT);
+        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model));
         if (sh->dsets[l] >= 0) {
             sh->spaces[l] = H5Dget_space(sh->dsets[l]);
             hid_t type = H5Dget_type(sh->dsets[l]);
@@ -845,11 +987,30 @@ static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
         if (sh->spaces[l] < 0)
             return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[f], model->layers[l].path);
     }
+
     if (model->ids) {
         sh->ids = H5Dopen2(sh->fid, model->ids, H5P_DEFAULT);
         if (sh->ids >= 0) sh->ids_space = H5Dget_space(sh->ids);
         if (sh->ids_space < 0)
             return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", model->files[f], model->ids);
+    }
+    return MK_OK;
+}
+
+/* Which layers each shard reads directly: once every shard is open, since
+ * the memory type (half or not) depends on all of them. */
+static mk_err open_direct(mk_source *src)
+{
+    const mk_model *model = src->model;
+    for (int f = 0; f < model->nfiles; f++) {
+        shard *sh = &src->shards[f];
+        for (int l = 0; l < model->nlayers; l++) {
+            const mk_layer *layer = &model->layers[l];
+            hid_t mem = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+            sh->direct[l] = direct_offset(sh->dsets[l], mem, layer, model->files[f]);
+            if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
+                return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
+        }
     }
     return MK_OK;
 }
@@ -864,8 +1025,10 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
     if (!err) src->shards = mk_calloc((size_t)model->nfiles, sizeof *src->shards, "the shards", &err);
     for (int l = 0; !err && l < model->nlayers; l++) src->halves[l] = -1;
-    for (int f = 0; f < model->nfiles; f++) src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = -1;
+    for (int f = 0; !err && f < model->nfiles; f++)
+        src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
     for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, &src->shards[f], src->halves);
+    if (!err) err = open_direct(src);
     if (err) {
         mk_source_close(src);
         return err;
@@ -924,6 +1087,30 @@ static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows
     return status;
 }
 
+/* Reads rows[0..k) (of a shard whose first example is base) of a layer
+ * whose values start at `offset` in fd, `row` bytes each: one pread per run
+ * of consecutive rows. Returns 0, or -1 (errno set; EIO for a short file). */
+static int read_direct(int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base, size_t row, char *buf)
+{
+    for (int64_t i = 0; i < k;) {
+        int64_t j = i + 1;
+        while (j < k && rows[j] == rows[j - 1] + 1) j++;
+        size_t want = (size_t)(j - i) * row, got = 0;
+        off_t at = (off_t)(offset + (rows[i] - base) * (int64_t)row);
+        while (got < want) {
+            ssize_t r = pread(fd, buf + (size_t)i * row + got, want - got, at + (off_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                if (r == 0) errno = EIO;
+                return -1;
+            }
+            got += (size_t)r;
+        }
+        i = j;
+    }
+    return 0;
+}
+
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf)
 {
     const mk_model *model = src->model;
@@ -934,8 +1121,11 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         int f = mk_model_shard(model, rows[i]);
         int64_t j = shard_end(model, f, rows, i, m);
         shard *sh = &src->shards[f];
-        if (read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f], layer->p,
-                      (char *)buf + (size_t)(i * layer->p) * size) < 0)
+        char *at = (char *)buf + (size_t)(i * layer->p) * size;
+        if (sh->direct[l] >= 0 ? read_direct(sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
+                                             (size_t)layer->p * size, at) < 0
+                               : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
+                                           layer->p, at) < 0)
             return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
                            model->files[f], (long long)(rows[i] - model->first[f]),
                            (long long)(rows[j - 1] - model->first[f]), layer->path);

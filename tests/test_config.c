@@ -847,6 +847,7 @@ START_TEST(resolved_text)
                                    "batch_size: 256\n"
                                    "epochs: 1\n"
                                    "shuffle: false\n"
+                                   "shuffle_block: 1\n"
                                    "seed: 0\n"
                                    "precision: float64\n"
                                    "estimator: hsic1\n"

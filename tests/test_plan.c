@@ -108,6 +108,48 @@ START_TEST(shuffle_depends_on_seed_only)
 }
 END_TEST
 
+/* A block shuffle is a bijection of [0, n) per epoch in which each block
+ * [k b, (k + 1) b), and the short block [(n / b) b, n), fills consecutive
+ * positions in example order; the block order is a real shuffle that differs
+ * between epochs; block 1 is the example shuffle. */
+static void check_blocks(int64_t n, int64_t b, uint64_t seed)
+{
+    mk_plan p, ref;
+    ck_assert_int_eq(mk_plan_init(&p, n, 8, 2, 1, seed), MK_OK);
+    mk_plan_set_block(&p, b);
+    char *seen = calloc((size_t)n, 1);
+    int64_t moved = 0, differ = 0;
+    for (int64_t e = 0; e < 2; e++) {
+        memset(seen, 0, (size_t)n);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t x = mk_plan_permute(&p, e, i), prev = i ? mk_plan_permute(&p, e, i - 1) : -1;
+            ck_assert(x >= 0 && x < n && !seen[x]);
+            seen[x] = 1;
+            if (x % b != 0 && x != (n / b) * b) ck_assert_int_eq(x, prev + 1); /* inside a block */
+            moved += e == 0 && x / b != i / b;
+            differ += e == 1 && x != mk_plan_permute(&p, 0, i);
+        }
+    }
+    if (n / b >= 8) {
+        ck_assert_int_gt(moved, n / 2);
+        ck_assert_int_gt(differ, n / 2);
+    }
+    ck_assert_int_eq(mk_plan_init(&ref, n, 8, 2, 1, seed), MK_OK);
+    mk_plan_set_block(&p, 1);
+    for (int64_t i = 0; i < n; i++) ck_assert_int_eq(mk_plan_permute(&p, 1, i), mk_plan_permute(&ref, 1, i));
+    free(seen);
+}
+
+START_TEST(block_shuffle_moves_whole_blocks)
+{
+    check_blocks(1000, 16, 3);
+    check_blocks(1003, 16, 4);  /* a short block of 11 */
+    check_blocks(97, 5, 5);
+    check_blocks(20, 64, 6);    /* one short block: the identity */
+    check_blocks(4096, 512, 1ULL << 63);
+}
+END_TEST
+
 START_TEST(ranks_get_contiguous_ascending_ranges)
 {
     mk_plan p;
@@ -164,6 +206,7 @@ int main(void)
     tcase_add_test(tc, too_small_is_an_error);
     tcase_add_test(tc, shuffled_epochs_partition_the_data);
     tcase_add_test(tc, shuffle_depends_on_seed_only);
+    tcase_add_test(tc, block_shuffle_moves_whole_blocks);
     tcase_add_test(tc, ranks_get_contiguous_ascending_ranges);
     tcase_add_test(tc, todo_lists_shrink_as_batches_are_done);
     suite_add_tcase(s, tc);

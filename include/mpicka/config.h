@@ -73,6 +73,7 @@ typedef struct {
     int64_t batch_size;    /* >= 4, default 256 */
     int64_t epochs;        /* >= 1, default 1 */
     int shuffle;           /* default 0 */
+    int64_t shuffle_block; /* >= 1, default 1: examples shuffled together (mk_plan_set_block) */
     uint64_t seed;         /* default 0 */
     mk_precision precision;/* default float64 */
     mk_estimator estimator;/* default hsic1 */

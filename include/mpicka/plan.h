@@ -21,6 +21,7 @@ typedef struct {
     int64_t epochs;
     int shuffle;
     uint64_t seed;
+    int64_t block;      /* examples shuffled together (1: examples; see mk_plan_set_block) */
     int64_t per_epoch;  /* batches per epoch */
     int64_t last_size;  /* size of each epoch's last batch (m, or the remainder) */
     int64_t dropped;    /* examples left out of each epoch (a remainder < 4) */
@@ -34,6 +35,15 @@ int64_t mk_plan_batch_size(const mk_plan *plan, int64_t g);
 
 /* The examples of batch g in ascending order, into rows[mk_plan_batch_size]. */
 void mk_plan_batch_rows(const mk_plan *plan, int64_t g, int64_t *rows);
+
+/* Shuffle blocks of `block` consecutive examples instead of examples
+ * (config key shuffle_block): each epoch permutes the blocks [k * block,
+ * (k + 1) * block), the short last block (n % block examples) put in at a
+ * random block position. A batch then reads m / block runs of rows instead
+ * of m single rows; with block a multiple of a chunk's rows, each chunk is
+ * decompressed once per epoch. What it changes: the examples of a block
+ * always share a batch. block 1 (mk_plan_init's) is the example shuffle. */
+void mk_plan_set_block(mk_plan *plan, int64_t block);
 
 /* The position of example i of the epoch's order: identity without shuffle. */
 int64_t mk_plan_permute(const mk_plan *plan, int64_t epoch, int64_t i);
