@@ -523,17 +523,19 @@ static mk_err probe_layers(run_ctx *c)
     c->scale = err ? NULL : mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
     if (!err) c->mu0 = mk_calloc((size_t)P, sizeof *c->mu0, "the shift of the exact sums", &err);
     for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
+    /* Once, for the widest layer: fresh pages for every layer cost more
+     * than reading it (a page fault each). */
+    int64_t p = mk_model_widest(&c->x)->p;
+    if (y && mk_model_widest(y)->p > p) p = mk_model_widest(y)->p;
+    if (!err) buf = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
+    if (!err) work = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
+    if (!err) mean = mk_malloc((size_t)(3 * p) * sizeof *mean, "column means", &err);
     for (int mod = 0, flat = 0; mod < (y ? 2 : 1) && !err; mod++) {
         const mk_model *model = mod ? y : &c->x;
         err = mk_source_open(model, &src);
         for (int l = 0; l < model->nlayers && !err; l++, flat++) {
             const mk_layer *lay = &model->layers[l];
-            size_t bytes = (size_t)(k * lay->p) * sizeof(double);
-            free(buf), free(work), free(mean);
-            buf = mk_malloc(bytes, "a probe block", &err);
-            work = err ? NULL : mk_malloc(bytes, "a probe block", &err);
-            mean = err ? NULL : mk_malloc((size_t)(3 * lay->p) * sizeof *mean, "column means", &err);
-            if (!err) err = mk_source_read(src, l, rows, k, buf);
+            err = mk_source_read(src, l, rows, k, buf);
             if (!err) err = layer_scale(model, lay, buf, k, c->cfg.precision, work, mean, &c->scale[flat]);
             if (!err) memcpy(c->mu0 + col, mean, (size_t)lay->p * sizeof *mean);
             col += lay->p;
