@@ -804,8 +804,10 @@ static void count_varied(const run_ctx *c, batch_mem *b, const mk_block *blk)
     b->leaf[leaf_len(c) - L + blk->model * c->x.nlayers + blk->layer] = blk->constant ? 0.0 : 1.0;
 }
 
-/* A layer's block becomes its centred kernel at once, so only one layer's
- * activations are held at a time (plus the one being read ahead). */
+/* A layer's block becomes its Gram at once, so only one layer's activations
+ * are held at a time (plus the one being read ahead); the Gram's centred
+ * kernel is computed in the background, alongside the next layer's Gram,
+ * when the rank has a thread for it. */
 static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
     const mk_model *model = blk->model ? &c->y : &c->x;
@@ -816,8 +818,8 @@ static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
     if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision)) return too_large(c, blk, "its Gram would overflow");
     if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(c, blk, "its Gram overflows");
     c->phase[PH_GRAM] += lap(&clock);
-    mk_kernel_row(&b->ws, blk->m, v);
-    c->phase[PH_UCENTRE] += lap(&clock);
+    mk_kernel_start(&b->ws, blk->m, v);
+    c->phase[PH_UCENTRE] += lap(&clock); /* the wait for the previous kernel, or this one run here */
     return MK_OK;
 }
 
@@ -860,6 +862,8 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
         MK_TRY(layer_row(c, b, &blk));
     }
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
+    mk_kernel_wait(&b->ws);
+    c->phase[PH_UCENTRE] += lap(&clock);
     MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy));
     MK_TRY(check_self(&blk, hxx, &c->x));
     if (c->cfg.has_y) MK_TRY(check_self(&blk, hyy, &c->y));
@@ -1135,7 +1139,7 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
     if (cfg->estimator == MK_EST_EXACT) {
         mem->grams = mk_exact_bytes(L, mk_model_features(x) + mk_model_features(y), m, cfg->precision);
     } else {
-        mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
+        mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
         if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
     }
