@@ -22,6 +22,7 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
         if (!err) ws->colmean = mk_malloc((size_t)(3 * p_max) * sizeof(double), "column means", &err);
     }
     if (!err) ws->gram = mk_malloc((size_t)(m_max * m_max) * mk_prec_size(prec), "a Gram matrix", &err);
+    if (!err) ws->gram_bg = mk_malloc((size_t)(m_max * m_max) * mk_prec_size(prec), "a Gram matrix", &err);
     if (!err) ws->rowsum = mk_malloc((size_t)m_max * sizeof(double), "Gram row sums", &err);
     if (err) mk_hsic_ws_free(ws);
     return err;
@@ -29,8 +30,10 @@ mk_err mk_hsic_ws_init(mk_hsic_ws *ws, int64_t m_max, int64_t p_max, mk_precisio
 
 void mk_hsic_ws_free(mk_hsic_ws *ws)
 {
+    mk_kernel_wait(ws);
     free(ws->x);
     free(ws->gram);
+    free(ws->gram_bg);
     free(ws->colmean);
     free(ws->rowsum);
     free(ws->select);
@@ -205,20 +208,20 @@ int mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p)
 }
 
 /* The Gram's entry (i, j), whatever the working precision. */
-static double gram_at(const mk_hsic_ws *ws, int64_t m, int64_t i, int64_t j)
+static double gram_at(const mk_hsic_ws *ws, const void *gram, int64_t m, int64_t i, int64_t j)
 {
-    return mk_prec_at(ws->gram, ws->prec, i * m + j);
+    return mk_prec_at(gram, ws->prec, i * m + j);
 }
 
 /* Copy the strict upper triangle of the Gram, row by row, into v as double. */
-static void pack_upper(const mk_hsic_ws *ws, int64_t m, double *restrict v)
+static void pack_upper(const mk_hsic_ws *ws, const void *gram, int64_t m, double *restrict v)
 {
     for (int64_t i = 0, t = 0; i < m; t += m - 1 - i, i++) {
         if (ws->prec == MK_PREC_FLOAT32) {
-            const float *restrict row = (const float *)ws->gram + i * m;
+            const float *restrict row = (const float *)gram + i * m;
             for (int64_t j = i + 1; j < m; j++) v[t + j - i - 1] = row[j];
         } else {
-            const double *restrict row = (const double *)ws->gram + i * m;
+            const double *restrict row = (const double *)gram + i * m;
             for (int64_t j = i + 1; j < m; j++) v[t + j - i - 1] = row[j];
         }
     }
@@ -268,13 +271,13 @@ double mk_median_sq_dist(double *d, int64_t m)
 }
 
 /* The RBF kernel's strict upper triangle into v (its diagonal is 1). */
-static void rbf_upper(mk_hsic_ws *ws, int64_t m, double *restrict v)
+static void rbf_upper(mk_hsic_ws *ws, const void *gram, int64_t m, double *restrict v)
 {
     double *norm = ws->rowsum;
     int64_t t = mk_tri_len(m);
-    for (int64_t i = 0; i < m; i++) norm[i] = gram_at(ws, m, i, i);
+    for (int64_t i = 0; i < m; i++) norm[i] = gram_at(ws, gram, m, i, i);
     for (int64_t i = 0, k = 0; i < m; i++)
-        for (int64_t j = i + 1; j < m; j++, k++) v[k] = norm[i] + norm[j] - 2.0 * gram_at(ws, m, i, j);
+        for (int64_t j = i + 1; j < m; j++, k++) v[k] = norm[i] + norm[j] - 2.0 * gram_at(ws, gram, m, i, j);
     memcpy(ws->select, v, (size_t)t * sizeof *v);
     double gamma = 1.0 / (2.0 * ws->opts.threshold * ws->opts.threshold * mk_median_sq_dist(ws->select, m));
     if (!isfinite(gamma)) { /* a zero median (mostly equal examples): the kernel's limit, 1 for equal ones */
@@ -335,16 +338,46 @@ static void centre_kernel(mk_hsic_ws *ws, int64_t m, double *v)
     for (int64_t i = 0; hsic0 && i < m; i++) diag[i] = (diag[i] - 2.0 * mu[i]) * sqrt(0.5);
 }
 
-void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v)
+static void kernel_row_of(mk_hsic_ws *ws, const void *gram, int64_t m, double *v)
 {
     int64_t t = mk_tri_len(m);
     int rbf = ws->opts.kernel == MK_KERNEL_RBF;
     if (rbf)
-        rbf_upper(ws, m, v);
+        rbf_upper(ws, gram, m, v);
     else
-        pack_upper(ws, m, v);
-    for (int64_t i = 0; ws->opts.est == MK_EST_HSIC0 && i < m; i++) v[t + i] = rbf ? 1.0 : gram_at(ws, m, i, i);
+        pack_upper(ws, gram, m, v);
+    for (int64_t i = 0; ws->opts.est == MK_EST_HSIC0 && i < m; i++) v[t + i] = rbf ? 1.0 : gram_at(ws, gram, m, i, i);
     centre_kernel(ws, m, v);
+}
+
+void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v)
+{
+    kernel_row_of(ws, ws->gram, m, v);
+}
+
+static void kernel_task(void *arg)
+{
+    mk_hsic_ws *ws = arg;
+    kernel_row_of(ws, ws->gram_bg, ws->bg_m, ws->bg_v);
+}
+
+void mk_kernel_start(mk_hsic_ws *ws, int64_t m, double *v)
+{
+    mk_kernel_wait(ws); /* it reads gram_bg and uses rowsum and select */
+    void *gram = ws->gram;
+    ws->gram = ws->gram_bg;
+    ws->gram_bg = gram;
+    ws->bg_m = m;
+    ws->bg_v = v;
+    ws->bg_busy = 1;
+    mk_par_async(ws->par, kernel_task, ws);
+}
+
+void mk_kernel_wait(mk_hsic_ws *ws)
+{
+    if (!ws->bg_busy) return;
+    mk_par_wait(ws->par);
+    ws->bg_busy = 0;
 }
 
 int64_t mk_layer_row(mk_hsic_ws *ws, const void *in, int in_f32, int64_t m, int64_t p, double *v)

@@ -525,17 +525,19 @@ static mk_err probe_layers(run_ctx *c)
     c->scale = err ? NULL : mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
     if (!err) c->mu0 = mk_calloc((size_t)P, sizeof *c->mu0, "the shift of the exact sums", &err);
     for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
+    /* Once, for the widest layer: fresh pages for every layer cost more
+     * than reading it (a page fault each). */
+    int64_t p = mk_model_widest(&c->x)->p;
+    if (y && mk_model_widest(y)->p > p) p = mk_model_widest(y)->p;
+    if (!err) buf = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
+    if (!err) work = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
+    if (!err) mean = mk_malloc((size_t)(3 * p) * sizeof *mean, "column means", &err);
     for (int mod = 0, flat = 0; mod < (y ? 2 : 1) && !err; mod++) {
         const mk_model *model = mod ? y : &c->x;
         err = mk_source_open(model, &src);
         for (int l = 0; l < model->nlayers && !err; l++, flat++) {
             const mk_layer *lay = &model->layers[l];
-            size_t bytes = (size_t)(k * lay->p) * sizeof(double);
-            free(buf), free(work), free(mean);
-            buf = mk_malloc(bytes, "a probe block", &err);
-            work = err ? NULL : mk_malloc(bytes, "a probe block", &err);
-            mean = err ? NULL : mk_malloc((size_t)(3 * lay->p) * sizeof *mean, "column means", &err);
-            if (!err) err = mk_source_read(src, l, rows, k, buf);
+            err = mk_source_read(src, l, rows, k, buf);
             if (!err) err = layer_scale(model, lay, buf, k, c->cfg.precision, work, mean, &c->scale[flat]);
             if (!err) memcpy(c->mu0 + col, mean, (size_t)lay->p * sizeof *mean);
             col += lay->p;
@@ -804,8 +806,10 @@ static void count_varied(const run_ctx *c, batch_mem *b, const mk_block *blk)
     b->leaf[leaf_len(c) - L + blk->model * c->x.nlayers + blk->layer] = blk->constant ? 0.0 : 1.0;
 }
 
-/* A layer's block becomes its centred kernel at once, so only one layer's
- * activations are held at a time (plus the one being read ahead). */
+/* A layer's block becomes its Gram at once, so only one layer's activations
+ * are held at a time (plus the one being read ahead); the Gram's centred
+ * kernel is computed in the background, alongside the next layer's Gram,
+ * when the rank has a thread for it. */
 static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
     const mk_model *model = blk->model ? &c->y : &c->x;
@@ -816,8 +820,8 @@ static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
     if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision)) return too_large(c, blk, "its Gram would overflow");
     if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(c, blk, "its Gram overflows");
     c->phase[PH_GRAM] += lap(&clock);
-    mk_kernel_row(&b->ws, blk->m, v);
-    c->phase[PH_UCENTRE] += lap(&clock);
+    mk_kernel_start(&b->ws, blk->m, v);
+    c->phase[PH_UCENTRE] += lap(&clock); /* the wait for the previous kernel, or this one run here */
     return MK_OK;
 }
 
@@ -860,6 +864,8 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
         MK_TRY(layer_row(c, b, &blk));
     }
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
+    mk_kernel_wait(&b->ws);
+    c->phase[PH_UCENTRE] += lap(&clock);
     MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy));
     MK_TRY(check_self(&blk, hxx, &c->x));
     if (c->cfg.has_y) MK_TRY(check_self(&blk, hyy, &c->y));
@@ -1135,7 +1141,7 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_mo
     if (cfg->estimator == MK_EST_EXACT) {
         mem->grams = mk_exact_bytes(L, mk_model_features(x) + mk_model_features(y), m, cfg->precision);
     } else {
-        mem->grams = (double)(m * m) * (double)mk_prec_size(cfg->precision);
+        mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
         if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
     }

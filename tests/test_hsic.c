@@ -321,6 +321,73 @@ START_TEST(safe_scales_are_powers_of_two_and_keep_cka)
 }
 END_TEST
 
+/* The rows of layers 0..L-1: Gram then kernel, the kernel in the background
+ * (mk_kernel_start) when background is set, with the pool par. */
+static void kernel_rows(double **layers, const int64_t *p, int L, int64_t m, mk_precision prec,
+                        const mk_hsic_opts *opts, mk_par *par, int background, double *v)
+{
+    int64_t pmax = 1, len = mk_row_len(opts->est, m);
+    for (int l = 0; l < L; l++) pmax = p[l] > pmax ? p[l] : pmax;
+    mk_hsic_ws ws;
+    double mean[3 * 64];
+    ck_assert_int_eq(mk_hsic_ws_init(&ws, m, pmax, prec, opts), MK_OK);
+    ws.par = par;
+    for (int l = 0; l < L; l++) {
+        ck_assert_int_eq(mk_centre(layers[l], 0, m, p[l], prec, mean, ws.x, NULL), -1);
+        ck_assert_int_eq(mk_gram(&ws, ws.x, m, p[l]), 0);
+        if (background)
+            mk_kernel_start(&ws, m, v + l * len);
+        else
+            mk_kernel_row(&ws, m, v + l * len);
+    }
+    mk_kernel_wait(&ws);
+    mk_hsic_ws_free(&ws);
+}
+
+/* Computing each kernel on another thread, while the next Gram is made, is
+ * only scheduling: the rows are the same bits as one after the other, for
+ * every kernel and estimator, with no pool, 1, 2 or 3 threads; and their
+ * HSICs match the formula. */
+START_TEST(kernels_in_the_background_give_the_same_bits)
+{
+    enum { L = 5 };
+    int64_t m = 300, p[L] = {1, 7, 33, 64, 20};
+    double w[L] = {2.0, 1.0, 0.5, 0.0, 1.5};
+    double *z = make_latent(m, 5), *layers[L];
+    for (int l = 0; l < L; l++) layers[l] = make_layer(m, p[l], w[l], 3.0, 70 + (uint64_t)l, z);
+    mk_hsic_opts opts[3] = {{MK_EST_HSIC1, MK_KERNEL_LINEAR, 1.0}, {MK_EST_HSIC0, MK_KERNEL_LINEAR, 1.0},
+                            {MK_EST_HSIC1, MK_KERNEL_RBF, 0.5}};
+    int64_t len = mk_row_len(MK_EST_HSIC0, m);
+    double *ref = malloc((size_t)(L * len) * sizeof *ref), *got = malloc((size_t)(L * len) * sizeof *got);
+    for (int o = 0; o < 3; o++)
+        for (int prec = 0; prec < 2; prec++) {
+            size_t bytes = (size_t)(L * mk_row_len(opts[o].est, m)) * sizeof *ref;
+            kernel_rows(layers, p, L, m, (mk_precision)prec, &opts[o], NULL, 0, ref);
+            for (int threads = 0; threads <= 3; threads++) {
+                mk_par *par = NULL;
+                if (threads) ck_assert_int_eq(mk_par_create(threads, &par), MK_OK);
+                memset(got, 0, bytes);
+                kernel_rows(layers, p, L, m, (mk_precision)prec, &opts[o], par, 1, got);
+                ck_assert_msg(!memcmp(got, ref, bytes), "kernel %d, precision %d, %d thread(s): other bits", o,
+                              prec, threads);
+                mk_par_free(par);
+            }
+        }
+    /* Linear HSIC_1 rows, made in the background, against the formula. */
+    double h[L * L], ho[L * L], hxx[L], hyy[L], scale = 0.0;
+    mk_par *par;
+    ck_assert_int_eq(mk_par_create(2, &par), MK_OK);
+    kernel_rows(layers, p, L, m, MK_PREC_FLOAT64, &opts[0], par, 1, got);
+    mk_pairs(par, MK_EST_HSIC1, got, L, NULL, L, m, h, hxx, hyy);
+    mk_par_free(par);
+    oracle_matrix(layers, p, L, m, ho);
+    for (int l = 0; l < L; l++) scale = fmax(scale, fabs(ho[l * L + l]));
+    ck_assert_double_le(max_rel(h, ho, L * L, scale), 1e-11);
+    for (int l = 0; l < L; l++) free(layers[l]);
+    free(z), free(ref), free(got);
+}
+END_TEST
+
 static Suite *hsic_suite(void)
 {
     Suite *s = suite_create("hsic");
@@ -336,6 +403,7 @@ static Suite *hsic_suite(void)
     tcase_add_test(tc, centring_of_huge_finite_values_writes_everything);
     tcase_add_test(tc, constant_block_centres_to_exact_zero);
     tcase_add_test(tc, safe_scales_are_powers_of_two_and_keep_cka);
+    tcase_add_test(tc, kernels_in_the_background_give_the_same_bits);
     suite_add_tcase(s, tc);
     return s;
 }

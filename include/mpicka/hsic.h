@@ -65,11 +65,15 @@ typedef struct {
     mk_precision prec;
     mk_hsic_opts opts;
     void *x;          /* m_max*p_max, working precision: the centred block */
-    void *gram;       /* m_max*m_max, working precision */
+    void *gram;       /* m_max*m_max, working precision: where mk_gram writes */
+    void *gram_bg;    /* the same: the Gram whose kernel mk_kernel_start computes */
     double *colmean;  /* 3 p_max: scratch of mk_centre, the means first */
     double *rowsum;   /* m_max */
     double *select;   /* RBF: the t distances, reordered to find their median */
     mk_par *par;      /* threads for the Gram's blocks; NULL: the caller's alone (same bits) */
+    double *bg_v;     /* mk_kernel_start's row and size, and whether it may still run */
+    int64_t bg_m;
+    int bg_busy;
 } mk_hsic_ws;
 
 /* opts NULL: linear kernel, HSIC_1. */
@@ -112,6 +116,17 @@ int mk_gram(mk_hsic_ws *ws, const void *x, int64_t m, int64_t p);
 /* The kernel of ws->gram, centred, into the stacked row v (steps 3 and 4;
  * mk_row_len values). */
 void mk_kernel_row(mk_hsic_ws *ws, int64_t m, double *v);
+
+/* mk_kernel_row in the background: ws->gram (just filled by mk_gram)
+ * becomes ws->gram_bg, its kernel row v is computed by a worker of ws->par
+ * (mk_par_async) and ws->gram is free for the next mk_gram, which then
+ * overlaps it. Waits for the previous one first. The same arithmetic, so
+ * the same bits, on whichever thread; with no worker it runs now. v and
+ * ws's scratch (rowsum, select) are the task's until mk_kernel_wait. */
+void mk_kernel_start(mk_hsic_ws *ws, int64_t m, double *v);
+
+/* Returns when mk_kernel_start's row is done (at once if there is none). */
+void mk_kernel_wait(mk_hsic_ws *ws);
 
 /* The median of the m*m squared distances whose strict upper triangle is d
  * (t values; the diagonal is m zeros), as numpy.median takes it. d is

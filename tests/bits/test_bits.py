@@ -75,7 +75,7 @@ def test_every_environment_gives_the_same_bits(data, case):
     ref = None
     for k, (np_, blas, bind_none) in enumerate(ENVIRONMENTS):
         out = f"{case}-{np_}-{blas or 'unset'}-{int(bind_none)}"
-        threads = 1 + k % 2
+        threads = 1 + (k // 2) % 2  # each binding with 1 and with 2 threads
         got, log = mpirun(np_, bind_none, blas, ["run", f"{case}.yaml", "--quiet", "--set", f"output={out}",
                                                  "--set", f"threads={threads}"], data)
         assert got == 0, log
