@@ -188,7 +188,8 @@ static void put_models(hid_t fid, const rf_result *r)
         put_int_array(fid, "model_offsets", r->model_offsets, r->offsets_count ? r->offsets_count : n + 1,
                       r->offsets_float);
     if (!skipped(r, "matched_layers")) put_names(fid, "matched_layers", r->matched_layers, r->nmatched, 0);
-    hsize_t dims[3] = {(hsize_t)(r->matched_first ? r->matched_first : r->nmatched), (hsize_t)n, (hsize_t)n};
+    hsize_t dims[3] = {(hsize_t)r->nmatched, (hsize_t)n, (hsize_t)n}, first[3] = {dims[0], dims[1], dims[2]};
+    if (r->matched_first) first[0] = (hsize_t)r->matched_first;
     const double *v[3] = {r->cka_matched, r->cka_matched_stderr, r->cka_matched_pvalue};
     const char *names[3] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
     double *big = NULL;
@@ -200,7 +201,7 @@ static void put_models(hid_t fid, const rf_result *r)
     }
     for (int m = 0; m < 3; m++)
         if (v[m] && r->nmatched > 0 && !skipped(r, names[m]))
-            put_doubles(fid, names[m], v[m], 3, dims, H5T_IEEE_F64LE);
+            put_doubles(fid, names[m], v[m], 3, m == 0 ? first : dims, H5T_IEEE_F64LE);
     free(big);
 }
 
