@@ -58,6 +58,12 @@ static mk_err read_fixed_strings(hid_t dset, hid_t ftype, int n, char **out)
     return err;
 }
 
+static void free_names(char **names, int n)
+{
+    for (int k = 0; names && k < n; k++) free(names[k]);
+    free(names);
+}
+
 /* ---- datasets ----------------------------------------------------------- */
 
 static mk_err open_dataset(hid_t fid, const char *path, const char *name, const char *what, hid_t *dset)
@@ -69,23 +75,29 @@ static mk_err open_dataset(hid_t fid, const char *path, const char *name, const 
     return MK_OK;
 }
 
-/* The dimensions of dset (rank must be `rank`), as ints in [1, CKAFILE_MAX_LAYERS]. */
-static mk_err dataset_dims(hid_t dset, const char *path, const char *name, int rank, int *dims)
+/* The dimensions of dset (rank must be `rank`, at most 3), as ints in
+ * [lo, CKAFILE_MAX_LAYERS] (lo: 0 or 1). */
+static mk_err dataset_dims_from(hid_t dset, const char *path, const char *name, int rank, int lo, int *dims)
 {
     hid_t space = H5Dget_space(dset);
-    hsize_t d[2] = {0, 0};
+    hsize_t d[3] = {0, 0, 0};
     int got = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     if (got == rank) H5Sget_simple_extent_dims(space, d, NULL);
     if (space >= 0) H5Sclose(space);
     if (got != rank)
         return mk_fail(MK_EINPUT, "'%s': /%s has %d dimension(s), expected %d", path, name, got, rank);
     for (int k = 0; k < rank; k++) {
-        if (d[k] < 1 || d[k] > CKAFILE_MAX_LAYERS)
-            return mk_fail(MK_EINPUT, "'%s': /%s has %llu layers along dimension %d, expected 1 to %d", path,
-                           name, (unsigned long long)d[k], k + 1, CKAFILE_MAX_LAYERS);
+        if (d[k] < (hsize_t)lo || d[k] > CKAFILE_MAX_LAYERS)
+            return mk_fail(MK_EINPUT, "'%s': /%s has %llu layers along dimension %d, expected %d to %d", path,
+                           name, (unsigned long long)d[k], k + 1, lo, CKAFILE_MAX_LAYERS);
         dims[k] = (int)d[k];
     }
     return MK_OK;
+}
+
+static mk_err dataset_dims(hid_t dset, const char *path, const char *name, int rank, int *dims)
+{
+    return dataset_dims_from(dset, path, name, rank, 1, dims);
 }
 
 /* The shape of /name must be /cka's when expect (nx, ny) is given. */
@@ -97,10 +109,12 @@ static mk_err check_shape(const char *path, const char *name, const int *dims, c
     return MK_OK;
 }
 
-/* The 2-D float dataset /name into *out (malloc'd), its dimensions in dims;
- * of the shape expect unless that is NULL. */
-static mk_err read_floats(hid_t fid, const char *path, const char *name, const char *what, const int *expect,
-                          int *dims, double **out)
+/* The float dataset /name of rank 2 or 3 into *out (malloc'd), its
+ * dimensions in dims; the shape is checked (shape_ok) before anything is
+ * allocated. */
+static mk_err read_floats_shaped(hid_t fid, const char *path, const char *name, const char *what, int rank,
+                                 mk_err (*shape_ok)(const char *, const char *, const int *, const int *),
+                                 const int *expect, int *dims, double **out)
 {
     hid_t dset = -1, type = -1;
     mk_err err;
@@ -110,15 +124,23 @@ static mk_err read_floats(hid_t fid, const char *path, const char *name, const c
         err = mk_fail(MK_EINPUT, "'%s': /%s is not a floating-point dataset", path, name);
         goto done;
     }
-    MK_GOTO(dataset_dims(dset, path, name, 2, dims), done);
-    MK_GOTO(check_shape(path, name, dims, expect), done);
-    *out = mk_malloc((size_t)dims[0] * (size_t)dims[1] * sizeof **out, what, &err);
+    MK_GOTO(dataset_dims(dset, path, name, rank, dims), done);
+    MK_GOTO(shape_ok(path, name, dims, expect), done);
+    size_t count = (size_t)dims[0] * (size_t)dims[1] * (rank == 3 ? (size_t)dims[2] : 1);
+    *out = mk_malloc(count * sizeof **out, what, &err);
     if (!err && H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
         err = mk_fail(MK_EIO, "'%s': cannot read /%s", path, name);
 done:
     if (type >= 0) H5Tclose(type);
     H5Dclose(dset);
     return err;
+}
+
+/* The 2-D float dataset /name; of the shape expect unless that is NULL. */
+static mk_err read_floats(hid_t fid, const char *path, const char *name, const char *what, const int *expect,
+                          int *dims, double **out)
+{
+    return read_floats_shaped(fid, path, name, what, 2, check_shape, expect, dims, out);
 }
 
 static mk_err read_matrix(hid_t fid, const char *path, mk_ckafile *f)
@@ -139,33 +161,42 @@ static mk_err read_extra(hid_t fid, const char *path, const mk_ckafile *f, mk_ma
     return read_floats(fid, path, name, mk_matrix_what(m), expect, dims, out);
 }
 
-static mk_err read_names(hid_t fid, const char *path, const char *name, int expect, const char *axis,
-                         char ***out)
+/* The 1-D string dataset /name (at least lo entries) into *out, *n of them. */
+static mk_err read_strings(hid_t fid, const char *path, const char *name, const char *what, int lo, int *n,
+                           char ***out)
 {
     hid_t dset = -1, type = -1;
-    int n = 0;
     mk_err err;
-    MK_TRY(open_dataset(fid, path, name, "layer names", &dset));
+    MK_TRY(open_dataset(fid, path, name, what, &dset));
     type = H5Dget_type(dset);
     if (H5Tget_class(type) != H5T_STRING) {
         err = mk_fail(MK_EINPUT, "'%s': /%s is not a dataset of strings", path, name);
         goto done;
     }
-    MK_GOTO(dataset_dims(dset, path, name, 1, &n), done);
-    if (n != expect) {
-        err = mk_fail(MK_EINPUT, "'%s': /%s has %d names but /cka has %d %s", path, name, n, expect, axis);
-        goto done;
-    }
+    MK_GOTO(dataset_dims_from(dset, path, name, 1, lo, n), done);
     err = MK_OK;
-    *out = mk_calloc((size_t)n, sizeof **out, "layer names", &err);
-    if (!err)
-        err = H5Tis_variable_str(type) > 0 ? read_vlen_strings(dset, type, n, *out)
-                                           : read_fixed_strings(dset, type, n, *out);
+    *out = mk_calloc((size_t)*n + 1, sizeof **out, what, &err);
+    if (!err && *n > 0)
+        err = H5Tis_variable_str(type) > 0 ? read_vlen_strings(dset, type, *n, *out)
+                                           : read_fixed_strings(dset, type, *n, *out);
     if (err == MK_EIO) err = mk_fail(MK_EIO, "'%s': cannot read /%s", path, name);
 done:
     if (type >= 0) H5Tclose(type);
     H5Dclose(dset);
     return err;
+}
+
+static mk_err read_names(hid_t fid, const char *path, const char *name, int expect, const char *axis,
+                         char ***out)
+{
+    int n = 0;
+    MK_TRY(read_strings(fid, path, name, "layer names", 1, &n, out));
+    if (n != expect) {
+        free_names(*out, n); /* the caller frees expect names */
+        *out = NULL;
+        return mk_fail(MK_EINPUT, "'%s': /%s has %d names but /cka has %d %s", path, name, n, expect, axis);
+    }
+    return MK_OK;
 }
 
 /* ---- attributes --------------------------------------------------------- */
@@ -290,6 +321,169 @@ static mk_err require_attrs(const char *path, const mk_ckafile *f)
     return MK_OK;
 }
 
+/* ---- a models result ----------------------------------------------------- */
+
+static mk_err models_count(const char *path, const mk_ckafile *f, int *n)
+{
+    const mk_attr *a = mk_ckafile_attr(f, "models");
+    *n = 0;
+    if (!a) return MK_OK;
+    if (a->kind != MK_ATTR_INT && a->kind != MK_ATTR_UINT)
+        return mk_fail(MK_EINPUT, "'%s': attribute 'models' is not an integer", path);
+    long long v = a->kind == MK_ATTR_INT ? (long long)a->i : a->u > LLONG_MAX ? LLONG_MAX : (long long)a->u;
+    if (f->nx != f->ny)
+        return mk_fail(MK_EINPUT, "'%s': attribute 'models' marks a models result, but /cka is %d by %d, not square",
+                       path, f->nx, f->ny);
+    if (v < 1 || v > f->nx)
+        return mk_fail(MK_EINPUT, "'%s': attribute 'models' is %lld, expected 1 to %d (the layers of /cka)", path,
+                       v, f->nx);
+    *n = (int)v;
+    return MK_OK;
+}
+
+static mk_err require_dataset(hid_t fid, const char *path, const char *name, const char *what, int n)
+{
+    if (H5Lexists(fid, name, H5P_DEFAULT) > 0) return MK_OK;
+    return mk_fail(MK_EINPUT, "'%s': a models result (attribute 'models' = %d) without the dataset /%s (%s)", path,
+                   n, name, what);
+}
+
+/* /name: exactly n strings (model names or files). */
+static mk_err read_model_strings(hid_t fid, const char *path, const char *name, const char *what, int n,
+                                 char ***out)
+{
+    int got = 0;
+    MK_TRY(require_dataset(fid, path, name, what, n));
+    MK_TRY(read_strings(fid, path, name, what, 1, &got, out));
+    if (got == n) return MK_OK;
+    free_names(*out, got);
+    *out = NULL;
+    return mk_fail(MK_EINPUT, "'%s': /%s has %d entries but attribute 'models' is %d", path, name, got, n);
+}
+
+static int compare_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names pick blocks on the command line: none empty, none twice (sorted
+ * copy: a hostile file may hold millions). */
+static mk_err check_model_names(const char *path, char **names, int n)
+{
+    mk_err err = MK_OK;
+    for (int k = 0; k < n; k++)
+        if (!names[k][0]) return mk_fail(MK_EINPUT, "'%s': /model_names: name %d of %d is empty", path, k + 1, n);
+    char **sorted = mk_malloc((size_t)n * sizeof *sorted, "the model names", &err);
+    if (!sorted) return err;
+    memcpy(sorted, names, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_text);
+    for (int k = 1; k < n && !err; k++)
+        if (strcmp(sorted[k - 1], sorted[k]) == 0)
+            err = mk_fail(MK_EINPUT, "'%s': /model_names holds '%s' twice (names must be unique)", path, sorted[k]);
+    free(sorted);
+    return err;
+}
+
+static mk_err check_offsets(const char *path, const int64_t *off, int n, int layers)
+{
+    if (off[0] != 0)
+        return mk_fail(MK_EINPUT, "'%s': /model_offsets starts at %lld, expected 0", path, (long long)off[0]);
+    for (int k = 1; k <= n; k++)
+        if (off[k] <= off[k - 1])
+            return mk_fail(MK_EINPUT,
+                           "'%s': /model_offsets is not strictly increasing: value %d is %lld after %lld "
+                           "(every model has at least one layer)",
+                           path, k + 1, (long long)off[k], (long long)off[k - 1]);
+    if (off[n] != layers)
+        return mk_fail(MK_EINPUT, "'%s': /model_offsets ends at %lld but /cka has %d layers", path,
+                       (long long)off[n], layers);
+    return MK_OK;
+}
+
+static mk_err read_offsets(hid_t fid, const char *path, mk_ckafile *f)
+{
+    hid_t dset = -1, type = -1;
+    int n = 0;
+    int64_t *off = NULL;
+    mk_err err;
+    MK_TRY(require_dataset(fid, path, "model_offsets", "where each model's layers start", f->nmodels));
+    MK_TRY(open_dataset(fid, path, "model_offsets", "where each model's layers start", &dset));
+    type = H5Dget_type(dset);
+    if (H5Tget_class(type) != H5T_INTEGER) {
+        err = mk_fail(MK_EINPUT, "'%s': /model_offsets is not an integer dataset", path);
+        goto done;
+    }
+    MK_GOTO(dataset_dims(dset, path, "model_offsets", 1, &n), done);
+    if (n != f->nmodels + 1) {
+        err = mk_fail(MK_EINPUT, "'%s': /model_offsets has %d values, expected %d (attribute 'models' + 1)", path,
+                      n, f->nmodels + 1);
+        goto done;
+    }
+    err = MK_OK;
+    off = mk_malloc((size_t)n * sizeof *off, "the model offsets", &err);
+    f->model_offsets = mk_malloc((size_t)n * sizeof *f->model_offsets, "the model offsets", &err);
+    if (err) goto done;
+    if (H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off) < 0) {
+        err = mk_fail(MK_EIO, "'%s': cannot read /model_offsets", path);
+        goto done;
+    }
+    MK_GOTO(check_offsets(path, off, f->nmodels, f->nx), done);
+    for (int k = 0; k < n; k++) f->model_offsets[k] = (int)off[k];
+done:
+    free(off);
+    if (type >= 0) H5Tclose(type);
+    H5Dclose(dset);
+    return err;
+}
+
+static mk_err check_cube(const char *path, const char *name, const int *dims, const int *expect)
+{
+    if (dims[0] != expect[0] || dims[1] != expect[1] || dims[2] != expect[2])
+        return mk_fail(MK_EINPUT,
+                       "'%s': /%s is %d by %d by %d, expected %d by %d by %d (/matched_layers by /model_names "
+                       "by /model_names)",
+                       path, name, dims[0], dims[1], dims[2], expect[0], expect[1], expect[2]);
+    return MK_OK;
+}
+
+/* /matched_layers and, when it holds any, /cka_matched and its companions. */
+static mk_err read_matched(hid_t fid, const char *path, mk_ckafile *f)
+{
+    static const char *const names[MK_MATRIX_COUNT] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
+    double **outs[MK_MATRIX_COUNT] = {&f->cka_matched, &f->cka_matched_stderr, &f->cka_matched_pvalue};
+    int smallest = f->nx, dims[3], expect[3] = {0, f->nmodels, f->nmodels};
+    MK_TRY(require_dataset(fid, path, "matched_layers", "the layers every model has", f->nmodels));
+    MK_TRY(read_strings(fid, path, "matched_layers", "the layers every model has", 0, &f->nmatched,
+                        &f->matched_layers));
+    for (int k = 0; k < f->nmodels; k++)
+        if (f->model_offsets[k + 1] - f->model_offsets[k] < smallest)
+            smallest = f->model_offsets[k + 1] - f->model_offsets[k];
+    if (f->nmatched > smallest)
+        return mk_fail(MK_EINPUT, "'%s': /matched_layers has %d layers, more than the smallest model has (%d)",
+                       path, f->nmatched, smallest);
+    if (f->nmatched == 0) return MK_OK;
+    expect[0] = f->nmatched;
+    MK_TRY(require_dataset(fid, path, names[0], "each matched layer's model-by-model CKA", f->nmodels));
+    for (int m = 0; m < MK_MATRIX_COUNT; m++)
+        if (m == 0 || H5Lexists(fid, names[m], H5P_DEFAULT) > 0)
+            MK_TRY(read_floats_shaped(fid, path, names[m], "the matched layers' matrices", 3, check_cube, expect,
+                                      dims, outs[m]));
+    return MK_OK;
+}
+
+static mk_err read_models(hid_t fid, const char *path, mk_ckafile *f)
+{
+    int n;
+    MK_TRY(models_count(path, f, &n));
+    if (n == 0) return MK_OK;
+    f->nmodels = n;
+    MK_TRY(read_model_strings(fid, path, "model_names", "the models' names", n, &f->model_names));
+    MK_TRY(check_model_names(path, f->model_names, n));
+    MK_TRY(read_model_strings(fid, path, "model_files", "the models' files", n, &f->model_files));
+    MK_TRY(read_offsets(fid, path, f));
+    return read_matched(fid, path, f);
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 static mk_err open_file(const char *path, hid_t *fid)
@@ -316,16 +510,11 @@ mk_err mk_ckafile_read(const char *path, mk_ckafile *f)
     MK_GOTO(require_attrs(path, f), done);
     MK_GOTO(read_extra(fid, path, f, MK_MATRIX_STDERR, &f->cka_stderr), done);
     MK_GOTO(read_extra(fid, path, f, MK_MATRIX_PVALUE, &f->cka_pvalue), done);
-    err = read_meta(fid, path, f);
+    MK_GOTO(read_meta(fid, path, f), done);
+    err = read_models(fid, path, f);
 done:
     H5Fclose(fid);
     return err;
-}
-
-static void free_names(char **names, int n)
-{
-    for (int k = 0; names && k < n; k++) free(names[k]);
-    free(names);
 }
 
 static void free_attrs(mk_attr *attrs, int n)
@@ -346,6 +535,13 @@ void mk_ckafile_free(mk_ckafile *f)
     free_names(f->y_layers, f->ny);
     free_attrs(f->attrs, f->nattrs);
     free_attrs(f->meta, f->nmeta);
+    free_names(f->model_names, f->nmodels);
+    free_names(f->model_files, f->nmodels);
+    free(f->model_offsets);
+    free_names(f->matched_layers, f->nmatched);
+    free(f->cka_matched);
+    free(f->cka_matched_stderr);
+    free(f->cka_matched_pvalue);
     memset(f, 0, sizeof *f);
 }
 

@@ -30,6 +30,8 @@
 #define AXIS_SIZE 13.0
 #define TITLE_SIZE 16.0
 #define SUBTITLE_SIZE 11.0
+#define GROUP_SIZE 12.0    /* bold model names beside and below a grid */
+#define SHORT_TITLE 60      /* a grid's default title: the joined names up to this many bytes */
 #define SUBTITLE_WRAP 360.0 /* a subtitle wider than this and the heatmap breaks after a "; " */
 #define ERROR_SCALE 0.85    /* a standard error's font against its cell value's */
 #define TICK_LEN MK__PLOT_TICK_LEN
@@ -166,10 +168,12 @@ static const char *short_name(const char *s, int k)
 
 char *mk__plot_default_title(const mk_plot_data *d, mk_err *err)
 {
-    size_t len = strlen(d->row_title) + strlen(d->col_title) + 8;
+    size_t len = strlen(d->row_title) + strlen(d->col_title) + 24;
     char *t = mk_malloc(len, "the title", err);
     if (!t) return NULL;
-    if (d->self)
+    if (d->ngroups > 0 && strlen(d->row_title) > SHORT_TITLE)
+        snprintf(t, len, "%d models", d->ngroups);
+    else if (d->self)
         snprintf(t, len, "%s", d->row_title);
     else
         snprintf(t, len, "%s vs %s", d->row_title, d->col_title);
@@ -293,6 +297,8 @@ static void choose_sizes(struct builder *b)
     b->H = l->rows * l->cell;
 }
 
+static int overlaps(double a0, double a1, double b0, double b1) { return a0 < b1 && b0 < a1; }
+
 static int step_for(double need, double cell)
 {
     int step = (int)ceil(need / cell - 1e-9);
@@ -307,7 +313,7 @@ static void add_row_labels(struct builder *b)
     double w, h;
     measure(b->cr, "Mg", l->label_size, 0, &w, &h);
     l->row_step = step_for(h, l->cell);
-    for (int i = 0; i < l->rows; i += l->row_step) {
+    for (int i = 0; l->layer_labels && i < l->rows; i += l->row_step) {
         mk_plot_text *t =
             add_text(b, short_name(b->d->row_labels[i], b->o->short_names), l->label_size, 0, 0);
         if (!t) return;
@@ -315,10 +321,32 @@ static void add_row_labels(struct builder *b)
     }
 }
 
+/* The left end of the row labels placed so far (the heatmap's edge when none). */
+static double free_left_of_rows(const struct builder *b)
+{
+    double x = -TICK_LEN, box[4];
+    for (int k = 0; k < b->l->ntexts; k++) {
+        text_box(&b->l->texts[k], box);
+        if (box[2] <= 0.0) x = fmin(x, box[0]);
+    }
+    return x;
+}
+
+/* The lower end of the column labels placed so far. */
+static double free_below_cols(const struct builder *b)
+{
+    double y = b->H + TICK_LEN, box[4];
+    for (int k = 0; k < b->l->ntexts; k++) {
+        text_box(&b->l->texts[k], box);
+        if (box[1] >= b->H) y = fmax(y, box[3]);
+    }
+    return y;
+}
+
 static void choose_col_angle(struct builder *b)
 {
     mk_plot_layout *l = b->l;
-    double maxw = 0.0, w, h;
+    double maxw = 0.0, w, h = 0.0;
     for (int j = 0; j < l->cols; j++) {
         measure(b->cr, short_name(b->d->col_labels[j], b->o->short_names), l->label_size, 0, &w, &h);
         maxw = fmax(maxw, w);
@@ -326,7 +354,7 @@ static void choose_col_angle(struct builder *b)
     l->col_step = 1;
     if (maxw <= l->cell - 2.0) {
         l->col_angle = 0.0;
-    } else if (l->cell * sin(PLOT_PI / 4) >= h) {
+    } else if (l->cell * sin(PLOT_PI / 4) >= h && !b->d->ngroups) { /* slanted ones would cross group lines */
         l->col_angle = 45.0;
     } else {
         l->col_angle = 90.0;
@@ -341,7 +369,7 @@ static void add_col_labels(struct builder *b)
     mk_plot_layout *l = b->l;
     choose_col_angle(b);
     double top = b->H + TICK_LEN + GAP;
-    for (int j = 0; j < l->cols; j += l->col_step) {
+    for (int j = 0; l->layer_labels && j < l->cols; j += l->col_step) {
         mk_plot_text *t =
             add_text(b, short_name(b->d->col_labels[j], b->o->short_names), l->label_size, 0, l->col_angle);
         if (!t) return;
@@ -350,6 +378,75 @@ static void add_col_labels(struct builder *b)
             place(t, cx - t->w / 2, top);
         else
             place(t, cx - t->w * c + t->h / 2 * s, top - t->w * s - t->h / 2 * c);
+    }
+}
+
+/* ---- groups (the models of a models result) -------------------------------- */
+
+/* With groups, layer labels are all there or none: every k-th layer of a
+ * model grid would mislead. */
+static void choose_layer_labels(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double w, h;
+    l->layer_labels = 1;
+    if (!b->d->ngroups) return;
+    measure(b->cr, "Mg", l->label_size, 0, &w, &h);
+    choose_col_angle(b);
+    l->layer_labels = step_for(h, l->cell) == 1 && l->col_step == 1;
+}
+
+/* Where group k's boundary lies along the heatmap's side (rows or columns). */
+static double group_edge(const mk_plot_layout *l, const mk_plot_data *d, int k, int rows)
+{
+    int at = d->group_offsets[k];
+    return (rows && l->invert_y ? l->rows - at : at) * l->cell;
+}
+
+/* Left of the row labels: level names, each centred on its rows; one that
+ * would touch the one before is left out (a group thinner than the text). */
+static void add_row_groups(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double right = free_left_of_rows(b) - 2 * GAP, last0 = -INFINITY, last1 = -INFINITY;
+    l->group_left = right + GAP;
+    for (int k = 0; k < b->d->ngroups; k++) {
+        double a = group_edge(l, b->d, k, 1), z = group_edge(l, b->d, k + 1, 1), mid = (a + z) / 2, w, h;
+        measure(b->cr, b->d->group_labels[k], GROUP_SIZE, 1, &w, &h);
+        if (overlaps(mid - h / 2 - 1, mid + h / 2 + 1, last0, last1)) continue;
+        mk_plot_text *t = add_text(b, b->d->group_labels[k], GROUP_SIZE, 1, 0);
+        if (!t) return;
+        place(t, right - t->w, mid - t->h / 2);
+        last0 = t->y;
+        last1 = t->y + t->h;
+    }
+}
+
+/* Below the column labels: level and centred when every name fits its
+ * columns, else turned 90 degrees; thinned like the row ones. */
+static void add_col_groups(struct builder *b)
+{
+    mk_plot_layout *l = b->l;
+    double top = free_below_cols(b) + 2 * GAP, last0 = -INFINITY, last1 = -INFINITY, w, h;
+    int level = 1;
+    l->group_bottom = top - GAP;
+    for (int k = 0; k < b->d->ngroups; k++) {
+        measure(b->cr, b->d->group_labels[k], GROUP_SIZE, 1, &w, &h);
+        level = level && w <= group_edge(l, b->d, k + 1, 0) - group_edge(l, b->d, k, 0) - 2 * GAP;
+    }
+    for (int k = 0; k < b->d->ngroups; k++) {
+        double mid = (group_edge(l, b->d, k, 0) + group_edge(l, b->d, k + 1, 0)) / 2;
+        measure(b->cr, b->d->group_labels[k], GROUP_SIZE, 1, &w, &h);
+        double half = (level ? w : h) / 2 + 1;
+        if (overlaps(mid - half, mid + half, last0, last1)) continue;
+        mk_plot_text *t = add_text(b, b->d->group_labels[k], GROUP_SIZE, 1, level ? 0 : 90);
+        if (!t) return;
+        if (level)
+            place(t, mid - t->w / 2, top);
+        else
+            place(t, mid - t->h / 2, top + t->w);
+        last0 = mid - half + 1;
+        last1 = mid + half - 1;
     }
 }
 
@@ -406,8 +503,6 @@ static void add_colour_bar(struct builder *b)
 /* ---- titles: each goes where nothing is in its way -------------------------
  * A title's band is widened to the heatmap's side it faces, so that it stands
  * beyond all the labels of that side, not in a gap between two of them. */
-
-static int overlaps(double a0, double a1, double b0, double b1) { return a0 < b1 && b0 < a1; }
 
 /* The leftmost x of what lies in the band y in [y0, y1] and beside the heatmap. */
 static double free_left(const struct builder *b, double y0, double y1)
@@ -504,11 +599,11 @@ static void add_titles(struct builder *b)
 {
     const mk_plot_data *d = b->d;
     mk_plot_text *t;
-    if (d->row_title[0] && (t = add_text(b, d->row_title, AXIS_SIZE, 1, 90)) != NULL) {
+    if (!d->ngroups && d->row_title[0] && (t = add_text(b, d->row_title, AXIS_SIZE, 1, 90)) != NULL) {
         double y1 = b->H / 2 + t->w / 2;
         place(t, free_left(b, y1 - t->w, y1) - 2 * GAP - t->h, y1);
     }
-    if (d->col_title[0] && (t = add_text(b, d->col_title, AXIS_SIZE, 1, 0)) != NULL) {
+    if (!d->ngroups && d->col_title[0] && (t = add_text(b, d->col_title, AXIS_SIZE, 1, 0)) != NULL) {
         double x = b->W / 2 - t->w / 2;
         place(t, x, free_below(b, x, x + t->w) + 2 * GAP);
     }
@@ -571,6 +666,21 @@ static mk_err check_utf8(const mk_plot_data *d, const mk_plot_opts *o)
     return MK_OK;
 }
 
+static mk_err check_groups(const mk_plot_data *d)
+{
+    if (d->ngroups == 0) return MK_OK;
+    if (d->ngroups < 0 || !d->group_labels || !d->group_offsets || d->rows != d->cols ||
+        d->group_offsets[0] != 0 || d->group_offsets[d->ngroups] != d->rows)
+        return mk_fail(MK_EINTERNAL, "plot: groups need a square matrix and offsets from 0 to its side");
+    for (int k = 0; k < d->ngroups; k++) {
+        if (d->group_offsets[k + 1] <= d->group_offsets[k])
+            return mk_fail(MK_EINTERNAL, "plot: group offsets must increase");
+        if (!utf8_ok(d->group_labels[k]))
+            return mk_fail(MK_EINPUT, "plot: model name %d is not valid UTF-8", k + 1);
+    }
+    return MK_OK;
+}
+
 static mk_err check_input(const mk_plot_data *d, const mk_plot_opts *o)
 {
     double rgb[3];
@@ -588,6 +698,7 @@ static mk_err check_input(const mk_plot_data *d, const mk_plot_opts *o)
         return mk_fail(MK_EUSAGE, "plot: annotate must be -1, 0 or 1 and short_names >= 0");
     if (d->value_decimals < 0 || d->value_decimals > 6)
         return mk_fail(MK_EINTERNAL, "plot: value_decimals must be 0 (the default, 2) to 6");
+    MK_TRY(check_groups(d));
     return check_utf8(d, o);
 }
 
@@ -602,8 +713,13 @@ static int subtitle_parts(const mk_plot_data *d)
 static void build(struct builder *b)
 {
     choose_sizes(b);
+    choose_layer_labels(b);
     add_row_labels(b);
     add_col_labels(b);
+    if (b->d->ngroups) {
+        add_row_groups(b);
+        add_col_groups(b);
+    }
     add_colour_bar(b);
     add_titles(b);
     if (!b->err) b->err = fit_figure(b);
@@ -618,7 +734,8 @@ mk_err mk_plot_layout_make(const mk_plot_data *d, const mk_plot_opts *o, mk_plot
     l->cols = d->cols;
     l->invert_y = o->invert_y;
     l->half = o->half;
-    struct builder b = {NULL, d, o, l, d->rows + d->cols + 72 + subtitle_parts(d), 0, 0, MK_OK};
+    l->ngroups = d->ngroups;
+    struct builder b = {NULL, d, o, l, d->rows + d->cols + 2 * d->ngroups + 72 + subtitle_parts(d), 0, 0, MK_OK};
     l->texts = mk_calloc((size_t)b.cap, sizeof *l->texts, "the plot's texts", &err);
     l->ticks = mk_calloc(64, sizeof *l->ticks, "the colour bar's ticks", &err);
     if (err) {

@@ -2,6 +2,7 @@
  * Not MPI. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mpicka/ckafile.h"
@@ -17,6 +18,7 @@ static void fix_utf8(mk_ckafile *f)
         if (f->attrs[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->attrs[k].text);
     for (int k = 0; k < f->nmeta; k++)
         if (f->meta[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->meta[k].text);
+    for (int k = 0; k < f->nmodels; k++) mk__plot_utf8_fix(f->model_names[k]);
 }
 
 /* NaN ends of the colour range become the matrix's defaults: 0 to 1, and for
@@ -32,16 +34,31 @@ static void default_range(mk_plot_opts *o, const mk_ckafile *f)
     o->vmax = top > o->vmin ? top : o->vmin + 1.0;
 }
 
+/* "LAYER across N models": the default title of mk_ckafile_matched's view. */
+static mk_err matched_title(const mk_ckafile *f, char **title)
+{
+    mk_err err = MK_OK;
+    const char *layer = mk_ckafile_text(f, "x_name");
+    size_t len = strlen(layer) + 48;
+    *title = mk_malloc(len, "the title", &err);
+    if (*title) snprintf(*title, len, "%s across %d models", layer, f->nx);
+    return err;
+}
+
 static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char *out_path, mk_ckafile *f)
 {
     int is_self = mk_ckafile_self(f);
     const char *x = mk_ckafile_text(f, "x_name"), *y = mk_ckafile_text(f, "y_name");
+    char *title = NULL;
     if (opts->half && !is_self)
         return mk_fail(MK_EUSAGE, "plot: --half needs a self comparison, and '%s' compares %s with %s", h5path,
                        x, y);
     MK_TRY(mk_ckafile_choose(f, h5path, opts->matrix));
     mk_plot_opts o = *opts;
     default_range(&o, f);
+    if (f->matched && !o.title) MK_TRY(matched_title(f, &title));
+    if (title) o.title = title;
+    if (f->matched) x = y = "model"; /* rows and columns are models; the title names the layer */
     int cka = f->shown == MK_MATRIX_CKA;
     mk_plot_data d = {.rows = f->nx, .cols = f->ny, .values = mk_ckafile_matrix(f, f->shown),
                       .row_labels = (const char *const *)f->x_layers,
@@ -50,8 +67,29 @@ static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char
                       .errors = cka ? f->cka_stderr : NULL,
                       .subtitle = mk_ckafile_meta_text(f, "description"),
                       .value_title = cka ? NULL : mk_matrix_what(f->shown),
-                      .value_decimals = cka ? 2 : 3};
-    return mk_plot_render(&d, &o, out_path);
+                      .value_decimals = cka ? 2 : 3,
+                      .ngroups = f->nmodels, .group_labels = (const char *const *)f->model_names,
+                      .group_offsets = f->model_offsets};
+    mk_err err = mk_plot_render(&d, &o, out_path);
+    free(title);
+    return err;
+}
+
+/* The grid of a models result, or the view opts asks for. */
+static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const char *out_path, mk_ckafile *f)
+{
+    mk_ckafile view;
+    mk_err err;
+    if (opts->pair && opts->matched)
+        return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
+    if (!opts->pair && !opts->matched) return plot_file(h5path, opts, out_path, f);
+    if (opts->pair)
+        err = mk_ckafile_pair_spec(f, h5path, "plot", opts->pair, &view);
+    else
+        err = mk_ckafile_matched(f, h5path, opts->matched, &view);
+    if (!err) err = plot_file(h5path, opts, out_path, &view);
+    mk_ckafile_free(&view);
+    return err;
 }
 
 mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path)
@@ -60,7 +98,7 @@ mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *
     mk_err err = mk_ckafile_read(h5path, &f);
     if (!err) {
         fix_utf8(&f);
-        err = plot_file(h5path, opts, out_path, &f);
+        err = plot_view(h5path, opts, out_path, &f);
     }
     mk_ckafile_free(&f);
     return err;
@@ -81,6 +119,8 @@ enum {
     O_SHORT,
     O_MATRIX,
     O_ERRORS,
+    O_PAIR,
+    O_MATCHED,
     O_COUNT
 };
 
@@ -101,6 +141,9 @@ static const mk_cli_opt plot_table[O_COUNT] = {
                   "cka (default), stderr (standard errors) or pvalue (p-values): the one drawn"},
     [O_ERRORS] = {"--errors", NULL, NULL,
                   "each CKA value in a cell with its standard error below (if in the file)"},
+    [O_PAIR] = {"--pair", NULL, "A,B",
+                "a models result: model A's layers (rows) against model B's (columns) alone"},
+    [O_MATCHED] = {"--matched", NULL, "LAYER", "a models result: the model-by-model matrix of one layer"},
 };
 
 static void print_usage(FILE *out)
@@ -108,7 +151,8 @@ static void print_usage(FILE *out)
     fprintf(out, "usage: mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]\n"
                  "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
                  "y layers as columns, NaN cells grey; under the title, how the matrix was made (when the\n"
-                 "file says). Not MPI.\n\n");
+                 "file says). A models result (a run with models:) is drawn as one grid, the models'\n"
+                 "names beside and below their blocks, unless --pair or --matched picks one view. Not MPI.\n\n");
     mk_cli_help(out, plot_table, O_COUNT);
     fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
 }
@@ -146,6 +190,10 @@ static mk_err read_options(const char *const *v, mk_plot_opts *o)
     o->half = v[O_HALF] != NULL;
     o->invert_y = v[O_INVERT_Y] != NULL;
     o->errors = v[O_ERRORS] != NULL;
+    o->pair = v[O_PAIR];
+    o->matched = v[O_MATCHED];
+    if (o->pair && o->matched)
+        return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
     if (v[O_SHORT]) MK_TRY(mk_cli_int("plot", "--short-names", v[O_SHORT], 0, 1000, &k));
     o->short_names = (int)k;
     return MK_OK;

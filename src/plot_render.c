@@ -192,9 +192,45 @@ static void tick(cairo_t *cr, double x0, double y0, double x1, double y1)
     cairo_line_to(cr, x1, y1);
 }
 
+/* The position of group k's boundary along a side (rows: from the top). */
+static double group_at(const mk_plot_layout *l, const mk_plot_data *d, int k, int rows)
+{
+    int at = d->group_offsets[k];
+    return (rows && l->invert_y ? l->rows - at : at) * l->cell;
+}
+
+/* Between groups, a gap of the page's white across the heatmap; at every
+ * boundary, a line out to the group names, so each name has its bracket. */
+static void draw_groups(cairo_t *cr, const mk_plot_data *d, const mk_plot_layout *l)
+{
+    double W = l->cols * l->cell, H = l->rows * l->cell;
+    if (!l->ngroups) return;
+    for (int k = 1; k < l->ngroups; k++) {
+        double y = l->y0 + group_at(l, d, k, 1), x = l->x0 + group_at(l, d, k, 0);
+        cairo_move_to(cr, l->x0, y);
+        cairo_line_to(cr, l->x0 + W, y);
+        cairo_move_to(cr, x, l->y0);
+        cairo_line_to(cr, x, l->y0 + H);
+    }
+    cairo_set_source_rgb(cr, 1.0, 1.0, 1.0);
+    cairo_set_line_width(cr, l->cell >= 8.0 ? 2.0 : 1.0);
+    cairo_stroke(cr);
+    for (int k = 0; k <= l->ngroups; k++) {
+        double y = l->y0 + group_at(l, d, k, 1), x = l->x0 + group_at(l, d, k, 0);
+        cairo_move_to(cr, l->x0, y);
+        cairo_line_to(cr, l->x0 + l->group_left, y);
+        cairo_move_to(cr, x, l->y0 + H);
+        cairo_line_to(cr, x, l->y0 + l->group_bottom);
+    }
+    cairo_set_source_rgb(cr, INK, INK, INK);
+    cairo_set_line_width(cr, 1.0);
+    cairo_stroke(cr);
+}
+
 static void draw_label_ticks(cairo_t *cr, const mk_plot_layout *l)
 {
     double x, y, t = MK__PLOT_TICK_LEN;
+    if (!l->layer_labels) return;
     for (int i = 0; i < l->rows; i += l->row_step) {
         mk_plot_cell_origin(l, i, 0, &x, &y);
         tick(cr, x - t, y + l->cell / 2, x, y + l->cell / 2);
@@ -261,6 +297,7 @@ static mk_err draw(cairo_surface_t *s, const mk_plot_data *d, const mk_plot_opts
     cairo_paint(cr);
     draw_cells(cr, d, o, l);
     draw_values(cr, d, o, l);
+    draw_groups(cr, d, l);
     draw_label_ticks(cr, l);
     draw_bar(cr, o, l);
     draw_texts(cr, l);

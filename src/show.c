@@ -15,6 +15,7 @@
 #define SHOW_COL_MAX 12
 #define SHOW_DEFAULT_WIDTH 120
 #define SHOW_CLEAN_MAX 1024 /* bytes of a name kept for the table (its end) */
+#define SHOW_GRID_MAX 24    /* a models result's whole matrix is in the table up to this many layers */
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 
@@ -241,7 +242,7 @@ static void put_known(FILE *out, const mk_ckafile *f, const char *label, const c
 
 static int is_listed(const char *name)
 {
-    static const char *const shown[] = {"x_name", "y_name", "x_file", "y_file", "self", "config"};
+    static const char *const shown[] = {"x_name", "y_name", "x_file", "y_file", "self", "config", "models"};
     for (size_t k = 0; k < KNOWN_COUNT; k++)
         if (strcmp(known[k].attr, name) == 0) return 1;
     for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++)
@@ -253,6 +254,15 @@ static void put_model(FILE *out, const mk_ckafile *f, const char *label, const c
 {
     const char *n = mk_ckafile_text(f, name), *path = mk_ckafile_text(f, file);
     fprintf(out, "  %-18s %s (%s)\n", label, n, path ? path : "file not stored");
+}
+
+static void put_models_xy(FILE *out, const mk_ckafile *f)
+{
+    put_model(out, f, "x model", "x_name", "x_file");
+    if (mk_ckafile_self(f))
+        fprintf(out, "  %-18s %s\n", "y model", "x against itself");
+    else
+        put_model(out, f, "y model", "y_name", "y_file");
 }
 
 static void put_config(FILE *out, const char *config)
@@ -299,11 +309,10 @@ static void write_provenance(FILE *out, const mk_ckafile *f, int width)
 {
     const char *method = method_of(f);
     fputs("\nprovenance:\n", out);
-    put_model(out, f, "x model", "x_name", "x_file");
-    if (mk_ckafile_self(f))
-        fprintf(out, "  %-18s %s\n", "y model", "x against itself");
-    else
-        put_model(out, f, "y model", "y_name", "y_file");
+    if (f->matched)
+        fprintf(out, "  %-18s %s, in every model\n", "layer", mk_ckafile_text(f, "x_name"));
+    else if (f->nmodels == 0) /* a models result lists its models above */
+        put_models_xy(out, f);
     if (method) {
         fprintf(out, "  %-18s ", "method");
         put_wrapped(out, method, 21, width);
@@ -319,13 +328,15 @@ static void write_provenance(FILE *out, const mk_ckafile *f, int width)
 /* "CKA of X ... vs Y ...", then how it was made and what a cell holds. */
 static void write_heading(FILE *out, const mk_ckafile *f, int width)
 {
-    const char *what = mk_matrix_what(f->shown), *method = method_of(f);
-    fprintf(out, "%c%s of %s (rows, %d layers) ", toupper((unsigned char)what[0]), what + 1,
-            mk_ckafile_text(f, "x_name"), f->nx);
-    if (mk_ckafile_self(f))
-        fputs("against itself\n", out);
+    const char *what = mk_matrix_what(f->shown), *method = method_of(f), *x = mk_ckafile_text(f, "x_name");
+    int up = toupper((unsigned char)what[0]);
+    if (f->matched)
+        fprintf(out, "%c%s of layer %s across %d models (rows and columns)\n", up, what + 1, x, f->nx);
+    else if (mk_ckafile_self(f))
+        fprintf(out, "%c%s of %s (rows, %d layers) against itself\n", up, what + 1, x, f->nx);
     else
-        fprintf(out, "vs %s (columns, %d layers)\n", mk_ckafile_text(f, "y_name"), f->ny);
+        fprintf(out, "%c%s of %s (rows, %d layers) vs %s (columns, %d layers)\n", up, what + 1, x, f->nx,
+                mk_ckafile_text(f, "y_name"), f->ny);
     if (method) put_wrapped(out, method, 0, width);
     if (shown_errors(f)) fputs("each cell: CKA±standard error (jackknife)\n", out);
     fputc('\n', out);
@@ -369,6 +380,104 @@ static void write_csv(FILE *out, const mk_ckafile *f)
         for (int j = 0; j < f->ny; j++) fprintf(out, ",%.17g", v[(size_t)i * f->ny + j]);
         fputc('\n', out);
     }
+}
+
+/* ---- a models result ---------------------------------------------------------- */
+
+/* "model:layer" labels for the whole grid (malloc'd; NULL entries on failure). */
+static char **grid_labels(const mk_ckafile *f, mk_err *err)
+{
+    char **labels = mk_calloc((size_t)f->nx, sizeof *labels, "the grid's labels", err);
+    for (int m = 0; labels && m < f->nmodels && !*err; m++)
+        for (int i = f->model_offsets[m]; i < f->model_offsets[m + 1] && !*err; i++) {
+            size_t len = strlen(f->model_names[m]) + strlen(f->x_layers[i]) + 2;
+            if ((labels[i] = mk_malloc(len, "a grid label", err)) != NULL)
+                snprintf(labels[i], len, "%s:%s", f->model_names[m], f->x_layers[i]);
+        }
+    return labels;
+}
+
+static mk_err write_grid_matrix(FILE *out, const mk_ckafile *f, int width)
+{
+    mk_err err = MK_OK;
+    char **labels = grid_labels(f, &err);
+    if (!err) {
+        mk_ckafile g = *f; /* the same matrices, labelled by model */
+        g.x_layers = g.y_layers = labels;
+        fputc('\n', out);
+        err = write_matrix_table(out, &g, width);
+    }
+    for (int i = 0; labels && i < f->nx; i++) free(labels[i]);
+    free(labels);
+    return err;
+}
+
+static void write_models_list(FILE *out, const mk_ckafile *f)
+{
+    int w = 5;
+    for (int m = 0; m < f->nmodels; m++) w = clampi(shown_width(f->model_names[m]), w, SHOW_ROW_LABEL_MAX);
+    fprintf(out, "models:\n  ");
+    put_cell(out, "model", w, 0);
+    fputs("  layers  offset  file\n", out);
+    for (int m = 0; m < f->nmodels; m++) {
+        fputs("  ", out);
+        put_cell(out, f->model_names[m], w, 0);
+        fprintf(out, "  %6d  %6d  ", f->model_offsets[m + 1] - f->model_offsets[m], f->model_offsets[m]);
+        put_cell(out, f->model_files[m], shown_width(f->model_files[m]), 0);
+        fputc('\n', out);
+    }
+    if (f->nmatched == 0)
+        fputs("\nmatched layers: none (no layer path is in every model)", out);
+    else
+        fprintf(out, "\nmatched layers (%d, in every model)", f->nmatched);
+    for (int k = 0; k < f->nmatched; k++) {
+        fputs(k ? ", " : ": ", out);
+        put_cell(out, f->matched_layers[k], shown_width(f->matched_layers[k]), 0);
+    }
+    fputc('\n', out);
+}
+
+static mk_err write_models_table(FILE *out, const mk_ckafile *f, int width)
+{
+    const char *what = mk_matrix_what(f->shown), *method = method_of(f);
+    fprintf(out, "%c%s of %d models, %d layers in all, every layer against every other\n",
+            toupper((unsigned char)what[0]), what + 1, f->nmodels, f->nx);
+    if (method) put_wrapped(out, method, 0, width);
+    fputc('\n', out);
+    write_models_list(out, f);
+    if (f->nx <= SHOW_GRID_MAX) {
+        if (shown_errors(f)) fputs("\neach cell: CKA±standard error (jackknife)\n", out);
+        MK_TRY(write_grid_matrix(out, f, width));
+    } else {
+        fprintf(out, "\nthe whole matrix is %d by %d: --pair A,B prints the block of model A against model B, "
+                     "--matched LAYER one layer across the models, --format csv all of it\n", f->nx, f->nx);
+    }
+    write_provenance(out, f, width);
+    return MK_OK;
+}
+
+/* One line per cell of the grid, as a models run's cka.csv. */
+static void write_models_csv(FILE *out, const mk_ckafile *f)
+{
+    fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", out);
+    for (int a = 0; a < f->nmodels; a++)
+        for (int i = f->model_offsets[a]; i < f->model_offsets[a + 1]; i++)
+            for (int b = 0; b < f->nmodels; b++)
+                for (int j = f->model_offsets[b]; j < f->model_offsets[b + 1]; j++) {
+                    size_t k = (size_t)i * f->ny + j;
+                    csv_field(out, f->model_names[a]);
+                    fputc(',', out);
+                    csv_field(out, f->x_layers[i]);
+                    fputc(',', out);
+                    csv_field(out, f->model_names[b]);
+                    fputc(',', out);
+                    csv_field(out, f->y_layers[j]);
+                    fprintf(out, ",%.17g,", f->cka[k]);
+                    if (f->cka_stderr) fprintf(out, "%.17g", f->cka_stderr[k]);
+                    fputc(',', out);
+                    if (f->cka_pvalue) fprintf(out, "%.17g", f->cka_pvalue[k]);
+                    fputc('\n', out);
+                }
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
@@ -453,6 +562,42 @@ static void json_attrs(FILE *out, const char *key, const mk_attr *attrs, int n)
     fputs(n ? "\n  }" : "}", out);
 }
 
+/* The models, matched layers and their matrices of a models result. */
+static void json_models(FILE *out, const mk_ckafile *f)
+{
+    static const char *const keys[MK_MATRIX_COUNT] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
+    const double *cubes[MK_MATRIX_COUNT] = {f->cka_matched, f->cka_matched_stderr, f->cka_matched_pvalue};
+    int n = f->nmodels;
+    fputs("  \"models\": [", out);
+    for (int m = 0; m < n; m++) {
+        fputs(m ? ",\n    {\"name\": " : "\n    {\"name\": ", out);
+        json_string(out, f->model_names[m]);
+        fputs(", \"file\": ", out);
+        json_string(out, f->model_files[m]);
+        fprintf(out, ", \"offset\": %d, \"layers\": %d}", f->model_offsets[m],
+                f->model_offsets[m + 1] - f->model_offsets[m]);
+    }
+    fputs("\n  ],\n", out);
+    json_names(out, "matched_layers", f->matched_layers, f->nmatched);
+    for (int c = 0; c < MK_MATRIX_COUNT; c++) {
+        if (!cubes[c]) continue;
+        fprintf(out, "  \"%s\": [\n", keys[c]);
+        for (int k = 0; k < f->nmatched; k++) {
+            fputs("    [", out);
+            for (int a = 0; a < n; a++) {
+                fputs(a ? ", [" : "[", out);
+                for (int b = 0; b < n; b++) {
+                    fputs(b ? ", " : "", out);
+                    json_number(out, cubes[c][((size_t)k * n + a) * n + b]);
+                }
+                fputc(']', out);
+            }
+            fputs(k + 1 < f->nmatched ? "],\n" : "]\n", out);
+        }
+        fputs("  ],\n", out);
+    }
+}
+
 /* Every matrix the file has, whatever is shown; /meta when there. */
 static void write_json(FILE *out, const mk_ckafile *f)
 {
@@ -462,6 +607,7 @@ static void write_json(FILE *out, const mk_ckafile *f)
     for (int m = 0; m < MK_MATRIX_COUNT; m++)
         if (mk_ckafile_matrix(f, (mk_matrix)m))
             json_matrix(out, mk_matrix_dataset((mk_matrix)m), mk_ckafile_matrix(f, (mk_matrix)m), f->nx, f->ny);
+    if (f->nmodels > 0) json_models(out, f);
     json_attrs(out, "attributes", f->attrs, f->nattrs);
     if (f->meta) {
         fputs(",\n", out);
@@ -474,8 +620,12 @@ static void write_json(FILE *out, const mk_ckafile *f)
 
 mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width)
 {
-    if (fmt == MK_SHOW_TABLE)
+    if (fmt == MK_SHOW_TABLE && f->nmodels > 0)
+        MK_TRY(write_models_table(out, f, width > 0 ? width : SHOW_DEFAULT_WIDTH));
+    else if (fmt == MK_SHOW_TABLE)
         MK_TRY(write_table(out, f, width > 0 ? width : SHOW_DEFAULT_WIDTH));
+    else if (fmt == MK_SHOW_CSV && f->nmodels > 0)
+        write_models_csv(out, f);
     else if (fmt == MK_SHOW_CSV)
         write_csv(out, f);
     else
@@ -485,20 +635,26 @@ mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int wid
     return MK_OK;
 }
 
-enum { O_FORMAT, O_MATRIX, O_COUNT };
+enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_COUNT };
 
 static const mk_cli_opt show_table[O_COUNT] = {
     [O_FORMAT] = {"--format", NULL, "F",
                   "table (default: aligned, with the provenance), csv (as cka.csv) or json (every matrix)"},
     [O_MATRIX] = {"--matrix", NULL, "M",
                   "cka (default), stderr (standard errors) or pvalue (p-values): the table's or CSV's"},
+    [O_PAIR] = {"--pair", NULL, "A,B", "a models result: model A's layers (rows) against model B's (columns)"},
+    [O_MATCHED] = {"--matched", NULL, "LAYER", "a models result: the model-by-model matrix of one layer"},
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
             "usage: mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
+            "                   [--pair A,B | --matched LAYER]\n"
             "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
+            "Of a models result (a run with models:), the table lists the models and the matched layers\n"
+            "(the whole matrix when small), the CSV has a line per pair of layers; --pair and --matched\n"
+            "print one block or one layer across the models as a two-model result.\n"
             "The table is split into blocks of columns that fit $COLUMNS characters (default %d);\n"
             "when the file has standard errors, each CKA is shown as value±error. JSON holds every\n"
             "matrix of the file (cka, cka_stderr, cka_pvalue) and the method settings (meta).\n\n",
@@ -540,7 +696,16 @@ mk_err mk_show_main(int argc, char **argv)
     if (npos == 0) return mk_fail(MK_EUSAGE, "show: missing RESULT.h5 (usage: mpicka show RESULT.h5)");
     if (v[O_FORMAT]) MK_TRY(parse_format(v[O_FORMAT], &fmt));
     if (v[O_MATRIX]) MK_TRY(mk_matrix_parse("show", v[O_MATRIX], &m));
+    if (v[O_PAIR] && v[O_MATCHED])
+        return mk_fail(MK_EUSAGE, "show: --pair and --matched print different matrices: give one of them");
     mk_err err = mk_ckafile_read(pos[0], &f);
+    if (!err && (v[O_PAIR] || v[O_MATCHED])) {
+        mk_ckafile view;
+        err = v[O_PAIR] ? mk_ckafile_pair_spec(&f, pos[0], "show", v[O_PAIR], &view)
+                        : mk_ckafile_matched(&f, pos[0], v[O_MATCHED], &view);
+        mk_ckafile_free(&f);
+        f = view;
+    }
     if (!err) err = mk_ckafile_choose(&f, pos[0], m);
     if (!err) err = mk_show_write(stdout, &f, fmt, terminal_width());
     mk_ckafile_free(&f);

@@ -136,8 +136,8 @@ static void put_attrs(hid_t fid, const rf_result *r)
     put_text(fid, r, "config", RF_CONFIG);
     put_text(fid, r, "x_name", r->x_name);
     put_text(fid, r, "y_name", r->y_name);
-    put_text(fid, r, "x_file", "acts/a.h5");
-    put_text(fid, r, "y_file", r->self ? "acts/a.h5" : "acts/b.h5");
+    put_text(fid, r, "x_file", r->files ? r->files : "acts/a.h5");
+    put_text(fid, r, "y_file", r->files ? r->files : r->self ? "acts/a.h5" : "acts/b.h5");
 }
 
 static void put_matrix(hid_t fid, const rf_result *r)
@@ -162,6 +162,49 @@ static void put_x_names(hid_t fid, const rf_result *r)
     put_names(fid, "x_layers", r->x_layers, r->nx - (r->x_layers_short ? 1 : 0), r->fixed_strings);
 }
 
+static void put_int_array(hid_t fid, const char *name, const long long *v, int n, int as_float)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t space = H5Screate_simple(1, &dim, NULL);
+    hid_t dset = H5Dcreate2(fid, name, as_float ? H5T_IEEE_F64LE : H5T_STD_I64LE, space, H5P_DEFAULT,
+                            H5P_DEFAULT, H5P_DEFAULT);
+    must(dset >= 0 && H5Dwrite(dset, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0, name);
+    H5Dclose(dset);
+    H5Sclose(space);
+}
+
+/* The datasets and attribute of a models result. */
+static void put_models(hid_t fid, const rf_result *r)
+{
+    int n = r->nmodels;
+    if (r->models_as_text)
+        put_text(fid, r, "models", "three");
+    else
+        put_int(fid, r, "models", r->models_attr ? r->models_attr : n);
+    if (!skipped(r, "model_names"))
+        put_names(fid, "model_names", r->model_names, r->names_count ? r->names_count : n, 0);
+    if (!skipped(r, "model_files")) put_names(fid, "model_files", r->model_files, n, 0);
+    if (!skipped(r, "model_offsets"))
+        put_int_array(fid, "model_offsets", r->model_offsets, r->offsets_count ? r->offsets_count : n + 1,
+                      r->offsets_float);
+    if (!skipped(r, "matched_layers")) put_names(fid, "matched_layers", r->matched_layers, r->nmatched, 0);
+    hsize_t dims[3] = {(hsize_t)r->nmatched, (hsize_t)n, (hsize_t)n}, first[3] = {dims[0], dims[1], dims[2]};
+    if (r->matched_first) first[0] = (hsize_t)r->matched_first;
+    const double *v[3] = {r->cka_matched, r->cka_matched_stderr, r->cka_matched_pvalue};
+    const char *names[3] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
+    double *big = NULL;
+    if (r->matched_first > r->nmatched) { /* more rows than there are: repeat the first */
+        size_t nn = (size_t)n * n;
+        big = calloc((size_t)r->matched_first * nn, sizeof *big);
+        for (int k = 0; k < r->matched_first; k++) memcpy(big + k * nn, r->cka_matched, nn * sizeof *big);
+        v[0] = big;
+    }
+    for (int m = 0; m < 3; m++)
+        if (v[m] && r->nmatched > 0 && !skipped(r, names[m]))
+            put_doubles(fid, names[m], v[m], 3, m == 0 ? first : dims, H5T_IEEE_F64LE);
+    free(big);
+}
+
 void rf_write(const char *path, const rf_result *r)
 {
     hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -171,6 +214,7 @@ void rf_write(const char *path, const rf_result *r)
     if (!skipped(r, "y_layers")) put_names(fid, "y_layers", r->y_layers, r->ny, r->fixed_strings);
     put_attrs(fid, r);
     put_extras(fid, r);
+    if (r->nmodels) put_models(fid, r);
     must(H5Fclose(fid) >= 0, path);
 }
 
@@ -211,3 +255,89 @@ static void write_made(const char *path, int nx, int ny, int self, int full)
 void rf_write_simple(const char *path, int nx, int ny, int self) { write_made(path, nx, ny, self, 0); }
 
 void rf_write_full(const char *path, int nx, int ny, int self) { write_made(path, nx, ny, self, 1); }
+
+/* ---- models results ------------------------------------------------------------ */
+
+static char *joined(char *const *parts, const char *const *cparts, int n)
+{
+    size_t len = 1;
+    for (int k = 0; k < n; k++) len += strlen(parts ? parts[k] : cparts[k]) + 2;
+    char *s = calloc(len, 1);
+    for (int k = 0; k < n; k++) {
+        if (k) strcat(s, ", ");
+        strcat(s, parts ? parts[k] : cparts[k]);
+    }
+    return s;
+}
+
+/* Values of matrix src for layer `at` of every model pair, into a K by N by N cube. */
+static double *matched_cube(const double *src, const long long *off, int n, int k_count, int L)
+{
+    if (!src) return NULL;
+    double *cube = malloc((size_t)k_count * n * n * sizeof *cube + 1);
+    for (int k = 0; k < k_count; k++)
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++)
+                cube[((size_t)k * n + a) * n + b] = src[(size_t)(off[a] + k) * L + (size_t)(off[b] + k)];
+    return cube;
+}
+
+void rf_models_make(const rf_models *m, rf_models_made *made)
+{
+    int n = m->nmodels, L = 0, smallest = m->layers[0];
+    memset(made, 0, sizeof *made);
+    made->offsets = calloc((size_t)n + 1, sizeof *made->offsets);
+    for (int k = 0; k < n; k++) {
+        L += m->layers[k];
+        made->offsets[k + 1] = L;
+        smallest = m->layers[k] < smallest ? m->layers[k] : smallest;
+    }
+    made->layers = calloc((size_t)L, sizeof *made->layers);
+    made->files = calloc((size_t)n, sizeof *made->files);
+    made->matched = calloc((size_t)smallest + 1, sizeof *made->matched);
+    for (int k = 0; k < n; k++) {
+        made->files[k] = malloc(strlen(m->names[k]) + 16);
+        sprintf(made->files[k], "acts/%s.h5", m->names[k]);
+        for (int j = 0; j < m->layers[k]; j++) {
+            made->layers[made->offsets[k] + j] = malloc(32);
+            snprintf(made->layers[made->offsets[k] + j], 32, "layer%d", j);
+        }
+    }
+    for (int j = 0; j < smallest; j++) made->matched[j] = made->layers[j]; /* model 0's names */
+    made->joined_names = joined(NULL, m->names, n);
+    made->joined_files = joined(made->files, NULL, n);
+    /* names shared by every model are layer0 .. layer<smallest-1>: model k's j-th */
+    const double *src[3] = {m->cka, m->cka_stderr, m->cka_pvalue};
+    for (int s = 0; s < 3; s++) made->matched_values[s] = matched_cube(src[s], made->offsets, n, smallest, L);
+    rf_result r = {.nx = L, .ny = L, .cka = m->cka, .x_layers = (const char *const *)made->layers,
+                   .y_layers = (const char *const *)made->layers, .x_name = made->joined_names,
+                   .y_name = made->joined_names, .self = 1, .cka_stderr = m->cka_stderr,
+                   .cka_pvalue = m->cka_pvalue, .meta = m->meta, .nmodels = n, .model_names = m->names,
+                   .model_files = (const char *const *)made->files, .files = made->joined_files, .model_offsets = made->offsets,
+                   .nmatched = smallest, .matched_layers = (const char *const *)made->matched,
+                   .cka_matched = made->matched_values[0], .cka_matched_stderr = made->matched_values[1],
+                   .cka_matched_pvalue = made->matched_values[2]};
+    made->r = r;
+}
+
+void rf_models_free(rf_models_made *made)
+{
+    for (long long k = 0; made->layers && k < made->offsets[made->r.nmodels]; k++) free(made->layers[k]);
+    for (int k = 0; made->files && k < made->r.nmodels; k++) free(made->files[k]);
+    free(made->layers);
+    free(made->files);
+    free(made->matched);
+    free(made->joined_names);
+    free(made->joined_files);
+    free(made->offsets);
+    for (int s = 0; s < 3; s++) free(made->matched_values[s]);
+    memset(made, 0, sizeof *made);
+}
+
+void rf_write_models(const char *path, const rf_models *m)
+{
+    rf_models_made made;
+    rf_models_make(m, &made);
+    rf_write(path, &made.r);
+    rf_models_free(&made);
+}

@@ -26,6 +26,22 @@ typedef struct {
     int stderr_transposed; /* /cka_stderr written ny by nx */
     int pvalue_int;        /* /cka_pvalue as integers */
     int meta_dataset;      /* /meta a dataset, not a group */
+    /* a models result (nmodels > 0; nx = ny = model_offsets[nmodels]), as the
+     * notes on the models format say: the `models` attribute and these */
+    int nmodels;
+    const char *const *model_names, *const *model_files; /* nmodels each */
+    const char *files;                                   /* x_file and y_file: the files joined by ", " */
+    const long long *model_offsets;                      /* nmodels + 1 */
+    int nmatched;
+    const char *const *matched_layers;                                  /* nmatched */
+    const double *cka_matched, *cka_matched_stderr, *cka_matched_pvalue; /* nmatched by nmodels by nmodels */
+    /* and their breakage (skip also takes model_names, model_offsets, ...) */
+    long long models_attr;  /* nonzero: the `models` attribute says this instead */
+    int models_as_text;     /* `models` a string */
+    int offsets_count;      /* nonzero: /model_offsets holds this many of model_offsets */
+    int offsets_float;      /* /model_offsets as floats */
+    int names_count;        /* nonzero: /model_names holds this many of model_names */
+    int matched_first;      /* nonzero: /cka_matched's first dimension (nmatched values repeated) */
 } rf_result;
 
 /* Values written for the attributes that rf_result does not set. */
@@ -55,5 +71,31 @@ void rf_write_simple(const char *path, int nx, int ny, int self);
 /* rf_write_simple's result with the newer contents: /cka_stderr
  * (i + j + 1) / 1000, /cka_pvalue 1 / (i + j + 2) and /meta (RF_DESCRIPTION). */
 void rf_write_full(const char *path, int nx, int ny, int self);
+
+/* A models result: model k has layers[k] layers named "layer0", "layer1",
+ * ... (so the first min(layers) are matched), file "acts/<name>.h5"; cka
+ * (L by L, L the sum of layers) and, when not NULL, cka_stderr, cka_pvalue
+ * and meta (RF_DESCRIPTION) as given; /cka_matched* copied out of them. */
+typedef struct {
+    int nmodels;
+    const char *const *names;
+    const int *layers;
+    const double *cka, *cka_stderr, *cka_pvalue;
+    const char *meta;
+} rf_models;
+
+void rf_write_models(const char *path, const rf_models *m);
+
+/* rf_write_models's data without writing it, for tests that break it:
+ * the strings and arrays live until rf_models_free. */
+typedef struct {
+    rf_result r;
+    char **layers, **files, **matched, *joined_names, *joined_files;
+    long long *offsets;
+    double *matched_values[3];
+} rf_models_made;
+
+void rf_models_make(const rf_models *m, rf_models_made *made);
+void rf_models_free(rf_models_made *made);
 
 #endif

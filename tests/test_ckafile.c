@@ -317,6 +317,291 @@ START_TEST(matrix_names)
 }
 END_TEST
 
+
+/* ---- a models result (many models in one pass) ----------------------------------- */
+
+#define MODELS 3
+#define GRID 9 /* 3 + 4 + 2 layers */
+static const char *const model_names[MODELS] = {"resnet", "vit", "tiny, the small"};
+static const int model_layers[MODELS] = {3, 4, 2};
+static const int model_offsets[MODELS + 1] = {0, 3, 7, 9};
+static double grid[GRID * GRID], grid_se[GRID * GRID], grid_p[GRID * GRID];
+
+/* The whole matrix, made here: asymmetric, so that a transposed or shifted
+ * slice shows. */
+static void make_grid(void)
+{
+    for (int i = 0; i < GRID; i++)
+        for (int j = 0; j < GRID; j++) {
+            grid[i * GRID + j] = (1.0 + (i * 7 + j * 3) % 11) / 12.0;
+            grid_se[i * GRID + j] = (i + 1) / 1000.0 + j / 1e6;
+            grid_p[i * GRID + j] = 1.0 / (2 + i + 2 * j);
+        }
+}
+
+static rf_models models_spec(void)
+{
+    make_grid();
+    rf_models m = {.nmodels = MODELS, .names = model_names, .layers = model_layers, .cka = grid,
+                   .cka_stderr = grid_se, .cka_pvalue = grid_p, .meta = RF_DESCRIPTION};
+    return m;
+}
+
+static mk_err read_models_file(const char *name, const rf_result *r, mk_ckafile *f)
+{
+    return write_read(name, r, f);
+}
+
+static void read_good_models(mk_ckafile *f)
+{
+    rf_models m = models_spec();
+    rf_models_made made;
+    rf_models_make(&m, &made);
+    ck_assert_msg(read_models_file("models.h5", &made.r, f) == MK_OK, "%s", mk_errmsg());
+    rf_models_free(&made);
+}
+
+START_TEST(reads_a_models_result)
+{
+    mk_ckafile f;
+    read_good_models(&f);
+    ck_assert_int_eq(f.nx, GRID);
+    ck_assert_int_eq(f.nmodels, MODELS);
+    for (int k = 0; k < MODELS; k++) {
+        char file[64];
+        snprintf(file, sizeof file, "acts/%s.h5", model_names[k]);
+        ck_assert_str_eq(f.model_names[k], model_names[k]);
+        ck_assert_str_eq(f.model_files[k], file);
+    }
+    for (int k = 0; k <= MODELS; k++) ck_assert_int_eq(f.model_offsets[k], model_offsets[k]);
+    ck_assert_int_eq(f.nmatched, 2);
+    ck_assert_str_eq(f.matched_layers[0], "layer0");
+    ck_assert_str_eq(f.matched_layers[1], "layer1");
+    /* [k][a][b]: layer k of model a against layer k of model b, from the grid made here */
+    for (int k = 0; k < 2; k++)
+        for (int a = 0; a < MODELS; a++)
+            for (int b = 0; b < MODELS; b++) {
+                size_t at = ((size_t)k * MODELS + a) * MODELS + b;
+                int i = model_offsets[a] + k, j = model_offsets[b] + k;
+                ck_assert(f.cka_matched[at] == grid[i * GRID + j]);
+                ck_assert(f.cka_matched_stderr[at] == grid_se[i * GRID + j]);
+                ck_assert(f.cka_matched_pvalue[at] == grid_p[i * GRID + j]);
+            }
+    ck_assert_int_eq(mk_ckafile_self(&f), 1);
+    ck_assert_str_eq(mk_ckafile_text(&f, "x_name"), "resnet, vit, tiny, the small");
+    mk_ckafile_free(&f);
+    ck_assert_ptr_null(f.model_names);
+    ck_assert_int_eq(f.nmodels, 0);
+    rf_result r = base(); /* a two-model result has none of it */
+    ck_assert_int_eq(write_read("xy.h5", &r, &f), MK_OK);
+    ck_assert(f.nmodels == 0 && !f.model_names && !f.model_offsets && f.nmatched == 0 && !f.cka_matched);
+    mk_ckafile_free(&f);
+}
+END_TEST
+
+static void check_block(const mk_ckafile *p, int a, int b)
+{
+    int r0 = model_offsets[a], c0 = model_offsets[b];
+    char file[64];
+    ck_assert_int_eq(p->nx, model_layers[a]);
+    ck_assert_int_eq(p->ny, model_layers[b]);
+    ck_assert_int_eq(p->nmodels, 0);
+    for (int i = 0; i < p->nx; i++)
+        for (int j = 0; j < p->ny; j++) {
+            int at = (r0 + i) * GRID + c0 + j;
+            ck_assert_msg(p->cka[i * p->ny + j] == grid[at], "block %d,%d cell %d,%d", a, b, i, j);
+            ck_assert(p->cka_stderr[i * p->ny + j] == grid_se[at]);
+            ck_assert(p->cka_pvalue[i * p->ny + j] == grid_p[at]);
+        }
+    for (int i = 0; i < p->nx; i++) {
+        snprintf(file, sizeof file, "layer%d", i);
+        ck_assert_str_eq(p->x_layers[i], file);
+    }
+    ck_assert_str_eq(mk_ckafile_text(p, "x_name"), model_names[a]);
+    ck_assert_str_eq(mk_ckafile_text(p, "y_name"), model_names[b]);
+    snprintf(file, sizeof file, "acts/%s.h5", model_names[b]);
+    ck_assert_str_eq(mk_ckafile_text(p, "y_file"), file);
+    ck_assert_int_eq(mk_ckafile_self(p), a == b);
+    ck_assert_ptr_null(mk_ckafile_attr(p, "models"));
+    for (int k = 1; k < p->nattrs; k++) ck_assert_int_lt(strcmp(p->attrs[k - 1].name, p->attrs[k].name), 0);
+    ck_assert_int_eq(p->nattrs, 20); /* as many as a two-model result's */
+    ck_assert_str_eq(mk_ckafile_meta_text(p, "description"), RF_DESCRIPTION);
+    ck_assert_str_eq(mk_ckafile_text(p, "config"), RF_CONFIG);
+}
+
+START_TEST(pair_slices_every_block)
+{
+    mk_ckafile f, p;
+    read_good_models(&f);
+    for (int a = 0; a < MODELS; a++)
+        for (int b = 0; b < MODELS; b++) {
+            ck_assert_msg(mk_ckafile_pair(&f, "models.h5", model_names[a], model_names[b], &p) == MK_OK, "%s",
+                          mk_errmsg());
+            check_block(&p, a, b);
+            ck_assert_int_eq(mk_ckafile_choose(&p, "models.h5", MK_MATRIX_PVALUE), MK_OK);
+            mk_ckafile_free(&p);
+        }
+    /* "A,B" with a comma inside a name */
+    ck_assert_int_eq(mk_ckafile_pair_spec(&f, "models.h5", "plot", "tiny, the small,resnet", &p), MK_OK);
+    check_block(&p, 2, 0);
+    mk_ckafile_free(&p);
+    ck_assert_int_eq(mk_ckafile_pair_spec(&f, "models.h5", "show", "vit,tiny, the small", &p), MK_OK);
+    check_block(&p, 1, 2);
+    mk_ckafile_free(&p);
+    mk_ckafile_free(&f);
+}
+END_TEST
+
+static void expect_usage(mk_err got, const char *words1, const char *words2)
+{
+    ck_assert_int_eq(got, MK_EUSAGE);
+    ck_assert_msg(strstr(mk_errmsg(), words1) != NULL, "'%s' not in: %s", words1, mk_errmsg());
+    ck_assert_msg(strstr(mk_errmsg(), words2) != NULL, "'%s' not in: %s", words2, mk_errmsg());
+}
+
+START_TEST(pair_and_matched_mistakes)
+{
+    mk_ckafile f, p;
+    read_good_models(&f);
+    expect_usage(mk_ckafile_pair(&f, "models.h5", "resnet", "bert", &p), "'models.h5' has no model 'bert'",
+                 "(its models: resnet, vit, tiny, the small)");
+    mk_ckafile_free(&p);
+    const char *bad[] = {"resnet", ",vit", "vit,", ""};
+    for (int k = 0; k < 4; k++) {
+        expect_usage(mk_ckafile_pair_spec(&f, "models.h5", "plot", bad[k], &p), "plot: --pair '",
+                     "expected A,B (two model names");
+        mk_ckafile_free(&p);
+    }
+    expect_usage(mk_ckafile_pair_spec(&f, "models.h5", "show", "vit,vit,resnet", &p), "no model 'vit,resnet'",
+                 "its models: resnet");
+    mk_ckafile_free(&p);
+    expect_usage(mk_ckafile_matched(&f, "models.h5", "layer3", &p), "--matched 'layer3': not a layer every model",
+                 "(those are: layer0, layer1)");
+    mk_ckafile_free(&p);
+    mk_ckafile_free(&f);
+    rf_result r = base();
+    ck_assert_int_eq(write_read("xy.h5", &r, &f), MK_OK);
+    expect_usage(mk_ckafile_pair(&f, "xy.h5", "model a", "model b", &p), "--pair needs the result of a run with "
+                 "models:", "'xy.h5' compares model a with model b");
+    mk_ckafile_free(&p);
+    expect_usage(mk_ckafile_pair_spec(&f, "xy.h5", "plot", "model a,model b", &p), "--pair needs", "xy.h5");
+    mk_ckafile_free(&p);
+    expect_usage(mk_ckafile_matched(&f, "xy.h5", "conv1", &p), "--matched needs the result of a run with models",
+                 "xy.h5");
+    mk_ckafile_free(&p);
+    mk_ckafile_free(&f);
+    /* models without a shared layer */
+    rf_models m = models_spec();
+    rf_models_made made;
+    rf_models_make(&m, &made);
+    made.r.nmatched = 0;
+    ck_assert_msg(read_models_file("none.h5", &made.r, &f) == MK_OK, "%s", mk_errmsg());
+    ck_assert(f.nmatched == 0 && !f.cka_matched);
+    expect_usage(mk_ckafile_matched(&f, "none.h5", "layer0", &p), "--matched 'layer0'",
+                 "no layer of 'none.h5' is shared by every model");
+    mk_ckafile_free(&p);
+    mk_ckafile_free(&f);
+    rf_models_free(&made);
+}
+END_TEST
+
+START_TEST(matched_is_one_layer_across_models)
+{
+    mk_ckafile f, p;
+    read_good_models(&f);
+    for (int k = 0; k < 2; k++) {
+        char layer[16];
+        snprintf(layer, sizeof layer, "layer%d", k);
+        ck_assert_msg(mk_ckafile_matched(&f, "models.h5", layer, &p) == MK_OK, "%s", mk_errmsg());
+        ck_assert(p.nx == MODELS && p.ny == MODELS && p.matched == 1 && p.nmodels == 0);
+        for (int a = 0; a < MODELS; a++) {
+            ck_assert_str_eq(p.x_layers[a], model_names[a]);
+            ck_assert_str_eq(p.y_layers[a], model_names[a]);
+            for (int b = 0; b < MODELS; b++) {
+                int at = (model_offsets[a] + k) * GRID + model_offsets[b] + k; /* found by its name, layer<k> */
+                ck_assert(p.cka[a * MODELS + b] == grid[at]);
+                ck_assert(p.cka_stderr[a * MODELS + b] == grid_se[at]);
+                ck_assert(p.cka_pvalue[a * MODELS + b] == grid_p[at]);
+            }
+        }
+        ck_assert_str_eq(mk_ckafile_text(&p, "x_name"), layer);
+        ck_assert_str_eq(mk_ckafile_text(&p, "y_name"), layer);
+        ck_assert_int_eq(mk_ckafile_self(&p), 1);
+        ck_assert_ptr_null(mk_ckafile_attr(&p, "models"));
+        mk_ckafile_free(&p);
+    }
+    mk_ckafile_free(&f);
+}
+END_TEST
+
+/* Each broken models file: the verdict names the file and the dataset. */
+static void expect_models_failure(const rf_result *r, const char *words1, const char *words2)
+{
+    expect_failure(r, MK_EINPUT, words1, words2);
+}
+
+START_TEST(every_wrong_models_part_is_named)
+{
+    rf_models m = models_spec();
+    rf_models_made made;
+    rf_models_make(&m, &made);
+    rf_result good = made.r, r;
+    static const char *const parts[] = {"model_names", "model_files", "model_offsets", "matched_layers",
+                                        "cka_matched"};
+    for (int k = 0; k < 5; k++) {
+        r = good;
+        r.skip = parts[k];
+        expect_models_failure(&r, "a models result (attribute 'models' = 3) without the dataset /", parts[k]);
+    }
+    r = good;
+    r.models_attr = -2;
+    expect_models_failure(&r, "attribute 'models' is -2", "expected 1 to 9");
+    r.models_attr = 10;
+    expect_models_failure(&r, "attribute 'models' is 10", "expected 1 to 9");
+    r.models_attr = 4;
+    expect_models_failure(&r, "/model_names has 3 entries", "but attribute 'models' is 4");
+    r = good;
+    r.models_as_text = 1;
+    expect_models_failure(&r, "attribute 'models'", "is not an integer");
+    static const long long starts[] = {1, 3, 7, 9}, back[] = {0, 5, 4, 9}, short_end[] = {0, 3, 7, 8};
+    r = good;
+    r.model_offsets = starts;
+    expect_models_failure(&r, "/model_offsets starts at 1", "expected 0");
+    r.model_offsets = back;
+    expect_models_failure(&r, "/model_offsets is not strictly increasing", "value 3 is 4 after 5");
+    r.model_offsets = short_end;
+    expect_models_failure(&r, "/model_offsets ends at 8", "/cka has 9 layers");
+    r = good;
+    r.offsets_count = 3;
+    expect_models_failure(&r, "/model_offsets has 3 values", "expected 4");
+    r = good;
+    r.offsets_float = 1;
+    expect_models_failure(&r, "/model_offsets", "not an integer dataset");
+    static const char *const twice[] = {"resnet", "vit", "resnet"}, *const blank[] = {"resnet", "", "x"};
+    r = good;
+    r.model_names = twice;
+    expect_models_failure(&r, "/model_names holds 'resnet' twice", "unique");
+    r.model_names = blank;
+    expect_models_failure(&r, "/model_names", "name 2 of 3 is empty");
+    r = good;
+    r.matched_first = 3;
+    expect_models_failure(&r, "/cka_matched is 3 by 3 by 3", "expected 2 by 3 by 3");
+    static const char *const three[] = {"layer0", "layer1", "layer2"};
+    static double cube[27];
+    r = good;
+    r.nmatched = 3;
+    r.matched_layers = three;
+    r.cka_matched = cube;
+    r.cka_matched_stderr = r.cka_matched_pvalue = NULL;
+    expect_models_failure(&r, "/matched_layers has 3 layers", "more than the smallest model has (2)");
+    r = good;
+    r.ny = GRID - 1;
+    r.cka_stderr = r.cka_pvalue = NULL;
+    expect_models_failure(&r, "attribute 'models' marks a models result", "/cka is 9 by 8, not square");
+    rf_models_free(&made);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ckafile");
@@ -331,6 +616,11 @@ int main(void)
     tcase_add_test(tc, each_is_optional);
     tcase_add_test(tc, wrong_optional_contents_are_named);
     tcase_add_test(tc, matrix_names);
+    tcase_add_test(tc, reads_a_models_result);
+    tcase_add_test(tc, pair_slices_every_block);
+    tcase_add_test(tc, pair_and_matched_mistakes);
+    tcase_add_test(tc, matched_is_one_layer_across_models);
+    tcase_add_test(tc, every_wrong_models_part_is_named);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
 }

@@ -1197,6 +1197,235 @@ START_TEST(the_mpicka_binary)
 }
 END_TEST
 
+/* ---- a models result: the grid, one block, one layer across models ---------------- */
+
+#define GM 10 /* models */
+#define GL 12 /* layers each */
+#define GN (GM * GL)
+
+static const char *const grid_models[GM] = {"resnet-a", "resnet-b", "resnet-c", "vit-a",  "vit-b",
+                                            "vit-c",    "mlp-a",    "mlp-b",    "bert-a", "bert-b"};
+
+/* The whole 120 by 120 matrix, made here: block (a, b) and layer (i, j). */
+static double grid_value(int r, int c)
+{
+    int a = r / GL, b = c / GL, i = r % GL, j = c % GL;
+    return (a == b ? 0.5 : 0.2) + 0.5 * exp(-abs(i - j) / 2.0) * (0.6 + 0.04 * ((a + 2 * b) % 10));
+}
+
+static void write_grid(const char *path, double *grid)
+{
+    static const int layers[GM] = {GL, GL, GL, GL, GL, GL, GL, GL, GL, GL};
+    for (int r = 0; r < GN; r++)
+        for (int c = 0; c < GN; c++) grid[r * GN + c] = grid_value(r, c);
+    rf_models m = {.nmodels = GM, .names = grid_models, .layers = layers, .cka = grid};
+    rf_write_models(path, &m);
+}
+
+/* The grid's data as mk_plot_result hands it to the renderer. */
+static void grid_data(const double *grid, char **labels, int *offsets, mk_plot_data *d)
+{
+    for (int k = 0; k < GN; k++) {
+        labels[k] = malloc(16);
+        snprintf(labels[k], 16, "layer%d", k % GL);
+    }
+    for (int k = 0; k <= GM; k++) offsets[k] = k * GL;
+    static char joined[256];
+    joined[0] = '\0';
+    for (int k = 0; k < GM; k++) snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s",
+                                          k ? ", " : "", grid_models[k]);
+    mk_plot_data g = {.rows = GN, .cols = GN, .values = grid, .row_labels = (const char *const *)labels,
+                      .col_labels = (const char *const *)labels, .row_title = joined, .col_title = joined,
+                      .self = 1, .ngroups = GM, .group_labels = grid_models, .group_offsets = offsets};
+    *d = g;
+}
+
+static int text_count(const mk_plot_layout *l, const char *text)
+{
+    int n = 0;
+    for (int k = 0; k < l->ntexts; k++) n += strcmp(l->texts[k].text, text) == 0;
+    return n;
+}
+
+/* 10 models of 12 layers: every cell its colour, white lines between the
+ * blocks, each model named once beside and once below, layer names too,
+ * nothing overlapping, "10 models" as title. */
+START_TEST(models_grid_with_names_and_lines)
+{
+    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "grid.png"), *labels[GN];
+    double *grid = malloc(GN * GN * sizeof *grid), rgb[3];
+    int offsets[GM + 1];
+    write_grid(h5, grid);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    mk_plot_data d;
+    grid_data(grid, labels, offsets, &d);
+    mk_plot_layout l;
+    ck_assert_msg(mk_plot_layout_make(&d, &o, &l) == MK_OK, "%s", mk_errmsg());
+    image im;
+    image_load(&im, png);
+    ck_assert_int_eq(im.w, (int)l.width);
+    ck_assert_int_eq(im.h, (int)l.height);
+    ck_assert(l.cell >= 12 && l.layer_labels && l.ngroups == GM);
+    for (int r = 1; r < GN; r += 7)
+        for (int c = 2; c < GN; c += 5) {
+            mk_plot_cmap("magma", grid_value(r, c), rgb);
+            ck_assert_msg(channel_gap(cell_centre(&im, &l, r, c), to_rgb(rgb)) <= 1, "cell %d,%d", r, c);
+        }
+    for (int k = 1; k < GM; k++) { /* the boundary before row/column k*GL is white */
+        double x, y;
+        mk_plot_cell_origin(&l, k * GL, k * GL + 3, &x, &y);
+        ck_assert_uint_eq(pixel(&im, (int)(x + l.cell / 2), (int)y), 0xffffff);
+        mk_plot_cell_origin(&l, 5, k * GL, &x, &y);
+        ck_assert_uint_eq(pixel(&im, (int)x, (int)(y + l.cell / 2)), 0xffffff);
+    }
+    for (int k = 0; k < GM; k++) ck_assert_int_eq(text_count(&l, grid_models[k]), 2);
+    ck_assert_int_eq(text_count(&l, "layer0"), 2 * GM);
+    ck_assert_int_eq(text_count(&l, "10 models"), 1);
+    assert_texts_fit(&l, "10 x 12 grid");
+    mk_plot_layout_free(&l);
+    cairo_surface_destroy(im.s);
+    /* a short list of names is the title itself; too many layers: models named alone */
+    int few[4] = {0, 1, 3, 4};
+    const char *names3[3] = {"a", "b", "c"};
+    d.rows = d.cols = 4;
+    d.ngroups = 3;
+    d.group_offsets = few;
+    d.group_labels = names3;
+    d.row_title = d.col_title = "a, b, c";
+    ck_assert_int_eq(mk_plot_layout_make(&d, &o, &l), MK_OK);
+    ck_assert_int_eq(text_count(&l, "a, b, c"), 1);
+    ck_assert_int_eq(text_count(&l, "layer0"), 2);
+    assert_texts_fit(&l, "3 small models");
+    mk_plot_layout_free(&l);
+    matrix m;
+    int wide[21];
+    char *many_names[20];
+    matrix_make(&m, 600, 600, "features.%d.conv", "features.%d.conv", 1);
+    for (int k = 0; k <= 20; k++) wide[k] = 30 * k;
+    for (int k = 0; k < 20; k++) {
+        many_names[k] = malloc(16);
+        snprintf(many_names[k], 16, "model-%d", k);
+    }
+    m.d.ngroups = 20;
+    m.d.group_offsets = wide;
+    m.d.group_labels = (const char *const *)many_names;
+    m.d.row_title = m.d.col_title = "model-0, model-1, model-2, model-3, model-4, model-5, model-6, model-7, ...";
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_int_eq(l.layer_labels, 0);
+    ck_assert_int_eq(text_count(&l, "model-7"), 2);
+    ck_assert_ptr_null(find_text(&l, "features.1.conv"));
+    ck_assert_int_eq(text_count(&l, "20 models"), 1);
+    assert_texts_fit(&l, "20 x 30 grid");
+    mk_plot_layout_free(&l);
+    for (int k = 0; k < 20; k++) free(many_names[k]);
+    matrix_free(&m);
+    for (int k = 0; k < GN; k++) free(labels[k]);
+    free(grid);
+    free(png);
+    free(h5);
+}
+END_TEST
+
+/* --pair draws block (A, B) as a two-model result; --matched one layer's
+ * model-by-model matrix; the cells are the grid's, found here by index. */
+START_TEST(models_pair_and_matched_views)
+{
+    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "view.png"), *xs[GL], *ms[GM];
+    double *grid = malloc(GN * GN * sizeof *grid), block[GL * GL], across[GM * GM], rgb[3];
+    write_grid(h5, grid);
+    mk_plot_opts o;
+    mk_plot_opts_default(&o);
+    o.annotate = 0;
+    o.pair = "vit-b,resnet-a";
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    for (int i = 0; i < GL; i++) {
+        xs[i] = malloc(16);
+        snprintf(xs[i], 16, "layer%d", i);
+        for (int j = 0; j < GL; j++) block[i * GL + j] = grid[(4 * GL + i) * GN + j];
+    }
+    mk_plot_data d = {.rows = GL, .cols = GL, .values = block, .row_labels = (const char *const *)xs,
+                      .col_labels = (const char *const *)xs, .row_title = "vit-b", .col_title = "resnet-a"};
+    mk_plot_layout l;
+    image im;
+    ck_assert_int_eq(mk_plot_layout_make(&d, &o, &l), MK_OK);
+    ck_assert_int_eq(text_count(&l, "vit-b vs resnet-a"), 1);
+    image_load(&im, png);
+    ck_assert_int_eq(im.w, (int)l.width);
+    for (int k = 0; k < GL * GL; k += 5) {
+        mk_plot_cmap("magma", block[k], rgb);
+        ck_assert_msg(channel_gap(cell_centre(&im, &l, k / GL, k % GL), to_rgb(rgb)) <= 1, "pair cell %d", k);
+    }
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    o.pair = NULL;
+    o.matched = "layer5";
+    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    for (int a = 0; a < GM; a++) {
+        ms[a] = (char *)grid_models[a];
+        for (int b = 0; b < GM; b++) across[a * GM + b] = grid[(a * GL + 5) * GN + b * GL + 5];
+    }
+    mk_plot_data dm = {.rows = GM, .cols = GM, .values = across, .row_labels = (const char *const *)ms,
+                       .col_labels = (const char *const *)ms, .row_title = "model", .col_title = "model",
+                       .self = 1};
+    mk_plot_opts om = o;
+    om.title = "layer5 across 10 models";
+    ck_assert_int_eq(mk_plot_layout_make(&dm, &om, &l), MK_OK);
+    image_load(&im, png);
+    ck_assert_int_eq(im.w, (int)l.width);
+    ck_assert_int_eq(im.h, (int)l.height);
+    for (int k = 0; k < GM * GM; k++) {
+        mk_plot_cmap("magma", across[k], rgb);
+        ck_assert_msg(channel_gap(cell_centre(&im, &l, k / GM, k % GM), to_rgb(rgb)) <= 1, "matched cell %d", k);
+    }
+    cairo_surface_destroy(im.s);
+    mk_plot_layout_free(&l);
+    o.matched = NULL; /* the grid's own half */
+    o.half = 1;
+    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    char *svg = tu_path(dir, "view.svg");
+    o.half = 0;
+    o.matched = "layer0";
+    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    size_t len;
+    char *text = slurp(svg, &len);
+    ck_assert_msg(strstr(text, "<title>layer0 across 10 models</title>"), "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "rows (model):\nresnet-a\nresnet-b\n"));
+    free(text);
+    free(svg);
+    for (int i = 0; i < GL; i++) free(xs[i]);
+    free(grid);
+    free(png);
+    free(h5);
+}
+END_TEST
+
+START_TEST(models_command_line)
+{
+    char *h5 = tu_path(dir, "models.h5"), *xy = tu_path(dir, "xy.h5"), *png = tu_path(dir, "f.png");
+    double *grid = malloc(GN * GN * sizeof *grid);
+    write_grid(h5, grid);
+    rf_write_simple(xy, 2, 3, 0);
+    ck_assert_int_eq(PLOT(h5, "-o", png), MK_OK);
+    ck_assert_int_eq(PLOT(h5, "-o", png, "--pair", "mlp-a,mlp-a", "--half", "--matrix", "cka"), MK_OK);
+    ck_assert_int_eq(PLOT(h5, "-o", png, "--matched=layer11", "--annotate"), MK_OK);
+    expect(PLOT(h5, "-o", png, "--pair", "mlp-a"), MK_EUSAGE, "plot: --pair 'mlp-a': expected A,B");
+    expect(PLOT(h5, "-o", png, "--pair", "mlp-a,gpt"), MK_EUSAGE, "has no model 'gpt' (its models: resnet-a, ");
+    expect(PLOT(h5, "-o", png, "--pair", "vit-a,mlp-a", "--half"), MK_EUSAGE, "--half needs a self comparison");
+    expect(PLOT(h5, "-o", png, "--matched", "layer12"), MK_EUSAGE,
+           "--matched 'layer12': not a layer every model of '");
+    expect(PLOT(h5, "-o", png, "--pair", "a,b", "--matched", "layer1"), MK_EUSAGE, "give one of them");
+    expect(PLOT(xy, "-o", png, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
+    expect(PLOT(xy, "-o", png, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result");
+    expect(PLOT(h5, "-o", png, "--matrix", "stderr"), MK_EINPUT, "models.h5' has no /cka_stderr");
+    free(grid);
+    free(png);
+    free(xy);
+    free(h5);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plot");
@@ -1232,5 +1461,8 @@ int main(void)
     tcase_add_test(cmd, plot_command_options);
     tcase_add_test(cmd, plot_command_mistakes);
     tcase_add_test(cmd, the_mpicka_binary);
+    tcase_add_test(cmd, models_grid_with_names_and_lines);
+    tcase_add_test(cmd, models_pair_and_matched_views);
+    tcase_add_test(cmd, models_command_line);
     return tu_run_suite(s, 1);
 }

@@ -642,6 +642,190 @@ START_TEST(the_mpicka_binary)
 }
 END_TEST
 
+/* ---- a models result ---------------------------------------------------------------- */
+
+#define SM 3
+#define SL 7 /* 2 + 3 + 2 layers */
+static const char *const sm_names[SM] = {"resnet", "vit, big", "tiny"};
+static const int sm_layers[SM] = {2, 3, 2}, sm_offsets[SM + 1] = {0, 2, 5, 7};
+static double sm_cka[SL * SL], sm_se[SL * SL], sm_p[SL * SL];
+
+/* The grid, made here, and written with or without errors and p-values. */
+static char *write_models(const char *name, int full)
+{
+    for (int i = 0; i < SL; i++)
+        for (int j = 0; j < SL; j++) {
+            sm_cka[i * SL + j] = (1 + (5 * i + 3 * j) % 13) / 13.0;
+            sm_se[i * SL + j] = (i + 1) * 1e-3 + j * 1e-5;
+            sm_p[i * SL + j] = 1.0 / (1 + i + 3 * j);
+        }
+    sm_cka[3 * SL + 4] = NAN;
+    char *path = tu_path(dir, name);
+    rf_models m = {.nmodels = SM, .names = sm_names, .layers = sm_layers, .cka = sm_cka,
+                   .cka_stderr = full ? sm_se : NULL, .cka_pvalue = full ? sm_p : NULL,
+                   .meta = full ? RF_DESCRIPTION : NULL};
+    rf_write_models(path, &m);
+    return path;
+}
+
+static int model_of(int i)
+{
+    int m = 0;
+    while (i >= sm_offsets[m + 1]) m++;
+    return m;
+}
+
+START_TEST(models_table_lists_models_and_the_small_grid)
+{
+    char *path = write_models("m.h5", 1), *t = show(path, MK_SHOW_TABLE, 120);
+    const char *expect[] = {
+        "CKA of 3 models, 7 layers in all, every layer against every other\nminibatch CKA",
+        "\nmodels:\n  model     layers  offset  file\n"
+        "  resnet         2       0  acts/resnet.h5\n"
+        "  vit, big       3       2  acts/vit, big.h5\n"
+        "  tiny           2       5  acts/tiny.h5\n",
+        "\nmatched layers (2, in every model): layer0, layer1\n",
+        "\neach cell: CKA±standard error (jackknife)\n",
+        "\nresnet:layer0    0.077±0.001  0.308±0.001 ",
+        " ...ig:layer2 tiny:layer0 ",
+        "\nvit, big:layer2 ",
+        "\nprovenance:\n  method ",
+    };
+    for (size_t k = 0; k < sizeof expect / sizeof expect[0]; k++)
+        ck_assert_msg(strstr(t, expect[k]) != NULL, "'%s' not in:\n%s", expect[k], t);
+    ck_assert_ptr_null(strstr(t, "x model"));
+    ck_assert_ptr_null(strstr(t, "  models "));
+    free(t);
+    free(path);
+    /* 10 models of 12 layers: the list, and how to see the blocks */
+    static const int twelve[10] = {12, 12, 12, 12, 12, 12, 12, 12, 12, 12};
+    static const char *const ten[10] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"};
+    double *big = calloc(120 * 120, sizeof *big);
+    rf_models m = {.nmodels = 10, .names = ten, .layers = twelve, .cka = big};
+    path = tu_path(dir, "big.h5");
+    rf_write_models(path, &m);
+    t = show(path, MK_SHOW_TABLE, 120);
+    ck_assert_msg(strstr(t, "  m9         12     108  acts/m9.h5\n"), "%s", t);
+    ck_assert_ptr_nonnull(strstr(t, "the whole matrix is 120 by 120: --pair A,B prints the block of model A"));
+    ck_assert_ptr_null(strstr(t, "m0:layer0"));
+    free(t);
+    free(path);
+    free(big);
+}
+END_TEST
+
+/* cka.csv of a models run: a line per cell, every number exact. */
+START_TEST(models_csv_is_the_long_form)
+{
+    for (int full = 0; full < 2; full++) {
+        char *path = write_models("m.h5", full), *csv = show(path, MK_SHOW_CSV, 0), field[256];
+        const char *s = csv;
+        ck_assert_msg(strncmp(csv, "model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", 50) == 0, "%s", csv);
+        s = strchr(csv, '\n') + 1;
+        for (int i = 0; i < SL; i++)
+            for (int j = 0; j < SL; j++) {
+                char want[32];
+                const char *names[4] = {sm_names[model_of(i)], want, sm_names[model_of(j)], NULL};
+                for (int k = 0; k < 4; k++) {
+                    snprintf(want, sizeof want, "layer%d", (k < 2 ? i - sm_offsets[model_of(i)]
+                                                                   : j - sm_offsets[model_of(j)]));
+                    ck_assert_int_eq(csv_next(&s, field, sizeof field), ',');
+                    ck_assert_str_eq(field, k % 2 ? want : names[k]);
+                }
+                const double wants[3] = {sm_cka[i * SL + j], sm_se[i * SL + j], sm_p[i * SL + j]};
+                for (int k = 0; k < 3; k++) {
+                    ck_assert_int_eq(csv_next(&s, field, sizeof field), k < 2 ? ',' : '\n');
+                    if (k > 0 && !full)
+                        ck_assert_str_eq(field, "");
+                    else
+                        ck_assert_msg(same_double(strtod(field, NULL), wants[k]), "%d,%d: '%s'", i, j, field);
+                }
+            }
+        ck_assert_int_eq(*s, '\0');
+        ck_assert_ptr_nonnull(strstr(csv, "\n\"vit, big\",layer0,resnet,layer1,"));
+        free(csv);
+        free(path);
+    }
+}
+END_TEST
+
+START_TEST(models_json_holds_the_models_and_matched)
+{
+    char *path = write_models("m.h5", 1), *json = show(path, MK_SHOW_JSON, 0);
+    ck_assert_msg(json_valid(json), "not valid JSON:\n%s", json);
+    ck_assert_ptr_nonnull(strstr(json, "  \"models\": [\n    {\"name\": \"resnet\", \"file\": \"acts/resnet.h5\", "
+                                       "\"offset\": 0, \"layers\": 2},\n    {\"name\": \"vit, big\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"matched_layers\": [\"layer0\", \"layer1\"]"));
+    double got[32];
+    const char *keys[3] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
+    const double *from[3] = {sm_cka, sm_se, sm_p};
+    for (int c = 0; c < 3; c++) {
+        ck_assert_int_eq(json_array(json, keys[c], got, 32), 2 * SM * SM);
+        for (int k = 0; k < 2; k++)
+            for (int a = 0; a < SM; a++)
+                for (int b = 0; b < SM; b++)
+                    ck_assert(same_double(got[(k * SM + a) * SM + b],
+                                          from[c][(sm_offsets[a] + k) * SL + sm_offsets[b] + k]));
+    }
+    free(json);
+    free(path);
+}
+END_TEST
+
+/* --pair and --matched print a view as a two-model result. */
+START_TEST(models_pair_and_matched)
+{
+    char *path = write_models("m.h5", 1), cmd[4096], *out, field[256];
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair 'vit, big,tiny' --format csv --matrix stderr", MK_TEST_EXE,
+             path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    const char *s = out;
+    ck_assert_msg(strncmp(out, "layer,layer0,layer1\n", 20) == 0, "%s", out);
+    s = strchr(out, '\n') + 1;
+    for (int i = 0; i < 3; i++) {
+        csv_next(&s, field, sizeof field);
+        for (int j = 0; j < 2; j++) {
+            csv_next(&s, field, sizeof field);
+            ck_assert(same_double(strtod(field, NULL), sm_se[(2 + i) * SL + 5 + j]));
+        }
+    }
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair resnet,resnet", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "CKA of resnet (rows, 2 layers) against itself\n") &&
+                      strstr(out, "  x model            resnet (acts/resnet.h5)\n"),
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer1 --format json", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_msg(json_valid(out), "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"x_layers\": [\"resnet\", \"vit, big\", \"tiny\"]"));
+    double got[16];
+    ck_assert_int_eq(json_array(out, "cka", got, 16), SM * SM);
+    for (int a = 0; a < SM; a++)
+        for (int b = 0; b < SM; b++)
+            ck_assert(same_double(got[a * SM + b], sm_cka[(sm_offsets[a] + 1) * SL + sm_offsets[b] + 1]));
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer0", MK_TEST_EXE, path);
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "CKA of layer layer0 across 3 models (rows and columns)\n") &&
+                      strstr(out, "  layer              layer0, in every model\n"),
+                  "%s", out);
+    free(out);
+    char *xy = tu_path(dir, "xy.h5");
+    rf_write_simple(xy, 2, 2, 0);
+    expect(SHOW(path, "--pair", "resnet"), MK_EUSAGE, "show: --pair 'resnet': expected A,B");
+    expect(SHOW(path, "--pair", "resnet,"), MK_EUSAGE, "expected A,B");
+    expect(SHOW(path, "--pair", "resnet,vgg"), MK_EUSAGE, "no model 'vgg' (its models: resnet, vit, big, tiny)");
+    expect(SHOW(path, "--matched", "layer2"), MK_EUSAGE, "(those are: layer0, layer1)");
+    expect(SHOW(path, "--pair", "resnet,tiny", "--matched", "layer0"), MK_EUSAGE, "give one of them");
+    expect(SHOW(xy, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
+    expect(SHOW(xy, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result of a run with models");
+    free(xy);
+    free(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("show");
@@ -661,6 +845,10 @@ int main(void)
     tcase_add_test(cmd, csv_is_what_a_run_writes);
     tcase_add_test(cmd, show_command_mistakes);
     tcase_add_test(cmd, the_mpicka_binary);
+    tcase_add_test(formats, models_table_lists_models_and_the_small_grid);
+    tcase_add_test(formats, models_csv_is_the_long_form);
+    tcase_add_test(formats, models_json_holds_the_models_and_matched);
+    tcase_add_test(cmd, models_pair_and_matched);
     suite_add_tcase(s, formats);
     suite_add_tcase(s, cmd);
     return tu_run_suite(s, 1);

@@ -14,7 +14,17 @@
  * matrix was made (estimator, kernel, rbf_threshold, debiased,
  * jackknife_groups, permutations, description), read like the root ones.
  * A present one of the wrong kind or shape is MK_EINPUT naming the file and
- * it. */
+ * it.
+ *
+ * A models result (a run with `models:`; the root attribute `models` = N)
+ * is a self comparison over the N models' layers one after another (L in
+ * all) and also holds /model_names (N unique non-empty strings),
+ * /model_offsets (N + 1 integers from 0 to L, strictly increasing: model k
+ * is rows and columns [off[k], off[k+1]) of /cka), /model_files (N
+ * strings), /matched_layers (K >= 0 layer paths every model has) and, when
+ * K > 0, /cka_matched (K by N by N) with /cka_matched_stderr and
+ * /cka_matched_pvalue beside /cka_stderr and /cka_pvalue. Every one of them
+ * is checked; a wrong one is MK_EINPUT naming the file and the dataset. */
 #ifndef MPICKA_CKAFILE_H
 #define MPICKA_CKAFILE_H
 
@@ -50,6 +60,16 @@ typedef struct {
     /* What `mpicka show` prints as table and CSV (mk_show_write): MK_MATRIX_CKA
      * when read; mk_ckafile_choose sets another. */
     mk_matrix shown;
+    /* A models result (nmodels >= 1; 0 and NULLs for a two-model one). */
+    int nmodels;
+    char **model_names, **model_files; /* nmodels each */
+    int *model_offsets;                /* nmodels + 1: model k is rows/columns [off[k], off[k+1]) */
+    int nmatched;
+    char **matched_layers;                 /* nmatched layer paths every model has */
+    double *cka_matched;                   /* nmatched by nmodels by nmodels; NULL when nmatched is 0 */
+    double *cka_matched_stderr, *cka_matched_pvalue; /* the same shape, or NULL */
+    /* 1 for mk_ckafile_matched's view: rows and columns are models, not layers. */
+    int matched;
 } mk_ckafile;
 
 /* Fills f (owned by the caller, freed with mk_ckafile_free, also after a
@@ -76,6 +96,31 @@ const double *mk_ckafile_matrix(const mk_ckafile *f, mk_matrix m);
 /* Makes m the matrix shown, or MK_EINPUT naming path (f's file), the
  * dataset and how to get it when f has none. */
 mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
+
+/* ---- views of a models result: ordinary two-model values, so that plot
+ * and show draw and print them as any result (out is the caller's, freed
+ * with mk_ckafile_free, also after a failure) ---- */
+
+/* The block of model a's layers (rows) against model b's (columns): every
+ * matrix sliced, x_name a, y_name b, x_file and y_file theirs, `self` 1
+ * exactly when a is b, the other attributes and /meta copied. MK_EUSAGE
+ * when f is not a models result, or a or b is not one of its models (the
+ * message lists them); path names f's file in messages. */
+mk_err mk_ckafile_pair(const mk_ckafile *f, const char *path, const char *a, const char *b, mk_ckafile *out);
+
+/* The same, from the command-line form "A,B" (option is "--pair" for
+ * messages, cmd "plot" or "show"): MK_EUSAGE when spec is not two non-empty
+ * names around a comma. A name with a comma in it is found when the split
+ * at one of the commas gives two model names. */
+mk_err mk_ckafile_pair_spec(const mk_ckafile *f, const char *path, const char *cmd, const char *spec,
+                            mk_ckafile *out);
+
+/* The N by N matrix of the layer called layer in every model (from
+ * /cka_matched*): x_layers = y_layers = the model names, x_name = y_name =
+ * layer, `self` 1, `matched` 1. MK_EUSAGE when f is not a models result or
+ * layer is not one of /matched_layers (the message lists them, or says no
+ * layer is shared). */
+mk_err mk_ckafile_matched(const mk_ckafile *f, const char *path, const char *layer, mk_ckafile *out);
 
 /* "cka", "stderr" or "pvalue": m on the command line (--matrix). */
 const char *mk_matrix_name(mk_matrix m);

@@ -26,6 +26,10 @@ typedef struct {
     int short_names; /* 0: full layer paths; K > 0: their last K '/'-separated components */
     int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
     mk_matrix matrix; /* what mk_plot_result draws: MK_MATRIX_CKA (default), _STDERR or _PVALUE */
+    /* mk_plot_result on a models result (NULL: the whole grid, by model):
+     * one block ("A,B": model A's layers against model B's), or one layer
+     * across every model (its name). At most one of them. */
+    const char *pair, *matched;
 } mk_plot_opts;
 
 void mk_plot_opts_default(mk_plot_opts *opts);
@@ -46,6 +50,16 @@ typedef struct {
     const char *subtitle;    /* a smaller line under the title (how the matrix was made); NULL or "": none */
     const char *value_title; /* the colour bar's title; NULL: "CKA" */
     int value_decimals;      /* decimals of cell values; 0: 2 */
+    /* Groups (the models of a models result) of a square matrix, the same
+     * along rows and columns: group k is rows and columns
+     * [group_offsets[k], group_offsets[k+1]), named group_labels[k] beside
+     * and below the heatmap, with lines between groups. Layer labels are
+     * then drawn only when every one of them fits; the axis titles are not
+     * drawn (the group names say it), and the default title is row_title
+     * when short, else "N models". */
+    int ngroups;
+    const char *const *group_labels;
+    const int *group_offsets; /* ngroups + 1, from 0 to rows, strictly increasing */
 } mk_plot_data;
 
 /* One piece of text (labels and titles; not the cell values). Its box, w by
@@ -72,6 +86,9 @@ typedef struct {
     int value_decimals;                /* decimals of cell values */
     int row_step, col_step;            /* every k-th layer label is drawn (1: all) */
     double col_angle;                  /* column labels' turn in degrees: 0, 45 or 90 */
+    int layer_labels;                  /* 0: no layer labels (groups whose labels would thin out) */
+    int ngroups;                       /* groups drawn (mk_plot_data.ngroups) */
+    double group_left, group_bottom;   /* where the lines at group boundaries end, from (x0, y0) */
     mk_plot_text *texts;               /* labels, ticks and titles */
     int ntexts;
     double *ticks; /* colour bar tick values */
