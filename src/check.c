@@ -10,6 +10,7 @@
 #include "mpicka/blas.h"
 #include "mpicka/config.h"
 #include "mpicka/hsic.h"
+#include "mpicka/lineup.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/par.h"
@@ -178,9 +179,12 @@ static void measure_blas(int64_t m, int64_t p, int nlayers, mk_precision prec, d
     free(x), free(c), free(v), free(h);
 }
 
-static void print_model(const char *axis, const mk_model *model)
+/* A model, with its share of the data each batch reads. */
+static void print_model(const char *axis, const mk_model *model, const mk_plan *plan)
 {
-    printf("  %s: %s (%s), %d layer(s)\n", axis, model->name, model->file, model->nlayers);
+    double gb = (double)plan->total * (double)plan->m * (double)mk_model_features(model) * 4e-9;
+    printf("  %s: %s (%s), %d layer(s), %lld features, %.3g GB read as float32\n", axis, model->name, model->file,
+           model->nlayers, (long long)mk_model_features(model), gb);
     if (model->nfiles > 1) {
         printf("    %d shards, concatenated in this order:\n", model->nfiles);
         for (int f = 0; f < model->nfiles; f++)
@@ -196,13 +200,6 @@ static void print_model(const char *axis, const mk_model *model)
     }
 }
 
-static double features(const mk_model *model) { return (double)mk_model_features(model); }
-
-static int64_t max_p(const mk_model *model, int64_t p)
-{
-    const mk_layer *wide = mk_model_widest(model);
-    return wide && wide->p > p ? wide->p : p;
-}
 
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * MIB)
@@ -296,8 +293,7 @@ static void print_node(const check_args *a, double per_rank)
                 ranks, per_rank / MIB, need > have ? "more than" : "over 90% of", have / GIB, mem_from);
 }
 
-static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
-                       const check_args *a)
+static void print_plan(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, const check_args *a)
 {
     int ranks = a->ranks;
     int64_t m = plan->m < plan->n ? plan->m : plan->n, per_rank = (plan->total + ranks - 1) / ranks;
@@ -310,15 +306,15 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
     mk_output_describe(cfg, mk_run_jackknife_groups(cfg, plan), method, sizeof method);
     printf("  estimator: %s\n", method);
     mk_run_memory mem;
-    mk_run_memory_estimate(cfg, x, y, plan, &mem);
+    mk_run_memory_estimate(cfg, lu, plan, &mem);
     printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, centred kernels %.1f, "
            "sums %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, MK_LIBRARY_BYTES / MIB);
     print_node(a, mem.total + MK_LIBRARY_BYTES);
-    int nx = x->nlayers, ny = y ? y->nlayers : nx;
-    double P = features(x) + features(y), grams = (double)plan->total * (double)(m * m) / 2.0 * P;
+    int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
+    double P = (double)mk_lineup_features(lu), grams = (double)plan->total * (double)(m * m) / 2.0 * P;
     double pairs = (double)plan->total * (double)mk_tri_len(m) *
-                   ((y ? (double)nx * ny : (double)nx * (nx + 1) / 2.0) + (double)cfg->permutations * nx * ny);
+                   ((lu->cross ? (double)nx * ny : (double)nx * (nx + 1) / 2.0) + (double)cfg->permutations * nx * ny);
     if (cfg->estimator == MK_EST_EXACT) { /* one P-by-P syrk per batch, no pairs */
         grams = (double)plan->n * P * (P + 1.0) / 2.0;
         pairs = 0.0;
@@ -328,14 +324,14 @@ static void print_plan(const mk_config *cfg, const mk_model *x, const mk_model *
     double gram_rate, pair_rate;
     int threads = mk_par_threads_wanted(cfg->threads);
     mk_blas_set_threads(1); /* as run has it: the rank's threads share out single-threaded blocks */
-    measure_blas(m, max_p(y, max_p(x, 1)), nx + (y ? ny : 0), cfg->precision, &gram_rate, &pair_rate);
+    measure_blas(m, mk_lineup_widest(lu, NULL)->p, lu->nlayers, cfg->precision, &gram_rate, &pair_rate);
     if (gram_rate <= 0.0 || pair_rate <= 0.0) return;
     double seconds = (grams / gram_rate + (pairs > 0.0 ? pairs / pair_rate : 0.0)) / ranks / threads;
     printf("  this machine's BLAS (1 thread): %.1f GFLOP/s on Grams, %.1f on pairs\n", 2e-9 * gram_rate,
            2e-9 * pair_rate);
     printf("  estimated time: %.1f s of compute per rank on %d rank(s) x %d thread(s) like this one (threads as "
            "if they scaled perfectly); reading the data (%.3g GB) is not included\n", seconds, ranks, threads,
-           (double)plan->total * (double)m * (features(x) + features(y)) * 4e-9);
+           (double)plan->total * (double)m * P * 4e-9);
 }
 
 /* ---- entry ---- */
@@ -350,32 +346,31 @@ static mk_err check(const check_args *a)
     free(text);
     MK_TRY(err);
     problems pr = {0};
-    mk_model x = {0}, y = {0};
-    int ok = inspect_model(&cfg.x, &x, &pr);
-    if (cfg.has_y) ok &= inspect_model(&cfg.y, &y, &pr);
-    if (ok && cfg.has_y && x.layers[0].n != y.layers[0].n)
-        note(&pr, mk_fail(MK_EINPUT, "x and y differ in examples: '%s' in %s has %lld, '%s' in %s has %lld",
-                          x.layers[0].path, x.file, (long long)x.layers[0].n, y.layers[0].path, y.file,
-                          (long long)y.layers[0].n));
+    mk_lineup lu;
+    int ok = 1;
+    note(&pr, mk_lineup_init(&cfg, &lu));
+    for (int k = 0; !pr.count && k < lu.nmodels; k++) ok &= inspect_model(mk_config_model(&cfg, k), &lu.models[k], &pr);
+    if (ok && !pr.count) note(&pr, mk_lineup_same_examples(&lu));
+    if (ok && !pr.count) note(&pr, mk_lineup_layout(&lu));
     mk_plan plan;
     if (ok && !pr.count) {
-        note(&pr, mk_run_plan(&cfg, &x, &plan));
-        if (!pr.count) note(&pr, mk_run_preflight(&cfg, &x, cfg.has_y ? &y : NULL, &plan));
+        note(&pr, mk_run_plan(&cfg, &lu, &plan));
+        if (!pr.count) note(&pr, mk_run_preflight(&cfg, &lu, &plan));
     }
     note(&pr, check_output(cfg.output));
-    if (!pr.count && cfg.has_y && cfg.ids.enabled && !x.ids != !y.ids)
-        mk_warn("%s has sample IDs ('%s') but %s has none: the examples of x and y are not checked to be the same",
-                x.ids ? x.file : y.file, x.ids ? x.ids : y.ids, x.ids ? y.file : x.file);
+    if (!pr.count) mk_run_warn_ids(&cfg, &lu);
     if (!pr.count) {
         printf("mpicka check: %s is valid\n", a->config);
-        print_model("x", &x);
-        if (cfg.has_y) print_model("y", &y);
-        print_plan(&cfg, &x, cfg.has_y ? &y : NULL, &plan, a);
+        for (int k = 0; k < lu.nmodels; k++) {
+            char axis[32];
+            snprintf(axis, sizeof axis, lu.listed ? "model %d" : k ? "y" : "x", k + 1);
+            print_model(axis, &lu.models[k], &plan);
+        }
+        print_plan(&cfg, &lu, &plan, a);
     } else {
         fprintf(stderr, "mpicka check: %d problem(s) in %s\n", pr.count, a->config);
     }
-    mk_model_free(&x);
-    mk_model_free(&y);
+    mk_lineup_free(&lu);
     mk_config_free(&cfg);
     return pr.count ? mk_fail(pr.first, "%d problem(s), listed above", pr.count) : MK_OK;
 }

@@ -379,7 +379,7 @@ static mk_err parse_tree(const char *text, size_t len, const char *source, const
 
 /* ---------------------------------------------------------- key table --- */
 
-typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM, K_DOUBLE } key_kind;
+typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM, K_DOUBLE, K_MODELS } key_kind;
 
 typedef struct {
     const char *path;           /* dotted; a section comes right before its keys */
@@ -393,7 +393,7 @@ typedef struct {
     int64_t min;                /* K_INT */
     const char *const *choices; /* K_ENUM: NULL-terminated; the index is stored */
     size_t off;                 /* the field; for K_MAP its "given" flag or NO_FIELD */
-    size_t off_count;           /* K_LIST: its int count */
+    size_t off_count;           /* K_LIST, K_MODELS: its int count */
     const char *help;
 } key_spec;
 
@@ -423,8 +423,11 @@ _Static_assert(sizeof(mk_precision) == sizeof(int), "K_ENUM fields are stored as
      .help = "dataset paths or glob patterns, in order (one string is a one-entry list)"}
 
 static const key_spec keys[] = {
-    MODEL_KEYS(x, 1, NO_FIELD, "the model whose layers are compared"),
+    MODEL_KEYS(x, 0, AT(has_x), "the model whose layers are compared (required unless models is given)"),
     MODEL_KEYS(y, 0, AT(has_y), "a second model, compared with x (omit it to compare x with itself)"),
+    {.path = "models", .kind = K_MODELS, .off = AT(models), .off_count = AT(nmodels),
+     .help = "instead of x and y, any number of models, each with the keys file, name (unique) and layers as "
+             "x has them: every layer of every model against every other, in one pass"},
     {.path = "batch_size", .kind = K_INT, .def = "256", .min = 4, .off = AT(batch_size),
      .help = "samples per minibatch"},
     {.path = "epochs", .kind = K_INT, .def = "1", .min = 1, .off = AT(epochs),
@@ -724,6 +727,71 @@ static mk_err conv_double(const ctx *c, const key_spec *k, const node *n, double
     return MK_OK;
 }
 
+static const char *const model_fields[] = {"file", "name", "layers"};
+
+static mk_err default_model_name(const char *from, char **name);
+
+static mk_err model_key_known(const ctx *c, const node *e, const node *f, const char *path)
+{
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(f->key, model_fields[k])) return check_duplicate(c, e, f, path);
+    const char *near = NULL;
+    for (int k = 0; k < 3; k++)
+        if (mk_edit_distance(f->key, model_fields[k]) <= 2) near = model_fields[k];
+    return fail_node(c->source, f, 1, "unknown key '%s' (a model has file, name and layers%s%s%s)", path,
+                     near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+}
+
+/* One entry of `models:`, converted as x's keys are and named in messages
+ * as models[I].KEY. */
+static mk_err conv_model(const ctx *c, const node *e, int i, mk_model_cfg *m)
+{
+    char path[MK_PATH_MAX];
+    if (e->kind != N_MAP)
+        return fail_node(c->source, e, 0, "'models[%d]' must be a mapping with the keys file, name and layers, got %s",
+                         i, kind_word(e));
+    for (const node *f = e->kids; f; f = f->next) {
+        snprintf(path, sizeof path, "models[%d].%s", i, f->key);
+        MK_TRY(model_key_known(c, e, f, path));
+    }
+    static const char *const like[] = {"x.file", "x.name", "x.layers"};
+    for (int k = 0; k < 3; k++) {
+        key_spec spec = *find_key(like[k]);
+        snprintf(path, sizeof path, "models[%d].%s", i, model_fields[k]);
+        spec.path = path;
+        const node *v = *map_slot((node *)e, model_fields[k], strlen(model_fields[k]));
+        if (v && v->null) return fail_node(c->source, v, 0, "'%s' has no value", path);
+        if (!v && k == 1) MK_TRY(default_model_name(m->files[0], &m->name));
+        else if (!v) return fail_node(c->source, e, 0, "missing required key '%s'", path);
+        else if (k == 1) MK_TRY(conv_string(c, &spec, v, &m->name));
+        else MK_TRY(conv_list(c, &spec, v, k ? &m->layers : &m->files, k ? &m->nlayers : &m->nfiles));
+    }
+    return MK_OK;
+}
+
+/* The names label the blocks of the result and the rows of /cka_matched. */
+static mk_err conv_models(const ctx *c, const node *n, mk_model_cfg **models, int *count)
+{
+    size_t len = 0;
+    for (const node *e = n->kids; e; e = e->next) len++;
+    if (n->kind != N_SEQ || !len)
+        return fail_node(c->source, n, 0, "'models' must be a list of models (each a mapping with the keys file, "
+                         "name and layers), got %s", n->kind == N_SEQ ? "an empty list" : kind_word(n));
+    mk_err err = MK_OK;
+    *models = mk_calloc(len, sizeof **models, "the models", &err);
+    if (err) return err;
+    int i = 0;
+    for (const node *e = n->kids; e; e = e->next, i++) {
+        ++*count; /* before converting: a half-converted entry is freed too */
+        MK_TRY(conv_model(c, e, i, &(*models)[i]));
+        for (int j = 0; j < i; j++)
+            if (!strcmp((*models)[j].name, (*models)[i].name))
+                return fail_node(c->source, e, 0, "models[%d] and models[%d] are both named '%s': give each model "
+                                 "its own name (key 'name')", j, i, (*models)[i].name);
+    }
+    return MK_OK;
+}
+
 static mk_err convert(const ctx *c, const key_spec *k, const node *n)
 {
     void *f = field_of(c->cfg, k->off);
@@ -736,6 +804,7 @@ static mk_err convert(const ctx *c, const key_spec *k, const node *n)
     case K_U64: return conv_u64(c, k, n, f);
     case K_ENUM: return conv_enum(c, k, n, f);
     case K_DOUBLE: return conv_double(c, k, n, f);
+    case K_MODELS: return conv_models(c, n, f, field_of(c->cfg, k->off_count));
     }
     return mk_fail(MK_EINTERNAL, "config key '%s' has no kind", k->path);
 }
@@ -754,11 +823,8 @@ static size_t strip_shard_suffix(const char *s, size_t n)
 /* "acts/resnet18.h5" -> "resnet18", and so do "acts/resnet18-0-of-4.h5" and
  * the glob "acts/resnet18-*.h5" (cut before its first wildcard, and the
  * separators before that); a name that would be empty keeps the path. */
-static mk_err default_name(const ctx *c, const key_spec *k)
+static mk_err default_model_name(const char *from, char **name)
 {
-    char **const *list = field_of(c->cfg, find_key(k->def_from)->off);
-    const char *from = *list ? (*list)[0] : NULL;
-    if (!from) return mk_fail(MK_EINTERNAL, "'%s' is needed before '%s'", k->def_from, k->path);
     const char *slash = strrchr(from, '/'), *base = slash ? slash + 1 : from;
     const char *dot = strrchr(base, '.');
     size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
@@ -769,7 +835,14 @@ static mk_err default_name(const ctx *c, const key_spec *k)
     }
     n = strip_shard_suffix(base, n);
     if (n == 0) base = from, n = strlen(from);
-    return dup_into(field_of(c->cfg, k->off), base, n);
+    return dup_into(name, base, n);
+}
+
+static mk_err default_name(const ctx *c, const key_spec *k)
+{
+    char **const *list = field_of(c->cfg, find_key(k->def_from)->off);
+    if (!*list) return mk_fail(MK_EINTERNAL, "'%s' is needed before '%s'", k->def_from, k->path);
+    return default_model_name((*list)[0], field_of(c->cfg, k->off));
 }
 
 static mk_err apply_default(const ctx *c, const key_spec *k)
@@ -816,9 +889,30 @@ static mk_err key_fail(const ctx *c, const char *path, const char *msg)
     return n ? fail_node(c->source, n, 1, "%s", msg) : fail_at(c->source, NULL, 0, "%s", msg);
 }
 
+/* Before the other keys: without models, nothing else matters. */
+static mk_err check_models_given(const ctx *c)
+{
+    const node *x = tree_get(c->root, "x");
+    if (x && x->null) return fail_node(c->source, x, 0, "'x' has no value");
+    if (!x && !tree_get(c->root, "models"))
+        return fail_at(c->source, NULL, 0, "missing required key 'x' (or a 'models' list)");
+    return MK_OK;
+}
+
+/* x (and y) or a models list, not both. */
+static mk_err check_models(const ctx *c)
+{
+    const mk_config *cfg = c->cfg;
+    if (cfg->models && (cfg->has_x || cfg->has_y))
+        return key_fail(c, "models", "'models' and x/y are two ways to give the models: use one (x and y for two "
+                        "models, a models list for any number)");
+    return MK_OK;
+}
+
 static mk_err check_combinations(const ctx *c)
 {
     const mk_config *cfg = c->cfg;
+    MK_TRY(check_models(c));
     if (!(cfg->rbf_threshold >= 1e-150 && cfg->rbf_threshold <= 1e150)) /* its square scales every distance */
         return key_fail(c, "rbf_threshold", "'rbf_threshold' must be between 1e-150 and 1e150");
     if (cfg->jackknife == 1)
@@ -962,6 +1056,34 @@ static void emit_quoted(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void emit_list(FILE *f, char *const *items, int count, int scalar_one)
+{
+    if (scalar_one && count == 1) {
+        fputc(' ', f);
+        emit_quoted(f, items[0]);
+        return;
+    }
+    fputs(" [", f);
+    for (int i = 0; i < count; i++) {
+        fputs(i ? ", " : "", f);
+        emit_quoted(f, items[i]);
+    }
+    fputc(']', f);
+}
+
+/* A block sequence of mappings, one model each. */
+static void emit_models(FILE *f, const mk_model_cfg *models, int count)
+{
+    for (int i = 0; i < count; i++) {
+        fputs("\n  - file:", f);
+        emit_list(f, models[i].files, models[i].nfiles, 1);
+        fputs("\n    name: ", f);
+        emit_quoted(f, models[i].name);
+        fputs("\n    layers:", f);
+        emit_list(f, models[i].layers, models[i].nlayers, 0);
+    }
+}
+
 static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
 {
     const void *v = field_of(cfg, k->off);
@@ -973,19 +1095,8 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
         fputc(' ', f);
         emit_quoted(f, *(char *const *)v);
         break;
-    case K_LIST:
-        if (k->scalar_one && *(const int *)field_of(cfg, k->off_count) == 1) {
-            fputc(' ', f);
-            emit_quoted(f, (*(char **const *)v)[0]);
-            break;
-        }
-        fputs(" [", f);
-        for (int i = 0; i < *(const int *)field_of(cfg, k->off_count); i++) {
-            fputs(i ? ", " : "", f);
-            emit_quoted(f, (*(char **const *)v)[i]);
-        }
-        fputc(']', f);
-        break;
+    case K_LIST: emit_list(f, *(char **const *)v, *(const int *)field_of(cfg, k->off_count), k->scalar_one); break;
+    case K_MODELS: emit_models(f, *(mk_model_cfg *const *)v, *(const int *)field_of(cfg, k->off_count)); break;
     case K_INT: fprintf(f, " %" PRId64, *(const int64_t *)v); break;
     case K_BOOL: fputs(*(const int *)v ? " true" : " false", f); break;
     case K_U64: fprintf(f, " %" PRIu64, *(const uint64_t *)v); break;
@@ -1009,6 +1120,7 @@ static mk_err write_resolved(mk_config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         const key_spec *k = &keys[i], *s = section_of(k);
         if (!section_given(cfg, k->kind == K_MAP && !k->switchable ? k : s)) continue;
+        if (k->kind == K_MODELS && !cfg->models) continue;
         const char *leaf = strrchr(k->path, '.');
         fprintf(f, "%s%s:", s ? "  " : "", leaf ? leaf + 1 : k->path);
         emit_value(f, k, cfg);
@@ -1061,12 +1173,28 @@ int mk_config_first_difference(const char *ra, const char *rb, char *a, char *b,
 /* What the source module needs from the top-level keys, in each model. */
 static void derive_models(mk_config *cfg)
 {
-    mk_model_cfg *models[2] = {&cfg->x, &cfg->y};
-    for (int i = 0; i < 2; i++) {
-        models[i]->ids = cfg->ids.dataset ? cfg->ids.dataset : "ids";
-        models[i]->check_ids = cfg->ids.enabled;
-        models[i]->order = cfg->layer_order;
+    for (int i = -2; i < cfg->nmodels; i++) {
+        mk_model_cfg *m = i == -2 ? &cfg->x : i == -1 ? &cfg->y : &cfg->models[i];
+        m->ids = cfg->ids.dataset ? cfg->ids.dataset : "ids";
+        m->check_ids = cfg->ids.enabled;
+        m->order = cfg->layer_order;
     }
+}
+
+int mk_config_nmodels(const mk_config *cfg)
+{
+    return cfg->models ? cfg->nmodels : 1 + cfg->has_y;
+}
+
+const mk_model_cfg *mk_config_model(const mk_config *cfg, int k)
+{
+    return cfg->models ? &cfg->models[k] : k ? &cfg->y : &cfg->x;
+}
+
+static void free_strings(char **items, int count)
+{
+    for (int j = 0; items && j < count; j++) free(items[j]);
+    free(items);
 }
 
 static mk_err read_root(ctx *c, const char *text, size_t len)
@@ -1089,6 +1217,7 @@ mk_err mk_config_parse(const char *text, size_t len, const char *source, char *c
     MK_GOTO(read_root(&c, text, len), fail);
     for (int i = 0; i < nsets; i++) MK_GOTO(apply_set(&c, sets[i]), fail);
     MK_GOTO(check_keys(&c, c.root, ""), fail);
+    MK_GOTO(check_models_given(&c), fail);
     MK_GOTO(apply_keys(&c), fail);
     MK_GOTO(check_combinations(&c), fail);
     derive_models(cfg);
@@ -1107,11 +1236,14 @@ void mk_config_free(mk_config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         const key_spec *k = &keys[i];
         if (k->kind == K_STRING) free(*(char **)field_of(cfg, k->off));
-        if (k->kind != K_LIST) continue;
-        char **items = *(char ***)field_of(cfg, k->off);
-        for (int j = 0; items && j < *(int *)field_of(cfg, k->off_count); j++) free(items[j]);
-        free(items);
+        if (k->kind == K_LIST) free_strings(*(char ***)field_of(cfg, k->off), *(int *)field_of(cfg, k->off_count));
     }
+    for (int i = 0; i < cfg->nmodels; i++) {
+        free_strings(cfg->models[i].files, cfg->models[i].nfiles);
+        free_strings(cfg->models[i].layers, cfg->models[i].nlayers);
+        free(cfg->models[i].name);
+    }
+    free(cfg->models);
     free(cfg->resolved);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -1190,6 +1322,7 @@ static void describe_kind(const key_spec *k, char *buf, size_t size)
     case K_BOOL: snprintf(buf, size, "true or false"); break;
     case K_U64: snprintf(buf, size, "unsigned integer"); break;
     case K_DOUBLE: snprintf(buf, size, "number"); break;
+    case K_MODELS: snprintf(buf, size, "list of models"); break;
     case K_ENUM:
         join_choices(k, list, sizeof list);
         snprintf(buf, size, "one of %s", list);

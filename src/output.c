@@ -143,18 +143,34 @@ static void write_matrix(mk_h5w *h, const char *name, const double *v, int rows,
     mk_h5w_dataset(h, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, cols ? 2 : 1, dims, v);
 }
 
-static void write_names(mk_h5w *h, const char *name, const mk_model *model)
+static void write_strings(mk_h5w *h, const char *name, const char *const *s, int count)
 {
-    const char **names = malloc((size_t)model->nlayers * sizeof *names);
-    if (!names) {
-        if (!h->err) h->err = mk_fail(MK_ENOMEM, "cannot list layer names");
-        return;
-    }
-    for (int l = 0; l < model->nlayers; l++) names[l] = model->layers[l].path;
-    hsize_t dim = (hsize_t)model->nlayers;
+    hsize_t dim = (hsize_t)count;
     hid_t type = mk_h5w_utf8_type();
-    mk_h5w_dataset(h, name, type, type, 1, &dim, names);
+    mk_h5w_dataset(h, name, type, type, 1, &dim, s);
     H5Tclose(type);
+}
+
+static void *h5w_alloc(mk_h5w *h, size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size);
+    if (!p && !h->err) h->err = mk_fail(MK_ENOMEM, "out of memory writing '%s'", h->path);
+    return p;
+}
+
+/* The layer paths of flat layers first .. first+count-1. */
+static const char **layer_paths(const mk_lineup *lu, int first, int count)
+{
+    const char **names = malloc((size_t)(count ? count : 1) * sizeof *names);
+    for (int l = 0; names && l < count; l++) names[l] = mk_lineup_layer(lu, first + l, NULL)->path;
+    return names;
+}
+
+static void write_names(mk_h5w *h, const char *name, const mk_lineup *lu, int first, int count)
+{
+    const char **names = layer_paths(lu, first, count);
+    if (!names && !h->err) h->err = mk_fail(MK_ENOMEM, "cannot list layer names");
+    if (names) write_strings(h, name, names, count);
     free(names);
 }
 
@@ -204,6 +220,17 @@ static void write_meta(mk_h5w *h, const mk_result *r)
     H5Gclose(gid);
 }
 
+/* The models' names (or files) joined by ", " (malloc'd). */
+static char *joined(const mk_lineup *lu, int files)
+{
+    size_t len = 1;
+    for (int k = 0; k < lu->nmodels; k++) len += strlen(files ? lu->models[k].file : lu->models[k].name) + 2;
+    char *s = malloc(len);
+    for (int k = 0, off = 0; s && k < lu->nmodels; k++)
+        off += snprintf(s + off, len - (size_t)off, "%s%s", k ? ", " : "", files ? lu->models[k].file : lu->models[k].name);
+    return s;
+}
+
 static void write_attrs(mk_h5w *h, const mk_result *r)
 {
     const mk_plan *p = r->plan;
@@ -216,7 +243,7 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
     attr_int(h, "shuffle", p->shuffle);
     attr_int(h, "shuffle_block", p->block);
     mk_h5w_attr(h, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &p->seed);
-    attr_int(h, "self", r->y == r->x);
+    attr_int(h, "self", !r->lu->cross);
     attr_int(h, "ranks", r->nranks);
     attr_int(h, "threads", r->threads);
     attr_int(h, "blas_threads", 1);
@@ -229,15 +256,69 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
     mk_h5w_attr_str(h, "estimator", text);
     mk_h5w_attr_str(h, "version", MPICKA_VERSION);
     mk_h5w_attr_str(h, "config", r->cfg->resolved);
-    mk_h5w_attr_str(h, "x_name", r->x->name);
-    mk_h5w_attr_str(h, "y_name", r->y->name);
-    mk_h5w_attr_str(h, "x_file", r->x->file);
-    mk_h5w_attr_str(h, "y_file", r->y->file);
+    const mk_lineup *lu = r->lu;
+    const mk_model *y = &lu->models[lu->cross];
+    char *names = lu->listed ? joined(lu, 0) : NULL, *files = lu->listed ? joined(lu, 1) : NULL;
+    if (lu->listed && (!names || !files) && !h->err) h->err = mk_fail(MK_ENOMEM, "out of memory writing '%s'", h->path);
+    mk_h5w_attr_str(h, "x_name", names ? names : lu->models[0].name);
+    mk_h5w_attr_str(h, "y_name", names ? names : y->name);
+    mk_h5w_attr_str(h, "x_file", files ? files : lu->models[0].file);
+    mk_h5w_attr_str(h, "y_file", files ? files : y->file);
+    free(names);
+    free(files);
+}
+
+/* For each of the K layers every model has, the model-by-model matrix of
+ * src (L by L) at that layer: K by N by N. */
+static double *matched_cube(mk_h5w *h, const mk_lineup *lu, const double *src, int K, const int *index)
+{
+    int N = lu->nmodels, L = lu->nlayers;
+    double *cube = h5w_alloc(h, (size_t)K * N * N, sizeof *cube);
+    for (int k = 0; cube && k < K; k++)
+        for (int a = 0; a < N; a++)
+            for (int b = 0; b < N; b++)
+                cube[((size_t)k * N + a) * N + b] = src[(size_t)index[k * N + a] * L + index[k * N + b]];
+    return cube;
+}
+
+/* A models result: who the blocks are, and the same layer across the models. */
+static void write_models(mk_h5w *h, const mk_result *r)
+{
+    const mk_lineup *lu = r->lu;
+    int N = lu->nmodels, K = 0, *index = NULL;
+    attr_int(h, "models", N);
+    const char **names = h5w_alloc(h, (size_t)N, sizeof *names), **files = h5w_alloc(h, (size_t)N, sizeof *files);
+    int64_t *offsets = h5w_alloc(h, (size_t)N + 1, sizeof *offsets);
+    mk_err err = mk_lineup_matched(lu, &K, &index);
+    if (err && !h->err) h->err = err;
+    if (names && files && offsets && !err) {
+        for (int k = 0; k < N; k++) names[k] = lu->models[k].name, files[k] = lu->models[k].file;
+        for (int k = 0; k <= N; k++) offsets[k] = lu->offset[k];
+        write_strings(h, "model_names", names, N);
+        write_strings(h, "model_files", files, N);
+        hsize_t dim = (hsize_t)N + 1, dims[3] = {(hsize_t)K, (hsize_t)N, (hsize_t)N};
+        mk_h5w_dataset(h, "model_offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &dim, offsets);
+        const char **matched = h5w_alloc(h, (size_t)K, sizeof *matched);
+        for (int k = 0; matched && k < K; k++) matched[k] = mk_lineup_layer(lu, index[k * N], NULL)->path;
+        if (matched) write_strings(h, "matched_layers", matched, K);
+        free(matched);
+        const double *src[3] = {r->cka, r->stderr_, r->pvalue};
+        const char *dset[3] = {"cka_matched", "cka_matched_stderr", "cka_matched_pvalue"};
+        for (int m = 0; m < 3 && K > 0; m++) {
+            double *cube = src[m] ? matched_cube(h, lu, src[m], K, index) : NULL;
+            if (cube) mk_h5w_dataset(h, dset[m], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, cube);
+            free(cube);
+        }
+    }
+    free(names);
+    free(files);
+    free(offsets);
+    free(index);
 }
 
 static mk_err write_h5(const mk_result *r, const char *path)
 {
-    int nx = r->x->nlayers, ny = r->y->nlayers;
+    int nx = mk_lineup_rows(r->lu), ny = mk_lineup_cols(r->lu);
     mk_h5w h;
     MK_TRY(mk_h5w_create(&h, path, NULL));
     write_matrix(&h, "cka", r->cka, nx, ny);
@@ -247,15 +328,16 @@ static mk_err write_h5(const mk_result *r, const char *path)
     if (r->stderr_) write_matrix(&h, "cka_stderr", r->stderr_, nx, ny);
     if (r->pvalue) write_matrix(&h, "cka_pvalue", r->pvalue, nx, ny);
     write_meta(&h, r);
-    write_names(&h, "x_layers", r->x);
-    write_names(&h, "y_layers", r->y);
+    write_names(&h, "x_layers", r->lu, 0, nx);
+    write_names(&h, "y_layers", r->lu, r->lu->cross ? nx : 0, ny);
     write_attrs(&h, r);
+    if (r->lu->listed) write_models(&h, r);
     return mk_h5w_finish(&h);
 }
 
 /* ---- cka.csv ---- */
 
-static void csv_field(FILE *f, const char *s)
+void mk_output_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n\r")) {
         fputs(s, f);
@@ -269,22 +351,64 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static mk_err write_csv(const mk_result *r, const char *path)
+void mk_output_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *const *yl, const double *v)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return mk_fail(MK_EIO, "cannot create '%s': %s", path, strerror(errno));
-    int nx = r->x->nlayers, ny = r->y->nlayers;
-    csv_field(f, "layer");
+    mk_output_csv_field(f, "layer");
     for (int j = 0; j < ny; j++) {
         fputc(',', f);
-        csv_field(f, r->y->layers[j].path);
+        mk_output_csv_field(f, yl[j]);
     }
     fputc('\n', f);
     for (int i = 0; i < nx; i++) {
-        csv_field(f, r->x->layers[i].path);
-        for (int j = 0; j < ny; j++) fprintf(f, ",%.17g", r->cka[i * ny + j]);
+        mk_output_csv_field(f, xl[i]);
+        for (int j = 0; j < ny; j++) fprintf(f, ",%.17g", v[(size_t)i * ny + j]);
         fputc('\n', f);
     }
+}
+
+void mk_output_csv_models(FILE *f, int nmodels, const char *const *names, const int *offset,
+                          const char *const *layers, const double *cka, const double *se, const double *pv)
+{
+    int L = offset[nmodels];
+    fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", f);
+    for (int a = 0; a < nmodels; a++)
+        for (int i = offset[a]; i < offset[a + 1]; i++)
+            for (int b = 0; b < nmodels; b++)
+                for (int j = offset[b]; j < offset[b + 1]; j++) {
+                    size_t k = (size_t)i * L + j;
+                    mk_output_csv_field(f, names[a]);
+                    fputc(',', f);
+                    mk_output_csv_field(f, layers[i]);
+                    fputc(',', f);
+                    mk_output_csv_field(f, names[b]);
+                    fputc(',', f);
+                    mk_output_csv_field(f, layers[j]);
+                    fprintf(f, ",%.17g,", cka[k]);
+                    if (se) fprintf(f, "%.17g", se[k]);
+                    fputc(',', f);
+                    if (pv) fprintf(f, "%.17g", pv[k]);
+                    fputc('\n', f);
+                }
+}
+
+static mk_err write_csv(const mk_result *r, const char *path)
+{
+    const mk_lineup *lu = r->lu;
+    int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
+    const char **xl = layer_paths(lu, 0, nx), **yl = layer_paths(lu, lu->cross ? nx : 0, ny);
+    const char **names = malloc((size_t)lu->nmodels * sizeof *names);
+    FILE *f = xl && yl && names ? fopen(path, "w") : NULL;
+    int failed = !f;
+    if (f && lu->listed) {
+        for (int k = 0; k < lu->nmodels; k++) names[k] = lu->models[k].name;
+        mk_output_csv_models(f, lu->nmodels, names, lu->offset, xl, r->cka, r->stderr_, r->pvalue);
+    } else if (f) {
+        mk_output_csv_matrix(f, nx, ny, xl, yl, r->cka);
+    }
+    free(xl);
+    free(yl);
+    free(names);
+    if (failed) return mk_fail(MK_EIO, "cannot create '%s': %s", path, strerror(errno));
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return mk_fail(MK_EIO, "cannot write '%s': %s", path, strerror(errno));
     return MK_OK;
@@ -341,11 +465,27 @@ static void fit(FILE *out, const char *s, int width, int right)
     if (!right) fprintf(out, "%*s", pad, "");
 }
 
+/* The head line: who is compared with whom. */
+static void summary_head(FILE *out, const mk_lineup *lu)
+{
+    if (!lu->listed) {
+        const mk_model *x = &lu->models[0], *y = &lu->models[lu->cross];
+        fprintf(out, "mpicka: CKA of %s (%d layers) vs %s (%d layers)\n", x->name, x->nlayers, y->name, y->nlayers);
+        return;
+    }
+    fprintf(out, "mpicka: CKA of %d models, %d layers in all, every layer against every other:", lu->nmodels,
+            lu->nlayers);
+    for (int k = 0; k < lu->nmodels; k++)
+        fprintf(out, "%s %s (%d)", k ? "," : "", lu->models[k].name, lu->models[k].nlayers);
+    fputc('\n', out);
+}
+
 void mk_output_summary(FILE *out, const mk_result *r)
 {
     const mk_plan *p = r->plan;
-    int nx = r->x->nlayers, ny = r->y->nlayers;
-    fprintf(out, "mpicka: CKA of %s (%d layers) vs %s (%d layers)\n", r->x->name, nx, r->y->name, ny);
+    const mk_lineup *lu = r->lu;
+    int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
+    summary_head(out, lu);
     fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s) x %d thread(s), %s, %.3f s",
             (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks, r->threads,
             r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
@@ -359,12 +499,12 @@ void mk_output_summary(FILE *out, const mk_result *r)
         fprintf(out, "  %-24s", "");
         for (int j = 0; j < ny; j++) {
             fputc(' ', out);
-            fit(out, r->y->layers[j].path, 6, 1);
+            fit(out, mk_lineup_layer(lu, (lu->cross ? nx : 0) + j, NULL)->path, 6, 1);
         }
         fputc('\n', out);
         for (int i = 0; i < nx; i++) {
             fputs("  ", out);
-            fit(out, r->x->layers[i].path, 24, 0);
+            fit(out, mk_lineup_layer(lu, i, NULL)->path, 24, 0);
             for (int j = 0; j < ny; j++) fprintf(out, " %6.3f", r->cka[i * ny + j]);
             fputc('\n', out);
         }

@@ -24,16 +24,17 @@ struct mk_reader {
     mk_precision prec;
     const double *scales;         /* per layer of the block sequence */
     void *raw;                    /* the block as read, before centring */
-    mk_source *srcs[2];
-    const mk_model *models[2];
-    int nmodels, per_batch;       /* layers of all models */
+    mk_source *const *srcs;       /* the caller's, per model */
+    const mk_lineup *lu;
+    int per_batch;                /* layers of all models */
     const mk_todo *todo;
     int64_t lo, count;            /* todo positions from lo; blocks: count = (hi - lo) * per_batch */
     slot slots[NSLOT];
     int64_t filled, taken;        /* blocks read so far, handed out so far */
     int stop;
-    int check_ids;                /* both models have sample IDs: compare them batch by batch */
-    mk_ids ids[2];
+    int ids_ref;                  /* the first model with sample IDs; the others with IDs are compared to it */
+    int check_ids;                /* two models or more have IDs: compare them batch by batch */
+    mk_ids *ids;                  /* per model */
     double times[MK_READER_TIMES];
     pthread_mutex_t mu;
     pthread_mutex_t hdf5;         /* held around every HDF5 call of the thread */
@@ -46,26 +47,37 @@ struct mk_reader {
 static void locate(const mk_reader *r, int64_t s, int64_t *g, int *model, int *layer)
 {
     *g = mk_todo_batch(r->todo, r->lo + s / r->per_batch);
-    int k = (int)(s % r->per_batch);
-    *model = 0;
-    while (k >= r->models[*model]->nlayers) k -= r->models[(*model)++]->nlayers;
-    *layer = k;
+    int flat = (int)(s % r->per_batch);
+    mk_lineup_layer(r->lu, flat, model);
+    *layer = flat - r->lu->offset[*model];
 }
 
-/* x and y must hold the same examples in the same order: their IDs for the
- * batch's rows, read with the batch's first block (a batch's worth of IDs,
- * never n). */
+/* The models must hold the same examples in the same order: their IDs for
+ * the batch's rows, read with the batch's first block (a batch's worth of
+ * IDs, never n). */
+static mk_err compare_ids(const mk_reader *r, int k, const int64_t *rows, int64_t m)
+{
+    const mk_ids *a = &r->ids[r->ids_ref], *b = &r->ids[k];
+    for (int64_t i = 0; i < m; i++) {
+        if (!strcmp(a->id[i], b->id[i])) continue;
+        const mk_model *x = &r->lu->models[r->ids_ref], *y = &r->lu->models[k];
+        char who[512];
+        if (r->lu->cross) snprintf(who, sizeof who, "x and y");
+        else snprintf(who, sizeof who, "models '%s' and '%s'", x->name, y->name);
+        return mk_fail(MK_EDATA, "%s hold different samples: example %lld is '%.200s' in %s but '%.200s' in %s "
+                       "(sample-ID dataset '%s'); all inputs must hold the same examples in the same order", who,
+                       (long long)rows[i], a->id[i], x->files[mk_model_shard(x, rows[i])], b->id[i],
+                       y->files[mk_model_shard(y, rows[i])], x->ids);
+    }
+    return MK_OK;
+}
+
 static mk_err check_ids(mk_reader *r, const int64_t *rows, int64_t m)
 {
-    MK_TRY(mk_source_read_ids(r->srcs[0], rows, m, &r->ids[0]));
-    MK_TRY(mk_source_read_ids(r->srcs[1], rows, m, &r->ids[1]));
-    for (int64_t i = 0; i < m; i++) {
-        if (!strcmp(r->ids[0].id[i], r->ids[1].id[i])) continue;
-        const mk_model *x = r->models[0], *y = r->models[1];
-        return mk_fail(MK_EDATA, "x and y hold different samples: example %lld is '%.200s' in %s but '%.200s' in %s "
-                       "(sample-ID dataset '%s'); both inputs must hold the same examples in the same order",
-                       (long long)rows[i], r->ids[0].id[i], x->files[mk_model_shard(x, rows[i])], r->ids[1].id[i],
-                       y->files[mk_model_shard(y, rows[i])], x->ids);
+    for (int k = r->ids_ref; k < r->lu->nmodels; k++) {
+        if (!r->lu->models[k].ids) continue;
+        MK_TRY(mk_source_read_ids(r->srcs[k], rows, m, &r->ids[k]));
+        if (k > r->ids_ref) MK_TRY(compare_ids(r, k, rows, m));
     }
     return MK_OK;
 }
@@ -78,7 +90,7 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     int64_t m = mk_plan_batch_size(r->plan, g);
     if (model == 0 && layer == 0) mk_plan_batch_rows(r->plan, g, sl->rows);
     else memcpy(sl->rows, r->slots[(s - 1) % NSLOT].rows, (size_t)m * sizeof(int64_t));
-    const mk_model *mod = r->models[model];
+    const mk_model *mod = &r->lu->models[model];
     const mk_layer *lay = &mod->layers[layer];
     /* Read straight into the slot and centre in place when the types agree. */
     void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
@@ -121,15 +133,14 @@ static void *run_reader(void *arg)
     return NULL;
 }
 
-/* The largest block of any layer in precision prec or, with prec < 0, of
- * the layers read as the other type than prec (0 when there is none). */
-static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m, mk_precision prec,
-                          int read_buffer)
+/* The largest block of any layer in precision prec or, with read_buffer,
+ * of the layers read as the other type than prec (0 when there is none). */
+static size_t block_bytes(const mk_lineup *lu, int64_t m, mk_precision prec, int read_buffer)
 {
     size_t most = 0;
-    for (int i = 0; i < nmodels; i++)
-        for (int l = 0; l < models[i]->nlayers; l++) {
-            const mk_layer *layer = &models[i]->layers[l];
+    for (int i = 0; i < lu->nmodels; i++)
+        for (int l = 0; l < lu->models[i].nlayers; l++) {
+            const mk_layer *layer = &lu->models[i].layers[l];
             int other = layer->in_f32 != (prec == MK_PREC_FLOAT32);
             size_t size = !read_buffer ? mk_prec_size(prec) : !other ? 0
                           : layer->in_f32 ? sizeof(float) : sizeof(double);
@@ -140,8 +151,8 @@ static size_t block_bytes(const mk_model *const *models, int nmodels, int64_t m,
 
 static void free_reader(mk_reader *r)
 {
-    mk_ids_free(&r->ids[0]);
-    mk_ids_free(&r->ids[1]);
+    for (int k = 0; r->ids && k < r->lu->nmodels; k++) mk_ids_free(&r->ids[k]);
+    free(r->ids);
     free(r->raw);
     for (int i = 0; i < NSLOT; i++) {
         free(r->slots[i].data);
@@ -151,30 +162,19 @@ static void free_reader(mk_reader *r)
     free(r);
 }
 
-static int64_t max_features(const mk_model *const *models, int nmodels)
-{
-    int64_t p = 1;
-    for (int i = 0; i < nmodels; i++) {
-        const mk_layer *wide = mk_model_widest(models[i]);
-        if (wide && wide->p > p) p = wide->p;
-    }
-    return p;
-}
-
-mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, const double *scales, const mk_todo *todo,
-                       int64_t lo, int64_t hi, mk_reader **out)
+mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs, const mk_lineup *lu,
+                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_reader **out)
 {
     mk_err err = MK_OK;
     mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
     if (err) return err;
-    int64_t m = plan->m < plan->n ? plan->m : plan->n;
-    r->raw = mk_malloc(block_bytes(models, nmodels, m, prec, 1), "a layer block", &err);
+    r->lu = lu;
+    int64_t m = plan->m < plan->n ? plan->m : plan->n, p = mk_lineup_widest(lu, NULL)->p;
+    r->ids = mk_calloc((size_t)lu->nmodels, sizeof *r->ids, "sample IDs", &err);
+    if (!err) r->raw = mk_malloc(block_bytes(lu, m, prec, 1), "a layer block", &err);
     for (int i = 0; i < NSLOT && !err; i++) {
-        r->slots[i].data = mk_malloc(block_bytes(models, nmodels, m, prec, 0), "a centred block", &err);
-        if (!err)
-            r->slots[i].mean = mk_malloc((size_t)(3 * max_features(models, nmodels)) * sizeof(double), "column means",
-                                         &err);
+        r->slots[i].data = mk_malloc(block_bytes(lu, m, prec, 0), "a centred block", &err);
+        if (!err) r->slots[i].mean = mk_malloc((size_t)(3 * p) * sizeof(double), "column means", &err);
         if (!err) r->slots[i].rows = mk_malloc((size_t)m * sizeof(int64_t), "a batch's rows", &err);
     }
     if (err) {
@@ -184,16 +184,15 @@ mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const 
     r->plan = plan;
     r->prec = prec;
     r->scales = scales;
-    r->nmodels = nmodels;
+    r->srcs = srcs;
     r->todo = todo;
     r->lo = lo;
-    for (int i = 0; i < nmodels; i++) {
-        r->srcs[i] = srcs[i];
-        r->models[i] = models[i];
-        r->per_batch += models[i]->nlayers;
-    }
+    r->per_batch = lu->nlayers;
     r->count = (hi - lo) * r->per_batch;
-    r->check_ids = nmodels == 2 && models[0]->ids && models[1]->ids;
+    int with_ids = 0;
+    for (int k = lu->nmodels - 1; k >= 0; k--)
+        if (lu->models[k].ids) r->ids_ref = k, with_ids++;
+    r->check_ids = with_ids >= 2;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->hdf5, NULL);
     pthread_cond_init(&r->cv, NULL);

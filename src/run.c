@@ -18,6 +18,7 @@
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
+#include "mpicka/lineup.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/par.h"
@@ -41,13 +42,12 @@ typedef struct {
     int rank, nranks;
     double phase[PH_COUNT];
     mk_config cfg;
-    mk_model x, y;        /* y unused when !cfg.has_y */
-    const mk_model *ym;   /* &y, or &x for a self comparison */
+    mk_lineup lu;         /* the models; rank 0 inspects them, every rank gets them */
     mk_plan plan;
     int64_t groups;       /* jackknife groups in use (0: none) */
     mk_todo todo;         /* the batches this run computes */
     mk_nodes saved;       /* rank 0: the partial sums a checkpoint brought */
-    double *scale;        /* per layer (x's, then y's): the power of two its values are multiplied by */
+    double *scale;        /* per flat layer: the power of two its values are multiplied by */
     double *mu0;          /* exact: the shift of the feature sums (mpicka/exact.h) */
     char *fingerprint;    /* rank 0 */
     double seconds_before;   /* rank 0: time of the segments a checkpoint brought */
@@ -63,11 +63,12 @@ typedef struct {
 
 /* Per-rank working memory for one minibatch. */
 typedef struct {
-    mk_source *sx, *sy;
+    mk_source **srcs;     /* per model */
     mk_reader *reader;
     mk_hsic_ws ws;
-    double *vx, *vy;      /* stacked centred kernels */
-    double *vperm;        /* y's, permuted */
+    double *v;            /* the centred kernels of every layer, stacked in the flat order */
+    double *vx, *vy;      /* the rows' and (cross) the columns' part of v; vy NULL: all against all */
+    double *vperm;        /* the columns', permuted */
     int64_t *perm;
     mk_exact exact;       /* estimator: exact */
     double *leaf;         /* what one batch adds (see sums_len) */
@@ -80,7 +81,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...\n"
             "Computes the minibatch CKA matrix between the layers of two models (or of\n"
-            "one model with itself) from HDF5 activations; see the README.\n"
+            "one model with itself, or of a list of models) from HDF5 activations; see\n"
+            "the README.\n"
             "  --set KEY=VALUE   override a config key (dotted for nested keys), e.g.\n"
             "                    --set batch_size=512 --set x.file=acts.h5 --set 'x.layers=[a, b]'\n"
             "  --progress MODE   bar (a live line for a terminal), lines (one every\n"
@@ -221,8 +223,9 @@ static mk_err load_config(run_ctx *c, const run_args *a)
 /* A batch's pairs go through BLAS with int dimensions: m(m-1)/2 must fit. */
 #define MK_MAX_BATCH 46341
 
-mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan)
+mk_err mk_run_plan(const mk_config *cfg, const mk_lineup *lu, mk_plan *plan)
 {
+    const mk_model *x = &lu->models[0];
     const mk_layer *first = &x->layers[0];
     if (cfg->batch_size > MK_MAX_BATCH)
         return mk_fail(MK_ECONFIG, "batch_size %lld is too large (at most %d)", (long long)cfg->batch_size,
@@ -247,31 +250,32 @@ int64_t mk_run_jackknife_groups(const mk_config *cfg, const mk_plan *plan)
 
 static mk_err make_plan(run_ctx *c)
 {
-    MK_TRY(mk_run_plan(&c->cfg, &c->x, &c->plan));
+    MK_TRY(mk_run_plan(&c->cfg, &c->lu, &c->plan));
     c->groups = mk_run_jackknife_groups(&c->cfg, &c->plan);
     return MK_OK;
 }
 
 /* ---- checkpoints ---- */
 
-/* hxy | hxx | hyy (nx*ny + nx + ny values): a minibatch's HSICs. */
-static int64_t base_len(int64_t nx, int64_t ny) { return nx * ny + nx + ny; }
-
-/* Layers read per batch: x's, then y's. */
-static int nlayers_read(const mk_model *x, const mk_model *y) { return x->nlayers + (y ? y->nlayers : 0); }
-
-/* The values summed per batch (y NULL for a self comparison). Minibatch
- * estimators: the base, then the base again in the slot of the batch's
- * jackknife group (zeros in the others), then the cross HSICs of each
- * permutation. Exact: the feature-space sums (mpicka/exact.h). Both end
- * with one count per layer read, 1 when the layer varied in the batch: a
- * layer that never did is constant (dead). In double, so that no size a
- * user can ask for overflows before the memory check refuses it. */
-static double sums_len(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+/* hxy | hxx | hyy (rows*cols + rows + cols values): a minibatch's HSICs. */
+static int64_t base_len(const mk_lineup *lu)
 {
-    double nx = x->nlayers, ny = y ? y->nlayers : nx, L = nlayers_read(x, y);
+    int64_t nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
+    return nx * ny + nx + ny;
+}
+
+/* The values summed per batch. Minibatch estimators: the base, then the
+ * base again in the slot of the batch's jackknife group (zeros in the
+ * others), then the cross HSICs of each permutation. Exact: the
+ * feature-space sums (mpicka/exact.h). Both end with one count per layer
+ * read, 1 when the layer varied in the batch: a layer that never did is
+ * constant (dead). In double, so that no size a user can ask for overflows
+ * before the memory check refuses it. */
+static double sums_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
+{
+    double nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), L = lu->nlayers;
     if (cfg->estimator == MK_EST_EXACT) {
-        double P = (double)(mk_model_features(x) + mk_model_features(y));
+        double P = (double)mk_lineup_features(lu);
         return P * (P + 1.0) / 2.0 + P + L * P + L * L + L;
     }
     return (nx * ny + nx + ny) * (1.0 + (double)mk_run_jackknife_groups(cfg, plan)) +
@@ -279,10 +283,7 @@ static double sums_len(const mk_config *cfg, const mk_model *x, const mk_model *
 }
 
 /* Valid once the memory check has passed (then it is far below 2^53). */
-static int64_t leaf_len(const run_ctx *c)
-{
-    return (int64_t)sums_len(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan);
-}
+static int64_t leaf_len(const run_ctx *c) { return (int64_t)sums_len(&c->cfg, &c->lu, &c->plan); }
 
 
 static mk_err fingerprint_model(FILE *f, const mk_model *model)
@@ -315,10 +316,11 @@ static mk_err make_fingerprint(run_ctx *c)
     fprintf(f, "estimator %d, kernel %d, rbf_threshold %.17g, jackknife %lld, permutations %lld\n", (int)k->estimator,
             (int)k->kernel, k->kernel == MK_KERNEL_RBF ? k->rbf_threshold : 0.0, (long long)c->groups,
             (long long)k->permutations);
-    mk_err err = fingerprint_model(f, &c->x);
-    if (!err && c->cfg.has_y) err = fingerprint_model(f, &c->y);
+    mk_err err = MK_OK;
+    if (c->lu.listed) fprintf(f, "models %d\n", c->lu.nmodels);
+    for (int mod = 0; mod < c->lu.nmodels && !err; mod++) err = fingerprint_model(f, &c->lu.models[mod]);
     fprintf(f, "sums format 2, layer scales");
-    for (int l = 0; l < nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL); l++) fprintf(f, " %a", c->scale[l]);
+    for (int l = 0; l < c->lu.nlayers; l++) fprintf(f, " %a", c->scale[l]);
     fputc('\n', f);
     if (fclose(f) != 0 && !err) err = mk_fail(MK_ENOMEM, "cannot make the run's fingerprint");
     return err;
@@ -515,9 +517,8 @@ static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void
  * little). */
 static mk_err probe_layers(run_ctx *c)
 {
-    const mk_model *y = c->cfg.has_y ? &c->y : NULL;
-    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0, P = mk_model_features(&c->x) + mk_model_features(y);
-    int L = nlayers_read(&c->x, y);
+    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0, P = mk_lineup_features(&c->lu);
+    int L = c->lu.nlayers;
     mk_err err = MK_OK;
     mk_source *src = NULL;
     int64_t *rows = mk_malloc((size_t)k * sizeof *rows, "row numbers", &err);
@@ -527,13 +528,12 @@ static mk_err probe_layers(run_ctx *c)
     for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
     /* Once, for the widest layer: fresh pages for every layer cost more
      * than reading it (a page fault each). */
-    int64_t p = mk_model_widest(&c->x)->p;
-    if (y && mk_model_widest(y)->p > p) p = mk_model_widest(y)->p;
+    int64_t p = mk_lineup_widest(&c->lu, NULL)->p;
     if (!err) buf = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
     if (!err) work = mk_malloc((size_t)(k * p) * sizeof(double), "a probe block", &err);
     if (!err) mean = mk_malloc((size_t)(3 * p) * sizeof *mean, "column means", &err);
-    for (int mod = 0, flat = 0; mod < (y ? 2 : 1) && !err; mod++) {
-        const mk_model *model = mod ? y : &c->x;
+    for (int mod = 0, flat = 0; mod < c->lu.nmodels && !err; mod++) {
+        const mk_model *model = &c->lu.models[mod];
         err = mk_source_open(model, &src);
         for (int l = 0; l < model->nlayers && !err; l++, flat++) {
             const mk_layer *lay = &model->layers[l];
@@ -552,9 +552,8 @@ static mk_err probe_layers(run_ctx *c)
 /* Every rank gets rank 0's scales and shift. */
 static mk_err share_probe(run_ctx *c)
 {
-    const mk_model *y = c->cfg.has_y ? &c->y : NULL;
-    int L = nlayers_read(&c->x, y);
-    int64_t P = mk_model_features(&c->x) + mk_model_features(y);
+    int L = c->lu.nlayers;
+    int64_t P = mk_lineup_features(&c->lu);
     mk_err err = MK_OK;
     if (c->rank != 0) {
         c->scale = mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
@@ -590,25 +589,22 @@ static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
 }
 
 /* A rank that cannot hold its buffers should say so before reading anything. */
-static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+static mk_err check_memory(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
 {
     mk_run_memory mem;
-    mk_run_memory_estimate(cfg, x, y, plan, &mem);
+    mk_run_memory_estimate(cfg, lu, plan, &mem);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
     if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
     if (cfg->estimator == MK_EST_EXACT)
         return mk_fail(MK_EINPUT, "estimator exact: a rank would need about %.1f GiB but this machine has %.1f GiB: "
-                       "the cross-products of all %lld features (%s%s%s) take %.1f GiB and their sums %.1f GiB; "
+                       "the cross-products of all %lld features (of %s%s) take %.1f GiB and their sums %.1f GiB; "
                        "compare fewer or narrower layers, or use a minibatch estimator (estimator: hsic1)",
-                       (mem.total + MK_LIBRARY_BYTES) / gib, have / gib,
-                       (long long)(mk_model_features(x) + mk_model_features(y)), x->file, y ? " and " : "",
-                       y ? y->file : "", mem.grams / gib, mem.sums / gib);
-    const mk_model *owner = x;
-    const mk_layer *wide = mk_model_widest(x);
-    if (y && mk_model_widest(y)->p > wide->p) {
-        owner = y;
-        wide = mk_model_widest(y);
-    }
+                       (mem.total + MK_LIBRARY_BYTES) / gib, have / gib, (long long)mk_lineup_features(lu),
+                       lu->models[0].file, lu->nmodels > 1 ? " and the other models" : "", mem.grams / gib,
+                       mem.sums / gib);
+    int at = 0;
+    const mk_layer *wide = mk_lineup_widest(lu, &at);
+    const mk_model *owner = &lu->models[at];
     return mk_fail(MK_EINPUT, "a rank would need about %.1f GiB but this machine has %.1f GiB: the widest layer, "
                    "'%s' in %s with %lld features, takes %.1f GiB of read-ahead blocks and the U-centred Grams "
                    "%.1f GiB; lower batch_size or compare fewer or narrower layers",
@@ -616,11 +612,11 @@ static mk_err check_memory(const mk_config *cfg, const mk_model *x, const mk_mod
                    mem.blocks / gib, mem.stacked / gib);
 }
 
-mk_err mk_run_preflight(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan)
+mk_err mk_run_preflight(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
 {
-    MK_TRY(check_memory(cfg, x, y, plan));
-    MK_TRY(check_not_input(cfg, x));
-    return y ? check_not_input(cfg, y) : MK_OK;
+    MK_TRY(check_memory(cfg, lu, plan));
+    for (int k = 0; k < lu->nmodels; k++) MK_TRY(check_not_input(cfg, &lu->models[k]));
+    return MK_OK;
 }
 
 /* Results of another configuration are not overwritten without --force; a
@@ -648,28 +644,24 @@ static mk_err check_old_results(const run_ctx *c)
     return err;
 }
 
-/* The IDs are checked only when both sides have them: say so once otherwise. */
-static void warn_one_sided_ids(const run_ctx *c)
+void mk_run_warn_ids(const mk_config *cfg, const mk_lineup *lu)
 {
-    if (!c->cfg.has_y || !c->cfg.ids.enabled || !c->x.ids == !c->y.ids) return;
-    const mk_model *with = c->x.ids ? &c->x : &c->y, *without = c->x.ids ? &c->y : &c->x;
-    mk_warn("%s has sample IDs ('%s') but %s has none: the examples of x and y are not checked to be the same",
-            with->file, with->ids, without->file);
+    const mk_model *with = NULL, *without = NULL;
+    for (int k = 0; k < lu->nmodels; k++) {
+        if (lu->models[k].ids && !with) with = &lu->models[k];
+        if (!lu->models[k].ids && !without) without = &lu->models[k];
+    }
+    if (!cfg->ids.enabled || !with || !without) return;
+    mk_warn("%s has sample IDs ('%s') but %s has none: the examples of %s are not checked to be the same", with->file,
+            with->ids, without->file, lu->cross ? "x and y" : "the models");
 }
 
 static mk_err inspect(run_ctx *c)
 {
-    MK_TRY(mk_model_inspect(&c->cfg.x, &c->x));
-    if (c->cfg.has_y) {
-        MK_TRY(mk_model_inspect(&c->cfg.y, &c->y));
-        if (c->y.layers[0].n != c->x.layers[0].n)
-            return mk_fail(MK_EINPUT, "x and y differ in examples: '%s' in %s has %lld, '%s' in %s has %lld",
-                           c->x.layers[0].path, c->x.file, (long long)c->x.layers[0].n, c->y.layers[0].path,
-                           c->y.file, (long long)c->y.layers[0].n);
-    }
+    MK_TRY(mk_lineup_inspect(&c->cfg, &c->lu));
     MK_TRY(make_plan(c));
-    MK_TRY(mk_run_preflight(&c->cfg, &c->x, c->cfg.has_y ? &c->y : NULL, &c->plan));
-    warn_one_sided_ids(c);
+    MK_TRY(mk_run_preflight(&c->cfg, &c->lu, &c->plan));
+    mk_run_warn_ids(&c->cfg, &c->lu);
     MK_TRY(check_old_results(c));
     MK_TRY(mk_output_prepare(c->cfg.output, c->cfg.plot.enabled ? c->cfg.plot.file : NULL, &c->outdir));
     MK_TRY(probe_layers(c));
@@ -701,12 +693,17 @@ static mk_err share_todo(run_ctx *c)
     return MK_OK;
 }
 
+static mk_err share_lineup(run_ctx *c)
+{
+    MK_TRY(agree(c->comm, c->rank == 0 ? MK_OK : mk_lineup_init(&c->cfg, &c->lu)));
+    for (int k = 0; k < c->lu.nmodels; k++) MK_TRY(share_model(c, &c->lu.models[k]));
+    return agree(c->comm, c->rank == 0 ? MK_OK : mk_lineup_layout(&c->lu));
+}
+
 static mk_err setup(run_ctx *c)
 {
     MK_TRY(agree(c->comm, c->rank == 0 ? inspect(c) : MK_OK));
-    MK_TRY(share_model(c, &c->x));
-    if (c->cfg.has_y) MK_TRY(share_model(c, &c->y));
-    c->ym = c->cfg.has_y ? &c->y : &c->x;
+    MK_TRY(share_lineup(c));
     if (c->rank != 0) MK_TRY(make_plan(c)); /* cannot fail: rank 0's did not */
     MK_TRY(share_probe(c));
     MK_TRY(share_todo(c));
@@ -722,14 +719,14 @@ static mk_err setup(run_ctx *c)
 /* ---- the batches ---- */
 
 
-/* The exact estimator's layers: x's, then y's. */
+/* The exact estimator's layers: in the flat order. */
 static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
 {
-    int nx = c->x.nlayers, L = nx + (c->cfg.has_y ? c->y.nlayers : 0);
+    int L = c->lu.nlayers;
     mk_err err = MK_OK;
     int64_t *p = mk_malloc((size_t)L * sizeof *p, "layer widths", &err);
     if (err) return err;
-    for (int l = 0; l < L; l++) p[l] = l < nx ? c->x.layers[l].p : c->y.layers[l - nx].p;
+    for (int l = 0; l < L; l++) p[l] = mk_lineup_layer(&c->lu, l, NULL)->p;
     err = mk_exact_init(&b->exact, L, p, m, c->cfg.precision);
     free(p);
     return err;
@@ -740,10 +737,11 @@ static mk_err alloc_minibatch(run_ctx *c, batch_mem *b, int64_t m)
     const mk_config *k = &c->cfg;
     mk_hsic_opts opts = {k->estimator, k->kernel, k->rbf_threshold};
     mk_err err = MK_OK;
-    int64_t len = mk_row_len(k->estimator, m), ny = c->ym->nlayers;
+    int64_t len = mk_row_len(k->estimator, m), ny = mk_lineup_cols(&c->lu);
     MK_TRY(mk_hsic_ws_init(&b->ws, m, 0, k->precision, &opts)); /* the reader centres */
-    b->vx = mk_malloc((size_t)(c->x.nlayers * len) * sizeof(double), "centred kernels of x", &err);
-    if (!err && k->has_y) b->vy = mk_malloc((size_t)(ny * len) * sizeof(double), "centred kernels of y", &err);
+    b->v = mk_malloc((size_t)(c->lu.nlayers * len) * sizeof(double), "centred kernels", &err);
+    b->vx = b->v;
+    b->vy = c->lu.cross && b->v ? b->v + mk_lineup_rows(&c->lu) * len : NULL;
     if (!err && k->permutations) b->vperm = mk_malloc((size_t)(ny * len) * sizeof(double), "permuted kernels", &err);
     if (!err && k->permutations) b->perm = mk_malloc((size_t)m * sizeof(int64_t), "a permutation", &err);
     return err;
@@ -765,12 +763,11 @@ static void free_mem(run_ctx *c, batch_mem *b)
 {
     mk_reader_stop(b->reader, c->phase);
     b->reader = NULL;
-    mk_source_close(b->sx);
-    mk_source_close(b->sy);
+    for (int k = 0; b->srcs && k < c->lu.nmodels; k++) mk_source_close(b->srcs[k]);
+    free(b->srcs);
     mk_hsic_ws_free(&b->ws);
     mk_exact_free(&b->exact);
-    free(b->vx);
-    free(b->vy);
+    free(b->v);
     free(b->vperm);
     free(b->perm);
     free(b->leaf);
@@ -789,9 +786,9 @@ static double lap(double *since)
  * first batch. */
 static mk_err too_large(const run_ctx *c, const mk_block *blk, const char *what)
 {
-    const mk_model *model = blk->model ? &c->y : &c->x;
+    const mk_model *model = &c->lu.models[blk->model];
     const mk_layer *layer = &model->layers[blk->layer];
-    double scale = c->scale[blk->model * c->x.nlayers + blk->layer];
+    double scale = c->scale[c->lu.offset[blk->model] + blk->layer];
     return mk_fail(MK_EDATA, "%s: dataset '%s', batch %lld (examples %lld..%lld): %s (centred values up to %g after "
                    "the scale 2^%d fixed from the first examples); the layer's values change by too many orders of "
                    "magnitude between batches%s", model->file, layer->path, (long long)blk->g,
@@ -802,8 +799,7 @@ static mk_err too_large(const run_ctx *c, const mk_block *blk, const char *what)
 /* The layer varied in this batch: its count at the end of the leaf. */
 static void count_varied(const run_ctx *c, batch_mem *b, const mk_block *blk)
 {
-    int L = nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL);
-    b->leaf[leaf_len(c) - L + blk->model * c->x.nlayers + blk->layer] = blk->constant ? 0.0 : 1.0;
+    b->leaf[leaf_len(c) - c->lu.nlayers + c->lu.offset[blk->model] + blk->layer] = blk->constant ? 0.0 : 1.0;
 }
 
 /* A layer's block becomes its Gram at once, so only one layer's activations
@@ -812,10 +808,9 @@ static void count_varied(const run_ctx *c, batch_mem *b, const mk_block *blk)
  * when the rank has a thread for it. */
 static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 {
-    const mk_model *model = blk->model ? &c->y : &c->x;
-    const mk_layer *layer = &model->layers[blk->layer];
+    const mk_layer *layer = &c->lu.models[blk->model].layers[blk->layer];
     int64_t len = mk_row_len(c->cfg.estimator, blk->m);
-    double clock = MPI_Wtime(), *v = (blk->model ? b->vy : b->vx) + blk->layer * len;
+    double clock = MPI_Wtime(), *v = b->v + (c->lu.offset[blk->model] + blk->layer) * len;
     count_varied(c, b, blk);
     if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision)) return too_large(c, blk, "its Gram would overflow");
     if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(c, blk, "its Gram overflows");
@@ -826,14 +821,18 @@ static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
 }
 
 /* HSIC sums must not be poisoned: a batch's own HSIC of a layer is finite
- * (it bounds the layer's cross terms by Cauchy-Schwarz). */
-static mk_err check_self(const mk_block *blk, const double *h, const mk_model *model)
+ * (it bounds the layer's cross terms by Cauchy-Schwarz). h holds flat
+ * layers first .. first+count-1. */
+static mk_err check_self(const run_ctx *c, const mk_block *blk, const double *h, int first, int count)
 {
-    for (int l = 0; l < model->nlayers; l++)
-        if (!isfinite(h[l]))
-            return mk_fail(MK_EDATA, "%s: dataset '%s', batch %lld (examples %lld..%lld): its HSIC with itself is %g, "
-                           "not a finite number", model->file, model->layers[l].path, (long long)blk->g,
-                           (long long)blk->rows[0], (long long)blk->rows[blk->m - 1], h[l]);
+    for (int l = 0; l < count; l++) {
+        if (isfinite(h[l])) continue;
+        int k;
+        const mk_layer *layer = mk_lineup_layer(&c->lu, first + l, &k);
+        return mk_fail(MK_EDATA, "%s: dataset '%s', batch %lld (examples %lld..%lld): its HSIC with itself is %g, "
+                       "not a finite number", c->lu.models[k].file, layer->path, (long long)blk->g,
+                       (long long)blk->rows[0], (long long)blk->rows[blk->m - 1], h[l]);
+    }
     return MK_OK;
 }
 
@@ -842,10 +841,10 @@ static mk_err check_self(const mk_block *blk, const double *h, const mk_model *m
  * one, so only the pair products are recomputed. */
 static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, double *out)
 {
-    int nx = c->x.nlayers, ny = c->ym->nlayers;
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     mk_estimator est = c->cfg.estimator;
     int64_t len = mk_row_len(est, m);
-    const double *vy = c->cfg.has_y ? b->vy : b->vx;
+    const double *vy = b->vy ? b->vy : b->vx;
     for (int64_t r = 0; r < c->cfg.permutations; r++) {
         mk_plan_test_perm(&c->plan, g, r, m, b->perm);
         for (int j = 0; j < ny; j++) mk_permute_row(est, vy + j * len, m, b->perm, b->vperm + j * len);
@@ -856,10 +855,10 @@ static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, dou
 
 static mk_err do_minibatch(run_ctx *c, batch_mem *b)
 {
-    int nx = c->x.nlayers, ny = c->ym->nlayers;
-    int64_t base = base_len(nx, ny);
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
+    int64_t base = base_len(&c->lu);
     mk_block blk;
-    for (int k = 0; k < nx + (c->cfg.has_y ? ny : 0); k++) {
+    for (int k = 0; k < c->lu.nlayers; k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
         MK_TRY(layer_row(c, b, &blk));
     }
@@ -867,8 +866,8 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
     mk_kernel_wait(&b->ws);
     c->phase[PH_UCENTRE] += lap(&clock);
     MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy));
-    MK_TRY(check_self(&blk, hxx, &c->x));
-    if (c->cfg.has_y) MK_TRY(check_self(&blk, hyy, &c->y));
+    MK_TRY(check_self(c, &blk, hxx, 0, nx));
+    if (c->lu.cross) MK_TRY(check_self(c, &blk, hyy, nx, ny));
     double *slots = b->leaf + base, *perms = slots + base * c->groups;
     memset(slots, 0, (size_t)(base * c->groups) * sizeof *slots);
     if (c->groups) memcpy(slots + base * mk_plan_group(&c->plan, blk.g, c->groups), b->leaf, (size_t)base * sizeof *slots);
@@ -880,14 +879,14 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
 
 static mk_err do_exact(run_ctx *c, batch_mem *b)
 {
-    int nx = c->x.nlayers, L = nx + (c->cfg.has_y ? c->y.nlayers : 0);
+    int L = c->lu.nlayers;
     mk_block blk;
     for (int k = 0; k < L; k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
         count_varied(c, b, &blk);
-        if (mk_block_overflows(blk.amax, mk_model_features(&c->x) + mk_model_features(&c->y), c->cfg.precision))
+        if (mk_block_overflows(blk.amax, mk_lineup_features(&c->lu), c->cfg.precision))
             return too_large(c, &blk, "the cross-products of all features would overflow");
-        mk_exact_put(&b->exact, blk.model * nx + blk.layer, blk.data, blk.mean, blk.m);
+        mk_exact_put(&b->exact, c->lu.offset[blk.model] + blk.layer, blk.data, blk.mean, blk.m);
     }
     double clock = MPI_Wtime();
     mk_exact_batch(&b->exact, blk.m, b->leaf);
@@ -904,16 +903,15 @@ static mk_err do_batch(run_ctx *c, batch_mem *b)
 
 static mk_err open_sources(run_ctx *c, batch_mem *b)
 {
-    MK_TRY(mk_source_open(&c->x, &b->sx));
-    return c->cfg.has_y ? mk_source_open(&c->y, &b->sy) : MK_OK;
+    mk_err err = MK_OK;
+    b->srcs = mk_calloc((size_t)c->lu.nmodels, sizeof *b->srcs, "the sources", &err);
+    for (int k = 0; k < c->lu.nmodels && !err; k++) err = mk_source_open(&c->lu.models[k], &b->srcs[k]);
+    return err;
 }
 
 static mk_err start_reader(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
 {
-    mk_source *srcs[2] = {b->sx, b->sy};
-    const mk_model *models[2] = {&c->x, &c->y};
-    return mk_reader_start(&c->plan, c->cfg.precision, srcs, models, c->cfg.has_y ? 2 : 1, c->scale, &c->todo, lo,
-                           hi, &b->reader);
+    return mk_reader_start(&c->plan, c->cfg.precision, b->srcs, &c->lu, c->scale, &c->todo, lo, hi, &b->reader);
 }
 
 /* Batches done, this run's and before, after `steps` lockstep steps. */
@@ -975,20 +973,22 @@ static void report_phases(run_ctx *c)
 
 /* A layer whose summed HSIC with itself is not positive has no CKA (NaN):
  * said to be constant only when it was constant in every batch. A sum that
- * is not finite is an error, never a 0 in the matrix. */
-static mk_err check_layers(const mk_model *model, const double *h, const double *varied)
+ * is not finite is an error, never a 0 in the matrix. h and varied hold
+ * flat layers first .. first+count-1. */
+static mk_err check_layers(const mk_lineup *lu, const double *h, const double *varied, int first, int count)
 {
-    for (int l = 0; l < model->nlayers; l++) {
-        const char *path = model->layers[l].path;
+    for (int l = 0; l < count; l++) {
+        int k;
+        const char *path = mk_lineup_layer(lu, first + l, &k)->path, *file = lu->models[k].file;
         if (!isfinite(h[l]))
             return mk_fail(MK_EDATA, "%s: layer '%s' has a summed HSIC with itself of %g: its values are too large "
-                           "for the sums", model->file, path, h[l]);
+                           "for the sums", file, path, h[l]);
         if (h[l] > 0.0) continue;
         if (varied[l] == 0.0)
-            mk_warn("%s: layer '%s' is constant in every batch (a dead layer): its CKA is NaN", model->file, path);
+            mk_warn("%s: layer '%s' is constant in every batch (a dead layer): its CKA is NaN", file, path);
         else
             mk_warn("%s: layer '%s' has an HSIC with itself of %g though it varies in %.0f batch(es): its CKA is "
-                    "undefined (NaN)", model->file, path, h[l], varied[l]);
+                    "undefined (NaN)", file, path, h[l], varied[l]);
     }
     return MK_OK;
 }
@@ -1039,8 +1039,8 @@ static void free_matrices(matrices *mx)
 
 static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
 {
-    int nx = c->x.nlayers, ny = c->ym->nlayers;
-    int64_t base = base_len(nx, ny), cells = (int64_t)nx * ny;
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
+    int64_t base = base_len(&c->lu), cells = (int64_t)nx * ny;
     mk_err err = MK_OK;
     mx->hsic = mk_malloc((size_t)base * sizeof(double), "the HSIC sums", &err);
     if (!err) mx->cka = mk_malloc((size_t)cells * sizeof(double), "the CKA matrix", &err);
@@ -1049,7 +1049,7 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
     if (err) return err;
     double *hxy = mx->hsic, *hxx = hxy + cells, *hyy = hxx + nx;
     if (c->cfg.estimator == MK_EST_EXACT)
-        mk_exact_hsic(&b->exact, total, c->plan.n, c->cfg.debiased, nx, ny, c->cfg.has_y ? nx : 0, hxy, hxx, hyy);
+        mk_exact_hsic(&b->exact, total, c->plan.n, c->cfg.debiased, nx, ny, c->lu.cross ? nx : 0, hxy, hxx, hyy);
     else
         memcpy(mx->hsic, total, (size_t)base * sizeof(double));
     mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
@@ -1060,7 +1060,7 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
 
 static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
 {
-    int nx = c->x.nlayers, ny = c->ym->nlayers;
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     matrices mx = {0};
     mk_err err = make_matrices(c, b, total, &mx);
     if (err) {
@@ -1068,14 +1068,14 @@ static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
         return err;
     }
     const double *hxy = mx.hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
-    const double *varied = total + leaf_len(c) - nlayers_read(&c->x, c->cfg.has_y ? &c->y : NULL);
-    err = check_layers(&c->x, hxx, varied);
-    if (!err && c->cfg.has_y) err = check_layers(&c->y, hyy, varied + nx);
+    const double *varied = total + leaf_len(c) - c->lu.nlayers;
+    err = check_layers(&c->lu, hxx, varied, 0, nx);
+    if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
     if (err) {
         free_matrices(&mx);
         return err;
     }
-    mk_result res = {&c->cfg, &c->x, c->ym, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
+    mk_result res = {&c->cfg, &c->lu, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
                      c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
     res.seconds_total = c->seconds_before + res.seconds;
     err = mk_output_write(&res);
@@ -1114,10 +1114,10 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 
 /* ---- memory ---- */
 
-static void layer_bytes(const mk_model *model, int64_t m, mk_precision prec, double *work, double *read)
+static void layer_bytes(const mk_lineup *lu, int64_t m, mk_precision prec, double *work, double *read)
 {
-    for (int l = 0; model && l < model->nlayers; l++) {
-        const mk_layer *layer = &model->layers[l];
+    for (int l = 0; l < lu->nlayers; l++) {
+        const mk_layer *layer = mk_lineup_layer(lu, l, NULL);
         double w = (double)(m * layer->p) * (double)mk_prec_size(prec);
         double r = layer->in_f32 == (prec == MK_PREC_FLOAT32) ? 0.0
                    : (double)(m * layer->p) * (layer->in_f32 ? 4.0 : 8.0);
@@ -1126,26 +1126,24 @@ static void layer_bytes(const mk_model *model, int64_t m, mk_precision prec, dou
     }
 }
 
-void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
-                            mk_run_memory *mem)
+void mk_run_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_run_memory *mem)
 {
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
     double work = 0.0, read = 0.0;
-    layer_bytes(x, m, cfg->precision, &work, &read);
-    layer_bytes(y, m, cfg->precision, &work, &read);
-    int nx = x->nlayers, ny = y ? y->nlayers : nx, depth = 2, L = nx + (y ? ny : 0);
+    layer_bytes(lu, m, cfg->precision, &work, &read);
+    int ny = mk_lineup_cols(lu), depth = 2, L = lu->nlayers;
     for (int64_t b = plan->total; b > 1; b >>= 1) depth++;
     double rows = (double)mk_row_len(cfg->estimator, m) * 8.0;
     mem->blocks = 2.0 * work + read;
     mem->stacked = 0.0;
     if (cfg->estimator == MK_EST_EXACT) {
-        mem->grams = mk_exact_bytes(L, mk_model_features(x) + mk_model_features(y), m, cfg->precision);
+        mem->grams = mk_exact_bytes(L, mk_lineup_features(lu), m, cfg->precision);
     } else {
         mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
         if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
     }
-    mem->sums = (double)(depth + 1) * sums_len(cfg, x, y, plan) * 8.0;
+    mem->sums = (double)(depth + 1) * sums_len(cfg, lu, plan) * 8.0;
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums;
 }
 
@@ -1212,7 +1210,6 @@ mk_err mk_run_main(int argc, char **argv)
     free(c.fingerprint);
     free(c.scale);
     free(c.mu0);
-    mk_model_free(&c.x);
-    mk_model_free(&c.y);
+    mk_lineup_free(&c.lu);
     return err;
 }

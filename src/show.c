@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mpicka/cli.h"
+#include "mpicka/output.h"
 #include "mpicka/text.h"
 
 #define SHOW_ROW_LABEL_MAX 32 /* characters of an x layer name in the table */
@@ -352,34 +353,10 @@ static mk_err write_table(FILE *out, const mk_ckafile *f, int width)
 
 /* ---- CSV, as cka.csv ---------------------------------------------------------- */
 
-static void csv_field(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void write_csv(FILE *out, const mk_ckafile *f)
 {
-    csv_field(out, "layer");
-    for (int j = 0; j < f->ny; j++) {
-        fputc(',', out);
-        csv_field(out, f->y_layers[j]);
-    }
-    fputc('\n', out);
-    const double *v = mk_ckafile_matrix(f, f->shown);
-    for (int i = 0; i < f->nx; i++) {
-        csv_field(out, f->x_layers[i]);
-        for (int j = 0; j < f->ny; j++) fprintf(out, ",%.17g", v[(size_t)i * f->ny + j]);
-        fputc('\n', out);
-    }
+    mk_output_csv_matrix(out, f->nx, f->ny, (const char *const *)f->x_layers, (const char *const *)f->y_layers,
+                         mk_ckafile_matrix(f, f->shown));
 }
 
 /* ---- a models result ---------------------------------------------------------- */
@@ -459,25 +436,8 @@ static mk_err write_models_table(FILE *out, const mk_ckafile *f, int width)
 /* One line per cell of the grid, as a models run's cka.csv. */
 static void write_models_csv(FILE *out, const mk_ckafile *f)
 {
-    fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", out);
-    for (int a = 0; a < f->nmodels; a++)
-        for (int i = f->model_offsets[a]; i < f->model_offsets[a + 1]; i++)
-            for (int b = 0; b < f->nmodels; b++)
-                for (int j = f->model_offsets[b]; j < f->model_offsets[b + 1]; j++) {
-                    size_t k = (size_t)i * f->ny + j;
-                    csv_field(out, f->model_names[a]);
-                    fputc(',', out);
-                    csv_field(out, f->x_layers[i]);
-                    fputc(',', out);
-                    csv_field(out, f->model_names[b]);
-                    fputc(',', out);
-                    csv_field(out, f->y_layers[j]);
-                    fprintf(out, ",%.17g,", f->cka[k]);
-                    if (f->cka_stderr) fprintf(out, "%.17g", f->cka_stderr[k]);
-                    fputc(',', out);
-                    if (f->cka_pvalue) fprintf(out, "%.17g", f->cka_pvalue[k]);
-                    fputc('\n', out);
-                }
+    mk_output_csv_models(out, f->nmodels, (const char *const *)f->model_names, f->model_offsets,
+                         (const char *const *)f->x_layers, f->cka, f->cka_stderr, f->cka_pvalue);
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */

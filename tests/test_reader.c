@@ -32,6 +32,16 @@ static void teardown(void)
     free(file);
 }
 
+/* A lineup over models the test holds: free only its offsets. */
+static void lineup_of(mk_model *models, int n, mk_lineup *lu)
+{
+    memset(lu, 0, sizeof *lu);
+    lu->models = models;
+    lu->nmodels = n;
+    lu->cross = n == 2;
+    ck_assert_int_eq(mk_lineup_layout(lu), MK_OK);
+}
+
 static void open_model(const char **layers, int n, mk_model *model, mk_source **src)
 {
     mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
@@ -68,10 +78,11 @@ START_TEST(blocks_come_in_order_and_centred)
         }
     }
     mk_reader *r;
-    const mk_model *models[1] = {&model};
+    mk_lineup lu;
+    lineup_of(&model, 1, &lu);
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, models, 1, scales, &todo, 1, 5, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, &lu, scales, &todo, 1, 5, &r), MK_OK);
     for (int64_t g = 1; g < 5; g++)
         for (int l = 0; l < 2; l++) {
             mk_block blk;
@@ -89,6 +100,7 @@ START_TEST(blocks_come_in_order_and_centred)
     mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
+    free(lu.offset);
 }
 END_TEST
 
@@ -101,10 +113,11 @@ START_TEST(nan_is_reported_with_the_example)
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
     mk_reader *r;
-    const mk_model *models[1] = {&model};
+    mk_lineup lu;
+    lineup_of(&model, 1, &lu);
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, ones, &todo, 0, plan.total, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, &lu, ones, &todo, 0, plan.total, &r), MK_OK);
     mk_block blk;
     mk_err err = MK_OK;
     int taken = 0;
@@ -120,6 +133,7 @@ START_TEST(nan_is_reported_with_the_example)
     mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
+    free(lu.offset);
 }
 END_TEST
 
@@ -131,13 +145,14 @@ START_TEST(stopping_early_does_not_hang)
     open_model(layers, 2, &model, &src);
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 4, 3, 0, 0), MK_OK);
-    const mk_model *models[1] = {&model};
+    mk_lineup lu;
+    lineup_of(&model, 1, &lu);
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
     ck_assert_int_eq(mk_todo_remove(&todo, 2, 5), MK_OK); /* as after a checkpoint */
     for (int take = 0; take < 4; take++) {
         mk_reader *r;
-        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, models, 1, ones, &todo, 0, todo.batches, &r),
+        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, &lu, ones, &todo, 0, todo.batches, &r),
                          MK_OK);
         mk_block blk;
         for (int k = 0; k < take; k++) {
@@ -150,6 +165,7 @@ START_TEST(stopping_early_does_not_hang)
     mk_todo_free(&todo);
     mk_source_close(src);
     mk_model_free(&model);
+    free(lu.offset);
 }
 END_TEST
 
@@ -170,20 +186,21 @@ START_TEST(different_ids_stop_the_batch)
     mk_model_cfg xc = {.files = &file, .nfiles = 1, .name = "x", .layers = (char **)layers, .nlayers = 1, .check_ids = 1};
     mk_model_cfg yc = xc;
     yc.files = &yfile;
-    mk_model x, y;
+    mk_model xy[2];
     mk_source *srcs[2];
-    ck_assert_int_eq(mk_model_inspect(&xc, &x), MK_OK);
-    ck_assert_int_eq(mk_model_inspect(&yc, &y), MK_OK);
-    ck_assert_int_eq(mk_source_open(&x, &srcs[0]), MK_OK);
-    ck_assert_int_eq(mk_source_open(&y, &srcs[1]), MK_OK);
+    ck_assert_int_eq(mk_model_inspect(&xc, &xy[0]), MK_OK);
+    ck_assert_int_eq(mk_model_inspect(&yc, &xy[1]), MK_OK);
+    ck_assert_int_eq(mk_source_open(&xy[0], &srcs[0]), MK_OK);
+    ck_assert_int_eq(mk_source_open(&xy[1], &srcs[1]), MK_OK);
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
     mk_todo todo;
     ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    const mk_model *models[2] = {&x, &y};
+    mk_lineup lu;
+    lineup_of(xy, 2, &lu);
     static const double ones4[4] = {1.0, 1.0, 1.0, 1.0};
     mk_reader *r;
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, models, 2, ones4, &todo, 0, plan.total, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, &lu, ones4, &todo, 0, plan.total, &r), MK_OK);
     mk_block blk;
     mk_err err = MK_OK;
     int taken = 0;
@@ -200,8 +217,9 @@ START_TEST(different_ids_stop_the_batch)
     mk_todo_free(&todo);
     mk_source_close(srcs[0]);
     mk_source_close(srcs[1]);
-    mk_model_free(&x);
-    mk_model_free(&y);
+    mk_model_free(&xy[0]);
+    mk_model_free(&xy[1]);
+    free(lu.offset);
     free(yfile);
 }
 END_TEST

@@ -67,9 +67,12 @@ typedef struct {
 } mk_checkpoint_cfg;
 
 typedef struct {
-    mk_model_cfg x;
+    mk_model_cfg x;        /* valid only when has_x */
     mk_model_cfg y;        /* valid only when has_y */
+    int has_x;             /* x given: then `models` is not */
     int has_y;             /* 0: x is compared with itself */
+    mk_model_cfg *models;  /* the `models:` list (unique names), or NULL: x (and y) */
+    int nmodels;
     int64_t batch_size;    /* >= 4, default 256 */
     int64_t epochs;        /* >= 1, default 1 */
     int shuffle;           /* default 0 */
@@ -91,6 +94,10 @@ typedef struct {
     int layer_order;       /* 0 auto (default), 1 creation, 2 natural (mk_layer_order) */
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
+
+/* The models of a config in order: x (and y), or the `models:` list. */
+int mk_config_nmodels(const mk_config *cfg);
+const mk_model_cfg *mk_config_model(const mk_config *cfg, int k);
 
 /* Parse YAML text. `source` names it in messages (the config path). `sets` are
  * "dotted.key=VALUE" overrides applied after the file, VALUE parsed as YAML

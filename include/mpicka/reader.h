@@ -3,7 +3,8 @@
  * Gram. Blocks are handed out centred (mk_centre), in the working precision.
  *
  * The blocks come in a fixed order: for each batch of positions [lo, hi) of
- * the todo list, the layers of x, then the layers of y. Two buffers alternate (double buffering): the
+ * the todo list, every layer of the lineup in its flat order (model after
+ * model). Two buffers alternate (double buffering): the
  * thread fills one while the caller works on the other. Only the reader
  * thread calls HDF5 between mk_reader_start and mk_reader_stop (the HDF5
  * library is not built thread-safe). Not collective. */
@@ -14,6 +15,7 @@
 
 #include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/lineup.h"
 #include "mpicka/plan.h"
 #include "mpicka/source.h"
 
@@ -25,21 +27,20 @@ typedef struct {
     const int64_t *rows;  /* the batch's examples, ascending */
     int64_t g;            /* global batch index */
     int64_t m;            /* examples in the batch */
-    int model, layer;     /* model 0 (x) or 1 (y), layer index in it */
+    int model, layer;     /* the model's index in the lineup, the layer's in the model */
     double amax;          /* the largest |centred value| (Inf when one overflowed) */
     int constant;         /* every example of the batch equal in this layer: data is zero */
 } mk_block;
 
-/* nmodels is 1 or 2; scales holds a power of two per layer (x's, then
- * y's) that its values are multiplied by before centring. The sources, the
- * scales and the todo list must stay unchanged until mk_reader_stop. When
- * both models have sample IDs (mk_model.ids), the reader compares x's and
- * y's for each batch's rows before reading its first block: the first
- * difference fails that block with MK_EDATA, naming the example, both IDs
- * and both files. */
-mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs,
-                       const mk_model *const *models, int nmodels, const double *scales, const mk_todo *todo,
-                       int64_t lo, int64_t hi, mk_reader **reader);
+/* srcs: one open source per model of lu; scales: a power of two per flat
+ * layer that its values are multiplied by before centring. The lineup, the
+ * sources, the scales and the todo list must stay unchanged until
+ * mk_reader_stop. When two models or more have sample IDs (mk_model.ids),
+ * the reader compares each with the first for each batch's rows before
+ * reading its first block: the first difference fails that block with
+ * MK_EDATA, naming the example, both IDs and both files. */
+mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs, const mk_lineup *lu,
+                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_reader **reader);
 
 /* Wait for the next block (valid until the next call). A failed read, or
  * NaN/Inf in the block, returns its error with the reader's message. */

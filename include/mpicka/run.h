@@ -7,14 +7,15 @@
 
 #include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/lineup.h"
 #include "mpicka/plan.h"
 #include "mpicka/source.h"
 
 mk_err mk_run_main(int argc, char **argv);
 
-/* The batch plan of a config over x's examples (every example for the
- * exact estimator). Not collective. */
-mk_err mk_run_plan(const mk_config *cfg, const mk_model *x, mk_plan *plan);
+/* The batch plan of a config over the models' examples (every example for
+ * the exact estimator). Not collective. */
+mk_err mk_run_plan(const mk_config *cfg, const mk_lineup *lu, mk_plan *plan);
 
 /* Groups of batches for the jackknife: at most one per batch, none for the
  * exact estimator or when there are fewer than two batches. */
@@ -22,7 +23,7 @@ int64_t mk_run_jackknife_groups(const mk_config *cfg, const mk_plan *plan);
 
 /* What a rank allocates for the run (bytes, excluding the libraries):
  * what `mpicka check` reports and what the README states as the bound.
- * y is NULL for a self comparison. Not collective. */
+ * Not collective. */
 typedef struct {
     double blocks;   /* read-ahead: two centred blocks, plus one as read when types differ */
     double grams;    /* one m-by-m Gram (exact: the stacked batch and its P-by-P cross-products) */
@@ -31,13 +32,16 @@ typedef struct {
     double total;
 } mk_run_memory;
 
-void mk_run_memory_estimate(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan,
-                            mk_run_memory *mem);
+void mk_run_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_run_memory *mem);
 
 /* The checks `run` makes before reading any data, which `check` makes too:
  * that a rank's buffers fit this machine's memory and that no output would
  * overwrite an input. Not collective. */
-mk_err mk_run_preflight(const mk_config *cfg, const mk_model *x, const mk_model *y, const mk_plan *plan);
+mk_err mk_run_preflight(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan);
+
+/* Some models have sample IDs and some have none (with `ids` on): a warning
+ * that they are not all checked. */
+void mk_run_warn_ids(const mk_config *cfg, const mk_lineup *lu);
 
 /* Resident memory of MPI, HDF5 and OpenBLAS in a rank before any data (measured
  * on Debian 12 with Open MPI 4.1, HDF5 1.10, OpenBLAS 0.3.21). */
