@@ -347,9 +347,10 @@ static mk_err check(const check_args *a)
     MK_TRY(err);
     problems pr = {0};
     mk_lineup lu;
-    int ok = 1;
-    note(&pr, mk_lineup_init(&cfg, &lu));
-    for (int k = 0; !pr.count && k < lu.nmodels; k++) ok &= inspect_model(mk_config_model(&cfg, k), &lu.models[k], &pr);
+    mk_err init = mk_lineup_init(&cfg, &lu);
+    int ok = init == MK_OK;
+    note(&pr, init);
+    for (int k = 0; !init && k < lu.nmodels; k++) ok &= inspect_model(mk_config_model(&cfg, k), &lu.models[k], &pr);
     if (ok && !pr.count) note(&pr, mk_lineup_same_examples(&lu));
     if (ok && !pr.count) note(&pr, mk_lineup_layout(&lu));
     mk_plan plan;

@@ -480,12 +480,23 @@ static void summary_head(FILE *out, const mk_lineup *lu)
     fputc('\n', out);
 }
 
+/* A flat layer's label: its path, "model:path" in a models result. */
+static const char *summary_label(const mk_lineup *lu, int f, char *buf, size_t size)
+{
+    int k;
+    const char *path = mk_lineup_layer(lu, f, &k)->path;
+    if (!lu->listed) return path;
+    snprintf(buf, size, "%s:%s", lu->models[k].name, path);
+    return buf;
+}
+
 void mk_output_summary(FILE *out, const mk_result *r)
 {
     const mk_plan *p = r->plan;
     const mk_lineup *lu = r->lu;
     int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
     summary_head(out, lu);
+    char label[512];
     fprintf(out, "  n=%lld, batch_size=%lld, %lld batches over %lld epoch(s), %d rank(s) x %d thread(s), %s, %.3f s",
             (long long)p->n, (long long)p->m, (long long)p->total, (long long)p->epochs, r->nranks, r->threads,
             r->cfg->precision == MK_PREC_FLOAT32 ? "float32" : "float64", r->seconds);
@@ -499,12 +510,12 @@ void mk_output_summary(FILE *out, const mk_result *r)
         fprintf(out, "  %-24s", "");
         for (int j = 0; j < ny; j++) {
             fputc(' ', out);
-            fit(out, mk_lineup_layer(lu, (lu->cross ? nx : 0) + j, NULL)->path, 6, 1);
+            fit(out, summary_label(lu, (lu->cross ? nx : 0) + j, label, sizeof label), 6, 1);
         }
         fputc('\n', out);
         for (int i = 0; i < nx; i++) {
             fputs("  ", out);
-            fit(out, mk_lineup_layer(lu, i, NULL)->path, 24, 0);
+            fit(out, summary_label(lu, i, label, sizeof label), 24, 0);
             for (int j = 0; j < ny; j++) fprintf(out, " %6.3f", r->cka[i * ny + j]);
             fputc('\n', out);
         }

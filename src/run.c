@@ -67,7 +67,6 @@ typedef struct {
     mk_reader *reader;
     mk_hsic_ws ws;
     double *v;            /* the centred kernels of every layer, stacked in the flat order */
-    double *vx, *vy;      /* the rows' and (cross) the columns' part of v; vy NULL: all against all */
     double *vperm;        /* the columns', permuted */
     int64_t *perm;
     mk_exact exact;       /* estimator: exact */
@@ -740,8 +739,6 @@ static mk_err alloc_minibatch(run_ctx *c, batch_mem *b, int64_t m)
     int64_t len = mk_row_len(k->estimator, m), ny = mk_lineup_cols(&c->lu);
     MK_TRY(mk_hsic_ws_init(&b->ws, m, 0, k->precision, &opts)); /* the reader centres */
     b->v = mk_malloc((size_t)(c->lu.nlayers * len) * sizeof(double), "centred kernels", &err);
-    b->vx = b->v;
-    b->vy = c->lu.cross && b->v ? b->v + mk_lineup_rows(&c->lu) * len : NULL;
     if (!err && k->permutations) b->vperm = mk_malloc((size_t)(ny * len) * sizeof(double), "permuted kernels", &err);
     if (!err && k->permutations) b->perm = mk_malloc((size_t)m * sizeof(int64_t), "a permutation", &err);
     return err;
@@ -836,6 +833,13 @@ static mk_err check_self(const run_ctx *c, const mk_block *blk, const double *h,
     return MK_OK;
 }
 
+/* The columns' kernels in v: y's (cross) or all. The rows' length, and so
+ * where y's start, depends on the batch's size (a tail batch is smaller). */
+static const double *cols_of(const run_ctx *c, const batch_mem *b, int64_t m)
+{
+    return c->lu.cross ? b->v + mk_lineup_rows(&c->lu) * mk_row_len(c->cfg.estimator, m) : b->v;
+}
+
 /* The permutation test: y's examples reordered within the batch, R times.
  * Permuting a centred kernel's rows and columns is centring the permuted
  * one, so only the pair products are recomputed. */
@@ -844,11 +848,11 @@ static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, dou
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     mk_estimator est = c->cfg.estimator;
     int64_t len = mk_row_len(est, m);
-    const double *vy = b->vy ? b->vy : b->vx;
+    const double *vy = cols_of(c, b, m);
     for (int64_t r = 0; r < c->cfg.permutations; r++) {
         mk_plan_test_perm(&c->plan, g, r, m, b->perm);
         for (int j = 0; j < ny; j++) mk_permute_row(est, vy + j * len, m, b->perm, b->vperm + j * len);
-        MK_TRY(mk_pairs(b->par, est, b->vx, nx, b->vperm, ny, m, out + r * nx * ny, NULL, NULL));
+        MK_TRY(mk_pairs(b->par, est, b->v, nx, b->vperm, ny, m, out + r * nx * ny, NULL, NULL));
     }
     return MK_OK;
 }
@@ -865,7 +869,8 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
     double *hxy = b->leaf, *hxx = hxy + nx * ny, *hyy = hxx + nx, clock = MPI_Wtime();
     mk_kernel_wait(&b->ws);
     c->phase[PH_UCENTRE] += lap(&clock);
-    MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->vx, nx, b->vy, ny, blk.m, hxy, hxx, hyy));
+    const double *vy = c->lu.cross ? cols_of(c, b, blk.m) : NULL; /* NULL: all against all */
+    MK_TRY(mk_pairs(b->par, c->cfg.estimator, b->v, nx, vy, ny, blk.m, hxy, hxx, hyy));
     MK_TRY(check_self(c, &blk, hxx, 0, nx));
     if (c->lu.cross) MK_TRY(check_self(c, &blk, hyy, nx, ny));
     double *slots = b->leaf + base, *perms = slots + base * c->groups;

@@ -716,8 +716,8 @@ END_TEST
 /* The shipped configs stay valid as the keys change. */
 START_TEST(shipped_configs_parse)
 {
-    const char *names[] = {"configs/demo.yaml", "configs/reference.yaml"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"configs/demo.yaml", "configs/reference.yaml", "configs/seeds.yaml"};
+    for (int i = 0; i < 3; i++) {
         char path[1024], *text;
         size_t len;
         snprintf(path, sizeof path, "%s/%s", MK_TEST_SOURCE_DIR, names[i]);

@@ -5,6 +5,8 @@
     r.stderr, r.pvalue           # None when the run made none
     r.provenance["n"], r.config  # every root attribute; the resolved config (YAML)
     r.to_pandas()                # long DataFrame, when pandas is installed
+    r.models, r.block("a", "b")  # a run with `models:`: the names, one block
+    r.matched("fc")              # the model-by-model matrix of one layer
 
 Needs numpy and h5py only.
 """
@@ -46,6 +48,14 @@ class Result:
     provenance : dict
         Every root attribute: n, batch_size, batches, ranks, x_name, x_file,
         config, version, seconds, ... (strings as str, scalars as Python numbers).
+    models : list of str
+        Of a run with ``models:``: the model names (empty otherwise); model k
+        is rows and columns ``model_offsets[k]`` to ``model_offsets[k+1]-1``.
+    model_offsets : ndarray (N+1,) or None
+    matched_layers : list of str
+        The layer paths every model has; ``cka_matched[k]`` is the
+        model-by-model CKA of ``matched_layers[k]``.
+    cka_matched, cka_matched_stderr, cka_matched_pvalue : ndarray (K, N, N) or None
     """
 
     path: str
@@ -59,6 +69,40 @@ class Result:
     pvalue: Optional[np.ndarray] = None
     meta: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    models: list = field(default_factory=list)
+    model_offsets: Optional[np.ndarray] = None
+    matched_layers: list = field(default_factory=list)
+    cka_matched: Optional[np.ndarray] = None
+    cka_matched_stderr: Optional[np.ndarray] = None
+    cka_matched_pvalue: Optional[np.ndarray] = None
+
+    def _need_models(self) -> None:
+        if not self.models:
+            raise ValueError(f"{self.path}: not a models result (a run with `models:`)")
+
+    def _model(self, name: str) -> int:
+        self._need_models()
+        if name not in self.models:
+            raise KeyError(f"{self.path}: no model {name!r}; the models are {', '.join(self.models)}")
+        return self.models.index(name)
+
+    def block(self, a: str, b: str, matrix: str = "cka") -> np.ndarray:
+        """Of a models result: model a's layers (rows) against model b's
+        (columns) of ``matrix`` ("cka", "stderr" or "pvalue")."""
+        m = {"cka": self.cka, "stderr": self.stderr, "pvalue": self.pvalue}[matrix]
+        if m is None:
+            raise ValueError(f"{self.path}: the run made no {matrix}")
+        off = self.model_offsets
+        i, j = self._model(a), self._model(b)
+        return m[off[i]:off[i + 1], off[j]:off[j + 1]]
+
+    def matched(self, layer: str) -> np.ndarray:
+        """Of a models result: the model-by-model CKA (N, N) of a layer every model has."""
+        self._need_models()
+        if layer not in self.matched_layers:
+            raise KeyError(f"{self.path}: {layer!r} is not a layer every model has; those are "
+                           f"{', '.join(self.matched_layers) or 'none'}")
+        return self.cka_matched[self.matched_layers.index(layer)]
 
     @property
     def config(self) -> Optional[str]:
@@ -149,8 +193,19 @@ def load(path: str | os.PathLike) -> Result:
                    pvalue=_optional(f, "cka_pvalue"),
                    meta={k: _value(v) for k, v in f["meta"].attrs.items()} if "meta" in f else {},
                    provenance={k: _value(v) for k, v in f.attrs.items()})
+        if "model_names" in f:
+            r.models = _names(f, "model_names")
+            r.model_offsets = np.asarray(f["model_offsets"][()], dtype=np.int64)
+            r.matched_layers = _names(f, "matched_layers")
+            r.cka_matched = _optional(f, "cka_matched")
+            r.cka_matched_stderr = _optional(f, "cka_matched_stderr")
+            r.cka_matched_pvalue = _optional(f, "cka_matched_pvalue")
     want = (len(r.x_layers), len(r.y_layers))
     for key, m in (("cka", r.cka), ("cka_stderr", r.stderr), ("cka_pvalue", r.pvalue), ("hsic_xy", r.hsic_xy)):
         if m is not None and m.shape != want:
             raise ValueError(f"{path}: /{key} is {m.shape} but there are {want[0]} x and {want[1]} y layers")
+    if r.models and (len(r.model_offsets) != len(r.models) + 1 or r.model_offsets[0] != 0
+                     or r.model_offsets[-1] != want[0] or (np.diff(r.model_offsets) <= 0).any()):
+        raise ValueError(f"{path}: /model_offsets {r.model_offsets.tolist()} does not split {want[0]} layers "
+                         f"into {len(r.models)} models")
     return r

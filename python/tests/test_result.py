@@ -85,3 +85,33 @@ def test_load_names_what_is_wrong(tmp_path):
         f["y_layers"] = ["c"]
     with pytest.raises(ValueError, match=r"bad.h5: /cka is \(2, 2\) but there are 2 x and 1 y layers"):
         load(tmp_path / "bad.h5")
+
+
+def test_load_a_models_result(mpicka, tmp_path):
+    """Three models in one pass: .models, .block and .matched against the two-model run of a pair."""
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((120, 4))
+    for name, widths in (("a", (3, 5)), ("b", (4, 2, 6)), ("c", (2, 3))):
+        with h5py.File(tmp_path / f"{name}.h5", "w") as f:
+            for i, p in enumerate(widths):
+                f[f"l{i}"] = base @ rng.standard_normal((4, p)) + 0.5 * rng.standard_normal((120, p))
+    common = {"batch_size": 40, "jackknife": 3, "plot": False}
+    models = [{"file": str(tmp_path / f"{n}.h5"), "name": n, "layers": ["l*"]} for n in "abc"]
+    p = mpicka.run(["run", write_config(tmp_path / "m.yaml", {"models": models, **common,
+                                                              "output": str(tmp_path / "m")}), "--quiet"])
+    assert p.returncode == 0, p.stderr
+    p = mpicka.run(["run", write_config(tmp_path / "bc.yaml", {"x": models[1], "y": models[2], **common,
+                                                               "output": str(tmp_path / "bc")}), "--quiet"])
+    assert p.returncode == 0, p.stderr
+    r, pair = load(tmp_path / "m" / "cka.h5"), load(tmp_path / "bc" / "cka.h5")
+    assert r.models == ["a", "b", "c"] and r.model_offsets.tolist() == [0, 2, 5, 7]
+    np.testing.assert_allclose(r.block("b", "c"), pair.cka, rtol=1e-12)
+    np.testing.assert_allclose(r.block("b", "c", "stderr"), pair.stderr, rtol=1e-12)
+    assert r.matched_layers == ["l0", "l1"]
+    assert r.matched("l1")[1, 2] == r.cka[3, 6]
+    with pytest.raises(KeyError, match="no model 'd'; the models are a, b, c"):
+        r.block("a", "d")
+    with pytest.raises(KeyError, match="'l2' is not a layer every model has; those are l0, l1"):
+        r.matched("l2")
+    with pytest.raises(ValueError, match="not a models result"):
+        pair.block("b", "c")

@@ -4,6 +4,7 @@ classes and what each promises). Inputs are written with h5py; numbers are
 checked against a naive float64 oracle (conftest.minibatch_cka)."""
 import fcntl
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -565,16 +566,35 @@ def test_checkpoint_of_another_configuration(stopped, tmp_path):
     assert got == 2 and "was made by another configuration" in out, out
 
 
+def family(pid):
+    """pid and every process below it, from /proc."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += kids.get(out[-1], [])
+    return out
+
+
 def test_second_run_into_the_same_folder_is_refused(stopped, tmp_path):
     for name in ("big.h5", "c.yaml"):
         os.link(stopped / name, tmp_path / name)
     for attempt in range(5):  # the first run can end between seeing its checkpoint and being stopped
         first = start(["run", "c.yaml", "--quiet"], tmp_path, 1)
         assert wait_for(tmp_path / "out" / "checkpoint.h5", first)  # it exists only while the run is on
-        os.killpg(first.pid, signal.SIGSTOP)  # holds the lock while the second run tries
+        stopped_pids = family(first.pid)  # mpirun starts the rank in a process group of its own
+        for pid in stopped_pids:
+            os.kill(pid, signal.SIGSTOP)  # holds the lock while the second run tries
         if (tmp_path / "out" / "checkpoint.h5").exists():
             break
-        os.killpg(first.pid, signal.SIGCONT)
+        for pid in stopped_pids:
+            os.kill(pid, signal.SIGCONT)
         assert first.wait(timeout=120) == 0
         shutil.rmtree(tmp_path / "out")
     else:
@@ -582,7 +602,8 @@ def test_second_run_into_the_same_folder_is_refused(stopped, tmp_path):
     try:
         got, out = run(["run", "c.yaml"], tmp_path)
     finally:
-        os.killpg(first.pid, signal.SIGCONT)
+        for pid in stopped_pids:
+            os.kill(pid, signal.SIGCONT)
     assert got == 2 and "is in use by another mpicka run" in out, out
     assert first.wait(timeout=120) == 0
     assert read_cka(tmp_path / "out" / "cka.h5").tobytes() == read_cka(stopped / "ref" / "cka.h5").tobytes()
