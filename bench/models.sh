@@ -41,7 +41,7 @@ pairs=()
 for a in $(seq 0 $((models - 1))); do
     for b in $(seq $((a + 1)) $((models - 1))); do
         printf 'x: {file: seed%d.h5, layers: ["layer*"]}\ny: {file: seed%d.h5, layers: ["layer*"]}\noutput: pair-%d-%d\n%s\n' \
-            "$a" "$b" "$a" "$b" "$a" "$b" "$common" >"$dir/pair-$a-$b.yaml"
+            "$a" "$b" "$a" "$b" "$common" >"$dir/pair-$a-$b.yaml"
         pairs+=("pair-$a-$b.yaml")
     done
 done

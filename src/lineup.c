@@ -1,5 +1,6 @@
 #include "mpicka/lineup.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,20 @@ mk_err mk_lineup_layout(mk_lineup *lu)
     lu->offset = mk_malloc((size_t)(lu->nmodels + 1) * sizeof *lu->offset, "the models' offsets", &err);
     if (err) return err;
     lu->offset[0] = 0;
-    for (int k = 0; k < lu->nmodels; k++) lu->offset[k + 1] = lu->offset[k] + lu->models[k].nlayers;
+    for (int k = 0; k < lu->nmodels; k++) {
+        if (lu->models[k].nlayers > MK_MAX_LAYERS - lu->offset[k])
+            return mk_fail(MK_EINPUT, "the models have more than %d layers in all (%s has %d); compare fewer",
+                           MK_MAX_LAYERS, lu->models[k].file, lu->models[k].nlayers);
+        lu->offset[k + 1] = lu->offset[k] + lu->models[k].nlayers;
+    }
     lu->nlayers = lu->offset[lu->nmodels];
     return MK_OK;
+}
+
+void mk_lineup_pair_name(const mk_lineup *lu, int a, int b, char *buf, size_t size)
+{
+    if (lu->cross) snprintf(buf, size, "x and y");
+    else snprintf(buf, size, "models '%s' and '%s'", lu->models[a].name, lu->models[b].name);
 }
 
 static mk_err same_examples(const mk_lineup *lu, int k)
@@ -30,8 +42,7 @@ static mk_err same_examples(const mk_lineup *lu, int k)
     const mk_model *a = &lu->models[0], *b = &lu->models[k];
     if (a->layers[0].n == b->layers[0].n) return MK_OK;
     char who[512];
-    if (lu->cross) snprintf(who, sizeof who, "x and y");
-    else snprintf(who, sizeof who, "models '%s' and '%s'", a->name, b->name);
+    mk_lineup_pair_name(lu, 0, k, who, sizeof who);
     return mk_fail(MK_EINPUT, "%s differ in examples: '%s' in %s has %lld, '%s' in %s has %lld", who,
                    a->layers[0].path, a->file, (long long)a->layers[0].n, b->layers[0].path, b->file,
                    (long long)b->layers[0].n);
@@ -103,7 +114,7 @@ mk_err mk_lineup_matched(const mk_lineup *lu, int *K, int **index)
     const mk_model *first = &lu->models[0];
     mk_err err = MK_OK;
     *K = 0;
-    *index = mk_malloc((size_t)(first->nlayers * lu->nmodels) * sizeof **index, "the matched layers", &err);
+    *index = mk_malloc((size_t)first->nlayers * (size_t)lu->nmodels * sizeof **index, "the matched layers", &err);
     if (err) return err;
     for (int l = 0; l < first->nlayers; l++) {
         int *row = *index + *K * lu->nmodels, all = 1;

@@ -62,8 +62,7 @@ static mk_err compare_ids(const mk_reader *r, int k, const int64_t *rows, int64_
         if (!strcmp(a->id[i], b->id[i])) continue;
         const mk_model *x = &r->lu->models[r->ids_ref], *y = &r->lu->models[k];
         char who[512];
-        if (r->lu->cross) snprintf(who, sizeof who, "x and y");
-        else snprintf(who, sizeof who, "models '%s' and '%s'", x->name, y->name);
+        mk_lineup_pair_name(r->lu, r->ids_ref, k, who, sizeof who);
         return mk_fail(MK_EDATA, "%s hold different samples: example %lld is '%.200s' in %s but '%.200s' in %s "
                        "(sample-ID dataset '%s'); all inputs must hold the same examples in the same order", who,
                        (long long)rows[i], a->id[i], x->files[mk_model_shard(x, rows[i])], b->id[i],

@@ -6,6 +6,8 @@
 #ifndef MPICKA_LINEUP_H
 #define MPICKA_LINEUP_H
 
+#include <stddef.h>
+
 #include "mpicka/config.h"
 #include "mpicka/error.h"
 #include "mpicka/source.h"
@@ -19,7 +21,12 @@ typedef struct {
     int *offset;       /* nmodels + 1: model k's layers are offset[k] .. offset[k+1]-1 of the flat order */
 } mk_lineup;
 
-/* The (empty) models of cfg; mk_lineup_layout once they are filled. */
+/* Layers of all models together at most: L^2 sums are held per batch, so
+ * far fewer fit in memory; this keeps every count of layers an int. */
+#define MK_MAX_LAYERS (1 << 20)
+
+/* The (empty) models of cfg; mk_lineup_layout once they are filled
+ * (MK_EINPUT beyond MK_MAX_LAYERS). */
 mk_err mk_lineup_init(const mk_config *cfg, mk_lineup *lu);
 mk_err mk_lineup_layout(mk_lineup *lu);
 
@@ -36,6 +43,9 @@ void mk_lineup_free(mk_lineup *lu);
  * j + (cross ? rows : 0). */
 int mk_lineup_rows(const mk_lineup *lu);
 int mk_lineup_cols(const mk_lineup *lu);
+
+/* Models a and b in a message: "x and y", or "models 'A' and 'B'". */
+void mk_lineup_pair_name(const mk_lineup *lu, int a, int b, char *buf, size_t size);
 
 /* Flat layer f: its model's index and the layer. */
 const mk_layer *mk_lineup_layer(const mk_lineup *lu, int f, int *model);
