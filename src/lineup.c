@@ -82,6 +82,11 @@ const mk_layer *mk_lineup_layer(const mk_lineup *lu, int f, int *model)
     return &lu->models[k].layers[f - lu->offset[k]];
 }
 
+size_t mk_lineup_cache_share(const mk_lineup *lu, int k)
+{
+    return (size_t)((double)MK_CHUNK_CACHES * lu->models[k].nlayers / lu->nlayers);
+}
+
 int64_t mk_lineup_features(const mk_lineup *lu)
 {
     int64_t P = 0;

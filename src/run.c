@@ -533,7 +533,7 @@ static mk_err probe_layers(run_ctx *c)
     if (!err) mean = mk_malloc((size_t)(3 * p) * sizeof *mean, "column means", &err);
     for (int mod = 0, flat = 0; mod < c->lu.nmodels && !err; mod++) {
         const mk_model *model = &c->lu.models[mod];
-        err = mk_source_open(model, &src);
+        err = mk_source_open(model, mk_lineup_cache_share(&c->lu, mod), &src);
         for (int l = 0; l < model->nlayers && !err; l++, flat++) {
             const mk_layer *lay = &model->layers[l];
             err = mk_source_read(src, l, rows, k, buf);
@@ -910,7 +910,8 @@ static mk_err open_sources(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     b->srcs = mk_calloc((size_t)c->lu.nmodels, sizeof *b->srcs, "the sources", &err);
-    for (int k = 0; k < c->lu.nmodels && !err; k++) err = mk_source_open(&c->lu.models[k], &b->srcs[k]);
+    for (int k = 0; k < c->lu.nmodels && !err; k++)
+        err = mk_source_open(&c->lu.models[k], mk_lineup_cache_share(&c->lu, k), &b->srcs[k]);
     return err;
 }
 
@@ -1149,7 +1150,10 @@ void mk_run_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
         if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
     }
     mem->sums = (double)(depth + 1) * sums_len(cfg, lu, plan) * 8.0;
-    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums;
+    mem->caches = 0.0;
+    for (int k = 0; k < lu->nmodels; k++)
+        mem->caches += (double)mk_source_cache_bytes(&lu->models[k], mk_lineup_cache_share(lu, k));
+    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches;
 }
 
 /* ---- entry ---- */

@@ -106,6 +106,21 @@ static mk_err check_filters(hid_t dset, const char *file, const char *path)
     return err;
 }
 
+/* Bytes of one band of a chunked dataset's chunks (0: not chunked), as
+ * the chunk cache holds it; beyond INT64_MAX / 2 it is "huge" all the same. */
+static int64_t chunk_band(hid_t dset, hid_t type, int rank, const hsize_t *dims)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    hsize_t chunk[H5S_MAX_RANK];
+    double band = 0.0;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, rank, chunk) == rank) {
+        band = (double)H5Tget_size(type) * (double)chunk[0];
+        for (int d = 1; d < rank; d++) band *= chunk[d] ? (double)(((dims[d] + chunk[d] - 1) / chunk[d]) * chunk[d]) : 0.0;
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return band < (double)(INT64_MAX / 2) ? (int64_t)band : INT64_MAX / 2;
+}
+
 static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer *layer)
 {
     mk_err err = MK_OK;
@@ -141,6 +156,7 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
         err = mk_fail(MK_EINPUT, "%s: dataset '%s' has shape %s: a feature dimension is zero", file, path,
                       layer->shape);
     layer->in_f32 = exact_in_float(type, cls);
+    layer->band = chunk_band(dset, type, rank, dims);
     dtype_name(type, cls, layer->dtype, sizeof layer->dtype);
     if (!err) err = check_filters(dset, file, path);
 done:
@@ -718,6 +734,7 @@ mk_err mk_model_pack(const mk_model *model, char **buf, int64_t *len)
         put_int(&pk, layer->in_f32);
         put(&pk, layer->shape);
         put(&pk, layer->dtype);
+        put_int(&pk, layer->band);
     }
     if (pk.err) {
         free(pk.buf);
@@ -772,6 +789,7 @@ mk_err mk_model_unpack(const char *buf, int64_t len, mk_model *model)
         layer->in_f32 = (int)get_int(&u);
         snprintf(layer->shape, sizeof layer->shape, "%s", get(&u));
         snprintf(layer->dtype, sizeof layer->dtype, "%s", get(&u));
+        layer->band = get_int(&u);
     }
     if (err) mk_model_free(model);
     return err;
@@ -881,12 +899,21 @@ static hid_t source_fapl(void)
  * dataset keeps its cache full until the source closes, so all layers and
  * shards share CHUNK_CACHES, each within [HDF5's default, MAX_CHUNK_CACHE]. */
 #define MAX_CHUNK_CACHE ((size_t)16 << 20)
-#define CHUNK_CACHES ((size_t)256 << 20)
 
-static size_t chunk_cache_cap(const mk_model *model)
+static size_t chunk_cache_cap(const mk_model *model, size_t budget)
 {
-    size_t each = CHUNK_CACHES / ((size_t)model->nlayers * (size_t)model->nfiles + 1);
+    size_t each = budget / ((size_t)model->nlayers * (size_t)model->nfiles + 1);
     return each < ((size_t)1 << 20) ? (size_t)1 << 20 : each > MAX_CHUNK_CACHE ? MAX_CHUNK_CACHE : each;
+}
+
+size_t mk_source_cache_bytes(const mk_model *model, size_t budget)
+{
+    size_t cap = chunk_cache_cap(model, budget), total = 0;
+    for (int l = 0; l < model->nlayers; l++) {
+        size_t band = (size_t)model->layers[l].band;
+        total += (size_t)model->nfiles * (band < cap ? band : cap);
+    }
+    return total;
 }
 
 static hid_t chunk_access(hid_t dset, size_t cap)
@@ -960,7 +987,7 @@ static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer, const
 }
 
 /* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
-static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
+static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh, hid_t *halves)
 {
     mk_err err = MK_OK;
     int L = model->nlayers;
@@ -976,7 +1003,7 @@ static mk_err open_shard(const mk_model *model, int f, shard *sh, hid_t *halves)
     H5Pclose(fapl);
     if (err) return err;
     for (int l = 0; l < L; l++) {
-        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model));
+        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model, budget));
         if (sh->dsets[l] >= 0) {
             sh->spaces[l] = H5Dget_space(sh->dsets[l]);
             hid_t type = H5Dget_type(sh->dsets[l]);
@@ -1015,7 +1042,7 @@ static mk_err open_direct(mk_source *src)
     return MK_OK;
 }
 
-mk_err mk_source_open(const mk_model *model, mk_source **out)
+mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
 {
     mk_err err = MK_OK;
     mk_source *src = mk_calloc(1, sizeof *src, "a source", &err);
@@ -1027,7 +1054,7 @@ mk_err mk_source_open(const mk_model *model, mk_source **out)
     for (int l = 0; !err && l < model->nlayers; l++) src->halves[l] = -1;
     for (int f = 0; !err && f < model->nfiles; f++)
         src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
-    for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, &src->shards[f], src->halves);
+    for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, budget, &src->shards[f], src->halves);
     if (!err) err = open_direct(src);
     if (err) {
         mk_source_close(src);

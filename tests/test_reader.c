@@ -46,7 +46,7 @@ static void open_model(const char **layers, int n, mk_model *model, mk_source **
 {
     mk_model_cfg cfg = {.files = &file, .nfiles = 1, .name = "acts", .layers = (char **)layers, .nlayers = n};
     ck_assert_int_eq(mk_model_inspect(&cfg, model), MK_OK);
-    ck_assert_int_eq(mk_source_open(model, src), MK_OK);
+    ck_assert_int_eq(mk_source_open(model, MK_CHUNK_CACHES, src), MK_OK);
 }
 
 static const double ones[2] = {1.0, 1.0};
@@ -190,8 +190,8 @@ START_TEST(different_ids_stop_the_batch)
     mk_source *srcs[2];
     ck_assert_int_eq(mk_model_inspect(&xc, &xy[0]), MK_OK);
     ck_assert_int_eq(mk_model_inspect(&yc, &xy[1]), MK_OK);
-    ck_assert_int_eq(mk_source_open(&xy[0], &srcs[0]), MK_OK);
-    ck_assert_int_eq(mk_source_open(&xy[1], &srcs[1]), MK_OK);
+    ck_assert_int_eq(mk_source_open(&xy[0], MK_CHUNK_CACHES, &srcs[0]), MK_OK);
+    ck_assert_int_eq(mk_source_open(&xy[1], MK_CHUNK_CACHES, &srcs[1]), MK_OK);
     mk_plan plan;
     ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
     mk_todo todo;

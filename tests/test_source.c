@@ -177,7 +177,7 @@ START_TEST(reads_rows_of_every_type)
     mk_model m;
     mk_source *src;
     ck_assert_int_eq(inspect(layers, 4, &m), MK_OK);
-    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    ck_assert_int_eq(mk_source_open(&m, MK_CHUNK_CACHES, &src), MK_OK);
     int64_t run[5] = {3, 4, 5, 6, 7}, scattered[6] = {0, 2, 3, 4, 11, 19};
     for (int l = 0; l < m.nlayers; l++) {
         check_read(src, &m, l, run, 5);
@@ -208,7 +208,7 @@ START_TEST(half_precision_special_values)
     ck_assert_int_eq(oracle_read_layer(file, "halves", &ref), 4);
     memcpy(expect, ref.data, sizeof expect);
     free(ref.data);
-    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    ck_assert_int_eq(mk_source_open(&m, MK_CHUNK_CACHES, &src), MK_OK);
     int64_t rows[3] = {0, 2, 3};
     float got[12];
     ck_assert_int_eq(mk_source_read(src, 0, rows, 3, got), MK_OK);
@@ -246,6 +246,35 @@ START_TEST(pack_round_trip)
         ck_assert_str_eq(u.layers[l].shape, m.layers[l].shape);
         ck_assert_str_eq(u.layers[l].dtype, m.layers[l].dtype);
     }
+    free(buf);
+    mk_model_free(&m);
+    mk_model_free(&u);
+}
+END_TEST
+
+/* A chunked layer's band (a chunk's rows across every feature, partial
+ * chunks counted whole) bounds its chunk cache; a contiguous layer has none. */
+START_TEST(chunk_bands_bound_the_caches)
+{
+    hsize_t dims[3] = {20, 10, 3}, chunk[3] = {8, 4, 3};
+    hid_t fid = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT), space = H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    ck_assert_int_ge(H5Pset_chunk(dcpl, 3, chunk), 0);
+    ck_assert_int_ge(H5Pset_deflate(dcpl, 4), 0);
+    hid_t dset = H5Dcreate2(fid, "chunked", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ck_assert_int_ge(dset, 0);
+    H5Dclose(dset), H5Pclose(dcpl), H5Sclose(space), H5Fclose(fid);
+    const char *layers[] = {"chunked", "emb"};
+    mk_model m, u;
+    ck_assert_msg(inspect(layers, 2, &m) == MK_OK, "%s", mk_errmsg());
+    ck_assert_int_eq(m.layers[0].band, 4 * 8 * 12 * 3);
+    ck_assert_int_eq(m.layers[1].band, 0);
+    ck_assert_uint_eq(mk_source_cache_bytes(&m, MK_CHUNK_CACHES), 4 * 8 * 12 * 3);
+    char *buf;
+    int64_t len;
+    ck_assert_int_eq(mk_model_pack(&m, &buf, &len), MK_OK);
+    ck_assert_int_eq(mk_model_unpack(buf, len, &u), MK_OK);
+    ck_assert_int_eq(u.layers[0].band, m.layers[0].band);
     free(buf);
     mk_model_free(&m);
     mk_model_free(&u);
@@ -340,7 +369,7 @@ START_TEST(shards_concatenate_in_natural_order)
     mk_model_files_free(files, count);
     /* batches straddling shards, with runs and gaps */
     mk_source *src;
-    ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+    ck_assert_int_eq(mk_source_open(&m, MK_CHUNK_CACHES, &src), MK_OK);
     int64_t straddle[8] = {5, 6, 7, 8, 15, 16, 17, 19}, all[20];
     for (int i = 0; i < 20; i++) all[i] = i;
     for (int l = 0; l < 2; l++) {
@@ -463,7 +492,7 @@ START_TEST(string_ids)
         mk_source *src;
         ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_OK);
         ck_assert_str_eq(m.ids, ds[k] + (k == 1));
-        ck_assert_int_eq(mk_source_open(&m, &src), MK_OK);
+        ck_assert_int_eq(mk_source_open(&m, MK_CHUNK_CACHES, &src), MK_OK);
         int64_t rows[3] = {0, 11, 19};
         mk_ids ids = {0};
         ck_assert_int_eq(mk_source_read_ids(src, rows, 3, &ids), MK_OK);
@@ -546,6 +575,7 @@ int main(void)
     tcase_add_test(tc, reads_rows_of_every_type);
     tcase_add_test(tc, half_precision_special_values);
     tcase_add_test(tc, pack_round_trip);
+    tcase_add_test(tc, chunk_bands_bound_the_caches);
     tcase_add_test(tc, natural_order);
     tcase_add_test(tc, shards_concatenate_in_natural_order);
     tcase_add_test(tc, listed_shards_keep_their_order);

@@ -50,6 +50,10 @@ void mk_lineup_pair_name(const mk_lineup *lu, int a, int b, char *buf, size_t si
 /* Flat layer f: its model's index and the layer. */
 const mk_layer *mk_lineup_layer(const mk_lineup *lu, int f, int *model);
 
+/* Model k's part of the chunk caches (MK_CHUNK_CACHES), in proportion to
+ * its layers: the models of a run share one budget. */
+size_t mk_lineup_cache_share(const mk_lineup *lu, int k);
+
 /* Features of all layers; the widest layer (and its model's index). */
 int64_t mk_lineup_features(const mk_lineup *lu);
 const mk_layer *mk_lineup_widest(const mk_lineup *lu, int *model);

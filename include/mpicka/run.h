@@ -29,6 +29,7 @@ typedef struct {
     double grams;    /* one m-by-m Gram (exact: the stacked batch and its P-by-P cross-products) */
     double stacked;  /* the centred kernels of every layer, m(m-1)/2 doubles each (+ m for hsic0) */
     double sums;     /* per-batch sums and the tree accumulators */
+    double caches;   /* the chunk caches of chunked layers (mk_source_cache_bytes) */
     double total;
 } mk_run_memory;
 

@@ -19,6 +19,7 @@ typedef struct {
     int in_f32;       /* values convert exactly to float (f16, f32, ints up to 16 bits) */
     char shape[64];   /* "(n, 64, 4, 4)" for messages and show */
     char dtype[16];   /* "float16", "int32", ... */
+    int64_t band;     /* chunked: bytes of one band of chunks (a chunk's rows, every feature); else 0 */
 } mk_layer;
 
 /* The order a layer glob expands in (config key layer_order). */
@@ -79,7 +80,15 @@ int mk_natural_cmp(const char *a, const char *b);
 
 typedef struct mk_source mk_source;
 
-mk_err mk_source_open(const mk_model *model, mk_source **src);
+/* The chunk caches of a run's sources share this many bytes at most. */
+#define MK_CHUNK_CACHES ((size_t)256 << 20)
+
+/* Opens every shard and layer; the chunk caches of chunked layers (each
+ * holding at most one band, within [1 MiB, 16 MiB]) share cache_bytes. */
+mk_err mk_source_open(const mk_model *model, size_t cache_bytes, mk_source **src);
+
+/* What those caches hold at most, over all layers and shards. */
+size_t mk_source_cache_bytes(const mk_model *model, size_t cache_bytes);
 void mk_source_close(mk_source *src);
 
 /* Read the rows (ascending example indices, m of them) of layer l into buf as
