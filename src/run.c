@@ -910,8 +910,10 @@ static mk_err open_sources(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     b->srcs = mk_calloc((size_t)c->lu.nmodels, sizeof *b->srcs, "the sources", &err);
-    for (int k = 0; k < c->lu.nmodels && !err; k++)
+    for (int k = 0; k < c->lu.nmodels && !err; k++) {
         err = mk_source_open(&c->lu.models[k], mk_lineup_cache_share(&c->lu, k), &b->srcs[k]);
+        if (!err) err = mk_source_set_workers(b->srcs[k], c->threads); /* inflating, beside the Grams */
+    }
     return err;
 }
 

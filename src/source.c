@@ -1,5 +1,7 @@
 #include "mpicka/source.h"
 
+#include "chunks.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -807,10 +809,12 @@ typedef struct {
     hid_t ids, ids_space;
     int fd;           /* -1 when no layer is read directly */
     int64_t *direct;  /* per layer: byte offset of its values in the file, or -1 */
+    mk_chunks **chunks; /* per layer: its deflated chunks read and inflated here (chunks.h), or NULL */
 } shard;
 
 struct mk_source {
     const mk_model *model;
+    size_t cap;       /* each chunked layer's band at most (chunk_cache_cap) */
     shard *shards;
     hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half in every shard, else -1 */
 };
@@ -858,6 +862,8 @@ static void close_shard(shard *sh, int nlayers)
     if (sh->ids >= 0) H5Dclose(sh->ids);
     if (sh->fid >= 0) H5Fclose(sh->fid);
     if (sh->fd >= 0) close(sh->fd);
+    for (int l = 0; sh->chunks && l < nlayers; l++) mk_chunks_close(sh->chunks[l]);
+    free(sh->chunks);
     free(sh->dsets);
     free(sh->spaces);
     free(sh->direct);
@@ -995,6 +1001,7 @@ static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh,
     sh->dsets = mk_malloc((size_t)L * sizeof(hid_t), "dataset handles", &err);
     if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
     if (!err) sh->direct = mk_malloc((size_t)L * sizeof(int64_t), "dataset offsets", &err);
+    if (!err) sh->chunks = mk_calloc((size_t)L, sizeof *sh->chunks, "chunk readers", &err);
     if (err) return err;
     for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1, sh->direct[l] = -1;
     hid_t fapl = source_fapl();
@@ -1037,6 +1044,8 @@ static mk_err open_direct(mk_source *src)
             sh->direct[l] = direct_offset(sh->dsets[l], mem, layer, model->files[f]);
             if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
                 return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
+            if (sh->direct[l] < 0 && src->halves[l] < 0)
+                MK_TRY(mk_chunks_open(sh->dsets[l], layer->in_f32, src->cap, &sh->chunks[l]));
         }
     }
     return MK_OK;
@@ -1048,6 +1057,7 @@ mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
     mk_source *src = mk_calloc(1, sizeof *src, "a source", &err);
     if (err) return err;
     src->model = model;
+    src->cap = chunk_cache_cap(model, budget);
     quiet_hdf5();
     src->halves = mk_malloc((size_t)model->nlayers * sizeof(hid_t), "dataset types", &err);
     if (!err) src->shards = mk_calloc((size_t)model->nfiles, sizeof *src->shards, "the shards", &err);
@@ -1138,6 +1148,13 @@ static int read_direct(int fd, int64_t offset, const int64_t *rows, int64_t k, i
     return 0;
 }
 
+mk_err mk_source_set_workers(mk_source *src, int workers)
+{
+    for (int f = 0; f < src->model->nfiles; f++)
+        for (int l = 0; l < src->model->nlayers; l++) MK_TRY(mk_chunks_set_workers(src->shards[f].chunks[l], workers));
+    return MK_OK;
+}
+
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf)
 {
     const mk_model *model = src->model;
@@ -1149,10 +1166,12 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         int64_t j = shard_end(model, f, rows, i, m);
         shard *sh = &src->shards[f];
         char *at = (char *)buf + (size_t)(i * layer->p) * size;
-        if (sh->direct[l] >= 0 ? read_direct(sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
-                                             (size_t)layer->p * size, at) < 0
-                               : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
-                                           layer->p, at) < 0)
+        if (sh->chunks[l])
+            MK_TRY(mk_chunks_read(sh->chunks[l], rows + i, j - i, model->first[f], at, model->files[f], layer->path));
+        else if (sh->direct[l] >= 0 ? read_direct(sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
+                                                  (size_t)layer->p * size, at) < 0
+                                    : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
+                                                layer->p, at) < 0)
             return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
                            model->files[f], (long long)(rows[i] - model->first[f]),
                            (long long)(rows[j - 1] - model->first[f]), layer->path);

@@ -87,6 +87,13 @@ typedef struct mk_source mk_source;
  * holding at most one band, within [1 MiB, 16 MiB]) share cache_bytes. */
 mk_err mk_source_open(const mk_model *model, size_t cache_bytes, mk_source **src);
 
+/* Threads that inflate the chunks of a deflate-compressed layer together
+ * (default 1): HDF5 inflates one chunk at a time, so such layers (h5py's
+ * gzip, with or without shuffle, stored as float32 or float64) are read
+ * chunk by chunk (H5Dread_chunk) and inflated here with libdeflate; the
+ * values are the stored ones, bitwise what HDF5 gives. */
+mk_err mk_source_set_workers(mk_source *src, int workers);
+
 /* What those caches hold at most, over all layers and shards. */
 size_t mk_source_cache_bytes(const mk_model *model, size_t cache_bytes);
 void mk_source_close(mk_source *src);

@@ -1,0 +1,33 @@
+/* Deflate-compressed, chunked layers read without HDF5's filter pipeline:
+ * the stored bytes of each chunk of a band (a chunk's rows across every
+ * feature) come from H5Dread_chunk on the calling thread, and libdeflate
+ * inflates them on `workers` threads at once (HDF5 inflates one chunk at a
+ * time, on the reader thread). The values are the stored bytes, so the
+ * result is bitwise HDF5's. Internal to the source module. */
+#ifndef MPICKA_CHUNKS_H
+#define MPICKA_CHUNKS_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpicka/error.h"
+
+typedef struct mk_chunks mk_chunks;
+
+/* A reader for dset when it qualifies: chunked, filters deflate or shuffle
+ * then deflate, stored as little-endian IEEE float (in_f32) or double as
+ * the layer is read, and a band of at most cap bytes (the one band it
+ * keeps). *out is NULL when it does not qualify (HDF5 reads it). */
+mk_err mk_chunks_open(hid_t dset, int in_f32, size_t cap, mk_chunks **out);
+void mk_chunks_close(mk_chunks *c);
+
+/* Threads that inflate a band's chunks together (default 1: the caller). */
+mk_err mk_chunks_set_workers(mk_chunks *c, int workers);
+
+/* Rows rows[0..k) - base (ascending) into buf, p values each. On failure
+ * MK_EIO or MK_EDATA naming file, dataset and the chunk. */
+mk_err mk_chunks_read(mk_chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
+                      const char *path);
+
+#endif
