@@ -2,6 +2,7 @@
 
 #include <libdeflate.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,14 +227,14 @@ static void inflate_group(mk_chunks *c, int64_t first, int64_t count)
     }
 }
 
-static mk_err damaged(const mk_chunks *c, const hsize_t *off, const char *file, const char *path, const char *why)
+/* What is wrong with the chunk at off; mk_chunks_read names the file. */
+static mk_err damaged(const hsize_t *off, const char *why)
 {
-    return mk_fail(MK_EIO, "%s: dataset '%s': the chunk at example %llu %s (damaged file?)", file, path,
-                   (unsigned long long)off[0], why);
+    return mk_fail(MK_EIO, "the chunk at example %llu %s", (unsigned long long)off[0], why);
 }
 
 /* Stored bytes of chunk j of band b into s. */
-static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s, const char *file, const char *path)
+static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s)
 {
     hsize_t off[H5S_MAX_RANK], nbytes = 0;
     haddr_t addr = HADDR_UNDEF;
@@ -243,37 +244,38 @@ static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s, const char *f
     s->len = 0;
     s->bad = 0;
     if (H5Dget_chunk_info_by_coord(c->dset, off, &mask, &addr, &nbytes) < 0)
-        return damaged(c, off, file, path, "cannot be found");
+        return damaged(off, "cannot be found");
     if (addr == HADDR_UNDEF || nbytes == 0) return MK_OK; /* never written: the fill value */
     if (nbytes > c->chunk_bytes + c->chunk_bytes / 8 + 4096) /* deflate never grows data that much */
-        return damaged(c, off, file, path, "is larger than it can be");
+        return damaged(off, "is larger than it can be");
     if (nbytes > s->cap) {
         unsigned char *raw = realloc(s->raw, (size_t)nbytes);
-        if (!raw) return mk_fail(MK_ENOMEM, "out of memory reading a chunk of '%s' in %s", path, file);
+        if (!raw) return mk_fail(MK_ENOMEM, "out of memory for a chunk");
         s->raw = raw;
         s->cap = (size_t)nbytes;
     }
     if (H5Dread_chunk(c->dset, H5P_DEFAULT, off, &s->mask, s->raw) < 0)
-        return damaged(c, off, file, path, "cannot be read");
+        return damaged(off, "cannot be read");
     s->len = (size_t)nbytes;
     return MK_OK;
 }
 
-static mk_err load_band(mk_chunks *c, int64_t b, const char *file, const char *path)
+static mk_err load_band(mk_chunks *c, int64_t b)
 {
     int64_t per = (int64_t)c->workers * GROUP_PER_WORKER;
     c->band_at = -1;
     for (int64_t first = 0; first < c->ncols; first += per) {
         int64_t count = c->ncols - first < per ? c->ncols - first : per;
-        for (int64_t g = 0; g < count; g++) MK_TRY(fetch(c, b, first + g, &c->group[g], file, path));
+        for (int64_t g = 0; g < count; g++) MK_TRY(fetch(c, b, first + g, &c->group[g]));
         inflate_group(c, first, count);
         for (int64_t g = 0; g < count; g++) {
             if (!c->group[g].bad) continue;
             hsize_t off[H5S_MAX_RANK];
             memcpy(off, c->col_off + (first + g) * c->rank, (size_t)c->rank * sizeof *off);
             off[0] = (hsize_t)b * c->chunk[0];
-            return mk_fail(MK_EDATA, "%s: dataset '%s': the chunk at example %llu does not inflate to its %zu bytes "
-                           "(damaged file?)", file, path, (unsigned long long)off[0], c->chunk_bytes);
+            char why[64];
+            snprintf(why, sizeof why, "does not inflate to its %zu bytes", c->chunk_bytes);
+            return damaged(off, why);
         }
     }
     c->band_at = b;
@@ -318,7 +320,13 @@ mk_err mk_chunks_read(mk_chunks *c, const int64_t *rows, int64_t k, int64_t base
     unsigned char *out = buf;
     for (int64_t i = 0; i < k; i++) {
         int64_t r = rows[i] - base, b = r / (int64_t)c->chunk[0];
-        if (b != c->band_at) MK_TRY(load_band(c, b, file, path));
+        mk_err err = b == c->band_at ? MK_OK : load_band(c, b);
+        if (err) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", mk_errmsg());
+            return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
+                           (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
+        }
         for (int64_t j = 0; j < c->ncols; j++) copy_row(c, j, r - b * (int64_t)c->chunk[0], out + (size_t)(i * c->p) * c->esize);
     }
     return MK_OK;

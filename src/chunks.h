@@ -26,7 +26,7 @@ void mk_chunks_close(mk_chunks *c);
 mk_err mk_chunks_set_workers(mk_chunks *c, int workers);
 
 /* Rows rows[0..k) - base (ascending) into buf, p values each. On failure
- * MK_EIO or MK_EDATA naming file, dataset and the chunk. */
+ * MK_EIO (MK_ENOMEM) naming the file, the examples, the dataset and the chunk. */
 mk_err mk_chunks_read(mk_chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
                       const char *path);
 
