@@ -233,14 +233,20 @@ static mk_err damaged(const hsize_t *off, const char *why)
     return mk_fail(MK_EIO, "the chunk at example %llu %s", (unsigned long long)off[0], why);
 }
 
+/* Where chunk j of band b starts in the dataset. */
+static void chunk_offset(const mk_chunks *c, int64_t b, int64_t j, hsize_t *off)
+{
+    memcpy(off, c->col_off + j * c->rank, (size_t)c->rank * sizeof *off);
+    off[0] = (hsize_t)b * c->chunk[0];
+}
+
 /* Stored bytes of chunk j of band b into s. */
 static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s)
 {
     hsize_t off[H5S_MAX_RANK], nbytes = 0;
     haddr_t addr = HADDR_UNDEF;
     unsigned mask = 0;
-    memcpy(off, c->col_off + j * c->rank, (size_t)c->rank * sizeof *off);
-    off[0] = (hsize_t)b * c->chunk[0];
+    chunk_offset(c, b, j, off);
     s->len = 0;
     s->bad = 0;
     if (H5Dget_chunk_info_by_coord(c->dset, off, &mask, &addr, &nbytes) < 0)
@@ -271,8 +277,7 @@ static mk_err load_band(mk_chunks *c, int64_t b)
         for (int64_t g = 0; g < count; g++) {
             if (!c->group[g].bad) continue;
             hsize_t off[H5S_MAX_RANK];
-            memcpy(off, c->col_off + (first + g) * c->rank, (size_t)c->rank * sizeof *off);
-            off[0] = (hsize_t)b * c->chunk[0];
+            chunk_offset(c, b, first + g, off);
             char why[64];
             snprintf(why, sizeof why, "does not inflate to its %zu bytes", c->chunk_bytes);
             return damaged(off, why);
