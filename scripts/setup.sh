@@ -12,7 +12,7 @@ build=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          libopenblas-dev libyaml-dev check libcairo2-dev libdeflate-dev procps"
+          libopenblas-dev libyaml-dev check libcairo2-dev libdeflate-dev liburing-dev procps"
 # Only the tests need these: Debian's python3 with the exporter's modules
 # (python/, tests/hostile) and a real single-node Slurm cluster (tests/test_slurm.sh).
 if [ "$mode" = test ]; then

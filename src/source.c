@@ -1,6 +1,7 @@
 #include "mpicka/source.h"
 
 #include "chunks.h"
+#include "preads.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -817,6 +818,7 @@ struct mk_source {
     size_t cap;       /* each chunked layer's band at most (chunk_cache_cap) */
     shard *shards;
     hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half in every shard, else -1 */
+    mk_preads *reads; /* the direct reads of a batch, together (NULL: one pread at a time) */
 };
 
 /* HDF5 converts half precision in software, an order of magnitude slower than
@@ -875,6 +877,7 @@ void mk_source_close(mk_source *src)
     for (int f = 0; src->shards && f < src->model->nfiles; f++) close_shard(&src->shards[f], src->model->nlayers);
     for (int l = 0; src->halves && l < src->model->nlayers; l++)
         if (src->halves[l] >= 0) H5Tclose(src->halves[l]);
+    mk_preads_close(src->reads);
     free(src->shards);
     free(src->halves);
     free(src);
@@ -1066,6 +1069,7 @@ mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
         src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
     for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, budget, &src->shards[f], src->halves);
     if (!err) err = open_direct(src);
+    if (!err) src->reads = mk_preads_open();
     if (err) {
         mk_source_close(src);
         return err;
@@ -1125,27 +1129,21 @@ static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows
 }
 
 /* Reads rows[0..k) (of a shard whose first example is base) of a layer
- * whose values start at `offset` in fd, `row` bytes each: one pread per run
- * of consecutive rows. Returns 0, or -1 (errno set; EIO for a short file). */
-static int read_direct(int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base, size_t row, char *buf)
+ * whose values start at `offset` in fd, `row` bytes each: one read per run
+ * of consecutive rows, all submitted together. Returns 0, or -1 (errno set;
+ * EIO for a short file). */
+static int read_direct(mk_preads *q, int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base,
+                       size_t row, char *buf)
 {
     for (int64_t i = 0; i < k;) {
         int64_t j = i + 1;
         while (j < k && rows[j] == rows[j - 1] + 1) j++;
-        size_t want = (size_t)(j - i) * row, got = 0;
-        off_t at = (off_t)(offset + (rows[i] - base) * (int64_t)row);
-        while (got < want) {
-            ssize_t r = pread(fd, buf + (size_t)i * row + got, want - got, at + (off_t)got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                if (r == 0) errno = EIO;
-                return -1;
-            }
-            got += (size_t)r;
-        }
+        if (mk_preads_add(q, fd, buf + (size_t)i * row, (size_t)(j - i) * row,
+                          (off_t)(offset + (rows[i] - base) * (int64_t)row)) < 0)
+            return -1;
         i = j;
     }
-    return 0;
+    return mk_preads_wait(q);
 }
 
 mk_err mk_source_set_workers(mk_source *src, int workers)
@@ -1168,7 +1166,7 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         char *at = (char *)buf + (size_t)(i * layer->p) * size;
         if (sh->chunks[l])
             MK_TRY(mk_chunks_read(sh->chunks[l], rows + i, j - i, model->first[f], at, model->files[f], layer->path));
-        else if (sh->direct[l] >= 0 ? read_direct(sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
+        else if (sh->direct[l] >= 0 ? read_direct(src->reads, sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
                                                   (size_t)layer->p * size, at) < 0
                                     : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
                                                 layer->p, at) < 0)
