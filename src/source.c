@@ -1069,7 +1069,9 @@ mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
         src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
     for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, budget, &src->shards[f], src->halves);
     if (!err) err = open_direct(src);
-    if (!err) src->reads = mk_preads_open();
+    int direct = 0;
+    for (int f = 0; f < model->nfiles && !err; f++) direct |= src->shards[f].fd >= 0;
+    if (direct) src->reads = mk_preads_open();
     if (err) {
         mk_source_close(src);
         return err;
