@@ -29,6 +29,16 @@ bits() { "$exe" show "$1/cka.h5" --format csv; }
 run 1 --set output=ref > /dev/null
 fail=0
 pass=0
+# The ranks under mpirun's process (pid): only this test's, never those of a
+# test running beside it with the same command line.
+ranks() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        [ "$(readlink "/proc/$child/exe" 2> /dev/null)" = "$(readlink -f "$exe")" ] && echo "$child"
+        ranks "$child"
+    done
+    return 0
+}
 # Starts a run in the background and waits for its first checkpoint.
 start() { # ranks, then options of the run
     rm -rf out
@@ -57,7 +67,7 @@ for pair in "2 3" "3 1" "1 2" "2 2"; do
     set -- $pair
     start "$1"
     sleep "0.$((RANDOM % 4))"
-    victim=$(pgrep -f "^$exe run c.yaml" | shuf -n 1 || true)
+    victim=$(ranks "$job" | shuf -n 1 || true)
     [ -n "$victim" ] && kill -9 "$victim"
     status=0; wait "$job" || status=$?
     check "kill -9 of a rank of $1 (exit $status), resumed on $2" "$2"
