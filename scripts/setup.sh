@@ -43,7 +43,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 if [ "$mode" = test ]; then
-    ctest --test-dir "$build" --output-on-failure
+    ctest --test-dir "$build" --output-on-failure -j "$jobs"
     exit
 fi
 
