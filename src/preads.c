@@ -113,8 +113,13 @@ static int drain(mk_preads *q)
 
 int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off)
 {
-    if (!q || q->broken || len > (size_t)1 << 30) /* io_uring's result is an int: big runs by pread */
-        return pread_all(fd, buf, len, off);
+    if (!q || q->broken || len > (size_t)1 << 30) { /* io_uring's result is an int: big runs by pread */
+        if (pread_all(fd, buf, len, off) == 0) return 0;
+        int why = errno;
+        if (q && !q->broken) drain(q); /* nothing left queued after a failure */
+        errno = why;
+        return -1;
+    }
     if (q->queued == DEPTH && drain(q) < 0) return -1;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
     if (!sqe) return broken(q, EIO); /* the ring holds no more than DEPTH */

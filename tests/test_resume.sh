@@ -2,15 +2,18 @@
 # Kill and resume, under mpirun: a rank killed with SIGKILL at a random moment,
 # or the job asked to stop with SIGUSR1, then the same command with another
 # number of ranks; the result must be bitwise the one of an uninterrupted run.
-#   tests/test_resume.sh MPICKA MPIEXEC
+#   tests/test_resume.sh MPICKA MPIEXEC [FEATURES]
+# FEATURES per layer (default 4096): fewer for the sanitizer build, whose
+# runs are several times slower and still last long enough to be killed.
 set -euo pipefail
 exe=$1
 mpiexec=$2
+features=${3:-4096}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-"$exe" synth a.h5 --n 12800 --layers 4 --features 4096 --seed 5 > /dev/null
+"$exe" synth a.h5 --n 12800 --layers 4 --features "$features" --seed 5 > /dev/null
 cat > c.yaml <<'YAML'
 x:
   file: a.h5
