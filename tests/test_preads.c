@@ -51,9 +51,11 @@ static mk_preads *open_queue(int uring)
 }
 
 /* 1500 reads (three times what the ring holds) of 0 to 96 bytes at
- * pseudo-random offsets, each into its own slot, checked after the wait. */
-static void reads_every_offset(int uring)
+ * pseudo-random offsets, each into its own slot, checked after the wait;
+ * _i: 1 io_uring, 0 pread. */
+START_TEST(reads_every_offset)
 {
+    int uring = _i;
     enum { N = 1500, SLOT = 96 };
     mk_preads *q = open_queue(uring);
     int fd = open(file, O_RDONLY);
@@ -77,45 +79,38 @@ static void reads_every_offset(int uring)
     close(fd);
     mk_preads_close(q);
 }
-
-START_TEST(reads_every_offset_with_io_uring) { reads_every_offset(1); }
 END_TEST
 
-START_TEST(reads_every_offset_with_pread) { reads_every_offset(0); }
-END_TEST
+/* One read, queued and waited for: 0 or -1. */
+static int read_now(mk_preads *q, int fd, void *buf, size_t len, off_t off)
+{
+    int r = mk_preads_add(q, fd, buf, len, off);
+    return r == 0 ? mk_preads_wait(q) : r;
+}
 
 /* A read past the end fails with EIO, a bad descriptor with EBADF, and the
- * queue reads correctly afterwards. */
-static void failures_are_reported(int uring)
+ * queue reads correctly afterwards; _i as above. */
+START_TEST(failures_are_reported)
 {
+    int uring = _i;
     mk_preads *q = open_queue(uring);
     int fd = open(file, O_RDONLY);
     unsigned char buf[64], good[8];
     ck_assert_int_eq(mk_preads_add(q, fd, good, 8, 10), 0);
-    int r = mk_preads_add(q, fd, buf, 64, FILE_BYTES - 10);
+    int r = mk_preads_add(q, fd, buf, 64, FILE_BYTES - 10); /* queued behind a good read */
     if (r == 0) r = mk_preads_wait(q);
     ck_assert_int_eq(r, -1);
     ck_assert_int_eq(errno, EIO);
-    r = mk_preads_add(q, fd, buf, 8, FILE_BYTES + 100); /* wholly past the end */
-    if (r == 0) r = mk_preads_wait(q);
-    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(read_now(q, fd, buf, 8, FILE_BYTES + 100), -1); /* wholly past the end */
     ck_assert_int_eq(errno, EIO);
-    r = mk_preads_add(q, 12345, buf, 8, 0);
-    if (r == 0) r = mk_preads_wait(q);
-    ck_assert_int_eq(r, -1);
+    ck_assert_int_eq(read_now(q, 12345, buf, 8, 0), -1);
     ck_assert_int_eq(errno, EBADF);
     memset(buf, 0, sizeof buf);
-    ck_assert_int_eq(mk_preads_add(q, fd, buf, 64, 1000), 0);
-    ck_assert_int_eq(mk_preads_wait(q), 0);
+    ck_assert_int_eq(read_now(q, fd, buf, 64, 1000), 0);
     for (int k = 0; k < 64; k++) ck_assert_int_eq(buf[k], byte_at(1000 + k));
     close(fd);
     mk_preads_close(q);
 }
-
-START_TEST(failures_are_reported_with_io_uring) { failures_are_reported(1); }
-END_TEST
-
-START_TEST(failures_are_reported_with_pread) { failures_are_reported(0); }
 END_TEST
 
 /* A shuffled batch of a contiguous float32 layer, read both ways by the
@@ -160,10 +155,8 @@ int main(void)
     Suite *s = suite_create("preads");
     TCase *tc = tcase_create("batched reads");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, reads_every_offset_with_io_uring);
-    tcase_add_test(tc, reads_every_offset_with_pread);
-    tcase_add_test(tc, failures_are_reported_with_io_uring);
-    tcase_add_test(tc, failures_are_reported_with_pread);
+    tcase_add_loop_test(tc, reads_every_offset, 0, 2);
+    tcase_add_loop_test(tc, failures_are_reported, 0, 2);
     tcase_add_test(tc, source_reads_scattered_rows_both_ways);
     suite_add_tcase(s, tc);
     return tu_run_suite(s, 1);
