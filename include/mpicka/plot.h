@@ -116,6 +116,14 @@ double mk_plot_nan_grey(void);
  * Keywords), since cairo draws the labels as glyph outlines. */
 mk_err mk_plot_render(const mk_plot_data *data, const mk_plot_opts *opts, const char *out_path);
 
+/* Replaces each byte of s that is not part of valid UTF-8 with '?' (what
+ * cairo can draw); returns how many were replaced. */
+int mk_plot_utf8_fix(char *s);
+
+/* Checks that path ends in .png, .svg or .pdf (any case): MK_EUSAGE naming
+ * it otherwise. */
+mk_err mk_plot_check_extension(const char *path);
+
 /* Read cka.h5 at h5path and render opts->matrix of it (MK_EINPUT naming the
  * file when it has none), the description of /meta as subtitle, and for the
  * CKA matrix its standard errors when the file has them. opts->half needs a

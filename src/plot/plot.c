@@ -106,7 +106,7 @@ void mk_plot_opts_default(mk_plot_opts *o)
 
 /* ---- text ---------------------------------------------------------------- */
 
-int mk__plot_utf8_fix(char *s)
+int mk_plot_utf8_fix(char *s)
 {
     int fixed = 0;
     for (unsigned char *p = (unsigned char *)s; *p;) {

@@ -1,4 +1,4 @@
-#include "h5write.h"
+#include "mpicka/h5write.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -18,14 +18,6 @@ void mk__plot_font(cairo_t *cr, double size, int bold);
  * count, or 0 when cmap is unknown. */
 int mk__plot_cmap_anchors(const char *cmap, const unsigned char (**anchors)[3]);
 
-/* Replaces each byte of s that is not part of valid UTF-8 with '?' (what
- * cairo can draw); returns how many were replaced. */
-int mk__plot_utf8_fix(char *s);
-
-/* Checks that path ends in .png, .svg or .pdf (any case): MK_EUSAGE naming
- * it otherwise. */
-mk_err mk__plot_check_extension(const char *path);
-
 /* The title drawn by default (malloc'd) when opts->title is NULL. */
 char *mk__plot_default_title(const mk_plot_data *data, mk_err *err);
 

@@ -39,7 +39,7 @@ static mk_err format_of(const char *path, enum format *fmt)
                    dot);
 }
 
-mk_err mk__plot_check_extension(const char *path)
+mk_err mk_plot_check_extension(const char *path)
 {
     enum format fmt;
     return format_of(path, &fmt);

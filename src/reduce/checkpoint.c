@@ -1,6 +1,6 @@
 #include "mpicka/checkpoint.h"
 
-#include "h5write.h"
+#include "mpicka/h5write.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,18 +7,18 @@
 
 #include "mpicka/ckafile.h"
 #include "mpicka/cli.h"
-#include "plot_impl.h"
+#include "mpicka/plot.h"
 
 /* Bytes that are not UTF-8 (cairo draws only UTF-8) become '?'. */
 static void fix_utf8(mk_ckafile *f)
 {
-    for (int k = 0; k < f->nx; k++) mk__plot_utf8_fix(f->x_layers[k]);
-    for (int k = 0; k < f->ny; k++) mk__plot_utf8_fix(f->y_layers[k]);
+    for (int k = 0; k < f->nx; k++) mk_plot_utf8_fix(f->x_layers[k]);
+    for (int k = 0; k < f->ny; k++) mk_plot_utf8_fix(f->y_layers[k]);
     for (int k = 0; k < f->nattrs; k++)
-        if (f->attrs[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->attrs[k].text);
+        if (f->attrs[k].kind == MK_ATTR_TEXT) mk_plot_utf8_fix(f->attrs[k].text);
     for (int k = 0; k < f->nmeta; k++)
-        if (f->meta[k].kind == MK_ATTR_TEXT) mk__plot_utf8_fix(f->meta[k].text);
-    for (int k = 0; k < f->nmodels; k++) mk__plot_utf8_fix(f->model_names[k]);
+        if (f->meta[k].kind == MK_ATTR_TEXT) mk_plot_utf8_fix(f->meta[k].text);
+    for (int k = 0; k < f->nmodels; k++) mk_plot_utf8_fix(f->model_names[k]);
 }
 
 /* NaN ends of the colour range become the matrix's defaults: 0 to 1, and for
@@ -213,7 +213,7 @@ mk_err mk_plot_main(int argc, char **argv)
         return mk_fail(MK_EUSAGE, "plot: missing RESULT.h5 (usage: mpicka plot RESULT.h5 -o FIG.png)");
     if (!v[O_OUT] || !v[O_OUT][0])
         return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
-    MK_TRY(mk__plot_check_extension(v[O_OUT]));
+    MK_TRY(mk_plot_check_extension(v[O_OUT]));
     MK_TRY(read_options(v, &o));
     MK_TRY(mk_plot_result(pos[0], &o, v[O_OUT]));
     printf("mpicka: wrote %s\n", v[O_OUT]);

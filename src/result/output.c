@@ -1,6 +1,6 @@
 #include "mpicka/output.h"
 
-#include "h5write.h"
+#include "mpicka/h5write.h"
 #include "mpicka/log.h"
 
 #include <dirent.h>
