@@ -19,8 +19,8 @@
 
 #include <stdint.h>
 
-#include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/estimator.h"
 #include "mpicka/par.h"
 
 typedef struct {

@@ -26,8 +26,8 @@
 
 #include <stdint.h>
 
-#include "mpicka/config.h"
 #include "mpicka/error.h"
+#include "mpicka/estimator.h"
 #include "mpicka/par.h"
 
 /* Element k of a buffer in the working precision, as double. */
