@@ -18,6 +18,7 @@
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
+#include "mpicka/job.h"
 #include "mpicka/lineup.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
@@ -70,7 +71,7 @@ typedef struct {
     double *vperm;        /* the columns', permuted */
     int64_t *perm;
     mk_exact exact;       /* estimator: exact */
-    double *leaf;         /* what one batch adds (see sums_len) */
+    double *leaf;         /* what one batch adds (see mk_job_sums_len) */
     mk_accum *acc;
     mk_par *par;          /* this rank's threads for the Grams and pairs */
 } batch_mem;
@@ -219,70 +220,17 @@ static mk_err load_config(run_ctx *c, const run_args *a)
 
 /* ---- inspection of the inputs (rank 0) and the plan ---- */
 
-/* A batch's pairs go through BLAS with int dimensions: m(m-1)/2 must fit. */
-#define MK_MAX_BATCH 46341
-
-mk_err mk_run_plan(const mk_config *cfg, const mk_lineup *lu, mk_plan *plan)
-{
-    const mk_model *x = &lu->models[0];
-    const mk_layer *first = &x->layers[0];
-    if (cfg->batch_size > MK_MAX_BATCH)
-        return mk_fail(MK_ECONFIG, "batch_size %lld is too large (at most %d)", (long long)cfg->batch_size,
-                       MK_MAX_BATCH);
-    if (first->n < MK_MIN_BATCH)
-        return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x->file,
-                       first->path, (long long)first->n, MK_MIN_BATCH);
-    if (cfg->batch_size > first->n && cfg->estimator != MK_EST_EXACT)
-        return mk_fail(MK_ECONFIG, "batch_size %lld is larger than n = %lld, the examples in %s; set batch_size to at "
-                       "most %lld", (long long)cfg->batch_size, (long long)first->n, x->file, (long long)first->n);
-    MK_TRY(mk_plan_init(plan, first->n, cfg->batch_size, cfg->epochs, cfg->shuffle, cfg->seed));
-    mk_plan_set_block(plan, cfg->shuffle_block);
-    if (cfg->estimator == MK_EST_EXACT) mk_plan_keep_all(plan);
-    return MK_OK;
-}
-
-int64_t mk_run_jackknife_groups(const mk_config *cfg, const mk_plan *plan)
-{
-    int64_t g = cfg->jackknife < plan->total ? cfg->jackknife : plan->total;
-    return cfg->estimator == MK_EST_EXACT || g < 2 ? 0 : g;
-}
-
 static mk_err make_plan(run_ctx *c)
 {
-    MK_TRY(mk_run_plan(&c->cfg, &c->lu, &c->plan));
-    c->groups = mk_run_jackknife_groups(&c->cfg, &c->plan);
+    MK_TRY(mk_job_plan(&c->cfg, &c->lu, &c->plan));
+    c->groups = mk_job_jackknife_groups(&c->cfg, &c->plan);
     return MK_OK;
 }
 
 /* ---- checkpoints ---- */
 
-/* hxy | hxx | hyy (rows*cols + rows + cols values): a minibatch's HSICs. */
-static int64_t base_len(const mk_lineup *lu)
-{
-    int64_t nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu);
-    return nx * ny + nx + ny;
-}
-
-/* The values summed per batch. Minibatch estimators: the base, then the
- * base again in the slot of the batch's jackknife group (zeros in the
- * others), then the cross HSICs of each permutation. Exact: the
- * feature-space sums (mpicka/exact.h). Both end with one count per layer
- * read, 1 when the layer varied in the batch: a layer that never did is
- * constant (dead). In double, so that no size a user can ask for overflows
- * before the memory check refuses it. */
-static double sums_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
-{
-    double nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), L = lu->nlayers;
-    if (cfg->estimator == MK_EST_EXACT) {
-        double P = (double)mk_lineup_features(lu);
-        return P * (P + 1.0) / 2.0 + P + L * P + L * L + L;
-    }
-    return (nx * ny + nx + ny) * (1.0 + (double)mk_run_jackknife_groups(cfg, plan)) +
-           (double)cfg->permutations * nx * ny + L;
-}
-
 /* Valid once the memory check has passed (then it is far below 2^53). */
-static int64_t leaf_len(const run_ctx *c) { return (int64_t)sums_len(&c->cfg, &c->lu, &c->plan); }
+static int64_t leaf_len(const run_ctx *c) { return (int64_t)mk_job_sums_len(&c->cfg, &c->lu, &c->plan); }
 
 
 static mk_err fingerprint_model(FILE *f, const mk_model *model)
@@ -564,60 +512,6 @@ static mk_err share_probe(run_ctx *c)
     return MK_OK;
 }
 
-/* Writing the result must never overwrite an input. */
-static mk_err check_not_file(const mk_config *cfg, const char *file)
-{
-    struct stat in, out;
-    if (stat(file, &in) != 0) return MK_OK;
-    const char *outputs[] = {"", "/cka.h5", "/cka.csv", "/checkpoint.h5"};
-    for (int i = 0; i < 5; i++) {
-        char path[4200];
-        if (i < 4) snprintf(path, sizeof path, "%s%s", cfg->output, outputs[i]);
-        else snprintf(path, sizeof path, "%s/%s", cfg->output, cfg->plot.file);
-        if (stat(path, &out) == 0 && out.st_dev == in.st_dev && out.st_ino == in.st_ino)
-            return mk_fail(MK_ECONFIG, "output '%s' would overwrite the input '%s'; choose another output folder",
-                           cfg->output, file);
-    }
-    return MK_OK;
-}
-
-static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
-{
-    for (int f = 0; f < model->nfiles; f++) MK_TRY(check_not_file(cfg, model->files[f]));
-    return MK_OK;
-}
-
-/* A rank that cannot hold its buffers should say so before reading anything. */
-static mk_err check_memory(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
-{
-    mk_run_memory mem;
-    mk_run_memory_estimate(cfg, lu, plan, &mem);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
-    if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
-    if (cfg->estimator == MK_EST_EXACT)
-        return mk_fail(MK_EINPUT, "estimator exact: a rank would need about %.1f GiB but this machine has %.1f GiB: "
-                       "the cross-products of all %lld features (of %s%s) take %.1f GiB and their sums %.1f GiB; "
-                       "compare fewer or narrower layers, or use a minibatch estimator (estimator: hsic1)",
-                       (mem.total + MK_LIBRARY_BYTES) / gib, have / gib, (long long)mk_lineup_features(lu),
-                       lu->models[0].file, lu->nmodels > 1 ? " and the other models" : "", mem.grams / gib,
-                       mem.sums / gib);
-    int at = 0;
-    const mk_layer *wide = mk_lineup_widest(lu, &at);
-    const mk_model *owner = &lu->models[at];
-    return mk_fail(MK_EINPUT, "a rank would need about %.1f GiB but this machine has %.1f GiB: the widest layer, "
-                   "'%s' in %s with %lld features, takes %.1f GiB of read-ahead blocks and the U-centred Grams "
-                   "%.1f GiB; lower batch_size or compare fewer or narrower layers",
-                   (mem.total + MK_LIBRARY_BYTES) / gib, have / gib, wide->path, owner->file, (long long)wide->p,
-                   mem.blocks / gib, mem.stacked / gib);
-}
-
-mk_err mk_run_preflight(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
-{
-    MK_TRY(check_memory(cfg, lu, plan));
-    for (int k = 0; k < lu->nmodels; k++) MK_TRY(check_not_input(cfg, &lu->models[k]));
-    return MK_OK;
-}
-
 /* Results of another configuration are not overwritten without --force; a
  * rerun of the same one is. */
 static mk_err check_old_results(const run_ctx *c)
@@ -643,24 +537,12 @@ static mk_err check_old_results(const run_ctx *c)
     return err;
 }
 
-void mk_run_warn_ids(const mk_config *cfg, const mk_lineup *lu)
-{
-    const mk_model *with = NULL, *without = NULL;
-    for (int k = 0; k < lu->nmodels; k++) {
-        if (lu->models[k].ids && !with) with = &lu->models[k];
-        if (!lu->models[k].ids && !without) without = &lu->models[k];
-    }
-    if (!cfg->ids.enabled || !with || !without) return;
-    mk_warn("%s has sample IDs ('%s') but %s has none: the examples of %s are not checked to be the same", with->file,
-            with->ids, without->file, lu->cross ? "x and y" : "the models");
-}
-
 static mk_err inspect(run_ctx *c)
 {
     MK_TRY(mk_lineup_inspect(&c->cfg, &c->lu));
     MK_TRY(make_plan(c));
-    MK_TRY(mk_run_preflight(&c->cfg, &c->lu, &c->plan));
-    mk_run_warn_ids(&c->cfg, &c->lu);
+    MK_TRY(mk_job_preflight(&c->cfg, &c->lu, &c->plan));
+    mk_job_warn_ids(&c->cfg, &c->lu);
     MK_TRY(check_old_results(c));
     MK_TRY(mk_output_prepare(c->cfg.output, c->cfg.plot.enabled ? c->cfg.plot.file : NULL, &c->outdir));
     MK_TRY(probe_layers(c));
@@ -860,7 +742,7 @@ static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, dou
 static mk_err do_minibatch(run_ctx *c, batch_mem *b)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    int64_t base = base_len(&c->lu);
+    int64_t base = mk_job_base_len(&c->lu);
     mk_block blk;
     for (int k = 0; k < c->lu.nlayers; k++) {
         MK_TRY(mk_reader_next(b->reader, &blk));
@@ -1048,7 +930,7 @@ static void free_matrices(matrices *mx)
 static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    int64_t base = base_len(&c->lu), cells = (int64_t)nx * ny;
+    int64_t base = mk_job_base_len(&c->lu), cells = (int64_t)nx * ny;
     mk_err err = MK_OK;
     mx->hsic = mk_malloc((size_t)base * sizeof(double), "the HSIC sums", &err);
     if (!err) mx->cka = mk_malloc((size_t)cells * sizeof(double), "the CKA matrix", &err);
@@ -1118,44 +1000,6 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     MK_TRY(agree(c->comm, err));
     report_phases(c);
     return MK_OK;
-}
-
-/* ---- memory ---- */
-
-static void layer_bytes(const mk_lineup *lu, int64_t m, mk_precision prec, double *work, double *read)
-{
-    for (int l = 0; l < lu->nlayers; l++) {
-        const mk_layer *layer = mk_lineup_layer(lu, l, NULL);
-        double w = (double)(m * layer->p) * (double)mk_prec_size(prec);
-        double r = layer->in_f32 == (prec == MK_PREC_FLOAT32) ? 0.0
-                   : (double)(m * layer->p) * (layer->in_f32 ? 4.0 : 8.0);
-        if (w > *work) *work = w;
-        if (r > *read) *read = r;
-    }
-}
-
-void mk_run_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_run_memory *mem)
-{
-    int64_t m = plan->m < plan->n ? plan->m : plan->n;
-    double work = 0.0, read = 0.0;
-    layer_bytes(lu, m, cfg->precision, &work, &read);
-    int ny = mk_lineup_cols(lu), depth = 2, L = lu->nlayers;
-    for (int64_t b = plan->total; b > 1; b >>= 1) depth++;
-    double rows = (double)mk_row_len(cfg->estimator, m) * 8.0;
-    mem->blocks = 2.0 * work + read;
-    mem->stacked = 0.0;
-    if (cfg->estimator == MK_EST_EXACT) {
-        mem->grams = mk_exact_bytes(L, mk_lineup_features(lu), m, cfg->precision);
-    } else {
-        mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
-        mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;
-        if (cfg->kernel == MK_KERNEL_RBF) mem->grams += (double)mk_tri_len(m) * 8.0;
-    }
-    mem->sums = (double)(depth + 1) * sums_len(cfg, lu, plan) * 8.0;
-    mem->caches = 0.0;
-    for (int k = 0; k < lu->nmodels; k++)
-        mem->caches += (double)mk_source_cache_bytes(&lu->models[k], mk_lineup_cache_share(lu, k));
-    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches;
 }
 
 /* ---- entry ---- */

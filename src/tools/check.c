@@ -10,12 +10,12 @@
 #include "mpicka/blas.h"
 #include "mpicka/config.h"
 #include "mpicka/hsic.h"
+#include "mpicka/job.h"
 #include "mpicka/lineup.h"
 #include "mpicka/log.h"
 #include "mpicka/output.h"
 #include "mpicka/par.h"
 #include "mpicka/plan.h"
-#include "mpicka/run.h"
 #include "mpicka/source.h"
 
 #define MK_MAX_PROBLEMS 64
@@ -303,10 +303,10 @@ static void print_plan(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     printf("  on %d rank(s): at most %lld batch(es) per rank\n", ranks, (long long)per_rank);
     warn_idle(plan->total, ranks);
     char method[256];
-    mk_output_describe(cfg, mk_run_jackknife_groups(cfg, plan), method, sizeof method);
+    mk_output_describe(cfg, mk_job_jackknife_groups(cfg, plan), method, sizeof method);
     printf("  estimator: %s\n", method);
-    mk_run_memory mem;
-    mk_run_memory_estimate(cfg, lu, plan, &mem);
+    mk_job_memory mem;
+    mk_job_memory_estimate(cfg, lu, plan, &mem);
     printf("  memory per rank: about %.1f MiB (read-ahead blocks %.1f, Gram %.1f, centred kernels %.1f, "
            "sums %.1f, chunk caches %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, mem.caches / MIB, MK_LIBRARY_BYTES / MIB);
@@ -355,11 +355,11 @@ static mk_err check(const check_args *a)
     if (ok && !pr.count) note(&pr, mk_lineup_layout(&lu));
     mk_plan plan;
     if (ok && !pr.count) {
-        note(&pr, mk_run_plan(&cfg, &lu, &plan));
-        if (!pr.count) note(&pr, mk_run_preflight(&cfg, &lu, &plan));
+        note(&pr, mk_job_plan(&cfg, &lu, &plan));
+        if (!pr.count) note(&pr, mk_job_preflight(&cfg, &lu, &plan));
     }
     note(&pr, check_output(cfg.output));
-    if (!pr.count) mk_run_warn_ids(&cfg, &lu);
+    if (!pr.count) mk_job_warn_ids(&cfg, &lu);
     if (!pr.count) {
         printf("mpicka check: %s is valid\n", a->config);
         for (int k = 0; k < lu.nmodels; k++) {
