@@ -1,5 +1,6 @@
 #include "mpicka/output.h"
 
+#include "mpicka/csv.h"
 #include "mpicka/h5write.h"
 #include "mpicka/log.h"
 
@@ -337,60 +338,6 @@ static mk_err write_h5(const mk_result *r, const char *path)
 
 /* ---- cka.csv ---- */
 
-void mk_output_csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-void mk_output_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *const *yl, const double *v)
-{
-    mk_output_csv_field(f, "layer");
-    for (int j = 0; j < ny; j++) {
-        fputc(',', f);
-        mk_output_csv_field(f, yl[j]);
-    }
-    fputc('\n', f);
-    for (int i = 0; i < nx; i++) {
-        mk_output_csv_field(f, xl[i]);
-        for (int j = 0; j < ny; j++) fprintf(f, ",%.17g", v[(size_t)i * ny + j]);
-        fputc('\n', f);
-    }
-}
-
-void mk_output_csv_models(FILE *f, int nmodels, const char *const *names, const int *offset,
-                          const char *const *layers, const double *cka, const double *se, const double *pv)
-{
-    int L = offset[nmodels];
-    fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", f);
-    for (int a = 0; a < nmodels; a++)
-        for (int i = offset[a]; i < offset[a + 1]; i++)
-            for (int b = 0; b < nmodels; b++)
-                for (int j = offset[b]; j < offset[b + 1]; j++) {
-                    size_t k = (size_t)i * L + j;
-                    mk_output_csv_field(f, names[a]);
-                    fputc(',', f);
-                    mk_output_csv_field(f, layers[i]);
-                    fputc(',', f);
-                    mk_output_csv_field(f, names[b]);
-                    fputc(',', f);
-                    mk_output_csv_field(f, layers[j]);
-                    fprintf(f, ",%.17g,", cka[k]);
-                    if (se) fprintf(f, "%.17g", se[k]);
-                    fputc(',', f);
-                    if (pv) fprintf(f, "%.17g", pv[k]);
-                    fputc('\n', f);
-                }
-}
-
 static mk_err write_csv(const mk_result *r, const char *path)
 {
     const mk_lineup *lu = r->lu;
@@ -401,9 +348,9 @@ static mk_err write_csv(const mk_result *r, const char *path)
     int failed = !f;
     if (f && lu->listed) {
         for (int k = 0; k < lu->nmodels; k++) names[k] = lu->models[k].name;
-        mk_output_csv_models(f, lu->nmodels, names, lu->offset, xl, r->cka, r->stderr_, r->pvalue);
+        mk_csv_models(f, lu->nmodels, names, lu->offset, xl, r->cka, r->stderr_, r->pvalue);
     } else if (f) {
-        mk_output_csv_matrix(f, nx, ny, xl, yl, r->cka);
+        mk_csv_matrix(f, nx, ny, xl, yl, r->cka);
     }
     free(xl);
     free(yl);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "mpicka/cli.h"
-#include "mpicka/output.h"
+#include "mpicka/csv.h"
 #include "mpicka/text.h"
 
 #define SHOW_ROW_LABEL_MAX 32 /* characters of an x layer name in the table */
@@ -355,7 +355,7 @@ static mk_err write_table(FILE *out, const mk_ckafile *f, int width)
 
 static void write_csv(FILE *out, const mk_ckafile *f)
 {
-    mk_output_csv_matrix(out, f->nx, f->ny, (const char *const *)f->x_layers, (const char *const *)f->y_layers,
+    mk_csv_matrix(out, f->nx, f->ny, (const char *const *)f->x_layers, (const char *const *)f->y_layers,
                          mk_ckafile_matrix(f, f->shown));
 }
 
@@ -436,7 +436,7 @@ static mk_err write_models_table(FILE *out, const mk_ckafile *f, int width)
 /* One line per cell of the grid, as a models run's cka.csv. */
 static void write_models_csv(FILE *out, const mk_ckafile *f)
 {
-    mk_output_csv_models(out, f->nmodels, (const char *const *)f->model_names, f->model_offsets,
+    mk_csv_models(out, f->nmodels, (const char *const *)f->model_names, f->model_offsets,
                          (const char *const *)f->x_layers, f->cka, f->cka_stderr, f->cka_pvalue);
 }
 
