@@ -47,11 +47,19 @@ mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od);
  * empty (the lock file of a folder made now goes first). */
 void mk_output_release(mk_outdir *od, const char *dir, int failed);
 
+/* Writes OUTPUT/cka.h5 and OUTPUT/cka.csv (docs/output.md) from res, each
+ * under a temporary name in the folder and renamed once both are complete:
+ * on any failure (MK_EIO naming the path, MK_ENOMEM) the temporary files
+ * are removed and any earlier result is left as it was. Rank 0 only. */
 mk_err mk_output_write(const mk_result *res);
 
 /* One line on how the matrix was made: estimator, kernel, error bars. */
 void mk_output_describe(const mk_config *cfg, int64_t groups, char *buf, size_t size);
 
+/* The run's summary on out: the models, n, batches, ranks and threads,
+ * the time, how the matrix was made (mk_output_describe), and the CKA matrix
+ * itself while it has at most 12 columns. Rank 0 only;
+ * writes nothing to disk. */
 void mk_output_summary(FILE *out, const mk_result *res);
 
 #endif
