@@ -3,6 +3,7 @@
 #include "chunks.h"
 #include "h5file.h"
 #include "preads.h"
+#include "readpath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -181,35 +182,6 @@ static hid_t open_layer(hid_t fid, const char *path, size_t cap)
     return dset;
 }
 
-/* Where the values of a layer start in its file, when reading them there
- * with pread gives exactly what H5Dread would: contiguous storage in the
- * shard's own file (not behind an external link, not in external storage,
- * not virtual), allocated, and stored in the
- * memory type (no conversion). -1 otherwise. Reading a shuffled batch's rows
- * this way costs one read system call per run of rows; through HDF5 the
- * selection of m single rows costs as much again (docs/performance.md). */
-static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer, const char *file)
-{
-    int64_t offset = -1;
-    char name[4096];
-    ssize_t len = H5Fget_name(dset, name, sizeof name);
-    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
-    if (len > 0 && (size_t)len < sizeof name && !strcmp(name, file) && dcpl >= 0 && type >= 0 &&
-        H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 && H5Tequal(type, mem) > 0) {
-        haddr_t addr = H5Dget_offset(dset);
-        hsize_t stored = H5Dget_storage_size(dset);
-        size_t size = H5Tget_size(type);
-        int64_t bytes;
-        if (addr != HADDR_UNDEF && addr <= (haddr_t)INT64_MAX && !__builtin_mul_overflow(layer->n, layer->p, &bytes) &&
-            !__builtin_mul_overflow(bytes, (int64_t)size, &bytes) && stored == (hsize_t)bytes &&
-            (haddr_t)bytes <= (haddr_t)INT64_MAX - addr)
-            offset = (int64_t)addr;
-    }
-    if (type >= 0) H5Tclose(type);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    return offset;
-}
-
 /* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
 static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh, hid_t *halves)
 {
@@ -259,7 +231,7 @@ static mk_err open_direct(mk_source *src)
         for (int l = 0; l < model->nlayers; l++) {
             const mk_layer *layer = &model->layers[l];
             hid_t mem = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-            sh->direct[l] = direct_offset(sh->dsets[l], mem, layer, model->files[f]);
+            sh->direct[l] = mk__direct_offset(sh->dsets[l], mem, layer, model->files[f]);
             if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
                 return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
             if (sh->direct[l] < 0 && src->halves[l] < 0)
@@ -295,72 +267,11 @@ mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
     return MK_OK;
 }
 
-/* One hyperslab per run of consecutive rows, each spanning every feature;
- * rows are the file's indices plus base. */
-static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m, int64_t base)
-{
-    hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
-    int rank = H5Sget_simple_extent_ndims(space);
-    H5Sget_simple_extent_dims(space, count, NULL);
-    H5S_seloper_t op = H5S_SELECT_SET;
-    for (int64_t i = 0; i < m;) {
-        int64_t j = i + 1;
-        while (j < m && rows[j] == rows[j - 1] + 1) j++;
-        start[0] = (hsize_t)(rows[i] - base);
-        count[0] = (hsize_t)(j - i);
-        if (rank > 0 && H5Sselect_hyperslab(space, op, start, NULL, count, NULL) < 0) return -1;
-        op = H5S_SELECT_OR;
-        i = j;
-    }
-    return 0;
-}
-
 /* The rows [*i, end) of rows that shard f holds (rows ascending). */
 static int64_t shard_end(const mk_model *model, int f, const int64_t *rows, int64_t i, int64_t m)
 {
     while (i < m && rows[i] < model->first[f + 1]) i++;
     return i;
-}
-
-/* Reads rows[0..k) of a dataset of shard f into buf with memory type `type`,
- * `per_row` elements each. */
-static herr_t read_part(hid_t dset, hid_t space, hid_t type, const int64_t *rows, int64_t k, int64_t base,
-                        int64_t per_row, void *buf)
-{
-    /* The memory space has the file space's shape with k rows (the same
-     * layout as k * per_row values): HDF5 reads a chunked N-D selection into
-     * a 1-D space 30 to 60 times slower. */
-    hsize_t dims[H5S_MAX_RANK];
-    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
-    if (rank < 1) {
-        rank = 1;
-        dims[0] = (hsize_t)(k * per_row);
-    } else {
-        dims[0] = (hsize_t)k;
-    }
-    hid_t mem = H5Screate_simple(rank, dims, NULL);
-    herr_t status = mem < 0 ? -1 : select_rows(space, rows, k, base);
-    if (status >= 0) status = H5Dread(dset, type, mem, space, H5P_DEFAULT, buf);
-    if (mem >= 0) H5Sclose(mem);
-    return status;
-}
-
-/* Reads rows[0..k) (of a shard whose first example is base) of a layer
- * whose values start at `offset` in fd, `row` bytes each: one read per run
- * of consecutive rows, all submitted together. Returns 0, or -1 (errno set;
- * EIO for a short file). */
-static int read_direct(mk_preads *q, int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base,
-                       size_t row, char *buf)
-{
-    for (int64_t i = 0; i < k;) {
-        int64_t j = i + 1;
-        while (j < k && rows[j] == rows[j - 1] + 1) j++;
-        if (mk_preads_add(q, fd, buf + (size_t)i * row, (size_t)(j - i) * row,
-                          (off_t)(offset + (rows[i] - base) * (int64_t)row)) < 0)
-            return -1;
-        i = j;
-    }
-    return mk_preads_wait(q);
 }
 
 mk_err mk_source_set_workers(mk_source *src, int workers)
@@ -383,9 +294,9 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         char *at = (char *)buf + (size_t)(i * layer->p) * size;
         if (sh->chunks[l])
             MK_TRY(mk_chunks_read(sh->chunks[l], rows + i, j - i, model->first[f], at, model->files[f], layer->path));
-        else if (sh->direct[l] >= 0 ? read_direct(src->reads, sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
+        else if (sh->direct[l] >= 0 ? mk__direct_read(src->reads, sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
                                                   (size_t)layer->p * size, at) < 0
-                                    : read_part(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
+                                    : mk__h5_read_rows(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
                                                 layer->p, at) < 0)
             return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
                            model->files[f], (long long)(rows[i] - model->first[f]),
@@ -443,7 +354,7 @@ static mk_err read_ids_part(shard *sh, const char *file, const char *name, const
         H5Tset_cset(mtype, H5Tget_cset(ftype));
     }
     char *buf = mk_malloc((size_t)k * width, "sample IDs", &err);
-    if (!err && read_part(sh->ids, sh->ids_space, is_str ? mtype : H5T_NATIVE_INT64, rows, k, base, 1, buf) < 0)
+    if (!err && mk__h5_read_rows(sh->ids, sh->ids_space, is_str ? mtype : H5T_NATIVE_INT64, rows, k, base, 1, buf) < 0)
         err = mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of the sample-ID dataset '%s' (damaged file?)", file,
                       (long long)(rows[0] - base), (long long)(rows[k - 1] - base), name);
     for (int64_t r = 0; r < k && !err; r++) {
