@@ -32,8 +32,10 @@ void mk_source_close(mk_source *src);
 
 /* Read the rows (ascending example indices, m of them) of layer l into buf as
  * an m-by-p row-major block of float (model->layers[l].in_f32) or double.
- * The rows are split by shard; runs of consecutive rows become one hyperslab
- * each; HDF5 converts types. */
+ * The rows are split by shard, and each part read the way chosen for that
+ * layer of that shard when the source opened: the stored bytes where they
+ * are already the memory type, chunks inflated here where deflated, or one
+ * hyperslab per run of consecutive rows, HDF5 converting types. */
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf);
 
 /* The sample IDs of m rows, as text (integers in decimal). The buffers are

@@ -1,6 +1,11 @@
 /* The HDF5 read path: rows selected as hyperslabs and read with H5Dread,
- * which converts types. */
+ * which converts types and undoes any filter. It reads what the other paths
+ * decline, and the sample IDs. */
 #include "readpath.h"
+
+#include <stdlib.h>
+
+#include "mpicka/error.h"
 
 /* One hyperslab per run of consecutive rows, each spanning every feature;
  * rows are the file's indices plus base. */
@@ -22,8 +27,6 @@ static herr_t select_rows(hid_t space, const int64_t *rows, int64_t m, int64_t b
     return 0;
 }
 
-/* Reads rows[0..k) of a dataset of shard f into buf with memory type `type`,
- * `per_row` elements each. */
 herr_t mk__h5_read_rows(hid_t dset, hid_t space, hid_t type, const int64_t *rows, int64_t k, int64_t base,
                         int64_t per_row, void *buf)
 {
@@ -44,3 +47,42 @@ herr_t mk__h5_read_rows(hid_t dset, hid_t space, hid_t type, const int64_t *rows
     if (mem >= 0) H5Sclose(mem);
     return status;
 }
+
+mk_err mk__read_failed(const char *file, const char *path, const int64_t *rows, int64_t k, int64_t base)
+{
+    return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)", file,
+                   (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path);
+}
+
+/* A layer as the path reads it: the source's handles, not owned. */
+typedef struct {
+    hid_t dset, space, mem;
+    int64_t p;
+    const char *file, *path;
+} h5_layer;
+
+static mk_err h5_open(void *shared, const mk__layer_at *at, void **layer)
+{
+    mk_err err = MK_OK;
+    h5_layer *h = mk_malloc(sizeof *h, "a layer reader", &err);
+    if (err) return err;
+    *h = (h5_layer){at->dset, at->space, at->mem, at->layer->p, at->model->files[at->shard], at->layer->path};
+    *layer = h;
+    return MK_OK;
+}
+
+static mk_err h5_read(void *layer, const int64_t *rows, int64_t k, int64_t base, void *buf)
+{
+    const h5_layer *h = layer;
+    if (mk__h5_read_rows(h->dset, h->space, h->mem, rows, k, base, h->p, buf) < 0)
+        return mk__read_failed(h->file, h->path, rows, k, base);
+    return MK_OK;
+}
+
+static void h5_close(void *layer) { free(layer); }
+
+const mk__readpath mk__read_hdf5 = {
+    .open = h5_open,
+    .read = h5_read,
+    .close = h5_close,
+};

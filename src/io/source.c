@@ -1,32 +1,35 @@
+/* The source: every shard and layer opened once, each layer of each shard
+ * read through the path chosen for it then (readpath.h), and the IDs. */
 #include "mpicka/source.h"
 
-#include "chunks.h"
 #include "h5file.h"
-#include "preads.h"
 #include "readpath.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-/* ---- reading ---- */
+/* How one layer of one shard is read: the path that took it, and its state. */
+typedef struct {
+    const mk__readpath *ops;
+    void *state;
+} reader;
 
-/* Per shard: the file and each layer's dataset, dataspace and IDs; and for
- * the layers read directly (see direct_offset), the file's descriptor and
- * where their values start. */
+/* The paths in the order a layer is offered to them: the direct read needs
+ * the plainest storage, the chunk path deflate, HDF5 takes what is left. */
+static const mk__readpath *const paths[] = {&mk__read_direct, &mk__read_chunks, &mk__read_hdf5};
+#define NPATHS ((int)(sizeof paths / sizeof *paths))
+
+/* Per shard: the file, each layer's dataset and dataspace (which the paths
+ * use), its reader, and the IDs. */
 typedef struct {
     hid_t fid;
     hid_t *dsets;
     hid_t *spaces;
     hid_t ids, ids_space;
-    int fd;           /* -1 when no layer is read directly */
-    int64_t *direct;  /* per layer: byte offset of its values in the file, or -1 */
-    mk_chunks **chunks; /* per layer: its deflated chunks read and inflated here (chunks.h), or NULL */
+    reader *readers;  /* per layer; ops NULL until a path took it */
 } shard;
 
 struct mk_source {
@@ -34,7 +37,7 @@ struct mk_source {
     size_t cap;       /* each chunked layer's band at most (chunk_cache_cap) */
     shard *shards;
     hid_t *halves;  /* per layer: the dataset's type when it is little-endian IEEE half in every shard, else -1 */
-    mk_preads *reads; /* the direct reads of a batch, together (NULL: one pread at a time) */
+    void *shared[NPATHS]; /* each path's source-level state (readpath.h), or NULL */
 };
 
 /* HDF5 converts half precision in software, an order of magnitude slower than
@@ -72,6 +75,8 @@ static void widen_halves(void *buf, int64_t count)
 
 static void close_shard(shard *sh, int nlayers)
 {
+    for (int l = 0; sh->readers && l < nlayers; l++)
+        if (sh->readers[l].ops) sh->readers[l].ops->close(sh->readers[l].state);
     for (int l = 0; sh->dsets && l < nlayers; l++) {
         if (sh->spaces[l] >= 0) H5Sclose(sh->spaces[l]);
         if (sh->dsets[l] >= 0) H5Dclose(sh->dsets[l]);
@@ -79,12 +84,9 @@ static void close_shard(shard *sh, int nlayers)
     if (sh->ids_space >= 0) H5Sclose(sh->ids_space);
     if (sh->ids >= 0) H5Dclose(sh->ids);
     if (sh->fid >= 0) H5Fclose(sh->fid);
-    if (sh->fd >= 0) close(sh->fd);
-    for (int l = 0; sh->chunks && l < nlayers; l++) mk_chunks_close(sh->chunks[l]);
-    free(sh->chunks);
+    free(sh->readers);
     free(sh->dsets);
     free(sh->spaces);
-    free(sh->direct);
 }
 
 void mk_source_close(mk_source *src)
@@ -93,7 +95,8 @@ void mk_source_close(mk_source *src)
     for (int f = 0; src->shards && f < src->model->nfiles; f++) close_shard(&src->shards[f], src->model->nlayers);
     for (int l = 0; src->halves && l < src->model->nlayers; l++)
         if (src->halves[l] >= 0) H5Tclose(src->halves[l]);
-    mk_preads_close(src->reads);
+    for (int k = 0; k < NPATHS; k++)
+        if (src->shared[k]) paths[k]->source_close(src->shared[k]);
     free(src->shards);
     free(src->halves);
     free(src);
@@ -187,13 +190,12 @@ static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh,
 {
     mk_err err = MK_OK;
     int L = model->nlayers;
-    sh->fid = sh->ids = sh->ids_space = sh->fd = -1;
+    sh->fid = sh->ids = sh->ids_space = -1;
     sh->dsets = mk_malloc((size_t)L * sizeof(hid_t), "dataset handles", &err);
     if (!err) sh->spaces = mk_malloc((size_t)L * sizeof(hid_t), "dataspaces", &err);
-    if (!err) sh->direct = mk_malloc((size_t)L * sizeof(int64_t), "dataset offsets", &err);
-    if (!err) sh->chunks = mk_calloc((size_t)L, sizeof *sh->chunks, "chunk readers", &err);
+    if (!err) sh->readers = mk_calloc((size_t)L, sizeof *sh->readers, "layer readers", &err);
     if (err) return err;
-    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1, sh->direct[l] = -1;
+    for (int l = 0; l < L; l++) sh->dsets[l] = sh->spaces[l] = -1;
     hid_t fapl = source_fapl();
     if (fapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 file access");
     err = mk__open_file(model->files[f], fapl, &sh->fid);
@@ -221,23 +223,34 @@ static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh,
     return MK_OK;
 }
 
-/* Which layers each shard reads directly: once every shard is open, since
- * the memory type (half or not) depends on all of them. */
-static mk_err open_direct(mk_source *src)
+/* The type rows of layer l are read as: the stored half, or float or double. */
+static hid_t mem_type(const mk_source *src, int l)
 {
-    const mk_model *model = src->model;
-    for (int f = 0; f < model->nfiles; f++) {
-        shard *sh = &src->shards[f];
-        for (int l = 0; l < model->nlayers; l++) {
-            const mk_layer *layer = &model->layers[l];
-            hid_t mem = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-            sh->direct[l] = mk__direct_offset(sh->dsets[l], mem, layer, model->files[f]);
-            if (sh->direct[l] >= 0 && sh->fd < 0 && (sh->fd = open(model->files[f], O_RDONLY | O_CLOEXEC)) < 0)
-                return mk_fail(MK_EINPUT, "cannot open input '%s': %s", model->files[f], strerror(errno));
-            if (sh->direct[l] < 0 && src->halves[l] < 0)
-                MK_TRY(mk_chunks_open(sh->dsets[l], layer->in_f32, src->cap, &sh->chunks[l]));
-        }
+    return src->halves[l] >= 0 ? src->halves[l] : src->model->layers[l].in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+}
+
+/* Offers layer l of shard f to the paths in order; the last takes it. */
+static mk_err choose_path(mk_source *src, int f, int l)
+{
+    shard *sh = &src->shards[f];
+    mk__layer_at at = {src->model, &src->model->layers[l], f, sh->dsets[l], sh->spaces[l], mem_type(src, l),
+                       src->halves[l] >= 0, src->cap};
+    reader *r = &sh->readers[l];
+    for (int k = 0; k < NPATHS && !r->ops; k++) {
+        MK_TRY(paths[k]->open(src->shared[k], &at, &r->state));
+        if (r->state) r->ops = paths[k];
     }
+    return r->ops ? MK_OK : mk_fail(MK_EINTERNAL, "no way to read dataset '%s'", at.layer->path);
+}
+
+/* How each layer of each shard is read: once every shard is open, since the
+ * memory type (half or not) depends on all of them. */
+static mk_err choose_paths(mk_source *src)
+{
+    for (int k = 0; k < NPATHS; k++)
+        if (paths[k]->source_open) MK_TRY(paths[k]->source_open(src->model, &src->shared[k]));
+    for (int f = 0; f < src->model->nfiles; f++)
+        for (int l = 0; l < src->model->nlayers; l++) MK_TRY(choose_path(src, f, l));
     return MK_OK;
 }
 
@@ -253,12 +266,9 @@ mk_err mk_source_open(const mk_model *model, size_t budget, mk_source **out)
     if (!err) src->shards = mk_calloc((size_t)model->nfiles, sizeof *src->shards, "the shards", &err);
     for (int l = 0; !err && l < model->nlayers; l++) src->halves[l] = -1;
     for (int f = 0; !err && f < model->nfiles; f++)
-        src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = src->shards[f].fd = -1;
+        src->shards[f].fid = src->shards[f].ids = src->shards[f].ids_space = -1;
     for (int f = 0; f < model->nfiles && !err; f++) err = open_shard(model, f, budget, &src->shards[f], src->halves);
-    if (!err) err = open_direct(src);
-    int direct = 0;
-    for (int f = 0; f < model->nfiles && !err; f++) direct |= src->shards[f].fd >= 0;
-    if (direct) src->reads = mk_preads_open();
+    if (!err) err = choose_paths(src);
     if (err) {
         mk_source_close(src);
         return err;
@@ -277,33 +287,26 @@ static int64_t shard_end(const mk_model *model, int f, const int64_t *rows, int6
 mk_err mk_source_set_workers(mk_source *src, int workers)
 {
     for (int f = 0; f < src->model->nfiles; f++)
-        for (int l = 0; l < src->model->nlayers; l++) MK_TRY(mk_chunks_set_workers(src->shards[f].chunks[l], workers));
+        for (int l = 0; l < src->model->nlayers; l++) {
+            const reader *r = &src->shards[f].readers[l];
+            if (r->ops->set_workers) MK_TRY(r->ops->set_workers(r->state, workers));
+        }
     return MK_OK;
 }
 
+/* Each shard's part of the rows through the path that reads the layer there. */
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf)
 {
     const mk_model *model = src->model;
-    const mk_layer *layer = &model->layers[l];
-    hid_t type = src->halves[l] >= 0 ? src->halves[l] : layer->in_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-    size_t size = H5Tget_size(type);
+    size_t row = (size_t)model->layers[l].p * H5Tget_size(mem_type(src, l));
     for (int64_t i = 0; i < m;) {
         int f = mk_model_shard(model, rows[i]);
         int64_t j = shard_end(model, f, rows, i, m);
-        shard *sh = &src->shards[f];
-        char *at = (char *)buf + (size_t)(i * layer->p) * size;
-        if (sh->chunks[l])
-            MK_TRY(mk_chunks_read(sh->chunks[l], rows + i, j - i, model->first[f], at, model->files[f], layer->path));
-        else if (sh->direct[l] >= 0 ? mk__direct_read(src->reads, sh->fd, sh->direct[l], rows + i, j - i, model->first[f],
-                                                  (size_t)layer->p * size, at) < 0
-                                    : mk__h5_read_rows(sh->dsets[l], sh->spaces[l], type, rows + i, j - i, model->first[f],
-                                                layer->p, at) < 0)
-            return mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of dataset '%s' (damaged file?)",
-                           model->files[f], (long long)(rows[i] - model->first[f]),
-                           (long long)(rows[j - 1] - model->first[f]), layer->path);
+        const reader *r = &src->shards[f].readers[l];
+        MK_TRY(r->ops->read(r->state, rows + i, j - i, model->first[f], (char *)buf + (size_t)i * row));
         i = j;
     }
-    if (src->halves[l] >= 0) widen_halves(buf, m * layer->p);
+    if (src->halves[l] >= 0) widen_halves(buf, m * model->layers[l].p);
     return MK_OK;
 }
 
