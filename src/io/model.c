@@ -123,6 +123,24 @@ static int64_t chunk_band(hid_t dset, hid_t type, int rank, const hsize_t *dims)
     return band < (double)(INT64_MAX / 2) ? (int64_t)band : INT64_MAX / 2;
 }
 
+/* n, p and the shape "(n, 64, 4, 4)" from the dimensions; nonzero when a
+ * dimension or the features overflow int64 (the shape is still written,
+ * for the message). */
+static int set_shape(mk_layer *layer, const hsize_t *dims, int rank)
+{
+    layer->n = (int64_t)dims[0];
+    layer->p = 1;
+    int wide = dims[0] > (hsize_t)INT64_MAX;
+    int off = snprintf(layer->shape, sizeof layer->shape, "(%llu", (unsigned long long)dims[0]);
+    for (int d = 1; d < rank; d++) {
+        wide |= dims[d] > (hsize_t)INT64_MAX || __builtin_mul_overflow(layer->p, (int64_t)dims[d], &layer->p);
+        off += snprintf(layer->shape + off, off < (int)sizeof layer->shape ? sizeof layer->shape - off : 0,
+                        ", %llu", (unsigned long long)dims[d]);
+    }
+    if (off < (int)sizeof layer->shape) snprintf(layer->shape + off, sizeof layer->shape - off, ")");
+    return wide;
+}
+
 static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer *layer)
 {
     mk_err err = MK_OK;
@@ -141,17 +159,7 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
         goto done;
     }
     H5Sget_simple_extent_dims(space, dims, NULL);
-    layer->n = (int64_t)dims[0];
-    layer->p = 1;
-    int wide = dims[0] > (hsize_t)INT64_MAX;
-    int off = snprintf(layer->shape, sizeof layer->shape, "(%llu", (unsigned long long)dims[0]);
-    for (int d = 1; d < rank; d++) {
-        wide |= dims[d] > (hsize_t)INT64_MAX || __builtin_mul_overflow(layer->p, (int64_t)dims[d], &layer->p);
-        off += snprintf(layer->shape + off, off < (int)sizeof layer->shape ? sizeof layer->shape - off : 0,
-                        ", %llu", (unsigned long long)dims[d]);
-    }
-    if (off < (int)sizeof layer->shape) snprintf(layer->shape + off, sizeof layer->shape - off, ")");
-    if (wide || layer->p > MK_MAX_FEATURES)
+    if (set_shape(layer, dims, rank) || layer->p > MK_MAX_FEATURES)
         err = mk_fail(MK_EINPUT, "%s: dataset '%s' has shape %s: more than %lld features (or examples) per layer, "
                       "which BLAS cannot take", file, path, layer->shape, (long long)MK_MAX_FEATURES);
     else if (layer->p == 0)

@@ -185,7 +185,35 @@ static hid_t open_layer(hid_t fid, const char *path, size_t cap)
     return dset;
 }
 
-/* Opens shard f's datasets; *half[l] stays set only while every shard's layer l is half. */
+/* Opens shard f's layers; halves[l] stays set only while every shard's layer l is half. */
+static mk_err open_layers(const mk_model *model, int f, size_t budget, shard *sh, hid_t *halves)
+{
+    for (int l = 0; l < model->nlayers; l++) {
+        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model, budget));
+        if (sh->dsets[l] >= 0) {
+            sh->spaces[l] = H5Dget_space(sh->dsets[l]);
+            hid_t type = H5Dget_type(sh->dsets[l]);
+            if (f == 0 && is_half(type)) halves[l] = H5Tcopy(type);
+            else if (halves[l] >= 0 && !is_half(type)) H5Tclose(halves[l]), halves[l] = -1;
+            H5Tclose(type);
+        }
+        if (sh->spaces[l] < 0)
+            return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[f], model->layers[l].path);
+    }
+    return MK_OK;
+}
+
+static mk_err open_ids(const mk_model *model, int f, shard *sh)
+{
+    if (!model->ids) return MK_OK;
+    sh->ids = H5Dopen2(sh->fid, model->ids, H5P_DEFAULT);
+    if (sh->ids >= 0) sh->ids_space = H5Dget_space(sh->ids);
+    if (sh->ids_space < 0)
+        return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", model->files[f], model->ids);
+    return MK_OK;
+}
+
+/* Opens shard f: its file, layers and IDs. */
 static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh, hid_t *halves)
 {
     mk_err err = MK_OK;
@@ -200,27 +228,9 @@ static mk_err open_shard(const mk_model *model, int f, size_t budget, shard *sh,
     if (fapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 file access");
     err = mk__open_file(model->files[f], fapl, &sh->fid);
     H5Pclose(fapl);
-    if (err) return err;
-    for (int l = 0; l < L; l++) {
-        sh->dsets[l] = open_layer(sh->fid, model->layers[l].path, chunk_cache_cap(model, budget));
-        if (sh->dsets[l] >= 0) {
-            sh->spaces[l] = H5Dget_space(sh->dsets[l]);
-            hid_t type = H5Dget_type(sh->dsets[l]);
-            if (f == 0 && is_half(type)) halves[l] = H5Tcopy(type);
-            else if (halves[l] >= 0 && !is_half(type)) H5Tclose(halves[l]), halves[l] = -1;
-            H5Tclose(type);
-        }
-        if (sh->spaces[l] < 0)
-            return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[f], model->layers[l].path);
-    }
-
-    if (model->ids) {
-        sh->ids = H5Dopen2(sh->fid, model->ids, H5P_DEFAULT);
-        if (sh->ids >= 0) sh->ids_space = H5Dget_space(sh->ids);
-        if (sh->ids_space < 0)
-            return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", model->files[f], model->ids);
-    }
-    return MK_OK;
+    MK_TRY(err);
+    MK_TRY(open_layers(model, f, budget, sh, halves));
+    return open_ids(model, f, sh);
 }
 
 /* The type rows of layer l are read as: the stored half, or float or double. */
@@ -342,20 +352,35 @@ static mk_err ids_put(mk_ids *ids, int64_t i, const char *s, size_t n)
     return MK_OK;
 }
 
+/* Strings read as C strings of the stored character set: NUL-terminated,
+ * `width` bytes each or (vlen) pointers HDF5 allocates. */
+static hid_t ids_string_type(hid_t ftype, int vlen, size_t width)
+{
+    hid_t mtype = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mtype, vlen ? H5T_VARIABLE : width);
+    H5Tset_strpad(mtype, H5T_STR_NULLTERM);
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    return mtype;
+}
+
+/* Frees the k strings HDF5 allocated for variable-length IDs. */
+static void reclaim_strings(hid_t mtype, int64_t k, void *buf)
+{
+    hsize_t dim = (hsize_t)k;
+    hid_t mem = H5Screate_simple(1, &dim, NULL);
+    H5Dvlen_reclaim(mtype, mem, H5P_DEFAULT, buf);
+    H5Sclose(mem);
+}
+
 /* IDs i0.. of k rows of one shard, whatever the stored type. */
 static mk_err read_ids_part(shard *sh, const char *file, const char *name, const int64_t *rows, int64_t k,
                             int64_t base, mk_ids *ids, int64_t i0)
 {
     mk_err err = MK_OK;
-    hid_t ftype = H5Dget_type(sh->ids), mtype = -1;
+    hid_t ftype = H5Dget_type(sh->ids);
     int is_str = H5Tget_class(ftype) == H5T_STRING, vlen = is_str && H5Tis_variable_str(ftype) > 0;
     size_t width = is_str && !vlen ? H5Tget_size(ftype) + 1 : vlen ? sizeof(char *) : sizeof(int64_t);
-    if (is_str) {
-        mtype = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mtype, vlen ? H5T_VARIABLE : width);
-        H5Tset_strpad(mtype, H5T_STR_NULLTERM);
-        H5Tset_cset(mtype, H5Tget_cset(ftype));
-    }
+    hid_t mtype = is_str ? ids_string_type(ftype, vlen, width) : -1;
     char *buf = mk_malloc((size_t)k * width, "sample IDs", &err);
     if (!err && mk__h5_read_rows(sh->ids, sh->ids_space, is_str ? mtype : H5T_NATIVE_INT64, rows, k, base, 1, buf) < 0)
         err = mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of the sample-ID dataset '%s' (damaged file?)", file,
@@ -367,12 +392,7 @@ static mk_err read_ids_part(shard *sh, const char *file, const char *name, const
         else s = vlen ? ((char **)(void *)buf)[r] : buf + (size_t)r * width;
         err = ids_put(ids, i0 + r, s ? s : "", s ? strlen(s) : 0);
     }
-    if (vlen && buf && !err) {
-        hsize_t dim = (hsize_t)k;
-        hid_t mem = H5Screate_simple(1, &dim, NULL);
-        H5Dvlen_reclaim(mtype, mem, H5P_DEFAULT, buf);
-        H5Sclose(mem);
-    }
+    if (vlen && buf && !err) reclaim_strings(mtype, k, buf);
     free(buf);
     if (mtype >= 0) H5Tclose(mtype);
     H5Tclose(ftype);
