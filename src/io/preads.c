@@ -1,10 +1,31 @@
 #include "preads.h"
 
 #include <errno.h>
-#include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef MK_HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+/* All len bytes, retrying what a signal or a short read left. */
+static int pread_all(int fd, char *buf, size_t len, off_t off)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EIO;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+#ifdef MK_HAVE_LIBURING
+
+int mk_preads_built_with_uring(void) { return 1; }
 
 /* Reads in flight at most: a batch of 512 scattered rows in one submission. */
 #define DEPTH 512
@@ -22,21 +43,6 @@ struct mk_preads {
     unsigned queued;
     int broken;
 };
-
-/* All len bytes, retrying what a signal or a short read left. */
-static int pread_all(int fd, char *buf, size_t len, off_t off)
-{
-    for (size_t got = 0; got < len;) {
-        ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (r == 0) errno = EIO;
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
-}
 
 mk_preads *mk_preads_open(void)
 {
@@ -131,3 +137,17 @@ int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off)
 }
 
 int mk_preads_wait(mk_preads *q) { return q && !q->broken ? drain(q) : 0; }
+
+#else /* built without liburing: no queue, every read at once */
+
+int mk_preads_built_with_uring(void) { return 0; }
+
+mk_preads *mk_preads_open(void) { return NULL; }
+
+void mk_preads_close(mk_preads *q) {}
+
+int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off) { return pread_all(fd, buf, len, off); }
+
+int mk_preads_wait(mk_preads *q) { return 0; }
+
+#endif

@@ -2,7 +2,8 @@
  * (one per run of consecutive rows); each pread is a system call, which on
  * virtual machines costs microseconds, more than copying a row. Where the
  * kernel has io_uring, the reads of a batch go in one submission (and, from a
- * file system that must wait for the data, run concurrently); elsewhere, or
+ * file system that must wait for the data, run concurrently); elsewhere, in
+ * a build without liburing (cmake -DMPICKA_IO_URING=OFF, or none found), or
  * with MPICKA_IO_URING=0 in the environment, they are plain preads. Either
  * way the bytes are the file's. Internal to the source module. */
 #ifndef MPICKA_PREADS_H
@@ -12,6 +13,10 @@
 #include <sys/types.h>
 
 typedef struct mk_preads mk_preads;
+
+/* Whether this build has io_uring: 0 when liburing was not found or was
+ * turned off at configure time. */
+int mk_preads_built_with_uring(void);
 
 /* A queue of reads, or NULL where io_uring is unavailable: every function
  * below accepts NULL and then reads at once with pread. */
