@@ -13,7 +13,11 @@
 
 #include "mpicka/error.h"
 
+/* The batch sizes a plan is made for (the config key batch_size is held to
+ * them). A minibatch estimate needs 4 examples. A batch's pairs go through
+ * BLAS with int dimensions: m(m-1)/2 must fit. */
 #define MK_MIN_BATCH 4
+#define MK_MAX_BATCH 46341
 
 typedef struct {
     int64_t n;          /* examples in the data */

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config_impl.h"
+#include "mpicka/plan.h"
 #include "mpicka/text.h"
 
 /* ---------------------------------------------------------- key table --- */
@@ -49,7 +50,8 @@ const key_spec mk__keys[] = {
     {.path = "models", .kind = K_MODELS, .off = AT(models), .off_count = AT(nmodels),
      .help = "instead of x and y, any number of models, each with the keys file, name (unique) and layers as "
              "x has them: every layer of every model against every other, in one pass"},
-    {.path = "batch_size", .kind = K_INT, .def = "256", .min = 4, .off = AT(batch_size),
+    {.path = "batch_size", .kind = K_INT, .def = "256", .min = MK_MIN_BATCH, .max = MK_MAX_BATCH,
+     .off = AT(batch_size),
      .help = "samples per minibatch"},
     {.path = "epochs", .kind = K_INT, .def = "1", .min = 1, .off = AT(epochs),
      .help = "passes over the samples"},
@@ -66,7 +68,8 @@ const key_spec mk__keys[] = {
      .help = "hsic1: minibatch, unbiased HSIC_1; hsic0: minibatch, biased HSIC_0; exact: whole data set"},
     {.path = "kernel", .kind = K_ENUM, .def = "linear", .choices = kernels, .off = AT(kernel),
      .help = "kernel of the Grams (rbf: minibatch estimators only)"},
-    {.path = "rbf_threshold", .kind = K_DOUBLE, .def = "1", .off = AT(rbf_threshold),
+    /* rbf_threshold's square scales every distance: the bounds keep the square a finite, non-zero double */
+    {.path = "rbf_threshold", .kind = K_DOUBLE, .def = "1", .lo = 1e-150, .hi = 1e150, .off = AT(rbf_threshold),
      .help = "RBF bandwidth as a fraction of each minibatch's median distance (> 0)"},
     {.path = "debiased", .kind = K_BOOL, .def = "true", .off = AT(debiased),
      .help = "exact: unbiased HSIC_1 on all examples (false: Kornblith's biased CKA)"},
@@ -292,6 +295,8 @@ static mk_err conv_int(const ctx *c, const key_spec *k, const node *n, int64_t *
     if (v < k->min)
         return mk__fail_node(c->source, n, 0, "'%s' must be at least %" PRId64 ", got '%s'", k->path,
                          k->min, n->text);
+    if (k->max && v > k->max)
+        return mk__fail_node(c->source, n, 0, "%s %lld is too large (at most %" PRId64 ")", k->path, v, k->max);
     *field = v;
     return MK_OK;
 }
@@ -343,6 +348,24 @@ static mk_err conv_enum(const ctx *c, const key_spec *k, const node *n, int *fie
     return mk__fail_node(c->source, n, 0, "'%s' must be one of %s, got '%s'", k->path, list, n->text);
 }
 
+/* A bound as written in the table: %g, less its exponent's '+' (1e150). */
+static void bound_text(double v, char *buf, size_t size)
+{
+    snprintf(buf, size, "%g", v);
+    char *plus = strchr(buf, '+');
+    if (plus) memmove(plus, plus + 1, strlen(plus));
+}
+
+/* At the key's line, where the range was named when it was checked after the
+ * conversions: the message stays as it was. */
+static mk_err double_range_fail(const ctx *c, const key_spec *k, const node *n)
+{
+    char lo[32], hi[32];
+    bound_text(k->lo, lo, sizeof lo);
+    bound_text(k->hi, hi, sizeof hi);
+    return mk__fail_node(c->source, n, 1, "'%s' must be between %s and %s", k->path, lo, hi);
+}
+
 static mk_err conv_double(const ctx *c, const key_spec *k, const node *n, double *field)
 {
     MK_TRY(need_scalar(c, k, n, "a number"));
@@ -351,6 +374,7 @@ static mk_err conv_double(const ctx *c, const key_spec *k, const node *n, double
     double v = strtod(n->text, &end);
     if (end == n->text || *end || (errno == ERANGE && fabs(v) >= 1.0) || !isfinite(v)) /* underflow is a value */
         return mk__fail_node(c->source, n, 0, "'%s' must be a finite number, got '%s'", k->path, n->text);
+    if ((k->lo || k->hi) && !(v >= k->lo && v <= k->hi)) return double_range_fail(c, k, n);
     *field = v;
     return MK_OK;
 }
@@ -539,8 +563,6 @@ static mk_err check_combinations(const ctx *c)
 {
     const mk_config *cfg = c->cfg;
     MK_TRY(check_models(c));
-    if (!(cfg->rbf_threshold >= 1e-150 && cfg->rbf_threshold <= 1e150)) /* its square scales every distance */
-        return key_fail(c, "rbf_threshold", "'rbf_threshold' must be between 1e-150 and 1e150");
     if (cfg->jackknife == 1)
         return key_fail(c, "jackknife", "'jackknife' is 0 (no standard errors) or at least 2 groups");
     if (cfg->estimator != MK_EST_EXACT) return MK_OK;

@@ -63,7 +63,8 @@ typedef struct {
     int scalar_one;             /* K_LIST: one entry is echoed (and documented) as a plain string */
     const char *def;            /* default as YAML text, NULL: none */
     const char *def_from;       /* K_STRING: default is that key's base name */
-    int64_t min;                /* K_INT */
+    int64_t min, max;           /* K_INT: its bounds; max 0: none but int64's */
+    double lo, hi;              /* K_DOUBLE: its bounds; both 0: none */
     const char *const *choices; /* K_ENUM: NULL-terminated; the index is stored */
     size_t off;                 /* the field; for K_MAP its "given" flag or NO_FIELD */
     size_t off_count;           /* K_LIST, K_MODELS: its int count */
