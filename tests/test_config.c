@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "mpicka/config.h"
+#include "mpicka/plan.h"
 #include "testutil.h"
 
 #define SRC "run.yaml"
@@ -338,11 +339,11 @@ START_TEST(integers_accepted)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char extra[64];
-        snprintf(extra, sizeof extra, "batch_size: %s\n", cases[i].text);
+        snprintf(extra, sizeof extra, "epochs: %s\n", cases[i].text); /* a key bounded below only */
         char *yaml = with(extra);
         mk_config cfg;
         parse_ok(yaml, NULL, 0, &cfg);
-        ck_assert_int_eq(cfg.batch_size, cases[i].value);
+        ck_assert_int_eq(cfg.epochs, cases[i].value);
         mk_config_free(&cfg);
         free(yaml);
     }
@@ -579,6 +580,22 @@ START_TEST(integer_minimums)
     expect_extra_fail("batch_size: -99999999999999999999\n", MK_ECONFIG,
                       NEEDLES(SRC ":5: 'batch_size' must be at least 4"));
     expect_extra_fail("epochs: 0\n", MK_ECONFIG, NEEDLES(SRC ":5: 'epochs' must be at least 1, got '0'"));
+}
+END_TEST
+
+/* batch_size's upper bound (MK_MAX_BATCH) is the table's, checked with the others. */
+START_TEST(integer_maximums)
+{
+    char *yaml = with("batch_size: 46341\n");
+    mk_config cfg;
+    parse_ok(yaml, NULL, 0, &cfg);
+    ck_assert_int_eq(cfg.batch_size, MK_MAX_BATCH);
+    mk_config_free(&cfg);
+    free(yaml);
+    expect_extra_fail("batch_size: 46342\n", MK_ECONFIG,
+                      NEEDLES(SRC ":5: batch_size 46342 is too large (at most 46341)"));
+    expect_extra_fail("batch_size: +9223372036854775807\n", MK_ECONFIG,
+                      NEEDLES(SRC ":5: batch_size 9223372036854775807 is too large (at most 46341)"));
 }
 END_TEST
 
@@ -924,10 +941,10 @@ END_TEST
 
 START_TEST(resolved_limits)
 {
-    char *sets[] = {"batch_size=9223372036854775807", "seed=18446744073709551615", "shuffle=on"};
+    char *sets[] = {"epochs=9223372036854775807", "seed=18446744073709551615", "shuffle=on"};
     mk_config cfg;
     parse_ok(minimal, sets, 3, &cfg);
-    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nbatch_size: 9223372036854775807\n"));
+    ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nepochs: 9223372036854775807\n"));
     ck_assert_ptr_nonnull(strstr(cfg.resolved, "\nshuffle: true\n"));
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
@@ -1185,6 +1202,7 @@ static Suite *config_suite(void)
     tcase_add_test(values, empty_values);
     tcase_add_test(values, integer_errors);
     tcase_add_test(values, integer_minimums);
+    tcase_add_test(values, integer_maximums);
     tcase_add_test(values, bool_errors);
     tcase_add_test(values, seed_errors);
     tcase_add_test(values, precision_errors);

@@ -63,7 +63,7 @@ typedef struct {
     int has_y;             /* 0: x is compared with itself */
     mk_model_cfg *models;  /* the `models:` list (unique names), or NULL: x (and y) */
     int nmodels;
-    int64_t batch_size;    /* >= 4, default 256 */
+    int64_t batch_size;    /* MK_MIN_BATCH..MK_MAX_BATCH (4..46341, mpicka/plan.h), default 256 */
     int64_t epochs;        /* >= 1, default 1 */
     int shuffle;           /* default 0 */
     int64_t shuffle_block; /* >= 1, default 1: examples shuffled together (mk_plan_set_block) */
@@ -71,7 +71,7 @@ typedef struct {
     mk_precision precision;/* default float64 */
     mk_estimator estimator;/* default hsic1 */
     mk_kernel kernel;      /* default linear */
-    double rbf_threshold;  /* > 0, default 1: RBF bandwidth as a fraction of the median distance */
+    double rbf_threshold;  /* 1e-150..1e150, default 1: RBF bandwidth as a fraction of the median distance */
     int debiased;          /* exact: HSIC_1 on the full data (default) or Kornblith's biased CKA */
     int64_t jackknife;     /* groups of batches for the standard errors (0: none; default 20) */
     int64_t permutations;  /* permutations of y per batch for the p-values (default 0: none) */
@@ -102,6 +102,8 @@ mk_err mk_config_parse(const char *text, size_t len, const char *source,
  * cannot be read, MK_ECONFIG when it holds a NUL byte or exceeds 16 MiB. */
 mk_err mk_read_text_file(const char *path, char **text, size_t *len);
 
+/* Frees what mk_config_parse allocated and zeroes cfg; NULL and a zeroed
+ * cfg are fine. */
 void mk_config_free(mk_config *cfg);
 
 /* The argument after --set: KEY=VALUE in one word. `next` (the word after it,

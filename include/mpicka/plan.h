@@ -13,7 +13,11 @@
 
 #include "mpicka/error.h"
 
+/* The batch sizes a plan is made for (the config key batch_size is held to
+ * them). A minibatch estimate needs 4 examples. A batch's pairs go through
+ * BLAS with int dimensions: m(m-1)/2 must fit. */
 #define MK_MIN_BATCH 4
+#define MK_MAX_BATCH 46341
 
 typedef struct {
     int64_t n;          /* examples in the data */
@@ -28,9 +32,13 @@ typedef struct {
     int64_t total;      /* per_epoch * epochs */
 } mk_plan;
 
-/* Fails (MK_EINPUT) when n < 4 or m < 4. */
+/* A plan of n examples in batches of m, over `epochs` passes. Fails with
+ * MK_EINPUT when n or m is below MK_MIN_BATCH or epochs < 1, and with
+ * MK_ECONFIG when per_epoch * epochs overflows int64. */
 mk_err mk_plan_init(mk_plan *plan, int64_t n, int64_t m, int64_t epochs, int shuffle, uint64_t seed);
 
+/* The examples in batch g (0 <= g < total): m, or last_size for the last
+ * batch of each epoch. */
 int64_t mk_plan_batch_size(const mk_plan *plan, int64_t g);
 
 /* The examples of batch g in ascending order, into rows[mk_plan_batch_size]. */
@@ -74,11 +82,16 @@ typedef struct {
     int64_t batches;     /* sum of the spans' lengths */
 } mk_todo;
 
+/* The todo list of a fresh run: one span, [0, total). MK_ENOMEM when out of
+ * memory. */
 mk_err mk_todo_all(const mk_plan *plan, mk_todo *todo);
+/* Frees the spans and leaves todo empty (count and batches 0). */
 void mk_todo_free(mk_todo *todo);
-/* The k-th batch still to do (0 <= k < todo->batches). */
+/* The k-th batch still to do (0 <= k < todo->batches); -1 past the end. */
 int64_t mk_todo_batch(const mk_todo *todo, int64_t k);
-/* Remove positions [k0, k1) of the todo list (the batches they stand for). */
+/* Remove positions [k0, k1) of the todo list (the batches they stand for);
+ * nothing when k1 <= k0. MK_ENOMEM when a span cannot be split (the list
+ * still stands for the same batches). */
 mk_err mk_todo_remove(mk_todo *todo, int64_t k0, int64_t k1);
 
 /* The positions [lo, hi) of a todo list of `count` batches that rank r of

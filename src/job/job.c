@@ -8,16 +8,10 @@
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
 
-/* A batch's pairs go through BLAS with int dimensions: m(m-1)/2 must fit. */
-#define MK_MAX_BATCH 46341
-
 mk_err mk_job_plan(const mk_config *cfg, const mk_lineup *lu, mk_plan *plan)
 {
     const mk_model *x = &lu->models[0];
     const mk_layer *first = &x->layers[0];
-    if (cfg->batch_size > MK_MAX_BATCH)
-        return mk_fail(MK_ECONFIG, "batch_size %lld is too large (at most %d)", (long long)cfg->batch_size,
-                       MK_MAX_BATCH);
     if (first->n < MK_MIN_BATCH)
         return mk_fail(MK_EINPUT, "%s: dataset '%s' has %lld examples; at least %d are needed", x->file,
                        first->path, (long long)first->n, MK_MIN_BATCH);

@@ -16,7 +16,7 @@ mkdir -p "$corpus"
 case "$target" in
 config)
     # shellcheck disable=SC2046,SC2086 # pkg-config's and our flags are meant to split into words
-    clang $flags tests/fuzz/fuzz_config.c src/config/config.c src/base/error.c $(pkg-config --cflags --libs yaml-0.1) \
+    clang $flags tests/fuzz/fuzz_config.c src/config/config.c src/config/yamltree.c src/config/emit.c src/base/error.c $(pkg-config --cflags --libs yaml-0.1) \
         -o "$out/fuzz_config"
     cp tests/fuzz/corpus/* "$corpus/"
     "$out/fuzz_config" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
