@@ -1,6 +1,6 @@
 /* `mpicka synth`: synthetic activations (data model in mpicka/synth.h).
  *
- * One options table drives parsing, defaults and --help. Rows are generated
+ * The options are a table of the shared parser (mpicka/cli.h). Rows are generated
  * and written --block at a time, so memory is O(block * features + latent *
  * features), never O(n). Every random number is a pure function of its key
  * (seed, stream, layer, row, index), which is what makes a file independent of
@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "mpicka/cli.h"
 
 #ifndef MPICKA_VERSION
 #define MPICKA_VERSION "unknown"
@@ -37,179 +39,55 @@ struct synth_opts {
     int64_t n, layers, latent, chunk, gzip, block;
     double corr, noise, offset;
     uint64_t seed;
-    int relu, help;
+    int relu;
     const char *features, *dtypes, *names;
 };
 
-enum opt_kind { OPT_INT, OPT_U64, OPT_REAL, OPT_TEXT, OPT_FLAG };
+enum { O_N, O_LAYERS, O_FEATURES, O_DTYPE, O_CORR, O_LATENT, O_NOISE, O_OFFSET, O_RELU, O_SEED, O_NAMES,
+       O_CHUNK, O_GZIP, O_BLOCK, O_COUNT };
 
-struct opt_def {
-    const char *name;
-    enum opt_kind kind;
-    size_t field;                  /* offsetof(struct synth_opts, ...) */
-    int64_t ilo, ihi;              /* OPT_INT bounds */
-    double rlo, rhi;               /* OPT_REAL bounds (values must also be finite) */
-    const char *metavar;
-    const char *deflt;             /* parsed like a user value; NULL: see help */
-    const char *help;
+static const mk_opt synth_table[O_COUNT] = {
+    [O_N] = {"--n", NULL, MK_OPT_INT, "N", 1, INT64_MAX, .deflt = "1024", .help = "examples (rows of every dataset)"},
+    [O_LAYERS] = {"--layers", NULL, MK_OPT_INT, "L", 1, SYNTH_MAX_LAYERS, .deflt = "4", .help = "number of layers"},
+    [O_FEATURES] = {"--features", NULL, MK_OPT_STRING, "S[,S..]", .deflt = "64",
+                    .help = "feature shape per layer, \"64\" or \"8x4x4\" (rank 1-4),\ncycled over layers"},
+    [O_DTYPE] = {"--dtype", NULL, MK_OPT_STRING, "T[,T..]", .deflt = "f32",
+                 .help = "type per layer, cycled: f16 f32 f64 i8 i16 i32 i64 u8\n(integers store round(16*value))"},
+    [O_CORR] = {"--corr", NULL, MK_OPT_REAL, "R", 0.0, 1.0, .deflt = "0.9",
+                .help = "correlation of consecutive latent states, in [0,1]"},
+    [O_LATENT] = {"--latent", NULL, MK_OPT_INT, "K", 1, SYNTH_MAX_LATENT, .deflt = "16", .help = "latent dimensions"},
+    [O_NOISE] = {"--noise", NULL, MK_OPT_REAL, "S", 0.0, HUGE_VAL, .deflt = "0.1",
+                 .help = "std of independent per-feature noise"},
+    [O_OFFSET] = {"--offset", NULL, MK_OPT_REAL, "C", -HUGE_VAL, HUGE_VAL, .deflt = "0",
+                  .help = "added to every value"},
+    [O_RELU] = {"--relu", NULL, MK_OPT_FLAG, .help = "apply max(0, .) before the offset"},
+    [O_SEED] = {"--seed", NULL, MK_OPT_UINT64, "S", .deflt = "0", .help = "seed, unsigned 64-bit"},
+    [O_NAMES] = {"--names", NULL, MK_OPT_STRING, "A,B,..",
+                 .help = "dataset paths, one per layer; '/' makes groups (default layer1..layerL)"},
+    [O_CHUNK] = {"--chunk", NULL, MK_OPT_INT, "ROWS", 0, INT64_MAX, .deflt = "0",
+                 .help = "rows per chunk; 0: contiguous layout"},
+    [O_GZIP] = {"--gzip", NULL, MK_OPT_INT, "LEVEL", 0, 9,
+                .help = "deflate level 0-9 with the shuffle filter; needs --chunk > 0 (default off)"},
+    [O_BLOCK] = {"--block", NULL, MK_OPT_INT, "ROWS", 1, INT64_MAX, .deflt = "4096",
+                 .help = "rows generated and written per write call\n(bounds memory; no effect on the data)"},
 };
 
-#define OPT_FIELD(f) offsetof(struct synth_opts, f)
+static const char *const synth_args[] = {"OUT.h5"};
 
-static const struct opt_def opt_table[] = {
-    {"--n", OPT_INT, OPT_FIELD(n), 1, INT64_MAX, 0, 0, "N", "1024", "examples (rows of every dataset)"},
-    {"--layers", OPT_INT, OPT_FIELD(layers), 1, SYNTH_MAX_LAYERS, 0, 0, "L", "4", "number of layers"},
-    {"--features", OPT_TEXT, OPT_FIELD(features), 0, 0, 0, 0, "S[,S..]", "64",
-     "feature shape per layer, \"64\" or \"8x4x4\" (rank 1-4), cycled over layers"},
-    {"--dtype", OPT_TEXT, OPT_FIELD(dtypes), 0, 0, 0, 0, "T[,T..]", "f32",
-     "type per layer, cycled: f16 f32 f64 i8 i16 i32 i64 u8 (integers store round(16*value))"},
-    {"--corr", OPT_REAL, OPT_FIELD(corr), 0, 0, 0.0, 1.0, "R", "0.9",
-     "correlation of consecutive latent states, in [0,1]"},
-    {"--latent", OPT_INT, OPT_FIELD(latent), 1, SYNTH_MAX_LATENT, 0, 0, "K", "16", "latent dimensions"},
-    {"--noise", OPT_REAL, OPT_FIELD(noise), 0, 0, 0.0, HUGE_VAL, "S", "0.1",
-     "std of independent per-feature noise"},
-    {"--offset", OPT_REAL, OPT_FIELD(offset), 0, 0, -HUGE_VAL, HUGE_VAL, "C", "0", "added to every value"},
-    {"--relu", OPT_FLAG, OPT_FIELD(relu), 0, 0, 0, 0, NULL, NULL, "apply max(0, .) before the offset"},
-    {"--seed", OPT_U64, OPT_FIELD(seed), 0, 0, 0, 0, "S", "0", "seed, unsigned 64-bit"},
-    {"--names", OPT_TEXT, OPT_FIELD(names), 0, 0, 0, 0, "A,B,..", NULL,
-     "dataset paths, one per layer; '/' makes groups (default layer1..layerL)"},
-    {"--chunk", OPT_INT, OPT_FIELD(chunk), 0, INT64_MAX, 0, 0, "ROWS", "0",
-     "rows per chunk; 0: contiguous layout"},
-    {"--gzip", OPT_INT, OPT_FIELD(gzip), 0, 9, 0, 0, "LEVEL", NULL,
-     "deflate level 0-9 with the shuffle filter; needs --chunk > 0 (default off)"},
-    {"--block", OPT_INT, OPT_FIELD(block), 1, INT64_MAX, 0, 0, "ROWS", "4096",
-     "rows generated and written per write call (bounds memory; no effect on the data)"},
-    {"--help", OPT_FLAG, OPT_FIELD(help), 0, 0, 0, 0, NULL, NULL, "print this text (also -h)"},
-};
+static const mk_cli_cmd synth_cmd = {
+    "synth", "mpicka synth OUT.h5 [options]",
+    "Write synthetic layer activations (one dataset of shape (n, features...) per layer)\n"
+    "to OUT.h5. Not MPI; the data do not depend on --block, --chunk or --gzip.",
+    synth_table, O_COUNT, synth_args, 1};
 
-#define OPT_COUNT (sizeof opt_table / sizeof opt_table[0])
-
-static void print_usage(FILE *out)
+/* The options into o; --gzip is -1 when off. */
+static mk_err read_opts(const mk_opt_val *v, const char *out, struct synth_opts *o)
 {
-    fprintf(out, "usage: mpicka synth OUT.h5 [options]\n"
-                 "Write synthetic layer activations (one dataset of shape (n, features...) per layer)\n"
-                 "to OUT.h5. Not MPI; the data do not depend on --block, --chunk or --gzip.\n\n");
-    for (size_t i = 0; i < OPT_COUNT; i++) {
-        const struct opt_def *d = &opt_table[i];
-        char head[64];
-        snprintf(head, sizeof head, "%s%s%s", d->name, d->metavar ? " " : "", d->metavar ? d->metavar : "");
-        fprintf(out, "  %-20s %s", head, d->help);
-        if (d->deflt) fprintf(out, " (default %s)", d->deflt);
-        fputc('\n', out);
-    }
-}
-
-/* strto* accept leading blanks and signs the caller may not want; require a
- * digit or sign up front and the whole string consumed. */
-static int starts_number(const char *s)
-{
-    return s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9');
-}
-
-static mk_err parse_int(const struct opt_def *d, const char *s, int64_t *v)
-{
-    char *end = NULL;
-    errno = 0;
-    long long x = starts_number(s) ? strtoll(s, &end, 10) : 0;
-    if (!end || *end != '\0' || errno != 0 || x < d->ilo || x > d->ihi) {
-        if (d->ihi == INT64_MAX)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an integer >= %" PRId64, d->name, s, d->ilo);
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an integer from %" PRId64 " to %" PRId64,
-                       d->name, s, d->ilo, d->ihi);
-    }
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err parse_u64(const struct opt_def *d, const char *s, uint64_t *v)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = (s[0] >= '0' && s[0] <= '9') ? strtoull(s, &end, 10) : 0;
-    if (!end || *end != '\0' || errno != 0)
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an unsigned 64-bit integer", d->name, s);
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err parse_real(const struct opt_def *d, const char *s, double *v)
-{
-    char *end = NULL;
-    errno = 0;
-    double x = starts_number(s) || s[0] == '.' ? strtod(s, &end) : 0.0;
-    if (!end || *end != '\0' || !isfinite(x) || x < d->rlo || x > d->rhi) {
-        if (d->rlo == -HUGE_VAL)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a finite number", d->name, s);
-        if (d->rhi == HUGE_VAL)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a finite number >= %g", d->name, s, d->rlo);
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a number in [%g, %g]", d->name, s,
-                       d->rlo, d->rhi);
-    }
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err set_option(const struct opt_def *d, const char *val, struct synth_opts *o)
-{
-    char *field = (char *)o + d->field;
-    switch (d->kind) {
-    case OPT_INT: return parse_int(d, val, (int64_t *)(void *)field);
-    case OPT_U64: return parse_u64(d, val, (uint64_t *)(void *)field);
-    case OPT_REAL: return parse_real(d, val, (double *)(void *)field);
-    case OPT_TEXT:
-        if (val[0] == '\0') return mk_fail(MK_EUSAGE, "synth: %s: empty value", d->name);
-        *(const char **)(void *)field = val;
-        return MK_OK;
-    case OPT_FLAG: *(int *)(void *)field = 1; return MK_OK;
-    }
-    return mk_fail(MK_EINTERNAL, "synth: %s: unknown option kind", d->name);
-}
-
-static const struct opt_def *find_option(const char *arg, size_t len)
-{
-    if (len == 2 && strncmp(arg, "-h", 2) == 0) return find_option("--help", 6);
-    for (size_t i = 0; i < OPT_COUNT; i++)
-        if (strlen(opt_table[i].name) == len && strncmp(opt_table[i].name, arg, len) == 0)
-            return &opt_table[i];
-    return NULL;
-}
-
-static mk_err set_defaults(struct synth_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->gzip = -1;
-    for (size_t i = 0; i < OPT_COUNT; i++)
-        if (opt_table[i].deflt) MK_TRY(set_option(&opt_table[i], opt_table[i].deflt, o));
-    return MK_OK;
-}
-
-/* Accepts `--opt VALUE` and `--opt=VALUE`; OUT may come anywhere. Stops at
- * --help so that `synth --help` needs no OUT. */
-static mk_err parse_args(int argc, char **argv, struct synth_opts *o)
-{
-    MK_TRY(set_defaults(o));
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || arg[1] == '\0') {
-            if (o->out)
-                return mk_fail(MK_EUSAGE, "synth: unexpected argument '%s' (OUT is '%s')", arg, o->out);
-            o->out = arg;
-            continue;
-        }
-        const char *eq = strchr(arg, '=');
-        const struct opt_def *d = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
-        if (!d) return mk_fail(MK_EUSAGE, "synth: unknown option '%s' (see mpicka synth --help)", arg);
-        const char *val = eq ? eq + 1 : NULL;
-        if (d->kind == OPT_FLAG && val)
-            return mk_fail(MK_EUSAGE, "synth: %s takes no value", d->name);
-        if (d->kind != OPT_FLAG && !val) {
-            if (i + 1 >= argc) return mk_fail(MK_EUSAGE, "synth: %s needs a value (%s)", d->name, d->metavar);
-            val = argv[++i];
-        }
-        MK_TRY(set_option(d, val ? val : "", o));
-        if (o->help) return MK_OK;
-    }
-    if (!o->out) return mk_fail(MK_EUSAGE, "synth: missing OUT.h5 (usage: mpicka synth OUT.h5 [options])");
+    *o = (struct synth_opts){.out = out, .n = v[O_N].i, .layers = v[O_LAYERS].i, .latent = v[O_LATENT].i,
+                             .chunk = v[O_CHUNK].i, .gzip = v[O_GZIP].given ? v[O_GZIP].i : -1,
+                             .block = v[O_BLOCK].i, .corr = v[O_CORR].r, .noise = v[O_NOISE].r,
+                             .offset = v[O_OFFSET].r, .seed = v[O_SEED].u, .relu = v[O_RELU].given,
+                             .features = v[O_FEATURES].text, .dtypes = v[O_DTYPE].text, .names = v[O_NAMES].text};
     if (o->gzip >= 0 && o->chunk == 0)
         return mk_fail(MK_EUSAGE, "synth: --gzip %" PRId64 " needs a chunked layout (--chunk ROWS > 0)",
                        o->gzip);
@@ -902,18 +780,29 @@ static void print_summary(const struct synth_opts *o, const struct plan *pl)
            o->relu ? ", relu" : "", o->seed, bytes / (1024.0 * 1024.0));
 }
 
+static mk_err synth(const struct synth_opts *o)
+{
+    struct plan pl;
+    MK_TRY(plan_build(o, &pl));
+    mk_err err = write_file_quietly(o, &pl);
+    if (err == MK_OK) print_summary(o, &pl);
+    plan_free(&pl);
+    return err;
+}
+
 mk_err mk_synth_main(int argc, char **argv)
 {
+    mk_opt_val v[O_COUNT];
+    const char *out;
+    int help;
     struct synth_opts o;
-    struct plan pl;
-    MK_TRY(parse_args(argc, argv, &o));
-    if (o.help) {
-        print_usage(stdout);
-        return MK_OK;
+    mk_err err = mk_cli_parse(&synth_cmd, argc, argv, v, &out, &help);
+    if (!err && help) {
+        mk_cli_help(stdout, &synth_cmd);
+    } else if (!err) {
+        err = read_opts(v, out, &o);
+        if (!err) err = synth(&o);
     }
-    MK_TRY(plan_build(&o, &pl));
-    mk_err err = write_file_quietly(&o, &pl);
-    if (err == MK_OK) print_summary(&o, &pl);
-    plan_free(&pl);
+    mk_cli_free(&synth_cmd, v);
     return err;
 }
