@@ -96,22 +96,23 @@ static mk_err read_opts(const mk_opt_val *v, const char *out, struct synth_opts 
 
 /* ---- layer plan --------------------------------------------------------- */
 
-enum dtype { DT_F16, DT_F32, DT_F64, DT_I8, DT_I16, DT_I32, DT_I64, DT_U8 };
+enum synth_dtype { DT_F16, DT_F32, DT_F64, DT_I8, DT_I16, DT_I32, DT_I64, DT_U8 };
+#define DT_COUNT (DT_U8 + 1)
 
 /* How doubles reach the file type: HDF5's hard conversion for f32/f64. For
  * f16 we round to binary16 ourselves: HDF5 has only a soft conversion, which
  * tripled the run time, and in 1.10.8 it halves a value whose rounding carries
  * into the exponent when a subnormal result precedes it in the same call. */
-enum conv { CONV_HDF5, CONV_HALF, CONV_INT };
+enum synth_conv { CONV_HDF5, CONV_HALF, CONV_INT };
 
-struct dtype_info {
+struct synth_dtype_info {
     const char *name;
-    enum conv conv;
+    enum synth_conv conv;
     int64_t lo, hi;                /* saturation range of integer types */
     size_t size;
 };
 
-static const struct dtype_info dtype_table[] = {
+static const struct synth_dtype_info mk_synth_dtypes[DT_COUNT] = {
     [DT_F16] = {"f16", CONV_HALF, 0, 0, 2},
     [DT_F32] = {"f32", CONV_HDF5, 0, 0, 4},
     [DT_F64] = {"f64", CONV_HDF5, 0, 0, 8},
@@ -122,18 +123,16 @@ static const struct dtype_info dtype_table[] = {
     [DT_U8] = {"u8", CONV_INT, 0, UINT8_MAX, 1},
 };
 
-#define DTYPE_COUNT (sizeof dtype_table / sizeof dtype_table[0])
-
-struct layer {
+struct synth_layer {
     char *name;
     int rank;                      /* feature dimensions, 1..SYNTH_MAX_RANK */
     hsize_t dims[SYNTH_MAX_RANK];
     size_t p;                      /* features: product of dims */
-    enum dtype dt;
+    enum synth_dtype dt;
 };
 
-struct plan {
-    struct layer *layers;
+struct synth_plan {
+    struct synth_layer *layers;
     int nlayers;
     size_t pmax;
     int any_conv;                  /* some layer is converted by us (needs gen.conv) */
@@ -204,11 +203,11 @@ static mk_err parse_shape(const char *item, const char *whole, struct shape *sh)
     }
 }
 
-static mk_err parse_dtype(const char *item, const char *whole, enum dtype *dt)
+static mk_err parse_dtype(const char *item, const char *whole, enum synth_dtype *dt)
 {
-    for (size_t i = 0; i < DTYPE_COUNT; i++)
-        if (strcmp(item, dtype_table[i].name) == 0) {
-            *dt = (enum dtype)i;
+    for (int i = 0; i < DT_COUNT; i++)
+        if (strcmp(item, mk_synth_dtypes[i].name) == 0) {
+            *dt = (enum synth_dtype)i;
             return MK_OK;
         }
     return mk_fail(MK_EUSAGE, "synth: --dtype '%s': unknown type '%s' (f16 f32 f64 i8 i16 i32 i64 u8)",
@@ -224,7 +223,7 @@ static mk_err check_list_len(const char *opt, const char *text, int count, int64
     return MK_OK;
 }
 
-static mk_err plan_shapes(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_shapes(const struct synth_opts *o, struct synth_plan *pl)
 {
     char *copy, **items;
     int count;
@@ -234,7 +233,7 @@ static mk_err plan_shapes(const struct synth_opts *o, struct plan *pl)
     for (int l = 0; l < pl->nlayers; l++) {
         struct shape sh;
         MK_GOTO(parse_shape(items[l % count], o->features, &sh), done);
-        struct layer *ly = &pl->layers[l];
+        struct synth_layer *ly = &pl->layers[l];
         ly->rank = sh.rank;
         memcpy(ly->dims, sh.dims, sizeof sh.dims);
         ly->p = sh.p;
@@ -246,7 +245,7 @@ done:
     return err;
 }
 
-static mk_err plan_dtypes(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_dtypes(const struct synth_opts *o, struct synth_plan *pl)
 {
     char *copy, **items;
     int count;
@@ -255,7 +254,7 @@ static mk_err plan_dtypes(const struct synth_opts *o, struct plan *pl)
     MK_GOTO(check_list_len("--dtype", o->dtypes, count, o->layers), done);
     for (int l = 0; l < pl->nlayers; l++) {
         MK_GOTO(parse_dtype(items[l % count], o->dtypes, &pl->layers[l].dt), done);
-        pl->any_conv |= dtype_table[pl->layers[l].dt].conv != CONV_HDF5;
+        pl->any_conv |= mk_synth_dtypes[pl->layers[l].dt].conv != CONV_HDF5;
     }
 done:
     free(items);
@@ -264,7 +263,7 @@ done:
 }
 
 /* HDF5 would reject these later with a message naming neither option nor name. */
-static mk_err check_names(const struct plan *pl)
+static mk_err check_names(const struct synth_plan *pl)
 {
     for (int a = 0; a < pl->nlayers; a++) {
         const char *na = pl->layers[a].name;
@@ -284,7 +283,7 @@ static mk_err check_names(const struct plan *pl)
     return MK_OK;
 }
 
-static mk_err plan_names(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_names(const struct synth_opts *o, struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     char *copy = NULL, **items = NULL;
@@ -313,31 +312,31 @@ done:
 }
 
 /* Chunks are clamped to n (HDF5 wants chunk <= extent) and must stay < 4 GiB. */
-static hsize_t chunk_rows(const struct synth_opts *o)
+static hsize_t synth_chunk_rows(const struct synth_opts *o)
 {
     return (hsize_t)(o->chunk < o->n ? o->chunk : o->n);
 }
 
 /* Sizes whose arithmetic would overflow, caught before anything is allocated. */
-static mk_err check_sizes(const struct synth_opts *o, const struct plan *pl)
+static mk_err check_sizes(const struct synth_opts *o, const struct synth_plan *pl)
 {
     for (int l = 0; l < pl->nlayers; l++) {
-        const struct layer *ly = &pl->layers[l];
-        uint64_t row_bytes = (uint64_t)ly->p * dtype_table[ly->dt].size;
+        const struct synth_layer *ly = &pl->layers[l];
+        uint64_t row_bytes = (uint64_t)ly->p * mk_synth_dtypes[ly->dt].size;
         if ((uint64_t)o->n > UINT64_MAX / row_bytes)
             return mk_fail(MK_EUSAGE, "synth: --n %" PRId64 ": layer '%s' would exceed 2^64 bytes",
                            o->n, ly->name);
         if (ly->p > SIZE_MAX / sizeof(double) / (size_t)o->latent)
             return mk_fail(MK_EUSAGE, "synth: --latent %" PRId64 ": the weights of layer '%s' do not fit "
                            "in memory", o->latent, ly->name);
-        if (o->chunk > 0 && chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
+        if (o->chunk > 0 && synth_chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
             return mk_fail(MK_EUSAGE, "synth: --chunk %" PRId64 ": a chunk of layer '%s' would exceed "
                            "HDF5's 4 GiB limit", o->chunk, ly->name);
     }
     return MK_OK;
 }
 
-static void plan_free(struct plan *pl)
+static void plan_free(struct synth_plan *pl)
 {
     if (pl->layers)
         for (int l = 0; l < pl->nlayers; l++) free(pl->layers[l].name);
@@ -345,7 +344,7 @@ static void plan_free(struct plan *pl)
     memset(pl, 0, sizeof *pl);
 }
 
-static mk_err plan_build(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_build(const struct synth_opts *o, struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     memset(pl, 0, sizeof *pl);
@@ -402,7 +401,7 @@ static void fill_normals(uint64_t key, double *out, size_t count)
 
 struct gen {
     const struct synth_opts *o;
-    const struct plan *pl;
+    const struct synth_plan *pl;
     double **wt;     /* per layer, K x p row-major: W_l transposed and divided by sqrt(K) */
     double *h;       /* block x K latent states, carried from layer to layer */
     double *z;       /* K normals for one row */
@@ -433,7 +432,7 @@ static void make_weights(const struct gen *g, int l, double *wt)
     }
 }
 
-static mk_err gen_init(struct gen *g, const struct synth_opts *o, const struct plan *pl)
+static mk_err gen_init(struct gen *g, const struct synth_opts *o, const struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     size_t K = (size_t)o->latent;
@@ -494,7 +493,7 @@ static void make_row(const struct gen *g, int l, uint64_t i, const double *h, do
     }
 }
 
-static int64_t to_int(double v, const struct dtype_info *t)
+static int64_t to_int(double v, const struct synth_dtype_info *t)
 {
     double q = round(16.0 * v);
     /* Compare in double before converting: out-of-range conversion is undefined. */
@@ -549,7 +548,7 @@ static hid_t make_f16(hid_t base)
 }
 
 /* A new file type the caller closes. */
-static hid_t file_type(enum dtype dt)
+static hid_t file_type(enum synth_dtype dt)
 {
     switch (dt) {
     case DT_F16: return make_f16(H5T_IEEE_F32LE);
@@ -564,10 +563,10 @@ static hid_t file_type(enum dtype dt)
     return -1;
 }
 
-static mk_err set_layout(hid_t dcpl, const struct synth_opts *o, const struct layer *ly, const char *path)
+static mk_err set_layout(hid_t dcpl, const struct synth_opts *o, const struct synth_layer *ly, const char *path)
 {
     if (o->chunk == 0) return MK_OK;
-    hsize_t cdims[SYNTH_MAX_RANK + 1] = {chunk_rows(o)};
+    hsize_t cdims[SYNTH_MAX_RANK + 1] = {synth_chunk_rows(o)};
     memcpy(cdims + 1, ly->dims, (size_t)ly->rank * sizeof *cdims);
     if (H5Pset_chunk(dcpl, ly->rank + 1, cdims) < 0)
         return mk_fail(MK_EIO, "synth: %s: cannot set chunks of %llu rows for '%s'", path,
@@ -580,7 +579,7 @@ static mk_err set_layout(hid_t dcpl, const struct synth_opts *o, const struct la
     return MK_OK;
 }
 
-static mk_err create_dataset(hid_t file, const struct synth_opts *o, const struct layer *ly,
+static mk_err create_dataset(hid_t file, const struct synth_opts *o, const struct synth_layer *ly,
                              const char *path, hid_t *dset)
 {
     mk_err err = MK_OK;
@@ -605,7 +604,7 @@ done:
 }
 
 /* Rows [r0, r0+rows) of a dataset from a flat buffer of memtype. */
-static mk_err write_rows(hid_t dset, const struct layer *ly, hsize_t r0, hsize_t rows,
+static mk_err write_rows(hid_t dset, const struct synth_layer *ly, hsize_t r0, hsize_t rows,
                          hid_t memtype, const void *buf, const char *path)
 {
     mk_err err = MK_OK;
@@ -628,8 +627,8 @@ static mk_err write_rows(hid_t dset, const struct layer *ly, hsize_t r0, hsize_t
  * ourselves, and write it. */
 static mk_err write_layer_block(struct gen *g, int l, hid_t dset, uint64_t r0, size_t rows, const char *path)
 {
-    const struct layer *ly = &g->pl->layers[l];
-    const struct dtype_info *t = &dtype_table[ly->dt];
+    const struct synth_layer *ly = &g->pl->layers[l];
+    const struct synth_dtype_info *t = &mk_synth_dtypes[ly->dt];
     size_t count = rows * ly->p;
     if (t->conv == CONV_HDF5) return write_rows(dset, ly, r0, rows, H5T_NATIVE_DOUBLE, g->x, path);
     if (t->conv == CONV_INT) {
@@ -652,7 +651,7 @@ static mk_err write_layer_block(struct gen *g, int l, hid_t dset, uint64_t r0, s
 static mk_err write_block(struct gen *g, const hid_t *dsets, uint64_t r0, size_t rows, const char *path)
 {
     for (int l = 0; l < g->pl->nlayers; l++) {
-        const struct layer *ly = &g->pl->layers[l];
+        const struct synth_layer *ly = &g->pl->layers[l];
         step_latent(g, l, r0, rows);
         for (size_t r = 0; r < rows; r++)
             make_row(g, l, r0 + r, g->h + r * (size_t)g->o->latent, g->x + r * ly->p);
@@ -703,7 +702,7 @@ static mk_err write_params(hid_t file, const struct synth_opts *o, const char *p
     return MK_OK;
 }
 
-static mk_err write_contents(hid_t file, const struct synth_opts *o, const struct plan *pl, const char *path)
+static mk_err write_contents(hid_t file, const struct synth_opts *o, const struct synth_plan *pl, const char *path)
 {
     mk_err err = MK_OK;
     struct gen g;
@@ -730,7 +729,7 @@ close_sets:
 
 /* Write to a temporary name beside the destination and rename it into place,
  * so that readers never see a half-written file. */
-static mk_err write_file(const struct synth_opts *o, const struct plan *pl)
+static mk_err write_file(const struct synth_opts *o, const struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     size_t len = strlen(o->out) + 32;
@@ -757,7 +756,7 @@ static mk_err write_file(const struct synth_opts *o, const struct plan *pl)
 }
 
 /* Our messages name the file and the dataset; HDF5's stack dump adds only noise. */
-static mk_err write_file_quietly(const struct synth_opts *o, const struct plan *pl)
+static mk_err mk_synth_write(const struct synth_opts *o, const struct synth_plan *pl)
 {
     H5E_auto2_t efunc;
     void *edata;
@@ -769,11 +768,11 @@ static mk_err write_file_quietly(const struct synth_opts *o, const struct plan *
     return err;
 }
 
-static void print_summary(const struct synth_opts *o, const struct plan *pl)
+static void print_summary(const struct synth_opts *o, const struct synth_plan *pl)
 {
     double bytes = 0;
     for (int l = 0; l < pl->nlayers; l++)
-        bytes += (double)o->n * (double)pl->layers[l].p * (double)dtype_table[pl->layers[l].dt].size;
+        bytes += (double)o->n * (double)pl->layers[l].p * (double)mk_synth_dtypes[pl->layers[l].dt].size;
     printf("wrote %s: n=%" PRId64 ", %d layers, features %s, dtype %s, corr %g, latent %" PRId64
            ", noise %g, offset %g%s, seed %" PRIu64 " (%.1f MiB of data)\n",
            o->out, o->n, pl->nlayers, o->features, o->dtypes, o->corr, o->latent, o->noise, o->offset,
@@ -782,9 +781,9 @@ static void print_summary(const struct synth_opts *o, const struct plan *pl)
 
 static mk_err synth(const struct synth_opts *o)
 {
-    struct plan pl;
+    struct synth_plan pl;
     MK_TRY(plan_build(o, &pl));
-    mk_err err = write_file_quietly(o, &pl);
+    mk_err err = mk_synth_write(o, &pl);
     if (err == MK_OK) print_summary(o, &pl);
     plan_free(&pl);
     return err;
