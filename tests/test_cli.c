@@ -1,14 +1,20 @@
-/* The options parser every subcommand uses (mpicka/cli.h), on a table of its own. */
+/* The command line: the options parser every subcommand uses (mpicka/cli.h),
+ * on a table of its own, then the mpicka binary: --set behaves in check as in
+ * run, and every subcommand takes `--opt=VALUE` as `--opt VALUE`. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mpicka/cli.h"
 #include "mpicka/config.h"
 
+#include "resultfile.h"
 #include "testutil.h"
+
+/* ---- the parser --------------------------------------------------------------- */
 
 enum { OUT, N, BLOCK, RATE, OFFSET, SEED, HALF, SET, COUNT };
 
@@ -193,6 +199,210 @@ START_TEST(help_comes_from_the_table)
 }
 END_TEST
 
+/* ---- the binary ----------------------------------------------------------------- */
+
+static char *dir;
+
+/* `mpicka ARGS` in dir, run under mpirun on one rank, the others as they are. */
+static int mpicka(const char *args, char **out)
+{
+    char cmd[4096];
+    if (strncmp(args, "run ", 4) == 0) return tu_mpicka(1, dir, args, out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", dir, MK_TEST_EXE, args);
+    return tu_run(cmd, out);
+}
+
+/* args must exit with status; the failure message shows the command's output. */
+static char *expect_status(const char *args, int status)
+{
+    char *out;
+    int got = mpicka(args, &out);
+    ck_assert_msg(got == status, "mpicka %s: exit %d, not %d; its output:\n%s", args, got, status, out);
+    return out;
+}
+
+static void expect_in(const char *args, const char *out, const char *words)
+{
+    ck_assert_msg(strstr(out, words) != NULL, "mpicka %s: '%s' not in its output:\n%s", args, words, out);
+}
+
+static void make_inputs(void)
+{
+    dir = tu_tmpdir();
+    char *x = tu_path(dir, "x.h5"), *r = tu_path(dir, "r.h5"), *m = tu_path(dir, "m.h5");
+    free(expect_status("synth x.h5 --n 64 --layers 2 --features 8 --seed 1", 0));
+    tu_write_in(dir, "c.yaml", "x:\n  file: x.h5\n  layers: [\"layer*\"]\nbatch_size: 16\nplot: false\n"
+                               "output: out\n");
+    rf_write_full(r, 2, 3, 0);
+    static const char *const names[] = {"a", "b"};
+    static const int layers[] = {2, 2};
+    static double cka[16];
+    for (int k = 0; k < 16; k++) cka[k] = (k % 5) / 5.0;
+    rf_models models = {.nmodels = 2, .names = names, .layers = layers, .cka = cka, .cka_stderr = cka};
+    rf_write_models(m, &models);
+    free(x), free(r), free(m);
+}
+
+static void remove_inputs(void)
+{
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* The batch_size stored in the result in folder out. */
+static int64_t batch_size_of(const char *out)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s/cka.h5", out);
+    char *path = tu_path(dir, name);
+    int64_t m = tu_read_int_attr(path, "batch_size");
+    free(path);
+    return m;
+}
+
+START_TEST(set_in_check_as_in_run)
+{
+    static const char *const cmds[] = {"check", "run"};
+    char args[512];
+    for (int c = 0; c < 2; c++) {
+        const char *sets[] = {"--set=batch_size=32 --set=output=eq", "--set batch_size=32 --set output=apart"};
+        for (int f = 0; f < 2; f++) {
+            snprintf(args, sizeof args, c ? "run c.yaml --quiet %s" : "check c.yaml %s", sets[f]);
+            char *out = expect_status(args, 0);
+            if (c == 0) expect_in(args, out, "batch_size 32: 2 batch(es) per epoch");
+            free(out);
+        }
+    }
+    ck_assert_int_eq(batch_size_of("eq"), 32);
+    ck_assert_int_eq(batch_size_of("apart"), 32);
+    /* the same mistakes, the same answers */
+    static const struct {
+        const char *args, *words;
+    } bad[] = {
+        {"--set=batch_size", "--set 'batch_size': expected KEY=VALUE"},
+        {"--set batch_size", "--set 'batch_size': expected KEY=VALUE"},
+        {"--set=batch_size 32", "write --set batch_size=32"},
+        {"--set batch_size 32", "write --set batch_size=32"},
+        {"--set=nokey=3", "--set nokey=3: unknown key 'nokey'"},
+        {"--set nokey=3", "--set nokey=3: unknown key 'nokey'"},
+        {"--set=batch_size=", "the value is empty"},
+        {"--set", "--set needs KEY=VALUE"},
+    };
+    for (int c = 0; c < 2; c++)
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            snprintf(args, sizeof args, "%s c.yaml %s", cmds[c], bad[k].args);
+            char *out = expect_status(args, 2);
+            expect_in(args, out, bad[k].words);
+            free(out);
+        }
+}
+END_TEST
+
+/* One value option of a subcommand, with a value it takes, after base. */
+static const struct {
+    const char *base, *opt, *value;
+} forms[] = {
+    {"run c.yaml --quiet --force", "--set", "batch_size=32"},
+    {"run c.yaml --force", "--progress", "lines"},
+    {"check c.yaml", "--ranks", "2"},
+    {"check c.yaml", "--ranks-per-node", "2"},
+    {"check c.yaml", "--node-memory", "4.5"},
+    {"check c.yaml", "--set", "batch_size=32"},
+    {"synth s.h5", "--n", "100"},
+    {"synth s.h5", "--layers", "3"},
+    {"synth s.h5", "--features", "8,2x2"},
+    {"synth s.h5", "--dtype", "f16,i8"},
+    {"synth s.h5", "--corr", "0.5"},
+    {"synth s.h5", "--latent", "4"},
+    {"synth s.h5", "--noise", "0.25"},
+    {"synth s.h5", "--offset", "-1"},
+    {"synth s.h5", "--seed", "18446744073709551615"},
+    {"synth s.h5", "--names", "a,g/b,c,d"},
+    {"synth s.h5", "--chunk", "100"},
+    {"synth s.h5 --chunk 100", "--gzip", "4"},
+    {"synth s.h5", "--block", "100"},
+    {"show r.h5", "--format", "csv"},
+    {"show r.h5", "--matrix", "stderr"},
+    {"show m.h5", "--pair", "a,b"},
+    {"show m.h5", "--matched", "layer0"},
+    {"plot r.h5", "--output", "f.svg"},
+    {"plot r.h5 -o f.svg", "--title", "a title"},
+    {"plot r.h5 -o f.svg", "--cmap", "viridis"},
+    {"plot r.h5 -o f.svg", "--vmin", "-0.5"},
+    {"plot r.h5 -o f.svg", "--vmax", "2"},
+    {"plot r.h5 -o f.svg", "--short-names", "1"},
+    {"plot r.h5 -o f.svg", "--matrix", "stderr"},
+    {"plot m.h5 -o f.svg", "--pair", "a,b"},
+    {"plot m.h5 -o f.svg", "--matched", "layer0"},
+};
+
+#define NFORMS (sizeof forms / sizeof forms[0])
+
+/* out without the lines that differ from one run to the next (the BLAS
+ * measurement of check); run's output, all timings, is not compared. */
+static void drop_volatile(char *out)
+{
+    char *keep = out;
+    for (char *line = out; *line;) {
+        size_t len = strcspn(line, "\n") + (line[strcspn(line, "\n")] == '\n');
+        if (!strstr(line, "GFLOP/s") && !strstr(line, "estimated time")) {
+            memmove(keep, line, len);
+            keep += len;
+        }
+        line += len;
+    }
+    *keep = '\0';
+}
+
+START_TEST(every_value_option_takes_both_forms)
+{
+    char eq[512], apart[512];
+    snprintf(eq, sizeof eq, "%s '%s=%s'", forms[_i].base, forms[_i].opt, forms[_i].value);
+    snprintf(apart, sizeof apart, "%s %s '%s'", forms[_i].base, forms[_i].opt, forms[_i].value);
+    char *a = expect_status(eq, 0), *b = expect_status(apart, 0);
+    if (strncmp(eq, "run ", 4) != 0) {
+        drop_volatile(a);
+        drop_volatile(b);
+        ck_assert_msg(strcmp(a, b) == 0, "mpicka %s said:\n%s\nmpicka %s said:\n%s", eq, a, apart, b);
+    }
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* The forms above cover every value option each subcommand's --help lists
+ * ("  [-x, ]--name METAVAR  help"), so that a new option is tested too. */
+START_TEST(every_value_option_is_covered)
+{
+    static const char *const cmds[] = {"run", "check", "synth", "show", "plot"};
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        char args[64], *out;
+        snprintf(args, sizeof args, "%s --help", cmds[c]);
+        out = expect_status(args, 0);
+        int found = 0;
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            char a[64] = "", b[64] = "", d[64] = "";
+            if (strncmp(line, "  -", 3) != 0) continue;
+            int n = sscanf(line, "%63s %63s %63s", a, b, d);
+            const char *name = a[strlen(a) - 1] == ',' ? b : a, *metavar = name == a ? b : d;
+            int words = name == a ? n - 1 : n - 2; /* after the name: METAVAR, then help */
+            if (words < 1 || metavar[0] == '-' || strcmp(name, "--help") == 0) continue;
+            /* a flag's help follows its name after two spaces, a metavar after one */
+            const char *after = strstr(line, name) + strlen(name);
+            if (after[0] == ' ' && after[1] == ' ') continue;
+            int covered = 0;
+            for (size_t k = 0; k < NFORMS; k++)
+                covered |= strncmp(forms[k].base, cmds[c], strlen(cmds[c])) == 0 &&
+                           forms[k].base[strlen(cmds[c])] == ' ' && strcmp(forms[k].opt, name) == 0;
+            ck_assert_msg(covered, "mpicka %s %s: no case of %s=VALUE in test_cli", cmds[c], name, name);
+            found++;
+        }
+        ck_assert_msg(found > 0, "mpicka %s --help lists no option with a value", cmds[c]);
+        free(out);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -205,5 +415,11 @@ int main(void)
     tcase_add_test(tc, positionals_dash_and_help);
     tcase_add_test(tc, help_comes_from_the_table);
     suite_add_tcase(s, tc);
+    TCase *bin = tcase_create("binary");
+    tcase_add_unchecked_fixture(bin, make_inputs, remove_inputs);
+    tcase_add_test(bin, set_in_check_as_in_run);
+    tcase_add_loop_test(bin, every_value_option_takes_both_forms, 0, NFORMS);
+    tcase_add_test(bin, every_value_option_is_covered);
+    suite_add_tcase(s, bin);
     return tu_run_suite(s, 1);
 }
