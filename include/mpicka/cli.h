@@ -67,6 +67,14 @@ mk_err mk_cli_parse(const mk_cli_cmd *cmd, int argc, char **argv, mk_opt_val *va
                     int *help);
 void mk_cli_free(const mk_cli_cmd *cmd, mk_opt_val *vals);
 
+/* A subcommand's main: parses argv against cmd (at most MK_CLI_MAX_OPTS
+ * options and MK_CLI_MAX_ARGS arguments), then prints --help or runs body
+ * with the values and the positional arguments, and frees the values. */
+#define MK_CLI_MAX_OPTS 32
+#define MK_CLI_MAX_ARGS 4
+mk_err mk_cli_main(const mk_cli_cmd *cmd, int argc, char **argv,
+                   mk_err (*body)(const mk_opt_val *vals, const char *const *args));
+
 /* --help from the table: the synopsis, cmd->about and one entry per option
  * with its default, then -h, --help. */
 void mk_cli_help(FILE *out, const mk_cli_cmd *cmd);

@@ -145,14 +145,11 @@ static const mk_opt run_opts[O_COUNT] = {
                          "the output folder, which is refused otherwise"},
 };
 
-static const char *const run_pos[] = {"CONFIG"};
-
 static const mk_cli_cmd run_cmd = {
     "run", "mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...",
-    "Computes the minibatch CKA matrix between the layers of two models (or of\n"
-    "one model with itself, or of a list of models) from HDF5 activations; see\n"
-    "the README.",
-    run_opts, O_COUNT, run_pos, 1};
+    "Computes the minibatch CKA matrix between the layers of two models (or of one model\n"
+    "with itself, or of a list of models) from HDF5 activations; see the README.",
+    run_opts, O_COUNT, (const char *const[]){"CONFIG"}, 1};
 
 static void usage(FILE *out)
 {

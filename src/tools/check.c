@@ -57,18 +57,16 @@ static const mk_opt check_opts[O_COUNT] = {
                .help = "as for mpicka run"},
 };
 
-static const char *const check_pos[] = {"CONFIG"};
-
 static const mk_cli_cmd check_cmd = {
     "check", "mpicka check CONFIG [-n RANKS] [--set KEY=VALUE]...",
     "Validates the config and every input as `mpicka run` would (all problems at once)\n"
     "and prints the plan: layers, batches, batches and memory per rank, work and an\n"
     "estimate of the time from a short measurement of this machine's BLAS.",
-    check_opts, O_COUNT, check_pos, 1};
+    check_opts, O_COUNT, (const char *const[]){"CONFIG"}, 1};
 
-static void read_args(const mk_opt_val *v, const char *config, check_args *a)
+static void read_args(const mk_opt_val *v, const char *const *args, check_args *a)
 {
-    a->config = config;
+    a->config = args[0];
     a->sets = v[O_SET].list;
     a->nsets = v[O_SET].given;
     a->ranks = (int)v[O_RANKS].i;
@@ -353,19 +351,12 @@ static mk_err check(const check_args *a)
     return pr.count ? mk_fail(pr.first, "%d problem(s), listed above", pr.count) : MK_OK;
 }
 
-mk_err mk_check_main(int argc, char **argv)
+/* What the command line asks for, checked. */
+static mk_err check_command(const mk_opt_val *v, const char *const *args)
 {
-    mk_opt_val v[O_COUNT];
-    const char *config;
-    int help;
     check_args a;
-    mk_err err = mk_cli_parse(&check_cmd, argc, argv, v, &config, &help);
-    if (!err && help) {
-        mk_cli_help(stdout, &check_cmd);
-    } else if (!err) {
-        read_args(v, config, &a);
-        err = check(&a);
-    }
-    mk_cli_free(&check_cmd, v);
-    return err;
+    read_args(v, args, &a);
+    return check(&a);
 }
+
+mk_err mk_check_main(int argc, char **argv) { return mk_cli_main(&check_cmd, argc, argv, check_command); }

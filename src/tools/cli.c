@@ -194,6 +194,21 @@ void mk_cli_free(const mk_cli_cmd *cmd, mk_opt_val *vals)
     }
 }
 
+mk_err mk_cli_main(const mk_cli_cmd *cmd, int argc, char **argv,
+                   mk_err (*body)(const mk_opt_val *vals, const char *const *args))
+{
+    mk_opt_val vals[MK_CLI_MAX_OPTS];
+    const char *args[MK_CLI_MAX_ARGS];
+    int help;
+    if (cmd->nopts > MK_CLI_MAX_OPTS || cmd->nargs > MK_CLI_MAX_ARGS)
+        return mk_fail(MK_EINTERNAL, "%s: more options or arguments than the parser holds", cmd->name);
+    mk_err err = mk_cli_parse(cmd, argc, argv, vals, args, &help);
+    if (!err && help) mk_cli_help(stdout, cmd);
+    else if (!err) err = body(vals, args);
+    mk_cli_free(cmd, vals);
+    return err;
+}
+
 /* One entry of --help: the names in a column, then the help text, its lines
  * indented to that column, and the default. */
 static void help_entry(FILE *out, const char *alias, const char *name, const char *metavar, const char *help,

@@ -150,15 +150,13 @@ static const mk_opt plot_opts[O_COUNT] = {
                    .help = "a models result: the model-by-model matrix of one layer"},
 };
 
-static const char *const plot_args[] = {"RESULT.h5"};
-
 static const mk_cli_cmd plot_cmd = {
     "plot", "mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]",
     "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
     "y layers as columns, NaN cells grey; under the title, how the matrix was made (when the\n"
     "file says). A models result (a run with models:) is drawn as one grid, the models'\n"
     "names beside and below their blocks, unless --pair or --matched picks one view. Not MPI.",
-    plot_opts, O_COUNT, plot_args, 1};
+    plot_opts, O_COUNT, (const char *const[]){"RESULT.h5"}, 1};
 
 /* Unset ends are NaN: mk_plot_result gives them the matrix's defaults. An
  * empty range is caught here when both ends are known without the file. */
@@ -199,26 +197,16 @@ static mk_err read_options(const mk_opt_val *v, mk_plot_opts *o)
     return MK_OK;
 }
 
-static mk_err plot_command(const mk_opt_val *v, const char *result)
+static mk_err plot_command(const mk_opt_val *v, const char *const *args)
 {
     mk_plot_opts o;
     const char *fig = v[O_OUT].text;
     if (!fig || !fig[0]) return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
     MK_TRY(mk_plot_check_extension(fig));
     MK_TRY(read_options(v, &o));
-    MK_TRY(mk_plot_result(result, &o, fig));
+    MK_TRY(mk_plot_result(args[0], &o, fig));
     printf("mpicka: wrote %s\n", fig);
     return MK_OK;
 }
 
-mk_err mk_plot_main(int argc, char **argv)
-{
-    mk_opt_val v[O_COUNT];
-    const char *result;
-    int help;
-    mk_err err = mk_cli_parse(&plot_cmd, argc, argv, v, &result, &help);
-    if (!err && help) mk_cli_help(stdout, &plot_cmd);
-    else if (!err) err = plot_command(v, result);
-    mk_cli_free(&plot_cmd, v);
-    return err;
-}
+mk_err mk_plot_main(int argc, char **argv) { return mk_cli_main(&plot_cmd, argc, argv, plot_command); }

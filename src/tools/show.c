@@ -608,8 +608,6 @@ static const mk_opt show_opts[O_COUNT] = {
                    .help = "a models result: the model-by-model matrix of one layer"},
 };
 
-static const char *const show_args[] = {"RESULT.h5"};
-
 #define SHOW_STR(x) #x
 #define SHOW_NUMBER(x) SHOW_STR(x) /* the value of macro x as a string */
 
@@ -625,7 +623,7 @@ static const mk_cli_cmd show_cmd = {
     SHOW_NUMBER(SHOW_DEFAULT_WIDTH) ");\n"
     "when the file has standard errors, each CKA is shown as value±error. JSON holds every\n"
     "matrix of the file (cka, cka_stderr, cka_pvalue) and the method settings (meta).",
-    show_opts, O_COUNT, show_args, 1};
+    show_opts, O_COUNT, (const char *const[]){"RESULT.h5"}, 1};
 
 static mk_err parse_format(const char *s, mk_show_format *fmt)
 {
@@ -646,8 +644,9 @@ static int terminal_width(void)
 }
 
 /* The file, or the view of it --pair or --matched asks for, as v says. */
-static mk_err show_command(const mk_opt_val *v, const char *path)
+static mk_err show_command(const mk_opt_val *v, const char *const *args)
 {
+    const char *path = args[0];
     mk_show_format fmt = MK_SHOW_TABLE;
     mk_matrix m = MK_MATRIX_CKA;
     mk_ckafile f;
@@ -669,14 +668,4 @@ static mk_err show_command(const mk_opt_val *v, const char *path)
     return err;
 }
 
-mk_err mk_show_main(int argc, char **argv)
-{
-    mk_opt_val v[O_COUNT];
-    const char *path;
-    int help;
-    mk_err err = mk_cli_parse(&show_cmd, argc, argv, v, &path, &help);
-    if (!err && help) mk_cli_help(stdout, &show_cmd);
-    else if (!err) err = show_command(v, path);
-    mk_cli_free(&show_cmd, v);
-    return err;
-}
+mk_err mk_show_main(int argc, char **argv) { return mk_cli_main(&show_cmd, argc, argv, show_command); }

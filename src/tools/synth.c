@@ -52,18 +52,16 @@ static const mk_opt synth_table[O_COUNT] = {
                  .help = "rows generated and written per write call\n(bounds memory; no effect on the data)"},
 };
 
-static const char *const synth_args[] = {"OUT.h5"};
-
 static const mk_cli_cmd synth_cmd = {
     "synth", "mpicka synth OUT.h5 [options]",
     "Write synthetic layer activations (one dataset of shape (n, features...) per layer)\n"
     "to OUT.h5. Not MPI; the data do not depend on --block, --chunk or --gzip.",
-    synth_table, O_COUNT, synth_args, 1};
+    synth_table, O_COUNT, (const char *const[]){"OUT.h5"}, 1};
 
 /* The options into o; --gzip is -1 when off. */
-static mk_err read_opts(const mk_opt_val *v, const char *out, struct synth_opts *o)
+static mk_err read_opts(const mk_opt_val *v, const char *const *args, struct synth_opts *o)
 {
-    *o = (struct synth_opts){.out = out, .n = v[O_N].i, .layers = v[O_LAYERS].i, .latent = v[O_LATENT].i,
+    *o = (struct synth_opts){.out = args[0], .n = v[O_N].i, .layers = v[O_LAYERS].i, .latent = v[O_LATENT].i,
                              .chunk = v[O_CHUNK].i, .gzip = v[O_GZIP].given ? v[O_GZIP].i : -1,
                              .block = v[O_BLOCK].i, .corr = v[O_CORR].r, .noise = v[O_NOISE].r,
                              .offset = v[O_OFFSET].r, .seed = v[O_SEED].u, .relu = v[O_RELU].given,
@@ -304,29 +302,17 @@ static void print_summary(const struct synth_opts *o, const struct synth_plan *p
            o->relu ? ", relu" : "", o->seed, bytes / (1024.0 * 1024.0));
 }
 
-static mk_err synth(const struct synth_opts *o)
+/* The file the command line describes, written. */
+static mk_err synth_command(const mk_opt_val *v, const char *const *args)
 {
+    struct synth_opts o;
     struct synth_plan pl;
-    MK_TRY(plan_build(o, &pl));
-    mk_err err = mk_synth_write(o, &pl);
-    if (err == MK_OK) print_summary(o, &pl);
+    MK_TRY(read_opts(v, args, &o));
+    MK_TRY(plan_build(&o, &pl));
+    mk_err err = mk_synth_write(&o, &pl);
+    if (err == MK_OK) print_summary(&o, &pl);
     plan_free(&pl);
     return err;
 }
 
-mk_err mk_synth_main(int argc, char **argv)
-{
-    mk_opt_val v[O_COUNT];
-    const char *out;
-    int help;
-    struct synth_opts o;
-    mk_err err = mk_cli_parse(&synth_cmd, argc, argv, v, &out, &help);
-    if (!err && help) {
-        mk_cli_help(stdout, &synth_cmd);
-    } else if (!err) {
-        err = read_opts(v, out, &o);
-        if (!err) err = synth(&o);
-    }
-    mk_cli_free(&synth_cmd, v);
-    return err;
-}
+mk_err mk_synth_main(int argc, char **argv) { return mk_cli_main(&synth_cmd, argc, argv, synth_command); }
