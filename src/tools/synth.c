@@ -159,43 +159,42 @@ static mk_err check_list_len(const char *opt, const char *text, int count, int64
     return MK_OK;
 }
 
-static mk_err plan_shapes(const struct synth_opts *o, struct synth_plan *pl)
+/* A list cycled over the layers (--features, --dtype): set gets each
+ * layer's item. */
+typedef mk_err (*layer_item_fn)(const char *item, const char *whole, struct synth_plan *pl, int l);
+
+static mk_err plan_cycled(const char *opt, const char *text, int64_t layers, struct synth_plan *pl,
+                          layer_item_fn set)
 {
     char *copy, **items;
     int count;
     mk_err err = MK_OK;
-    MK_TRY(split_list("--features", o->features, &copy, &items, &count));
-    MK_GOTO(check_list_len("--features", o->features, count, o->layers), done);
-    for (int l = 0; l < pl->nlayers; l++) {
-        struct shape sh;
-        MK_GOTO(parse_shape(items[l % count], o->features, &sh), done);
-        struct synth_layer *ly = &pl->layers[l];
-        ly->rank = sh.rank;
-        memcpy(ly->dims, sh.dims, sizeof sh.dims);
-        ly->p = sh.p;
-        if (sh.p > pl->pmax) pl->pmax = sh.p;
-    }
+    MK_TRY(split_list(opt, text, &copy, &items, &count));
+    MK_GOTO(check_list_len(opt, text, count, layers), done);
+    for (int l = 0; l < pl->nlayers; l++) MK_GOTO(set(items[l % count], text, pl, l), done);
 done:
     free(items);
     free(copy);
     return err;
 }
 
-static mk_err plan_dtypes(const struct synth_opts *o, struct synth_plan *pl)
+static mk_err set_shape(const char *item, const char *whole, struct synth_plan *pl, int l)
 {
-    char *copy, **items;
-    int count;
-    mk_err err = MK_OK;
-    MK_TRY(split_list("--dtype", o->dtypes, &copy, &items, &count));
-    MK_GOTO(check_list_len("--dtype", o->dtypes, count, o->layers), done);
-    for (int l = 0; l < pl->nlayers; l++) {
-        MK_GOTO(parse_dtype(items[l % count], o->dtypes, &pl->layers[l].dt), done);
-        pl->any_conv |= mk_synth_dtypes[pl->layers[l].dt].conv != CONV_HDF5;
-    }
-done:
-    free(items);
-    free(copy);
-    return err;
+    struct shape sh;
+    MK_TRY(parse_shape(item, whole, &sh));
+    struct synth_layer *ly = &pl->layers[l];
+    ly->rank = sh.rank;
+    memcpy(ly->dims, sh.dims, sizeof sh.dims);
+    ly->p = sh.p;
+    if (sh.p > pl->pmax) pl->pmax = sh.p;
+    return MK_OK;
+}
+
+static mk_err set_dtype(const char *item, const char *whole, struct synth_plan *pl, int l)
+{
+    MK_TRY(parse_dtype(item, whole, &pl->layers[l].dt));
+    pl->any_conv |= mk_synth_dtypes[pl->layers[l].dt].conv != CONV_HDF5;
+    return MK_OK;
 }
 
 /* HDF5 would reject these later with a message naming neither option nor name. */
@@ -281,8 +280,8 @@ static mk_err plan_build(const struct synth_opts *o, struct synth_plan *pl)
     pl->layers = mk_calloc((size_t)o->layers, sizeof *pl->layers, "the layer list", &err);
     if (err != MK_OK) return err;
     pl->nlayers = (int)o->layers;
-    MK_GOTO(plan_shapes(o, pl), fail);
-    MK_GOTO(plan_dtypes(o, pl), fail);
+    MK_GOTO(plan_cycled("--features", o->features, o->layers, pl, set_shape), fail);
+    MK_GOTO(plan_cycled("--dtype", o->dtypes, o->layers, pl, set_dtype), fail);
     MK_GOTO(plan_names(o, pl), fail);
     MK_GOTO(check_sizes(o, pl), fail);
     return MK_OK;
