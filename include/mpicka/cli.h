@@ -24,12 +24,13 @@ typedef struct {
     const char *alias;   /* short form ("-o") or NULL */
     mk_opt_kind kind;
     const char *metavar; /* the value in help and messages ("FIG"); NULL for a flag */
-    double min, max;     /* MK_OPT_INT and MK_OPT_REAL: the bounds (+-HUGE_VAL: none) */
+    double min, max;     /* MK_OPT_INT and MK_OPT_REAL: the bounds (+-HUGE_VAL, or INT64_MAX: none) */
     int min_open;        /* MK_OPT_REAL: min itself is out */
-    const char *deflt;   /* taken as if given when the option is not; NULL: none */
-    /* A value's own syntax, checked as it is read; next is the argument
-     * after it (NULL: none), for hints such as "write --set K=V". Its
-     * message is the option's: "OPT needs METAVAR" when the value is missing. */
+    const char *deflt;   /* taken as if given when the option is not (not for lists); NULL: none */
+    /* A value's own syntax, checked as it is read, with its own messages;
+     * next is the argument after it (NULL: none), for hints such as "write
+     * --set K=V". A missing value is then named by the metavar: "--set needs
+     * KEY=VALUE", not "--set needs a value (KEY=VALUE)". NULL: none. */
     mk_err (*check)(const char *value, const char *next);
     const char *help;    /* one line, or lines joined by '\n' */
 } mk_opt;
