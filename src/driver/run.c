@@ -15,6 +15,7 @@
 #include "mpicka/blas.h"
 #include "mpicka/checkpoint.h"
 #include "mpicka/ckafile.h"
+#include "mpicka/cli.h"
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
@@ -76,28 +77,6 @@ typedef struct {
     mk_par *par;          /* this rank's threads for the Grams and pairs */
 } batch_mem;
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...\n"
-            "Computes the minibatch CKA matrix between the layers of two models (or of\n"
-            "one model with itself, or of a list of models) from HDF5 activations; see\n"
-            "the README.\n"
-            "  --set KEY=VALUE   override a config key (dotted for nested keys), e.g.\n"
-            "                    --set batch_size=512 --set x.file=acts.h5 --set 'x.layers=[a, b]'\n"
-            "  --progress MODE   bar (a live line for a terminal), lines (one every\n"
-            "                    progress_seconds, for a log) or none; default: bar when\n"
-            "                    stderr is a terminal, else lines (under mpirun: lines)\n"
-            "  -q, --quiet       --progress none (errors and the summary still print)\n"
-            "  --restart         discard the output folder's checkpoint instead of resuming\n"
-            "  --force           overwrite the results (or checkpoint) of another config in\n"
-            "                    the output folder, which is refused otherwise\n"
-            "  -h, --help        this text and the config keys\n"
-            "On SIGTERM or SIGUSR1 every rank stops at the next batch, the checkpoint is\n"
-            "written and the exit status is 75; the same command then resumes.\n\nConfig keys:\n");
-    mk_config_print_reference(out);
-}
-
 /* ---- collective verdicts ---- */
 
 /* Every rank learns whether any rank failed; the lowest failing rank's code
@@ -141,13 +120,46 @@ static mk_err bcast_bytes(MPI_Comm comm, char **buf, int64_t *len)
 
 typedef struct {
     const char *config;
-    char **sets;
+    char **sets; /* malloc'd */
     int nsets;
     int help;
     int restart;
     int force;
     int progress; /* mk_progress_mode, or -1 for auto */
 } run_args;
+
+enum { O_SET, O_PROGRESS, O_QUIET, O_RESTART, O_FORCE, O_COUNT };
+
+static const mk_opt run_opts[O_COUNT] = {
+    [O_SET] = {"--set", NULL, MK_OPT_LIST, "KEY=VALUE", .check = mk_config_check_set,
+               .help = "override a config key (dotted for nested keys), e.g.\n"
+                       "--set batch_size=512 --set x.file=acts.h5 --set 'x.layers=[a, b]'"},
+    [O_PROGRESS] = {"--progress", NULL, MK_OPT_STRING, "MODE",
+                    .help = "bar (a live line for a terminal), lines (one every\n"
+                            "progress_seconds, for a log) or none; default: bar when\n"
+                            "stderr is a terminal, else lines (under mpirun: lines)"},
+    [O_QUIET] = {"--quiet", "-q", MK_OPT_FLAG, .help = "--progress none (errors and the summary still print)"},
+    [O_RESTART] = {"--restart", NULL, MK_OPT_FLAG,
+                   .help = "discard the output folder's checkpoint instead of resuming"},
+    [O_FORCE] = {"--force", NULL, MK_OPT_FLAG,
+                 .help = "overwrite the results (or checkpoint) of another config in\n"
+                         "the output folder, which is refused otherwise"},
+};
+
+static const mk_cli_cmd run_cmd = {
+    "run", "mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...",
+    "Computes the minibatch CKA matrix between the layers of two models (or of one model\n"
+    "with itself, or of a list of models) from HDF5 activations; see the README.",
+    run_opts, O_COUNT, (const char *const[]){"CONFIG"}, 1};
+
+static void usage(FILE *out)
+{
+    mk_cli_help(out, &run_cmd);
+    fputs("On SIGTERM or SIGUSR1 every rank stops at the next batch, the checkpoint is\n"
+          "written and the exit status is 75; the same command then resumes.\n\nConfig keys:\n",
+          out);
+    mk_config_print_reference(out);
+}
 
 static mk_err parse_progress(const char *word, int *mode)
 {
@@ -158,45 +170,33 @@ static mk_err parse_progress(const char *word, int *mode)
             *mode = i;
             return MK_OK;
         }
-    return mk_fail(MK_EUSAGE, "--progress %s: expected bar, lines or none", word);
+    return mk_fail(MK_EUSAGE, "run: --progress %s: expected bar, lines or none", word);
+}
+
+/* The options into a; the --set list moves to a (mk_run_main frees it). */
+static mk_err read_args(mk_opt_val *v, run_args *a)
+{
+    a->restart = v[O_RESTART].given;
+    a->force = v[O_FORCE].given;
+    a->sets = v[O_SET].list;
+    a->nsets = v[O_SET].given;
+    v[O_SET].list = NULL;
+    if (v[O_PROGRESS].given) MK_TRY(parse_progress(v[O_PROGRESS].text, &a->progress));
+    if (v[O_QUIET].given && a->progress > MK_PROGRESS_NONE)
+        return mk_fail(MK_EUSAGE, "run: --quiet and --progress %s contradict each other", v[O_PROGRESS].text);
+    if (v[O_QUIET].given) a->progress = MK_PROGRESS_NONE;
+    return MK_OK;
 }
 
 static mk_err parse_args(int argc, char **argv, run_args *a)
 {
+    mk_opt_val v[O_COUNT];
     memset(a, 0, sizeof *a);
     a->progress = -1;
-    mk_err err = MK_OK;
-    a->sets = mk_calloc((size_t)argc, sizeof *a->sets, "the --set list", &err);
-    if (err) return err;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-            a->help = 1;
-        } else if (!strcmp(arg, "--restart")) {
-            a->restart = 1;
-        } else if (!strcmp(arg, "--force")) {
-            a->force = 1;
-        } else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
-            a->progress = MK_PROGRESS_NONE;
-        } else if (!strcmp(arg, "--progress")) {
-            if (i + 1 == argc) return mk_fail(MK_EUSAGE, "--progress needs bar, lines or none");
-            MK_TRY(parse_progress(argv[++i], &a->progress));
-        } else if (!strcmp(arg, "--set")) {
-            if (i + 1 == argc) return mk_fail(MK_EUSAGE, "--set needs KEY=VALUE");
-            MK_TRY(mk_config_check_set(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL));
-            a->sets[a->nsets++] = argv[++i];
-        } else if (!strncmp(arg, "--set=", 6)) {
-            a->sets[a->nsets++] = argv[i] + 6;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return mk_fail(MK_EUSAGE, "unknown option '%s' (see mpicka run --help)", arg);
-        } else if (a->config) {
-            return mk_fail(MK_EUSAGE, "one config file expected, got '%s' and '%s'", a->config, arg);
-        } else {
-            a->config = arg;
-        }
-    }
-    if (!a->config && !a->help) return mk_fail(MK_EUSAGE, "missing CONFIG (see mpicka run --help)");
-    return MK_OK;
+    mk_err err = mk_cli_parse(&run_cmd, argc, argv, v, &a->config, &a->help);
+    if (!err && !a->help) err = read_args(v, a);
+    mk_cli_free(&run_cmd, v);
+    return err;
 }
 
 /* Rank 0 reads the file; every rank parses the same text. */

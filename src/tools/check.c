@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "mpicka/blas.h"
+#include "mpicka/cli.h"
 #include "mpicka/config.h"
 #include "mpicka/hsic.h"
 #include "mpicka/job.h"
@@ -37,66 +38,40 @@ static void note(problems *pr, mk_err err)
 typedef struct {
     const char *config;
     char **sets;
-    int nsets, ranks, help;
+    int nsets, ranks;
     int per_node;       /* --ranks-per-node; 0: from Slurm or assumed */
     double node_gib;    /* --node-memory; 0: from Slurm or this machine */
 } check_args;
 
-static void usage(FILE *out)
-{
-    fputs("usage: mpicka check CONFIG [-n RANKS] [--set KEY=VALUE]...\n"
-          "Validates the config and every input as `mpicka run` would (all problems at once)\n"
-          "and prints the plan: layers, batches, batches and memory per rank, work and an\n"
-          "estimate of the time from a short measurement of this machine's BLAS.\n"
-          "  -n RANKS          the number of MPI ranks planned (default 1)\n"
-          "  --ranks-per-node N  ranks on one node, for the node's memory (default SLURM_NTASKS_PER_NODE,\n"
-          "                    else SLURM_TASKS_PER_NODE, else one per core of this machine)\n"
-          "  --node-memory GIB a node's memory (default SLURM_MEM_PER_NODE, else this machine's)\n"
-          "  --set KEY=VALUE   as for mpicka run\n"
-          "  -h, --help        this text\n",
-          out);
-}
+enum { O_RANKS, O_PER_NODE, O_NODE_MEMORY, O_SET, O_COUNT };
 
-static mk_err parse_args(int argc, char **argv, check_args *a)
+static const mk_opt check_opts[O_COUNT] = {
+    [O_RANKS] = {"--ranks", "-n", MK_OPT_INT, "RANKS", 1, 1 << 24, .deflt = "1",
+                 .help = "the number of MPI ranks planned"},
+    [O_PER_NODE] = {"--ranks-per-node", NULL, MK_OPT_INT, "N", 1, 1 << 24,
+                    .help = "ranks on one node, for the node's memory (default SLURM_NTASKS_PER_NODE,\n"
+                            "else SLURM_TASKS_PER_NODE, else one per core of this machine)"},
+    [O_NODE_MEMORY] = {"--node-memory", NULL, MK_OPT_REAL, "GIB", 0, 1e9, .min_open = 1,
+                       .help = "a node's memory (default SLURM_MEM_PER_NODE, else this machine's)"},
+    [O_SET] = {"--set", NULL, MK_OPT_LIST, "KEY=VALUE", .check = mk_config_check_set,
+               .help = "as for mpicka run"},
+};
+
+static const mk_cli_cmd check_cmd = {
+    "check", "mpicka check CONFIG [-n RANKS] [--set KEY=VALUE]...",
+    "Validates the config and every input as `mpicka run` would (all problems at once)\n"
+    "and prints the plan: layers, batches, batches and memory per rank, work and an\n"
+    "estimate of the time from a short measurement of this machine's BLAS.",
+    check_opts, O_COUNT, (const char *const[]){"CONFIG"}, 1};
+
+static void read_args(const mk_opt_val *v, const char *const *args, check_args *a)
 {
-    memset(a, 0, sizeof *a);
-    a->ranks = 1;
-    mk_err err = MK_OK;
-    a->sets = mk_calloc((size_t)argc, sizeof *a->sets, "the --set list", &err);
-    for (int i = 1; i < argc && !err; i++) {
-        const char *arg = argv[i];
-        char *end;
-        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-            a->help = 1;
-        } else if ((!strcmp(arg, "--set") || !strcmp(arg, "-n") || !strcmp(arg, "--ranks-per-node") ||
-                    !strcmp(arg, "--node-memory")) && i + 1 == argc) {
-            err = mk_fail(MK_EUSAGE, "%s needs a value", arg);
-        } else if (!strcmp(arg, "--set")) {
-            err = mk_config_check_set(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL);
-            a->sets[a->nsets++] = argv[++i];
-        } else if (!strcmp(arg, "-n")) {
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1 << 24) err = mk_fail(MK_EUSAGE, "-n %s: expected a number of ranks", argv[i]);
-            a->ranks = (int)v;
-        } else if (!strcmp(arg, "--ranks-per-node")) {
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1 << 24)
-                err = mk_fail(MK_EUSAGE, "--ranks-per-node %s: expected a number of ranks", argv[i]);
-            a->per_node = (int)v;
-        } else if (!strcmp(arg, "--node-memory")) {
-            a->node_gib = strtod(argv[++i], &end);
-            if (*end || !(a->node_gib > 0.0) || a->node_gib > 1e9)
-                err = mk_fail(MK_EUSAGE, "--node-memory %s: expected GiB, a number above 0", argv[i]);
-        } else if (arg[0] == '-') {
-            err = mk_fail(MK_EUSAGE, "unknown option '%s' (see mpicka check --help)", arg);
-        } else if (a->config) {
-            err = mk_fail(MK_EUSAGE, "one config file expected, got '%s' and '%s'", a->config, arg);
-        } else {
-            a->config = arg;
-        }
-    }
-    if (!err && !a->config && !a->help) err = mk_fail(MK_EUSAGE, "missing CONFIG (see mpicka check --help)");
-    return err;
+    a->config = args[0];
+    a->sets = v[O_SET].list;
+    a->nsets = v[O_SET].given;
+    a->ranks = (int)v[O_RANKS].i;
+    a->per_node = (int)v[O_PER_NODE].i;
+    a->node_gib = v[O_NODE_MEMORY].r;
 }
 
 /* ---- validation ---- */
@@ -376,12 +351,12 @@ static mk_err check(const check_args *a)
     return pr.count ? mk_fail(pr.first, "%d problem(s), listed above", pr.count) : MK_OK;
 }
 
-mk_err mk_check_main(int argc, char **argv)
+/* What the command line asks for, checked. */
+static mk_err check_command(const mk_opt_val *v, const char *const *args)
 {
     check_args a;
-    mk_err err = parse_args(argc, argv, &a);
-    if (!err && a.help) usage(stdout);
-    else if (!err) err = check(&a);
-    free(a.sets);
-    return err;
+    read_args(v, args, &a);
+    return check(&a);
 }
+
+mk_err mk_check_main(int argc, char **argv) { return mk_cli_main(&check_cmd, argc, argv, check_command); }

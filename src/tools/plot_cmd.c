@@ -124,46 +124,46 @@ enum {
     O_COUNT
 };
 
-static const mk_cli_opt plot_table[O_COUNT] = {
-    [O_OUT] = {"--output", "-o", "FIG", "the figure to write: .png, .svg or .pdf (required)"},
-    [O_TITLE] = {"--title", NULL, "T", "title (default \"X vs Y\", \"X\" for a self comparison; \"\": none)"},
-    [O_CMAP] = {"--cmap", NULL, "NAME", "colour map: magma (default), viridis, inferno or gray"},
-    [O_VMIN] = {"--vmin", NULL, "V", "value at the bottom of the colour bar (default 0)"},
-    [O_VMAX] = {"--vmax", NULL, "V",
-                "value at the top of the colour bar (default 1; with --matrix stderr, the largest)"},
-    [O_ANNOTATE] = {"--annotate", NULL, NULL,
-                    "write every cell's value (default: when cells are large enough)"},
-    [O_NO_ANNOTATE] = {"--no-annotate", NULL, NULL, "never write cell values"},
-    [O_HALF] = {"--half", NULL, NULL, "lower triangle only (self comparisons)"},
-    [O_INVERT_Y] = {"--invert-y", NULL, NULL, "first x layer at the bottom instead of the top"},
-    [O_SHORT] = {"--short-names", NULL, "K", "label layers by their last K '/'-components (default 0: full)"},
-    [O_MATRIX] = {"--matrix", NULL, "M",
-                  "cka (default), stderr (standard errors) or pvalue (p-values): the one drawn"},
-    [O_ERRORS] = {"--errors", NULL, NULL,
-                  "each CKA value in a cell with its standard error below (if in the file)"},
-    [O_PAIR] = {"--pair", NULL, "A,B",
-                "a models result: model A's layers (rows) against model B's (columns) alone"},
-    [O_MATCHED] = {"--matched", NULL, "LAYER", "a models result: the model-by-model matrix of one layer"},
+static const mk_opt plot_opts[O_COUNT] = {
+    [O_OUT] = {"--output", "-o", MK_OPT_STRING, "FIG", .help = "the figure to write: .png, .svg or .pdf (required)"},
+    [O_TITLE] = {"--title", NULL, MK_OPT_STRING, "T",
+                 .help = "title (default \"X vs Y\", \"X\" for a self comparison; \"\": none)"},
+    [O_CMAP] = {"--cmap", NULL, MK_OPT_STRING, "NAME", .help = "colour map: magma (default), viridis, inferno or gray"},
+    [O_VMIN] = {"--vmin", NULL, MK_OPT_REAL, "V", -HUGE_VAL, HUGE_VAL,
+                .help = "value at the bottom of the colour bar (default 0)"},
+    [O_VMAX] = {"--vmax", NULL, MK_OPT_REAL, "V", -HUGE_VAL, HUGE_VAL,
+                .help = "value at the top of the colour bar (default 1; with --matrix stderr, the largest)"},
+    [O_ANNOTATE] = {"--annotate", NULL, MK_OPT_FLAG,
+                    .help = "write every cell's value (default: when cells are large enough)"},
+    [O_NO_ANNOTATE] = {"--no-annotate", NULL, MK_OPT_FLAG, .help = "never write cell values"},
+    [O_HALF] = {"--half", NULL, MK_OPT_FLAG, .help = "lower triangle only (self comparisons)"},
+    [O_INVERT_Y] = {"--invert-y", NULL, MK_OPT_FLAG, .help = "first x layer at the bottom instead of the top"},
+    [O_SHORT] = {"--short-names", NULL, MK_OPT_INT, "K", 0, 1000, .deflt = "0",
+                 .help = "label layers by their last K '/'-components (0: the full names)"},
+    [O_MATRIX] = {"--matrix", NULL, MK_OPT_STRING, "M",
+                  .help = "cka (default), stderr (standard errors) or pvalue (p-values): the one drawn"},
+    [O_ERRORS] = {"--errors", NULL, MK_OPT_FLAG,
+                  .help = "each CKA value in a cell with its standard error below (if in the file)"},
+    [O_PAIR] = {"--pair", NULL, MK_OPT_STRING, "A,B",
+                .help = "a models result: model A's layers (rows) against model B's (columns) alone"},
+    [O_MATCHED] = {"--matched", NULL, MK_OPT_STRING, "LAYER",
+                   .help = "a models result: the model-by-model matrix of one layer"},
 };
 
-static void print_usage(FILE *out)
-{
-    fprintf(out, "usage: mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]\n"
-                 "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
-                 "y layers as columns, NaN cells grey; under the title, how the matrix was made (when the\n"
-                 "file says). A models result (a run with models:) is drawn as one grid, the models'\n"
-                 "names beside and below their blocks, unless --pair or --matched picks one view. Not MPI.\n\n");
-    mk_cli_help(out, plot_table, O_COUNT);
-    fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
-}
+static const mk_cli_cmd plot_cmd = {
+    "plot", "mpicka plot RESULT.h5 -o FIG.{png,svg,pdf} [options]",
+    "Draw the CKA matrix of a cka.h5 (written by mpicka run) as a heatmap: x layers as rows,\n"
+    "y layers as columns, NaN cells grey; under the title, how the matrix was made (when the\n"
+    "file says). A models result (a run with models:) is drawn as one grid, the models'\n"
+    "names beside and below their blocks, unless --pair or --matched picks one view. Not MPI.",
+    plot_opts, O_COUNT, (const char *const[]){"RESULT.h5"}, 1};
 
 /* Unset ends are NaN: mk_plot_result gives them the matrix's defaults. An
  * empty range is caught here when both ends are known without the file. */
-static mk_err read_range(const char *const *v, mk_plot_opts *o)
+static mk_err read_range(const mk_opt_val *v, mk_plot_opts *o)
 {
-    o->vmin = o->vmax = NAN;
-    if (v[O_VMIN]) MK_TRY(mk_cli_real("plot", "--vmin", v[O_VMIN], &o->vmin));
-    if (v[O_VMAX]) MK_TRY(mk_cli_real("plot", "--vmax", v[O_VMAX], &o->vmax));
+    o->vmin = v[O_VMIN].given ? v[O_VMIN].r : NAN;
+    o->vmax = v[O_VMAX].given ? v[O_VMAX].r : NAN;
     double lo = isnan(o->vmin) ? 0.0 : o->vmin;
     double hi = !isnan(o->vmax) ? o->vmax : o->matrix == MK_MATRIX_STDERR ? NAN : 1.0;
     if (lo >= hi)
@@ -171,51 +171,42 @@ static mk_err read_range(const char *const *v, mk_plot_opts *o)
     return MK_OK;
 }
 
-static mk_err read_options(const char *const *v, mk_plot_opts *o)
+static mk_err read_options(const mk_opt_val *v, mk_plot_opts *o)
 {
     double rgb[3];
-    long k = 0;
     mk_plot_opts_default(o);
-    o->title = v[O_TITLE];
-    if (v[O_CMAP] && mk_plot_cmap(v[O_CMAP], 0.0, rgb) != MK_OK)
+    o->title = v[O_TITLE].text;
+    if (v[O_CMAP].given && mk_plot_cmap(v[O_CMAP].text, 0.0, rgb) != MK_OK)
         return mk_fail(MK_EUSAGE,
                        "plot: --cmap '%s': unknown colour map (use magma, viridis, inferno or gray)",
-                       v[O_CMAP]);
-    if (v[O_CMAP]) o->cmap = v[O_CMAP];
-    if (v[O_MATRIX]) MK_TRY(mk_matrix_parse("plot", v[O_MATRIX], &o->matrix));
+                       v[O_CMAP].text);
+    if (v[O_CMAP].given) o->cmap = v[O_CMAP].text;
+    if (v[O_MATRIX].given) MK_TRY(mk_matrix_parse("plot", v[O_MATRIX].text, &o->matrix));
     MK_TRY(read_range(v, o));
-    if (v[O_ANNOTATE] && v[O_NO_ANNOTATE])
+    if (v[O_ANNOTATE].given && v[O_NO_ANNOTATE].given)
         return mk_fail(MK_EUSAGE, "plot: --annotate and --no-annotate contradict each other");
-    o->annotate = v[O_ANNOTATE] ? 1 : v[O_NO_ANNOTATE] ? 0 : -1;
-    o->half = v[O_HALF] != NULL;
-    o->invert_y = v[O_INVERT_Y] != NULL;
-    o->errors = v[O_ERRORS] != NULL;
-    o->pair = v[O_PAIR];
-    o->matched = v[O_MATCHED];
+    o->annotate = v[O_ANNOTATE].given ? 1 : v[O_NO_ANNOTATE].given ? 0 : -1;
+    o->half = v[O_HALF].given;
+    o->invert_y = v[O_INVERT_Y].given;
+    o->errors = v[O_ERRORS].given;
+    o->pair = v[O_PAIR].text;
+    o->matched = v[O_MATCHED].text;
     if (o->pair && o->matched)
         return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
-    if (v[O_SHORT]) MK_TRY(mk_cli_int("plot", "--short-names", v[O_SHORT], 0, 1000, &k));
-    o->short_names = (int)k;
+    o->short_names = (int)v[O_SHORT].i;
     return MK_OK;
 }
 
-mk_err mk_plot_main(int argc, char **argv)
+static mk_err plot_command(const mk_opt_val *v, const char *const *args)
 {
-    const char *v[O_COUNT], *pos[1];
-    int npos, help;
     mk_plot_opts o;
-    MK_TRY(mk_cli_parse("plot", plot_table, O_COUNT, argc, argv, v, pos, 1, &npos, &help));
-    if (help) {
-        print_usage(stdout);
-        return MK_OK;
-    }
-    if (npos == 0)
-        return mk_fail(MK_EUSAGE, "plot: missing RESULT.h5 (usage: mpicka plot RESULT.h5 -o FIG.png)");
-    if (!v[O_OUT] || !v[O_OUT][0])
-        return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
-    MK_TRY(mk_plot_check_extension(v[O_OUT]));
+    const char *fig = v[O_OUT].text;
+    if (!fig || !fig[0]) return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
+    MK_TRY(mk_plot_check_extension(fig));
     MK_TRY(read_options(v, &o));
-    MK_TRY(mk_plot_result(pos[0], &o, v[O_OUT]));
-    printf("mpicka: wrote %s\n", v[O_OUT]);
+    MK_TRY(mk_plot_result(args[0], &o, fig));
+    printf("mpicka: wrote %s\n", fig);
     return MK_OK;
 }
+
+mk_err mk_plot_main(int argc, char **argv) { return mk_cli_main(&plot_cmd, argc, argv, plot_command); }

@@ -597,31 +597,33 @@ mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int wid
 
 enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_COUNT };
 
-static const mk_cli_opt show_table[O_COUNT] = {
-    [O_FORMAT] = {"--format", NULL, "F",
-                  "table (default: aligned, with the provenance), csv (as cka.csv) or json (every matrix)"},
-    [O_MATRIX] = {"--matrix", NULL, "M",
-                  "cka (default), stderr (standard errors) or pvalue (p-values): the table's or CSV's"},
-    [O_PAIR] = {"--pair", NULL, "A,B", "a models result: model A's layers (rows) against model B's (columns)"},
-    [O_MATCHED] = {"--matched", NULL, "LAYER", "a models result: the model-by-model matrix of one layer"},
+static const mk_opt show_opts[O_COUNT] = {
+    [O_FORMAT] = {"--format", NULL, MK_OPT_STRING, "F",
+                  .help = "table (default: aligned, with the provenance), csv (as cka.csv) or json (every matrix)"},
+    [O_MATRIX] = {"--matrix", NULL, MK_OPT_STRING, "M",
+                  .help = "cka (default), stderr (standard errors) or pvalue (p-values): the table's or CSV's"},
+    [O_PAIR] = {"--pair", NULL, MK_OPT_STRING, "A,B",
+                .help = "a models result: model A's layers (rows) against model B's (columns)"},
+    [O_MATCHED] = {"--matched", NULL, MK_OPT_STRING, "LAYER",
+                   .help = "a models result: the model-by-model matrix of one layer"},
 };
 
-static void print_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
-            "                   [--pair A,B | --matched LAYER]\n"
-            "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
-            "Of a models result (a run with models:), the table lists the models and the matched layers\n"
-            "(the whole matrix when small), the CSV has a line per pair of layers; --pair and --matched\n"
-            "print one block or one layer across the models as a two-model result.\n"
-            "The table is split into blocks of columns that fit $COLUMNS characters (default %d);\n"
-            "when the file has standard errors, each CKA is shown as value±error. JSON holds every\n"
-            "matrix of the file (cka, cka_stderr, cka_pvalue) and the method settings (meta).\n\n",
-            SHOW_DEFAULT_WIDTH);
-    mk_cli_help(out, show_table, O_COUNT);
-    fprintf(out, "  %-22s %s\n", "-h, --help", "print this text");
-}
+#define SHOW_STR(x) #x
+#define SHOW_NUMBER(x) SHOW_STR(x) /* the value of macro x as a string */
+
+static const mk_cli_cmd show_cmd = {
+    "show",
+    "mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
+    "                   [--pair A,B | --matched LAYER]",
+    "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
+    "Of a models result (a run with models:), the table lists the models and the matched layers\n"
+    "(the whole matrix when small), the CSV has a line per pair of layers; --pair and --matched\n"
+    "print one block or one layer across the models as a two-model result.\n"
+    "The table is split into blocks of columns that fit $COLUMNS characters (default "
+    SHOW_NUMBER(SHOW_DEFAULT_WIDTH) ");\n"
+    "when the file has standard errors, each CKA is shown as value±error. JSON holds every\n"
+    "matrix of the file (cka, cka_stderr, cka_pvalue) and the method settings (meta).",
+    show_opts, O_COUNT, (const char *const[]){"RESULT.h5"}, 1};
 
 static mk_err parse_format(const char *s, mk_show_format *fmt)
 {
@@ -641,33 +643,29 @@ static int terminal_width(void)
     return w >= 40 && w <= 10000 ? (int)w : SHOW_DEFAULT_WIDTH;
 }
 
-mk_err mk_show_main(int argc, char **argv)
+/* The file, or the view of it --pair or --matched asks for, as v says. */
+static mk_err show_command(const mk_opt_val *v, const char *const *args)
 {
-    const char *v[O_COUNT], *pos[1];
-    int npos, help;
+    const char *path = args[0];
     mk_show_format fmt = MK_SHOW_TABLE;
     mk_matrix m = MK_MATRIX_CKA;
     mk_ckafile f;
-    MK_TRY(mk_cli_parse("show", show_table, O_COUNT, argc, argv, v, pos, 1, &npos, &help));
-    if (help) {
-        print_usage(stdout);
-        return MK_OK;
-    }
-    if (npos == 0) return mk_fail(MK_EUSAGE, "show: missing RESULT.h5 (usage: mpicka show RESULT.h5)");
-    if (v[O_FORMAT]) MK_TRY(parse_format(v[O_FORMAT], &fmt));
-    if (v[O_MATRIX]) MK_TRY(mk_matrix_parse("show", v[O_MATRIX], &m));
-    if (v[O_PAIR] && v[O_MATCHED])
+    if (v[O_FORMAT].given) MK_TRY(parse_format(v[O_FORMAT].text, &fmt));
+    if (v[O_MATRIX].given) MK_TRY(mk_matrix_parse("show", v[O_MATRIX].text, &m));
+    if (v[O_PAIR].given && v[O_MATCHED].given)
         return mk_fail(MK_EUSAGE, "show: --pair and --matched print different matrices: give one of them");
-    mk_err err = mk_ckafile_read(pos[0], &f);
-    if (!err && (v[O_PAIR] || v[O_MATCHED])) {
+    mk_err err = mk_ckafile_read(path, &f);
+    if (!err && (v[O_PAIR].given || v[O_MATCHED].given)) {
         mk_ckafile view;
-        err = v[O_PAIR] ? mk_ckafile_pair_spec(&f, pos[0], "show", v[O_PAIR], &view)
-                        : mk_ckafile_matched(&f, pos[0], v[O_MATCHED], &view);
+        err = v[O_PAIR].given ? mk_ckafile_pair_spec(&f, path, "show", v[O_PAIR].text, &view)
+                              : mk_ckafile_matched(&f, path, v[O_MATCHED].text, &view);
         mk_ckafile_free(&f);
         f = view;
     }
-    if (!err) err = mk_ckafile_choose(&f, pos[0], m);
+    if (!err) err = mk_ckafile_choose(&f, path, m);
     if (!err) err = mk_show_write(stdout, &f, fmt, terminal_width());
     mk_ckafile_free(&f);
     return err;
 }
+
+mk_err mk_show_main(int argc, char **argv) { return mk_cli_main(&show_cmd, argc, argv, show_command); }

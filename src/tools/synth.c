@@ -1,215 +1,71 @@
 /* `mpicka synth`: synthetic activations (data model in mpicka/synth.h).
  *
- * One options table drives parsing, defaults and --help. Rows are generated
- * and written --block at a time, so memory is O(block * features + latent *
- * features), never O(n). Every random number is a pure function of its key
- * (seed, stream, layer, row, index), which is what makes a file independent of
- * --block and of the layout. The file is written under a temporary name and
- * renamed into place only once it is complete and closed. */
+ * The options are a table of the shared parser (mpicka/cli.h); this file
+ * reads them into the plan of the layers, and synth_gen.c generates and
+ * writes the file. */
 #include "mpicka/synth.h"
 
 #include <errno.h>
-#include <hdf5.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifndef MPICKA_VERSION
-#define MPICKA_VERSION "unknown"
-#endif
+#include "mpicka/cli.h"
+#include "synth_gen.h"
 
-#define SYNTH_MAX_RANK 4             /* feature dimensions; the file adds one for n */
 #define SYNTH_MAX_LAYERS 100000
 #define SYNTH_MAX_LATENT 65536
-#define SYNTH_TWO_PI 6.283185307179586476925286766559
-#define SYNTH_GOLDEN UINT64_C(0x9e3779b97f4a7c15)
 /* HDF5 refuses chunks of 4 GiB or more. */
 #define SYNTH_MAX_CHUNK_BYTES ((uint64_t)UINT32_MAX)
 
 /* ---- options ------------------------------------------------------------ */
 
-struct synth_opts {
-    const char *out;
-    int64_t n, layers, latent, chunk, gzip, block;
-    double corr, noise, offset;
-    uint64_t seed;
-    int relu, help;
-    const char *features, *dtypes, *names;
+enum { O_N, O_LAYERS, O_FEATURES, O_DTYPE, O_CORR, O_LATENT, O_NOISE, O_OFFSET, O_RELU, O_SEED, O_NAMES,
+       O_CHUNK, O_GZIP, O_BLOCK, O_COUNT };
+
+static const mk_opt synth_table[O_COUNT] = {
+    [O_N] = {"--n", NULL, MK_OPT_INT, "N", 1, INT64_MAX, .deflt = "1024", .help = "examples (rows of every dataset)"},
+    [O_LAYERS] = {"--layers", NULL, MK_OPT_INT, "L", 1, SYNTH_MAX_LAYERS, .deflt = "4", .help = "number of layers"},
+    [O_FEATURES] = {"--features", NULL, MK_OPT_STRING, "S[,S..]", .deflt = "64",
+                    .help = "feature shape per layer, \"64\" or \"8x4x4\" (rank 1-4),\ncycled over layers"},
+    [O_DTYPE] = {"--dtype", NULL, MK_OPT_STRING, "T[,T..]", .deflt = "f32",
+                 .help = "type per layer, cycled: f16 f32 f64 i8 i16 i32 i64 u8\n(integers store round(16*value))"},
+    [O_CORR] = {"--corr", NULL, MK_OPT_REAL, "R", 0.0, 1.0, .deflt = "0.9",
+                .help = "correlation of consecutive latent states, in [0,1]"},
+    [O_LATENT] = {"--latent", NULL, MK_OPT_INT, "K", 1, SYNTH_MAX_LATENT, .deflt = "16", .help = "latent dimensions"},
+    [O_NOISE] = {"--noise", NULL, MK_OPT_REAL, "S", 0.0, HUGE_VAL, .deflt = "0.1",
+                 .help = "std of independent per-feature noise"},
+    [O_OFFSET] = {"--offset", NULL, MK_OPT_REAL, "C", -HUGE_VAL, HUGE_VAL, .deflt = "0",
+                  .help = "added to every value"},
+    [O_RELU] = {"--relu", NULL, MK_OPT_FLAG, .help = "apply max(0, .) before the offset"},
+    [O_SEED] = {"--seed", NULL, MK_OPT_UINT64, "S", .deflt = "0", .help = "seed, unsigned 64-bit"},
+    [O_NAMES] = {"--names", NULL, MK_OPT_STRING, "A,B,..",
+                 .help = "dataset paths, one per layer; '/' makes groups (default layer1..layerL)"},
+    [O_CHUNK] = {"--chunk", NULL, MK_OPT_INT, "ROWS", 0, INT64_MAX, .deflt = "0",
+                 .help = "rows per chunk; 0: contiguous layout"},
+    [O_GZIP] = {"--gzip", NULL, MK_OPT_INT, "LEVEL", 0, 9,
+                .help = "deflate level 0-9 with the shuffle filter; needs --chunk > 0 (default off)"},
+    [O_BLOCK] = {"--block", NULL, MK_OPT_INT, "ROWS", 1, INT64_MAX, .deflt = "4096",
+                 .help = "rows generated and written per write call\n(bounds memory; no effect on the data)"},
 };
 
-enum opt_kind { OPT_INT, OPT_U64, OPT_REAL, OPT_TEXT, OPT_FLAG };
+static const mk_cli_cmd synth_cmd = {
+    "synth", "mpicka synth OUT.h5 [options]",
+    "Write synthetic layer activations (one dataset of shape (n, features...) per layer)\n"
+    "to OUT.h5. Not MPI; the data do not depend on --block, --chunk or --gzip.",
+    synth_table, O_COUNT, (const char *const[]){"OUT.h5"}, 1};
 
-struct opt_def {
-    const char *name;
-    enum opt_kind kind;
-    size_t field;                  /* offsetof(struct synth_opts, ...) */
-    int64_t ilo, ihi;              /* OPT_INT bounds */
-    double rlo, rhi;               /* OPT_REAL bounds (values must also be finite) */
-    const char *metavar;
-    const char *deflt;             /* parsed like a user value; NULL: see help */
-    const char *help;
-};
-
-#define OPT_FIELD(f) offsetof(struct synth_opts, f)
-
-static const struct opt_def opt_table[] = {
-    {"--n", OPT_INT, OPT_FIELD(n), 1, INT64_MAX, 0, 0, "N", "1024", "examples (rows of every dataset)"},
-    {"--layers", OPT_INT, OPT_FIELD(layers), 1, SYNTH_MAX_LAYERS, 0, 0, "L", "4", "number of layers"},
-    {"--features", OPT_TEXT, OPT_FIELD(features), 0, 0, 0, 0, "S[,S..]", "64",
-     "feature shape per layer, \"64\" or \"8x4x4\" (rank 1-4), cycled over layers"},
-    {"--dtype", OPT_TEXT, OPT_FIELD(dtypes), 0, 0, 0, 0, "T[,T..]", "f32",
-     "type per layer, cycled: f16 f32 f64 i8 i16 i32 i64 u8 (integers store round(16*value))"},
-    {"--corr", OPT_REAL, OPT_FIELD(corr), 0, 0, 0.0, 1.0, "R", "0.9",
-     "correlation of consecutive latent states, in [0,1]"},
-    {"--latent", OPT_INT, OPT_FIELD(latent), 1, SYNTH_MAX_LATENT, 0, 0, "K", "16", "latent dimensions"},
-    {"--noise", OPT_REAL, OPT_FIELD(noise), 0, 0, 0.0, HUGE_VAL, "S", "0.1",
-     "std of independent per-feature noise"},
-    {"--offset", OPT_REAL, OPT_FIELD(offset), 0, 0, -HUGE_VAL, HUGE_VAL, "C", "0", "added to every value"},
-    {"--relu", OPT_FLAG, OPT_FIELD(relu), 0, 0, 0, 0, NULL, NULL, "apply max(0, .) before the offset"},
-    {"--seed", OPT_U64, OPT_FIELD(seed), 0, 0, 0, 0, "S", "0", "seed, unsigned 64-bit"},
-    {"--names", OPT_TEXT, OPT_FIELD(names), 0, 0, 0, 0, "A,B,..", NULL,
-     "dataset paths, one per layer; '/' makes groups (default layer1..layerL)"},
-    {"--chunk", OPT_INT, OPT_FIELD(chunk), 0, INT64_MAX, 0, 0, "ROWS", "0",
-     "rows per chunk; 0: contiguous layout"},
-    {"--gzip", OPT_INT, OPT_FIELD(gzip), 0, 9, 0, 0, "LEVEL", NULL,
-     "deflate level 0-9 with the shuffle filter; needs --chunk > 0 (default off)"},
-    {"--block", OPT_INT, OPT_FIELD(block), 1, INT64_MAX, 0, 0, "ROWS", "4096",
-     "rows generated and written per write call (bounds memory; no effect on the data)"},
-    {"--help", OPT_FLAG, OPT_FIELD(help), 0, 0, 0, 0, NULL, NULL, "print this text (also -h)"},
-};
-
-#define OPT_COUNT (sizeof opt_table / sizeof opt_table[0])
-
-static void print_usage(FILE *out)
+/* The options into o; --gzip is -1 when off. */
+static mk_err read_opts(const mk_opt_val *v, const char *const *args, struct synth_opts *o)
 {
-    fprintf(out, "usage: mpicka synth OUT.h5 [options]\n"
-                 "Write synthetic layer activations (one dataset of shape (n, features...) per layer)\n"
-                 "to OUT.h5. Not MPI; the data do not depend on --block, --chunk or --gzip.\n\n");
-    for (size_t i = 0; i < OPT_COUNT; i++) {
-        const struct opt_def *d = &opt_table[i];
-        char head[64];
-        snprintf(head, sizeof head, "%s%s%s", d->name, d->metavar ? " " : "", d->metavar ? d->metavar : "");
-        fprintf(out, "  %-20s %s", head, d->help);
-        if (d->deflt) fprintf(out, " (default %s)", d->deflt);
-        fputc('\n', out);
-    }
-}
-
-/* strto* accept leading blanks and signs the caller may not want; require a
- * digit or sign up front and the whole string consumed. */
-static int starts_number(const char *s)
-{
-    return s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9');
-}
-
-static mk_err parse_int(const struct opt_def *d, const char *s, int64_t *v)
-{
-    char *end = NULL;
-    errno = 0;
-    long long x = starts_number(s) ? strtoll(s, &end, 10) : 0;
-    if (!end || *end != '\0' || errno != 0 || x < d->ilo || x > d->ihi) {
-        if (d->ihi == INT64_MAX)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an integer >= %" PRId64, d->name, s, d->ilo);
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an integer from %" PRId64 " to %" PRId64,
-                       d->name, s, d->ilo, d->ihi);
-    }
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err parse_u64(const struct opt_def *d, const char *s, uint64_t *v)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = (s[0] >= '0' && s[0] <= '9') ? strtoull(s, &end, 10) : 0;
-    if (!end || *end != '\0' || errno != 0)
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected an unsigned 64-bit integer", d->name, s);
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err parse_real(const struct opt_def *d, const char *s, double *v)
-{
-    char *end = NULL;
-    errno = 0;
-    double x = starts_number(s) || s[0] == '.' ? strtod(s, &end) : 0.0;
-    if (!end || *end != '\0' || !isfinite(x) || x < d->rlo || x > d->rhi) {
-        if (d->rlo == -HUGE_VAL)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a finite number", d->name, s);
-        if (d->rhi == HUGE_VAL)
-            return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a finite number >= %g", d->name, s, d->rlo);
-        return mk_fail(MK_EUSAGE, "synth: %s '%s': expected a number in [%g, %g]", d->name, s,
-                       d->rlo, d->rhi);
-    }
-    *v = x;
-    return MK_OK;
-}
-
-static mk_err set_option(const struct opt_def *d, const char *val, struct synth_opts *o)
-{
-    char *field = (char *)o + d->field;
-    switch (d->kind) {
-    case OPT_INT: return parse_int(d, val, (int64_t *)(void *)field);
-    case OPT_U64: return parse_u64(d, val, (uint64_t *)(void *)field);
-    case OPT_REAL: return parse_real(d, val, (double *)(void *)field);
-    case OPT_TEXT:
-        if (val[0] == '\0') return mk_fail(MK_EUSAGE, "synth: %s: empty value", d->name);
-        *(const char **)(void *)field = val;
-        return MK_OK;
-    case OPT_FLAG: *(int *)(void *)field = 1; return MK_OK;
-    }
-    return mk_fail(MK_EINTERNAL, "synth: %s: unknown option kind", d->name);
-}
-
-static const struct opt_def *find_option(const char *arg, size_t len)
-{
-    if (len == 2 && strncmp(arg, "-h", 2) == 0) return find_option("--help", 6);
-    for (size_t i = 0; i < OPT_COUNT; i++)
-        if (strlen(opt_table[i].name) == len && strncmp(opt_table[i].name, arg, len) == 0)
-            return &opt_table[i];
-    return NULL;
-}
-
-static mk_err set_defaults(struct synth_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->gzip = -1;
-    for (size_t i = 0; i < OPT_COUNT; i++)
-        if (opt_table[i].deflt) MK_TRY(set_option(&opt_table[i], opt_table[i].deflt, o));
-    return MK_OK;
-}
-
-/* Accepts `--opt VALUE` and `--opt=VALUE`; OUT may come anywhere. Stops at
- * --help so that `synth --help` needs no OUT. */
-static mk_err parse_args(int argc, char **argv, struct synth_opts *o)
-{
-    MK_TRY(set_defaults(o));
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || arg[1] == '\0') {
-            if (o->out)
-                return mk_fail(MK_EUSAGE, "synth: unexpected argument '%s' (OUT is '%s')", arg, o->out);
-            o->out = arg;
-            continue;
-        }
-        const char *eq = strchr(arg, '=');
-        const struct opt_def *d = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
-        if (!d) return mk_fail(MK_EUSAGE, "synth: unknown option '%s' (see mpicka synth --help)", arg);
-        const char *val = eq ? eq + 1 : NULL;
-        if (d->kind == OPT_FLAG && val)
-            return mk_fail(MK_EUSAGE, "synth: %s takes no value", d->name);
-        if (d->kind != OPT_FLAG && !val) {
-            if (i + 1 >= argc) return mk_fail(MK_EUSAGE, "synth: %s needs a value (%s)", d->name, d->metavar);
-            val = argv[++i];
-        }
-        MK_TRY(set_option(d, val ? val : "", o));
-        if (o->help) return MK_OK;
-    }
-    if (!o->out) return mk_fail(MK_EUSAGE, "synth: missing OUT.h5 (usage: mpicka synth OUT.h5 [options])");
+    *o = (struct synth_opts){.out = args[0], .n = v[O_N].i, .layers = v[O_LAYERS].i, .latent = v[O_LATENT].i,
+                             .chunk = v[O_CHUNK].i, .gzip = v[O_GZIP].given ? v[O_GZIP].i : -1,
+                             .block = v[O_BLOCK].i, .corr = v[O_CORR].r, .noise = v[O_NOISE].r,
+                             .offset = v[O_OFFSET].r, .seed = v[O_SEED].u, .relu = v[O_RELU].given,
+                             .features = v[O_FEATURES].text, .dtypes = v[O_DTYPE].text, .names = v[O_NAMES].text};
     if (o->gzip >= 0 && o->chunk == 0)
         return mk_fail(MK_EUSAGE, "synth: --gzip %" PRId64 " needs a chunked layout (--chunk ROWS > 0)",
                        o->gzip);
@@ -217,49 +73,6 @@ static mk_err parse_args(int argc, char **argv, struct synth_opts *o)
 }
 
 /* ---- layer plan --------------------------------------------------------- */
-
-enum dtype { DT_F16, DT_F32, DT_F64, DT_I8, DT_I16, DT_I32, DT_I64, DT_U8 };
-
-/* How doubles reach the file type: HDF5's hard conversion for f32/f64. For
- * f16 we round to binary16 ourselves: HDF5 has only a soft conversion, which
- * tripled the run time, and in 1.10.8 it halves a value whose rounding carries
- * into the exponent when a subnormal result precedes it in the same call. */
-enum conv { CONV_HDF5, CONV_HALF, CONV_INT };
-
-struct dtype_info {
-    const char *name;
-    enum conv conv;
-    int64_t lo, hi;                /* saturation range of integer types */
-    size_t size;
-};
-
-static const struct dtype_info dtype_table[] = {
-    [DT_F16] = {"f16", CONV_HALF, 0, 0, 2},
-    [DT_F32] = {"f32", CONV_HDF5, 0, 0, 4},
-    [DT_F64] = {"f64", CONV_HDF5, 0, 0, 8},
-    [DT_I8] = {"i8", CONV_INT, INT8_MIN, INT8_MAX, 1},
-    [DT_I16] = {"i16", CONV_INT, INT16_MIN, INT16_MAX, 2},
-    [DT_I32] = {"i32", CONV_INT, INT32_MIN, INT32_MAX, 4},
-    [DT_I64] = {"i64", CONV_INT, INT64_MIN, INT64_MAX, 8},
-    [DT_U8] = {"u8", CONV_INT, 0, UINT8_MAX, 1},
-};
-
-#define DTYPE_COUNT (sizeof dtype_table / sizeof dtype_table[0])
-
-struct layer {
-    char *name;
-    int rank;                      /* feature dimensions, 1..SYNTH_MAX_RANK */
-    hsize_t dims[SYNTH_MAX_RANK];
-    size_t p;                      /* features: product of dims */
-    enum dtype dt;
-};
-
-struct plan {
-    struct layer *layers;
-    int nlayers;
-    size_t pmax;
-    int any_conv;                  /* some layer is converted by us (needs gen.conv) */
-};
 
 struct shape {
     int rank;
@@ -326,11 +139,11 @@ static mk_err parse_shape(const char *item, const char *whole, struct shape *sh)
     }
 }
 
-static mk_err parse_dtype(const char *item, const char *whole, enum dtype *dt)
+static mk_err parse_dtype(const char *item, const char *whole, enum synth_dtype *dt)
 {
-    for (size_t i = 0; i < DTYPE_COUNT; i++)
-        if (strcmp(item, dtype_table[i].name) == 0) {
-            *dt = (enum dtype)i;
+    for (int i = 0; i < DT_COUNT; i++)
+        if (strcmp(item, mk_synth_dtypes[i].name) == 0) {
+            *dt = (enum synth_dtype)i;
             return MK_OK;
         }
     return mk_fail(MK_EUSAGE, "synth: --dtype '%s': unknown type '%s' (f16 f32 f64 i8 i16 i32 i64 u8)",
@@ -346,47 +159,46 @@ static mk_err check_list_len(const char *opt, const char *text, int count, int64
     return MK_OK;
 }
 
-static mk_err plan_shapes(const struct synth_opts *o, struct plan *pl)
+/* A list cycled over the layers (--features, --dtype): set gets each
+ * layer's item. */
+typedef mk_err (*layer_item_fn)(const char *item, const char *whole, struct synth_plan *pl, int l);
+
+static mk_err plan_cycled(const char *opt, const char *text, int64_t layers, struct synth_plan *pl,
+                          layer_item_fn set)
 {
     char *copy, **items;
     int count;
     mk_err err = MK_OK;
-    MK_TRY(split_list("--features", o->features, &copy, &items, &count));
-    MK_GOTO(check_list_len("--features", o->features, count, o->layers), done);
-    for (int l = 0; l < pl->nlayers; l++) {
-        struct shape sh;
-        MK_GOTO(parse_shape(items[l % count], o->features, &sh), done);
-        struct layer *ly = &pl->layers[l];
-        ly->rank = sh.rank;
-        memcpy(ly->dims, sh.dims, sizeof sh.dims);
-        ly->p = sh.p;
-        if (sh.p > pl->pmax) pl->pmax = sh.p;
-    }
+    MK_TRY(split_list(opt, text, &copy, &items, &count));
+    MK_GOTO(check_list_len(opt, text, count, layers), done);
+    for (int l = 0; l < pl->nlayers; l++) MK_GOTO(set(items[l % count], text, pl, l), done);
 done:
     free(items);
     free(copy);
     return err;
 }
 
-static mk_err plan_dtypes(const struct synth_opts *o, struct plan *pl)
+static mk_err set_shape(const char *item, const char *whole, struct synth_plan *pl, int l)
 {
-    char *copy, **items;
-    int count;
-    mk_err err = MK_OK;
-    MK_TRY(split_list("--dtype", o->dtypes, &copy, &items, &count));
-    MK_GOTO(check_list_len("--dtype", o->dtypes, count, o->layers), done);
-    for (int l = 0; l < pl->nlayers; l++) {
-        MK_GOTO(parse_dtype(items[l % count], o->dtypes, &pl->layers[l].dt), done);
-        pl->any_conv |= dtype_table[pl->layers[l].dt].conv != CONV_HDF5;
-    }
-done:
-    free(items);
-    free(copy);
-    return err;
+    struct shape sh;
+    MK_TRY(parse_shape(item, whole, &sh));
+    struct synth_layer *ly = &pl->layers[l];
+    ly->rank = sh.rank;
+    memcpy(ly->dims, sh.dims, sizeof sh.dims);
+    ly->p = sh.p;
+    if (sh.p > pl->pmax) pl->pmax = sh.p;
+    return MK_OK;
+}
+
+static mk_err set_dtype(const char *item, const char *whole, struct synth_plan *pl, int l)
+{
+    MK_TRY(parse_dtype(item, whole, &pl->layers[l].dt));
+    pl->any_conv |= mk_synth_dtypes[pl->layers[l].dt].conv != CONV_HDF5;
+    return MK_OK;
 }
 
 /* HDF5 would reject these later with a message naming neither option nor name. */
-static mk_err check_names(const struct plan *pl)
+static mk_err check_names(const struct synth_plan *pl)
 {
     for (int a = 0; a < pl->nlayers; a++) {
         const char *na = pl->layers[a].name;
@@ -406,7 +218,7 @@ static mk_err check_names(const struct plan *pl)
     return MK_OK;
 }
 
-static mk_err plan_names(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_names(const struct synth_opts *o, struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     char *copy = NULL, **items = NULL;
@@ -434,32 +246,26 @@ done:
     return err;
 }
 
-/* Chunks are clamped to n (HDF5 wants chunk <= extent) and must stay < 4 GiB. */
-static hsize_t chunk_rows(const struct synth_opts *o)
-{
-    return (hsize_t)(o->chunk < o->n ? o->chunk : o->n);
-}
-
 /* Sizes whose arithmetic would overflow, caught before anything is allocated. */
-static mk_err check_sizes(const struct synth_opts *o, const struct plan *pl)
+static mk_err check_sizes(const struct synth_opts *o, const struct synth_plan *pl)
 {
     for (int l = 0; l < pl->nlayers; l++) {
-        const struct layer *ly = &pl->layers[l];
-        uint64_t row_bytes = (uint64_t)ly->p * dtype_table[ly->dt].size;
+        const struct synth_layer *ly = &pl->layers[l];
+        uint64_t row_bytes = (uint64_t)ly->p * mk_synth_dtypes[ly->dt].size;
         if ((uint64_t)o->n > UINT64_MAX / row_bytes)
             return mk_fail(MK_EUSAGE, "synth: --n %" PRId64 ": layer '%s' would exceed 2^64 bytes",
                            o->n, ly->name);
         if (ly->p > SIZE_MAX / sizeof(double) / (size_t)o->latent)
             return mk_fail(MK_EUSAGE, "synth: --latent %" PRId64 ": the weights of layer '%s' do not fit "
                            "in memory", o->latent, ly->name);
-        if (o->chunk > 0 && chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
+        if (o->chunk > 0 && synth_chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
             return mk_fail(MK_EUSAGE, "synth: --chunk %" PRId64 ": a chunk of layer '%s' would exceed "
                            "HDF5's 4 GiB limit", o->chunk, ly->name);
     }
     return MK_OK;
 }
 
-static void plan_free(struct plan *pl)
+static void plan_free(struct synth_plan *pl)
 {
     if (pl->layers)
         for (int l = 0; l < pl->nlayers; l++) free(pl->layers[l].name);
@@ -467,15 +273,15 @@ static void plan_free(struct plan *pl)
     memset(pl, 0, sizeof *pl);
 }
 
-static mk_err plan_build(const struct synth_opts *o, struct plan *pl)
+static mk_err plan_build(const struct synth_opts *o, struct synth_plan *pl)
 {
     mk_err err = MK_OK;
     memset(pl, 0, sizeof *pl);
     pl->layers = mk_calloc((size_t)o->layers, sizeof *pl->layers, "the layer list", &err);
     if (err != MK_OK) return err;
     pl->nlayers = (int)o->layers;
-    MK_GOTO(plan_shapes(o, pl), fail);
-    MK_GOTO(plan_dtypes(o, pl), fail);
+    MK_GOTO(plan_cycled("--features", o->features, o->layers, pl, set_shape), fail);
+    MK_GOTO(plan_cycled("--dtype", o->dtypes, o->layers, pl, set_dtype), fail);
     MK_GOTO(plan_names(o, pl), fail);
     MK_GOTO(check_sizes(o, pl), fail);
     return MK_OK;
@@ -484,436 +290,28 @@ fail:
     return err;
 }
 
-/* ---- counter-based normals ---------------------------------------------- */
-
-/* The splitmix64 finaliser: a bijection on 64 bits with good avalanche. */
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-enum stream { STREAM_WEIGHT = 1, STREAM_LATENT = 2, STREAM_NOISE = 3 };
-
-/* Key of one row of one stream; chaining the mixer keeps distinct tuples apart. */
-static uint64_t row_key(uint64_t seed, enum stream s, uint64_t layer, uint64_t row)
-{
-    uint64_t h = mix64(seed + SYNTH_GOLDEN);
-    h = mix64(h + (uint64_t)s * SYNTH_GOLDEN);
-    h = mix64(h + layer + SYNTH_GOLDEN);
-    return mix64(h + row + SYNTH_GOLDEN);
-}
-
-/* Standard normals 0..count-1 of the row keyed by key, by Box-Muller on pairs.
- * Element j depends only on (key, j), not on count. */
-static void fill_normals(uint64_t key, double *out, size_t count)
-{
-    for (size_t j = 0; j < count; j += 2) {
-        uint64_t a = mix64(key + (j + 1) * SYNTH_GOLDEN);
-        uint64_t b = mix64(key + (j + 2) * SYNTH_GOLDEN);
-        double u1 = (double)((a >> 11) + 1) * 0x1p-53;   /* (0, 1]: log stays finite */
-        double u2 = (double)(b >> 11) * 0x1p-53;
-        double r = sqrt(-2.0 * log(u1));
-        out[j] = r * cos(SYNTH_TWO_PI * u2);
-        if (j + 1 < count) out[j + 1] = r * sin(SYNTH_TWO_PI * u2);
-    }
-}
-
-/* ---- generation --------------------------------------------------------- */
-
-struct gen {
-    const struct synth_opts *o;
-    const struct plan *pl;
-    double **wt;     /* per layer, K x p row-major: W_l transposed and divided by sqrt(K) */
-    double *h;       /* block x K latent states, carried from layer to layer */
-    double *z;       /* K normals for one row */
-    double *x;       /* block x pmax values of one layer */
-    void *conv;      /* the block as int64_t or binary16 bits, when some layer needs it */
-    size_t rows;     /* rows per block */
-};
-
-static void gen_free(struct gen *g)
-{
-    if (g->wt)
-        for (int l = 0; l < g->pl->nlayers; l++) free(g->wt[l]);
-    free(g->wt);
-    free(g->h);
-    free(g->z);
-    free(g->x);
-    free(g->conv);
-}
-
-/* Stored transposed so that the projection runs along contiguous features. */
-static void make_weights(const struct gen *g, int l, double *wt)
-{
-    size_t p = g->pl->layers[l].p, K = (size_t)g->o->latent;
-    double scale = 1.0 / sqrt((double)K);
-    for (size_t f = 0; f < p; f++) {
-        fill_normals(row_key(g->o->seed, STREAM_WEIGHT, (uint64_t)l, f), g->z, K);
-        for (size_t k = 0; k < K; k++) wt[k * p + f] = g->z[k] * scale;
-    }
-}
-
-static mk_err gen_init(struct gen *g, const struct synth_opts *o, const struct plan *pl)
-{
-    mk_err err = MK_OK;
-    size_t K = (size_t)o->latent;
-    memset(g, 0, sizeof *g);
-    g->o = o;
-    g->pl = pl;
-    g->rows = (size_t)(o->block < o->n ? o->block : o->n);
-    if (g->rows > SIZE_MAX / sizeof(double) / (pl->pmax > K ? pl->pmax : K))
-        return mk_fail(MK_EUSAGE, "synth: --block %" PRId64 ": a block of %zu features is too large",
-                       o->block, pl->pmax);
-    g->wt = mk_calloc((size_t)pl->nlayers, sizeof *g->wt, "the weight list", &err);
-    if (err == MK_OK) g->h = mk_malloc(g->rows * K * sizeof *g->h, "the latent block", &err);
-    if (err == MK_OK) g->z = mk_malloc(K * sizeof *g->z, "a latent row", &err);
-    if (err == MK_OK) g->x = mk_malloc(g->rows * pl->pmax * sizeof *g->x, "the value block", &err);
-    if (err == MK_OK && pl->any_conv)
-        g->conv = mk_malloc(g->rows * pl->pmax * sizeof(int64_t), "the converted block", &err);
-    for (int l = 0; err == MK_OK && l < pl->nlayers; l++) {
-        g->wt[l] = mk_malloc(K * pl->layers[l].p * sizeof **g->wt, "layer weights", &err);
-        if (err == MK_OK) make_weights(g, l, g->wt[l]);
-    }
-    if (err != MK_OK) gen_free(g);
-    return err;
-}
-
-/* Advance the latent walk of rows [r0, r0+rows) to layer l. */
-static void step_latent(struct gen *g, int l, uint64_t r0, size_t rows)
-{
-    size_t K = (size_t)g->o->latent;
-    double c = g->o->corr, s = sqrt(1.0 - c * c);
-    for (size_t r = 0; r < rows; r++) {
-        double *h = g->h + r * K;
-        fill_normals(row_key(g->o->seed, STREAM_LATENT, (uint64_t)l, r0 + r), g->z, K);
-        for (size_t k = 0; k < K; k++) h[k] = l == 0 ? g->z[k] : c * h[k] + s * g->z[k];
-    }
-}
-
-/* One row of layer l: the same operations in the same order for every row,
- * so a value does not depend on which block it falls in. */
-static void make_row(const struct gen *g, int l, uint64_t i, const double *h, double *x)
-{
-    const struct synth_opts *o = g->o;
-    size_t p = g->pl->layers[l].p, K = (size_t)o->latent;
-    const double *wt = g->wt[l];
-    if (o->noise > 0) {
-        fill_normals(row_key(o->seed, STREAM_NOISE, (uint64_t)l, i), x, p);
-        for (size_t f = 0; f < p; f++) x[f] *= o->noise;
-    } else {
-        memset(x, 0, p * sizeof *x);
-    }
-    for (size_t k = 0; k < K; k++) {
-        double hk = h[k];
-        const double *w = wt + k * p;
-        for (size_t f = 0; f < p; f++) x[f] += hk * w[f];
-    }
-    for (size_t f = 0; f < p; f++) {
-        double v = o->relu && x[f] < 0 ? 0.0 : x[f];
-        x[f] = v + o->offset;
-    }
-}
-
-static int64_t to_int(double v, const struct dtype_info *t)
-{
-    double q = round(16.0 * v);
-    /* Compare in double before converting: out-of-range conversion is undefined. */
-    if (q <= (double)t->lo) return t->lo;
-    if (q >= (double)t->hi) return t->hi;
-    return (int64_t)q;
-}
-
-/* IEEE binary16 bits of v, rounded to nearest, ties to even, straight from
- * the double (going through float could round twice). */
-static uint16_t half_bits(double v)
-{
-    uint64_t b;
-    memcpy(&b, &v, sizeof b);
-    uint16_t sign = (uint16_t)((b >> 48) & 0x8000);
-    int e = (int)((b >> 52) & 0x7ff) - 1023;
-    uint64_t m = (b & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
-    if (e > 15) return sign | 0x7c00;        /* overflow to infinity */
-    if (e < -25) return sign;                /* under half the smallest subnormal */
-    /* Drop the bits below half's last place: 2^(e-10), or 2^-24 for subnormals. */
-    int drop = 42 + (e < -14 ? -14 - e : 0);
-    uint64_t q = m >> drop, rest = m & ((UINT64_C(1) << drop) - 1), tie = UINT64_C(1) << (drop - 1);
-    if (rest > tie || (rest == tie && (q & 1))) q++;
-    if (e < -14) return (uint16_t)(sign | q); /* a carry to 0x400 is the smallest normal */
-    /* q holds the implicit bit (0x400), which adds one to the exponent field;
-     * a rounding carry to 0x800 moves up one binade, to infinity after 65504. */
-    return (uint16_t)(sign | (((uint32_t)(e + 14) << 10) + q));
-}
-
-/* ---- HDF5 --------------------------------------------------------------- */
-
-/* Close an HDF5 object if open; the first failure of a function is the one reported. */
-static void close_id(hid_t id, herr_t (*close_fn)(hid_t), const char *what, const char *path, mk_err *err)
-{
-    if (id >= 0 && close_fn(id) < 0 && *err == MK_OK)
-        *err = mk_fail(MK_EIO, "synth: %s: cannot close %s", path, what);
-}
-
-/* IEEE binary16 as h5py writes it, in the byte order of base (a 32-bit float
- * type). Fields must be set before shrinking: HDF5 refuses a size that the
- * current fields do not fit in. */
-static hid_t make_f16(hid_t base)
-{
-    hid_t t = H5Tcopy(base);
-    if (t < 0) return t;
-    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
-        H5Tset_precision(t, 16) < 0 || H5Tset_ebias(t, 15) < 0) {
-        (void)H5Tclose(t);   /* already failing */
-        return -1;
-    }
-    return t;
-}
-
-/* A new file type the caller closes. */
-static hid_t file_type(enum dtype dt)
-{
-    switch (dt) {
-    case DT_F16: return make_f16(H5T_IEEE_F32LE);
-    case DT_F32: return H5Tcopy(H5T_IEEE_F32LE);
-    case DT_F64: return H5Tcopy(H5T_IEEE_F64LE);
-    case DT_I8: return H5Tcopy(H5T_STD_I8LE);
-    case DT_I16: return H5Tcopy(H5T_STD_I16LE);
-    case DT_I32: return H5Tcopy(H5T_STD_I32LE);
-    case DT_I64: return H5Tcopy(H5T_STD_I64LE);
-    case DT_U8: return H5Tcopy(H5T_STD_U8LE);
-    }
-    return -1;
-}
-
-static mk_err set_layout(hid_t dcpl, const struct synth_opts *o, const struct layer *ly, const char *path)
-{
-    if (o->chunk == 0) return MK_OK;
-    hsize_t cdims[SYNTH_MAX_RANK + 1] = {chunk_rows(o)};
-    memcpy(cdims + 1, ly->dims, (size_t)ly->rank * sizeof *cdims);
-    if (H5Pset_chunk(dcpl, ly->rank + 1, cdims) < 0)
-        return mk_fail(MK_EIO, "synth: %s: cannot set chunks of %llu rows for '%s'", path,
-                       (unsigned long long)cdims[0], ly->name);
-    if (o->gzip < 0) return MK_OK;
-    if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0)
-        return mk_fail(MK_EUSAGE, "synth: --gzip: this HDF5 library has no deflate filter");
-    if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)o->gzip) < 0)
-        return mk_fail(MK_EIO, "synth: %s: cannot set shuffle+deflate for '%s'", path, ly->name);
-    return MK_OK;
-}
-
-static mk_err create_dataset(hid_t file, const struct synth_opts *o, const struct layer *ly,
-                             const char *path, hid_t *dset)
-{
-    mk_err err = MK_OK;
-    hid_t ftype = -1, space = -1, lcpl = -1, dcpl = -1;
-    hsize_t dims[SYNTH_MAX_RANK + 1] = {(hsize_t)o->n};
-    memcpy(dims + 1, ly->dims, (size_t)ly->rank * sizeof *dims);
-    if ((ftype = file_type(ly->dt)) < 0 || (space = H5Screate_simple(ly->rank + 1, dims, NULL)) < 0 ||
-        (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
-        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0) {
-        err = mk_fail(MK_EIO, "synth: %s: cannot prepare dataset '%s'", path, ly->name);
-        goto done;
-    }
-    MK_GOTO(set_layout(dcpl, o, ly, path), done);
-    *dset = H5Dcreate2(file, ly->name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
-    if (*dset < 0) err = mk_fail(MK_EIO, "synth: %s: cannot create dataset '%s'", path, ly->name);
-done:
-    close_id(dcpl, H5Pclose, "a property list", path, &err);
-    close_id(lcpl, H5Pclose, "a property list", path, &err);
-    close_id(space, H5Sclose, "a dataspace", path, &err);
-    close_id(ftype, H5Tclose, "a datatype", path, &err);
-    return err;
-}
-
-/* Rows [r0, r0+rows) of a dataset from a flat buffer of memtype. */
-static mk_err write_rows(hid_t dset, const struct layer *ly, hsize_t r0, hsize_t rows,
-                         hid_t memtype, const void *buf, const char *path)
-{
-    mk_err err = MK_OK;
-    hid_t fspace = -1, mspace = -1;
-    hsize_t start[SYNTH_MAX_RANK + 1] = {r0}, count[SYNTH_MAX_RANK + 1] = {rows};
-    hsize_t nelem = rows * (hsize_t)ly->p;
-    memcpy(count + 1, ly->dims, (size_t)ly->rank * sizeof *count);
-    if ((fspace = H5Dget_space(dset)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (mspace = H5Screate_simple(1, &nelem, NULL)) < 0 ||
-        H5Dwrite(dset, memtype, mspace, fspace, H5P_DEFAULT, buf) < 0)
-        err = mk_fail(MK_EIO, "synth: %s: cannot write rows %llu-%llu of '%s'", path,
-                      (unsigned long long)r0, (unsigned long long)(r0 + rows - 1), ly->name);
-    close_id(mspace, H5Sclose, "a dataspace", path, &err);
-    close_id(fspace, H5Sclose, "a dataspace", path, &err);
-    return err;
-}
-
-/* Convert the block of layer l (in g->x) to its file type where we do that
- * ourselves, and write it. */
-static mk_err write_layer_block(struct gen *g, int l, hid_t dset, uint64_t r0, size_t rows, const char *path)
-{
-    const struct layer *ly = &g->pl->layers[l];
-    const struct dtype_info *t = &dtype_table[ly->dt];
-    size_t count = rows * ly->p;
-    if (t->conv == CONV_HDF5) return write_rows(dset, ly, r0, rows, H5T_NATIVE_DOUBLE, g->x, path);
-    if (t->conv == CONV_INT) {
-        int64_t *q = g->conv;
-        for (size_t e = 0; e < count; e++) q[e] = to_int(g->x[e], t);
-        return write_rows(dset, ly, r0, rows, H5T_NATIVE_INT64, q, path);
-    }
-    uint16_t *q = g->conv;
-    for (size_t e = 0; e < count; e++) q[e] = half_bits(g->x[e]);
-    /* binary16 in host order: on little-endian hosts it equals the file type
-     * and HDF5 copies the bits without converting. */
-    hid_t mtype = make_f16(H5T_NATIVE_FLOAT);
-    if (mtype < 0) return mk_fail(MK_EIO, "synth: %s: cannot make the binary16 memory type", path);
-    mk_err err = write_rows(dset, ly, r0, rows, mtype, q, path);
-    close_id(mtype, H5Tclose, "a datatype", path, &err);
-    return err;
-}
-
-/* Generate and write one block of every layer. */
-static mk_err write_block(struct gen *g, const hid_t *dsets, uint64_t r0, size_t rows, const char *path)
-{
-    for (int l = 0; l < g->pl->nlayers; l++) {
-        const struct layer *ly = &g->pl->layers[l];
-        step_latent(g, l, r0, rows);
-        for (size_t r = 0; r < rows; r++)
-            make_row(g, l, r0 + r, g->h + r * (size_t)g->o->latent, g->x + r * ly->p);
-        MK_TRY(write_layer_block(g, l, dsets[l], r0, rows, path));
-    }
-    return MK_OK;
-}
-
-static mk_err write_attr(hid_t file, const char *name, hid_t ftype, hid_t mtype, const void *val,
-                         const char *path)
-{
-    mk_err err = MK_OK;
-    hid_t space = H5Screate(H5S_SCALAR), attr = -1;
-    if (space < 0 || (attr = H5Acreate2(file, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(attr, mtype, val) < 0)
-        err = mk_fail(MK_EIO, "synth: %s: cannot write attribute '%s'", path, name);
-    close_id(attr, H5Aclose, "an attribute", path, &err);
-    close_id(space, H5Sclose, "a dataspace", path, &err);
-    return err;
-}
-
-static mk_err write_text_attr(hid_t file, const char *name, const char *text, const char *path)
-{
-    mk_err err = MK_OK;
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0 || H5Tset_size(t, strlen(text) + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
-        err = mk_fail(MK_EIO, "synth: %s: cannot make the string type of attribute '%s'", path, name);
-    if (err == MK_OK) err = write_attr(file, name, t, t, text, path);
-    close_id(t, H5Tclose, "a datatype", path, &err);
-    return err;
-}
-
-/* The generator's parameters, so that a file documents how it was made. */
-static mk_err write_params(hid_t file, const struct synth_opts *o, const char *path)
-{
-    int64_t relu = o->relu;
-    MK_TRY(write_text_attr(file, "generator", "mpicka synth " MPICKA_VERSION, path));
-    MK_TRY(write_attr(file, "n", H5T_STD_I64LE, H5T_NATIVE_INT64, &o->n, path));
-    MK_TRY(write_attr(file, "layers", H5T_STD_I64LE, H5T_NATIVE_INT64, &o->layers, path));
-    MK_TRY(write_text_attr(file, "features", o->features, path));
-    MK_TRY(write_text_attr(file, "dtypes", o->dtypes, path));
-    MK_TRY(write_attr(file, "corr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &o->corr, path));
-    MK_TRY(write_attr(file, "latent", H5T_STD_I64LE, H5T_NATIVE_INT64, &o->latent, path));
-    MK_TRY(write_attr(file, "noise", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &o->noise, path));
-    MK_TRY(write_attr(file, "offset", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &o->offset, path));
-    MK_TRY(write_attr(file, "relu", H5T_STD_I64LE, H5T_NATIVE_INT64, &relu, path));
-    MK_TRY(write_attr(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &o->seed, path));
-    return MK_OK;
-}
-
-static mk_err write_contents(hid_t file, const struct synth_opts *o, const struct plan *pl, const char *path)
-{
-    mk_err err = MK_OK;
-    struct gen g;
-    hid_t *dsets = mk_malloc((size_t)pl->nlayers * sizeof *dsets, "dataset handles", &err);
-    if (err != MK_OK) return err;
-    for (int l = 0; l < pl->nlayers; l++) dsets[l] = -1;
-    MK_GOTO(gen_init(&g, o, pl), close_sets);
-    MK_GOTO(write_params(file, o, path), free_gen);
-    for (int l = 0; l < pl->nlayers; l++)
-        MK_GOTO(create_dataset(file, o, &pl->layers[l], path, &dsets[l]), free_gen);
-    for (uint64_t r0 = 0; r0 < (uint64_t)o->n; r0 += g.rows) {
-        size_t rows = (uint64_t)o->n - r0 < g.rows ? (size_t)((uint64_t)o->n - r0) : g.rows;
-        MK_GOTO(write_block(&g, dsets, r0, rows, path), free_gen);
-    }
-free_gen:
-    gen_free(&g);
-close_sets:
-    for (int l = 0; l < pl->nlayers; l++)
-        if (dsets[l] >= 0 && H5Dclose(dsets[l]) < 0 && err == MK_OK)
-            err = mk_fail(MK_EIO, "synth: %s: cannot close dataset '%s'", path, pl->layers[l].name);
-    free(dsets);
-    return err;
-}
-
-/* Write to a temporary name beside the destination and rename it into place,
- * so that readers never see a half-written file. */
-static mk_err write_file(const struct synth_opts *o, const struct plan *pl)
-{
-    mk_err err = MK_OK;
-    size_t len = strlen(o->out) + 32;
-    char *tmp = mk_malloc(len, "the temporary file name", &err);
-    if (err != MK_OK) return err;
-    snprintf(tmp, len, "%s.tmp.%ld", o->out, (long)getpid());
-    errno = 0;   /* HDF5 reports no cause; the failed open(2) leaves one in errno */
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0) {
-        err = mk_fail(MK_EIO, "synth: cannot create '%s' (temporary file for '%s'): %s", tmp, o->out,
-                      errno ? strerror(errno) : "HDF5 error");
-        remove(tmp);
-        free(tmp);
-        return err;
-    }
-    err = write_contents(file, o, pl, o->out);
-    if (H5Fclose(file) < 0 && err == MK_OK)
-        err = mk_fail(MK_EIO, "synth: %s: cannot close (flush) '%s'", o->out, tmp);
-    if (err == MK_OK && rename(tmp, o->out) != 0)
-        err = mk_fail(MK_EIO, "synth: cannot rename '%s' to '%s': %s", tmp, o->out, strerror(errno));
-    if (err != MK_OK) remove(tmp);
-    free(tmp);
-    return err;
-}
-
-/* Our messages name the file and the dataset; HDF5's stack dump adds only noise. */
-static mk_err write_file_quietly(const struct synth_opts *o, const struct plan *pl)
-{
-    H5E_auto2_t efunc;
-    void *edata;
-    if (H5Eget_auto2(H5E_DEFAULT, &efunc, &edata) < 0 || H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
-        return mk_fail(MK_EIO, "synth: %s: cannot configure HDF5 error reporting", o->out);
-    mk_err err = write_file(o, pl);
-    if (H5Eset_auto2(H5E_DEFAULT, efunc, edata) < 0 && err == MK_OK)
-        err = mk_fail(MK_EIO, "synth: %s: cannot restore HDF5 error reporting", o->out);
-    return err;
-}
-
-static void print_summary(const struct synth_opts *o, const struct plan *pl)
+static void print_summary(const struct synth_opts *o, const struct synth_plan *pl)
 {
     double bytes = 0;
     for (int l = 0; l < pl->nlayers; l++)
-        bytes += (double)o->n * (double)pl->layers[l].p * (double)dtype_table[pl->layers[l].dt].size;
+        bytes += (double)o->n * (double)pl->layers[l].p * (double)mk_synth_dtypes[pl->layers[l].dt].size;
     printf("wrote %s: n=%" PRId64 ", %d layers, features %s, dtype %s, corr %g, latent %" PRId64
            ", noise %g, offset %g%s, seed %" PRIu64 " (%.1f MiB of data)\n",
            o->out, o->n, pl->nlayers, o->features, o->dtypes, o->corr, o->latent, o->noise, o->offset,
            o->relu ? ", relu" : "", o->seed, bytes / (1024.0 * 1024.0));
 }
 
-mk_err mk_synth_main(int argc, char **argv)
+/* The file the command line describes, written. */
+static mk_err synth_command(const mk_opt_val *v, const char *const *args)
 {
     struct synth_opts o;
-    struct plan pl;
-    MK_TRY(parse_args(argc, argv, &o));
-    if (o.help) {
-        print_usage(stdout);
-        return MK_OK;
-    }
+    struct synth_plan pl;
+    MK_TRY(read_opts(v, args, &o));
     MK_TRY(plan_build(&o, &pl));
-    mk_err err = write_file_quietly(&o, &pl);
+    mk_err err = mk_synth_write(&o, &pl);
     if (err == MK_OK) print_summary(&o, &pl);
     plan_free(&pl);
     return err;
 }
+
+mk_err mk_synth_main(int argc, char **argv) { return mk_cli_main(&synth_cmd, argc, argv, synth_command); }
