@@ -112,14 +112,14 @@ static void assert_cfg_eq(const mk_config *a, const mk_config *b)
     ck_assert_int_eq(a->plot.enabled, b->plot.enabled);
     if (a->plot.enabled) {
         ck_assert_str_eq(a->plot.file, b->plot.file);
-        ck_assert_str_eq(a->plot.title, b->plot.title);
-        ck_assert_int_eq(a->plot.cmap, b->plot.cmap);
-        ck_assert(a->plot.vmin == b->plot.vmin && a->plot.vmax == b->plot.vmax);
-        ck_assert_int_eq(a->plot.annotate, b->plot.annotate);
-        ck_assert_int_eq(a->plot.half, b->plot.half);
-        ck_assert_int_eq(a->plot.invert_y, b->plot.invert_y);
-        ck_assert_int_eq(a->plot.short_names, b->plot.short_names);
-        ck_assert_int_eq(a->plot.errors, b->plot.errors);
+        ck_assert_str_eq(a->plot.style.title, b->plot.style.title);
+        ck_assert_int_eq(a->plot.style.cmap, b->plot.style.cmap);
+        ck_assert(a->plot.style.vmin == b->plot.style.vmin && a->plot.style.vmax == b->plot.style.vmax);
+        ck_assert_int_eq(a->plot.style.annotate, b->plot.style.annotate);
+        ck_assert_int_eq(a->plot.style.half, b->plot.style.half);
+        ck_assert_int_eq(a->plot.style.invert_y, b->plot.style.invert_y);
+        ck_assert_int_eq(a->plot.style.short_names, b->plot.style.short_names);
+        ck_assert_int_eq(a->plot.style.errors, b->plot.style.errors);
     }
 }
 
@@ -757,9 +757,9 @@ START_TEST(plot_defaults_on)
     parse_ok(minimal, NULL, 0, &cfg);
     ck_assert_int_eq(cfg.plot.enabled, 1);
     ck_assert_str_eq(cfg.plot.file, "cka.png");
-    ck_assert_str_eq(cfg.plot.title, "");
-    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.cmap], "magma");
-    ck_assert(cfg.plot.vmin == 0.0 && cfg.plot.vmax == 1.0);
+    ck_assert_str_eq(cfg.plot.style.title, "");
+    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.style.cmap], "magma");
+    ck_assert(cfg.plot.style.vmin == 0.0 && cfg.plot.style.vmax == 1.0);
     mk_config_free(&cfg);
 }
 END_TEST
@@ -771,12 +771,12 @@ START_TEST(plot_section_values_and_off)
     snprintf(yaml, sizeof yaml, "%splot:\n  cmap: viridis\n  vmin: -0.25\n  vmax: 1e0\n  title: \"A: b\"\n"
              "  annotate: false\n  half: yes\n  short_names: 2\n  file: m.svg\n", minimal);
     parse_ok(yaml, NULL, 0, &cfg);
-    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.cmap], "viridis");
-    ck_assert(cfg.plot.vmin == -0.25 && cfg.plot.vmax == 1.0);
-    ck_assert_str_eq(cfg.plot.title, "A: b");
-    ck_assert_int_eq(cfg.plot.annotate, 2);
-    ck_assert_int_eq(cfg.plot.half, 1);
-    ck_assert_int_eq(cfg.plot.short_names, 2);
+    ck_assert_str_eq(mk_plot_cmaps[cfg.plot.style.cmap], "viridis");
+    ck_assert(cfg.plot.style.vmin == -0.25 && cfg.plot.style.vmax == 1.0);
+    ck_assert_str_eq(cfg.plot.style.title, "A: b");
+    ck_assert_int_eq(cfg.plot.style.annotate, 2);
+    ck_assert_int_eq(cfg.plot.style.half, 1);
+    ck_assert_int_eq(cfg.plot.style.short_names, 2);
     ck_assert_str_eq(cfg.plot.file, "m.svg");
     assert_round_trip(&cfg);
     mk_config_free(&cfg);
@@ -794,7 +794,7 @@ START_TEST(plot_section_values_and_off)
     char *sets2[] = {"plot.vmax=0.5"};
     parse_ok(minimal, sets2, 1, &cfg);
     ck_assert_int_eq(cfg.plot.enabled, 1);
-    ck_assert(cfg.plot.vmax == 0.5);
+    ck_assert(cfg.plot.style.vmax == 0.5);
     mk_config_free(&cfg);
 }
 END_TEST

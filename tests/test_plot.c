@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "mpicka/plot.h"
+#include "mpicka/plotcmd.h"
 #include "resultfile.h"
 #include "testutil.h"
 
@@ -193,7 +194,7 @@ START_TEST(png_cells_have_the_colours_of_their_values)
     memcpy(m.v, v, sizeof v);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    o.annotate = 0;
+    o.annotate = MK_ANNOTATE_NEVER;
     image im;
     mk_plot_layout l;
     char *path = render_png(&m, &o, "cells.png", &im, &l);
@@ -218,8 +219,8 @@ START_TEST(colour_range_and_other_maps)
     memcpy(m.v, v, sizeof v);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    o.cmap = "viridis";
-    o.annotate = 0;
+    o.cmap = mk_plot_cmap_index("viridis");
+    o.annotate = MK_ANNOTATE_NEVER;
     o.vmin = -1.0;
     o.vmax = 1.0;
     image im;
@@ -246,7 +247,7 @@ START_TEST(values_in_contrasting_ink_and_none_on_nan)
     memcpy(m.v, v, sizeof v);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    o.annotate = 1;
+    o.annotate = MK_ANNOTATE_ALWAYS;
     image im;
     mk_plot_layout l;
     char *path = render_png(&m, &o, "values.png", &im, &l);
@@ -260,7 +261,7 @@ START_TEST(values_in_contrasting_ink_and_none_on_nan)
     cairo_surface_destroy(im.s);
     mk_plot_layout_free(&l);
     free(path);
-    o.annotate = 0;
+    o.annotate = MK_ANNOTATE_NEVER;
     path = render_png(&m, &o, "novalues.png", &im, &l);
     ck_assert(l.value_size == 0.0);
     ck_assert_int_eq(cell_pixels_unlike(&im, &l, 0, 0, 0x000004, 1), 0);
@@ -313,7 +314,7 @@ START_TEST(invert_y_puts_the_first_row_at_the_bottom)
     mk_plot_opts o;
     mk_plot_opts_default(&o);
     o.invert_y = 1;
-    o.annotate = 0;
+    o.annotate = MK_ANNOTATE_NEVER;
     image im;
     mk_plot_layout l;
     char *path = render_png(&m, &o, "inv.png", &im, &l);
@@ -564,7 +565,7 @@ START_TEST(values_drawn_when_cells_hold_them)
     ck_assert(l.value_size == 0.0);
     double auto_cell = l.cell;
     mk_plot_layout_free(&l);
-    o.annotate = 1;
+    o.annotate = MK_ANNOTATE_ALWAYS;
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
     ck_assert(l.value_size >= 8.0 && l.cell > auto_cell);
     assert_texts_fit(&l, "annotated 50");
@@ -776,9 +777,12 @@ START_TEST(bad_renderer_inputs)
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "vmin < vmax"));
     mk_plot_opts_default(&o);
-    o.cmap = "rainbow";
+    o.cmap = 4; /* magma, viridis, inferno and gray are 0 to 3 */
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
-    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "'rainbow'"));
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "no colour map 4"));
+    double rgb[3];
+    ck_assert_int_eq(mk_plot_cmap("rainbow", 0.5, rgb), MK_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "unknown colour map 'rainbow' (use magma, viridis, inferno or gray)"));
     mk_plot_opts_default(&o);
     o.short_names = -1;
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_EUSAGE);
@@ -803,8 +807,8 @@ START_TEST(plot_result_draws_a_cka_file)
     rf_write_simple(self, 3, 3, 1);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    o.annotate = 0;
-    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    o.annotate = MK_ANNOTATE_NEVER;
+    ck_assert_int_eq(mk_plot_result(h5, &o, NULL, png), MK_OK);
     image im;
     image_load(&im, png);
     double v[6] = {1 / 2.0, 1 / 3.0, 2 / 3.0, 2 / 4.0, 3 / 4.0, 3 / 5.0}, c[3];
@@ -822,15 +826,15 @@ START_TEST(plot_result_draws_a_cka_file)
     mk_plot_layout_free(&l);
     cairo_surface_destroy(im.s);
     o.half = 1;
-    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_EUSAGE);
+    ck_assert_int_eq(mk_plot_result(h5, &o, NULL, png), MK_EUSAGE);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "--half needs a self comparison"));
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "compares alpha with beta"));
-    ck_assert_int_eq(mk_plot_result(self, &o, png), MK_OK);
+    ck_assert_int_eq(mk_plot_result(self, &o, NULL, png), MK_OK);
     static const char *const odd[] = {"caf\xe9", "ok"}; /* Latin-1, not UTF-8: drawn as "caf?" */
     rf_result r = {.nx = 2, .ny = 2, .cka = v, .x_layers = odd, .y_layers = odd, .x_name = "m\xff",
                    .y_name = "m\xff", .self = 1, .meta = "caf\xe9; ok"};
     rf_write(h5, &r);
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    ck_assert_msg(mk_plot_result(h5, &o, NULL, png) == MK_OK, "%s", mk_errmsg());
     free(h5);
     free(self);
     free(png);
@@ -910,7 +914,7 @@ START_TEST(errors_go_under_the_values)
     m.d.errors = se;
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    o.annotate = 1;
+    o.annotate = MK_ANNOTATE_ALWAYS;
     image plain, with;
     mk_plot_layout lp, lw;
     char *p1 = render_png(&m, &o, "plain.png", &plain, &lp);
@@ -939,7 +943,7 @@ START_TEST(errors_go_under_the_values)
     double *many = calloc(24 * 24, sizeof *many);
     matrix_make(&m, 20, 20, "r%d", "c%d", 0);
     m.d.errors = many;
-    o.annotate = -1;
+    o.annotate = MK_ANNOTATE_AUTO;
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
     ck_assert(lw.value_size >= 8.0 && lw.error_size > 0.0);
     mk_plot_layout_free(&lw);
@@ -949,7 +953,7 @@ START_TEST(errors_go_under_the_values)
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
     ck_assert(lw.value_size >= 8.0 && lw.error_size == 0.0);
     mk_plot_layout_free(&lw);
-    o.annotate = 1;
+    o.annotate = MK_ANNOTATE_ALWAYS;
     ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &lw), MK_OK);
     ck_assert(lw.value_size >= 8.0 && lw.error_size > 0.0);
     assert_texts_fit(&lw, "24 x 24 with errors");
@@ -986,7 +990,7 @@ static void expect_cells(const char *png, const double *values, const char *valu
     ck_assert_int_eq(im.w, (int)l.width);
     ck_assert_int_eq(im.h, (int)l.height);
     for (int k = 0; k < 6; k++) {
-        mk_plot_cmap(o->cmap, (values[k] - o->vmin) / (o->vmax - o->vmin), c);
+        mk_plot_cmap(mk_plot_cmaps[o->cmap], (values[k] - o->vmin) / (o->vmax - o->vmin), c);
         ck_assert_msg(channel_gap(cell_centre(&im, &l, k / 2, k % 2), to_rgb(c)) <= 1, "%s cell %d",
                       value_title ? value_title : "CKA", k);
     }
@@ -1007,32 +1011,33 @@ START_TEST(plot_result_draws_each_matrix)
         cka[k] = (k / 2 + 1.0) / (k / 2 + k % 2 + 2);
     }
     mk_plot_opts o;
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
     mk_plot_opts_default(&o);
-    o.annotate = 0;
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    o.annotate = MK_ANNOTATE_NEVER;
+    ck_assert_msg(mk_plot_result(h5, &o, &pk, png) == MK_OK, "%s", mk_errmsg());
     expect_cells(png, cka, NULL, &o);
-    o.matrix = MK_MATRIX_STDERR; /* default range: 0 to the largest */
+    pk.matrix = MK_MATRIX_STDERR; /* default range: 0 to the largest */
     o.vmin = o.vmax = NAN;
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    ck_assert_msg(mk_plot_result(h5, &o, &pk, png) == MK_OK, "%s", mk_errmsg());
     o.vmin = 0.0;
     o.vmax = 0.004;
     expect_cells(png, se, "standard error of CKA", &o);
     o.vmax = 0.01; /* given: kept */
-    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, png), MK_OK);
     expect_cells(png, se, "standard error of CKA", &o);
-    o.matrix = MK_MATRIX_PVALUE;
+    pk.matrix = MK_MATRIX_PVALUE;
     o.vmin = o.vmax = NAN;
-    o.cmap = "viridis";
-    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    o.cmap = mk_plot_cmap_index("viridis");
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, png), MK_OK);
     o.vmin = 0.0;
     o.vmax = 1.0;
     expect_cells(png, p, "p-value of CKA", &o);
-    ck_assert_int_eq(mk_plot_result(old, &o, png), MK_EINPUT);
+    ck_assert_int_eq(mk_plot_result(old, &o, &pk, png), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "old.h5' has no /cka_pvalue (p-value of CKA): run with perm"));
-    o.matrix = MK_MATRIX_CKA; /* an old file: no subtitle, errors asked for and ignored */
+    pk.matrix = MK_MATRIX_CKA; /* an old file: no subtitle, errors asked for and ignored */
     o.errors = 1;
-    o.annotate = 1;
-    ck_assert_int_eq(mk_plot_result(old, &o, png), MK_OK);
+    o.annotate = MK_ANNOTATE_ALWAYS;
+    ck_assert_int_eq(mk_plot_result(old, &o, &pk, png), MK_OK);
     free(h5);
     free(old);
     free(png);
@@ -1059,27 +1064,29 @@ START_TEST(svg_and_pdf_hold_the_subtitle)
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     mk_plot_opts o;
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
     mk_plot_opts_default(&o);
     size_t len;
-    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, svg), MK_OK);
     char *text = slurp(svg, &len);
     ck_assert_msg(strstr(text, "<desc>mpicka CKA heatmap\nmethod: " RF_DESCRIPTION "\nrows (alpha):\n"), "%s",
                   text);
     free(text);
-    o.matrix = MK_MATRIX_STDERR;
+    pk.matrix = MK_MATRIX_STDERR;
     o.vmax = NAN;
-    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, svg), MK_OK);
     text = slurp(svg, &len);
     ck_assert_ptr_nonnull(strstr(text, "<desc>mpicka heatmap: standard error of CKA\nmethod: minibatch"));
     free(text);
-    ck_assert_int_eq(mk_plot_result(h5, &o, pdf), MK_OK);
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, pdf), MK_OK);
     text = slurp(pdf, &len);
     ck_assert(pdf_has_text(text, len, "/Subject ",
                            "standard error of CKA matrix; rows: alpha, columns: beta; method: minibatch CKA, "
                            "unbiased HSIC_1, RBF kernel (bandwidth 0.5"));
     free(text);
     mk_plot_opts_default(&o);
-    ck_assert_int_eq(mk_plot_result(old, &o, svg), MK_OK);
+    pk.matrix = MK_MATRIX_CKA;
+    ck_assert_int_eq(mk_plot_result(old, &o, &pk, svg), MK_OK);
     text = slurp(svg, &len);
     ck_assert_ptr_nonnull(strstr(text, "<desc>mpicka CKA heatmap\nrows (alpha):\n"));
     ck_assert_ptr_null(strstr(text, "method:"));
@@ -1258,7 +1265,7 @@ START_TEST(models_grid_with_names_and_lines)
     write_grid(h5, grid);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    ck_assert_msg(mk_plot_result(h5, &o, NULL, png) == MK_OK, "%s", mk_errmsg());
     mk_plot_data d;
     grid_data(grid, labels, offsets, &d);
     mk_plot_layout l;
@@ -1336,10 +1343,11 @@ START_TEST(models_pair_and_matched_views)
     double *grid = malloc(GN * GN * sizeof *grid), block[GL * GL], across[GM * GM], rgb[3];
     write_grid(h5, grid);
     mk_plot_opts o;
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
     mk_plot_opts_default(&o);
-    o.annotate = 0;
-    o.pair = "vit-b,resnet-a";
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    o.annotate = MK_ANNOTATE_NEVER;
+    pk.pair = "vit-b,resnet-a";
+    ck_assert_msg(mk_plot_result(h5, &o, &pk, png) == MK_OK, "%s", mk_errmsg());
     for (int i = 0; i < GL; i++) {
         xs[i] = malloc(16);
         snprintf(xs[i], 16, "layer%d", i);
@@ -1359,9 +1367,9 @@ START_TEST(models_pair_and_matched_views)
     }
     cairo_surface_destroy(im.s);
     mk_plot_layout_free(&l);
-    o.pair = NULL;
-    o.matched = "layer5";
-    ck_assert_msg(mk_plot_result(h5, &o, png) == MK_OK, "%s", mk_errmsg());
+    pk.pair = NULL;
+    pk.matched = "layer5";
+    ck_assert_msg(mk_plot_result(h5, &o, &pk, png) == MK_OK, "%s", mk_errmsg());
     for (int a = 0; a < GM; a++) {
         ms[a] = (char *)grid_models[a];
         for (int b = 0; b < GM; b++) across[a * GM + b] = grid[(a * GL + 5) * GN + b * GL + 5];
@@ -1381,13 +1389,13 @@ START_TEST(models_pair_and_matched_views)
     }
     cairo_surface_destroy(im.s);
     mk_plot_layout_free(&l);
-    o.matched = NULL; /* the grid's own half */
+    pk.matched = NULL; /* the grid's own half */
     o.half = 1;
-    ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, png), MK_OK);
     char *svg = tu_path(dir, "view.svg");
     o.half = 0;
-    o.matched = "layer0";
-    ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
+    pk.matched = "layer0";
+    ck_assert_int_eq(mk_plot_result(h5, &o, &pk, svg), MK_OK);
     size_t len;
     char *text = slurp(svg, &len);
     ck_assert_msg(strstr(text, "<title>layer0 across 10 models</title>"), "%s", text);

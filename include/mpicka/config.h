@@ -12,6 +12,7 @@
 
 #include "mpicka/error.h"
 #include "mpicka/estimator.h"
+#include "mpicka/plot.h"
 
 typedef struct {
     char **files;   /* HDF5 paths or glob patterns as written (relative to the working
@@ -33,21 +34,15 @@ typedef struct {
     char *dataset;  /* default "ids" */
 } mk_ids_cfg;
 
-/* The heatmap `mpicka run` draws beside cka.h5 (see mpicka/plot.h). */
+/* The heatmap `mpicka run` draws beside cka.h5: its file, and how it looks
+ * in the struct `mpicka plot` fills from its options (mpicka/plot.h). */
 typedef struct {
     int enabled;           /* default 1; `plot: false` turns it off */
     char *file;            /* default "cka.png"; .svg and .pdf work too */
-    char *title;           /* default "": "X vs Y" */
-    int cmap;              /* index into mk_plot_cmaps: magma (default), viridis, inferno, gray */
-    double vmin, vmax;     /* default 0 and 1 */
-    int annotate;          /* 0 auto (default), 1 always, 2 never */
-    int half;              /* lower triangle only (self comparisons); default false */
-    int invert_y;          /* default false */
-    int64_t short_names;   /* 0: full layer paths (default); K: the last K components */
-    int errors;            /* jackknife standard errors under the cell values; default false */
+    /* Defaults as mk_plot_opts_default, except the title: the config's "" (its
+     * default) asks for the default title, "X vs Y". The config owns the title. */
+    mk_plot_opts style;
 } mk_plot_cfg;
-
-extern const char *const mk_plot_cmaps[];  /* NULL-terminated */
 
 /* Periodic checkpoints in the output folder (a signal always writes one). */
 typedef struct {

@@ -1,8 +1,7 @@
 /* Heatmaps of a CKA matrix, drawn with cairo into PNG, SVG or PDF.
  *
- * The renderer (mk_plot_layout_make, mk_plot_render) is pure: no MPI, no
- * HDF5; it draws whatever matrix and labels it is given. mk_plot_result and
- * mk_plot_main read a cka.h5 first (through mpicka/ckafile.h). Not collective:
+ * The renderer is pure: no MPI, no HDF5; it draws whatever matrix and labels
+ * it is given (mpicka/plotcmd.h draws a cka.h5 with it). Not collective:
  * called by one process.
  *
  * Coordinates are figure units with the origin at the top left: pixels for
@@ -10,26 +9,39 @@
 #ifndef MPICKA_PLOT_H
 #define MPICKA_PLOT_H
 
-#include "mpicka/ckafile.h"
+#include <stddef.h>
+#include <stdint.h>
+
 #include "mpicka/error.h"
 
+/* The colour maps by name, NULL-terminated: magma, viridis, inferno, gray.
+ * mk_plot_opts.cmap indexes it; the config's plot.cmap takes these names. */
+extern const char *const mk_plot_cmaps[];
+
+/* The index of a colour map's name in mk_plot_cmaps, or -1. */
+int mk_plot_cmap_index(const char *name);
+
+/* "magma, viridis, inferno or gray" into buf, for messages. */
+void mk_plot_cmap_list(char *buf, size_t size);
+
+/* Cell values written in the cells: the config's plot.annotate (auto, true,
+ * false) in the order of its choices. */
+typedef enum { MK_ANNOTATE_AUTO = 0, MK_ANNOTATE_ALWAYS = 1, MK_ANNOTATE_NEVER = 2 } mk_annotate;
+
+/* How a heatmap looks: what the config's `plot:` section and the options of
+ * `mpicka plot` both set (one struct, so a key and its option cannot drift). */
 typedef struct {
     const char *title; /* NULL: "X vs Y" from the models' names ("X" for a self comparison); "": none */
-    const char *cmap;  /* magma (default), viridis, inferno, gray */
+    int cmap;          /* index into mk_plot_cmaps; default 0, magma */
     /* The colour range; values outside it get its end colours (default 0, 1).
      * mk_plot_result also takes NaN for either end: the default of the matrix
      * drawn (0 and 1; for MK_MATRIX_STDERR, 0 and its largest finite value). */
     double vmin, vmax;
-    int annotate;    /* cell values: -1 when the cells are large enough (default), 0 never, 1 always */
+    int annotate;    /* mk_annotate: cell values when the cells are large enough (default), always, never */
     int half;        /* lower triangle only (j <= i): square matrices, for a self comparison */
     int invert_y;    /* row 0 at the bottom */
-    int short_names; /* 0: full layer paths; K > 0: their last K '/'-separated components */
+    int64_t short_names; /* 0: full layer paths; K > 0: their last K '/'-separated components */
     int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
-    mk_matrix matrix; /* what mk_plot_result draws: MK_MATRIX_CKA (default), _STDERR or _PVALUE */
-    /* mk_plot_result on a models result (NULL: the whole grid, by model):
-     * one block ("A,B": model A's layers against model B's), or one layer
-     * across every model (its name). At most one of them. */
-    const char *pair, *matched;
 } mk_plot_opts;
 
 void mk_plot_opts_default(mk_plot_opts *opts);
@@ -123,14 +135,5 @@ int mk_plot_utf8_fix(char *s);
 /* Checks that path ends in .png, .svg or .pdf (any case): MK_EUSAGE naming
  * it otherwise. */
 mk_err mk_plot_check_extension(const char *path);
-
-/* Read cka.h5 at h5path and render opts->matrix of it (MK_EINPUT naming the
- * file when it has none), the description of /meta as subtitle, and for the
- * CKA matrix its standard errors when the file has them. opts->half needs a
- * result whose `self` attribute is 1. */
-mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path);
-
-/* `mpicka plot RESULT.h5 -o FIG [options]`; argv[0] is "plot". */
-mk_err mk_plot_main(int argc, char **argv);
 
 #endif

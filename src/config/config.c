@@ -23,8 +23,7 @@
 #define AT(member) offsetof(mk_config, member)
 
 static const char *const precisions[] = {"float32", "float64", NULL};
-const char *const mk_plot_cmaps[] = {"magma", "viridis", "inferno", "gray", NULL};
-static const char *const annotations[] = {"auto", "true", "false", NULL};
+static const char *const annotations[] = {"auto", "true", "false", NULL}; /* mk_annotate's order */
 static const char *const estimators[] = {"hsic1", "hsic0", "exact", NULL};
 static const char *const kernels[] = {"linear", "rbf", NULL};
 static const char *const layer_orders[] = {"auto", "creation", "natural", NULL};
@@ -100,23 +99,23 @@ const key_spec mk__keys[] = {
      .help = "the heatmap drawn beside cka.h5 (`plot: false`: none)"},
     {.path = "plot.file", .kind = K_STRING, .def = "cka.png", .off = AT(plot.file),
      .help = "its file name in the output folder (.png, .svg or .pdf)"},
-    {.path = "plot.title", .kind = K_STRING, .def = "", .empty_ok = 1, .off = AT(plot.title),
+    {.path = "plot.title", .kind = K_STRING, .def = "", .empty_ok = 1, .off = AT(plot.style.title),
      .help = "title (empty: \"X vs Y\" from the models' names)"},
-    {.path = "plot.cmap", .kind = K_ENUM, .def = "magma", .choices = mk_plot_cmaps, .off = AT(plot.cmap),
+    {.path = "plot.cmap", .kind = K_ENUM, .def = "magma", .choices = mk_plot_cmaps, .off = AT(plot.style.cmap),
      .help = "colour map"},
-    {.path = "plot.vmin", .kind = K_DOUBLE, .def = "0", .off = AT(plot.vmin),
+    {.path = "plot.vmin", .kind = K_DOUBLE, .def = "0", .off = AT(plot.style.vmin),
      .help = "value at the bottom of the colour map"},
-    {.path = "plot.vmax", .kind = K_DOUBLE, .def = "1", .off = AT(plot.vmax),
+    {.path = "plot.vmax", .kind = K_DOUBLE, .def = "1", .off = AT(plot.style.vmax),
      .help = "value at the top of the colour map"},
     {.path = "plot.annotate", .kind = K_ENUM, .def = "auto", .choices = annotations,
-     .off = AT(plot.annotate), .help = "values in the cells (auto: when they fit)"},
-    {.path = "plot.half", .kind = K_BOOL, .def = "false", .off = AT(plot.half),
+     .off = AT(plot.style.annotate), .help = "values in the cells (auto: when they fit)"},
+    {.path = "plot.half", .kind = K_BOOL, .def = "false", .off = AT(plot.style.half),
      .help = "lower triangle only, for a self comparison"},
-    {.path = "plot.invert_y", .kind = K_BOOL, .def = "false", .off = AT(plot.invert_y),
+    {.path = "plot.invert_y", .kind = K_BOOL, .def = "false", .off = AT(plot.style.invert_y),
      .help = "first layer at the bottom"},
-    {.path = "plot.short_names", .kind = K_INT, .def = "0", .min = 0, .off = AT(plot.short_names),
+    {.path = "plot.short_names", .kind = K_INT, .def = "0", .min = 0, .off = AT(plot.style.short_names),
      .help = "show only the last K components of layer paths (0: all)"},
-    {.path = "plot.errors", .kind = K_BOOL, .def = "false", .off = AT(plot.errors),
+    {.path = "plot.errors", .kind = K_BOOL, .def = "false", .off = AT(plot.style.errors),
      .help = "jackknife standard errors under the cell values (when annotated)"},
 };
 

@@ -6,7 +6,7 @@
 #include "mpicka/check.h"
 #include "mpicka/error.h"
 #include "mpicka/log.h"
-#include "mpicka/plot.h"
+#include "mpicka/plotcmd.h"
 #include "mpicka/run.h"
 #include "mpicka/show.h"
 #include "mpicka/synth.h"

@@ -25,7 +25,7 @@
 #include "mpicka/output.h"
 #include "mpicka/par.h"
 #include "mpicka/plan.h"
-#include "mpicka/plot.h"
+#include "mpicka/plotcmd.h"
 #include "mpicka/progress.h"
 #include "mpicka/reader.h"
 #include "mpicka/source.h"
@@ -888,23 +888,14 @@ static mk_err check_layers(const mk_lineup *lu, const double *h, const double *v
 static void draw_plot(const mk_config *cfg)
 {
     const mk_plot_cfg *pc = &cfg->plot;
-    mk_plot_opts opts;
-    mk_plot_opts_default(&opts);
-    opts.title = pc->title[0] ? pc->title : NULL;
-    opts.cmap = mk_plot_cmaps[pc->cmap];
-    opts.vmin = pc->vmin;
-    opts.vmax = pc->vmax;
-    opts.annotate = pc->annotate == 0 ? -1 : pc->annotate == 1;
-    opts.half = pc->half;
-    opts.invert_y = pc->invert_y;
-    opts.short_names = (int)pc->short_names;
-    opts.errors = pc->errors;
+    mk_plot_opts opts = pc->style;
+    if (!opts.title[0]) opts.title = NULL; /* the config's "" asks for the default title */
     size_t len = strlen(cfg->output) + strlen(pc->file) + 16;
     char *h5 = malloc(len), *fig = malloc(len);
     if (h5 && fig) {
         snprintf(h5, len, "%s/cka.h5", cfg->output);
         snprintf(fig, len, "%s/%s", cfg->output, pc->file);
-        if (mk_plot_result(h5, &opts, fig) == MK_OK)
+        if (mk_plot_result(h5, &opts, NULL, fig) == MK_OK)
             mk_info("  drew %s", fig);
         else
             mk_warn("no heatmap: %s", mk_errmsg());

@@ -64,32 +64,57 @@ static const unsigned char viridis[][3] = {{0x44, 0x01, 0x54}, {0x48, 0x25, 0x76
                                            {0xbb, 0xdf, 0x27}, {0xfd, 0xe7, 0x25}};
 static const unsigned char gray[][3] = {{0, 0, 0}, {255, 255, 255}};
 
+const char *const mk_plot_cmaps[] = {"magma", "viridis", "inferno", "gray", NULL};
+
+/* In the order of mk_plot_cmaps. */
 static const struct {
-    const char *name;
     const unsigned char (*anchors)[3];
     int count;
-} cmaps[] = {{"magma", magma, 11}, {"viridis", viridis, 11}, {"inferno", inferno, 11}, {"gray", gray, 2}};
+} cmaps[] = {{magma, 11}, {viridis, 11}, {inferno, 11}, {gray, 2}};
 
-int mk__plot_cmap_anchors(const char *cmap, const unsigned char (**anchors)[3])
+int mk_plot_cmap_index(const char *name)
 {
-    for (size_t k = 0; k < sizeof cmaps / sizeof cmaps[0]; k++)
-        if (strcmp(cmaps[k].name, cmap) == 0) {
-            *anchors = cmaps[k].anchors;
-            return cmaps[k].count;
-        }
-    return 0;
+    for (int k = 0; mk_plot_cmaps[k]; k++)
+        if (strcmp(mk_plot_cmaps[k], name) == 0) return k;
+    return -1;
 }
 
-mk_err mk_plot_cmap(const char *cmap, double t, double rgb[3])
+void mk_plot_cmap_list(char *buf, size_t size)
 {
-    const unsigned char(*a)[3];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; mk_plot_cmaps[k] && used < size; k++) {
+        const char *sep = k == 0 ? "" : mk_plot_cmaps[k + 1] ? ", " : " or ";
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, mk_plot_cmaps[k]);
+    }
+}
+
+int mk__plot_cmap_anchors(int cmap, const unsigned char (**anchors)[3])
+{
+    if (cmap < 0 || cmap >= (int)(sizeof cmaps / sizeof cmaps[0])) return 0;
+    *anchors = cmaps[cmap].anchors;
+    return cmaps[cmap].count;
+}
+
+void mk__plot_colour(int cmap, double t, double rgb[3])
+{
+    const unsigned char(*a)[3] = NULL;
     int count = mk__plot_cmap_anchors(cmap, &a);
-    if (!count)
-        return mk_fail(MK_EUSAGE, "unknown colour map '%s' (use magma, viridis, inferno or gray)", cmap);
     double s = (isnan(t) ? 0.0 : fmin(fmax(t, 0.0), 1.0)) * (count - 1);
     int k = (int)s < count - 1 ? (int)s : count - 2;
     double f = s - k;
     for (int c = 0; c < 3; c++) rgb[c] = ((1.0 - f) * a[k][c] + f * a[k + 1][c]) / 255.0;
+}
+
+mk_err mk_plot_cmap(const char *cmap, double t, double rgb[3])
+{
+    int k = mk_plot_cmap_index(cmap);
+    if (k < 0) {
+        char names[128];
+        mk_plot_cmap_list(names, sizeof names);
+        return mk_fail(MK_EUSAGE, "unknown colour map '%s' (use %s)", cmap, names);
+    }
+    mk__plot_colour(k, t, rgb);
     return MK_OK;
 }
 
@@ -98,10 +123,8 @@ double mk_plot_nan_grey(void) { return 191.0 / 255.0; }
 void mk_plot_opts_default(mk_plot_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->cmap = "magma";
     o->vmin = 0.0;
     o->vmax = 1.0;
-    o->annotate = -1;
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -155,7 +178,7 @@ static void measure(cairo_t *cr, const char *text, double size, int bold, double
 }
 
 /* The last k '/'-separated components of a layer path (all when k is 0). */
-static const char *short_name(const char *s, int k)
+static const char *short_name(const char *s, int64_t k)
 {
     if (k <= 0) return s;
     const char *p = s + strlen(s);
@@ -281,16 +304,18 @@ static void choose_sizes(struct builder *b)
     double cell = fmin(fmax(HEATMAP_TARGET / n, CELL_MIN), CELL_MAX);
     if (cell * n > HEATMAP_MAX) cell = fmax(HEATMAP_MAX / n, CELL_FLOOR);
     double vs = value_size_for(b->cr, floor(cell), dec, errors);
-    if (b->o->annotate == 1 && vs < VALUE_SIZE_MIN) {
+    if (b->o->annotate == MK_ANNOTATE_ALWAYS && vs < VALUE_SIZE_MIN) {
         cell = fmax(CELL_FLOOR, fmin(cell * VALUE_SIZE_MIN / vs + 1.0, HEATMAP_MAX_ANNOTATED / n));
         vs = value_size_for(b->cr, floor(cell), dec, errors);
-    } else if (b->o->annotate < 0 && errors && vs < VALUE_SIZE_MIN) {
+    } else if (b->o->annotate == MK_ANNOTATE_AUTO && errors && vs < VALUE_SIZE_MIN) {
         errors = 0;
         vs = value_size_for(b->cr, floor(cell), dec, 0);
     }
     l->cell = floor(cell);
     l->value_decimals = dec;
-    l->value_size = b->o->annotate == 1 || (b->o->annotate < 0 && vs >= VALUE_SIZE_MIN) ? vs : 0.0;
+    l->value_size = b->o->annotate == MK_ANNOTATE_ALWAYS || (b->o->annotate == MK_ANNOTATE_AUTO && vs >= VALUE_SIZE_MIN)
+                        ? vs
+                        : 0.0;
     l->error_size = errors ? l->value_size * ERROR_SCALE : 0.0;
     l->label_size = fmin(fmax(l->cell / 1.25, LABEL_SIZE_MIN), LABEL_SIZE_MAX);
     b->W = l->cols * l->cell;
@@ -683,19 +708,21 @@ static mk_err check_groups(const mk_plot_data *d)
 
 static mk_err check_input(const mk_plot_data *d, const mk_plot_opts *o)
 {
-    double rgb[3];
+    const unsigned char(*anchors)[3];
     if (d->rows < 1 || d->cols < 1)
         return mk_fail(MK_EINPUT, "plot: nothing to draw (%d by %d matrix)", d->rows, d->cols);
     if (!d->values || !d->row_labels || !d->col_labels || !d->row_title || !d->col_title)
         return mk_fail(MK_EINTERNAL, "plot: values, labels and axis titles are required");
-    MK_TRY(mk_plot_cmap(o->cmap, 0.0, rgb));
+    if (!mk__plot_cmap_anchors(o->cmap, &anchors))
+        return mk_fail(MK_EUSAGE, "plot: no colour map %d (0 to %d)", o->cmap,
+                       (int)(sizeof cmaps / sizeof cmaps[0]) - 1);
     if (!isfinite(o->vmin) || !isfinite(o->vmax) || o->vmin >= o->vmax)
         return mk_fail(MK_EUSAGE, "plot: the colour range needs vmin < vmax (got %g and %g)", o->vmin,
                        o->vmax);
     if (o->half && d->rows != d->cols)
         return mk_fail(MK_EUSAGE, "plot: half needs a square matrix (got %d by %d)", d->rows, d->cols);
-    if (o->annotate < -1 || o->annotate > 1 || o->short_names < 0)
-        return mk_fail(MK_EUSAGE, "plot: annotate must be -1, 0 or 1 and short_names >= 0");
+    if (o->annotate < MK_ANNOTATE_AUTO || o->annotate > MK_ANNOTATE_NEVER || o->short_names < 0)
+        return mk_fail(MK_EUSAGE, "plot: annotate must be auto, always or never and short_names >= 0");
     if (d->value_decimals < 0 || d->value_decimals > 6)
         return mk_fail(MK_EINTERNAL, "plot: value_decimals must be 0 (the default, 2) to 6");
     MK_TRY(check_groups(d));

@@ -14,9 +14,12 @@
  * that make text measure the same on every surface. */
 void mk__plot_font(cairo_t *cr, double size, int bold);
 
-/* The anchors of cmap (r, g, b bytes, evenly spaced over [0, 1]); their
- * count, or 0 when cmap is unknown. */
-int mk__plot_cmap_anchors(const char *cmap, const unsigned char (**anchors)[3]);
+/* The anchors of colour map cmap (an index into mk_plot_cmaps: r, g, b
+ * bytes, evenly spaced over [0, 1]); their count, or 0 when there is none. */
+int mk__plot_cmap_anchors(int cmap, const unsigned char (**anchors)[3]);
+
+/* The colour of t in [0, 1] (clamped; NaN as 0) for a valid cmap index. */
+void mk__plot_colour(int cmap, double t, double rgb[3]);
 
 /* The title drawn by default (malloc'd) when opts->title is NULL. */
 char *mk__plot_default_title(const mk_plot_data *data, mk_err *err);

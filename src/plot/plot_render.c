@@ -53,7 +53,7 @@ static void cell_colour(const mk_plot_opts *o, double v, double rgb[3])
         rgb[0] = rgb[1] = rgb[2] = mk_plot_nan_grey();
         return;
     }
-    mk_plot_cmap(o->cmap, (v - o->vmin) / (o->vmax - o->vmin), rgb);
+    mk__plot_colour(o->cmap, (v - o->vmin) / (o->vmax - o->vmin), rgb);
 }
 
 /* WCAG relative luminance: black text reads better above 0.179, white below. */

@@ -7,7 +7,7 @@
 
 #include "mpicka/ckafile.h"
 #include "mpicka/cli.h"
-#include "mpicka/plot.h"
+#include "mpicka/plotcmd.h"
 
 /* Bytes that are not UTF-8 (cairo draws only UTF-8) become '?'. */
 static void fix_utf8(mk_ckafile *f)
@@ -45,7 +45,8 @@ static mk_err matched_title(const mk_ckafile *f, char **title)
     return err;
 }
 
-static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char *out_path, mk_ckafile *f)
+static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, mk_matrix matrix, const char *out_path,
+                        mk_ckafile *f)
 {
     int is_self = mk_ckafile_self(f);
     const char *x = mk_ckafile_text(f, "x_name"), *y = mk_ckafile_text(f, "y_name");
@@ -53,7 +54,7 @@ static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char
     if (opts->half && !is_self)
         return mk_fail(MK_EUSAGE, "plot: --half needs a self comparison, and '%s' compares %s with %s", h5path,
                        x, y);
-    MK_TRY(mk_ckafile_choose(f, h5path, opts->matrix));
+    MK_TRY(mk_ckafile_choose(f, h5path, matrix));
     mk_plot_opts o = *opts;
     default_range(&o, f);
     if (f->matched && !o.title) MK_TRY(matched_title(f, &title));
@@ -75,30 +76,32 @@ static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, const char
     return err;
 }
 
-/* The grid of a models result, or the view opts asks for. */
-static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const char *out_path, mk_ckafile *f)
+/* The grid of a models result, or the view pick asks for. */
+static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const mk_plot_pick *pick, const char *out_path,
+                        mk_ckafile *f)
 {
     mk_ckafile view;
     mk_err err;
-    if (opts->pair && opts->matched)
+    if (pick->pair && pick->matched)
         return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
-    if (!opts->pair && !opts->matched) return plot_file(h5path, opts, out_path, f);
-    if (opts->pair)
-        err = mk_ckafile_pair_spec(f, h5path, "plot", opts->pair, &view);
+    if (!pick->pair && !pick->matched) return plot_file(h5path, opts, pick->matrix, out_path, f);
+    if (pick->pair)
+        err = mk_ckafile_pair_spec(f, h5path, "plot", pick->pair, &view);
     else
-        err = mk_ckafile_matched(f, h5path, opts->matched, &view);
-    if (!err) err = plot_file(h5path, opts, out_path, &view);
+        err = mk_ckafile_matched(f, h5path, pick->matched, &view);
+    if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view);
     mk_ckafile_free(&view);
     return err;
 }
 
-mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const char *out_path)
+mk_err mk_plot_result(const char *h5path, const mk_plot_opts *opts, const mk_plot_pick *pick, const char *out_path)
 {
+    static const mk_plot_pick whole = {MK_MATRIX_CKA, NULL, NULL};
     mk_ckafile f;
     mk_err err = mk_ckafile_read(h5path, &f);
     if (!err) {
         fix_utf8(&f);
-        err = plot_view(h5path, opts, out_path, &f);
+        err = plot_view(h5path, opts, pick ? pick : &whole, out_path, &f);
     }
     mk_ckafile_free(&f);
     return err;
@@ -160,51 +163,56 @@ static const mk_cli_cmd plot_cmd = {
 
 /* Unset ends are NaN: mk_plot_result gives them the matrix's defaults. An
  * empty range is caught here when both ends are known without the file. */
-static mk_err read_range(const mk_opt_val *v, mk_plot_opts *o)
+static mk_err read_range(const mk_opt_val *v, mk_matrix matrix, mk_plot_opts *o)
 {
     o->vmin = v[O_VMIN].given ? v[O_VMIN].r : NAN;
     o->vmax = v[O_VMAX].given ? v[O_VMAX].r : NAN;
     double lo = isnan(o->vmin) ? 0.0 : o->vmin;
-    double hi = !isnan(o->vmax) ? o->vmax : o->matrix == MK_MATRIX_STDERR ? NAN : 1.0;
+    double hi = !isnan(o->vmax) ? o->vmax : matrix == MK_MATRIX_STDERR ? NAN : 1.0;
     if (lo >= hi)
         return mk_fail(MK_EUSAGE, "plot: the colour range is empty: --vmin %g must be below --vmax %g", lo, hi);
     return MK_OK;
 }
 
-static mk_err read_options(const mk_opt_val *v, mk_plot_opts *o)
+static mk_err read_cmap(const mk_opt_val *v, mk_plot_opts *o)
 {
-    double rgb[3];
+    if (!v[O_CMAP].given) return MK_OK;
+    o->cmap = mk_plot_cmap_index(v[O_CMAP].text);
+    if (o->cmap >= 0) return MK_OK;
+    char names[128];
+    mk_plot_cmap_list(names, sizeof names);
+    return mk_fail(MK_EUSAGE, "plot: --cmap '%s': unknown colour map (use %s)", v[O_CMAP].text, names);
+}
+
+static mk_err read_options(const mk_opt_val *v, mk_plot_opts *o, mk_plot_pick *pick)
+{
     mk_plot_opts_default(o);
+    *pick = (mk_plot_pick){MK_MATRIX_CKA, v[O_PAIR].text, v[O_MATCHED].text};
     o->title = v[O_TITLE].text;
-    if (v[O_CMAP].given && mk_plot_cmap(v[O_CMAP].text, 0.0, rgb) != MK_OK)
-        return mk_fail(MK_EUSAGE,
-                       "plot: --cmap '%s': unknown colour map (use magma, viridis, inferno or gray)",
-                       v[O_CMAP].text);
-    if (v[O_CMAP].given) o->cmap = v[O_CMAP].text;
-    if (v[O_MATRIX].given) MK_TRY(mk_matrix_parse("plot", v[O_MATRIX].text, &o->matrix));
-    MK_TRY(read_range(v, o));
+    MK_TRY(read_cmap(v, o));
+    if (v[O_MATRIX].given) MK_TRY(mk_matrix_parse("plot", v[O_MATRIX].text, &pick->matrix));
+    MK_TRY(read_range(v, pick->matrix, o));
     if (v[O_ANNOTATE].given && v[O_NO_ANNOTATE].given)
         return mk_fail(MK_EUSAGE, "plot: --annotate and --no-annotate contradict each other");
-    o->annotate = v[O_ANNOTATE].given ? 1 : v[O_NO_ANNOTATE].given ? 0 : -1;
+    o->annotate = v[O_ANNOTATE].given ? MK_ANNOTATE_ALWAYS : v[O_NO_ANNOTATE].given ? MK_ANNOTATE_NEVER : MK_ANNOTATE_AUTO;
     o->half = v[O_HALF].given;
     o->invert_y = v[O_INVERT_Y].given;
     o->errors = v[O_ERRORS].given;
-    o->pair = v[O_PAIR].text;
-    o->matched = v[O_MATCHED].text;
-    if (o->pair && o->matched)
+    if (pick->pair && pick->matched)
         return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
-    o->short_names = (int)v[O_SHORT].i;
+    o->short_names = v[O_SHORT].i;
     return MK_OK;
 }
 
 static mk_err plot_command(const mk_opt_val *v, const char *const *args)
 {
     mk_plot_opts o;
+    mk_plot_pick pick;
     const char *fig = v[O_OUT].text;
     if (!fig || !fig[0]) return mk_fail(MK_EUSAGE, "plot: missing -o FIG (a .png, .svg or .pdf file)");
     MK_TRY(mk_plot_check_extension(fig));
-    MK_TRY(read_options(v, &o));
-    MK_TRY(mk_plot_result(args[0], &o, fig));
+    MK_TRY(read_options(v, &o, &pick));
+    MK_TRY(mk_plot_result(args[0], &o, &pick, fig));
     printf("mpicka: wrote %s\n", fig);
     return MK_OK;
 }
