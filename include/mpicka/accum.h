@@ -24,6 +24,7 @@ typedef struct {
     double *sums;            /* count by len */
 } mk_nodes;
 
+/* Frees the arrays and zeroes nodes; NULL arrays are fine. */
 void mk_nodes_free(mk_nodes *nodes);
 
 /* An accumulator of vectors of len doubles. Not collective. */

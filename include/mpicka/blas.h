@@ -10,6 +10,7 @@ static inline void mk_ssyrk(int n, int k, const float *a, float *c)
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, 1.0f, a, k, 0.0f, c, n);
 }
 
+/* The same in float64. */
 static inline void mk_dsyrk(int n, int k, const double *a, double *c)
 {
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, 1.0, a, k, 0.0, c, n);
@@ -39,6 +40,8 @@ static inline void mk_gemm_ld(int f32, int trans, int m, int n, int k, const voi
         cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
 }
 
+/* OpenBLAS's own threads for every later call of this process (mpicka
+ * keeps it at 1: the bits must not depend on it). */
 static inline void mk_blas_set_threads(int n) { openblas_set_num_threads(n); }
 
 #endif

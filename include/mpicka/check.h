@@ -8,6 +8,8 @@
 
 #include "mpicka/error.h"
 
+/* argv[0] is "check". MK_OK when every check passed; else every problem
+ * was printed and the first one's code comes back ("N problem(s)"). */
 mk_err mk_check_main(int argc, char **argv);
 
 #endif

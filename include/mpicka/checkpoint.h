@@ -36,6 +36,7 @@ mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck);
  * the damaged-checkpoint advice otherwise. */
 mk_err mk_checkpoint_validate(mk_checkpoint *ck, const char *path, const mk_plan *plan, int64_t len);
 
+/* Frees what mk_checkpoint_read allocated; ck may be zeroed. */
 void mk_checkpoint_free(mk_checkpoint *ck);
 
 #endif

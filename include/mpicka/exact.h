@@ -42,6 +42,9 @@ int64_t mk_exact_len(int nlayers, int64_t P);
 /* Bytes mk_exact_init allocates (for the memory estimate). */
 double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec);
 
+/* Workspace for nlayers layers of p[l] features and batches of at most
+ * m_max rows (MK_ENOMEM naming what did not fit); free with mk_exact_free,
+ * which takes a zeroed e too. */
 mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec);
 void mk_exact_free(mk_exact *e);
 

@@ -35,6 +35,8 @@ mk_err mk_h5w_open_sealed(const char *path, const char *seal, hid_t *fid, const 
  * of the sequence, or of writing. On failure path is removed. */
 mk_err mk_h5w_finish(mk_h5w *h);
 
+/* Records a failed HDF5 status (negative) as h's first error, naming what
+ * was written; later calls keep the first. */
 void mk_h5w_check(mk_h5w *h, herr_t status, const char *what);
 
 /* A dataset `name` of file type ftype, written from data of memory type mtype. */

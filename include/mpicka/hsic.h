@@ -52,6 +52,7 @@ typedef struct {
     double threshold;  /* RBF only */
 } mk_hsic_opts;
 
+/* Bytes of one value in the working precision. */
 static inline size_t mk_prec_size(mk_precision prec)
 {
     return prec == MK_PREC_FLOAT32 ? sizeof(float) : sizeof(double);

@@ -46,6 +46,7 @@ typedef struct {
     double total;
 } mk_job_memory;
 
+/* Fills mem for one rank of a run of cfg over lu with plan. */
 void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_job_memory *mem);
 
 /* The checks `run` makes before reading any data, which `check` makes too:

@@ -44,6 +44,8 @@ typedef struct {
     int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
 } mk_plot_opts;
 
+/* The defaults: no title given (NULL), magma, 0 to 1, annotate auto, the
+ * rest off. */
 void mk_plot_opts_default(mk_plot_opts *opts);
 
 /* What to draw; nothing is copied or freed by the renderer. All strings must
