@@ -43,16 +43,16 @@ static void teardown(void)
 /* The io_uring variant in a build without liburing: skipped, and said so. */
 static int skipped(int uring, const char *test)
 {
-    if (!uring || mk_preads_built_with_uring()) return 0;
+    if (!uring || mk__preads_built_with_uring()) return 0;
     fprintf(stderr, "%s: io_uring variant skipped: built without liburing\n", test);
     return 1;
 }
 
 /* Both ways of reading: io_uring where the kernel has it, and pread. */
-static mk_preads *open_queue(int uring)
+static mk__preads *open_queue(int uring)
 {
     setenv("MPICKA_IO_URING", uring ? "1" : "0", 1);
-    mk_preads *q = mk_preads_open();
+    mk__preads *q = mk__preads_open();
     unsetenv("MPICKA_IO_URING");
     if (!uring) ck_assert_ptr_null(q);
     if (uring && !q) fprintf(stderr, "no io_uring on this kernel: pread tested in its place\n");
@@ -67,7 +67,7 @@ START_TEST(reads_every_offset)
     int uring = _i;
     enum { N = 1500, SLOT = 96 };
     if (skipped(uring, "reads_every_offset")) return;
-    mk_preads *q = open_queue(uring);
+    mk__preads *q = open_queue(uring);
     int fd = open(file, O_RDONLY);
     unsigned char *buf = malloc((size_t)N * SLOT);
     int64_t off[N];
@@ -77,9 +77,9 @@ START_TEST(reads_every_offset)
     for (int i = 0; i < N; i++) {
         off[i] = (int64_t)(tu_uniform(&state) * (FILE_BYTES - SLOT));
         len[i] = (size_t)(tu_uniform(&state) * (SLOT + 1)) % (SLOT + 1);
-        ck_assert_int_eq(mk_preads_add(q, fd, buf + (size_t)i * SLOT, len[i], (off_t)off[i]), 0);
+        ck_assert_int_eq(mk__preads_add(q, fd, buf + (size_t)i * SLOT, len[i], (off_t)off[i]), 0);
     }
-    ck_assert_int_eq(mk_preads_wait(q), 0);
+    ck_assert_int_eq(mk__preads_wait(q), 0);
     for (int i = 0; i < N; i++) {
         for (size_t k = 0; k < len[i]; k++)
             ck_assert_msg(buf[(size_t)i * SLOT + k] == byte_at(off[i] + (int64_t)k), "read %d byte %zu", i, k);
@@ -87,15 +87,15 @@ START_TEST(reads_every_offset)
     }
     free(buf);
     close(fd);
-    mk_preads_close(q);
+    mk__preads_close(q);
 }
 END_TEST
 
 /* One read, queued and waited for: 0 or -1. */
-static int read_now(mk_preads *q, int fd, void *buf, size_t len, off_t off)
+static int read_now(mk__preads *q, int fd, void *buf, size_t len, off_t off)
 {
-    int r = mk_preads_add(q, fd, buf, len, off);
-    return r == 0 ? mk_preads_wait(q) : r;
+    int r = mk__preads_add(q, fd, buf, len, off);
+    return r == 0 ? mk__preads_wait(q) : r;
 }
 
 /* A read past the end fails with EIO, a bad descriptor with EBADF, and the
@@ -104,12 +104,12 @@ START_TEST(failures_are_reported)
 {
     int uring = _i;
     if (skipped(uring, "failures_are_reported")) return;
-    mk_preads *q = open_queue(uring);
+    mk__preads *q = open_queue(uring);
     int fd = open(file, O_RDONLY);
     unsigned char buf[64], good[8];
-    ck_assert_int_eq(mk_preads_add(q, fd, good, 8, 10), 0);
-    int r = mk_preads_add(q, fd, buf, 64, FILE_BYTES - 10); /* queued behind a good read */
-    if (r == 0) r = mk_preads_wait(q);
+    ck_assert_int_eq(mk__preads_add(q, fd, good, 8, 10), 0);
+    int r = mk__preads_add(q, fd, buf, 64, FILE_BYTES - 10); /* queued behind a good read */
+    if (r == 0) r = mk__preads_wait(q);
     ck_assert_int_eq(r, -1);
     ck_assert_int_eq(errno, EIO);
     ck_assert_int_eq(read_now(q, fd, buf, 8, FILE_BYTES + 100), -1); /* wholly past the end */
@@ -120,7 +120,7 @@ START_TEST(failures_are_reported)
     ck_assert_int_eq(read_now(q, fd, buf, 64, 1000), 0);
     for (int k = 0; k < 64; k++) ck_assert_int_eq(buf[k], byte_at(1000 + k));
     close(fd);
-    mk_preads_close(q);
+    mk__preads_close(q);
 }
 END_TEST
 

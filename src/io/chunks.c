@@ -17,7 +17,7 @@ typedef struct {
     int bad;             /* did not inflate to exactly one chunk */
 } stored;
 
-struct mk_chunks {
+struct mk__chunks {
     hid_t dset;                      /* the source's */
     int rank;
     hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
@@ -35,7 +35,7 @@ struct mk_chunks {
 };
 
 /* Deflate alone, or shuffle then deflate (h5py's two gzip forms). */
-static int filters_ok(hid_t dcpl, mk_chunks *c)
+static int filters_ok(hid_t dcpl, mk__chunks *c)
 {
     int n = H5Pget_nfilters(dcpl);
     H5Z_filter_t f[2] = {-1, -1};
@@ -50,7 +50,7 @@ static int filters_ok(hid_t dcpl, mk_chunks *c)
     return (n == 1 && f[0] == H5Z_FILTER_DEFLATE) || c->shuffle;
 }
 
-static int shape_ok(hid_t dset, hid_t dcpl, mk_chunks *c, size_t cap)
+static int shape_ok(hid_t dset, hid_t dcpl, mk__chunks *c, size_t cap)
 {
     hid_t space = H5Dget_space(dset);
     c->rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, c->dims, NULL);
@@ -72,7 +72,7 @@ static int shape_ok(hid_t dset, hid_t dcpl, mk_chunks *c, size_t cap)
 }
 
 /* The fill value of chunks never written, as HDF5 gives it. */
-static void fill_value(hid_t dcpl, hid_t type, mk_chunks *c)
+static void fill_value(hid_t dcpl, hid_t type, mk__chunks *c)
 {
     H5D_fill_value_t defined;
     memset(c->fill, 0, sizeof c->fill);
@@ -81,7 +81,7 @@ static void fill_value(hid_t dcpl, hid_t type, mk_chunks *c)
 }
 
 /* Every chunk of a band: its offset in the feature dimensions, row-major. */
-static void list_columns(mk_chunks *c)
+static void list_columns(mk__chunks *c)
 {
     hsize_t at[H5S_MAX_RANK] = {0};
     for (int64_t j = 0; j < c->ncols; j++) {
@@ -94,7 +94,7 @@ static void list_columns(mk_chunks *c)
     }
 }
 
-static void free_workers(mk_chunks *c)
+static void free_workers(mk__chunks *c)
 {
     for (int w = 0; w < c->workers; w++) {
         if (c->dec && c->dec[w]) libdeflate_free_decompressor(c->dec[w]);
@@ -108,7 +108,7 @@ static void free_workers(mk_chunks *c)
     c->workers = 0;
 }
 
-void mk_chunks_close(mk_chunks *c)
+void mk__chunks_close(mk__chunks *c)
 {
     if (!c) return;
     free_workers(c);
@@ -117,7 +117,7 @@ void mk_chunks_close(mk_chunks *c)
     free(c);
 }
 
-static mk_err alloc_workers(mk_chunks *c, int workers)
+static mk_err alloc_workers(mk__chunks *c, int workers)
 {
     mk_err err = MK_OK;
     c->workers = workers;
@@ -132,11 +132,11 @@ static mk_err alloc_workers(mk_chunks *c, int workers)
     return err;
 }
 
-mk_err mk_chunks_open(hid_t dset, int in_f32, size_t cap, mk_chunks **out)
+mk_err mk__chunks_open(hid_t dset, int in_f32, size_t cap, mk__chunks **out)
 {
     *out = NULL;
     mk_err err = MK_OK;
-    mk_chunks *c = mk_calloc(1, sizeof *c, "a chunk reader", &err);
+    mk__chunks *c = mk_calloc(1, sizeof *c, "a chunk reader", &err);
     if (err) return err;
     c->dset = dset;
     c->band_at = -1;
@@ -152,7 +152,7 @@ mk_err mk_chunks_open(hid_t dset, int in_f32, size_t cap, mk_chunks **out)
     if (ok && !err) c->band = mk_malloc((size_t)c->ncols * c->chunk_bytes, "a band of chunks", &err);
     if (ok && !err) err = alloc_workers(c, 1);
     if (!ok || err) {
-        mk_chunks_close(c);
+        mk__chunks_close(c);
         return err;
     }
     list_columns(c);
@@ -160,7 +160,7 @@ mk_err mk_chunks_open(hid_t dset, int in_f32, size_t cap, mk_chunks **out)
     return MK_OK;
 }
 
-mk_err mk_chunks_set_workers(mk_chunks *c, int workers)
+mk_err mk__chunks_set_workers(mk__chunks *c, int workers)
 {
     if (!c || workers < 1 || workers == c->workers) return MK_OK;
     c->band_at = -1;
@@ -178,7 +178,7 @@ static void unshuffle(const unsigned char *in, unsigned char *out, size_t esize,
 }
 
 /* Stored chunk s -> inflated chunk at out; s->bad when it is not one chunk's bytes. */
-static void inflate_one(const mk_chunks *c, stored *s, struct libdeflate_decompressor *dec, unsigned char *tmp,
+static void inflate_one(const mk__chunks *c, stored *s, struct libdeflate_decompressor *dec, unsigned char *tmp,
                         unsigned char *out)
 {
     if (!s->len) { /* never written */
@@ -197,7 +197,7 @@ static void inflate_one(const mk_chunks *c, stored *s, struct libdeflate_decompr
 }
 
 typedef struct {
-    mk_chunks *c;
+    mk__chunks *c;
     int w;
     int64_t first, count; /* the group: chunks first .. first+count-1 of the band */
 } job;
@@ -205,14 +205,14 @@ typedef struct {
 static void *inflate_share(void *arg)
 {
     const job *jb = arg;
-    mk_chunks *c = jb->c;
+    mk__chunks *c = jb->c;
     for (int64_t g = jb->w; g < jb->count; g += c->workers)
         inflate_one(c, &c->group[g], c->dec[jb->w], c->tmp[jb->w], c->band + (size_t)(jb->first + g) * c->chunk_bytes);
     return NULL;
 }
 
 /* The group's chunks inflated by every worker at once (the caller is one). */
-static void inflate_group(mk_chunks *c, int64_t first, int64_t count)
+static void inflate_group(mk__chunks *c, int64_t first, int64_t count)
 {
     job jobs[64];
     pthread_t threads[64];
@@ -227,21 +227,21 @@ static void inflate_group(mk_chunks *c, int64_t first, int64_t count)
     }
 }
 
-/* What is wrong with the chunk at off; mk_chunks_read names the file. */
+/* What is wrong with the chunk at off; mk__chunks_read names the file. */
 static mk_err damaged(const hsize_t *off, const char *why)
 {
     return mk_fail(MK_EIO, "the chunk at example %llu %s", (unsigned long long)off[0], why);
 }
 
 /* Where chunk j of band b starts in the dataset. */
-static void chunk_offset(const mk_chunks *c, int64_t b, int64_t j, hsize_t *off)
+static void chunk_offset(const mk__chunks *c, int64_t b, int64_t j, hsize_t *off)
 {
     memcpy(off, c->col_off + j * c->rank, (size_t)c->rank * sizeof *off);
     off[0] = (hsize_t)b * c->chunk[0];
 }
 
 /* Stored bytes of chunk j of band b into s. */
-static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s)
+static mk_err fetch(mk__chunks *c, int64_t b, int64_t j, stored *s)
 {
     hsize_t off[H5S_MAX_RANK], nbytes = 0;
     haddr_t addr = HADDR_UNDEF;
@@ -266,7 +266,7 @@ static mk_err fetch(mk_chunks *c, int64_t b, int64_t j, stored *s)
     return MK_OK;
 }
 
-static mk_err load_band(mk_chunks *c, int64_t b)
+static mk_err load_band(mk__chunks *c, int64_t b)
 {
     int64_t per = (int64_t)c->workers * GROUP_PER_WORKER;
     c->band_at = -1;
@@ -290,7 +290,7 @@ static mk_err load_band(mk_chunks *c, int64_t b)
 /* ---- rows ---- */
 
 /* Row a of chunk j (of the band held) into its places in a row of p values. */
-static void copy_row(const mk_chunks *c, int64_t j, int64_t a, unsigned char *row)
+static void copy_row(const mk__chunks *c, int64_t j, int64_t a, unsigned char *row)
 {
     const hsize_t *off = c->col_off + j * c->rank;
     const unsigned char *src = c->band + (size_t)j * c->chunk_bytes + (size_t)a * (c->chunk_elems / c->chunk[0]) * c->esize;
@@ -319,7 +319,7 @@ static void copy_row(const mk_chunks *c, int64_t j, int64_t a, unsigned char *ro
     }
 }
 
-mk_err mk_chunks_read(mk_chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
+mk_err mk__chunks_read(mk__chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
                       const char *path)
 {
     unsigned char *out = buf;

@@ -13,21 +13,21 @@
 
 #include "mpicka/error.h"
 
-typedef struct mk_chunks mk_chunks;
+typedef struct mk__chunks mk__chunks;
 
 /* A reader for dset when it qualifies: chunked, filters deflate or shuffle
  * then deflate, stored as little-endian IEEE float (in_f32) or double as
  * the layer is read, and a band of at most cap bytes (the one band it
  * keeps). *out is NULL when it does not qualify (HDF5 reads it). */
-mk_err mk_chunks_open(hid_t dset, int in_f32, size_t cap, mk_chunks **out);
-void mk_chunks_close(mk_chunks *c);
+mk_err mk__chunks_open(hid_t dset, int in_f32, size_t cap, mk__chunks **out);
+void mk__chunks_close(mk__chunks *c);
 
 /* Threads that inflate a band's chunks together (default 1: the caller). */
-mk_err mk_chunks_set_workers(mk_chunks *c, int workers);
+mk_err mk__chunks_set_workers(mk__chunks *c, int workers);
 
 /* Rows rows[0..k) - base (ascending) into buf, p values each. On failure
  * MK_EIO (MK_ENOMEM) naming the file, the examples, the dataset and the chunk. */
-mk_err mk_chunks_read(mk_chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
+mk_err mk__chunks_read(mk__chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
                       const char *path);
 
 #endif

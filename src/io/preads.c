@@ -25,7 +25,7 @@ static int pread_all(int fd, char *buf, size_t len, off_t off)
 
 #ifdef MK_HAVE_LIBURING
 
-int mk_preads_built_with_uring(void) { return 1; }
+int mk__preads_built_with_uring(void) { return 1; }
 
 /* Reads in flight at most: a batch of 512 scattered rows in one submission. */
 #define DEPTH 512
@@ -37,18 +37,18 @@ typedef struct {
     off_t off;
 } request;
 
-struct mk_preads {
+struct mk__preads {
     struct io_uring ring;
     request req[DEPTH];
     unsigned queued;
     int broken;
 };
 
-mk_preads *mk_preads_open(void)
+mk__preads *mk__preads_open(void)
 {
     const char *env = getenv("MPICKA_IO_URING");
     if (env && strcmp(env, "0") == 0) return NULL;
-    mk_preads *q = calloc(1, sizeof *q);
+    mk__preads *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     if (io_uring_queue_init(DEPTH, &q->ring, 0) < 0) { /* no io_uring here (old kernel, seccomp, sysctl) */
         free(q);
@@ -57,7 +57,7 @@ mk_preads *mk_preads_open(void)
     return q;
 }
 
-void mk_preads_close(mk_preads *q)
+void mk__preads_close(mk__preads *q)
 {
     if (!q) return;
     io_uring_queue_exit(&q->ring);
@@ -83,7 +83,7 @@ static int settle(const request *r, int res)
 
 /* After a failure of the ring itself, reads go by pread: requests left in it
  * must never be submitted with buffers their callers have reused. */
-static int broken(mk_preads *q, int why)
+static int broken(mk__preads *q, int why)
 {
     q->broken = 1;
     errno = why;
@@ -92,7 +92,7 @@ static int broken(mk_preads *q, int why)
 
 /* Submits the queued reads and waits for all of them; usually one system
  * call, since reads from the page cache complete during the submission. */
-static int drain(mk_preads *q)
+static int drain(mk__preads *q)
 {
     unsigned n = q->queued, sent = 0, seen = 0;
     int failed = 0;
@@ -117,7 +117,7 @@ static int drain(mk_preads *q)
     return failed ? -1 : 0;
 }
 
-int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off)
+int mk__preads_add(mk__preads *q, int fd, void *buf, size_t len, off_t off)
 {
     if (!q || q->broken || len > (size_t)1 << 30) { /* io_uring's result is an int: big runs by pread */
         if (pread_all(fd, buf, len, off) == 0) return 0;
@@ -136,18 +136,18 @@ int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-int mk_preads_wait(mk_preads *q) { return q && !q->broken ? drain(q) : 0; }
+int mk__preads_wait(mk__preads *q) { return q && !q->broken ? drain(q) : 0; }
 
 #else /* built without liburing: no queue, every read at once */
 
-int mk_preads_built_with_uring(void) { return 0; }
+int mk__preads_built_with_uring(void) { return 0; }
 
-mk_preads *mk_preads_open(void) { return NULL; }
+mk__preads *mk__preads_open(void) { return NULL; }
 
-void mk_preads_close(mk_preads *q) {}
+void mk__preads_close(mk__preads *q) {}
 
-int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off) { return pread_all(fd, buf, len, off); }
+int mk__preads_add(mk__preads *q, int fd, void *buf, size_t len, off_t off) { return pread_all(fd, buf, len, off); }
 
-int mk_preads_wait(mk_preads *q) { return 0; }
+int mk__preads_wait(mk__preads *q) { return 0; }
 
 #endif

@@ -12,23 +12,23 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-typedef struct mk_preads mk_preads;
+typedef struct mk__preads mk__preads;
 
 /* Whether this build has io_uring: 0 when liburing was not found or was
  * turned off at configure time. */
-int mk_preads_built_with_uring(void);
+int mk__preads_built_with_uring(void);
 
 /* A queue of reads, or NULL where io_uring is unavailable: every function
  * below accepts NULL and then reads at once with pread. */
-mk_preads *mk_preads_open(void);
-void mk_preads_close(mk_preads *q);
+mk__preads *mk__preads_open(void);
+void mk__preads_close(mk__preads *q);
 
-/* Reads len bytes at off of fd into buf, now or by the next mk_preads_wait.
+/* Reads len bytes at off of fd into buf, now or by the next mk__preads_wait.
  * buf must stay valid until then. Returns 0, or -1 with errno set (EIO when
  * the file ends before off + len); after -1 the queue holds nothing. */
-int mk_preads_add(mk_preads *q, int fd, void *buf, size_t len, off_t off);
+int mk__preads_add(mk__preads *q, int fd, void *buf, size_t len, off_t off);
 
-/* Every added read complete: 0, or -1 with errno set as by mk_preads_add. */
-int mk_preads_wait(mk_preads *q);
+/* Every added read complete: 0, or -1 with errno set as by mk__preads_add. */
+int mk__preads_wait(mk__preads *q);
 
 #endif

@@ -8,7 +8,7 @@
 #include "chunks.h"
 
 typedef struct {
-    mk_chunks *chunks;
+    mk__chunks *chunks;
     const char *file, *path; /* for its messages */
 } chunks_layer;
 
@@ -17,13 +17,13 @@ typedef struct {
 static mk_err chunks_open(void *shared, const mk__layer_at *at, void **layer)
 {
     if (at->half) return MK_OK;
-    mk_chunks *c;
-    MK_TRY(mk_chunks_open(at->dset, at->layer->in_f32, at->cap, &c));
+    mk__chunks *c;
+    MK_TRY(mk__chunks_open(at->dset, at->layer->in_f32, at->cap, &c));
     if (!c) return MK_OK;
     mk_err err = MK_OK;
     chunks_layer *r = mk_malloc(sizeof *r, "a layer reader", &err);
     if (err) {
-        mk_chunks_close(c);
+        mk__chunks_close(c);
         return err;
     }
     *r = (chunks_layer){c, at->model->files[at->shard], at->layer->path};
@@ -34,17 +34,17 @@ static mk_err chunks_open(void *shared, const mk__layer_at *at, void **layer)
 static mk_err chunks_read(void *layer, const int64_t *rows, int64_t k, int64_t base, void *buf)
 {
     const chunks_layer *r = layer;
-    return mk_chunks_read(r->chunks, rows, k, base, buf, r->file, r->path);
+    return mk__chunks_read(r->chunks, rows, k, base, buf, r->file, r->path);
 }
 
 static mk_err chunks_set_workers(void *layer, int workers)
 {
-    return mk_chunks_set_workers(((chunks_layer *)layer)->chunks, workers);
+    return mk__chunks_set_workers(((chunks_layer *)layer)->chunks, workers);
 }
 
 static void chunks_close(void *layer)
 {
-    mk_chunks_close(((chunks_layer *)layer)->chunks);
+    mk__chunks_close(((chunks_layer *)layer)->chunks);
     free(layer);
 }
 

@@ -15,7 +15,7 @@
  * shard, and one queue, so that the reads of a batch go to the kernel
  * together (NULL: one pread at a time). */
 typedef struct {
-    mk_preads *reads;
+    mk__preads *reads;
     int asked;          /* the queue has been asked for (once: the first layer taken) */
     int nfiles;
     int fd[];           /* per shard, -1 until one of its layers is taken */
@@ -62,18 +62,18 @@ static int64_t direct_offset(hid_t dset, hid_t mem, const mk_layer *layer, const
  * whose values start at `offset` in fd, `row` bytes each: one read per run
  * of consecutive rows, all submitted together. Returns 0, or -1 (errno set;
  * EIO for a short file). */
-static int read_runs(mk_preads *q, int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base, size_t row,
+static int read_runs(mk__preads *q, int fd, int64_t offset, const int64_t *rows, int64_t k, int64_t base, size_t row,
                      char *buf)
 {
     for (int64_t i = 0; i < k;) {
         int64_t j = i + 1;
         while (j < k && rows[j] == rows[j - 1] + 1) j++;
-        if (mk_preads_add(q, fd, buf + (size_t)i * row, (size_t)(j - i) * row,
+        if (mk__preads_add(q, fd, buf + (size_t)i * row, (size_t)(j - i) * row,
                           (off_t)(offset + (rows[i] - base) * (int64_t)row)) < 0)
             return -1;
         i = j;
     }
-    return mk_preads_wait(q);
+    return mk__preads_wait(q);
 }
 
 static mk_err direct_source_open(const mk_model *model, void **shared)
@@ -94,7 +94,7 @@ static void direct_source_close(void *shared)
     direct_shared *s = shared;
     for (int f = 0; f < s->nfiles; f++)
         if (s->fd[f] >= 0) close(s->fd[f]);
-    mk_preads_close(s->reads);
+    mk__preads_close(s->reads);
     free(s);
 }
 
@@ -106,7 +106,7 @@ static mk_err direct_open(void *shared, const mk__layer_at *at, void **layer)
     if (offset < 0) return MK_OK;
     if (s->fd[at->shard] < 0 && (s->fd[at->shard] = open(file, O_RDONLY | O_CLOEXEC)) < 0)
         return mk_fail(MK_EINPUT, "cannot open input '%s': %s", file, strerror(errno));
-    if (!s->asked) s->reads = mk_preads_open(); /* only for sources with a layer read here: a ring costs memory */
+    if (!s->asked) s->reads = mk__preads_open(); /* only for sources with a layer read here: a ring costs memory */
     s->asked = 1;
     mk_err err = MK_OK;
     direct_layer *d = mk_malloc(sizeof *d, "a layer reader", &err);

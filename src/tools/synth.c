@@ -258,7 +258,7 @@ static mk_err check_sizes(const struct synth_opts *o, const struct synth_plan *p
         if (ly->p > SIZE_MAX / sizeof(double) / (size_t)o->latent)
             return mk_fail(MK_EUSAGE, "synth: --latent %" PRId64 ": the weights of layer '%s' do not fit "
                            "in memory", o->latent, ly->name);
-        if (o->chunk > 0 && synth_chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
+        if (o->chunk > 0 && mk__synth_chunk_rows(o) > SYNTH_MAX_CHUNK_BYTES / row_bytes)
             return mk_fail(MK_EUSAGE, "synth: --chunk %" PRId64 ": a chunk of layer '%s' would exceed "
                            "HDF5's 4 GiB limit", o->chunk, ly->name);
     }
@@ -308,7 +308,7 @@ static mk_err synth_command(const mk_opt_val *v, const char *const *args)
     struct synth_plan pl;
     MK_TRY(read_opts(v, args, &o));
     MK_TRY(plan_build(&o, &pl));
-    mk_err err = mk_synth_write(&o, &pl);
+    mk_err err = mk__synth_write(&o, &pl);
     if (err == MK_OK) print_summary(&o, &pl);
     plan_free(&pl);
     return err;

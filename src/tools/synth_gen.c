@@ -239,7 +239,7 @@ static hid_t file_type(enum synth_dtype dt)
 static mk_err set_layout(hid_t dcpl, const struct synth_opts *o, const struct synth_layer *ly, const char *path)
 {
     if (o->chunk == 0) return MK_OK;
-    hsize_t cdims[SYNTH_MAX_RANK + 1] = {synth_chunk_rows(o)};
+    hsize_t cdims[SYNTH_MAX_RANK + 1] = {mk__synth_chunk_rows(o)};
     memcpy(cdims + 1, ly->dims, (size_t)ly->rank * sizeof *cdims);
     if (H5Pset_chunk(dcpl, ly->rank + 1, cdims) < 0)
         return mk_fail(MK_EIO, "synth: %s: cannot set chunks of %llu rows for '%s'", path,
@@ -429,7 +429,7 @@ static mk_err write_file(const struct synth_opts *o, const struct synth_plan *pl
 }
 
 /* Our messages name the file and the dataset; HDF5's stack dump adds only noise. */
-mk_err mk_synth_write(const struct synth_opts *o, const struct synth_plan *pl)
+mk_err mk__synth_write(const struct synth_opts *o, const struct synth_plan *pl)
 {
     H5E_auto2_t efunc;
     void *edata;

@@ -55,7 +55,7 @@ struct synth_plan {
 };
 
 /* Chunks are clamped to n (HDF5 wants chunk <= extent) and must stay < 4 GiB. */
-static inline hsize_t synth_chunk_rows(const struct synth_opts *o)
+static inline hsize_t mk__synth_chunk_rows(const struct synth_opts *o)
 {
     return (hsize_t)(o->chunk < o->n ? o->chunk : o->n);
 }
@@ -63,6 +63,6 @@ static inline hsize_t synth_chunk_rows(const struct synth_opts *o)
 /* Writes o->out as pl says, under a temporary name renamed into place once
  * complete; HDF5's own error reports are silenced (our messages name the
  * file and the dataset). */
-mk_err mk_synth_write(const struct synth_opts *o, const struct synth_plan *pl);
+mk_err mk__synth_write(const struct synth_opts *o, const struct synth_plan *pl);
 
 #endif
