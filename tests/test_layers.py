@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The include graph is the layer diagram (docs/layout.md): every source file
 and public header may include only headers of its own layer or of lower ones,
-the maths includes neither MPI nor HDF5 nor the config, and the headers
-include one another without a circle. Run: test_layers.py SOURCE_DIR."""
+the maths includes neither MPI nor HDF5 nor the config, the headers
+include one another without a circle, and docs/layout.md names every file of
+src/. Run: test_layers.py SOURCE_DIR."""
 import os
 import re
 import sys
@@ -68,10 +69,19 @@ def main(root):
             if rel.startswith("include/"):
                 graph.setdefault(os.path.basename(rel)[:-2], set()).add(dep)
     problems += circles(graph)
+    problems += unlisted(root, files)
     for p in problems:
         print("layers:", p)
     print(f"{len(files)} files checked against {len(LAYERS)} layers: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def unlisted(root, files):
+    """Files the floor plan (docs/layout.md) does not name."""
+    with open(os.path.join(root, "docs", "layout.md"), encoding="utf-8") as f:
+        plan = f.read()
+    return [f"{rel}: not named in docs/layout.md" for rel, _ in files
+            if f"`{os.path.basename(rel)}`" not in plan and not rel.startswith("include/")]
 
 
 def circles(graph):
