@@ -3,11 +3,16 @@
 # or the job asked to stop with SIGUSR1, then the same command with another
 # number of ranks; the result must be bitwise the one of an uninterrupted run.
 #   tests/test_resume.sh MPICKA MPIEXEC [FEATURES]
+# The launcher is $MPIEXEC when set (else the MPIEXEC argument), with the flags
+# $MPIEXEC_FLAGS (default --allow-run-as-root --oversubscribe) and the rank
+# count after $MPIEXEC_NUMPROC_FLAG (default -np).
 # FEATURES per layer (default 4096): fewer for the sanitizer build, whose
 # runs are several times slower and still last long enough to be killed.
 set -euo pipefail
 exe=$1
-mpiexec=$2
+read -ra launcher <<< "${MPIEXEC:-$2}"
+read -ra flags <<< "${MPIEXEC_FLAGS-"--allow-run-as-root --oversubscribe"}"
+np_flag=${MPIEXEC_NUMPROC_FLAG:-"-np"}
 features=${3:-4096}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,7 +31,7 @@ checkpoint:
 plot: false
 output: out
 YAML
-run() { "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet "${@:2}"; }
+run() { "${launcher[@]}" "${flags[@]}" "$np_flag" "$1" "$exe" run c.yaml --quiet "${@:2}"; }
 bits() { "$exe" show "$1/cka.h5" --format csv; }
 
 run 1 --set output=ref > /dev/null
@@ -45,7 +50,7 @@ ranks() {
 # Starts a run in the background and waits for its first checkpoint.
 start() { # ranks, then options of the run
     rm -rf out
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet "${@:2}" > log 2>&1 &
+    "${launcher[@]}" "${flags[@]}" "$np_flag" "$1" "$exe" run c.yaml --quiet "${@:2}" > log 2>&1 &
     job=$! # mpirun itself, which forwards SIGUSR1 to the ranks
     for _ in $(seq 600); do
         [ -f out/checkpoint.h5 ] && return 0
@@ -122,8 +127,8 @@ run 2 --set seed=9 --restart > /dev/null && [ ! -f out/checkpoint.h5 ] && { echo
 # The requeueing batch script, with Slurm simulated: srun is mpirun on 2 ranks,
 # scontrol notes the requeue. SIGUSR1 to the script, as `--signal=B:USR1` sends it.
 mkdir -p bin
-printf '#!/bin/bash\nwhile [[ $1 == -* ]]; do shift; done\nexec %q --allow-run-as-root --oversubscribe -np 2 "$@"\n' \
-    "$mpiexec" > bin/srun
+printf '#!/bin/bash\nwhile [[ $1 == -* ]]; do shift; done\nexec %s 2 "$@"\n' \
+    "$(printf '%q ' "${launcher[@]}" "${flags[@]}" "$np_flag")" > bin/srun
 printf '#!/bin/bash\necho "$@" >> requeued\n' > bin/scontrol
 chmod +x bin/srun bin/scontrol
 job_script=$(dirname "$0")/../jobs/mpicka-requeue.sbatch

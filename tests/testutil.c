@@ -57,14 +57,25 @@ int tu_run(const char *cmd, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* The variable name of the environment, else fallback; a launcher must not
+ * be empty (empty: fallback), its flags may be (set and empty: no flags). */
+static const char *env_or(const char *name, const char *fallback, int empty_ok)
+{
+    const char *value = getenv(name);
+    return value && (empty_ok || *value) ? value : fallback;
+}
+
 int tu_mpicka(int np, const char *cwd, const char *args, char **output)
 {
-    char *cmd = malloc(strlen(args) + strlen(cwd) + 1024);
+    const char *mpiexec = env_or("MPIEXEC", MK_TEST_MPIEXEC, 0);
+    const char *flags = env_or("MPIEXEC_FLAGS", MK_TEST_MPIFLAGS, 1);
+    const char *np_flag = env_or("MPIEXEC_NUMPROC_FLAG", "-np", 0);
+    char *cmd = malloc(strlen(args) + strlen(cwd) + strlen(mpiexec) + strlen(flags) + strlen(np_flag) + 1024);
     /* odls_base_sigkill_timeout=0: mpirun waits no second before killing the
      * ranks of a failed job, which have exited already (2 s per failure). */
     sprintf(cmd, "cd '%s' && OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                 "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_odls_base_sigkill_timeout=0 %s %s -np %d %s %s",
-            cwd, MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
+                 "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_odls_base_sigkill_timeout=0 %s %s %s %d %s %s",
+            cwd, mpiexec, flags, np_flag, np, MK_TEST_EXE, args);
     int status = tu_run(cmd, output);
     free(cmd);
     return status;

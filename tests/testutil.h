@@ -21,7 +21,9 @@ void tu_must_run(const char *cmd);
 /* The number right after label in text (a Check failure when absent). */
 double tu_number_after(const char *text, const char *label);
 /* `mpirun -np N mpicka ARGS` in folder cwd (as root, oversubscribed, one
- * BLAS thread per rank). */
+ * BLAS thread per rank). The launcher, its flags and its rank-count flag are
+ * $MPIEXEC, $MPIEXEC_FLAGS and $MPIEXEC_NUMPROC_FLAG at run time, else the
+ * configured mpirun, "--allow-run-as-root --oversubscribe" and -np. */
 int tu_mpicka(int np, const char *cwd, const char *args, char **output);
 
 /* `mpirun -np N mpicka run CONFIG EXTRA` in folder dir (extra may be NULL). */
