@@ -833,6 +833,7 @@ int main(void)
     tcase_add_checked_fixture(formats, setup, teardown);
     tcase_add_checked_fixture(cmd, setup, teardown);
     tcase_set_timeout(cmd, 300);
+    tcase_set_tags(cmd, "mpirun"); /* CTest's test_show_command (e2e); test_show leaves it out */
     tcase_add_test(formats, csv_round_trips_names_and_values_exactly);
     tcase_add_test(formats, json_is_valid_with_exact_numbers_and_attributes);
     tcase_add_test(formats, table_is_aligned_and_tells_the_provenance);

@@ -1,5 +1,6 @@
 """Shared fixtures: the mpicka binary under the MPI launcher (CTest passes
-both; tests/pyhelpers/mkt reads the launcher)."""
+both; tests/pyhelpers/mkt reads the launcher). A test that uses it is marked
+e2e: python_unit starts no launcher."""
 
 import os
 import subprocess
@@ -10,7 +11,14 @@ import mkt
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: end-to-end: export real torchvision models and run mpicka on them")
+    config.addinivalue_line("markers", "e2e: end-to-end: runs mpicka under the MPI launcher (torchvision models, "
+                                       "results of real runs)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "mpicka" in item.fixturenames:
+            item.add_marker(pytest.mark.e2e)
 
 
 class Mpicka:
