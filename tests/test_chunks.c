@@ -161,18 +161,5 @@ START_TEST(damaged_chunks_are_named)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("chunks");
-    TCase *tc = tcase_create("inflated here");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, every_shape_as_hdf5_reads_it);
-    tcase_add_test(tc, damaged_chunks_are_named);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+TU_MAIN("chunks", 0,
+        TU_CASE("inflated here", setup, teardown, 60, NULL, every_shape_as_hdf5_reads_it, damaged_chunks_are_named))

@@ -602,25 +602,9 @@ START_TEST(every_wrong_models_part_is_named)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("ckafile");
-    TCase *tc = tcase_create("read");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, reads_matrix_names_and_typed_attributes);
-    tcase_add_test(tc, reads_fixed_length_names);
-    tcase_add_test(tc, self_from_the_attribute_or_inferred);
-    tcase_add_test(tc, every_missing_or_wrong_part_is_named);
-    tcase_add_test(tc, missing_and_foreign_files);
-    tcase_add_test(tc, reads_errors_pvalues_and_meta);
-    tcase_add_test(tc, each_is_optional);
-    tcase_add_test(tc, wrong_optional_contents_are_named);
-    tcase_add_test(tc, matrix_names);
-    tcase_add_test(tc, reads_a_models_result);
-    tcase_add_test(tc, pair_slices_every_block);
-    tcase_add_test(tc, pair_and_matched_mistakes);
-    tcase_add_test(tc, matched_is_one_layer_across_models);
-    tcase_add_test(tc, every_wrong_models_part_is_named);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("ckafile", 0,
+        TU_CASE("read", setup, teardown, 0, NULL, reads_matrix_names_and_typed_attributes, reads_fixed_length_names,
+                self_from_the_attribute_or_inferred, every_missing_or_wrong_part_is_named, missing_and_foreign_files,
+                reads_errors_pvalues_and_meta, each_is_optional, wrong_optional_contents_are_named, matrix_names,
+                reads_a_models_result, pair_slices_every_block, pair_and_matched_mistakes,
+                matched_is_one_layer_across_models, every_wrong_models_part_is_named))

@@ -101,14 +101,6 @@ START_TEST(numbers_are_checked_whole)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("cli");
-    TCase *tc = tcase_create("parse");
-    tcase_add_test(tc, options_values_flags_and_positionals);
-    tcase_add_test(tc, help_stops_parsing);
-    tcase_add_test(tc, every_mistake_is_named);
-    tcase_add_test(tc, numbers_are_checked_whole);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("cli", 0,
+        TU_CASE("parse", NULL, NULL, 0, NULL, options_values_flags_and_positionals, help_stops_parsing,
+                every_mistake_is_named, numbers_are_checked_whole))

@@ -439,22 +439,13 @@ START_TEST(bad_command_lines)
 }
 END_TEST
 
-int main(void)
+static void shared_inputs(TCase *tc)
 {
-    Suite *s = suite_create("e2e");
-    TCase *tc = tcase_create("mpirun");
-    tcase_set_timeout(tc, 600);
     tcase_add_unchecked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, x_vs_y_float64_across_ranks);
-    tcase_add_test(tc, self_float32_shuffled_two_epochs);
-    tcase_add_test(tc, output_reproduces_and_describes_the_run);
-    tcase_add_test(tc, dead_layer_gives_nan_and_a_warning);
-    tcase_add_test(tc, progress_in_every_mode);
-    tcase_add_test(tc, check_plans_and_estimates_memory);
-    tcase_add_test(tc, check_reports_every_problem);
-    tcase_add_test(tc, bad_inputs);
-    tcase_add_test(tc, hostile_inputs);
-    tcase_add_test(tc, bad_command_lines);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
 }
+
+TU_MAIN("e2e", 0,
+        TU_CASE("mpirun", NULL, NULL, 600, shared_inputs, x_vs_y_float64_across_ranks, self_float32_shuffled_two_epochs,
+                output_reproduces_and_describes_the_run, dead_layer_gives_nan_and_a_warning, progress_in_every_mode,
+                check_plans_and_estimates_memory, check_reports_every_problem, bad_inputs, hostile_inputs,
+                bad_command_lines))

@@ -327,22 +327,6 @@ START_TEST(exact_refuses_too_many_features)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("estimators_e2e");
-    TCase *tc = tcase_create("runs");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, rbf_hsic0_errors_and_pvalues);
-    tcase_add_test(tc, other_minibatch_estimators);
-    tcase_add_test(tc, exact_against_full_grams);
-    tcase_add_test(tc, exact_memory_does_not_grow_with_n);
-    tcase_add_test(tc, exact_refuses_too_many_features);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tu_run_suite(suite(), 1);
-}
+TU_MAIN("estimators_e2e", 0,
+        TU_CASE("runs", setup, teardown, 600, NULL, rbf_hsic0_errors_and_pvalues, other_minibatch_estimators,
+                exact_against_full_grams, exact_memory_does_not_grow_with_n, exact_refuses_too_many_features))

@@ -442,20 +442,13 @@ START_TEST(summary_labels_and_last_progress_line)
 }
 END_TEST
 
-int main(void)
+static void shared_inputs(TCase *tc)
 {
-    Suite *s = suite_create("inputs_e2e");
-    TCase *tc = tcase_create("mpirun");
-    tcase_set_timeout(tc, 300);
     tcase_add_unchecked_fixture(tc, make_inputs, teardown);
-    tcase_add_test(tc, shards_give_the_same_bits);
-    tcase_add_test(tc, different_ids_stop_the_run);
-    tcase_add_test(tc, globs_in_creation_order);
-    tcase_add_test(tc, output_of_another_config);
-    tcase_add_test(tc, first_run_stumbles);
-    tcase_add_test(tc, check_warns_of_idle_ranks_and_node_memory);
-    tcase_add_test(tc, fingerprint_covers_every_shard);
-    tcase_add_test(tc, summary_labels_and_last_progress_line);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
 }
+
+TU_MAIN("inputs_e2e", 0,
+        TU_CASE("mpirun", NULL, NULL, 300, shared_inputs, shards_give_the_same_bits, different_ids_stop_the_run,
+                globs_in_creation_order, output_of_another_config, first_run_stumbles,
+                check_warns_of_idle_ranks_and_node_memory, fingerprint_covers_every_shard,
+                summary_labels_and_last_progress_line))

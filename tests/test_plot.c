@@ -1426,43 +1426,17 @@ START_TEST(models_command_line)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("plot");
-    TCase *render = tcase_create("render"), *layout = tcase_create("layout"), *cmd = tcase_create("command");
-    TCase *all[3] = {render, layout, cmd};
-    for (int k = 0; k < 3; k++) {
-        tcase_add_checked_fixture(all[k], setup, teardown);
-        tcase_set_timeout(all[k], 300);
-        suite_add_tcase(s, all[k]);
-    }
-    tcase_add_test(render, colour_maps_hit_the_published_colours);
-    tcase_add_test(render, png_cells_have_the_colours_of_their_values);
-    tcase_add_test(render, colour_range_and_other_maps);
-    tcase_add_test(render, values_in_contrasting_ink_and_none_on_nan);
-    tcase_add_test(render, half_leaves_the_upper_triangle_blank);
-    tcase_add_test(render, invert_y_puts_the_first_row_at_the_bottom);
-    tcase_add_test(render, many_cells_are_one_image_with_the_same_colours);
-    tcase_add_test(render, svg_holds_the_title_and_every_layer_name);
-    tcase_add_test(render, pdf_holds_the_title_and_every_layer_name);
-    tcase_add_test(render, two_hundred_layers_in_every_format);
-    tcase_add_test(render, bad_outputs_leave_nothing_behind);
-    tcase_add_test(render, an_old_figure_is_replaced_whole);
-    tcase_add_test(render, errors_go_under_the_values);
-    tcase_add_test(render, svg_and_pdf_hold_the_subtitle);
-    tcase_add_test(layout, subtitles_wrap_and_stay_clear);
-    tcase_add_test(layout, labels_fit_turn_and_thin_without_overlap);
-    tcase_add_test(layout, long_titles_stay_clear);
-    tcase_add_test(layout, values_drawn_when_cells_hold_them);
-    tcase_add_test(layout, titles_and_short_names);
-    tcase_add_test(layout, bad_renderer_inputs);
-    tcase_add_test(cmd, plot_result_draws_a_cka_file);
-    tcase_add_test(cmd, plot_result_draws_each_matrix);
-    tcase_add_test(cmd, plot_command_options);
-    tcase_add_test(cmd, plot_command_mistakes);
-    tcase_add_test(cmd, the_mpicka_binary);
-    tcase_add_test(cmd, models_grid_with_names_and_lines);
-    tcase_add_test(cmd, models_pair_and_matched_views);
-    tcase_add_test(cmd, models_command_line);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("plot", 0,
+        TU_CASE("render", setup, teardown, 300, NULL, colour_maps_hit_the_published_colours,
+                png_cells_have_the_colours_of_their_values, colour_range_and_other_maps,
+                values_in_contrasting_ink_and_none_on_nan, half_leaves_the_upper_triangle_blank,
+                invert_y_puts_the_first_row_at_the_bottom, many_cells_are_one_image_with_the_same_colours,
+                svg_holds_the_title_and_every_layer_name, pdf_holds_the_title_and_every_layer_name,
+                two_hundred_layers_in_every_format, bad_outputs_leave_nothing_behind, an_old_figure_is_replaced_whole,
+                errors_go_under_the_values, svg_and_pdf_hold_the_subtitle),
+        TU_CASE("layout", setup, teardown, 300, NULL, subtitles_wrap_and_stay_clear,
+                labels_fit_turn_and_thin_without_overlap, long_titles_stay_clear, values_drawn_when_cells_hold_them,
+                titles_and_short_names, bad_renderer_inputs),
+        TU_CASE("command", setup, teardown, 300, NULL, plot_result_draws_a_cka_file, plot_result_draws_each_matrix,
+                plot_command_options, plot_command_mistakes, the_mpicka_binary, models_grid_with_names_and_lines,
+                models_pair_and_matched_views, models_command_line))

@@ -150,14 +150,11 @@ START_TEST(source_reads_scattered_rows_both_ways)
 }
 END_TEST
 
-int main(void)
+static void both_ways_of_reading(TCase *tc)
 {
-    Suite *s = suite_create("preads");
-    TCase *tc = tcase_create("batched reads");
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, reads_every_offset, 0, 2);
     tcase_add_loop_test(tc, failures_are_reported, 0, 2);
-    tcase_add_test(tc, source_reads_scattered_rows_both_ways);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
 }
+
+TU_MAIN("preads", 0,
+        TU_CASE("batched reads", setup, teardown, 0, both_ways_of_reading, source_reads_scattered_rows_both_ways))

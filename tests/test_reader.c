@@ -224,16 +224,6 @@ START_TEST(different_ids_stop_the_batch)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("reader");
-    TCase *tc = tcase_create("read-ahead");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, blocks_come_in_order_and_centred);
-    tcase_add_test(tc, nan_is_reported_with_the_example);
-    tcase_add_test(tc, stopping_early_does_not_hang);
-    tcase_add_test(tc, different_ids_stop_the_batch);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("reader", 0,
+        TU_CASE("read-ahead", setup, teardown, 60, NULL, blocks_come_in_order_and_centred,
+                nan_is_reported_with_the_example, stopping_early_does_not_hang, different_ids_stop_the_batch))

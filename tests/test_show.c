@@ -826,31 +826,17 @@ START_TEST(models_pair_and_matched)
 }
 END_TEST
 
-int main(void)
+static void under_mpirun(TCase *tc)
 {
-    Suite *s = suite_create("show");
-    TCase *formats = tcase_create("formats"), *cmd = tcase_create("command");
-    tcase_add_checked_fixture(formats, setup, teardown);
-    tcase_add_checked_fixture(cmd, setup, teardown);
-    tcase_set_timeout(cmd, 300);
-    tcase_set_tags(cmd, "mpirun"); /* CTest's test_show_command (e2e); test_show leaves it out */
-    tcase_add_test(formats, csv_round_trips_names_and_values_exactly);
-    tcase_add_test(formats, json_is_valid_with_exact_numbers_and_attributes);
-    tcase_add_test(formats, table_is_aligned_and_tells_the_provenance);
-    tcase_add_test(formats, table_splits_wide_matrices_and_marks_what_is_missing);
-    tcase_add_test(formats, table_shows_errors_beside_values_and_the_method);
-    tcase_add_test(formats, errors_wrap_in_narrow_tables);
-    tcase_add_test(formats, table_of_each_matrix);
-    tcase_add_test(formats, csv_of_each_matrix);
-    tcase_add_test(formats, json_holds_every_matrix_and_the_meta);
-    tcase_add_test(cmd, csv_is_what_a_run_writes);
-    tcase_add_test(cmd, show_command_mistakes);
-    tcase_add_test(cmd, the_mpicka_binary);
-    tcase_add_test(formats, models_table_lists_models_and_the_small_grid);
-    tcase_add_test(formats, models_csv_is_the_long_form);
-    tcase_add_test(formats, models_json_holds_the_models_and_matched);
-    tcase_add_test(cmd, models_pair_and_matched);
-    suite_add_tcase(s, formats);
-    suite_add_tcase(s, cmd);
-    return tu_run_suite(s, 1);
+    tcase_set_tags(tc, "mpirun"); /* CTest's test_show_command (e2e); test_show leaves it out */
 }
+
+TU_MAIN("show", 0,
+        TU_CASE("formats", setup, teardown, 0, NULL, csv_round_trips_names_and_values_exactly,
+                json_is_valid_with_exact_numbers_and_attributes, table_is_aligned_and_tells_the_provenance,
+                table_splits_wide_matrices_and_marks_what_is_missing, table_shows_errors_beside_values_and_the_method,
+                errors_wrap_in_narrow_tables, table_of_each_matrix, csv_of_each_matrix,
+                json_holds_every_matrix_and_the_meta, models_table_lists_models_and_the_small_grid,
+                models_csv_is_the_long_form, models_json_holds_the_models_and_matched),
+        TU_CASE("command", setup, teardown, 300, under_mpirun, csv_is_what_a_run_writes, show_command_mistakes,
+                the_mpicka_binary, models_pair_and_matched))

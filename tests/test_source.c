@@ -562,27 +562,9 @@ START_TEST(missing_layer_lists_the_closest)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("source");
-    TCase *tc = tcase_create("hdf5");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, globs_expand_in_natural_order);
-    tcase_add_test(tc, star_does_not_cross_groups);
-    tcase_add_test(tc, bad_layers_are_named);
-    tcase_add_test(tc, non_numeric_zero_sized_and_mismatched_n);
-    tcase_add_test(tc, missing_and_non_hdf5_files);
-    tcase_add_test(tc, reads_rows_of_every_type);
-    tcase_add_test(tc, half_precision_special_values);
-    tcase_add_test(tc, pack_round_trip);
-    tcase_add_test(tc, chunk_bands_bound_the_caches);
-    tcase_add_test(tc, natural_order);
-    tcase_add_test(tc, shards_concatenate_in_natural_order);
-    tcase_add_test(tc, listed_shards_keep_their_order);
-    tcase_add_test(tc, shards_must_match);
-    tcase_add_test(tc, string_ids);
-    tcase_add_test(tc, creation_order);
-    tcase_add_test(tc, missing_layer_lists_the_closest);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("source", 0,
+        TU_CASE("hdf5", setup, teardown, 0, NULL, globs_expand_in_natural_order, star_does_not_cross_groups,
+                bad_layers_are_named, non_numeric_zero_sized_and_mismatched_n, missing_and_non_hdf5_files,
+                reads_rows_of_every_type, half_precision_special_values, pack_round_trip, chunk_bands_bound_the_caches,
+                natural_order, shards_concatenate_in_natural_order, listed_shards_keep_their_order, shards_must_match,
+                string_ids, creation_order, missing_layer_lists_the_closest))

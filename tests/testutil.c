@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,9 @@ double tu_normal(uint64_t *state)
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-int tu_run_suite(Suite *s, int fork)
+/* Runs every test of s (forking, or not when fork is 0, as under MPI);
+ * returns the process's exit status: EXIT_FAILURE when any test failed. */
+static int run_suite(Suite *s, int fork)
 {
     SRunner *sr = srunner_create(s);
     if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
@@ -205,6 +208,23 @@ int tu_run_suite(Suite *s, int fork)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int tu_main(const char *suite, int mpi, const tu_case *cases)
+{
+    Suite *s = suite_create(suite);
+    for (; cases->name; cases++) {
+        TCase *tc = tcase_create(cases->name);
+        if (cases->setup || cases->teardown) tcase_add_checked_fixture(tc, cases->setup, cases->teardown);
+        if (cases->timeout > 0) tcase_set_timeout(tc, cases->timeout);
+        for (const TTest *const *test = cases->tests; *test; test++) tcase_add_test(tc, *test);
+        if (cases->more) cases->more(tc);
+        suite_add_tcase(s, tc);
+    }
+    if (mpi) MPI_Init(NULL, NULL);
+    int status = run_suite(s, !mpi);
+    if (mpi) MPI_Finalize();
+    return status;
 }
 
 void tu_must_run(const char *cmd)

@@ -47,9 +47,26 @@ int64_t tu_read_doubles(const char *file, const char *name, double *out, int64_t
 char *tu_read_str_attr(const char *file, const char *name);
 int64_t tu_read_int_attr(const char *file, const char *name);
 
-/* Run every test of s (forking, or not when fork is 0, as under MPI) and
- * return the process's exit status: EXIT_FAILURE when any test failed. */
-int tu_run_suite(Suite *s, int fork);
+/* One case of a suite: its name, a checked fixture (setup and teardown
+ * around each test; NULL: none), a timeout in seconds (0: Check's default,
+ * CK_DEFAULT_TIMEOUT), what else to do to it (more: loop tests, tags, an
+ * unchecked fixture; NULL: nothing) and its tests, NULL-terminated. */
+typedef struct {
+    const char *name;
+    SFun setup, teardown;
+    double timeout;
+    void (*more)(TCase *tc);
+    const TTest *const *tests;
+} tu_case;
+#define TU_CASE(name, setup, teardown, timeout, more, ...)                                                            \
+    ((tu_case){(name), (setup), (teardown), (timeout), (more), (const TTest *const[]){__VA_ARGS__, NULL}})
+/* Runs suite `suite` of the cases (a list that ends with {NULL}), each test in
+ * a child process; with mpi, between MPI_Init and MPI_Finalize and without
+ * forking (Open MPI dislikes fork()). Returns main's exit status. */
+int tu_main(const char *suite, int mpi, const tu_case *cases);
+/* A test program's main: TU_MAIN("suite", mpi, TU_CASE(...), ...). */
+#define TU_MAIN(suite, mpi, ...)                                                                                       \
+    int main(void) { return tu_main((suite), (mpi), (const tu_case[]){__VA_ARGS__, {NULL}}); }
 
 /* Uniform in [0,1) from a seeded state (tests' own generator). */
 double tu_uniform(uint64_t *state);
