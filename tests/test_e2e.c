@@ -117,7 +117,7 @@ static void check_ranks_and_oracle(const char *config, const char *out, const or
         snprintf(extra, sizeof extra, "--set output=%s%d", out, np);
         int status = run_config(np, config, extra, &text);
         ck_assert_msg(status == 0, "np=%d: %s", np, text);
-        ck_assert_ptr_nonnull(strstr(text, "wrote"));
+        tu_assert_has(text, "wrote");
         free(text);
         snprintf(outdir, sizeof outdir, "%s/%s%d", dir, out, np);
         read_result(outdir, &r[np - 1]);
@@ -167,7 +167,7 @@ START_TEST(output_reproduces_and_describes_the_run)
                              "y:\n  file: y.h5\n  layers: [layer1, layer3]\n"
                              "batch_size: 16\nshuffle: yes\nseed: 3\noutput: first\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "rep.yaml", "--set epochs=2", &out), 0);
+    tu_assert_exit(run_config(2, "rep.yaml", "--set epochs=2", &out), 0);
     free(out);
     char *h5 = in_dir("first/cka.h5");
     char *config = tu_read_str_attr(h5, "config");
@@ -178,7 +178,7 @@ START_TEST(output_reproduces_and_describes_the_run)
     ck_assert_int_eq(tu_read_int_attr(h5, "batches"), 2 * 13);
     ck_assert_int_eq(tu_read_int_attr(h5, "epochs"), 2);
     write_config("again.yaml", config);
-    ck_assert_int_eq(run_config(3, "again.yaml", "--set output=second", &out), 0);
+    tu_assert_exit(run_config(3, "again.yaml", "--set output=second", &out), 0);
     free(out);
     result a, b;
     char *first = in_dir("first"), *second = in_dir("second");
@@ -210,9 +210,9 @@ START_TEST(dead_layer_gives_nan_and_a_warning)
     tu_write_dataset(file, "alive", H5T_IEEE_F32LE, 2, dims, data);
     write_config("dead.yaml", "x:\n  file: dead.h5\n  layers: [alive, dead]\nbatch_size: 10\noutput: deadout\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "dead.yaml", NULL, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "layer 'dead'"));
-    ck_assert_int_eq(tu_count(out, "is constant in every batch (a dead layer)"), 1);
+    tu_assert_exit(run_config(2, "dead.yaml", NULL, &out), 0);
+    tu_assert_has(out, "layer 'dead'");
+    tu_assert_count(out, "is constant in every batch (a dead layer)", 1);
     free(out);
     char *h5 = in_dir("deadout/cka.h5");
     double cka[4];
@@ -229,26 +229,26 @@ START_TEST(progress_in_every_mode)
 {
     write_config("prog.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatch_size: 8\nprogress_seconds: 0\noutput: prog\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "prog.yaml", NULL, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: progress: 25/25 batches (100%)"));
+    tu_assert_exit(run_config(2, "prog.yaml", NULL, &out), 0);
+    tu_assert_has(out, "mpicka: progress: 25/25 batches (100%)");
     ck_assert_int_ge(tu_count(out, "mpicka: progress: "), 10);
-    ck_assert_ptr_nonnull(strstr(out, "examples/s"));
+    tu_assert_has(out, "examples/s");
     free(out);
-    ck_assert_int_eq(run_config(2, "prog.yaml", "--progress bar", &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "\r["));
+    tu_assert_exit(run_config(2, "prog.yaml", "--progress bar", &out), 0);
+    tu_assert_has(out, "\r[");
     char *png = in_dir("prog/cka.png");
     ck_assert(tu_exists(png)); /* drawn by default */
     free(png);
-    ck_assert_ptr_nonnull(strstr(out, "\r\033[K")); /* the bar is cleared at the end */
-    ck_assert_int_eq(tu_count(out, "mpicka: progress: "), 0);
+    tu_assert_has(out, "\r\033[K"); /* the bar is cleared at the end */
+    tu_assert_count(out, "mpicka: progress: ", 0);
     free(out);
-    ck_assert_int_eq(run_config(2, "prog.yaml", "--quiet --set plot=false --set output=quiet", &out), 0);
+    tu_assert_exit(run_config(2, "prog.yaml", "--quiet --set plot=false --set output=quiet", &out), 0);
     char *none = in_dir("quiet/cka.png");
     ck_assert(!tu_exists(none));
     free(none);
-    ck_assert_int_eq(tu_count(out, "progress"), 0);
-    ck_assert_int_eq(tu_count(out, "\r["), 0);
-    ck_assert_ptr_nonnull(strstr(out, "wrote"));
+    tu_assert_count(out, "progress", 0);
+    tu_assert_count(out, "\r[", 0);
+    tu_assert_has(out, "wrote");
     free(out);
 }
 END_TEST
@@ -269,15 +269,15 @@ START_TEST(check_plans_and_estimates_memory)
     for (int i = 0; i < 2; i++) {
         char *out, args[256];
         snprintf(cmd, sizeof cmd, "cd %s && %s check mid.yaml -n 3 --set precision=%s", dir, MK_TEST_EXE, precs[i]);
-        ck_assert_int_eq(tu_run(cmd, &out), 0);
-        ck_assert_ptr_nonnull(strstr(out, "mid.yaml is valid"));
-        ck_assert_ptr_nonnull(strstr(out, "4 batch(es) per epoch"));
-        ck_assert_ptr_nonnull(strstr(out, "on 3 rank(s): at most 2 batch(es) per rank"));
-        ck_assert_ptr_nonnull(strstr(out, "(1024, 16, 16, 16)"));
+        tu_assert_exit(tu_run(cmd, &out), 0);
+        tu_assert_has(out, "mid.yaml is valid");
+        tu_assert_has(out, "4 batch(es) per epoch");
+        tu_assert_has(out, "on 3 rank(s): at most 2 batch(es) per rank");
+        tu_assert_has(out, "(1024, 16, 16, 16)");
         double estimate = tu_number_after(out, "memory per rank: about ");
         free(out);
         snprintf(args, sizeof args, "--quiet --force --set precision=%s", precs[i]); /* one folder, two configs */
-        ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
+        tu_assert_exit(run_config(2, "mid.yaml", args, &out), 0);
         double peak = tu_number_after(out, "peak memory per rank ");
         ck_assert(estimate > MK_TEST_LIBRARY_MIB && peak > 0.0);
 #ifndef MK_TEST_SANITIZED /* the sanitizers' shadow memory and quarantine inflate the peak */
@@ -298,17 +298,17 @@ START_TEST(check_reports_every_problem)
                               "y:\n  file: nope.h5\n  layers: [a]\noutput: blocker/out\n");
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd, "cd %s && %s check many.yaml", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
-    ck_assert_int_eq(tu_count(out, "layer pattern 'zzz*' matches no dataset"), 1);
-    ck_assert_int_eq(tu_count(out, "no dataset 'missing'"), 1);
-    ck_assert_int_eq(tu_count(out, "cannot open input 'nope.h5'"), 1);
-    ck_assert_int_eq(tu_count(out, "output 'blocker/out'"), 1);
-    ck_assert_int_eq(tu_count(out, "4 problem(s)"), 2);
+    tu_assert_exit(tu_run(cmd, &out), 3);
+    tu_assert_count(out, "layer pattern 'zzz*' matches no dataset", 1);
+    tu_assert_count(out, "no dataset 'missing'", 1);
+    tu_assert_count(out, "cannot open input 'nope.h5'", 1);
+    tu_assert_count(out, "output 'blocker/out'", 1);
+    tu_assert_count(out, "4 problem(s)", 2);
     free(out);
     write_config("typo.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatchsize: 8\noutput: o\n");
     snprintf(cmd, sizeof cmd, "cd %s && %s check typo.yaml", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
-    ck_assert_int_eq(tu_count(out, "typo.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)"), 1);
+    tu_assert_exit(tu_run(cmd, &out), 2);
+    tu_assert_count(out, "typo.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)", 1);
     free(out);
 }
 END_TEST
@@ -421,20 +421,20 @@ END_TEST
 START_TEST(bad_command_lines)
 {
     char *o;
-    ck_assert_int_eq(tu_mpicka(2, dir, "run", &o), 2);
-    ck_assert_int_eq(tu_count(o, "missing CONFIG"), 1);
+    tu_assert_exit(tu_mpicka(2, dir, "run", &o), 2);
+    tu_assert_count(o, "missing CONFIG", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(2, dir, "run no-such.yaml", &o), 4);
-    ck_assert_int_eq(tu_count(o, "no-such.yaml"), 1);
+    tu_assert_exit(tu_mpicka(2, dir, "run no-such.yaml", &o), 4);
+    tu_assert_count(o, "no-such.yaml", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --frobnicate", &o), 2);
-    ck_assert_int_eq(tu_count(o, "unknown option '--frobnicate'"), 1);
+    tu_assert_exit(tu_mpicka(1, dir, "run a.yaml --frobnicate", &o), 2);
+    tu_assert_count(o, "unknown option '--frobnicate'", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --progress loud", &o), 2);
-    ck_assert_int_eq(tu_count(o, "--progress loud: expected bar, lines or none"), 1);
+    tu_assert_exit(tu_mpicka(1, dir, "run a.yaml --progress loud", &o), 2);
+    tu_assert_count(o, "--progress loud: expected bar, lines or none", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run --help", &o), 0);
-    ck_assert_ptr_nonnull(strstr(o, "batch_size"));
+    tu_assert_exit(tu_mpicka(1, dir, "run --help", &o), 0);
+    tu_assert_has(o, "batch_size");
     free(o);
 }
 END_TEST

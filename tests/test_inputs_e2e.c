@@ -177,7 +177,7 @@ START_TEST(shards_give_the_same_bits)
     free(xf), free(yf);
     /* check lists the shards */
     char *out;
-    ck_assert_int_eq(check_config("glob.yaml", NULL, &out), 0);
+    tu_assert_exit(check_config("glob.yaml", NULL, &out), 0);
     ck_assert_msg(strstr(out, "3 shards, concatenated in this order:") && strstr(out, "x-1-of-3.h5: n = 60") &&
                       strstr(out, "sample IDs: 'ids'"), "%s", out);
     free(out);
@@ -204,8 +204,8 @@ START_TEST(different_ids_stop_the_run)
     }
     must_run(1, "perm.yaml", "--set ids=false --quiet");
     char *out;
-    ck_assert_int_eq(run_config(1, "perm.yaml", "--set y.file=y_noids.h5 --set output=noids --quiet", &out), 0);
-    ck_assert_int_eq(tu_count(out, "has sample IDs ('ids') but y_noids.h5 has none"), 1);
+    tu_assert_exit(run_config(1, "perm.yaml", "--set y.file=y_noids.h5 --set output=noids --quiet", &out), 0);
+    tu_assert_count(out, "has sample IDs ('ids') but y_noids.h5 has none", 1);
     free(out);
 }
 END_TEST
@@ -239,11 +239,11 @@ START_TEST(globs_in_creation_order)
     fclose(f);
     free(p);
     char *out;
-    ck_assert_int_eq(check_config("net.yaml", NULL, &out), 0);
+    tu_assert_exit(check_config("net.yaml", NULL, &out), 0);
     ck_assert_msg(strstr(out, "layer order of globs: creation"), "%s", out);
     free(out);
     /* natural order, as check lists the layers */
-    ck_assert_int_eq(check_config("net.yaml", "--set layer_order=natural", &out), 0);
+    tu_assert_exit(check_config("net.yaml", "--set layer_order=natural", &out), 0);
     ck_assert_msg(strstr(out, "layer order of globs: natural"), "%s", out);
     const char *natural[] = {"avgpool", "bn1", "conv1", "fc", "layer1.0", "layer1.1", "layer2.0"};
     const char *at = out;
@@ -254,7 +254,7 @@ START_TEST(globs_in_creation_order)
         ck_assert_msg(next != NULL, "'%s' not in natural order: %s", natural[l], out);
         at = next + 1;
     }
-    ck_assert_ptr_null(strstr(out, "\n    ids "));
+    tu_assert_lacks(out, "\n    ids ");
     free(out);
 }
 END_TEST
@@ -269,7 +269,7 @@ START_TEST(output_of_another_config)
     must_run(1, "out.yaml", "--quiet");
     must_run(1, "out.yaml", "--quiet --set output=./kept"); /* a rerun: only the output line differs */
     char *out;
-    ck_assert_int_eq(run_config(1, "out.yaml", "--quiet --set batch_size=16", &out), 2);
+    tu_assert_exit(run_config(1, "out.yaml", "--quiet --set batch_size=16", &out), 2);
     ck_assert_msg(tu_count(out, "output folder 'kept' holds the results of another configuration (it has "
                                 "'batch_size: 32', this run 'batch_size: 16'); choose another output folder, or "
                                 "pass --force") == 1, "%s", out);
@@ -303,7 +303,7 @@ START_TEST(fingerprint_covers_every_shard)
     write_config("ck.yaml", "x:\n  file: \"n-*-of-3.h5\"\n  layers: [conv1, bad]\nbatch_size: 32\n"
                             "checkpoint:\n  every: 1\nplot: false\noutput: ckout\n");
     char *out;
-    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 3);
+    tu_assert_exit(run_config(1, "ck.yaml", "--quiet", &out), 3);
     ck_assert_msg(tu_count(out, "n-2-of-3.h5: dataset 'bad' holds NaN or Inf at example 150") == 1, "%s", out);
     free(out);
     char *ck = tu_path(folder, "checkpoint.h5");
@@ -311,7 +311,7 @@ START_TEST(fingerprint_covers_every_shard)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cd '%s' && touch -d '2001-02-03 04:05:06' n-1-of-3.h5", dir);
     tu_must_run(cmd);
-    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 2);
+    tu_assert_exit(run_config(1, "ck.yaml", "--quiet", &out), 2);
     ck_assert_msg(tu_count(out, "was made by another configuration or other inputs (it has 'file n-1-of-3.h5") == 1,
                   "%s", out);
     free(out);
@@ -358,15 +358,15 @@ START_TEST(first_run_stumbles)
                       "x.h5: no dataset 'conv' (closest: 'conv1'");
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd, "cd '%s' && %s check slip.yaml --set batch_size 50", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
-    ck_assert_int_eq(tu_count(out, "write --set batch_size=50"), 1);
+    tu_assert_exit(tu_run(cmd, &out), 2);
+    tu_assert_count(out, "write --set batch_size=50", 1);
     free(out);
     /* more ranks than batches: a warning in check and run */
     write_config("idle.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 100\nplot: false\noutput: idle\n");
-    ck_assert_int_eq(check_config("idle.yaml", "-n 5", &out), 0);
+    tu_assert_exit(check_config("idle.yaml", "-n 5", &out), 0);
     ck_assert_msg(tu_count(out, "3 of 5 ranks will be idle: there are only 2 batch(es)") == 1, "%s", out);
     free(out);
-    ck_assert_int_eq(run_config(3, "idle.yaml", "--quiet", &out), 0);
+    tu_assert_exit(run_config(3, "idle.yaml", "--quiet", &out), 0);
     ck_assert_msg(tu_count(out, "1 of 3 ranks will be idle") == 1, "%s", out);
     free(out);
 }
@@ -388,31 +388,31 @@ START_TEST(check_warns_of_idle_ranks_and_node_memory)
 {
     write_config("nodes.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 20\nplot: false\noutput: nodes\n");
     char *out;
-    ck_assert_int_eq(check_env("", "-n 6 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("", "-n 6 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "2 of 6 ranks will be idle in the last of 2 steps, 17% of the ranks' time "
                                 "(10 batches on 6 ranks); 5 ranks would take as long") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "(assumed: one per core of this machine; give --ranks-per-node)") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "of 1000.0 GiB (--node-memory)") == 1 && !tu_count(out, "on a node need"), "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("", "-n 5 --ranks-per-node 5 --node-memory 0.01", &out), 0);
+    tu_assert_exit(check_env("", "-n 5 --ranks-per-node 5 --node-memory 0.01", &out), 0);
     ck_assert_msg(!tu_count(out, "idle"), "%s", out);
     ck_assert_msg(tu_count(out, "warning: 5 rank(s) on a node need about") == 1 &&
                   tu_count(out, "more than the node's 0.0 GiB (--node-memory): put fewer ranks on a node") == 1,
                   "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("SLURM_NTASKS_PER_NODE=3 SLURM_MEM_PER_NODE=40", "-n 10", &out), 0);
+    tu_assert_exit(check_env("SLURM_NTASKS_PER_NODE=3 SLURM_MEM_PER_NODE=40", "-n 10", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 3 rank(s) (SLURM_NTASKS_PER_NODE) x ") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "the node's 0.0 GiB (SLURM_MEM_PER_NODE, the job's memory on a node)") == 1, "%s",
                   out);
     free(out);
-    ck_assert_int_eq(check_env("SLURM_TASKS_PER_NODE='2(x3),4'", "-n 10 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("SLURM_TASKS_PER_NODE='2(x3),4'", "-n 10 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 4 rank(s) (SLURM_TASKS_PER_NODE, its fullest node)") == 1, "%s",
                   out);
     free(out);
-    ck_assert_int_eq(check_env("", "-n 2 --ranks-per-node 8 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("", "-n 2 --ranks-per-node 8 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 2 rank(s) (--ranks-per-node)") == 1, "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("", "--node-memory 0", &out), 2);
+    tu_assert_exit(check_env("", "--node-memory 0", &out), 2);
     ck_assert_msg(tu_count(out, "--node-memory 0: expected GiB") == 1, "%s", out);
     free(out);
 }
@@ -432,7 +432,7 @@ START_TEST(summary_labels_and_last_progress_line)
     write_config("long.yaml", "x:\n  file: long.h5\n  layers: [\"model/encoder/*/*\"]\nbatch_size: 4\n"
                               "progress_seconds: 1000\nplot: false\noutput: longout\n");
     char *out;
-    ck_assert_int_eq(run_config(1, "long.yaml", "--progress lines", &out), 0);
+    tu_assert_exit(run_config(1, "long.yaml", "--progress lines", &out), 0);
     ck_assert_msg(strstr(out, "  model/encoder/layer1/at\xE2\x80\xA6 ") != NULL, "row label: %s", out);
     ck_assert_msg(tu_count(out, " model\xE2\x80\xA6") == 2, "column labels: %s", out);
     ck_assert_msg(strstr(out, "ention") == strstr(out, "attention"), "cut from the left: %s", out);

@@ -144,7 +144,7 @@ START_TEST(csv_is_what_a_run_writes)
     char *h5 = tu_path(dir, "out/cka.h5"), *csvpath = tu_path(dir, "out/cka.csv"), *shown, *stored;
     shown = show(h5, MK_SHOW_CSV, 0);
     snprintf(cmd, sizeof cmd, "cat '%s'", csvpath);
-    ck_assert_int_eq(tu_run(cmd, &stored), 0);
+    tu_assert_exit(tu_run(cmd, &stored), 0);
     ck_assert_str_eq(shown, stored);
     free(shown);
     free(stored);
@@ -603,39 +603,39 @@ START_TEST(the_mpicka_binary)
 {
     char *path = write_file("r.h5", NULL), cmd[4096], *out;
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --format json", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(json_valid(out), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "COLUMNS=60 '%s' show '%s'", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "columns 1-"));
-    ck_assert_ptr_nonnull(strstr(out, "provenance:"));
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    tu_assert_has(out, "columns 1-");
+    tu_assert_has(out, "provenance:");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s/none.h5'", MK_TEST_EXE, dir);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: input error: cannot open"));
+    tu_assert_exit(tu_run(cmd, &out), 3);
+    tu_assert_has(out, "mpicka: input error: cannot open");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show --format yaml x.h5", MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
+    tu_assert_exit(tu_run(cmd, &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
+    tu_assert_exit(tu_run(cmd, &out), 3);
     ck_assert_msg(strstr(out, "mpicka: input error: '") && strstr(out, "r.h5' has no /cka_pvalue"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show --help", MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "[--matrix cka|stderr|pvalue]") && strstr(out, "--matrix M"), "%s", out);
     free(out);
     free(path);
     path = write_result("full.h5", NULL, 1);
     char *csv = show_matrix(path, MK_SHOW_CSV, 0, MK_MATRIX_STDERR);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix=stderr --format csv", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_str_eq(out, csv);
     free(out);
     free(csv);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "P-value of CKA of alpha") && strstr(out, "method settings (/meta):"), "%s", out);
     free(out);
     free(path);
@@ -778,7 +778,7 @@ START_TEST(models_pair_and_matched)
     char *path = write_models("m.h5", 1), cmd[4096], *out, field[256];
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair 'vit, big,tiny' --format csv --matrix stderr", MK_TEST_EXE,
              path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     const char *s = out;
     ck_assert_msg(strncmp(out, "layer,layer0,layer1\n", 20) == 0, "%s", out);
     s = strchr(out, '\n') + 1;
@@ -791,15 +791,15 @@ START_TEST(models_pair_and_matched)
     }
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair resnet,resnet", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "CKA of resnet (rows, 2 layers) against itself\n") &&
                       strstr(out, "  x model            resnet (acts/resnet.h5)\n"),
                   "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer1 --format json", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(json_valid(out), "%s", out);
-    ck_assert_ptr_nonnull(strstr(out, "\"x_layers\": [\"resnet\", \"vit, big\", \"tiny\"]"));
+    tu_assert_has(out, "\"x_layers\": [\"resnet\", \"vit, big\", \"tiny\"]");
     double got[16];
     ck_assert_int_eq(json_array(out, "cka", got, 16), SM * SM);
     for (int a = 0; a < SM; a++)
@@ -807,7 +807,7 @@ START_TEST(models_pair_and_matched)
             ck_assert(same_double(got[a * SM + b], sm_cka[(sm_offsets[a] + 1) * SL + sm_offsets[b] + 1]));
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer0", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "CKA of layer layer0 across 3 models (rows and columns)\n") &&
                       strstr(out, "  layer              layer0, in every model\n"),
                   "%s", out);

@@ -36,6 +36,11 @@ char *tu_path(const char *dir, const char *name)
     return p;
 }
 
+static char *last_command, *last_output;
+
+const char *tu_last_command(void) { return last_command ? last_command : "(no command)"; }
+const char *tu_last_output(void) { return last_output ? last_output : ""; }
+
 int tu_run(const char *cmd, char **output)
 {
     char *full = malloc(strlen(cmd) + 16);
@@ -51,6 +56,10 @@ int tu_run(const char *cmd, char **output)
     }
     buf[len] = '\0';
     int status = pclose(f);
+    free(last_command);
+    free(last_output);
+    last_command = strdup(cmd);
+    last_output = strdup(buf);
     if (output)
         *output = buf;
     else

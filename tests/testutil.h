@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A fresh folder under the system's temporary folder (malloc'd path). */
 char *tu_tmpdir(void);
@@ -18,6 +19,28 @@ char *tu_path(const char *dir, const char *name);  /* malloc'd dir/name */
 int tu_run(const char *cmd, char **output);
 /* tu_run that must succeed (a Check failure naming the command otherwise). */
 void tu_must_run(const char *cmd);
+/* The command line and the output of the last tu_run (tu_mpicka and
+ * tu_run_config included) of this process, for failure messages. */
+const char *tu_last_command(void);
+const char *tu_last_output(void);
+/* Asserts that status, the exit status of the last command run, is want; a
+ * failure shows that command and its output. */
+#define tu_assert_exit(status, want)                                                                                   \
+    do {                                                                                                               \
+        int tu_got_ = (status), tu_want_ = (want);                                                                     \
+        ck_assert_msg(tu_got_ == tu_want_, "exit status %d, not %d, of %s\n%s", tu_got_, tu_want_, tu_last_command(), \
+                      tu_last_output());                                                                               \
+    } while (0)
+/* Assert that text holds needle, does not, or holds it n times; a failure
+ * shows the text (a command's output, say). */
+#define tu_assert_has(text, needle)                                                                                    \
+    ck_assert_msg(strstr((text), (needle)) != NULL, "'%s' not in:\n%s", (needle), (text))
+#define tu_assert_lacks(text, needle) ck_assert_msg(strstr((text), (needle)) == NULL, "'%s' in:\n%s", (needle), (text))
+#define tu_assert_count(text, needle, n)                                                                               \
+    do {                                                                                                               \
+        int tu_n_ = tu_count((text), (needle)), tu_want_ = (n);                                                        \
+        ck_assert_msg(tu_n_ == tu_want_, "'%s' %d time(s), not %d, in:\n%s", (needle), tu_n_, tu_want_, (text));      \
+    } while (0)
 /* The number right after label in text (a Check failure when absent). */
 double tu_number_after(const char *text, const char *label);
 /* `mpirun -np N mpicka ARGS` in folder cwd (as root, oversubscribed, one
