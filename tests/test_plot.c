@@ -18,16 +18,6 @@
 #include "resultfile.h"
 #include "testutil.h"
 
-static char *dir;
-
-static void setup(void) { dir = tu_tmpdir(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* ---- matrices ---------------------------------------------------------------- */
 
 typedef struct {
@@ -128,7 +118,7 @@ static int cell_pixels_unlike(const image *im, const mk_plot_layout *l, int i, i
 static char *render_png(const matrix *m, const mk_plot_opts *o, const char *name, image *im,
                         mk_plot_layout *l)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     ck_assert_msg(mk_plot_render(&m->d, o, path) == MK_OK, "%s", mk_errmsg());
     ck_assert_int_eq(mk_plot_layout_make(&m->d, o, l), MK_OK);
     image_load(im, path);
@@ -492,7 +482,7 @@ START_TEST(many_cells_are_one_image_with_the_same_colours)
     for (int64_t k = 0; k < 3000 * 3000; k++) m.v[k] = (double)(k % 1000) / 1000.0;
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *svg = tu_path(dir, "huge.svg");
+    char *svg = tu_path(tu_dir, "huge.svg");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, svg), MK_OK);
     struct stat st;
     ck_assert_int_eq(stat(svg, &st), 0);
@@ -647,7 +637,7 @@ START_TEST(svg_holds_the_title_and_every_layer_name)
     make_named(&m);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *path = tu_path(dir, "fig.SVG");
+    char *path = tu_path(tu_dir, "fig.SVG");
     size_t len;
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     char *svg = slurp(path, &len), *desc = strstr(svg, "<desc>"), *end = strstr(svg, "</desc>");
@@ -671,7 +661,7 @@ START_TEST(pdf_holds_the_title_and_every_layer_name)
     mk_plot_opts o;
     mk_plot_opts_default(&o);
     o.title = "CKA here";
-    char *path = tu_path(dir, "fig.pdf");
+    char *path = tu_path(tu_dir, "fig.pdf");
     size_t len;
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     char *pdf = slurp(path, &len);
@@ -694,7 +684,7 @@ START_TEST(two_hundred_layers_in_every_format)
     mk_plot_opts_default(&o);
     const char *names[] = {"big.png", "big.svg", "big.pdf"};
     for (int k = 0; k < 3; k++) {
-        char *path = tu_path(dir, names[k]);
+        char *path = tu_path(tu_dir, names[k]);
         ck_assert_msg(mk_plot_render(&m.d, &o, path) == MK_OK, "%s: %s", names[k], mk_errmsg());
         size_t len;
         free(slurp(path, &len));
@@ -730,7 +720,7 @@ START_TEST(bad_outputs_leave_nothing_behind)
     matrix_make(&m, 2, 2, "a%d", "b%d", 0);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *jpg = tu_path(dir, "fig.jpg"), *bare = tu_path(dir, "fig"), *lost = tu_path(dir, "no/such/fig.png");
+    char *jpg = tu_path(tu_dir, "fig.jpg"), *bare = tu_path(tu_dir, "fig"), *lost = tu_path(tu_dir, "no/such/fig.png");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, jpg), MK_EUSAGE);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "fig.jpg': unknown extension '.jpg'"));
     ck_assert_int_eq(mk_plot_render(&m.d, &o, bare), MK_EUSAGE);
@@ -738,7 +728,7 @@ START_TEST(bad_outputs_leave_nothing_behind)
     ck_assert_int_eq(mk_plot_render(&m.d, &o, lost), MK_EIO);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "no/such/fig.png"));
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "No such file or directory"));
-    ck_assert_int_eq(files_in(dir), 0);
+    ck_assert_int_eq(files_in(tu_dir), 0);
     free(jpg);
     free(bare);
     free(lost);
@@ -752,14 +742,14 @@ START_TEST(an_old_figure_is_replaced_whole)
     matrix_make(&m, 2, 2, "a%d", "b%d", 0);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *path = tu_path(dir, "fig.png");
+    char *path = tu_path(tu_dir, "fig.png");
     tu_write_text(path, "not a picture");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     image im;
     image_load(&im, path);
     ck_assert_int_gt(im.w, 100);
     cairo_surface_destroy(im.s);
-    ck_assert_int_eq(files_in(dir), 1);
+    ck_assert_int_eq(files_in(tu_dir), 1);
     free(path);
     matrix_free(&m);
 }
@@ -798,7 +788,7 @@ END_TEST
 
 START_TEST(plot_result_draws_a_cka_file)
 {
-    char *h5 = tu_path(dir, "xy.h5"), *self = tu_path(dir, "self.h5"), *png = tu_path(dir, "xy.png");
+    char *h5 = tu_path(tu_dir, "xy.h5"), *self = tu_path(tu_dir, "self.h5"), *png = tu_path(tu_dir, "xy.png");
     rf_write_simple(h5, 3, 2, 0);
     rf_write_simple(self, 3, 3, 1);
     mk_plot_opts o;
@@ -997,7 +987,7 @@ static void expect_cells(const char *png, const double *values, const char *valu
 
 START_TEST(plot_result_draws_each_matrix)
 {
-    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *png = tu_path(dir, "m.png");
+    char *h5 = tu_path(tu_dir, "full.h5"), *old = tu_path(tu_dir, "old.h5"), *png = tu_path(tu_dir, "m.png");
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     double se[6], p[6], cka[6];
@@ -1054,8 +1044,8 @@ static int pdf_has_text(const char *pdf, size_t len, const char *key, const char
 
 START_TEST(svg_and_pdf_hold_the_subtitle)
 {
-    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *svg = tu_path(dir, "f.svg");
-    char *pdf = tu_path(dir, "f.pdf");
+    char *h5 = tu_path(tu_dir, "full.h5"), *old = tu_path(tu_dir, "old.h5"), *svg = tu_path(tu_dir, "f.svg");
+    char *pdf = tu_path(tu_dir, "f.pdf");
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     mk_plot_opts o;
@@ -1110,7 +1100,7 @@ static void expect(mk_err got, mk_err code, const char *words)
 
 START_TEST(plot_command_options)
 {
-    char *h5 = tu_path(dir, "self.h5"), *svg = tu_path(dir, "f.svg");
+    char *h5 = tu_path(tu_dir, "self.h5"), *svg = tu_path(tu_dir, "f.svg");
     rf_write_simple(h5, 4, 4, 1);
     ck_assert_int_eq(PLOT(h5, "-o", svg, "--title=My T", "--cmap", "viridis", "--vmin", "-1", "--vmax=1",
                           "--annotate", "--half", "--invert-y", "--short-names", "1"),
@@ -1135,7 +1125,7 @@ END_TEST
 
 START_TEST(plot_command_mistakes)
 {
-    char *h5 = tu_path(dir, "xy.h5"), *txt = tu_path(dir, "notes.h5");
+    char *h5 = tu_path(tu_dir, "xy.h5"), *txt = tu_path(tu_dir, "notes.h5");
     rf_write_simple(h5, 2, 3, 0);
     tu_write_text(txt, "hello");
     expect(PLOT(h5), MK_EUSAGE, "missing -o FIG");
@@ -1172,13 +1162,13 @@ END_TEST
 
 START_TEST(the_mpicka_binary)
 {
-    char *h5 = tu_path(dir, "xy.h5"), cmd[4096], *out;
+    char *h5 = tu_path(tu_dir, "xy.h5"), cmd[4096], *out;
     rf_write_simple(h5, 2, 3, 0);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot xy.h5 -o fig.pdf", dir, MK_TEST_EXE);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot xy.h5 -o fig.pdf", tu_dir, MK_TEST_EXE);
     tu_assert_exit(tu_run(cmd, &out), 0);
     tu_assert_has(out, "wrote fig.pdf");
     free(out);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot gone.h5 -o fig.png", dir, MK_TEST_EXE);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot gone.h5 -o fig.png", tu_dir, MK_TEST_EXE);
     tu_assert_exit(tu_run(cmd, &out), 3);
     tu_assert_has(out, "mpicka: input error: cannot open 'gone.h5'");
     free(out);
@@ -1252,7 +1242,7 @@ static int text_count(const mk_plot_layout *l, const char *text)
  * nothing overlapping, "10 models" as title. */
 START_TEST(models_grid_with_names_and_lines)
 {
-    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "grid.png"), *labels[GN];
+    char *h5 = tu_path(tu_dir, "models.h5"), *png = tu_path(tu_dir, "grid.png"), *labels[GN];
     double *grid = malloc(GN * GN * sizeof *grid), rgb[3];
     int offsets[GM + 1];
     write_grid(h5, grid);
@@ -1332,7 +1322,7 @@ END_TEST
  * model-by-model matrix; the cells are the grid's, found here by index. */
 START_TEST(models_pair_and_matched_views)
 {
-    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "view.png"), *xs[GL], *ms[GM];
+    char *h5 = tu_path(tu_dir, "models.h5"), *png = tu_path(tu_dir, "view.png"), *xs[GL], *ms[GM];
     double *grid = malloc(GN * GN * sizeof *grid), block[GL * GL], across[GM * GM], rgb[3];
     write_grid(h5, grid);
     mk_plot_opts o;
@@ -1384,7 +1374,7 @@ START_TEST(models_pair_and_matched_views)
     o.matched = NULL; /* the grid's own half */
     o.half = 1;
     ck_assert_int_eq(mk_plot_result(h5, &o, png), MK_OK);
-    char *svg = tu_path(dir, "view.svg");
+    char *svg = tu_path(tu_dir, "view.svg");
     o.half = 0;
     o.matched = "layer0";
     ck_assert_int_eq(mk_plot_result(h5, &o, svg), MK_OK);
@@ -1403,7 +1393,7 @@ END_TEST
 
 START_TEST(models_command_line)
 {
-    char *h5 = tu_path(dir, "models.h5"), *xy = tu_path(dir, "xy.h5"), *png = tu_path(dir, "f.png");
+    char *h5 = tu_path(tu_dir, "models.h5"), *xy = tu_path(tu_dir, "xy.h5"), *png = tu_path(tu_dir, "f.png");
     double *grid = malloc(GN * GN * sizeof *grid);
     write_grid(h5, grid);
     rf_write_simple(xy, 2, 3, 0);
@@ -1427,16 +1417,16 @@ START_TEST(models_command_line)
 END_TEST
 
 TU_MAIN("plot", 0,
-        TU_CASE("render", setup, teardown, 300, NULL, colour_maps_hit_the_published_colours,
+        TU_CASE("render", tu_dir_setup, tu_dir_teardown, 300, NULL, colour_maps_hit_the_published_colours,
                 png_cells_have_the_colours_of_their_values, colour_range_and_other_maps,
                 values_in_contrasting_ink_and_none_on_nan, half_leaves_the_upper_triangle_blank,
                 invert_y_puts_the_first_row_at_the_bottom, many_cells_are_one_image_with_the_same_colours,
                 svg_holds_the_title_and_every_layer_name, pdf_holds_the_title_and_every_layer_name,
                 two_hundred_layers_in_every_format, bad_outputs_leave_nothing_behind, an_old_figure_is_replaced_whole,
                 errors_go_under_the_values, svg_and_pdf_hold_the_subtitle),
-        TU_CASE("layout", setup, teardown, 300, NULL, subtitles_wrap_and_stay_clear,
+        TU_CASE("layout", tu_dir_setup, tu_dir_teardown, 300, NULL, subtitles_wrap_and_stay_clear,
                 labels_fit_turn_and_thin_without_overlap, long_titles_stay_clear, values_drawn_when_cells_hold_them,
                 titles_and_short_names, bad_renderer_inputs),
-        TU_CASE("command", setup, teardown, 300, NULL, plot_result_draws_a_cka_file, plot_result_draws_each_matrix,
-                plot_command_options, plot_command_mistakes, the_mpicka_binary, models_grid_with_names_and_lines,
-                models_pair_and_matched_views, models_command_line))
+        TU_CASE("command", tu_dir_setup, tu_dir_teardown, 300, NULL, plot_result_draws_a_cka_file,
+                plot_result_draws_each_matrix, plot_command_options, plot_command_mistakes, the_mpicka_binary,
+                models_grid_with_names_and_lines, models_pair_and_matched_views, models_command_line))

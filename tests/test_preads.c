@@ -18,25 +18,18 @@
 
 #define FILE_BYTES 100000
 
-static char *dir, *file;
+static char *file;
 
 static unsigned char byte_at(int64_t off) { return (unsigned char)((off * 131 + off / 251) & 0xff); }
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "bytes.bin");
+    tu_dir_setup();
+    file = tu_in("bytes.bin");
     FILE *f = fopen(file, "wb");
     ck_assert_ptr_nonnull(f);
     for (int64_t i = 0; i < FILE_BYTES; i++) fputc(byte_at(i), f);
     fclose(f);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 /* Both ways of reading: io_uring where the kernel has it, and pread. */
@@ -118,7 +111,7 @@ END_TEST
 START_TEST(source_reads_scattered_rows_both_ways)
 {
     enum { N = 3000, P = 5, M = 1100 };
-    char *h5 = tu_path(dir, "acts.h5");
+    char *h5 = tu_path(tu_dir, "acts.h5");
     hsize_t dims[2] = {N, P};
     double *data = malloc((size_t)N * P * sizeof *data);
     for (int64_t k = 0; k < (int64_t)N * P; k++) data[k] = (double)k;
@@ -157,4 +150,5 @@ static void both_ways_of_reading(TCase *tc)
 }
 
 TU_MAIN("preads", 0,
-        TU_CASE("batched reads", setup, teardown, 0, both_ways_of_reading, source_reads_scattered_rows_both_ways))
+        TU_CASE("batched reads", setup, tu_dir_teardown, 0, both_ways_of_reading,
+                source_reads_scattered_rows_both_ways))

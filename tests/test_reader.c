@@ -9,12 +9,12 @@
 #include "mpicka/reader.h"
 #include "testutil.h"
 
-static char *dir, *file;
+static char *file;
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "acts.h5");
+    tu_dir_setup();
+    file = tu_in("acts.h5");
     hsize_t d1[2] = {50, 3}, d2[3] = {50, 2, 2};
     double a[150], b[200];
     for (int k = 0; k < 150; k++) a[k] = (double)((k * 31) % 17) + 0.25;
@@ -23,13 +23,6 @@ static void setup(void)
     tu_write_dataset(file, "b", H5T_IEEE_F32LE, 3, d2, b);
     b[37 * 4 + 1] = NAN;
     tu_write_dataset(file, "bad", H5T_IEEE_F32LE, 3, d2, b);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 /* A lineup over models the test holds: free only its offsets. */
@@ -173,7 +166,7 @@ END_TEST
  * fails before its first block, naming the example, both IDs and files. */
 START_TEST(different_ids_stop_the_batch)
 {
-    char *yfile = tu_path(dir, "y.h5");
+    char *yfile = tu_path(tu_dir, "y.h5");
     hsize_t d1[2] = {50, 3}, n = 50;
     double a[150], ids[50];
     for (int k = 0; k < 150; k++) a[k] = (double)(k % 7);
@@ -225,5 +218,5 @@ START_TEST(different_ids_stop_the_batch)
 END_TEST
 
 TU_MAIN("reader", 0,
-        TU_CASE("read-ahead", setup, teardown, 60, NULL, blocks_come_in_order_and_centred,
+        TU_CASE("read-ahead", setup, tu_dir_teardown, 60, NULL, blocks_come_in_order_and_centred,
                 nan_is_reported_with_the_example, stopping_early_does_not_hang, different_ids_stop_the_batch))

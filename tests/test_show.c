@@ -14,16 +14,6 @@
 #include "resultfile.h"
 #include "testutil.h"
 
-static char *dir;
-
-static void setup(void) { dir = tu_tmpdir(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* 3 by 4, with NaN, a negative value, awkward names. */
 static const double values[12] = {1.0,  0.5,       1.0 / 3.0, NAN, -0.0125, 0.1 + 0.2, 1e-300, 0.999999999999,
                                   0.25, 2.0 / 7.0, 0.0,       0.75};
@@ -37,7 +27,7 @@ static const double pvalues[12] = {0.000999, 1.0, 0.5, NAN, 0.3, 0.0001, 0.04, 0
 
 static char *write_result(const char *name, const char *skip, int full)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     rf_result r = {.nx = 3, .ny = 4, .cka = values, .x_layers = xs, .y_layers = ys, .x_name = "alpha",
                    .y_name = "beta", .skip = skip};
     if (full) {
@@ -136,12 +126,12 @@ START_TEST(csv_is_what_a_run_writes)
         cmd, sizeof cmd,
         "cd '%s' && '%s' synth a.h5 --n 120 --layers 3 --names 'c1,b/\"q\",fc' --seed 4 && "
         "printf 'x:\\n  file: a.h5\\n  layers: [c1, \"b/*\", fc]\\nbatch_size: 40\\noutput: out\\n' > c.yaml",
-        dir, MK_TEST_EXE);
+        tu_dir, MK_TEST_EXE);
     ck_assert_msg(tu_run(cmd, &out) == 0, "%s", out);
     free(out);
-    ck_assert_msg(tu_mpicka(2, dir, "run c.yaml", &out) == 0, "%s", out);
+    ck_assert_msg(tu_mpicka(2, tu_dir, "run c.yaml", &out) == 0, "%s", out);
     free(out);
-    char *h5 = tu_path(dir, "out/cka.h5"), *csvpath = tu_path(dir, "out/cka.csv"), *shown, *stored;
+    char *h5 = tu_path(tu_dir, "out/cka.h5"), *csvpath = tu_path(tu_dir, "out/cka.csv"), *shown, *stored;
     shown = show(h5, MK_SHOW_CSV, 0);
     snprintf(cmd, sizeof cmd, "cat '%s'", csvpath);
     tu_assert_exit(tu_run(cmd, &stored), 0);
@@ -369,7 +359,7 @@ END_TEST
 
 START_TEST(table_splits_wide_matrices_and_marks_what_is_missing)
 {
-    char *path = tu_path(dir, "wide.h5");
+    char *path = tu_path(tu_dir, "wide.h5");
     rf_write_simple(path, 3, 30, 0);
     char *t = show(path, MK_SHOW_TABLE, 80);
     for (const char *s = t; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] != '\0'))
@@ -392,7 +382,7 @@ START_TEST(table_splits_wide_matrices_and_marks_what_is_missing)
     ck_assert_ptr_nonnull(strstr(t, "  time taken         - (not stored)\n"));
     free(t);
     free(path);
-    path = tu_path(dir, "self.h5");
+    path = tu_path(tu_dir, "self.h5");
     rf_write_simple(path, 2, 2, 1);
     t = show(path, MK_SHOW_TABLE, 0);
     ck_assert_ptr_nonnull(strstr(t, "CKA of alpha (rows, 2 layers) against itself\n"));
@@ -462,7 +452,7 @@ END_TEST
 /* With a column of "0.123±0.045" values, fewer columns fit, none is lost. */
 START_TEST(errors_wrap_in_narrow_tables)
 {
-    char *path = tu_path(dir, "wide.h5"), name[32];
+    char *path = tu_path(tu_dir, "wide.h5"), name[32];
     rf_write_full(path, 3, 30, 0);
     char *t = show(path, MK_SHOW_TABLE, 80);
     for (const char *s = t; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] != '\0'))
@@ -581,7 +571,7 @@ static void expect(mk_err got, mk_err code, const char *words)
 
 START_TEST(show_command_mistakes)
 {
-    char *path = tu_path(dir, "r.h5");
+    char *path = tu_path(tu_dir, "r.h5");
     rf_write_simple(path, 2, 2, 0);
     expect(SHOW("--format", "csv"), MK_EUSAGE, "show: missing RESULT.h5");
     expect(SHOW(path, "--format", "xml"), MK_EUSAGE, "--format 'xml': expected table, csv or json");
@@ -611,7 +601,7 @@ START_TEST(the_mpicka_binary)
     tu_assert_has(out, "columns 1-");
     tu_assert_has(out, "provenance:");
     free(out);
-    snprintf(cmd, sizeof cmd, "'%s' show '%s/none.h5'", MK_TEST_EXE, dir);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s/none.h5'", MK_TEST_EXE, tu_dir);
     tu_assert_exit(tu_run(cmd, &out), 3);
     tu_assert_has(out, "mpicka: input error: cannot open");
     free(out);
@@ -660,7 +650,7 @@ static char *write_models(const char *name, int full)
             sm_p[i * SL + j] = 1.0 / (1 + i + 3 * j);
         }
     sm_cka[3 * SL + 4] = NAN;
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     rf_models m = {.nmodels = SM, .names = sm_names, .layers = sm_layers, .cka = sm_cka,
                    .cka_stderr = full ? sm_se : NULL, .cka_pvalue = full ? sm_p : NULL,
                    .meta = full ? RF_DESCRIPTION : NULL};
@@ -702,7 +692,7 @@ START_TEST(models_table_lists_models_and_the_small_grid)
     static const char *const ten[10] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"};
     double *big = calloc(120 * 120, sizeof *big);
     rf_models m = {.nmodels = 10, .names = ten, .layers = twelve, .cka = big};
-    path = tu_path(dir, "big.h5");
+    path = tu_path(tu_dir, "big.h5");
     rf_write_models(path, &m);
     t = show(path, MK_SHOW_TABLE, 120);
     ck_assert_msg(strstr(t, "  m9         12     108  acts/m9.h5\n"), "%s", t);
@@ -812,7 +802,7 @@ START_TEST(models_pair_and_matched)
                       strstr(out, "  layer              layer0, in every model\n"),
                   "%s", out);
     free(out);
-    char *xy = tu_path(dir, "xy.h5");
+    char *xy = tu_path(tu_dir, "xy.h5");
     rf_write_simple(xy, 2, 2, 0);
     expect(SHOW(path, "--pair", "resnet"), MK_EUSAGE, "show: --pair 'resnet': expected A,B");
     expect(SHOW(path, "--pair", "resnet,"), MK_EUSAGE, "expected A,B");
@@ -832,11 +822,11 @@ static void under_mpirun(TCase *tc)
 }
 
 TU_MAIN("show", 0,
-        TU_CASE("formats", setup, teardown, 0, NULL, csv_round_trips_names_and_values_exactly,
+        TU_CASE("formats", tu_dir_setup, tu_dir_teardown, 0, NULL, csv_round_trips_names_and_values_exactly,
                 json_is_valid_with_exact_numbers_and_attributes, table_is_aligned_and_tells_the_provenance,
                 table_splits_wide_matrices_and_marks_what_is_missing, table_shows_errors_beside_values_and_the_method,
                 errors_wrap_in_narrow_tables, table_of_each_matrix, csv_of_each_matrix,
                 json_holds_every_matrix_and_the_meta, models_table_lists_models_and_the_small_grid,
                 models_csv_is_the_long_form, models_json_holds_the_models_and_matched),
-        TU_CASE("command", setup, teardown, 300, under_mpirun, csv_is_what_a_run_writes, show_command_mistakes,
-                the_mpicka_binary, models_pair_and_matched))
+        TU_CASE("command", tu_dir_setup, tu_dir_teardown, 300, under_mpirun, csv_is_what_a_run_writes,
+                show_command_mistakes, the_mpicka_binary, models_pair_and_matched))

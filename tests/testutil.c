@@ -36,6 +36,29 @@ char *tu_path(const char *dir, const char *name)
     return p;
 }
 
+char *tu_dir;
+static char **dir_paths; /* what tu_in returned */
+static int dir_npaths;
+
+void tu_dir_setup(void) { tu_dir = tu_tmpdir(); }
+
+void tu_dir_teardown(void)
+{
+    tu_rmrf(tu_dir);
+    free(tu_dir);
+    tu_dir = NULL;
+    for (int k = 0; k < dir_npaths; k++) free(dir_paths[k]);
+    free(dir_paths);
+    dir_paths = NULL;
+    dir_npaths = 0;
+}
+
+char *tu_in(const char *name)
+{
+    dir_paths = realloc(dir_paths, (size_t)(dir_npaths + 1) * sizeof *dir_paths);
+    return dir_paths[dir_npaths++] = tu_path(tu_dir, name);
+}
+
 static char *last_command, *last_output;
 
 const char *tu_last_command(void) { return last_command ? last_command : "(no command)"; }
@@ -91,19 +114,14 @@ int tu_mpicka(int np, const char *cwd, const char *args, char **output)
     return status;
 }
 
-int tu_run_config(int np, const char *dir, const char *config, const char *extra, char **output)
+int tu_run_config(int np, const char *config, const char *extra, char **output)
 {
     char args[4096];
     snprintf(args, sizeof args, "run %s %s", config, extra ? extra : "");
-    return tu_mpicka(np, dir, args, output);
+    return tu_mpicka(np, tu_dir, args, output);
 }
 
-void tu_write_in(const char *dir, const char *name, const char *text)
-{
-    char *path = tu_path(dir, name);
-    tu_write_text(path, text);
-    free(path);
-}
+void tu_write_config(const char *name, const char *text) { tu_write_text(tu_in(name), text); }
 
 int tu_count(const char *hay, const char *needle)
 {

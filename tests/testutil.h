@@ -14,6 +14,15 @@ char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
 char *tu_path(const char *dir, const char *name);  /* malloc'd dir/name */
 
+/* The test's folder, as a Check fixture: tu_dir_setup makes a fresh tu_dir,
+ * tu_dir_teardown removes it and frees what tu_in returned (a checked
+ * fixture: one folder per test; unchecked: one per case, for its tests). */
+extern char *tu_dir;
+void tu_dir_setup(void);
+void tu_dir_teardown(void);
+/* tu_dir/name, freed by tu_dir_teardown. */
+char *tu_in(const char *name);
+
 /* Run a shell command; returns its exit status, and its merged stdout and
  * stderr in *output (malloc'd) when output is not NULL. */
 int tu_run(const char *cmd, char **output);
@@ -49,10 +58,10 @@ double tu_number_after(const char *text, const char *label);
  * configured mpirun, "--allow-run-as-root --oversubscribe" and -np. */
 int tu_mpicka(int np, const char *cwd, const char *args, char **output);
 
-/* `mpirun -np N mpicka run CONFIG EXTRA` in folder dir (extra may be NULL). */
-int tu_run_config(int np, const char *dir, const char *config, const char *extra, char **output);
-/* Write text to dir/name. */
-void tu_write_in(const char *dir, const char *name, const char *text);
+/* `mpirun -np N mpicka run CONFIG EXTRA` in tu_dir (extra may be NULL). */
+int tu_run_config(int np, const char *config, const char *extra, char **output);
+/* Write text to tu_dir/name. */
+void tu_write_config(const char *name, const char *text);
 
 /* How many times needle occurs in hay. */
 int tu_count(const char *hay, const char *needle);
