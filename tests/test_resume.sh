@@ -133,12 +133,17 @@ printf '#!/bin/bash\necho "$@" >> requeued\n' > bin/scontrol
 chmod +x bin/srun bin/scontrol
 job_script=$(dirname "$0")/../jobs/mpicka-requeue.sbatch
 case "$job_script" in /*) ;; *) job_script=$OLDPWD/$job_script ;; esac
-rm -rf out requeued
-PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job1.log 2>&1 &
-script_pid=$!
-for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
-kill -USR1 "$script_pid"
-status=0; wait "$script_pid" || status=$?
+# Runs the script as Slurm job $1 (its output in $2), sends it signal $3 once
+# it has written a checkpoint, and sets status to its exit status.
+signal_job() {
+    rm -rf out requeued
+    PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=$1 bash "$job_script" c.yaml --quiet > "$2" 2>&1 &
+    local script_pid=$!
+    for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
+    kill -"$3" "$script_pid"
+    status=0; wait "$script_pid" || status=$?
+}
+signal_job 42 job1.log USR1
 PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job2.log 2>&1 || status=99
 if [ "$status" = 75 ] && grep -q "requeue 42" requeued && grep -q "resuming from" job2.log \
     && [ "$(bits out)" = "$(bits ref)" ] && "$exe" show out/cka.h5 --format json | grep -q '"segments": 2,' \
@@ -150,12 +155,7 @@ else
 fi
 
 # SIGTERM (a scancel) to the script: a checkpoint, but no requeue.
-rm -rf out requeued
-PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=43 bash "$job_script" c.yaml --quiet > job3.log 2>&1 &
-script_pid=$!
-for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
-kill -TERM "$script_pid"
-status=0; wait "$script_pid" || status=$?
+signal_job 43 job3.log TERM
 # (mpirun, standing in for srun, ends with 1 on SIGTERM, not 75, and may let the
 # ranks finish first: the work is kept, as a checkpoint or the result, and the
 # script must not requeue either way.)
