@@ -1,5 +1,7 @@
-/* Helpers shared by the tests: temporary folders, running commands (mpirun
- * included), and writing and reading small HDF5 files. */
+/* Helpers shared by the Check suites: temporary folders (tu_dir, a fixture),
+ * running commands (mpirun included, the launcher read at run time),
+ * assertions that show a command's output, writing and reading small HDF5
+ * files, and each test program's main (TU_MAIN). */
 #ifndef MK_TESTUTIL_H
 #define MK_TESTUTIL_H
 
