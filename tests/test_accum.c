@@ -175,19 +175,7 @@ START_TEST(reduce_on_one_rank)
 }
 END_TEST
 
-int main(int argc, char **argv)
-{
-    MPI_Init(&argc, &argv);
-    Suite *s = suite_create("accum");
-    TCase *tc = tcase_create("tree");
-    tcase_add_test(tc, single_accumulator_is_the_tree);
-    tcase_add_test(tc, any_contiguous_split_gives_the_same_bits);
-    tcase_add_test(tc, the_tree_is_not_the_sequential_sum);
-    tcase_add_test(tc, batches_must_come_in_order);
-    tcase_add_test(tc, saved_sums_and_gaps_give_the_same_bits);
-    tcase_add_test(tc, reduce_on_one_rank);
-    suite_add_tcase(s, tc);
-    int status = tu_run_suite(s, 0); /* Open MPI dislikes fork() */
-    MPI_Finalize();
-    return status;
-}
+TU_MAIN("accum", 1,
+        TU_CASE("tree", NULL, NULL, 0, NULL, single_accumulator_is_the_tree, any_contiguous_split_gives_the_same_bits,
+                the_tree_is_not_the_sequential_sum, batches_must_come_in_order, saved_sums_and_gaps_give_the_same_bits,
+                reduce_on_one_rank))

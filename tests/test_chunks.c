@@ -12,7 +12,7 @@
 
 #define N 60
 
-static char *dir, *file;
+static char *file;
 
 static double value(int64_t k) { return (double)((k * 7919) % 1009) / 16.0 - 20.0; }
 
@@ -54,8 +54,8 @@ static void put_chunk(const char *name, hsize_t row, uint32_t mask, const void *
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "acts.h5");
+    tu_dir_setup();
+    file = tu_in("acts.h5");
     H5Fclose(H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
     hsize_t d2[2] = {N, 12}, d4[4] = {N, 3, 4, 5}, d1[1] = {N};
     make("f32", H5T_IEEE_F32LE, 2, d2, (hsize_t[]){7, 5}, 0, 0.0, N);
@@ -68,13 +68,6 @@ static void setup(void)
     float raw[10 * 12]; /* chunk 1 of "plain" stored uncompressed: the deflate filter skipped */
     for (int k = 0; k < 10 * 12; k++) raw[k] = (float)(1000 + k);
     put_chunk("plain", 10, 1u, raw, sizeof raw);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 /* HDF5's values of the rows, as double. */
@@ -161,18 +154,6 @@ START_TEST(damaged_chunks_are_named)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("chunks");
-    TCase *tc = tcase_create("inflated here");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, every_shape_as_hdf5_reads_it);
-    tcase_add_test(tc, damaged_chunks_are_named);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+TU_MAIN("chunks", 0,
+        TU_CASE("inflated here", setup, tu_dir_teardown, 60, NULL, every_shape_as_hdf5_reads_it,
+                damaged_chunks_are_named))

@@ -10,16 +10,6 @@
 #include "resultfile.h"
 #include "testutil.h"
 
-static char *dir;
-
-static void setup(void) { dir = tu_tmpdir(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 static const double values[6] = {1.0, 0.25, -0.0125, 0.5, NAN, 0.75};
 static const char *const xs[] = {"conv1", "block/relu"};
 static const char *const ys[] = {"fc, \"head\"", "emb/é", "out"};
@@ -34,7 +24,7 @@ static rf_result base(void)
 /* Writes r to dir/name and reads it back; returns the verdict. */
 static mk_err write_read(const char *name, const rf_result *r, mk_ckafile *f)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     rf_write(path, r);
     mk_err err = mk_ckafile_read(path, f);
     free(path);
@@ -160,19 +150,19 @@ END_TEST
 START_TEST(missing_and_foreign_files)
 {
     mk_ckafile f;
-    char *path = tu_path(dir, "none.h5");
+    char *path = tu_path(tu_dir, "none.h5");
     ck_assert_int_eq(mk_ckafile_read(path, &f), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "none.h5"));
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "No such file"));
     mk_ckafile_free(&f);
     free(path);
-    path = tu_path(dir, "text.h5");
+    path = tu_path(tu_dir, "text.h5");
     tu_write_text(path, "layer,a\nb,1\n");
     ck_assert_int_eq(mk_ckafile_read(path, &f), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "text.h5' is not an HDF5 file"));
     mk_ckafile_free(&f);
     free(path);
-    path = tu_path(dir, "acts.h5");
+    path = tu_path(tu_dir, "acts.h5");
     hsize_t dims[2] = {4, 2};
     double data[8] = {0};
     tu_write_dataset(path, "layer1", H5T_IEEE_F32LE, 2, dims, data);
@@ -602,25 +592,9 @@ START_TEST(every_wrong_models_part_is_named)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("ckafile");
-    TCase *tc = tcase_create("read");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, reads_matrix_names_and_typed_attributes);
-    tcase_add_test(tc, reads_fixed_length_names);
-    tcase_add_test(tc, self_from_the_attribute_or_inferred);
-    tcase_add_test(tc, every_missing_or_wrong_part_is_named);
-    tcase_add_test(tc, missing_and_foreign_files);
-    tcase_add_test(tc, reads_errors_pvalues_and_meta);
-    tcase_add_test(tc, each_is_optional);
-    tcase_add_test(tc, wrong_optional_contents_are_named);
-    tcase_add_test(tc, matrix_names);
-    tcase_add_test(tc, reads_a_models_result);
-    tcase_add_test(tc, pair_slices_every_block);
-    tcase_add_test(tc, pair_and_matched_mistakes);
-    tcase_add_test(tc, matched_is_one_layer_across_models);
-    tcase_add_test(tc, every_wrong_models_part_is_named);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("ckafile", 0,
+        TU_CASE("read", tu_dir_setup, tu_dir_teardown, 0, NULL, reads_matrix_names_and_typed_attributes,
+                reads_fixed_length_names, self_from_the_attribute_or_inferred, every_missing_or_wrong_part_is_named,
+                missing_and_foreign_files, reads_errors_pvalues_and_meta, each_is_optional,
+                wrong_optional_contents_are_named, matrix_names, reads_a_models_result, pair_slices_every_block,
+                pair_and_matched_mistakes, matched_is_one_layer_across_models, every_wrong_models_part_is_named))

@@ -230,9 +230,9 @@ static void make_inputs(void)
 {
     dir = tu_tmpdir();
     char *x = tu_path(dir, "x.h5"), *r = tu_path(dir, "r.h5"), *m = tu_path(dir, "m.h5");
+    char *c = tu_path(dir, "c.yaml");
     free(expect_status("synth x.h5 --n 64 --layers 2 --features 8 --seed 1", 0));
-    tu_write_in(dir, "c.yaml", "x:\n  file: x.h5\n  layers: [\"layer*\"]\nbatch_size: 16\nplot: false\n"
-                               "output: out\n");
+    tu_write_text(c, "x:\n  file: x.h5\n  layers: [\"layer*\"]\nbatch_size: 16\nplot: false\noutput: out\n");
     rf_write_full(r, 2, 3, 0);
     static const char *const names[] = {"a", "b"};
     static const int layers[] = {2, 2};
@@ -240,7 +240,7 @@ static void make_inputs(void)
     for (int k = 0; k < 16; k++) cka[k] = (k % 5) / 5.0;
     rf_models models = {.nmodels = 2, .names = names, .layers = layers, .cka = cka, .cka_stderr = cka};
     rf_write_models(m, &models);
-    free(x), free(r), free(m);
+    free(x), free(r), free(m), free(c);
 }
 
 static void remove_inputs(void)
@@ -403,23 +403,14 @@ START_TEST(every_value_option_is_covered)
 }
 END_TEST
 
-int main(void)
+static void binary_case(TCase *tc)
 {
-    Suite *s = suite_create("cli");
-    TCase *tc = tcase_create("parse");
-    tcase_add_test(tc, both_forms_give_the_same_values);
-    tcase_add_test(tc, defaults_fill_what_is_not_given);
-    tcase_add_test(tc, lists_repeat_and_others_do_not);
-    tcase_add_test(tc, bounds_and_kinds_are_checked);
-    tcase_add_test(tc, every_mistake_is_named);
-    tcase_add_test(tc, positionals_dash_and_help);
-    tcase_add_test(tc, help_comes_from_the_table);
-    suite_add_tcase(s, tc);
-    TCase *bin = tcase_create("binary");
-    tcase_add_unchecked_fixture(bin, make_inputs, remove_inputs);
-    tcase_add_test(bin, set_in_check_as_in_run);
-    tcase_add_loop_test(bin, every_value_option_takes_both_forms, 0, NFORMS);
-    tcase_add_test(bin, every_value_option_is_covered);
-    suite_add_tcase(s, bin);
-    return tu_run_suite(s, 1);
+    tcase_add_unchecked_fixture(tc, make_inputs, remove_inputs);
+    tcase_add_loop_test(tc, every_value_option_takes_both_forms, 0, NFORMS);
 }
+
+TU_MAIN("cli", 0,
+        TU_CASE("parse", NULL, NULL, 0, NULL, both_forms_give_the_same_values, defaults_fill_what_is_not_given,
+                lists_repeat_and_others_do_not, bounds_and_kinds_are_checked, every_mistake_is_named,
+                positionals_dash_and_help, help_comes_from_the_table),
+        TU_CASE("binary", NULL, NULL, 0, binary_case, set_in_check_as_in_run, every_value_option_is_covered))

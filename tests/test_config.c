@@ -1165,82 +1165,17 @@ END_TEST
 
 /* ---------------------------------------------------------------- main --- */
 
-static Suite *config_suite(void)
-{
-    Suite *s = suite_create("config");
-    TCase *valid = tcase_create("valid");
-    tcase_add_test(valid, full_config);
-    tcase_add_test(valid, defaults);
-    tcase_add_test(valid, default_name);
-    tcase_add_test(valid, scalar_layers);
-    tcase_add_test(valid, file_lists_and_globs);
-    tcase_add_test(valid, ids_and_layer_order);
-    tcase_add_test(valid, slips_get_hints);
-    tcase_add_test(valid, first_difference);
-    tcase_add_test(valid, y_absent);
-    tcase_add_test(valid, models_list);
-    tcase_add_test(valid, models_errors);
-    tcase_add_test(valid, integers_accepted);
-    tcase_add_test(valid, booleans);
-    tcase_add_test(valid, seed_max);
-    tcase_add_test(valid, precision_values);
-    suite_add_tcase(s, valid);
-
-    TCase *structure = tcase_create("structure errors");
-    tcase_add_test(structure, empty_config);
-    tcase_add_test(structure, not_a_mapping);
-    tcase_add_test(structure, malformed_yaml);
-    tcase_add_test(structure, unsupported_yaml);
-    tcase_add_test(structure, missing_required);
-    tcase_add_test(structure, unknown_keys);
-    tcase_add_test(structure, unknown_nested_keys);
-    tcase_add_test(structure, duplicate_keys);
-    suite_add_tcase(s, structure);
-
-    TCase *values = tcase_create("value errors");
-    tcase_add_test(values, wrong_types);
-    tcase_add_test(values, empty_values);
-    tcase_add_test(values, integer_errors);
-    tcase_add_test(values, integer_minimums);
-    tcase_add_test(values, integer_maximums);
-    tcase_add_test(values, bool_errors);
-    tcase_add_test(values, seed_errors);
-    tcase_add_test(values, precision_errors);
-    suite_add_tcase(s, values);
-
-    TCase *set = tcase_create("set");
-    tcase_add_test(set, set_scalars);
-    tcase_add_test(set, set_lists);
-    tcase_add_test(set, set_creates_y);
-    tcase_add_test(set, set_order_and_completion);
-    tcase_add_test(set, set_errors);
-    tcase_add_test(set, set_value_message);
-    suite_add_tcase(s, set);
-
-    TCase *resolved = tcase_create("resolved");
-    tcase_add_test(resolved, resolved_text);
-    tcase_add_test(resolved, resolved_escapes);
-    tcase_add_test(resolved, resolved_limits);
-    suite_add_tcase(s, resolved);
-
-    TCase *misc = tcase_create("files and misc");
-    tcase_add_test(misc, read_file_ok);
-    tcase_add_test(misc, read_file_errors);
-    tcase_add_test(misc, free_is_safe);
-    tcase_add_test(misc, null_source_named);
-    tcase_add_test(misc, reference);
-    tcase_add_test(misc, shipped_configs_parse);
-    tcase_add_test(misc, reference_yaml_lists_every_key);
-    tcase_add_test(misc, plot_defaults_on);
-    tcase_add_test(misc, plot_section_values_and_off);
-    tcase_add_test(misc, plot_errors);
-    tcase_add_test(misc, estimator_keys);
-    tcase_add_test(misc, estimator_errors);
-    suite_add_tcase(s, misc);
-    return s;
-}
-
-int main(void)
-{
-    return tu_run_suite(config_suite(), 1);
-}
+TU_MAIN("config", 0,
+        TU_CASE("valid", NULL, NULL, 0, NULL, full_config, defaults, default_name, scalar_layers, file_lists_and_globs,
+                ids_and_layer_order, slips_get_hints, first_difference, y_absent, models_list, models_errors,
+                integers_accepted, booleans, seed_max, precision_values),
+        TU_CASE("structure errors", NULL, NULL, 0, NULL, empty_config, not_a_mapping, malformed_yaml, unsupported_yaml,
+                missing_required, unknown_keys, unknown_nested_keys, duplicate_keys),
+        TU_CASE("value errors", NULL, NULL, 0, NULL, wrong_types, empty_values, integer_errors, integer_minimums, integer_maximums,
+                bool_errors, seed_errors, precision_errors),
+        TU_CASE("set", NULL, NULL, 0, NULL, set_scalars, set_lists, set_creates_y, set_order_and_completion, set_errors,
+                set_value_message),
+        TU_CASE("resolved", NULL, NULL, 0, NULL, resolved_text, resolved_escapes, resolved_limits),
+        TU_CASE("files and misc", NULL, NULL, 0, NULL, read_file_ok, read_file_errors, free_is_safe, null_source_named,
+                reference, shipped_configs_parse, reference_yaml_lists_every_key, plot_defaults_on,
+                plot_section_values_and_off, plot_errors, estimator_keys, estimator_errors))

@@ -11,39 +11,21 @@
 #include "oracle.h"
 #include "testutil.h"
 
-static char *dir;
-
-static char *in_dir(const char *name) { return tu_path(dir, name); }
+static char *in_dir(const char *name) { return tu_path(tu_dir, name); }
 
 /* x: 5 layers, mixed dtypes, 2-D and 4-D, offset 1e3 (float32 must cope);
  * y: 3 layers. 203 examples: batches of 32 leave a partial batch of 11. */
 static void make_inputs(void)
 {
-    dir = tu_tmpdir();
+    tu_dir_setup();
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "cd %s && %s synth x.h5 --n 203 --layers 5 --features 6,2x3x2,4x2x2x2,9,3 "
              "--dtype f32,f16,f64,i16,f32 --offset 1000 --corr 0.8 --seed 1 "
              "--names block1/conv,block1/relu,block2/conv,block2/relu,fc --chunk 50 --gzip 4 && "
              "%s synth y.h5 --n 203 --layers 3 --features 5,2x2x2 --dtype f32,f64 --seed 2",
-             dir, MK_TEST_EXE, MK_TEST_EXE);
+             tu_dir, MK_TEST_EXE, MK_TEST_EXE);
     tu_must_run(cmd);
-}
-
-static void setup(void) { make_inputs(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
-static void write_config(const char *name, const char *text) { tu_write_in(dir, name, text); }
-
-/* Run a config of dir, in dir, with np ranks; returns the exit status. */
-static int run_config(int np, const char *config, const char *extra, char **out)
-{
-    return tu_run_config(np, dir, config, extra, out);
 }
 
 typedef struct {
@@ -115,11 +97,11 @@ static void check_ranks_and_oracle(const char *config, const char *out, const or
     for (int np = 1; np <= 3; np++) {
         char *text, extra[256], outdir[1024];
         snprintf(extra, sizeof extra, "--set output=%s%d", out, np);
-        int status = run_config(np, config, extra, &text);
+        int status = tu_run_config(np, config, extra, &text);
         ck_assert_msg(status == 0, "np=%d: %s", np, text);
-        ck_assert_ptr_nonnull(strstr(text, "wrote"));
+        tu_assert_has(text, "wrote");
         free(text);
-        snprintf(outdir, sizeof outdir, "%s/%s%d", dir, out, np);
+        snprintf(outdir, sizeof outdir, "%s/%s%d", tu_dir, out, np);
         read_result(outdir, &r[np - 1]);
     }
     assert_same_bits(&r[0], &r[1], "1 vs 2 ranks");
@@ -135,10 +117,10 @@ START_TEST(x_vs_y_float64_across_ranks)
     oracle_layer x[5], y[3];
     load_layers("x.h5", x_names, 5, x);
     load_layers("y.h5", y_names, 3, y);
-    write_config("xy.yaml",
-                             "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
-                             "y:\n  file: y.h5\n  name: other\n  layers: [\"layer*\"]\n"
-                             "batch_size: 32\nprecision: float64\noutput: unused\n");
+    tu_write_config("xy.yaml",
+                    "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
+                    "y:\n  file: y.h5\n  name: other\n  layers: [\"layer*\"]\n"
+                    "batch_size: 32\nprecision: float64\noutput: unused\n");
     check_ranks_and_oracle("xy.yaml", "xy", x, 5, y, 3, 1e-9, 32, 1, 0);
     for (int l = 0; l < 5; l++) free(x[l].data);
     for (int l = 0; l < 3; l++) free(y[l].data);
@@ -149,10 +131,10 @@ START_TEST(self_float32_shuffled_two_epochs)
 {
     oracle_layer x[5];
     load_layers("x.h5", x_names, 5, x);
-    write_config("self.yaml",
-                             "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
-                             "batch_size: 40\nepochs: 2\nshuffle: true\nseed: 7\n"
-                             "precision: float32\noutput: unused\n");
+    tu_write_config("self.yaml",
+                    "x:\n  file: x.h5\n  layers: [\"block*/*\", fc]\n"
+                    "batch_size: 40\nepochs: 2\nshuffle: true\nseed: 7\n"
+                    "precision: float32\noutput: unused\n");
     check_ranks_and_oracle("self.yaml", "self", x, 5, x, 5, 1e-6, 40, 2, 1);
     for (int l = 0; l < 5; l++) free(x[l].data);
 }
@@ -162,12 +144,12 @@ END_TEST
  * the CSV and the attributes say what was computed. */
 START_TEST(output_reproduces_and_describes_the_run)
 {
-    write_config("rep.yaml",
-                             "x:\n  file: x.h5\n  layers: [\"block1/*\"]\n"
-                             "y:\n  file: y.h5\n  layers: [layer1, layer3]\n"
-                             "batch_size: 16\nshuffle: yes\nseed: 3\noutput: first\n");
+    tu_write_config("rep.yaml",
+                    "x:\n  file: x.h5\n  layers: [\"block1/*\"]\n"
+                    "y:\n  file: y.h5\n  layers: [layer1, layer3]\n"
+                    "batch_size: 16\nshuffle: yes\nseed: 3\noutput: first\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "rep.yaml", "--set epochs=2", &out), 0);
+    tu_assert_exit(tu_run_config(2, "rep.yaml", "--set epochs=2", &out), 0);
     free(out);
     char *h5 = in_dir("first/cka.h5");
     char *config = tu_read_str_attr(h5, "config");
@@ -177,8 +159,8 @@ START_TEST(output_reproduces_and_describes_the_run)
     ck_assert_int_eq(tu_read_int_attr(h5, "ranks"), 2);
     ck_assert_int_eq(tu_read_int_attr(h5, "batches"), 2 * 13);
     ck_assert_int_eq(tu_read_int_attr(h5, "epochs"), 2);
-    write_config("again.yaml", config);
-    ck_assert_int_eq(run_config(3, "again.yaml", "--set output=second", &out), 0);
+    tu_write_config("again.yaml", config);
+    tu_assert_exit(tu_run_config(3, "again.yaml", "--set output=second", &out), 0);
     free(out);
     result a, b;
     char *first = in_dir("first"), *second = in_dir("second");
@@ -208,11 +190,11 @@ START_TEST(dead_layer_gives_nan_and_a_warning)
     tu_write_dataset(file, "dead", H5T_IEEE_F32LE, 2, dims, data);
     for (int k = 0; k < 120; k++) data[k] = (double)((k * 37) % 11);
     tu_write_dataset(file, "alive", H5T_IEEE_F32LE, 2, dims, data);
-    write_config("dead.yaml", "x:\n  file: dead.h5\n  layers: [alive, dead]\nbatch_size: 10\noutput: deadout\n");
+    tu_write_config("dead.yaml", "x:\n  file: dead.h5\n  layers: [alive, dead]\nbatch_size: 10\noutput: deadout\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "dead.yaml", NULL, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "layer 'dead'"));
-    ck_assert_int_eq(tu_count(out, "is constant in every batch (a dead layer)"), 1);
+    tu_assert_exit(tu_run_config(2, "dead.yaml", NULL, &out), 0);
+    tu_assert_has(out, "layer 'dead'");
+    tu_assert_count(out, "is constant in every batch (a dead layer)", 1);
     free(out);
     char *h5 = in_dir("deadout/cka.h5");
     double cka[4];
@@ -227,28 +209,29 @@ END_TEST
 /* Progress: plain lines for a log, a live bar on request, nothing when quiet. */
 START_TEST(progress_in_every_mode)
 {
-    write_config("prog.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatch_size: 8\nprogress_seconds: 0\noutput: prog\n");
+    tu_write_config("prog.yaml",
+                    "x:\n  file: x.h5\n  layers: [fc]\nbatch_size: 8\nprogress_seconds: 0\noutput: prog\n");
     char *out;
-    ck_assert_int_eq(run_config(2, "prog.yaml", NULL, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: progress: 25/25 batches (100%)"));
+    tu_assert_exit(tu_run_config(2, "prog.yaml", NULL, &out), 0);
+    tu_assert_has(out, "mpicka: progress: 25/25 batches (100%)");
     ck_assert_int_ge(tu_count(out, "mpicka: progress: "), 10);
-    ck_assert_ptr_nonnull(strstr(out, "examples/s"));
+    tu_assert_has(out, "examples/s");
     free(out);
-    ck_assert_int_eq(run_config(2, "prog.yaml", "--progress bar", &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "\r["));
+    tu_assert_exit(tu_run_config(2, "prog.yaml", "--progress bar", &out), 0);
+    tu_assert_has(out, "\r[");
     char *png = in_dir("prog/cka.png");
     ck_assert(tu_exists(png)); /* drawn by default */
     free(png);
-    ck_assert_ptr_nonnull(strstr(out, "\r\033[K")); /* the bar is cleared at the end */
-    ck_assert_int_eq(tu_count(out, "mpicka: progress: "), 0);
+    tu_assert_has(out, "\r\033[K"); /* the bar is cleared at the end */
+    tu_assert_count(out, "mpicka: progress: ", 0);
     free(out);
-    ck_assert_int_eq(run_config(2, "prog.yaml", "--quiet --set plot=false --set output=quiet", &out), 0);
+    tu_assert_exit(tu_run_config(2, "prog.yaml", "--quiet --set plot=false --set output=quiet", &out), 0);
     char *none = in_dir("quiet/cka.png");
     ck_assert(!tu_exists(none));
     free(none);
-    ck_assert_int_eq(tu_count(out, "progress"), 0);
-    ck_assert_int_eq(tu_count(out, "\r["), 0);
-    ck_assert_ptr_nonnull(strstr(out, "wrote"));
+    tu_assert_count(out, "progress", 0);
+    tu_assert_count(out, "\r[", 0);
+    tu_assert_has(out, "wrote");
     free(out);
 }
 END_TEST
@@ -261,23 +244,23 @@ START_TEST(check_plans_and_estimates_memory)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cd %s && %s synth mid.h5 --n 1024 --layers 4 --features 4096,16x16x16 --seed 3",
-             dir, MK_TEST_EXE);
+             tu_dir, MK_TEST_EXE);
     tu_must_run(cmd);
-    write_config("mid.yaml", "x:\n  file: mid.h5\n  layers: [\"layer*\"]\nbatch_size: 256\nplot: false\n"
-                             "output: midout\n");
+    tu_write_config("mid.yaml", "x:\n  file: mid.h5\n  layers: [\"layer*\"]\nbatch_size: 256\nplot: false\n"
+                    "output: midout\n");
     const char *precs[] = {"float32", "float64"};
     for (int i = 0; i < 2; i++) {
         char *out, args[256];
-        snprintf(cmd, sizeof cmd, "cd %s && %s check mid.yaml -n 3 --set precision=%s", dir, MK_TEST_EXE, precs[i]);
-        ck_assert_int_eq(tu_run(cmd, &out), 0);
-        ck_assert_ptr_nonnull(strstr(out, "mid.yaml is valid"));
-        ck_assert_ptr_nonnull(strstr(out, "4 batch(es) per epoch"));
-        ck_assert_ptr_nonnull(strstr(out, "on 3 rank(s): at most 2 batch(es) per rank"));
-        ck_assert_ptr_nonnull(strstr(out, "(1024, 16, 16, 16)"));
+        snprintf(cmd, sizeof cmd, "cd %s && %s check mid.yaml -n 3 --set precision=%s", tu_dir, MK_TEST_EXE, precs[i]);
+        tu_assert_exit(tu_run(cmd, &out), 0);
+        tu_assert_has(out, "mid.yaml is valid");
+        tu_assert_has(out, "4 batch(es) per epoch");
+        tu_assert_has(out, "on 3 rank(s): at most 2 batch(es) per rank");
+        tu_assert_has(out, "(1024, 16, 16, 16)");
         double estimate = tu_number_after(out, "memory per rank: about ");
         free(out);
         snprintf(args, sizeof args, "--quiet --force --set precision=%s", precs[i]); /* one folder, two configs */
-        ck_assert_int_eq(run_config(2, "mid.yaml", args, &out), 0);
+        tu_assert_exit(tu_run_config(2, "mid.yaml", args, &out), 0);
         double peak = tu_number_after(out, "peak memory per rank ");
         ck_assert(estimate > MK_TEST_LIBRARY_MIB && peak > 0.0);
 #ifndef MK_TEST_SANITIZED /* the sanitizers' shadow memory and quarantine inflate the peak */
@@ -294,21 +277,21 @@ START_TEST(check_reports_every_problem)
     char *blocker = in_dir("blocker");
     tu_write_text(blocker, "a file where a folder should be\n");
     free(blocker);
-    write_config("many.yaml", "x:\n  file: x.h5\n  layers: [fc, \"zzz*\", missing]\n"
-                              "y:\n  file: nope.h5\n  layers: [a]\noutput: blocker/out\n");
+    tu_write_config("many.yaml", "x:\n  file: x.h5\n  layers: [fc, \"zzz*\", missing]\n"
+                    "y:\n  file: nope.h5\n  layers: [a]\noutput: blocker/out\n");
     char cmd[1024], *out;
-    snprintf(cmd, sizeof cmd, "cd %s && %s check many.yaml", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
-    ck_assert_int_eq(tu_count(out, "layer pattern 'zzz*' matches no dataset"), 1);
-    ck_assert_int_eq(tu_count(out, "no dataset 'missing'"), 1);
-    ck_assert_int_eq(tu_count(out, "cannot open input 'nope.h5'"), 1);
-    ck_assert_int_eq(tu_count(out, "output 'blocker/out'"), 1);
-    ck_assert_int_eq(tu_count(out, "4 problem(s)"), 2);
+    snprintf(cmd, sizeof cmd, "cd %s && %s check many.yaml", tu_dir, MK_TEST_EXE);
+    tu_assert_exit(tu_run(cmd, &out), 3);
+    tu_assert_count(out, "layer pattern 'zzz*' matches no dataset", 1);
+    tu_assert_count(out, "no dataset 'missing'", 1);
+    tu_assert_count(out, "cannot open input 'nope.h5'", 1);
+    tu_assert_count(out, "output 'blocker/out'", 1);
+    tu_assert_count(out, "4 problem(s)", 2);
     free(out);
-    write_config("typo.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatchsize: 8\noutput: o\n");
-    snprintf(cmd, sizeof cmd, "cd %s && %s check typo.yaml", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
-    ck_assert_int_eq(tu_count(out, "typo.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)"), 1);
+    tu_write_config("typo.yaml", "x:\n  file: x.h5\n  layers: [fc]\nbatchsize: 8\noutput: o\n");
+    snprintf(cmd, sizeof cmd, "cd %s && %s check typo.yaml", tu_dir, MK_TEST_EXE);
+    tu_assert_exit(tu_run(cmd, &out), 2);
+    tu_assert_count(out, "typo.yaml:4: unknown key 'batchsize' (did you mean 'batch_size'?)", 1);
     free(out);
 }
 END_TEST
@@ -318,9 +301,9 @@ END_TEST
 
 static void expect_failure(const char *config_text, const char *extra, int status, const char *message)
 {
-    write_config("bad.yaml", config_text);
+    tu_write_config("bad.yaml", config_text);
     char *out;
-    int got = run_config(2, "bad.yaml", extra, &out);
+    int got = tu_run_config(2, "bad.yaml", extra, &out);
     ck_assert_msg(got == status, "exit %d, expected %d: %s", got, status, out);
     ck_assert_msg(tu_count(out, message) == 1, "'%s' not printed once in: %s", message, out);
     int notes = tu_count(out, "mpicka: warning") + tu_count(out, "mpicka: progress");
@@ -388,16 +371,16 @@ START_TEST(hostile_inputs)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cd %s && head -c 20000 x.h5 > truncated.h5 && cp x.h5 corrupt.h5 && "
              "dd if=/dev/urandom of=corrupt.h5 bs=1 seek=30000 count=20000 conv=notrunc status=none && "
-             "mkdir -p asout && cp y.h5 asout/cka.h5", dir);
+             "mkdir -p asout && cp y.h5 asout/cka.h5", tu_dir);
     tu_must_run(cmd);
     const char *out = "output: badout\n";
     char text[1024];
     snprintf(text, sizeof text, HEAD("truncated.h5", "[fc]") "%s", out);
     expect_failure(text, NULL, 3, "truncated.h5");
     snprintf(text, sizeof text, HEAD("corrupt.h5", "[\"block*/*\", fc]") "batch_size: 32\n%s", out);
-    write_config("bad.yaml", text);
+    tu_write_config("bad.yaml", text);
     char *o;
-    int status = run_config(2, "bad.yaml", NULL, &o);
+    int status = tu_run_config(2, "bad.yaml", NULL, &o);
     ck_assert_msg(status == 3 || status == 4, "corrupt file: exit %d: %s", status, o);
     ck_assert_msg(strstr(o, "corrupt.h5") != NULL, "the file is not named: %s", o);
     free(o);
@@ -421,40 +404,31 @@ END_TEST
 START_TEST(bad_command_lines)
 {
     char *o;
-    ck_assert_int_eq(tu_mpicka(2, dir, "run", &o), 2);
-    ck_assert_int_eq(tu_count(o, "missing CONFIG"), 1);
+    tu_assert_exit(tu_mpicka(2, tu_dir, "run", &o), 2);
+    tu_assert_count(o, "missing CONFIG", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(2, dir, "run no-such.yaml", &o), 4);
-    ck_assert_int_eq(tu_count(o, "no-such.yaml"), 1);
+    tu_assert_exit(tu_mpicka(2, tu_dir, "run no-such.yaml", &o), 4);
+    tu_assert_count(o, "no-such.yaml", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --frobnicate", &o), 2);
-    ck_assert_int_eq(tu_count(o, "unknown option '--frobnicate'"), 1);
+    tu_assert_exit(tu_mpicka(1, tu_dir, "run a.yaml --frobnicate", &o), 2);
+    tu_assert_count(o, "unknown option '--frobnicate'", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run a.yaml --progress loud", &o), 2);
-    ck_assert_int_eq(tu_count(o, "--progress loud: expected bar, lines or none"), 1);
+    tu_assert_exit(tu_mpicka(1, tu_dir, "run a.yaml --progress loud", &o), 2);
+    tu_assert_count(o, "--progress loud: expected bar, lines or none", 1);
     free(o);
-    ck_assert_int_eq(tu_mpicka(1, dir, "run --help", &o), 0);
-    ck_assert_ptr_nonnull(strstr(o, "batch_size"));
+    tu_assert_exit(tu_mpicka(1, tu_dir, "run --help", &o), 0);
+    tu_assert_has(o, "batch_size");
     free(o);
 }
 END_TEST
 
-int main(void)
+static void shared_inputs(TCase *tc)
 {
-    Suite *s = suite_create("e2e");
-    TCase *tc = tcase_create("mpirun");
-    tcase_set_timeout(tc, 600);
-    tcase_add_unchecked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, x_vs_y_float64_across_ranks);
-    tcase_add_test(tc, self_float32_shuffled_two_epochs);
-    tcase_add_test(tc, output_reproduces_and_describes_the_run);
-    tcase_add_test(tc, dead_layer_gives_nan_and_a_warning);
-    tcase_add_test(tc, progress_in_every_mode);
-    tcase_add_test(tc, check_plans_and_estimates_memory);
-    tcase_add_test(tc, check_reports_every_problem);
-    tcase_add_test(tc, bad_inputs);
-    tcase_add_test(tc, hostile_inputs);
-    tcase_add_test(tc, bad_command_lines);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
+    tcase_add_unchecked_fixture(tc, make_inputs, tu_dir_teardown);
 }
+
+TU_MAIN("e2e", 0,
+        TU_CASE("mpirun", NULL, NULL, 600, shared_inputs, x_vs_y_float64_across_ranks, self_float32_shuffled_two_epochs,
+                output_reproduces_and_describes_the_run, dead_layer_gives_nan_and_a_warning, progress_in_every_mode,
+                check_plans_and_estimates_memory, check_reports_every_problem, bad_inputs, hostile_inputs,
+                bad_command_lines))

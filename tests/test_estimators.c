@@ -464,25 +464,8 @@ START_TEST(pvalues_uniform_under_independence)
 }
 END_TEST
 
-static Suite *estimator_suite(void)
-{
-    Suite *s = suite_create("estimators");
-    TCase *tc = tcase_create("maths");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, kernels_and_estimators_match_formulas);
-    tcase_add_test(tc, median_matches_numpy_rule);
-    tcase_add_test(tc, permuted_rows_are_kernels_of_permuted_examples);
-    tcase_add_test(tc, test_permutations_are_seeded_permutations);
-    tcase_add_test(tc, exact_matches_full_grams);
-    tcase_add_test(tc, exact_accurate_on_offset_data);
-    tcase_add_test(tc, jackknife_matches_definition);
-    tcase_add_test(tc, jackknife_stderr_matches_spread);
-    tcase_add_test(tc, pvalues_uniform_under_independence);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tu_run_suite(estimator_suite(), 1);
-}
+TU_MAIN("estimators", 0,
+        TU_CASE("maths", NULL, NULL, 300, NULL, kernels_and_estimators_match_formulas, median_matches_numpy_rule,
+                permuted_rows_are_kernels_of_permuted_examples, test_permutations_are_seeded_permutations,
+                exact_matches_full_grams, exact_accurate_on_offset_data, jackknife_matches_definition,
+                jackknife_stderr_matches_spread, pvalues_uniform_under_independence))

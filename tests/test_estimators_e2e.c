@@ -17,7 +17,6 @@
 #define M 32
 #define NB 7 /* 6 batches of 32 and one of 11 */
 
-static char *dir;
 static oracle_layer xs[3], ys[2];
 static const char *x_names[] = {"a", "b", "c"}, *y_names[] = {"layer1", "layer2"};
 
@@ -26,14 +25,14 @@ static const char *x_names[] = {"a", "b", "c"}, *y_names[] = {"layer1", "layer2"
 static void setup(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* absent datasets are expected */
-    dir = tu_tmpdir();
+    tu_dir_setup();
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "cd %s && %s synth x.h5 --n %d --layers 3 --features 6,2x2x2,5 --dtype f32,f16,f64 --offset 1000 "
              "--names a,b,c --seed 1 && %s synth y.h5 --n %d --layers 2 --features 4,7 --seed 1 --noise 2",
-             dir, MK_TEST_EXE, N, MK_TEST_EXE, N);
+             tu_dir, MK_TEST_EXE, N, MK_TEST_EXE, N);
     tu_must_run(cmd);
-    char *x = tu_path(dir, "x.h5"), *y = tu_path(dir, "y.h5");
+    char *x = tu_path(tu_dir, "x.h5"), *y = tu_path(tu_dir, "y.h5");
     for (int l = 0; l < 3; l++) ck_assert_int_eq(oracle_read_layer(x, x_names[l], &xs[l]), N);
     for (int l = 0; l < 2; l++) ck_assert_int_eq(oracle_read_layer(y, y_names[l], &ys[l]), N);
     free(x);
@@ -44,8 +43,7 @@ static void teardown(void)
 {
     for (int l = 0; l < 3; l++) free(xs[l].data);
     for (int l = 0; l < 2; l++) free(ys[l].data);
-    tu_rmrf(dir);
-    free(dir);
+    tu_dir_teardown();
 }
 
 static const char *base_config = "x:\n  file: x.h5\n  layers: [a, b, c]\n"
@@ -54,7 +52,7 @@ static const char *base_config = "x:\n  file: x.h5\n  layers: [a, b, c]\n"
 
 static void write_in_dir(const char *name, const char *text)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     tu_write_text(path, text);
     free(path);
 }
@@ -70,11 +68,11 @@ static void run(int np, const char *config, const char *sets, const char *out, r
     char args[2048], *output;
     /* --force: the tests reuse output folders across configurations */
     snprintf(args, sizeof args, "run %s --force --set output=%s %s", config, out, sets);
-    int status = tu_mpicka(np, dir, args, &output);
+    int status = tu_mpicka(np, tu_dir, args, &output);
     ck_assert_msg(status == 0, "np=%d %s: %s", np, sets, output);
     if (text) *text = output;
     else free(output);
-    char *outdir = tu_path(dir, out), *h5 = tu_path(outdir, "cka.h5");
+    char *outdir = tu_path(tu_dir, out), *h5 = tu_path(outdir, "cka.h5");
     memset(r, 0, sizeof *r);
     r->cells = tu_read_doubles(h5, "cka", r->cka, 9);
     ck_assert_int_eq(tu_read_doubles(h5, "hsic_xy", r->hxy, 9), r->cells);
@@ -215,7 +213,7 @@ START_TEST(rbf_hsic0_errors_and_pvalues)
     assert_close(r1.cka, cka, 6, 1e-9, "cka");
     assert_close(r1.stderr_, se, 6, 1e-9, "cka_stderr");
     assert_close(r1.pvalue, pv, 6, 0.0, "cka_pvalue");
-    char *h5 = tu_path(dir, "o1/cka.h5"), *est = tu_read_str_attr(h5, "estimator");
+    char *h5 = tu_path(tu_dir, "o1/cka.h5"), *est = tu_read_str_attr(h5, "estimator");
     ck_assert_ptr_nonnull(strstr(est, "biased HSIC_0, RBF kernel (bandwidth 0.7 x median distance); "
                                       "jackknife over 4 groups; 19 permutations"));
     free(est);
@@ -283,17 +281,17 @@ START_TEST(exact_memory_does_not_grow_with_n)
     for (int k = 0; k < 2; k++) {
         long n = k ? 1000000 : 100000;
         char cmd[1024], *out;
-        snprintf(cmd, sizeof cmd, "cd %s && %s synth big%d.h5 --n %ld --layers 3 --features 16 --seed 4", dir,
+        snprintf(cmd, sizeof cmd, "cd %s && %s synth big%d.h5 --n %ld --layers 3 --features 16 --seed 4", tu_dir,
                  MK_TEST_EXE, k, n);
         tu_must_run(cmd);
         snprintf(cmd, sizeof cmd, "x:\n  file: big%d.h5\n  layers: [\"layer*\"]\nestimator: exact\n"
                                   "batch_size: 2000\nprecision: float32\nplot: false\noutput: big%d\n", k, k);
-        char *path = tu_path(dir, "big.yaml");
+        char *path = tu_path(tu_dir, "big.yaml");
         tu_write_text(path, cmd);
         free(path);
-        int status = tu_mpicka(2, dir, "run big.yaml", &out);
+        int status = tu_mpicka(2, tu_dir, "run big.yaml", &out);
         ck_assert_msg(status == 0, "%s", out);
-        ck_assert_ptr_nonnull(strstr(out, k ? "n=1000000" : "n=100000"));
+        tu_assert_has(out, k ? "n=1000000" : "n=100000");
         peak[k] = tu_number_after(out, "peak memory per rank ");
         printf("exact, 3 x 16 features: peak memory per rank %.1f MiB at n = %ld\n", peak[k], n);
         free(out);
@@ -308,41 +306,26 @@ END_TEST
 START_TEST(exact_refuses_too_many_features)
 {
     char cmd[1024], *out;
-    snprintf(cmd, sizeof cmd, "cd %s && %s synth wide.h5 --n 8 --layers 1 --features 200000 --seed 4", dir,
+    snprintf(cmd, sizeof cmd, "cd %s && %s synth wide.h5 --n 8 --layers 1 --features 200000 --seed 4", tu_dir,
              MK_TEST_EXE);
     tu_must_run(cmd);
-    char *path = tu_path(dir, "wide.yaml");
+    char *path = tu_path(tu_dir, "wide.yaml");
     tu_write_text(path, "x:\n  file: wide.h5\n  layers: [layer1]\nestimator: exact\noutput: wide_out\n");
     free(path);
     const char *commands[] = {"run wide.yaml", "check wide.yaml"};
     for (int k = 0; k < 2; k++) {
-        ck_assert_int_ne(tu_mpicka(k ? 1 : 2, dir, commands[k], &out), 0);
+        int status = tu_mpicka(k ? 1 : 2, tu_dir, commands[k], &out);
+        ck_assert_msg(status != 0, "'%s' succeeded: %s", commands[k], out);
         ck_assert_msg(strstr(out, "estimator exact") && strstr(out, "200000 features") && strstr(out, "wide.h5") &&
                           strstr(out, "use a minibatch estimator"), "%s", out);
         free(out);
     }
-    path = tu_path(dir, "wide_out");
+    path = tu_path(tu_dir, "wide_out");
     ck_assert(!tu_exists(path));
     free(path);
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("estimators_e2e");
-    TCase *tc = tcase_create("runs");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, rbf_hsic0_errors_and_pvalues);
-    tcase_add_test(tc, other_minibatch_estimators);
-    tcase_add_test(tc, exact_against_full_grams);
-    tcase_add_test(tc, exact_memory_does_not_grow_with_n);
-    tcase_add_test(tc, exact_refuses_too_many_features);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tu_run_suite(suite(), 1);
-}
+TU_MAIN("estimators_e2e", 0,
+        TU_CASE("runs", setup, teardown, 600, NULL, rbf_hsic0_errors_and_pvalues, other_minibatch_estimators,
+                exact_against_full_grams, exact_memory_does_not_grow_with_n, exact_refuses_too_many_features))

@@ -388,27 +388,9 @@ START_TEST(kernels_in_the_background_give_the_same_bits)
 }
 END_TEST
 
-static Suite *hsic_suite(void)
-{
-    Suite *s = suite_create("hsic");
-    TCase *tc = tcase_create("maths");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, float64_matches_formula);
-    tcase_add_test(tc, float32_within_1e6_of_float64_oracle);
-    tcase_add_test(tc, oracle_translation_invariance);
-    tcase_add_test(tc, x_vs_y_equals_self_pairs);
-    tcase_add_test(tc, non_finite_values_are_found);
-    tcase_add_test(tc, dead_layers_give_nan_and_negatives_are_kept);
-    tcase_add_test(tc, constant_layer_has_zero_hsic);
-    tcase_add_test(tc, centring_of_huge_finite_values_writes_everything);
-    tcase_add_test(tc, constant_block_centres_to_exact_zero);
-    tcase_add_test(tc, safe_scales_are_powers_of_two_and_keep_cka);
-    tcase_add_test(tc, kernels_in_the_background_give_the_same_bits);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void)
-{
-    return tu_run_suite(hsic_suite(), 1);
-}
+TU_MAIN("hsic", 0,
+        TU_CASE("maths", NULL, NULL, 120, NULL, float64_matches_formula, float32_within_1e6_of_float64_oracle,
+                oracle_translation_invariance, x_vs_y_equals_self_pairs, non_finite_values_are_found,
+                dead_layers_give_nan_and_negatives_are_kept, constant_layer_has_zero_hsic,
+                centring_of_huge_finite_values_writes_everything, constant_block_centres_to_exact_zero,
+                safe_scales_are_powers_of_two_and_keep_cka, kernels_in_the_background_give_the_same_bits))

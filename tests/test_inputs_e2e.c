@@ -19,14 +19,13 @@
 #define NX 3
 #define NY 2
 
-static char *dir;
 static const char *x_names[NX] = {"conv1", "block/fc", "relu"};
 static const int64_t x_p[NX] = {5, 6, 4};
 static const char *y_names[NY] = {"enc/a", "enc/b"};
 static const int64_t y_p[NY] = {3, 7};
 static const int64_t cuts[4] = {0, 70, 130, N}; /* three shards */
 
-static char *in_dir(const char *name) { return tu_path(dir, name); }
+static char *in_dir(const char *name) { return tu_path(tu_dir, name); }
 
 /* Rows [lo, hi) of an n-by-p layer as dataset `name` of file `file` in dir. */
 static void write_part(const char *file, const char *name, hid_t type, const double *data, int64_t p, int64_t lo,
@@ -50,7 +49,7 @@ static void write_ids(const char *file, hid_t type, const double *ids, int64_t l
  * y_perm.h5 with two IDs swapped; y_noids.h5 without IDs. */
 static void make_inputs(void)
 {
-    dir = tu_tmpdir();
+    tu_dir_setup();
     uint64_t rng = 11;
     double *x[NX], *y[NY], ids[N];
     for (int i = 0; i < N; i++) ids[i] = 5000 + i;
@@ -86,23 +85,10 @@ static void make_inputs(void)
     for (int l = 0; l < NY; l++) free(y[l]);
 }
 
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
-static void write_config(const char *name, const char *text) { tu_write_in(dir, name, text); }
-
-static int run_config(int np, const char *config, const char *extra, char **out)
-{
-    return tu_run_config(np, dir, config, extra, out);
-}
-
 static int check_config(const char *config, const char *extra, char **out)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s check %s %s", dir, MK_TEST_EXE, config, extra ? extra : "");
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s check %s %s", tu_dir, MK_TEST_EXE, config, extra ? extra : "");
     return tu_run(cmd, out);
 }
 
@@ -117,7 +103,7 @@ static void read_cka(const char *outdir, double *cka)
 static void must_run(int np, const char *config, const char *extra)
 {
     char *out;
-    int status = run_config(np, config, extra, &out);
+    int status = tu_run_config(np, config, extra, &out);
     ck_assert_msg(status == 0, "np=%d %s %s: exit %d: %s", np, config, extra ? extra : "", status, out);
     free(out);
 }
@@ -130,12 +116,12 @@ START_TEST(shards_give_the_same_bits)
                        "precision: float64\nplot: false\noutput: unused\n";
     char text[1024];
     snprintf(text, sizeof text, "x:\n  file: \"x-*-of-3.h5\"\n  layers: [conv1, \"block/*\", relu]\n%s", tail);
-    write_config("glob.yaml", text);
+    tu_write_config("glob.yaml", text);
     snprintf(text, sizeof text, "x:\n  file: [x-0-of-3.h5, x-1-of-3.h5, x-2-of-3.h5]\n"
                                 "  layers: [conv1, \"block/*\", relu]\n%s", tail);
-    write_config("list.yaml", text);
+    tu_write_config("list.yaml", text);
     snprintf(text, sizeof text, "x:\n  file: x.h5\n  layers: [conv1, \"block/*\", relu]\n%s", tail);
-    write_config("whole.yaml", text);
+    tu_write_config("whole.yaml", text);
     must_run(1, "glob.yaml", "--set output=glob1");
     must_run(3, "list.yaml", "--set output=list3");
     must_run(1, "whole.yaml", "--set output=whole1");
@@ -177,7 +163,7 @@ START_TEST(shards_give_the_same_bits)
     free(xf), free(yf);
     /* check lists the shards */
     char *out;
-    ck_assert_int_eq(check_config("glob.yaml", NULL, &out), 0);
+    tu_assert_exit(check_config("glob.yaml", NULL, &out), 0);
     ck_assert_msg(strstr(out, "3 shards, concatenated in this order:") && strstr(out, "x-1-of-3.h5: n = 60") &&
                       strstr(out, "sample IDs: 'ids'"), "%s", out);
     free(out);
@@ -188,12 +174,12 @@ END_TEST
  * IDs and both files (the shard for x), and no output folder. */
 START_TEST(different_ids_stop_the_run)
 {
-    write_config("perm.yaml", "x:\n  file: \"x-*-of-3.h5\"\n  layers: [conv1, relu]\n"
-                              "y:\n  file: y_perm.h5\n  layers: [\"enc/*\"]\nbatch_size: 32\nshuffle: true\n"
-                              "plot: false\noutput: permout\n");
+    tu_write_config("perm.yaml", "x:\n  file: \"x-*-of-3.h5\"\n  layers: [conv1, relu]\n"
+                    "y:\n  file: y_perm.h5\n  layers: [\"enc/*\"]\nbatch_size: 32\nshuffle: true\n"
+                    "plot: false\noutput: permout\n");
     for (int np = 3; np <= 3; np++) {
         char *out;
-        int status = run_config(np, "perm.yaml", NULL, &out);
+        int status = tu_run_config(np, "perm.yaml", NULL, &out);
         ck_assert_msg(status == 3, "np=%d: exit %d: %s", np, status, out);
         ck_assert_msg(tu_count(out, "x and y hold different samples: example 150 is '5150' in x-2-of-3.h5 but "
                                     "'5151' in y_perm.h5") == 1, "%s", out);
@@ -204,8 +190,8 @@ START_TEST(different_ids_stop_the_run)
     }
     must_run(1, "perm.yaml", "--set ids=false --quiet");
     char *out;
-    ck_assert_int_eq(run_config(1, "perm.yaml", "--set y.file=y_noids.h5 --set output=noids --quiet", &out), 0);
-    ck_assert_int_eq(tu_count(out, "has sample IDs ('ids') but y_noids.h5 has none"), 1);
+    tu_assert_exit(tu_run_config(1, "perm.yaml", "--set y.file=y_noids.h5 --set output=noids --quiet", &out), 0);
+    tu_assert_count(out, "has sample IDs ('ids') but y_noids.h5 has none", 1);
     free(out);
 }
 END_TEST
@@ -229,7 +215,7 @@ START_TEST(globs_in_creation_order)
     }
     for (int i = 0; i < 40; i++) ids[i] = i;
     write_ids("net.h5", H5T_STD_I32LE, ids, 0, 40);
-    write_config("net.yaml", "x:\n  file: net.h5\n  layers: \"*\"\nbatch_size: 10\nplot: false\noutput: netout\n");
+    tu_write_config("net.yaml", "x:\n  file: net.h5\n  layers: \"*\"\nbatch_size: 10\nplot: false\noutput: netout\n");
     must_run(1, "net.yaml", "--quiet");
     char *p = in_dir("netout/cka.csv"), line[256];
     FILE *f = fopen(p, "r");
@@ -239,11 +225,11 @@ START_TEST(globs_in_creation_order)
     fclose(f);
     free(p);
     char *out;
-    ck_assert_int_eq(check_config("net.yaml", NULL, &out), 0);
+    tu_assert_exit(check_config("net.yaml", NULL, &out), 0);
     ck_assert_msg(strstr(out, "layer order of globs: creation"), "%s", out);
     free(out);
     /* natural order, as check lists the layers */
-    ck_assert_int_eq(check_config("net.yaml", "--set layer_order=natural", &out), 0);
+    tu_assert_exit(check_config("net.yaml", "--set layer_order=natural", &out), 0);
     ck_assert_msg(strstr(out, "layer order of globs: natural"), "%s", out);
     const char *natural[] = {"avgpool", "bn1", "conv1", "fc", "layer1.0", "layer1.1", "layer2.0"};
     const char *at = out;
@@ -254,7 +240,7 @@ START_TEST(globs_in_creation_order)
         ck_assert_msg(next != NULL, "'%s' not in natural order: %s", natural[l], out);
         at = next + 1;
     }
-    ck_assert_ptr_null(strstr(out, "\n    ids "));
+    tu_assert_lacks(out, "\n    ids ");
     free(out);
 }
 END_TEST
@@ -264,12 +250,12 @@ END_TEST
  * --force overwrites. */
 START_TEST(output_of_another_config)
 {
-    write_config("out.yaml", "x:\n  file: x.h5\n  layers: [conv1, relu]\nbatch_size: 32\nplot: false\n"
-                             "output: kept\n");
+    tu_write_config("out.yaml", "x:\n  file: x.h5\n  layers: [conv1, relu]\nbatch_size: 32\nplot: false\n"
+                    "output: kept\n");
     must_run(1, "out.yaml", "--quiet");
     must_run(1, "out.yaml", "--quiet --set output=./kept"); /* a rerun: only the output line differs */
     char *out;
-    ck_assert_int_eq(run_config(1, "out.yaml", "--quiet --set batch_size=16", &out), 2);
+    tu_assert_exit(tu_run_config(1, "out.yaml", "--quiet --set batch_size=16", &out), 2);
     ck_assert_msg(tu_count(out, "output folder 'kept' holds the results of another configuration (it has "
                                 "'batch_size: 32', this run 'batch_size: 16'); choose another output folder, or "
                                 "pass --force") == 1, "%s", out);
@@ -294,24 +280,24 @@ START_TEST(fingerprint_covers_every_shard)
         char from[32], to[32], cmd[512];
         snprintf(from, sizeof from, "x-%d-of-3.h5", f);
         snprintf(to, sizeof to, "n-%d-of-3.h5", f);
-        snprintf(cmd, sizeof cmd, "cd '%s' && cp %s %s", dir, from, to);
+        snprintf(cmd, sizeof cmd, "cd '%s' && cp %s %s", tu_dir, from, to);
         tu_must_run(cmd);
         write_part(to, "bad", H5T_IEEE_F64LE, bad, 2, cuts[f], cuts[f + 1]);
     }
     char *folder = in_dir("ckout");
     ck_assert_int_eq(mkdir(folder, 0777), 0);
-    write_config("ck.yaml", "x:\n  file: \"n-*-of-3.h5\"\n  layers: [conv1, bad]\nbatch_size: 32\n"
-                            "checkpoint:\n  every: 1\nplot: false\noutput: ckout\n");
+    tu_write_config("ck.yaml", "x:\n  file: \"n-*-of-3.h5\"\n  layers: [conv1, bad]\nbatch_size: 32\n"
+                    "checkpoint:\n  every: 1\nplot: false\noutput: ckout\n");
     char *out;
-    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 3);
+    tu_assert_exit(tu_run_config(1, "ck.yaml", "--quiet", &out), 3);
     ck_assert_msg(tu_count(out, "n-2-of-3.h5: dataset 'bad' holds NaN or Inf at example 150") == 1, "%s", out);
     free(out);
     char *ck = tu_path(folder, "checkpoint.h5");
     ck_assert_msg(tu_exists(ck), "no checkpoint before the failing batch");
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd '%s' && touch -d '2001-02-03 04:05:06' n-1-of-3.h5", dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && touch -d '2001-02-03 04:05:06' n-1-of-3.h5", tu_dir);
     tu_must_run(cmd);
-    ck_assert_int_eq(run_config(1, "ck.yaml", "--quiet", &out), 2);
+    tu_assert_exit(tu_run_config(1, "ck.yaml", "--quiet", &out), 2);
     ck_assert_msg(tu_count(out, "was made by another configuration or other inputs (it has 'file n-1-of-3.h5") == 1,
                   "%s", out);
     free(out);
@@ -322,9 +308,9 @@ END_TEST
 
 static void expect_exit(int np, const char *config_text, const char *extra, int status, const char *message)
 {
-    write_config("slip.yaml", config_text);
+    tu_write_config("slip.yaml", config_text);
     char *out;
-    int got = run_config(np, "slip.yaml", extra, &out);
+    int got = tu_run_config(np, "slip.yaml", extra, &out);
     ck_assert_msg(got == status, "exit %d, expected %d: %s", got, status, out);
     ck_assert_msg(tu_count(out, message) == 1, "'%s' not printed once in: %s", message, out);
     char *folder = in_dir("slipout");
@@ -337,7 +323,7 @@ static void expect_exit(int np, const char *config_text, const char *extra, int 
  * MPI work, by the code run shares). */
 static void expect_check_exit(const char *config_text, const char *extra, int status, const char *message)
 {
-    write_config("slip.yaml", config_text);
+    tu_write_config("slip.yaml", config_text);
     char *out;
     int got = check_config("slip.yaml", extra, &out);
     ck_assert_msg(got == status, "exit %d, expected %d: %s", got, status, out);
@@ -357,16 +343,16 @@ START_TEST(first_run_stumbles)
     expect_check_exit("x:\n  file: x.h5\n  layers: [conv]\noutput: slipout\n", NULL, 3,
                       "x.h5: no dataset 'conv' (closest: 'conv1'");
     char cmd[1024], *out;
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s check slip.yaml --set batch_size 50", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
-    ck_assert_int_eq(tu_count(out, "write --set batch_size=50"), 1);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s check slip.yaml --set batch_size 50", tu_dir, MK_TEST_EXE);
+    tu_assert_exit(tu_run(cmd, &out), 2);
+    tu_assert_count(out, "write --set batch_size=50", 1);
     free(out);
     /* more ranks than batches: a warning in check and run */
-    write_config("idle.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 100\nplot: false\noutput: idle\n");
-    ck_assert_int_eq(check_config("idle.yaml", "-n 5", &out), 0);
+    tu_write_config("idle.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 100\nplot: false\noutput: idle\n");
+    tu_assert_exit(check_config("idle.yaml", "-n 5", &out), 0);
     ck_assert_msg(tu_count(out, "3 of 5 ranks will be idle: there are only 2 batch(es)") == 1, "%s", out);
     free(out);
-    ck_assert_int_eq(run_config(3, "idle.yaml", "--quiet", &out), 0);
+    tu_assert_exit(tu_run_config(3, "idle.yaml", "--quiet", &out), 0);
     ck_assert_msg(tu_count(out, "1 of 3 ranks will be idle") == 1, "%s", out);
     free(out);
 }
@@ -378,7 +364,7 @@ static int check_env(const char *env, const char *extra, char **out)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cd '%s' && env -u SLURM_NTASKS_PER_NODE -u SLURM_TASKS_PER_NODE -u SLURM_MEM_PER_NODE "
-             "%s %s check nodes.yaml %s", dir, env, MK_TEST_EXE, extra);
+             "%s %s check nodes.yaml %s", tu_dir, env, MK_TEST_EXE, extra);
     return tu_run(cmd, out);
 }
 
@@ -386,33 +372,33 @@ static int check_env(const char *env, const char *extra, char **out)
  * memory, with the source of both numbers named. 10 batches of 20. */
 START_TEST(check_warns_of_idle_ranks_and_node_memory)
 {
-    write_config("nodes.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 20\nplot: false\noutput: nodes\n");
+    tu_write_config("nodes.yaml", "x:\n  file: x.h5\n  layers: [conv1]\nbatch_size: 20\nplot: false\noutput: nodes\n");
     char *out;
-    ck_assert_int_eq(check_env("", "-n 6 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("", "-n 6 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "2 of 6 ranks will be idle in the last of 2 steps, 17% of the ranks' time "
                                 "(10 batches on 6 ranks); 5 ranks would take as long") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "(assumed: one per core of this machine; give --ranks-per-node)") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "of 1000.0 GiB (--node-memory)") == 1 && !tu_count(out, "on a node need"), "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("", "-n 5 --ranks-per-node 5 --node-memory 0.01", &out), 0);
+    tu_assert_exit(check_env("", "-n 5 --ranks-per-node 5 --node-memory 0.01", &out), 0);
     ck_assert_msg(!tu_count(out, "idle"), "%s", out);
     ck_assert_msg(tu_count(out, "warning: 5 rank(s) on a node need about") == 1 &&
                   tu_count(out, "more than the node's 0.0 GiB (--node-memory): put fewer ranks on a node") == 1,
                   "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("SLURM_NTASKS_PER_NODE=3 SLURM_MEM_PER_NODE=40", "-n 10", &out), 0);
+    tu_assert_exit(check_env("SLURM_NTASKS_PER_NODE=3 SLURM_MEM_PER_NODE=40", "-n 10", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 3 rank(s) (SLURM_NTASKS_PER_NODE) x ") == 1, "%s", out);
     ck_assert_msg(tu_count(out, "the node's 0.0 GiB (SLURM_MEM_PER_NODE, the job's memory on a node)") == 1, "%s",
                   out);
     free(out);
-    ck_assert_int_eq(check_env("SLURM_TASKS_PER_NODE='2(x3),4'", "-n 10 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("SLURM_TASKS_PER_NODE='2(x3),4'", "-n 10 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 4 rank(s) (SLURM_TASKS_PER_NODE, its fullest node)") == 1, "%s",
                   out);
     free(out);
-    ck_assert_int_eq(check_env("", "-n 2 --ranks-per-node 8 --node-memory 1000", &out), 0);
+    tu_assert_exit(check_env("", "-n 2 --ranks-per-node 8 --node-memory 1000", &out), 0);
     ck_assert_msg(tu_count(out, "memory per node: 2 rank(s) (--ranks-per-node)") == 1, "%s", out);
     free(out);
-    ck_assert_int_eq(check_env("", "--node-memory 0", &out), 2);
+    tu_assert_exit(check_env("", "--node-memory 0", &out), 2);
     ck_assert_msg(tu_count(out, "check: --node-memory '0': expected a number in (0, 1e+09]") == 1, "%s", out);
     free(out);
 }
@@ -429,10 +415,10 @@ START_TEST(summary_labels_and_last_progress_line)
         for (int k = 0; k < 80; k++) data[k] = tu_normal(&rng);
         write_part("long.h5", names[l], H5T_IEEE_F32LE, data, 2, 0, 40);
     }
-    write_config("long.yaml", "x:\n  file: long.h5\n  layers: [\"model/encoder/*/*\"]\nbatch_size: 4\n"
-                              "progress_seconds: 1000\nplot: false\noutput: longout\n");
+    tu_write_config("long.yaml", "x:\n  file: long.h5\n  layers: [\"model/encoder/*/*\"]\nbatch_size: 4\n"
+                    "progress_seconds: 1000\nplot: false\noutput: longout\n");
     char *out;
-    ck_assert_int_eq(run_config(1, "long.yaml", "--progress lines", &out), 0);
+    tu_assert_exit(tu_run_config(1, "long.yaml", "--progress lines", &out), 0);
     ck_assert_msg(strstr(out, "  model/encoder/layer1/at\xE2\x80\xA6 ") != NULL, "row label: %s", out);
     ck_assert_msg(tu_count(out, " model\xE2\x80\xA6") == 2, "column labels: %s", out);
     ck_assert_msg(strstr(out, "ention") == strstr(out, "attention"), "cut from the left: %s", out);
@@ -442,20 +428,13 @@ START_TEST(summary_labels_and_last_progress_line)
 }
 END_TEST
 
-int main(void)
+static void shared_inputs(TCase *tc)
 {
-    Suite *s = suite_create("inputs_e2e");
-    TCase *tc = tcase_create("mpirun");
-    tcase_set_timeout(tc, 300);
-    tcase_add_unchecked_fixture(tc, make_inputs, teardown);
-    tcase_add_test(tc, shards_give_the_same_bits);
-    tcase_add_test(tc, different_ids_stop_the_run);
-    tcase_add_test(tc, globs_in_creation_order);
-    tcase_add_test(tc, output_of_another_config);
-    tcase_add_test(tc, first_run_stumbles);
-    tcase_add_test(tc, check_warns_of_idle_ranks_and_node_memory);
-    tcase_add_test(tc, fingerprint_covers_every_shard);
-    tcase_add_test(tc, summary_labels_and_last_progress_line);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
+    tcase_add_unchecked_fixture(tc, make_inputs, tu_dir_teardown);
 }
+
+TU_MAIN("inputs_e2e", 0,
+        TU_CASE("mpirun", NULL, NULL, 300, shared_inputs, shards_give_the_same_bits, different_ids_stop_the_run,
+                globs_in_creation_order, output_of_another_config, first_run_stumbles,
+                check_warns_of_idle_ranks_and_node_memory, fingerprint_covers_every_shard,
+                summary_labels_and_last_progress_line))

@@ -197,18 +197,7 @@ START_TEST(todo_lists_shrink_as_batches_are_done)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("plan");
-    TCase *tc = tcase_create("plan");
-    tcase_add_test(tc, sizes_without_shuffle);
-    tcase_add_test(tc, batch_larger_than_data);
-    tcase_add_test(tc, too_small_is_an_error);
-    tcase_add_test(tc, shuffled_epochs_partition_the_data);
-    tcase_add_test(tc, shuffle_depends_on_seed_only);
-    tcase_add_test(tc, block_shuffle_moves_whole_blocks);
-    tcase_add_test(tc, ranks_get_contiguous_ascending_ranges);
-    tcase_add_test(tc, todo_lists_shrink_as_batches_are_done);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("plan", 0,
+        TU_CASE("plan", NULL, NULL, 0, NULL, sizes_without_shuffle, batch_larger_than_data, too_small_is_an_error,
+                shuffled_epochs_partition_the_data, shuffle_depends_on_seed_only, block_shuffle_moves_whole_blocks,
+                ranks_get_contiguous_ascending_ranges, todo_lists_shrink_as_batches_are_done))

@@ -19,16 +19,6 @@
 #include "resultfile.h"
 #include "testutil.h"
 
-static char *dir;
-
-static void setup(void) { dir = tu_tmpdir(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* ---- matrices ---------------------------------------------------------------- */
 
 typedef struct {
@@ -129,7 +119,7 @@ static int cell_pixels_unlike(const image *im, const mk_plot_layout *l, int i, i
 static char *render_png(const matrix *m, const mk_plot_opts *o, const char *name, image *im,
                         mk_plot_layout *l)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     ck_assert_msg(mk_plot_render(&m->d, o, path) == MK_OK, "%s", mk_errmsg());
     ck_assert_int_eq(mk_plot_layout_make(&m->d, o, l), MK_OK);
     image_load(im, path);
@@ -493,7 +483,7 @@ START_TEST(many_cells_are_one_image_with_the_same_colours)
     for (int64_t k = 0; k < 3000 * 3000; k++) m.v[k] = (double)(k % 1000) / 1000.0;
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *svg = tu_path(dir, "huge.svg");
+    char *svg = tu_path(tu_dir, "huge.svg");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, svg), MK_OK);
     struct stat st;
     ck_assert_int_eq(stat(svg, &st), 0);
@@ -648,7 +638,7 @@ START_TEST(svg_holds_the_title_and_every_layer_name)
     make_named(&m);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *path = tu_path(dir, "fig.SVG");
+    char *path = tu_path(tu_dir, "fig.SVG");
     size_t len;
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     char *svg = slurp(path, &len), *desc = strstr(svg, "<desc>"), *end = strstr(svg, "</desc>");
@@ -672,7 +662,7 @@ START_TEST(pdf_holds_the_title_and_every_layer_name)
     mk_plot_opts o;
     mk_plot_opts_default(&o);
     o.title = "CKA here";
-    char *path = tu_path(dir, "fig.pdf");
+    char *path = tu_path(tu_dir, "fig.pdf");
     size_t len;
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     char *pdf = slurp(path, &len);
@@ -695,7 +685,7 @@ START_TEST(two_hundred_layers_in_every_format)
     mk_plot_opts_default(&o);
     const char *names[] = {"big.png", "big.svg", "big.pdf"};
     for (int k = 0; k < 3; k++) {
-        char *path = tu_path(dir, names[k]);
+        char *path = tu_path(tu_dir, names[k]);
         ck_assert_msg(mk_plot_render(&m.d, &o, path) == MK_OK, "%s: %s", names[k], mk_errmsg());
         size_t len;
         free(slurp(path, &len));
@@ -731,7 +721,7 @@ START_TEST(bad_outputs_leave_nothing_behind)
     matrix_make(&m, 2, 2, "a%d", "b%d", 0);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *jpg = tu_path(dir, "fig.jpg"), *bare = tu_path(dir, "fig"), *lost = tu_path(dir, "no/such/fig.png");
+    char *jpg = tu_path(tu_dir, "fig.jpg"), *bare = tu_path(tu_dir, "fig"), *lost = tu_path(tu_dir, "no/such/fig.png");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, jpg), MK_EUSAGE);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "fig.jpg': unknown extension '.jpg'"));
     ck_assert_int_eq(mk_plot_render(&m.d, &o, bare), MK_EUSAGE);
@@ -739,7 +729,7 @@ START_TEST(bad_outputs_leave_nothing_behind)
     ck_assert_int_eq(mk_plot_render(&m.d, &o, lost), MK_EIO);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "no/such/fig.png"));
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "No such file or directory"));
-    ck_assert_int_eq(files_in(dir), 0);
+    ck_assert_int_eq(files_in(tu_dir), 0);
     free(jpg);
     free(bare);
     free(lost);
@@ -753,14 +743,14 @@ START_TEST(an_old_figure_is_replaced_whole)
     matrix_make(&m, 2, 2, "a%d", "b%d", 0);
     mk_plot_opts o;
     mk_plot_opts_default(&o);
-    char *path = tu_path(dir, "fig.png");
+    char *path = tu_path(tu_dir, "fig.png");
     tu_write_text(path, "not a picture");
     ck_assert_int_eq(mk_plot_render(&m.d, &o, path), MK_OK);
     image im;
     image_load(&im, path);
     ck_assert_int_gt(im.w, 100);
     cairo_surface_destroy(im.s);
-    ck_assert_int_eq(files_in(dir), 1);
+    ck_assert_int_eq(files_in(tu_dir), 1);
     free(path);
     matrix_free(&m);
 }
@@ -802,7 +792,7 @@ END_TEST
 
 START_TEST(plot_result_draws_a_cka_file)
 {
-    char *h5 = tu_path(dir, "xy.h5"), *self = tu_path(dir, "self.h5"), *png = tu_path(dir, "xy.png");
+    char *h5 = tu_path(tu_dir, "xy.h5"), *self = tu_path(tu_dir, "self.h5"), *png = tu_path(tu_dir, "xy.png");
     rf_write_simple(h5, 3, 2, 0);
     rf_write_simple(self, 3, 3, 1);
     mk_plot_opts o;
@@ -1001,7 +991,7 @@ static void expect_cells(const char *png, const double *values, const char *valu
 
 START_TEST(plot_result_draws_each_matrix)
 {
-    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *png = tu_path(dir, "m.png");
+    char *h5 = tu_path(tu_dir, "full.h5"), *old = tu_path(tu_dir, "old.h5"), *png = tu_path(tu_dir, "m.png");
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     double se[6], p[6], cka[6];
@@ -1059,8 +1049,8 @@ static int pdf_has_text(const char *pdf, size_t len, const char *key, const char
 
 START_TEST(svg_and_pdf_hold_the_subtitle)
 {
-    char *h5 = tu_path(dir, "full.h5"), *old = tu_path(dir, "old.h5"), *svg = tu_path(dir, "f.svg");
-    char *pdf = tu_path(dir, "f.pdf");
+    char *h5 = tu_path(tu_dir, "full.h5"), *old = tu_path(tu_dir, "old.h5"), *svg = tu_path(tu_dir, "f.svg");
+    char *pdf = tu_path(tu_dir, "f.pdf");
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     mk_plot_opts o;
@@ -1117,7 +1107,7 @@ static void expect(mk_err got, mk_err code, const char *words)
 
 START_TEST(plot_command_options)
 {
-    char *h5 = tu_path(dir, "self.h5"), *svg = tu_path(dir, "f.svg");
+    char *h5 = tu_path(tu_dir, "self.h5"), *svg = tu_path(tu_dir, "f.svg");
     rf_write_simple(h5, 4, 4, 1);
     ck_assert_int_eq(PLOT(h5, "-o", svg, "--title=My T", "--cmap", "viridis", "--vmin", "-1", "--vmax=1",
                           "--annotate", "--half", "--invert-y", "--short-names", "1"),
@@ -1142,7 +1132,7 @@ END_TEST
 
 START_TEST(plot_command_mistakes)
 {
-    char *h5 = tu_path(dir, "xy.h5"), *txt = tu_path(dir, "notes.h5");
+    char *h5 = tu_path(tu_dir, "xy.h5"), *txt = tu_path(tu_dir, "notes.h5");
     rf_write_simple(h5, 2, 3, 0);
     tu_write_text(txt, "hello");
     expect(PLOT(h5), MK_EUSAGE, "missing -o FIG");
@@ -1179,26 +1169,26 @@ END_TEST
 
 START_TEST(the_mpicka_binary)
 {
-    char *h5 = tu_path(dir, "xy.h5"), cmd[4096], *out;
+    char *h5 = tu_path(tu_dir, "xy.h5"), cmd[4096], *out;
     rf_write_simple(h5, 2, 3, 0);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot xy.h5 -o fig.pdf", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "wrote fig.pdf"));
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot xy.h5 -o fig.pdf", tu_dir, MK_TEST_EXE);
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    tu_assert_has(out, "wrote fig.pdf");
     free(out);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot gone.h5 -o fig.png", dir, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: input error: cannot open 'gone.h5'"));
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' plot gone.h5 -o fig.png", tu_dir, MK_TEST_EXE);
+    tu_assert_exit(tu_run(cmd, &out), 3);
+    tu_assert_has(out, "mpicka: input error: cannot open 'gone.h5'");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' plot xy.h5 -o fig.png --vmin", MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: usage error: plot: --vmin needs a value"));
+    tu_assert_exit(tu_run(cmd, &out), 2);
+    tu_assert_has(out, "mpicka: usage error: plot: --vmin needs a value");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' plot --help && '%s' --help", MK_TEST_EXE, MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "--short-names K"));
-    ck_assert_ptr_nonnull(strstr(out, "--matrix M"));
-    ck_assert_ptr_nonnull(strstr(out, "--errors "));
-    ck_assert_ptr_nonnull(strstr(out, "mpicka show RESULT.h5"));
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    tu_assert_has(out, "--short-names K");
+    tu_assert_has(out, "--matrix M");
+    tu_assert_has(out, "--errors ");
+    tu_assert_has(out, "mpicka show RESULT.h5");
     free(out);
     free(h5);
 }
@@ -1259,7 +1249,7 @@ static int text_count(const mk_plot_layout *l, const char *text)
  * nothing overlapping, "10 models" as title. */
 START_TEST(models_grid_with_names_and_lines)
 {
-    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "grid.png"), *labels[GN];
+    char *h5 = tu_path(tu_dir, "models.h5"), *png = tu_path(tu_dir, "grid.png"), *labels[GN];
     double *grid = malloc(GN * GN * sizeof *grid), rgb[3];
     int offsets[GM + 1];
     write_grid(h5, grid);
@@ -1339,7 +1329,7 @@ END_TEST
  * model-by-model matrix; the cells are the grid's, found here by index. */
 START_TEST(models_pair_and_matched_views)
 {
-    char *h5 = tu_path(dir, "models.h5"), *png = tu_path(dir, "view.png"), *xs[GL], *ms[GM];
+    char *h5 = tu_path(tu_dir, "models.h5"), *png = tu_path(tu_dir, "view.png"), *xs[GL], *ms[GM];
     double *grid = malloc(GN * GN * sizeof *grid), block[GL * GL], across[GM * GM], rgb[3];
     write_grid(h5, grid);
     mk_plot_opts o;
@@ -1392,7 +1382,7 @@ START_TEST(models_pair_and_matched_views)
     pk.matched = NULL; /* the grid's own half */
     o.half = 1;
     ck_assert_int_eq(mk_plot_result(h5, &o, &pk, png), MK_OK);
-    char *svg = tu_path(dir, "view.svg");
+    char *svg = tu_path(tu_dir, "view.svg");
     o.half = 0;
     pk.matched = "layer0";
     ck_assert_int_eq(mk_plot_result(h5, &o, &pk, svg), MK_OK);
@@ -1411,7 +1401,7 @@ END_TEST
 
 START_TEST(models_command_line)
 {
-    char *h5 = tu_path(dir, "models.h5"), *xy = tu_path(dir, "xy.h5"), *png = tu_path(dir, "f.png");
+    char *h5 = tu_path(tu_dir, "models.h5"), *xy = tu_path(tu_dir, "xy.h5"), *png = tu_path(tu_dir, "f.png");
     double *grid = malloc(GN * GN * sizeof *grid);
     write_grid(h5, grid);
     rf_write_simple(xy, 2, 3, 0);
@@ -1434,43 +1424,17 @@ START_TEST(models_command_line)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("plot");
-    TCase *render = tcase_create("render"), *layout = tcase_create("layout"), *cmd = tcase_create("command");
-    TCase *all[3] = {render, layout, cmd};
-    for (int k = 0; k < 3; k++) {
-        tcase_add_checked_fixture(all[k], setup, teardown);
-        tcase_set_timeout(all[k], 300);
-        suite_add_tcase(s, all[k]);
-    }
-    tcase_add_test(render, colour_maps_hit_the_published_colours);
-    tcase_add_test(render, png_cells_have_the_colours_of_their_values);
-    tcase_add_test(render, colour_range_and_other_maps);
-    tcase_add_test(render, values_in_contrasting_ink_and_none_on_nan);
-    tcase_add_test(render, half_leaves_the_upper_triangle_blank);
-    tcase_add_test(render, invert_y_puts_the_first_row_at_the_bottom);
-    tcase_add_test(render, many_cells_are_one_image_with_the_same_colours);
-    tcase_add_test(render, svg_holds_the_title_and_every_layer_name);
-    tcase_add_test(render, pdf_holds_the_title_and_every_layer_name);
-    tcase_add_test(render, two_hundred_layers_in_every_format);
-    tcase_add_test(render, bad_outputs_leave_nothing_behind);
-    tcase_add_test(render, an_old_figure_is_replaced_whole);
-    tcase_add_test(render, errors_go_under_the_values);
-    tcase_add_test(render, svg_and_pdf_hold_the_subtitle);
-    tcase_add_test(layout, subtitles_wrap_and_stay_clear);
-    tcase_add_test(layout, labels_fit_turn_and_thin_without_overlap);
-    tcase_add_test(layout, long_titles_stay_clear);
-    tcase_add_test(layout, values_drawn_when_cells_hold_them);
-    tcase_add_test(layout, titles_and_short_names);
-    tcase_add_test(layout, bad_renderer_inputs);
-    tcase_add_test(cmd, plot_result_draws_a_cka_file);
-    tcase_add_test(cmd, plot_result_draws_each_matrix);
-    tcase_add_test(cmd, plot_command_options);
-    tcase_add_test(cmd, plot_command_mistakes);
-    tcase_add_test(cmd, the_mpicka_binary);
-    tcase_add_test(cmd, models_grid_with_names_and_lines);
-    tcase_add_test(cmd, models_pair_and_matched_views);
-    tcase_add_test(cmd, models_command_line);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("plot", 0,
+        TU_CASE("render", tu_dir_setup, tu_dir_teardown, 300, NULL, colour_maps_hit_the_published_colours,
+                png_cells_have_the_colours_of_their_values, colour_range_and_other_maps,
+                values_in_contrasting_ink_and_none_on_nan, half_leaves_the_upper_triangle_blank,
+                invert_y_puts_the_first_row_at_the_bottom, many_cells_are_one_image_with_the_same_colours,
+                svg_holds_the_title_and_every_layer_name, pdf_holds_the_title_and_every_layer_name,
+                two_hundred_layers_in_every_format, bad_outputs_leave_nothing_behind, an_old_figure_is_replaced_whole,
+                errors_go_under_the_values, svg_and_pdf_hold_the_subtitle),
+        TU_CASE("layout", tu_dir_setup, tu_dir_teardown, 300, NULL, subtitles_wrap_and_stay_clear,
+                labels_fit_turn_and_thin_without_overlap, long_titles_stay_clear, values_drawn_when_cells_hold_them,
+                titles_and_short_names, bad_renderer_inputs),
+        TU_CASE("command", tu_dir_setup, tu_dir_teardown, 300, NULL, plot_result_draws_a_cka_file,
+                plot_result_draws_each_matrix, plot_command_options, plot_command_mistakes, the_mpicka_binary,
+                models_grid_with_names_and_lines, models_pair_and_matched_views, models_command_line))

@@ -19,25 +19,18 @@
 
 #define FILE_BYTES 100000
 
-static char *dir, *file;
+static char *file;
 
 static unsigned char byte_at(int64_t off) { return (unsigned char)((off * 131 + off / 251) & 0xff); }
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "bytes.bin");
+    tu_dir_setup();
+    file = tu_in("bytes.bin");
     FILE *f = fopen(file, "wb");
     ck_assert_ptr_nonnull(f);
     for (int64_t i = 0; i < FILE_BYTES; i++) fputc(byte_at(i), f);
     fclose(f);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 /* The io_uring variant in a build without liburing: skipped, and said so. */
@@ -129,7 +122,7 @@ END_TEST
 START_TEST(source_reads_scattered_rows_both_ways)
 {
     enum { N = 3000, P = 5, M = 1100 };
-    char *h5 = tu_path(dir, "acts.h5");
+    char *h5 = tu_path(tu_dir, "acts.h5");
     hsize_t dims[2] = {N, P};
     double *data = malloc((size_t)N * P * sizeof *data);
     for (int64_t k = 0; k < (int64_t)N * P; k++) data[k] = (double)k;
@@ -162,14 +155,12 @@ START_TEST(source_reads_scattered_rows_both_ways)
 }
 END_TEST
 
-int main(void)
+static void both_ways_of_reading(TCase *tc)
 {
-    Suite *s = suite_create("preads");
-    TCase *tc = tcase_create("batched reads");
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, reads_every_offset, 0, 2);
     tcase_add_loop_test(tc, failures_are_reported, 0, 2);
-    tcase_add_test(tc, source_reads_scattered_rows_both_ways);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
 }
+
+TU_MAIN("preads", 0,
+        TU_CASE("batched reads", setup, tu_dir_teardown, 0, both_ways_of_reading,
+                source_reads_scattered_rows_both_ways))

@@ -77,12 +77,5 @@ START_TEST(fresh_run_rate)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("progress");
-    TCase *tc = tcase_create("rate");
-    tcase_add_test(tc, resumed_run_counts_only_its_own_batches);
-    tcase_add_test(tc, fresh_run_rate);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("progress", 0,
+        TU_CASE("rate", NULL, NULL, 0, NULL, resumed_run_counts_only_its_own_batches, fresh_run_rate))

@@ -9,12 +9,12 @@
 #include "mpicka/reader.h"
 #include "testutil.h"
 
-static char *dir, *file;
+static char *file;
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "acts.h5");
+    tu_dir_setup();
+    file = tu_in("acts.h5");
     hsize_t d1[2] = {50, 3}, d2[3] = {50, 2, 2};
     double a[150], b[200];
     for (int k = 0; k < 150; k++) a[k] = (double)((k * 31) % 17) + 0.25;
@@ -23,13 +23,6 @@ static void setup(void)
     tu_write_dataset(file, "b", H5T_IEEE_F32LE, 3, d2, b);
     b[37 * 4 + 1] = NAN;
     tu_write_dataset(file, "bad", H5T_IEEE_F32LE, 3, d2, b);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 /* A lineup over models the test holds: free only its offsets. */
@@ -51,38 +44,74 @@ static void open_model(const char **layers, int n, mk_model *model, mk_source **
 
 static const double ones[2] = {1.0, 1.0};
 
-START_TEST(blocks_come_in_order_and_centred)
-{
-    const char *layers[] = {"a", "b"};
+/* Layers l0 and l1 of acts.h5, opened, and a plan of its 50 examples (m,
+ * epochs, shuffle, seed as mk_plan_init takes them), with every batch to do. */
+typedef struct {
     mk_model model;
     mk_source *src;
-    open_model(layers, 2, &model, &src);
     mk_plan plan;
-    ck_assert_int_eq(mk_plan_init(&plan, 50, 16, 2, 1, 9), MK_OK); /* 3 batches per epoch, 2 epochs */
+    mk_lineup lu;
+    mk_todo todo;
+} reading;
+
+static void reading_open(reading *rd, const char *l0, const char *l1, int64_t m, int epochs, int shuffle,
+                         uint64_t seed)
+{
+    const char *layers[] = {l0, l1};
+    open_model(layers, 2, &rd->model, &rd->src);
+    ck_assert_int_eq(mk_plan_init(&rd->plan, 50, m, epochs, shuffle, seed), MK_OK);
+    lineup_of(&rd->model, 1, &rd->lu);
+    ck_assert_int_eq(mk_todo_all(&rd->plan, &rd->todo), MK_OK);
+}
+
+static void reading_close(reading *rd)
+{
+    mk_todo_free(&rd->todo);
+    mk_source_close(rd->src);
+    mk_model_free(&rd->model);
+    free(rd->lu.offset);
+}
+
+/* Blocks from r until one fails (at most 10): returns that error, and in
+ * *taken how many were asked for, the failed one included. */
+static mk_err next_until_failure(mk_reader *r, int *taken)
+{
+    mk_block blk;
+    mk_err err = MK_OK;
+    for (*taken = 0; err == MK_OK && *taken < 10; ++*taken) err = mk_reader_next(r, &blk);
+    return err;
+}
+
+static void stop_reader(mk_reader *r)
+{
+    double times[MK_READER_TIMES] = {0};
+    mk_reader_stop(r, times);
+}
+
+START_TEST(blocks_come_in_order_and_centred)
+{
+    reading rd;
+    reading_open(&rd, "a", "b", 16, 2, 1, 9); /* 3 batches per epoch, 2 epochs */
     /* Expected blocks first: only the reader thread may call HDF5 once it runs.
      * Layer b is scaled by 1/4 (as a layer out of the Grams' range would be). */
     static const double scales[2] = {1.0, 0.25};
     int64_t rows[4][16];
     double expect[4][2][64], raw[64], mean[12];
     for (int64_t g = 1; g < 5; g++) {
-        mk_plan_batch_rows(&plan, g, rows[g - 1]);
+        mk_plan_batch_rows(&rd.plan, g, rows[g - 1]);
         for (int l = 0; l < 2; l++) {
-            int64_t p = model.layers[l].p;
+            int64_t p = rd.model.layers[l].p;
             float rawf[64];
-            ck_assert_int_eq(mk_source_read(src, l, rows[g - 1], 16, model.layers[l].in_f32 ? (void *)rawf : raw),
-                             MK_OK);
-            if (model.layers[l].in_f32)
+            ck_assert_int_eq(
+                mk_source_read(rd.src, l, rows[g - 1], 16, rd.model.layers[l].in_f32 ? (void *)rawf : raw), MK_OK);
+            if (rd.model.layers[l].in_f32)
                 for (int k = 0; k < 16 * p; k++) raw[k] = rawf[k];
             mk_centring how = {.scale = scales[l]};
             ck_assert_int_eq(mk_centre(raw, 0, 16, p, MK_PREC_FLOAT64, mean, expect[g - 1][l], &how), -1);
         }
     }
     mk_reader *r;
-    mk_lineup lu;
-    lineup_of(&model, 1, &lu);
-    mk_todo todo;
-    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, &src, &lu, scales, &todo, 1, 5, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&rd.plan, MK_PREC_FLOAT64, &rd.src, &rd.lu, scales, &rd.todo, 1, 5, &r), MK_OK);
     for (int64_t g = 1; g < 5; g++)
         for (int l = 0; l < 2; l++) {
             mk_block blk;
@@ -91,81 +120,50 @@ START_TEST(blocks_come_in_order_and_centred)
             ck_assert_int_eq(blk.layer, l);
             ck_assert_int_eq(blk.m, 16);
             ck_assert(memcmp(blk.rows, rows[g - 1], sizeof rows[0]) == 0);
-            for (int k = 0; k < 16 * model.layers[l].p; k++)
+            for (int k = 0; k < 16 * rd.model.layers[l].p; k++)
                 ck_assert(((const double *)blk.data)[k] == expect[g - 1][l][k]);
         }
     double times[MK_READER_TIMES] = {0};
     mk_reader_stop(r, times);
     ck_assert(times[MK_READER_READ] > 0.0);
-    mk_todo_free(&todo);
-    mk_source_close(src);
-    mk_model_free(&model);
-    free(lu.offset);
+    reading_close(&rd);
 }
 END_TEST
 
 START_TEST(nan_is_reported_with_the_example)
 {
-    const char *layers[] = {"a", "bad"};
-    mk_model model;
-    mk_source *src;
-    open_model(layers, 2, &model, &src);
-    mk_plan plan;
-    ck_assert_int_eq(mk_plan_init(&plan, 50, 10, 1, 0, 0), MK_OK);
+    reading rd;
+    reading_open(&rd, "a", "bad", 10, 1, 0, 0);
     mk_reader *r;
-    mk_lineup lu;
-    lineup_of(&model, 1, &lu);
-    mk_todo todo;
-    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, &lu, ones, &todo, 0, plan.total, &r), MK_OK);
-    mk_block blk;
-    mk_err err = MK_OK;
-    int taken = 0;
-    while (err == MK_OK && taken < 10) {
-        err = mk_reader_next(r, &blk);
-        taken++;
-    }
-    ck_assert_int_eq(err, MK_EDATA);
+    ck_assert_int_eq(
+        mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.plan.total, &r), MK_OK);
+    int taken;
+    ck_assert_int_eq(next_until_failure(r, &taken), MK_EDATA);
     ck_assert_int_eq(taken, 2 * 3 + 2); /* example 37 is in batch 3; 'bad' is its second layer */
-    ck_assert_ptr_nonnull(strstr(mk_errmsg(), "dataset 'bad' holds NaN or Inf at example 37"));
-    double times[MK_READER_TIMES] = {0};
-    mk_reader_stop(r, times);
-    mk_todo_free(&todo);
-    mk_source_close(src);
-    mk_model_free(&model);
-    free(lu.offset);
+    tu_assert_has(mk_errmsg(), "dataset 'bad' holds NaN or Inf at example 37");
+    stop_reader(r);
+    reading_close(&rd);
 }
 END_TEST
 
 START_TEST(stopping_early_does_not_hang)
 {
-    const char *layers[] = {"a", "b"};
-    mk_model model;
-    mk_source *src;
-    open_model(layers, 2, &model, &src);
-    mk_plan plan;
-    ck_assert_int_eq(mk_plan_init(&plan, 50, 4, 3, 0, 0), MK_OK);
-    mk_lineup lu;
-    lineup_of(&model, 1, &lu);
-    mk_todo todo;
-    ck_assert_int_eq(mk_todo_all(&plan, &todo), MK_OK);
-    ck_assert_int_eq(mk_todo_remove(&todo, 2, 5), MK_OK); /* as after a checkpoint */
+    reading rd;
+    reading_open(&rd, "a", "b", 4, 3, 0, 0);
+    ck_assert_int_eq(mk_todo_remove(&rd.todo, 2, 5), MK_OK); /* as after a checkpoint */
     for (int take = 0; take < 4; take++) {
         mk_reader *r;
-        ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT32, &src, &lu, ones, &todo, 0, todo.batches, &r),
-                         MK_OK);
+        ck_assert_int_eq(
+            mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.todo.batches, &r),
+            MK_OK);
         mk_block blk;
         for (int k = 0; k < take; k++) {
             ck_assert_int_eq(mk_reader_next(r, &blk), MK_OK);
             ck_assert_int_eq(blk.g, k / 2 < 2 ? k / 2 : k / 2 + 3); /* batches 2..4 were done */
         }
-        double times[MK_READER_TIMES] = {0};
-        mk_reader_stop(r, times);
+        stop_reader(r);
     }
-    mk_todo_free(&todo);
-    mk_source_close(src);
-    mk_model_free(&model);
-    free(lu.offset);
+    reading_close(&rd);
 }
 END_TEST
 
@@ -173,7 +171,7 @@ END_TEST
  * fails before its first block, naming the example, both IDs and files. */
 START_TEST(different_ids_stop_the_batch)
 {
-    char *yfile = tu_path(dir, "y.h5");
+    char *yfile = tu_path(tu_dir, "y.h5");
     hsize_t d1[2] = {50, 3}, n = 50;
     double a[150], ids[50];
     for (int k = 0; k < 150; k++) a[k] = (double)(k % 7);
@@ -201,19 +199,12 @@ START_TEST(different_ids_stop_the_batch)
     static const double ones4[4] = {1.0, 1.0, 1.0, 1.0};
     mk_reader *r;
     ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, &lu, ones4, &todo, 0, plan.total, &r), MK_OK);
-    mk_block blk;
-    mk_err err = MK_OK;
-    int taken = 0;
-    while (err == MK_OK && taken < 10) {
-        err = mk_reader_next(r, &blk);
-        taken++;
-    }
-    ck_assert_int_eq(err, MK_EDATA);
+    int taken;
+    ck_assert_int_eq(next_until_failure(r, &taken), MK_EDATA);
     ck_assert_int_eq(taken, 2 * 2 + 1); /* batch 2, before its first block */
     ck_assert_msg(strstr(mk_errmsg(), "example 23 is '123' in ") && strstr(mk_errmsg(), "acts.h5 but '124' in ") &&
                       strstr(mk_errmsg(), "y.h5"), "%s", mk_errmsg());
-    double times[MK_READER_TIMES] = {0};
-    mk_reader_stop(r, times);
+    stop_reader(r);
     mk_todo_free(&todo);
     mk_source_close(srcs[0]);
     mk_source_close(srcs[1]);
@@ -224,16 +215,6 @@ START_TEST(different_ids_stop_the_batch)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("reader");
-    TCase *tc = tcase_create("read-ahead");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, blocks_come_in_order_and_centred);
-    tcase_add_test(tc, nan_is_reported_with_the_example);
-    tcase_add_test(tc, stopping_early_does_not_hang);
-    tcase_add_test(tc, different_ids_stop_the_batch);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("reader", 0,
+        TU_CASE("read-ahead", setup, tu_dir_teardown, 60, NULL, blocks_come_in_order_and_centred,
+                nan_is_reported_with_the_example, stopping_early_does_not_hang, different_ids_stop_the_batch))

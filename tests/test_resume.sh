@@ -3,11 +3,16 @@
 # or the job asked to stop with SIGUSR1, then the same command with another
 # number of ranks; the result must be bitwise the one of an uninterrupted run.
 #   tests/test_resume.sh MPICKA MPIEXEC [FEATURES]
+# The launcher is $MPIEXEC when set (else the MPIEXEC argument), with the flags
+# $MPIEXEC_FLAGS (default --allow-run-as-root --oversubscribe) and the rank
+# count after $MPIEXEC_NUMPROC_FLAG (default -np).
 # FEATURES per layer (default 4096): fewer for the sanitizer build, whose
 # runs are several times slower and still last long enough to be killed.
 set -euo pipefail
 exe=$1
-mpiexec=$2
+read -ra launcher <<< "${MPIEXEC:-$2}"
+read -ra flags <<< "${MPIEXEC_FLAGS-"--allow-run-as-root --oversubscribe"}"
+np_flag=${MPIEXEC_NUMPROC_FLAG:-"-np"}
 features=${3:-4096}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,7 +31,7 @@ checkpoint:
 plot: false
 output: out
 YAML
-run() { "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet "${@:2}"; }
+run() { "${launcher[@]}" "${flags[@]}" "$np_flag" "$1" "$exe" run c.yaml --quiet "${@:2}"; }
 bits() { "$exe" show "$1/cka.h5" --format csv; }
 
 run 1 --set output=ref > /dev/null
@@ -45,7 +50,7 @@ ranks() {
 # Starts a run in the background and waits for its first checkpoint.
 start() { # ranks, then options of the run
     rm -rf out
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$1" "$exe" run c.yaml --quiet "${@:2}" > log 2>&1 &
+    "${launcher[@]}" "${flags[@]}" "$np_flag" "$1" "$exe" run c.yaml --quiet "${@:2}" > log 2>&1 &
     job=$! # mpirun itself, which forwards SIGUSR1 to the ranks
     for _ in $(seq 600); do
         [ -f out/checkpoint.h5 ] && return 0
@@ -122,18 +127,23 @@ run 2 --set seed=9 --restart > /dev/null && [ ! -f out/checkpoint.h5 ] && { echo
 # The requeueing batch script, with Slurm simulated: srun is mpirun on 2 ranks,
 # scontrol notes the requeue. SIGUSR1 to the script, as `--signal=B:USR1` sends it.
 mkdir -p bin
-printf '#!/bin/bash\nwhile [[ $1 == -* ]]; do shift; done\nexec %q --allow-run-as-root --oversubscribe -np 2 "$@"\n' \
-    "$mpiexec" > bin/srun
+printf '#!/bin/bash\nwhile [[ $1 == -* ]]; do shift; done\nexec %s 2 "$@"\n' \
+    "$(printf '%q ' "${launcher[@]}" "${flags[@]}" "$np_flag")" > bin/srun
 printf '#!/bin/bash\necho "$@" >> requeued\n' > bin/scontrol
 chmod +x bin/srun bin/scontrol
 job_script=$(dirname "$0")/../jobs/mpicka-requeue.sbatch
 case "$job_script" in /*) ;; *) job_script=$OLDPWD/$job_script ;; esac
-rm -rf out requeued
-PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job1.log 2>&1 &
-script_pid=$!
-for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
-kill -USR1 "$script_pid"
-status=0; wait "$script_pid" || status=$?
+# Runs the script as Slurm job $1 (its output in $2), sends it signal $3 once
+# it has written a checkpoint, and sets status to its exit status.
+signal_job() {
+    rm -rf out requeued
+    PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=$1 bash "$job_script" c.yaml --quiet > "$2" 2>&1 &
+    local script_pid=$!
+    for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
+    kill -"$3" "$script_pid"
+    status=0; wait "$script_pid" || status=$?
+}
+signal_job 42 job1.log USR1
 PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=42 bash "$job_script" c.yaml --quiet > job2.log 2>&1 || status=99
 if [ "$status" = 75 ] && grep -q "requeue 42" requeued && grep -q "resuming from" job2.log \
     && [ "$(bits out)" = "$(bits ref)" ] && "$exe" show out/cka.h5 --format json | grep -q '"segments": 2,' \
@@ -145,12 +155,7 @@ else
 fi
 
 # SIGTERM (a scancel) to the script: a checkpoint, but no requeue.
-rm -rf out requeued
-PATH=$PWD/bin:$PATH MPICKA=$exe SLURM_JOB_ID=43 bash "$job_script" c.yaml --quiet > job3.log 2>&1 &
-script_pid=$!
-for _ in $(seq 600); do [ -f out/checkpoint.h5 ] && break; sleep 0.01; done
-kill -TERM "$script_pid"
-status=0; wait "$script_pid" || status=$?
+signal_job 43 job3.log TERM
 # (mpirun, standing in for srun, ends with 1 on SIGTERM, not 75, and may let the
 # ranks finish first: the work is kept, as a checkpoint or the result, and the
 # script must not requeue either way.)

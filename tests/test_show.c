@@ -14,16 +14,6 @@
 #include "resultfile.h"
 #include "testutil.h"
 
-static char *dir;
-
-static void setup(void) { dir = tu_tmpdir(); }
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-}
-
 /* 3 by 4, with NaN, a negative value, awkward names. */
 static const double values[12] = {1.0,  0.5,       1.0 / 3.0, NAN, -0.0125, 0.1 + 0.2, 1e-300, 0.999999999999,
                                   0.25, 2.0 / 7.0, 0.0,       0.75};
@@ -37,7 +27,7 @@ static const double pvalues[12] = {0.000999, 1.0, 0.5, NAN, 0.3, 0.0001, 0.04, 0
 
 static char *write_result(const char *name, const char *skip, int full)
 {
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     rf_result r = {.nx = 3, .ny = 4, .cka = values, .x_layers = xs, .y_layers = ys, .x_name = "alpha",
                    .y_name = "beta", .skip = skip};
     if (full) {
@@ -136,15 +126,15 @@ START_TEST(csv_is_what_a_run_writes)
         cmd, sizeof cmd,
         "cd '%s' && '%s' synth a.h5 --n 120 --layers 3 --names 'c1,b/\"q\",fc' --seed 4 && "
         "printf 'x:\\n  file: a.h5\\n  layers: [c1, \"b/*\", fc]\\nbatch_size: 40\\noutput: out\\n' > c.yaml",
-        dir, MK_TEST_EXE);
+        tu_dir, MK_TEST_EXE);
     ck_assert_msg(tu_run(cmd, &out) == 0, "%s", out);
     free(out);
-    ck_assert_msg(tu_mpicka(2, dir, "run c.yaml", &out) == 0, "%s", out);
+    ck_assert_msg(tu_mpicka(2, tu_dir, "run c.yaml", &out) == 0, "%s", out);
     free(out);
-    char *h5 = tu_path(dir, "out/cka.h5"), *csvpath = tu_path(dir, "out/cka.csv"), *shown, *stored;
+    char *h5 = tu_path(tu_dir, "out/cka.h5"), *csvpath = tu_path(tu_dir, "out/cka.csv"), *shown, *stored;
     shown = show(h5, MK_SHOW_CSV, 0);
     snprintf(cmd, sizeof cmd, "cat '%s'", csvpath);
-    ck_assert_int_eq(tu_run(cmd, &stored), 0);
+    tu_assert_exit(tu_run(cmd, &stored), 0);
     ck_assert_str_eq(shown, stored);
     free(shown);
     free(stored);
@@ -369,7 +359,7 @@ END_TEST
 
 START_TEST(table_splits_wide_matrices_and_marks_what_is_missing)
 {
-    char *path = tu_path(dir, "wide.h5");
+    char *path = tu_path(tu_dir, "wide.h5");
     rf_write_simple(path, 3, 30, 0);
     char *t = show(path, MK_SHOW_TABLE, 80);
     for (const char *s = t; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] != '\0'))
@@ -392,7 +382,7 @@ START_TEST(table_splits_wide_matrices_and_marks_what_is_missing)
     ck_assert_ptr_nonnull(strstr(t, "  time taken         - (not stored)\n"));
     free(t);
     free(path);
-    path = tu_path(dir, "self.h5");
+    path = tu_path(tu_dir, "self.h5");
     rf_write_simple(path, 2, 2, 1);
     t = show(path, MK_SHOW_TABLE, 0);
     ck_assert_ptr_nonnull(strstr(t, "CKA of alpha (rows, 2 layers) against itself\n"));
@@ -462,7 +452,7 @@ END_TEST
 /* With a column of "0.123±0.045" values, fewer columns fit, none is lost. */
 START_TEST(errors_wrap_in_narrow_tables)
 {
-    char *path = tu_path(dir, "wide.h5"), name[32];
+    char *path = tu_path(tu_dir, "wide.h5"), name[32];
     rf_write_full(path, 3, 30, 0);
     char *t = show(path, MK_SHOW_TABLE, 80);
     for (const char *s = t; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] != '\0'))
@@ -581,7 +571,7 @@ static void expect(mk_err got, mk_err code, const char *words)
 
 START_TEST(show_command_mistakes)
 {
-    char *path = tu_path(dir, "r.h5");
+    char *path = tu_path(tu_dir, "r.h5");
     rf_write_simple(path, 2, 2, 0);
     expect(SHOW("--format", "csv"), MK_EUSAGE, "show: missing RESULT.h5");
     expect(SHOW(path, "--format", "xml"), MK_EUSAGE, "--format 'xml': expected table, csv or json");
@@ -603,39 +593,39 @@ START_TEST(the_mpicka_binary)
 {
     char *path = write_file("r.h5", NULL), cmd[4096], *out;
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --format json", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(json_valid(out), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "COLUMNS=60 '%s' show '%s'", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "columns 1-"));
-    ck_assert_ptr_nonnull(strstr(out, "provenance:"));
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    tu_assert_has(out, "columns 1-");
+    tu_assert_has(out, "provenance:");
     free(out);
-    snprintf(cmd, sizeof cmd, "'%s' show '%s/none.h5'", MK_TEST_EXE, dir);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
-    ck_assert_ptr_nonnull(strstr(out, "mpicka: input error: cannot open"));
+    snprintf(cmd, sizeof cmd, "'%s' show '%s/none.h5'", MK_TEST_EXE, tu_dir);
+    tu_assert_exit(tu_run(cmd, &out), 3);
+    tu_assert_has(out, "mpicka: input error: cannot open");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show --format yaml x.h5", MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 2);
+    tu_assert_exit(tu_run(cmd, &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 3);
+    tu_assert_exit(tu_run(cmd, &out), 3);
     ck_assert_msg(strstr(out, "mpicka: input error: '") && strstr(out, "r.h5' has no /cka_pvalue"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show --help", MK_TEST_EXE);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "[--matrix cka|stderr|pvalue]") && strstr(out, "--matrix M"), "%s", out);
     free(out);
     free(path);
     path = write_result("full.h5", NULL, 1);
     char *csv = show_matrix(path, MK_SHOW_CSV, 0, MK_MATRIX_STDERR);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix=stderr --format csv", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_str_eq(out, csv);
     free(out);
     free(csv);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matrix pvalue", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "P-value of CKA of alpha") && strstr(out, "method settings (/meta):"), "%s", out);
     free(out);
     free(path);
@@ -660,7 +650,7 @@ static char *write_models(const char *name, int full)
             sm_p[i * SL + j] = 1.0 / (1 + i + 3 * j);
         }
     sm_cka[3 * SL + 4] = NAN;
-    char *path = tu_path(dir, name);
+    char *path = tu_path(tu_dir, name);
     rf_models m = {.nmodels = SM, .names = sm_names, .layers = sm_layers, .cka = sm_cka,
                    .cka_stderr = full ? sm_se : NULL, .cka_pvalue = full ? sm_p : NULL,
                    .meta = full ? RF_DESCRIPTION : NULL};
@@ -702,7 +692,7 @@ START_TEST(models_table_lists_models_and_the_small_grid)
     static const char *const ten[10] = {"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"};
     double *big = calloc(120 * 120, sizeof *big);
     rf_models m = {.nmodels = 10, .names = ten, .layers = twelve, .cka = big};
-    path = tu_path(dir, "big.h5");
+    path = tu_path(tu_dir, "big.h5");
     rf_write_models(path, &m);
     t = show(path, MK_SHOW_TABLE, 120);
     ck_assert_msg(strstr(t, "  m9         12     108  acts/m9.h5\n"), "%s", t);
@@ -778,7 +768,7 @@ START_TEST(models_pair_and_matched)
     char *path = write_models("m.h5", 1), cmd[4096], *out, field[256];
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair 'vit, big,tiny' --format csv --matrix stderr", MK_TEST_EXE,
              path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     const char *s = out;
     ck_assert_msg(strncmp(out, "layer,layer0,layer1\n", 20) == 0, "%s", out);
     s = strchr(out, '\n') + 1;
@@ -791,15 +781,15 @@ START_TEST(models_pair_and_matched)
     }
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair resnet,resnet", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "CKA of resnet (rows, 2 layers) against itself\n") &&
                       strstr(out, "  x model            resnet (acts/resnet.h5)\n"),
                   "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer1 --format json", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(json_valid(out), "%s", out);
-    ck_assert_ptr_nonnull(strstr(out, "\"x_layers\": [\"resnet\", \"vit, big\", \"tiny\"]"));
+    tu_assert_has(out, "\"x_layers\": [\"resnet\", \"vit, big\", \"tiny\"]");
     double got[16];
     ck_assert_int_eq(json_array(out, "cka", got, 16), SM * SM);
     for (int a = 0; a < SM; a++)
@@ -807,12 +797,12 @@ START_TEST(models_pair_and_matched)
             ck_assert(same_double(got[a * SM + b], sm_cka[(sm_offsets[a] + 1) * SL + sm_offsets[b] + 1]));
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer0", MK_TEST_EXE, path);
-    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    tu_assert_exit(tu_run(cmd, &out), 0);
     ck_assert_msg(strstr(out, "CKA of layer layer0 across 3 models (rows and columns)\n") &&
                       strstr(out, "  layer              layer0, in every model\n"),
                   "%s", out);
     free(out);
-    char *xy = tu_path(dir, "xy.h5");
+    char *xy = tu_path(tu_dir, "xy.h5");
     rf_write_simple(xy, 2, 2, 0);
     expect(SHOW(path, "--pair", "resnet"), MK_EUSAGE, "show: --pair 'resnet': expected A,B");
     expect(SHOW(path, "--pair", "resnet,"), MK_EUSAGE, "expected A,B");
@@ -826,30 +816,17 @@ START_TEST(models_pair_and_matched)
 }
 END_TEST
 
-int main(void)
+static void under_mpirun(TCase *tc)
 {
-    Suite *s = suite_create("show");
-    TCase *formats = tcase_create("formats"), *cmd = tcase_create("command");
-    tcase_add_checked_fixture(formats, setup, teardown);
-    tcase_add_checked_fixture(cmd, setup, teardown);
-    tcase_set_timeout(cmd, 300);
-    tcase_add_test(formats, csv_round_trips_names_and_values_exactly);
-    tcase_add_test(formats, json_is_valid_with_exact_numbers_and_attributes);
-    tcase_add_test(formats, table_is_aligned_and_tells_the_provenance);
-    tcase_add_test(formats, table_splits_wide_matrices_and_marks_what_is_missing);
-    tcase_add_test(formats, table_shows_errors_beside_values_and_the_method);
-    tcase_add_test(formats, errors_wrap_in_narrow_tables);
-    tcase_add_test(formats, table_of_each_matrix);
-    tcase_add_test(formats, csv_of_each_matrix);
-    tcase_add_test(formats, json_holds_every_matrix_and_the_meta);
-    tcase_add_test(cmd, csv_is_what_a_run_writes);
-    tcase_add_test(cmd, show_command_mistakes);
-    tcase_add_test(cmd, the_mpicka_binary);
-    tcase_add_test(formats, models_table_lists_models_and_the_small_grid);
-    tcase_add_test(formats, models_csv_is_the_long_form);
-    tcase_add_test(formats, models_json_holds_the_models_and_matched);
-    tcase_add_test(cmd, models_pair_and_matched);
-    suite_add_tcase(s, formats);
-    suite_add_tcase(s, cmd);
-    return tu_run_suite(s, 1);
+    tcase_set_tags(tc, "mpirun"); /* CTest's test_show_command (e2e); test_show leaves it out */
 }
+
+TU_MAIN("show", 0,
+        TU_CASE("formats", tu_dir_setup, tu_dir_teardown, 0, NULL, csv_round_trips_names_and_values_exactly,
+                json_is_valid_with_exact_numbers_and_attributes, table_is_aligned_and_tells_the_provenance,
+                table_splits_wide_matrices_and_marks_what_is_missing, table_shows_errors_beside_values_and_the_method,
+                errors_wrap_in_narrow_tables, table_of_each_matrix, csv_of_each_matrix,
+                json_holds_every_matrix_and_the_meta, models_table_lists_models_and_the_small_grid,
+                models_csv_is_the_long_form, models_json_holds_the_models_and_matched),
+        TU_CASE("command", tu_dir_setup, tu_dir_teardown, 300, under_mpirun, csv_is_what_a_run_writes,
+                show_command_mistakes, the_mpicka_binary, models_pair_and_matched))

@@ -9,7 +9,7 @@
 #include "oracle.h"
 #include "testutil.h"
 
-static char *dir, *file;
+static char *file;
 
 static hid_t half_type(void)
 {
@@ -36,8 +36,8 @@ static void write_layer(const char *name, hid_t type, int rank, const hsize_t *d
 
 static void setup(void)
 {
-    dir = tu_tmpdir();
-    file = tu_path(dir, "acts.h5");
+    tu_dir_setup();
+    file = tu_in("acts.h5");
     hsize_t d2[2] = {20, 6}, d4[4] = {20, 2, 3, 2}, d1[1] = {20};
     hid_t half = half_type();
     write_layer("layer10/out", H5T_IEEE_F32LE, 2, d2);
@@ -47,13 +47,6 @@ static void setup(void)
     write_layer("logits", H5T_STD_U8LE, 1, d1);
     write_layer("emb", H5T_STD_I16LE, 2, d2);
     H5Tclose(half);
-}
-
-static void teardown(void)
-{
-    tu_rmrf(dir);
-    free(dir);
-    free(file);
 }
 
 static mk_err inspect(const char **layers, int n, mk_model *model)
@@ -149,7 +142,7 @@ START_TEST(missing_and_non_hdf5_files)
     mk_model_cfg cfg = {.files = &missing, .nfiles = 1, .name = "a", .layers = (char **)layers, .nlayers = 1};
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "/nonexistent/acts.h5"));
-    char *text = tu_path(dir, "notes.h5");
+    char *text = tu_path(tu_dir, "notes.h5");
     tu_write_text(text, "not hdf5\n");
     cfg.files = &text;
     ck_assert_int_eq(mk_model_inspect(&cfg, &m), MK_EINPUT);
@@ -323,7 +316,7 @@ static void write_shards(int with_ids)
 {
     hid_t half = half_type();
     for (int f = 0; f < 3; f++) {
-        char *path = tu_path(dir, shard_names[f]);
+        char *path = tu_path(tu_dir, shard_names[f]);
         write_rows(path, "a", H5T_IEEE_F64LE, bounds[f], bounds[f + 1], 3);
         write_rows(path, "b/c", half, bounds[f], bounds[f + 1], 2);
         if (with_ids) write_ids(path, bounds[f], bounds[f + 1], 0);
@@ -342,7 +335,7 @@ static mk_err inspect_files(char **files, int nfiles, const char **layers, int n
 START_TEST(shards_concatenate_in_natural_order)
 {
     write_shards(1);
-    char *glob = tu_path(dir, "part-*.h5");
+    char *glob = tu_path(tu_dir, "part-*.h5");
     const char *layers[] = {"*", "b/*"};
     mk_model m;
     ck_assert_int_eq(inspect_files(&glob, 1, layers, 2, 1, &m), MK_OK);
@@ -407,7 +400,7 @@ END_TEST
 START_TEST(listed_shards_keep_their_order)
 {
     write_shards(0);
-    char *files[2] = {tu_path(dir, "part-10.h5"), tu_path(dir, "part-1.h5")};
+    char *files[2] = {tu_path(tu_dir, "part-10.h5"), tu_path(tu_dir, "part-1.h5")};
     const char *layers[] = {"a"};
     mk_model m;
     ck_assert_int_eq(inspect_files(files, 2, layers, 1, 1, &m), MK_OK);
@@ -419,7 +412,7 @@ START_TEST(listed_shards_keep_their_order)
     char *twice[2] = {files[0], files[0]};
     ck_assert_int_eq(inspect_files(twice, 2, layers, 1, 1, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "is listed twice"));
-    char *none = tu_path(dir, "nothing-*.h5");
+    char *none = tu_path(tu_dir, "nothing-*.h5");
     ck_assert_int_eq(inspect_files(&none, 1, layers, 1, 1, &m), MK_EINPUT);
     ck_assert_ptr_nonnull(strstr(mk_errmsg(), "nothing-*.h5' matches no file"));
     free(none), free(files[0]), free(files[1]);
@@ -428,7 +421,7 @@ END_TEST
 
 static void expect_shard_error(const char *layer, const char *needle1, const char *needle2)
 {
-    char *glob = tu_path(dir, "part-*.h5");
+    char *glob = tu_path(tu_dir, "part-*.h5");
     const char *layers[] = {layer};
     mk_model m;
     ck_assert_int_eq(inspect_files(&glob, 1, layers, 1, 1, &m), MK_EINPUT);
@@ -440,10 +433,10 @@ static void expect_shard_error(const char *layer, const char *needle1, const cha
 START_TEST(shards_must_match)
 {
     write_shards(0);
-    char *p2 = tu_path(dir, "part-2.h5"), *p10 = tu_path(dir, "part-10.h5");
+    char *p2 = tu_path(tu_dir, "part-2.h5"), *p10 = tu_path(tu_dir, "part-10.h5");
     write_rows(p2, "wide", H5T_IEEE_F32LE, 7, 16, 4);
     write_rows(p10, "wide", H5T_IEEE_F32LE, 16, 20, 5);
-    char *p1 = tu_path(dir, "part-1.h5");
+    char *p1 = tu_path(tu_dir, "part-1.h5");
     write_rows(p1, "wide", H5T_IEEE_F32LE, 0, 7, 4);
     write_rows(p1, "typed", H5T_IEEE_F32LE, 0, 7, 4);
     write_rows(p2, "typed", H5T_IEEE_F64LE, 7, 16, 4);
@@ -514,7 +507,7 @@ END_TEST
  * expands globs in network order, unless natural order is asked for. */
 START_TEST(creation_order)
 {
-    char *path = tu_path(dir, "net.h5");
+    char *path = tu_path(tu_dir, "net.h5");
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     H5Fclose(H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT));
@@ -562,27 +555,9 @@ START_TEST(missing_layer_lists_the_closest)
 }
 END_TEST
 
-int main(void)
-{
-    Suite *s = suite_create("source");
-    TCase *tc = tcase_create("hdf5");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, globs_expand_in_natural_order);
-    tcase_add_test(tc, star_does_not_cross_groups);
-    tcase_add_test(tc, bad_layers_are_named);
-    tcase_add_test(tc, non_numeric_zero_sized_and_mismatched_n);
-    tcase_add_test(tc, missing_and_non_hdf5_files);
-    tcase_add_test(tc, reads_rows_of_every_type);
-    tcase_add_test(tc, half_precision_special_values);
-    tcase_add_test(tc, pack_round_trip);
-    tcase_add_test(tc, chunk_bands_bound_the_caches);
-    tcase_add_test(tc, natural_order);
-    tcase_add_test(tc, shards_concatenate_in_natural_order);
-    tcase_add_test(tc, listed_shards_keep_their_order);
-    tcase_add_test(tc, shards_must_match);
-    tcase_add_test(tc, string_ids);
-    tcase_add_test(tc, creation_order);
-    tcase_add_test(tc, missing_layer_lists_the_closest);
-    suite_add_tcase(s, tc);
-    return tu_run_suite(s, 1);
-}
+TU_MAIN("source", 0,
+        TU_CASE("hdf5", setup, tu_dir_teardown, 0, NULL, globs_expand_in_natural_order, star_does_not_cross_groups,
+                bad_layers_are_named, non_numeric_zero_sized_and_mismatched_n, missing_and_non_hdf5_files,
+                reads_rows_of_every_type, half_precision_special_values, pack_round_trip, chunk_bands_bound_the_caches,
+                natural_order, shards_concatenate_in_natural_order, listed_shards_keep_their_order, shards_must_match,
+                string_ids, creation_order, missing_layer_lists_the_closest))

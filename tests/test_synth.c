@@ -880,48 +880,18 @@ START_TEST(test_overwrites_existing_file)
 }
 END_TEST
 
-static Suite *make_synth_suite(void)
+static void each_bad_option(TCase *tc)
 {
-    Suite *s = suite_create("synth");
-    TCase *files = tcase_create("files");
-    tcase_add_checked_fixture(files, make_tmpdir, remove_tmpdir);
-    tcase_set_timeout(files, 300);
-    tcase_add_test(files, test_defaults);
-    tcase_add_test(files, test_attributes_record_options);
-    tcase_add_test(files, test_shapes_cycle_up_to_4d);
-    tcase_add_test(files, test_dtypes_and_f16_layout);
-    tcase_add_test(files, test_names_make_groups);
-    tcase_add_test(files, test_chunked_gzip_layout);
-    tcase_add_test(files, test_overwrites_existing_file);
-    suite_add_tcase(s, files);
-
-    TCase *values = tcase_create("values");
-    tcase_add_checked_fixture(values, make_tmpdir, remove_tmpdir);
-    tcase_set_timeout(values, 300);
-    tcase_add_test(values, test_f16_values_match_f32);
-    tcase_add_test(values, test_f16_bits_match_hdf5_conversion);
-    tcase_add_test(values, test_f16_ties_to_even);
-    tcase_add_test(values, test_integers_round_and_saturate);
-    tcase_add_test(values, test_block_and_layout_do_not_change_values);
-    tcase_add_test(values, test_seed_changes_values);
-    tcase_add_test(values, test_offset_shifts_mean);
-    tcase_add_test(values, test_relu_floor_is_offset);
-    tcase_add_test(values, test_corr_controls_similarity);
-    suite_add_tcase(s, values);
-
-    TCase *errors = tcase_create("errors");
-    tcase_add_checked_fixture(errors, make_tmpdir, remove_tmpdir);
-    tcase_set_timeout(errors, 300);
-    tcase_add_loop_test(errors, test_bad_option_is_usage_error, 0,
-                        (int)(sizeof bad_cases / sizeof bad_cases[0]));
-    tcase_add_test(errors, test_missing_or_extra_output_is_usage_error);
-    tcase_add_test(errors, test_help_lists_every_option);
-    tcase_add_test(errors, test_unwritable_output_is_io_error);
-    suite_add_tcase(s, errors);
-    return s;
+    tcase_add_loop_test(tc, test_bad_option_is_usage_error, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
 }
 
-int main(void)
-{
-    return tu_run_suite(make_synth_suite(), 1);
-}
+TU_MAIN("synth", 0,
+        TU_CASE("files", make_tmpdir, remove_tmpdir, 300, NULL, test_defaults, test_attributes_record_options,
+                test_shapes_cycle_up_to_4d, test_dtypes_and_f16_layout, test_names_make_groups,
+                test_chunked_gzip_layout, test_overwrites_existing_file),
+        TU_CASE("values", make_tmpdir, remove_tmpdir, 300, NULL, test_f16_values_match_f32,
+                test_f16_bits_match_hdf5_conversion, test_f16_ties_to_even, test_integers_round_and_saturate,
+                test_block_and_layout_do_not_change_values, test_seed_changes_values, test_offset_shifts_mean,
+                test_relu_floor_is_offset, test_corr_controls_similarity),
+        TU_CASE("errors", make_tmpdir, remove_tmpdir, 300, each_bad_option, test_missing_or_extra_output_is_usage_error,
+                test_help_lists_every_option, test_unwritable_output_is_io_error))

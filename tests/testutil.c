@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,34 @@ char *tu_path(const char *dir, const char *name)
     return p;
 }
 
+char *tu_dir;
+static char **dir_paths; /* what tu_in returned */
+static int dir_npaths;
+
+void tu_dir_setup(void) { tu_dir = tu_tmpdir(); }
+
+void tu_dir_teardown(void)
+{
+    tu_rmrf(tu_dir);
+    free(tu_dir);
+    tu_dir = NULL;
+    for (int k = 0; k < dir_npaths; k++) free(dir_paths[k]);
+    free(dir_paths);
+    dir_paths = NULL;
+    dir_npaths = 0;
+}
+
+char *tu_in(const char *name)
+{
+    dir_paths = realloc(dir_paths, (size_t)(dir_npaths + 1) * sizeof *dir_paths);
+    return dir_paths[dir_npaths++] = tu_path(tu_dir, name);
+}
+
+static char *last_command, *last_output;
+
+const char *tu_last_command(void) { return last_command ? last_command : "(no command)"; }
+const char *tu_last_output(void) { return last_output ? last_output : ""; }
+
 int tu_run(const char *cmd, char **output)
 {
     char *full = malloc(strlen(cmd) + 16);
@@ -50,6 +79,10 @@ int tu_run(const char *cmd, char **output)
     }
     buf[len] = '\0';
     int status = pclose(f);
+    free(last_command);
+    free(last_output);
+    last_command = strdup(cmd);
+    last_output = strdup(buf);
     if (output)
         *output = buf;
     else
@@ -57,32 +90,38 @@ int tu_run(const char *cmd, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* The variable name of the environment, else fallback; a launcher must not
+ * be empty (empty: fallback), its flags may be (set and empty: no flags). */
+static const char *env_or(const char *name, const char *fallback, int empty_ok)
+{
+    const char *value = getenv(name);
+    return value && (empty_ok || *value) ? value : fallback;
+}
+
 int tu_mpicka(int np, const char *cwd, const char *args, char **output)
 {
-    char *cmd = malloc(strlen(args) + strlen(cwd) + 1024);
+    const char *mpiexec = env_or("MPIEXEC", MK_TEST_MPIEXEC, 0);
+    const char *flags = env_or("MPIEXEC_FLAGS", MK_TEST_MPIFLAGS, 1);
+    const char *np_flag = env_or("MPIEXEC_NUMPROC_FLAG", "-np", 0);
+    char *cmd = malloc(strlen(args) + strlen(cwd) + strlen(mpiexec) + strlen(flags) + strlen(np_flag) + 1024);
     /* odls_base_sigkill_timeout=0: mpirun waits no second before killing the
      * ranks of a failed job, which have exited already (2 s per failure). */
     sprintf(cmd, "cd '%s' && OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                 "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_odls_base_sigkill_timeout=0 %s %s -np %d %s %s",
-            cwd, MK_TEST_MPIEXEC, MK_TEST_MPIFLAGS, np, MK_TEST_EXE, args);
+                 "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_odls_base_sigkill_timeout=0 %s %s %s %d %s %s",
+            cwd, mpiexec, flags, np_flag, np, MK_TEST_EXE, args);
     int status = tu_run(cmd, output);
     free(cmd);
     return status;
 }
 
-int tu_run_config(int np, const char *dir, const char *config, const char *extra, char **output)
+int tu_run_config(int np, const char *config, const char *extra, char **output)
 {
     char args[4096];
     snprintf(args, sizeof args, "run %s %s", config, extra ? extra : "");
-    return tu_mpicka(np, dir, args, output);
+    return tu_mpicka(np, tu_dir, args, output);
 }
 
-void tu_write_in(const char *dir, const char *name, const char *text)
-{
-    char *path = tu_path(dir, name);
-    tu_write_text(path, text);
-    free(path);
-}
+void tu_write_config(const char *name, const char *text) { tu_write_text(tu_in(name), text); }
 
 int tu_count(const char *hay, const char *needle)
 {
@@ -186,7 +225,9 @@ double tu_normal(uint64_t *state)
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-int tu_run_suite(Suite *s, int fork)
+/* Runs every test of s (forking, or not when fork is 0, as under MPI);
+ * returns the process's exit status: EXIT_FAILURE when any test failed. */
+static int run_suite(Suite *s, int fork)
 {
     SRunner *sr = srunner_create(s);
     if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
@@ -194,6 +235,23 @@ int tu_run_suite(Suite *s, int fork)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int tu_main(const char *suite, int mpi, const tu_case *cases)
+{
+    Suite *s = suite_create(suite);
+    for (; cases->name; cases++) {
+        TCase *tc = tcase_create(cases->name);
+        if (cases->setup || cases->teardown) tcase_add_checked_fixture(tc, cases->setup, cases->teardown);
+        if (cases->timeout > 0) tcase_set_timeout(tc, cases->timeout);
+        for (const TTest *const *test = cases->tests; *test; test++) tcase_add_test(tc, *test);
+        if (cases->more) cases->more(tc);
+        suite_add_tcase(s, tc);
+    }
+    if (mpi) MPI_Init(NULL, NULL);
+    int status = run_suite(s, !mpi);
+    if (mpi) MPI_Finalize();
+    return status;
 }
 
 void tu_must_run(const char *cmd)

@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import write_config
+from mkt import write_yaml as write_config
 from mpicka.export import export
 from mpicka.result import load
 from reference import minibatch_cka

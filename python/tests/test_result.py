@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import write_config
+from mkt import write_yaml as write_config
 from mpicka.result import load
 from reference import minibatch_cka
 

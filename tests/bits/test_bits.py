@@ -6,19 +6,11 @@ thread per rank at -np 1 or 2, 2 at -np 3 and more; some of its calls change
 their bits with the thread count, which mpicka no longer lets matter.)"""
 import itertools
 import os
-import subprocess
-import sys
-import time
 
-import h5py
-import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
-from conftest import related, write_config, write_layers  # noqa: E402
+from mkt import MPI_ENV, matrices, related, run, stopped_run, write_config, write_layers
 
-MPICKA = os.environ.get("MPICKA_EXE", "mpicka")
-MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
 MATRICES = ("cka", "hsic_xy", "hsic_xx", "hsic_yy", "cka_stderr", "cka_pvalue")
 
 CASES = {  # name: (y present, precision)
@@ -30,26 +22,16 @@ CASES = {  # name: (y present, precision)
 
 
 def env(blas):
-    e = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    """Open MPI as root, OPENBLAS_NUM_THREADS=blas (unset when blas is empty)."""
+    e = dict(os.environ, **MPI_ENV)
     e.pop("OPENBLAS_NUM_THREADS", None)
     if blas:
         e["OPENBLAS_NUM_THREADS"] = blas
     return e
 
 
-def mpirun(np_, bind_none, blas, args, cwd, background=False):
-    cmd = [MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", str(np_)]
-    cmd += ["--bind-to", "none"] if bind_none else []
-    cmd += [MPICKA] + args
-    if background:
-        return subprocess.Popen(cmd, cwd=cwd, env=env(blas), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    p = subprocess.run(cmd, cwd=cwd, env=env(blas), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-    return p.returncode, p.stdout.decode("utf-8", "replace")
-
-
-def matrices(path):
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()].tobytes() for k in MATRICES}
+def mpirun(np_, bind_none, blas, args, cwd):
+    return run(args, cwd, np_, timeout=300, env=env(blas), launcher_args=["--bind-to", "none"] if bind_none else [])
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +61,7 @@ def test_every_environment_gives_the_same_bits(data, case):
         got, log = mpirun(np_, bind_none, blas, ["run", f"{case}.yaml", "--quiet", "--set", f"output={out}",
                                                  "--set", f"threads={threads}"], data)
         assert got == 0, log
-        m = matrices(data / out / "cka.h5")
+        m = matrices(data / out / "cka.h5", MATRICES)
         if ref is None:
             ref = m
         for name in MATRICES:
@@ -90,19 +72,10 @@ def test_every_environment_gives_the_same_bits(data, case):
 def test_a_stop_on_3_ranks_resumed_on_2_with_other_threads(data):
     got, log = mpirun(1, False, "", ["run", "xy-f64.yaml", "--quiet", "--set", "output=ref-resume"], data)
     assert got == 0, log
-    for _ in range(5):
-        proc = mpirun(3, False, "", ["run", "xy-f64.yaml", "--quiet", "--set", "output=stopped",
-                                     "--set", "threads=1"], data, background=True)
-        end = time.time() + 60
-        while time.time() < end and proc.poll() is None and not (data / "stopped" / "checkpoint.h5").exists():
-            time.sleep(0.005)
-        proc.send_signal(10)
-        proc.communicate(timeout=120)
-        if proc.returncode == 75:
-            break
-        subprocess.run(["rm", "-rf", str(data / "stopped")])
-    assert proc.returncode == 75
+    got, log = stopped_run(["run", "xy-f64.yaml", "--quiet", "--set", "output=stopped", "--set", "threads=1"],
+                           data, 3, data / "stopped" / "checkpoint.h5", env=env(""))
+    assert got == 75, log
     got, log = mpirun(2, True, "2", ["run", "xy-f64.yaml", "--quiet", "--set", "output=stopped",
                                      "--set", "threads=2"], data)
     assert got == 0 and "resuming from" in log, log
-    assert matrices(data / "stopped" / "cka.h5") == matrices(data / "ref-resume" / "cka.h5")
+    assert matrices(data / "stopped" / "cka.h5", MATRICES) == matrices(data / "ref-resume" / "cka.h5", MATRICES)

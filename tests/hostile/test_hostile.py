@@ -1,7 +1,7 @@
 """The standing hostile-input suite: every case asserts the exit status, the
 message and that nothing is left behind (docs/reliability.md lists the
 classes and what each promises). Inputs are written with h5py; numbers are
-checked against a naive float64 oracle (conftest.minibatch_cka)."""
+checked against a naive float64 oracle (mkt.minibatch_cka)."""
 import fcntl
 import os
 import shutil
@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (config, listing, minibatch_cka, read_cka, related, run, start, stop, wait_for,
+from mkt import (config, listing, minibatch_cka, read_cka, related, run, start, stop, wait_for,
                       write_config, write_layers)
 
 

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import config, related, run, write_config
+from mkt import config, matrices, related, run, write_config
 
 MATRICES = ("cka", "hsic_xx", "cka_stderr")
 
@@ -31,11 +31,6 @@ def write(path, layers, userblock_size=0, **kw):
             f.create_dataset(f"l{k}", data=np.asarray(a, dtype="f4"), **dict(kw, chunks=chunks))
 
 
-def matrices(path):
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()].tobytes() for k in MATRICES}
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("storage")
@@ -55,7 +50,7 @@ def result(d, name, shuffle, np_):
     write_config(d / f"{out}.yaml", config(f"{name}.h5", output=out, extra=extra))
     got, log = run(["run", f"{out}.yaml", "--quiet"], d, np_)
     assert got == 0, log
-    return matrices(d / out / "cka.h5")
+    return matrices(d / out / "cka.h5", MATRICES)
 
 
 @pytest.mark.parametrize("shuffle", [False, True, "blocks"])

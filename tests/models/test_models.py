@@ -4,17 +4,13 @@ same bits on 1 and 3 ranks and across a stop and resume, and the models
 datasets of cka.h5. Four models of different layer counts; one sharded; all
 with sample IDs."""
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
-from conftest import MPICKA, minibatch_cka, run, start  # noqa: E402
+from mkt import MPICKA, minibatch_cka, run, stopped_run
 
 N = 150  # batches of 32 and a tail of 22
 MODELS = {"a": [5, 3, 4], "b": [6, 2], "c": [3, 3, 2, 7], "d": [4, 5, 2, 2, 3]}  # layer widths
@@ -154,17 +150,9 @@ def test_exact_estimator_over_the_models(zoo):
 
 def test_a_stop_on_3_ranks_resumed_on_1(zoo):
     work, _ = zoo
-    for _ in range(5):
-        proc = start(["run", "all.yaml", "--quiet", "--set", "output=stopped", "--set", "checkpoint.every=1"], work, 3)
-        end = time.time() + 60
-        while time.time() < end and proc.poll() is None and not (work / "stopped" / "checkpoint.h5").exists():
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGUSR1)
-        proc.communicate(timeout=120)
-        if proc.returncode == 75:
-            break
-        subprocess.run(["rm", "-rf", str(work / "stopped")])
-    assert proc.returncode == 75
+    got, out = stopped_run(["run", "all.yaml", "--quiet", "--set", "output=stopped", "--set", "checkpoint.every=1"],
+                           work, 3, work / "stopped" / "checkpoint.h5", poll=0.002)
+    assert got == 75, out
     got, out = run(["run", "all.yaml", "--set", "output=stopped", "--set", "checkpoint.every=1"], work, 1)
     assert got == 0 and "resuming from" in out, out
     one, resumed = read(work / "one" / "cka.h5"), read(work / "stopped" / "cka.h5")
