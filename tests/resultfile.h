@@ -1,4 +1,4 @@
-/* A test-side writer of cka.h5, written from the README's "Output" section
+/* A test-side writer of cka.h5, written from docs/output.md, "Output"
  * (not from src/output.c), with switches that break it in the ways the
  * readers must report. Shared by test_ckafile, test_plot and test_show. */
 #ifndef MK_RESULTFILE_H

@@ -1,5 +1,5 @@
 /* Tests of reading cka.h5 back (mpicka/ckafile.h): files written by the
- * test-side writer (resultfile.c, from the README's format), read back, and
+ * test-side writer (resultfile.c, from the format in docs/output.md), read back, and
  * every way a file can fail to be an mpicka result. */
 #include <check.h>
 #include <math.h>

@@ -1,5 +1,4 @@
-/* Reading a result back: the cka.h5 that `mpicka run` writes (README,
- * "Output"), for `mpicka plot` and `mpicka show`. Not MPI; one process.
+/* Reading a result back: the cka.h5 that `mpicka run` writes (docs/output.md), for `mpicka plot` and `mpicka show`. Not MPI; one process.
  *
  * Required: the datasets /cka (2-D float, Lx by Ly), /x_layers (Lx strings)
  * and /y_layers (Ly strings), and the string attributes x_name and y_name;

@@ -40,7 +40,7 @@ const char *mk_errmsg(void);
 /* Replace the recorded message (used when a verdict arrives from another rank). */
 void mk_set_errmsg(const char *msg);
 const char *mk_errname(mk_err code);
-/* Process exit status for code: 0 for MK_OK, documented in the README. */
+/* Process exit status for code: 0 for MK_OK, documented in docs/running.md, "Exit status". */
 int mk_exit_status(mk_err code);
 
 /* Allocation that reports MK_ENOMEM with what it was for. */

@@ -1,5 +1,5 @@
 """The float64 reference: minibatch CKA from unbiased HSIC_1, computed the
-naive way from the formula (README, "The maths in brief"), with none of
+naive way from the formula (docs/maths.md, "The maths in brief"), with none of
 mpicka's shortcuts (no U-centring, no stacked products)."""
 
 import numpy as np

@@ -178,7 +178,7 @@ static void cross_sums(const mk_exact *e, const sums_view *v, int a, int b, csum
     }
 }
 
-/* |C_ab|_F^2 and q_ab (README of exact.h) for layers a <= b. */
+/* |C_ab|_F^2 and q_ab (the header comment of exact.h) for layers a <= b. */
 static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, double *cab2, double *q)
 {
     int64_t fa = e->off[a], pa = e->p[a], fb = e->off[b], pb = e->p[b];

@@ -1,4 +1,4 @@
-/* Reading cka.h5 back (format in README, "Output"; contract in ckafile.h). */
+/* Reading cka.h5 back (format in docs/output.md; contract in ckafile.h). */
 #include "mpicka/ckafile.h"
 
 #include <errno.h>
