@@ -310,6 +310,7 @@ class Exporter:
         self._input_shape: Optional[tuple] = None
         self._failed: Optional[BaseException] = None
         self._handles: list = []
+        self._made: list[str] = []   # folders this export created, removed again if it fails
         self._file: Optional[h5py.File] = None
         self._ids: Optional[h5py.Dataset] = None
         self._grad = None
@@ -322,11 +323,9 @@ class Exporter:
         if self.model.training:
             warnings.warn("model is in training mode: dropout is active and BatchNorm uses batch "
                           "statistics; call model.eval() before exporting", stacklevel=2)
-        parent = os.path.dirname(self.path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        self._file = h5py.File(self._tmp, "w", track_order=True)
+        self._made = _make_folders(os.path.dirname(self.path))
         try:
+            self._file = h5py.File(self._tmp, "w", track_order=True)
             self._handles.append(self.model.register_forward_pre_hook(self._begin_call))
             self._handles.append(self.model.register_forward_hook(self._end_call))
             for layer in self._candidates.values():
@@ -367,6 +366,8 @@ class Exporter:
             self._file = None
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
+        _remove_folders(self._made)
+        self._made = []
 
     # -- IDs --
 
@@ -556,6 +557,39 @@ class Exporter:
             f.attrs["world"] = np.int64(self.world)
         f.attrs["torch_version"] = str(torch.__version__)
         f.attrs["exporter_version"] = __version__
+
+
+def _make_folders(parent: str) -> list[str]:
+    """Creates parent and the folders above it that are missing; returns
+    those it created, outermost first (another process may create one at the
+    same time: that one is not ours to remove)."""
+    missing = []
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    made: list[str] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+                made.append(folder)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
+    except BaseException:
+        _remove_folders(made)
+        raise
+    return made
+
+
+def _remove_folders(made: list[str]) -> None:
+    """Removes the folders an export created, innermost first, each only
+    while empty: a file another process wrote there meanwhile stays."""
+    for folder in reversed(made):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def _append(dset: h5py.Dataset, arr: np.ndarray) -> None:
