@@ -440,6 +440,9 @@ class Exporter:
         if t.dim() == 0:
             raise ExportError(f"module '{name}' returned a scalar: no example axis")
         shape, src = tuple(t.shape[1:]), str(t.dtype)
+        if t.is_complex():  # a cast would keep the real part and drop the rest
+            raise ExportError(f"module '{name}' returned complex values ({src}); mpicka compares real "
+                              f"features: wrap the module to return torch.view_as_real(out) or out.abs()")
         if not t.is_floating_point():
             t = t.float()
         if self.pool and t.dim() > 2:
