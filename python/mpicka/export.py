@@ -118,7 +118,7 @@ def select_modules(model: torch.nn.Module, layers: Layers) -> tuple[list[str], b
         leaves = [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
         if not leaves:
             raise ValueError(f"{type(model).__name__} has no submodules to export; name the layers")
-        return leaves, False
+        return _storable(leaves), False
     if isinstance(layers, str):
         layers = [layers]
     chosen: set[str] = set()
@@ -138,7 +138,21 @@ def select_modules(model: torch.nn.Module, layers: Layers) -> tuple[list[str], b
         chosen.update(hits)
     if IDS in chosen:
         raise ValueError(f"layers: a module named '{IDS}' would collide with the /{IDS} dataset")
-    return [n for n in names if n in chosen], True
+    return _storable([n for n in names if n in chosen]), True
+
+
+def _storable(names: list[str]) -> list[str]:
+    """Refuses names that cannot be one HDF5 dataset at the root: '/' nests
+    groups (and collides with a module of the prefix's name), NUL ends the
+    name early. Not escaped: the file promises named_modules()'s names, and
+    mpicka's layer patterns would have to spell the escape."""
+    for name in names:
+        bad = "/" if "/" in name else "NUL" if "\0" in name else None
+        if bad:
+            raise ValueError(f"layers: module '{name}' has a {bad} in its name, which an HDF5 dataset name "
+                             f"cannot hold; rename it (the key of its ModuleDict or add_module name) or "
+                             f"select other modules")
+    return names
 
 
 def _closest(name: str, names: list[str]) -> str:
