@@ -327,6 +327,8 @@ class Exporter:
         self._made: list[str] = []   # folders this export created, removed again if it fails
         self._file: Optional[h5py.File] = None
         self._ids: Optional[h5py.Dataset] = None
+        self._id_counts: list[int] = []     # IDs given per add_ids call: call k is batch k
+        self._batch_sizes: list[int] = []   # examples per call of the model
         self._grad = None
         self.n = 0
         self.batches = 0
@@ -387,11 +389,18 @@ class Exporter:
 
     def add_ids(self, ids: Any) -> None:
         """Append one batch's example IDs (a tensor, array or list of ints or
-        strs, one per example, in the batch's order). Call it for every batch
-        or for none; the total must equal the examples exported."""
-        arr = _as_ids(ids)
+        strs, one per example, in the batch's order). Call it once per call
+        of the model, before or after it, for every batch or for none: the
+        k-th call holds batch k's IDs and must have as many as that batch has
+        examples."""
         if self._file is None:
             raise ExportError("add_ids outside the exporter's with block")
+        self._guard(lambda: self._add_ids(_as_ids(ids)))
+
+    def _add_ids(self, arr: np.ndarray) -> None:
+        k = len(self._id_counts)
+        self._id_counts.append(arr.size)
+        self._match_ids(k)
         if arr.size == 0:
             return
         is_str = arr.dtype == object
@@ -400,8 +409,15 @@ class Exporter:
             self._ids = self._file.create_dataset(IDS, shape=(0,), maxshape=(None,), dtype=dt,
                                                   chunks=(CHUNK_BYTES // (16 if is_str else 8),))
         elif is_str != (self._ids.dtype.kind == "O"):
-            raise ExportError("IDs mix integers and strings between batches")
+            raise ExportError(f"batch {k}: IDs mix integers and strings between batches")
         _append(self._ids, arr)
+
+    def _match_ids(self, k: int) -> None:
+        """Batch k's IDs against its examples, once both are known."""
+        if k < len(self._id_counts) and k < len(self._batch_sizes) \
+                and self._id_counts[k] != self._batch_sizes[k]:
+            raise ExportError(f"batch {k}: {self._id_counts[k]} IDs for {self._batch_sizes[k]} examples "
+                              f"(call add_ids once per batch with that batch's IDs)")
 
     # -- hooks --
 
@@ -490,6 +506,8 @@ class Exporter:
                 raise ExportError(f"module '{layer.name}': output shape {(n,) + shape} in batch "
                                   f"{self.batches} differs from {('n',) + layer.out_shape} before")
             _append(layer.dset, arr)
+        self._batch_sizes.append(n)
+        self._match_ids(self.batches)
         self.n += n
         self.batches += 1
 
@@ -541,6 +559,10 @@ class Exporter:
         if self._layers is None:
             raise ExportError("the model never ran inside the exporter: no batch to write")
         f = self._file
+        if self._id_counts and len(self._id_counts) != self.batches:
+            raise ExportError(f"add_ids was called for {len(self._id_counts)} batches but the model ran "
+                              f"{self.batches} (/ids has {sum(self._id_counts)} entries but {self.n} examples "
+                              f"were exported; call add_ids once per batch, one ID per example)")
         if self._ids is None:
             ids = f.create_dataset(IDS, shape=(self.n,), dtype=np.int64,
                                    chunks=(max(1, min(self.n, CHUNK_BYTES // 8)),))
@@ -548,9 +570,6 @@ class Exporter:
             for lo in range(0, self.n, step):  # a chunk at a time: no n-sized array
                 ids[lo:lo + step] = np.arange(lo, min(self.n, lo + step), dtype=np.int64)
             f.attrs["ids_source"] = "running index"
-        elif self._ids.shape[0] != self.n:
-            raise ExportError(f"/ids has {self._ids.shape[0]} entries but {self.n} examples were exported "
-                              f"(call add_ids once per batch, one ID per example)")
         else:
             f.attrs["ids_source"] = "given"
         self._write_attrs(f)
