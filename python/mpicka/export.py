@@ -189,24 +189,48 @@ def _rank_world(rank: Optional[int], world: Optional[int]) -> tuple[Optional[int
 
 # ---- IDs -------------------------------------------------------------------
 
+_I64 = np.iinfo(np.int64)
+_U64 = np.iinfo(np.uint64)
+
+
 def _as_ids(values: Any) -> np.ndarray:
-    """One batch of IDs as a 1-D int64 or str (object) array."""
+    """One batch of IDs as a 1-D int64, uint64 or str (object) array, every
+    value exactly as given (uint64 input stays uint64: its values above
+    2**63-1 have no int64)."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     if isinstance(values, (int, np.integer, str)):
         values = [values]
+    if isinstance(values, (list, tuple, range)) and values and all(_is_int(v) for v in values):
+        return _python_ints(values)
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ExportError(f"IDs must be one per example (1-D), got shape {arr.shape}")
     if arr.dtype.kind in "iu":
-        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-            raise ExportError("IDs beyond the int64 range")
-        return arr.astype(np.int64)
+        return arr if arr.dtype == np.uint64 else arr.astype(np.int64)  # every other fits int64
     if arr.dtype.kind == "U" or arr.size == 0:
         return arr.astype(object)
     if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr):
         return arr
     raise ExportError(f"IDs must be integers or strings, got {arr.dtype} values")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _python_ints(values: Sequence) -> np.ndarray:
+    """Python ints exactly: numpy would turn [2**63, 1] into float64. int64
+    when they fit, uint64 when they are all >= 0 and some above int64."""
+    ints = [int(v) for v in values]
+    lo, hi = min(ints), max(ints)
+    if _I64.min <= lo and hi <= _I64.max:
+        return np.asarray(ints, dtype=np.int64)
+    if lo >= 0 and hi <= _U64.max:
+        return np.asarray(ints, dtype=np.uint64)
+    if lo < _I64.min or hi > _U64.max:
+        raise ExportError(f"ID {lo if lo < _I64.min else hi} is beyond both int64 and uint64")
+    raise ExportError(f"IDs {lo} and {hi} in one batch: int64 cannot hold {hi}, uint64 cannot hold {lo}")
 
 
 def _batch_ids(batch: Any, ids: IdsSpec) -> Any:
@@ -392,7 +416,8 @@ class Exporter:
         strs, one per example, in the batch's order). Call it once per call
         of the model, before or after it, for every batch or for none: the
         k-th call holds batch k's IDs and must have as many as that batch has
-        examples."""
+        examples. Integers are stored exactly: int64, or uint64 when the first
+        IDs given are uint64 (or Python ints above 2**63-1)."""
         if self._file is None:
             raise ExportError("add_ids outside the exporter's with block")
         self._guard(lambda: self._add_ids(_as_ids(ids)))
@@ -405,11 +430,13 @@ class Exporter:
             return
         is_str = arr.dtype == object
         if self._ids is None:
-            dt = h5py.string_dtype("utf-8") if is_str else np.int64
+            dt = h5py.string_dtype("utf-8") if is_str else arr.dtype
             self._ids = self._file.create_dataset(IDS, shape=(0,), maxshape=(None,), dtype=dt,
                                                   chunks=(CHUNK_BYTES // (16 if is_str else 8),))
         elif is_str != (self._ids.dtype.kind == "O"):
             raise ExportError(f"batch {k}: IDs mix integers and strings between batches")
+        elif not is_str:
+            arr = _fit_ids(arr, self._ids.dtype, k)
         _append(self._ids, arr)
 
     def _match_ids(self, k: int) -> None:
@@ -593,6 +620,21 @@ class Exporter:
             f.attrs["world"] = np.int64(self.world)
         f.attrs["torch_version"] = str(torch.__version__)
         f.attrs["exporter_version"] = __version__
+
+
+def _fit_ids(arr: np.ndarray, stored: np.dtype, k: int) -> np.ndarray:
+    """Batch k's integer IDs in the type of the earlier batches' (int64 or
+    uint64), refused where a value has none there."""
+    if arr.dtype == stored or arr.size == 0:
+        return arr
+    if stored == np.int64 and int(arr.max()) > _I64.max:
+        first = next(int(v) for v in arr.tolist() if v > _I64.max)
+        raise ExportError(f"batch {k}: ID {first} is above int64, but earlier batches' IDs were stored "
+                          f"as int64: give the IDs as uint64 (numpy.uint64) from the first batch")
+    if stored == np.uint64 and int(arr.min()) < 0:
+        first = next(v for v in arr.tolist() if v < 0)
+        raise ExportError(f"batch {k}: negative ID {first}, but earlier batches' IDs were stored as uint64")
+    return arr.astype(stored)
 
 
 def _make_folders(parent: str) -> list[str]:
