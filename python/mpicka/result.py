@@ -14,15 +14,20 @@ Needs numpy and h5py only.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import h5py
 import numpy as np
 
-__all__ = ["Result", "load"]
+__all__ = ["Result", "ResultError", "load"]
 
 _REQUIRED = ("cka", "x_layers", "y_layers")
+
+
+class ResultError(ValueError):
+    """A file that is not a readable mpicka result; the message names the file."""
 
 
 @dataclass
@@ -168,21 +173,34 @@ def _optional(f: h5py.File, key: str) -> Optional[np.ndarray]:
     return f[key][()] if key in f else None
 
 
+def _open(path: str) -> h5py.File:
+    """The file, refused unless a regular file (a FIFO would block h5py
+    forever, a folder is no result) and HDF5."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ResultError(f"{path}: cannot be read ({e.strerror})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ResultError(f"{path}: not a regular file (a folder, FIFO or device); expected a cka.h5 "
+                          f"written by mpicka run")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ResultError(f"{path}: not an HDF5 file ({e})") from e
+
+
 def load(path: str | os.PathLike) -> Result:
     """Read the ``cka.h5`` at ``path``.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError``
-    naming the file and what is wrong for one that is not HDF5, lacks
+    naming the file and what is wrong for one that is not a regular file
+    (:class:`ResultError`), not HDF5, lacks
     ``/cka``, ``/x_layers`` or ``/y_layers``, or whose shapes disagree.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise ValueError(f"{path}: not an HDF5 file ({e})") from e
-    with f:
+    with _open(path) as f:
         missing = [k for k in _REQUIRED if k not in f]
         if missing:
             raise ValueError(f"{path}: not an mpicka result: no /{missing[0]}")
