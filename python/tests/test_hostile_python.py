@@ -66,17 +66,18 @@ def test_ids_checked_per_batch_through_export(tmp_path):
 
 # ---- 2. uint64 IDs are stored exactly --------------------------------------
 
-def test_uint64_ids_are_stored_exactly(tmp_path):
-    ids = np.arange(BIG, BIG + N, dtype=np.uint64)
-    m, x = head_model(), inputs()
-    with Exporter(m, tmp_path / "u.h5", layers=["0"]) as ex:
+def export_with_ids(folder, name, ids, seed=0):
+    m, x = head_model(seed), inputs()
+    with Exporter(m, folder / name, layers=["0"]) as ex:
         for lo in range(0, N, B):
             m(x[lo:lo + B])
             ex.add_ids(ids[lo:lo + B])
-    with Exporter(m, tmp_path / "p.h5", layers=["0"]) as ex:  # Python ints: numpy would make floats
-        for lo in range(0, N, B):
-            m(x[lo:lo + B])
-            ex.add_ids([BIG + i for i in range(lo, lo + B)])
+    return str(folder / name)
+
+
+def test_uint64_ids_are_stored_exactly(tmp_path):
+    export_with_ids(tmp_path, "u.h5", np.arange(BIG, BIG + N, dtype=np.uint64))
+    export_with_ids(tmp_path, "p.h5", [BIG + i for i in range(N)])  # Python ints: numpy would make floats
     for name in ("u.h5", "p.h5"):
         with h5py.File(tmp_path / name, "r") as f:
             assert f["ids"].dtype == np.uint64
@@ -103,15 +104,6 @@ def test_ids_beyond_the_stored_type_are_refused(tmp_path):
             m(x[:2])
             ex.add_ids([1, 2**64])
     assert left(tmp_path) == []
-
-
-def export_with_ids(folder, name, ids, seed=0):
-    m, x = head_model(seed), inputs()
-    with Exporter(m, folder / name, layers=["0"]) as ex:
-        for lo in range(0, N, B):
-            m(x[lo:lo + B])
-            ex.add_ids(ids[lo:lo + B])
-    return str(folder / name)
 
 
 def run_pair(mpicka, folder, x, y, out):
