@@ -118,7 +118,7 @@ def select_modules(model: torch.nn.Module, layers: Layers) -> tuple[list[str], b
         leaves = [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
         if not leaves:
             raise ValueError(f"{type(model).__name__} has no submodules to export; name the layers")
-        return leaves, False
+        return _storable(leaves), False
     if isinstance(layers, str):
         layers = [layers]
     chosen: set[str] = set()
@@ -138,7 +138,21 @@ def select_modules(model: torch.nn.Module, layers: Layers) -> tuple[list[str], b
         chosen.update(hits)
     if IDS in chosen:
         raise ValueError(f"layers: a module named '{IDS}' would collide with the /{IDS} dataset")
-    return [n for n in names if n in chosen], True
+    return _storable([n for n in names if n in chosen]), True
+
+
+def _storable(names: list[str]) -> list[str]:
+    """Refuses names that cannot be one HDF5 dataset at the root: '/' nests
+    groups (and collides with a module of the prefix's name), NUL ends the
+    name early. Not escaped: the file promises named_modules()'s names, and
+    mpicka's layer patterns would have to spell the escape."""
+    for name in names:
+        bad = "/" if "/" in name else "NUL" if "\0" in name else None
+        if bad:
+            raise ValueError(f"layers: module '{name}' has a {bad} in its name, which an HDF5 dataset name "
+                             f"cannot hold; rename it (the key of its ModuleDict or add_module name) or "
+                             f"select other modules")
+    return names
 
 
 def _closest(name: str, names: list[str]) -> str:
@@ -175,24 +189,48 @@ def _rank_world(rank: Optional[int], world: Optional[int]) -> tuple[Optional[int
 
 # ---- IDs -------------------------------------------------------------------
 
+_I64 = np.iinfo(np.int64)
+_U64 = np.iinfo(np.uint64)
+
+
 def _as_ids(values: Any) -> np.ndarray:
-    """One batch of IDs as a 1-D int64 or str (object) array."""
+    """One batch of IDs as a 1-D int64, uint64 or str (object) array, every
+    value exactly as given (uint64 input stays uint64: its values above
+    2**63-1 have no int64)."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     if isinstance(values, (int, np.integer, str)):
         values = [values]
+    if isinstance(values, (list, tuple, range)) and values and all(_is_int(v) for v in values):
+        return _python_ints(values)
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ExportError(f"IDs must be one per example (1-D), got shape {arr.shape}")
     if arr.dtype.kind in "iu":
-        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-            raise ExportError("IDs beyond the int64 range")
-        return arr.astype(np.int64)
+        return arr if arr.dtype == np.uint64 else arr.astype(np.int64)  # every other fits int64
     if arr.dtype.kind == "U" or arr.size == 0:
         return arr.astype(object)
     if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr):
         return arr
     raise ExportError(f"IDs must be integers or strings, got {arr.dtype} values")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _python_ints(values: Sequence) -> np.ndarray:
+    """Python ints exactly: numpy would turn [2**63, 1] into float64. int64
+    when they fit, uint64 when they are all >= 0 and some above int64."""
+    ints = [int(v) for v in values]
+    lo, hi = min(ints), max(ints)
+    if _I64.min <= lo and hi <= _I64.max:
+        return np.asarray(ints, dtype=np.int64)
+    if lo >= 0 and hi <= _U64.max:
+        return np.asarray(ints, dtype=np.uint64)
+    if lo < _I64.min or hi > _U64.max:
+        raise ExportError(f"ID {lo if lo < _I64.min else hi} is beyond both int64 and uint64")
+    raise ExportError(f"IDs {lo} and {hi} in one batch: int64 cannot hold {hi}, uint64 cannot hold {lo}")
 
 
 def _batch_ids(batch: Any, ids: IdsSpec) -> Any:
@@ -310,8 +348,11 @@ class Exporter:
         self._input_shape: Optional[tuple] = None
         self._failed: Optional[BaseException] = None
         self._handles: list = []
+        self._made: list[str] = []   # folders this export created, removed again if it fails
         self._file: Optional[h5py.File] = None
         self._ids: Optional[h5py.Dataset] = None
+        self._id_counts: list[int] = []     # IDs given per add_ids call: call k is batch k
+        self._batch_sizes: list[int] = []   # examples per call of the model
         self._grad = None
         self.n = 0
         self.batches = 0
@@ -322,11 +363,9 @@ class Exporter:
         if self.model.training:
             warnings.warn("model is in training mode: dropout is active and BatchNorm uses batch "
                           "statistics; call model.eval() before exporting", stacklevel=2)
-        parent = os.path.dirname(self.path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        self._file = h5py.File(self._tmp, "w", track_order=True)
+        self._made = _make_folders(os.path.dirname(self.path))
         try:
+            self._file = h5py.File(self._tmp, "w", track_order=True)
             self._handles.append(self.model.register_forward_pre_hook(self._begin_call))
             self._handles.append(self.model.register_forward_hook(self._end_call))
             for layer in self._candidates.values():
@@ -367,26 +406,45 @@ class Exporter:
             self._file = None
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
+        _remove_folders(self._made)
+        self._made = []
 
     # -- IDs --
 
     def add_ids(self, ids: Any) -> None:
         """Append one batch's example IDs (a tensor, array or list of ints or
-        strs, one per example, in the batch's order). Call it for every batch
-        or for none; the total must equal the examples exported."""
-        arr = _as_ids(ids)
+        strs, one per example, in the batch's order). Call it once per call
+        of the model, before or after it, for every batch or for none: the
+        k-th call holds batch k's IDs and must have as many as that batch has
+        examples. Integers are stored exactly: int64, or uint64 when the first
+        IDs given are uint64 (or Python ints above 2**63-1)."""
         if self._file is None:
             raise ExportError("add_ids outside the exporter's with block")
+        self._guard(lambda: self._add_ids(_as_ids(ids)))
+
+    def _add_ids(self, arr: np.ndarray) -> None:
+        k = len(self._id_counts)
+        self._id_counts.append(arr.size)
+        self._match_ids(k)
         if arr.size == 0:
             return
         is_str = arr.dtype == object
         if self._ids is None:
-            dt = h5py.string_dtype("utf-8") if is_str else np.int64
+            dt = h5py.string_dtype("utf-8") if is_str else arr.dtype
             self._ids = self._file.create_dataset(IDS, shape=(0,), maxshape=(None,), dtype=dt,
                                                   chunks=(CHUNK_BYTES // (16 if is_str else 8),))
         elif is_str != (self._ids.dtype.kind == "O"):
-            raise ExportError("IDs mix integers and strings between batches")
+            raise ExportError(f"batch {k}: IDs mix integers and strings between batches")
+        elif not is_str:
+            arr = _fit_ids(arr, self._ids.dtype, k)
         _append(self._ids, arr)
+
+    def _match_ids(self, k: int) -> None:
+        """Batch k's IDs against its examples, once both are known."""
+        if k < len(self._id_counts) and k < len(self._batch_sizes) \
+                and self._id_counts[k] != self._batch_sizes[k]:
+            raise ExportError(f"batch {k}: {self._id_counts[k]} IDs for {self._batch_sizes[k]} examples "
+                              f"(call add_ids once per batch with that batch's IDs)")
 
     # -- hooks --
 
@@ -439,6 +497,9 @@ class Exporter:
         if t.dim() == 0:
             raise ExportError(f"module '{name}' returned a scalar: no example axis")
         shape, src = tuple(t.shape[1:]), str(t.dtype)
+        if t.is_complex():  # a cast would keep the real part and drop the rest
+            raise ExportError(f"module '{name}' returned complex values ({src}); mpicka compares real "
+                              f"features: wrap the module to return torch.view_as_real(out) or out.abs()")
         if not t.is_floating_point():
             t = t.float()
         if self.pool and t.dim() > 2:
@@ -472,6 +533,8 @@ class Exporter:
                 raise ExportError(f"module '{layer.name}': output shape {(n,) + shape} in batch "
                                   f"{self.batches} differs from {('n',) + layer.out_shape} before")
             _append(layer.dset, arr)
+        self._batch_sizes.append(n)
+        self._match_ids(self.batches)
         self.n += n
         self.batches += 1
 
@@ -523,6 +586,10 @@ class Exporter:
         if self._layers is None:
             raise ExportError("the model never ran inside the exporter: no batch to write")
         f = self._file
+        if self._id_counts and len(self._id_counts) != self.batches:
+            raise ExportError(f"add_ids was called for {len(self._id_counts)} batches but the model ran "
+                              f"{self.batches} (/ids has {sum(self._id_counts)} entries but {self.n} examples "
+                              f"were exported; call add_ids once per batch, one ID per example)")
         if self._ids is None:
             ids = f.create_dataset(IDS, shape=(self.n,), dtype=np.int64,
                                    chunks=(max(1, min(self.n, CHUNK_BYTES // 8)),))
@@ -530,9 +597,6 @@ class Exporter:
             for lo in range(0, self.n, step):  # a chunk at a time: no n-sized array
                 ids[lo:lo + step] = np.arange(lo, min(self.n, lo + step), dtype=np.int64)
             f.attrs["ids_source"] = "running index"
-        elif self._ids.shape[0] != self.n:
-            raise ExportError(f"/ids has {self._ids.shape[0]} entries but {self.n} examples were exported "
-                              f"(call add_ids once per batch, one ID per example)")
         else:
             f.attrs["ids_source"] = "given"
         self._write_attrs(f)
@@ -556,6 +620,54 @@ class Exporter:
             f.attrs["world"] = np.int64(self.world)
         f.attrs["torch_version"] = str(torch.__version__)
         f.attrs["exporter_version"] = __version__
+
+
+def _fit_ids(arr: np.ndarray, stored: np.dtype, k: int) -> np.ndarray:
+    """Batch k's integer IDs in the type of the earlier batches' (int64 or
+    uint64), refused where a value has none there."""
+    if arr.dtype == stored or arr.size == 0:
+        return arr
+    if stored == np.int64 and int(arr.max()) > _I64.max:
+        first = next(int(v) for v in arr.tolist() if v > _I64.max)
+        raise ExportError(f"batch {k}: ID {first} is above int64, but earlier batches' IDs were stored "
+                          f"as int64: give the IDs as uint64 (numpy.uint64) from the first batch")
+    if stored == np.uint64 and int(arr.min()) < 0:
+        first = next(v for v in arr.tolist() if v < 0)
+        raise ExportError(f"batch {k}: negative ID {first}, but earlier batches' IDs were stored as uint64")
+    return arr.astype(stored)
+
+
+def _make_folders(parent: str) -> list[str]:
+    """Creates parent and the folders above it that are missing; returns
+    those it created, outermost first (another process may create one at the
+    same time: that one is not ours to remove)."""
+    missing = []
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    made: list[str] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+                made.append(folder)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
+    except BaseException:
+        _remove_folders(made)
+        raise
+    return made
+
+
+def _remove_folders(made: list[str]) -> None:
+    """Removes the folders an export created, innermost first, each only
+    while empty: a file another process wrote there meanwhile stays."""
+    for folder in reversed(made):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def _append(dset: h5py.Dataset, arr: np.ndarray) -> None:

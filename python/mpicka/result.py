@@ -8,21 +8,29 @@
     r.models, r.block("a", "b")  # a run with `models:`: the names, one block
     r.matched("fc")              # the model-by-model matrix of one layer
 
-Needs numpy and h5py only.
+A file that is not a whole, consistent result is a ResultError (a
+ValueError) naming the file and the dataset. Needs numpy and h5py only.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import h5py
 import numpy as np
 
-__all__ = ["Result", "load"]
+__all__ = ["Result", "ResultError", "load"]
 
 _REQUIRED = ("cka", "x_layers", "y_layers")
+
+
+class ResultError(ValueError):
+    """A file that is not a readable mpicka result: not a regular file, not
+    HDF5, or a dataset missing, of the wrong kind or shape, or at odds with
+    another. The message names the file and the dataset."""
 
 
 @dataclass
@@ -160,52 +168,173 @@ def _value(v: Any) -> Any:
     return v
 
 
-def _names(f: h5py.File, key: str) -> list:
-    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in f[key][()].tolist()]
+_MAX_LAYERS = 10_000_000  # as mpicka's own reader: a bound before any name is read
 
 
-def _optional(f: h5py.File, key: str) -> Optional[np.ndarray]:
-    return f[key][()] if key in f else None
+class _Reader:
+    """Checked access to the datasets of one open result: every failure is a
+    ResultError naming the file and the dataset. Kinds and shapes are checked
+    from the metadata before anything is read."""
+
+    def __init__(self, f: h5py.File, path: str):
+        self.f, self.path = f, path
+
+    def fail(self, key: str, what: str) -> ResultError:
+        return ResultError(f"{self.path}: /{key} {what}")
+
+    def dataset(self, key: str, why: str = "") -> h5py.Dataset:
+        if key not in self.f:
+            raise ResultError(f"{self.path}: not an mpicka result: no /{key}{why}")
+        d = self.f.get(key)
+        if not isinstance(d, h5py.Dataset):
+            raise self.fail(key, "is not a dataset")
+        return d
+
+    def read(self, key: str, d: h5py.Dataset, how) -> Any:
+        try:
+            return how(d)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as e:
+            raise self.fail(key, f"cannot be read (damaged file?): {e}") from e
+
+    def names(self, key: str, lo: int = 1, why: str = "") -> list:
+        """A 1-D dataset of at least lo UTF-8 strings."""
+        d = self.dataset(key, why)
+        if h5py.check_string_dtype(d.dtype) is None:
+            raise self.fail(key, f"is not a dataset of strings ({d.dtype})")
+        self.shape(key, d, 1, lo)
+        return self.read(key, d, lambda d: [str(s) for s in d.asstr(errors="strict")[()].tolist()])
+
+    def shape(self, key: str, d: h5py.Dataset, ndim: int, lo: int = 1) -> tuple:
+        if d.ndim != ndim:
+            raise self.fail(key, f"has {d.ndim} dimension(s) (shape {d.shape}), expected {ndim}")
+        if any(not lo <= k <= _MAX_LAYERS for k in d.shape):
+            raise self.fail(key, f"has shape {d.shape}, expected {lo} to {_MAX_LAYERS} along every dimension")
+        return d.shape
+
+    def floats(self, key: str, want: tuple, of: str, required: bool = False, why: str = "") \
+            -> Optional[np.ndarray]:
+        """A float dataset of shape want (``of`` says where want comes from), as float64."""
+        if not required and key not in self.f:
+            return None
+        d = self.dataset(key, why)
+        if d.dtype.kind != "f":
+            raise self.fail(key, f"is not a floating-point dataset ({d.dtype})")
+        if d.shape != want:
+            raise self.fail(key, f"is {d.shape} but {of} make it {want}")
+        return self.read(key, d, lambda d: np.asarray(d[()], dtype=np.float64))
+
+    def ints(self, key: str, n: int, of: str, why: str) -> list:
+        """A 1-D integer dataset of n values, as Python ints (exact, whatever the stored type)."""
+        d = self.dataset(key, why)
+        if d.dtype.kind not in "iu":
+            raise self.fail(key, f"is not an integer dataset ({d.dtype})")
+        if d.shape != (n,):
+            raise self.fail(key, f"is {d.shape} but {of} make it ({n},)")
+        return self.read(key, d, lambda d: [int(v) for v in d[()].tolist()])
+
+
+def _attrs(r: _Reader, obj, where: str) -> dict:
+    """Every attribute of obj as a plain value; one HDF5 cannot convert is
+    named (where: "" for the root, "/meta")."""
+    out = {}
+    for k in obj.attrs:
+        try:
+            out[k] = _value(obj.attrs[k])
+        except (OSError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise ResultError(f"{r.path}: attribute '{k}' of {where or 'the root'} cannot be read: {e}") from e
+    return out
+
+
+def _open(path: str) -> h5py.File:
+    """The file, refused unless a regular file (a FIFO would block h5py
+    forever, a folder is no result) and HDF5."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ResultError(f"{path}: cannot be read ({e.strerror})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ResultError(f"{path}: not a regular file (a folder, FIFO or device); expected a cka.h5 "
+                          f"written by mpicka run")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise ResultError(f"{path}: not an HDF5 file ({e})") from e
 
 
 def load(path: str | os.PathLike) -> Result:
     """Read the ``cka.h5`` at ``path``.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError``
-    naming the file and what is wrong for one that is not HDF5, lacks
-    ``/cka``, ``/x_layers`` or ``/y_layers``, or whose shapes disagree.
+    Raises ``FileNotFoundError`` for a missing file and :class:`ResultError`
+    (a ``ValueError``) naming the file and the dataset for one that is not a
+    regular file, not HDF5, or not a whole, consistent result: a dataset
+    missing, not a dataset, of the wrong type (names that are not a 1-D list
+    of strings, matrices that are not floats), or whose shape disagrees with
+    the layer names; of a models result, also /model_offsets, /model_names,
+    /matched_layers and /cka_matched.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise ValueError(f"{path}: not an HDF5 file ({e})") from e
-    with f:
-        missing = [k for k in _REQUIRED if k not in f]
-        if missing:
-            raise ValueError(f"{path}: not an mpicka result: no /{missing[0]}")
-        r = Result(path=path, cka=np.asarray(f["cka"][()], dtype=np.float64),
-                   x_layers=_names(f, "x_layers"), y_layers=_names(f, "y_layers"),
-                   hsic_xy=_optional(f, "hsic_xy"), hsic_xx=_optional(f, "hsic_xx"),
-                   hsic_yy=_optional(f, "hsic_yy"), stderr=_optional(f, "cka_stderr"),
-                   pvalue=_optional(f, "cka_pvalue"),
-                   meta={k: _value(v) for k, v in f["meta"].attrs.items()} if "meta" in f else {},
-                   provenance={k: _value(v) for k, v in f.attrs.items()})
-        if "model_names" in f:
-            r.models = _names(f, "model_names")
-            r.model_offsets = np.asarray(f["model_offsets"][()], dtype=np.int64)
-            r.matched_layers = _names(f, "matched_layers")
-            r.cka_matched = _optional(f, "cka_matched")
-            r.cka_matched_stderr = _optional(f, "cka_matched_stderr")
-            r.cka_matched_pvalue = _optional(f, "cka_matched_pvalue")
-    want = (len(r.x_layers), len(r.y_layers))
-    for key, m in (("cka", r.cka), ("cka_stderr", r.stderr), ("cka_pvalue", r.pvalue), ("hsic_xy", r.hsic_xy)):
-        if m is not None and m.shape != want:
-            raise ValueError(f"{path}: /{key} is {m.shape} but there are {want[0]} x and {want[1]} y layers")
-    if r.models and (len(r.model_offsets) != len(r.models) + 1 or r.model_offsets[0] != 0
-                     or r.model_offsets[-1] != want[0] or (np.diff(r.model_offsets) <= 0).any()):
-        raise ValueError(f"{path}: /model_offsets {r.model_offsets.tolist()} does not split {want[0]} layers "
-                         f"into {len(r.models)} models")
-    return r
+    with _open(path) as f:
+        r = _Reader(f, path)
+        return _read(r)
+
+
+def _read(r: _Reader) -> Result:
+    for key in _REQUIRED:
+        r.dataset(key)
+    x, y = r.names("x_layers"), r.names("y_layers")
+    want, of = (len(x), len(y)), "/x_layers and /y_layers"
+    meta = r.f.get("meta")
+    if meta is not None and not isinstance(meta, h5py.Group):
+        raise r.fail("meta", "is not a group")
+    res = Result(path=r.path, cka=r.floats("cka", want, of, required=True), x_layers=x, y_layers=y,
+                 hsic_xy=r.floats("hsic_xy", want, of), hsic_xx=r.floats("hsic_xx", want[:1], "/x_layers"),
+                 hsic_yy=r.floats("hsic_yy", want[1:], "/y_layers"), stderr=r.floats("cka_stderr", want, of),
+                 pvalue=r.floats("cka_pvalue", want, of),
+                 meta=_attrs(r, meta, "/meta") if meta is not None else {}, provenance=_attrs(r, r.f, ""))
+    if "model_names" in r.f or "models" in r.f.attrs:
+        _read_models(r, res)
+    return res
+
+
+def _brief(values: list) -> str:
+    """A list for a message: a hostile file's may hold millions."""
+    return str(values) if len(values) <= 8 else f"[{', '.join(map(str, values[:8]))}, ...]"
+
+
+def _check_model_names(r: _Reader, names: list, count: Any) -> None:
+    """Names pick blocks: none empty, none twice, as many as attribute 'models' says."""
+    if count is not None and (not isinstance(count, int) or count != len(names)):
+        raise r.fail("model_names", f"has {len(names)} names but attribute 'models' is {count!r}")
+    seen = set()
+    for name in names:
+        if not name or name in seen:
+            raise r.fail("model_names", f"holds {'an empty name' if not name else repr(name) + ' twice'} "
+                                        f"(names must be unique)")
+        seen.add(name)
+
+
+def _read_models(r: _Reader, res: Result) -> None:
+    """The parts of a models result, each checked against the others."""
+    why = " (a models result: it has /model_names or attribute 'models')"
+    if len(res.x_layers) != len(res.y_layers):
+        raise r.fail("cka", f"is {res.cka.shape}, but a models result is square{why}")
+    res.models = r.names("model_names", why=why)
+    _check_model_names(r, res.models, res.provenance.get("models"))
+    nm, layers = len(res.models), len(res.x_layers)
+    off = r.ints("model_offsets", nm + 1, "/model_names", why)
+    if off[0] != 0 or off[-1] != layers or any(b <= a for a, b in zip(off, off[1:])):
+        raise r.fail("model_offsets", f"{_brief(off)} does not split the {layers} layers of /cka into {nm} "
+                                      f"models (from 0, increasing: every model at least one layer)")
+    res.model_offsets = np.asarray(off, dtype=np.int64)
+    res.matched_layers = r.names("matched_layers", lo=0, why=why)
+    smallest = min(b - a for a, b in zip(off, off[1:]))
+    if len(res.matched_layers) > smallest:
+        raise r.fail("matched_layers", f"has {len(res.matched_layers)} layers, more than the smallest "
+                                       f"model has ({smallest})")
+    cube, of = (len(res.matched_layers), nm, nm), "/matched_layers and /model_names"
+    required = len(res.matched_layers) > 0
+    res.cka_matched = r.floats("cka_matched", cube, of, required=required, why=why)
+    res.cka_matched_stderr = r.floats("cka_matched_stderr", cube, of)
+    res.cka_matched_pvalue = r.floats("cka_matched_pvalue", cube, of)

@@ -83,7 +83,7 @@ def test_load_names_what_is_wrong(tmp_path):
         f["cka"] = np.zeros((2, 2))
         f["x_layers"] = ["a", "b"]
         f["y_layers"] = ["c"]
-    with pytest.raises(ValueError, match=r"bad.h5: /cka is \(2, 2\) but there are 2 x and 1 y layers"):
+    with pytest.raises(ValueError, match=r"bad.h5: /cka is \(2, 2\) but /x_layers and /y_layers make it \(2, 1\)"):
         load(tmp_path / "bad.h5")
 
 
