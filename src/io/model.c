@@ -475,6 +475,7 @@ static mk_err inspect_ids(hid_t fid, const char *file, const char *ids, int64_t 
     if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", file, ids);
     hid_t type = H5Dget_type(dset), space = H5Dget_space(dset);
     H5T_class_t cls = H5Tget_class(type);
+    int wide = cls == H5T_INTEGER && H5Tget_precision(type) > 64;
     hsize_t dims[H5S_MAX_RANK] = {0};
     int rank = H5Sget_simple_extent_ndims(space);
     if (rank == 1) H5Sget_simple_extent_dims(space, dims, NULL);
@@ -484,6 +485,9 @@ static mk_err inspect_ids(hid_t fid, const char *file, const char *ids, int64_t 
     if (rank != 1 || (cls != H5T_INTEGER && cls != H5T_STRING))
         return mk_fail(MK_EINPUT, "%s: the sample-ID dataset '%s' must be 1-D and hold integers or strings "
                        "(or set ids.dataset, or ids: false)", file, ids);
+    if (wide) /* HDF5 would clip them to 64 bits: different IDs would compare equal */
+        return mk_fail(MK_EINPUT, "%s: the sample-ID dataset '%s' holds integers wider than 64 bits; store them as "
+                       "64-bit integers or strings (or set ids: false)", file, ids);
     if ((int64_t)dims[0] != n)
         return mk_fail(MK_EINPUT, "%s: the sample-ID dataset '%s' has %llu entries but the layers have %lld examples",
                        file, ids, (unsigned long long)dims[0], (long long)n);
