@@ -413,6 +413,44 @@ static mk_err add_file(mk_model *model, const char *path, int *cap)
     return err;
 }
 
+/* ---- shards given twice ---- */
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int f;
+} file_id;
+
+static int cmp_file_id(const void *pa, const void *pb)
+{
+    const file_id *a = pa, *b = pb;
+    if (a->dev != b->dev) return a->dev < b->dev ? -1 : 1;
+    if (a->ino != b->ino) return a->ino < b->ino ? -1 : 1;
+    return (a->f > b->f) - (a->f < b->f);
+}
+
+/* Two spellings of one file ("./a.h5" and "a.h5", a symbolic or hard link)
+ * would read its examples twice. Files that cannot be opened are left to
+ * the inspection's message. */
+static mk_err check_same_files(const mk_model *model)
+{
+    mk_err err = MK_OK;
+    file_id *ids = mk_calloc((size_t)model->nfiles + 1, sizeof *ids, "the shard list", &err);
+    int count = 0;
+    for (int f = 0; f < model->nfiles && !err; f++) {
+        struct stat st;
+        if (stat(model->files[f], &st) == 0) ids[count++] = (file_id){st.st_dev, st.st_ino, f};
+    }
+    if (!err) qsort(ids, (size_t)count, sizeof *ids, cmp_file_id);
+    for (int i = 1; i < count && !err; i++)
+        if (ids[i].dev == ids[i - 1].dev && ids[i].ino == ids[i - 1].ino)
+            err = mk_fail(MK_EINPUT, "inputs '%s' and '%s' are the same file (a link or another spelling of its path): "
+                          "its examples would be read twice; each shard must be given once",
+                          model->files[ids[i - 1].f], model->files[ids[i].f]);
+    free(ids);
+    return err;
+}
+
 /* The shards: each entry a file, or a glob expanded in natural order. */
 static mk_err resolve_files(const mk_model_cfg *cfg, mk_model *model)
 {
@@ -433,7 +471,7 @@ static mk_err resolve_files(const mk_model_cfg *cfg, mk_model *model)
         globfree(&g);
         MK_TRY(err);
     }
-    return MK_OK;
+    return check_same_files(model);
 }
 
 /* "a.h5", or "a.h5, b.h5" or the glob as given: what messages call the model's input. */
