@@ -24,7 +24,8 @@ static mk_err fingerprint_file(FILE *f, const char *file)
     struct stat st;
     uint64_t hash = 0;
     int known = stat(file, &st) == 0;
-    if (known) MK_TRY(mk_checkpoint_sample(file, (int64_t)st.st_size, &hash));
+    if (known && S_ISREG(st.st_mode)) /* a pipe would block the read: inspection refuses it */
+        MK_TRY(mk_checkpoint_sample(file, (int64_t)st.st_size, &hash));
     fprintf(f, "file %s\n  size %lld, modified %lld.%09ld, content %016llx\n", file,
             known ? (long long)st.st_size : -1LL, known ? (long long)st.st_mtim.tv_sec : -1LL,
             known ? st.st_mtim.tv_nsec : 0L, (unsigned long long)hash);
