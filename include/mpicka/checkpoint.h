@@ -1,7 +1,8 @@
 /* Checkpoint files: what a stopped run has done, to resume it bit for bit.
  *
  * A checkpoint holds the fingerprint of the run (the settings that shape the
- * sums, and each input's size, modification time and layer shapes), the
+ * sums, and each input's size, modification time, sampled content
+ * (mk_checkpoint_sample) and layer shapes), the
  * batches still to do, and the partial sums of the batches done (tree nodes,
  * see mpicka/accum.h). Written by rank 0 under a temporary name, flushed to
  * disk and renamed, so a crash at any instant leaves the last good one.
@@ -35,6 +36,18 @@ mk_err mk_checkpoint_read(const char *path, mk_checkpoint *ck);
  * plan's batches [0, total) exactly. Sets ck->todo.batches. MK_EINPUT with
  * the damaged-checkpoint advice otherwise. */
 mk_err mk_checkpoint_validate(mk_checkpoint *ck, const char *path, const mk_plan *plan, int64_t len);
+
+/* The content part of an input's fingerprint: the FNV-1a hash of a fixed
+ * sample of its `size` bytes, MK_CHECKPOINT_SAMPLES blocks of
+ * MK_CHECKPOINT_SAMPLE bytes (the first, the last and the others spread
+ * evenly between; the whole file when it is no larger), so that its cost
+ * does not grow with the data. A change that keeps the size and the
+ * modification time is caught when it touches a sampled block, and a file
+ * of at most 512 KiB is sampled whole. MK_EIO naming the file when it
+ * cannot be read. */
+#define MK_CHECKPOINT_SAMPLES 8
+#define MK_CHECKPOINT_SAMPLE 65536
+mk_err mk_checkpoint_sample(const char *file, int64_t size, uint64_t *hash);
 
 /* Frees what mk_checkpoint_read allocated; ck may be zeroed. */
 void mk_checkpoint_free(mk_checkpoint *ck);

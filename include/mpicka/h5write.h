@@ -10,6 +10,8 @@
 #define MPICKA_H5WRITE_H
 
 #include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "mpicka/error.h"
 
@@ -34,6 +36,11 @@ mk_err mk_h5w_open_sealed(const char *path, const char *seal, hid_t *fid, const 
 /* Close it and write it to path, flushed to disk (fsync); the first error
  * of the sequence, or of writing. On failure path is removed. */
 mk_err mk_h5w_finish(mk_h5w *h);
+
+/* FNV-1a, the seal's hash, over n bytes from state h (MK_H5W_FNV_START at
+ * first): chained over pieces it gives the hash of their concatenation. */
+#define MK_H5W_FNV_START 0xcbf29ce484222325ULL
+uint64_t mk_h5w_fnv(uint64_t h, const void *b, size_t n);
 
 /* Records a failed HDF5 status (negative) as h's first error, naming what
  * was written; later calls keep the first. */

@@ -48,9 +48,12 @@ typedef struct {
  * taken), and check each dataset: numeric, at least one dimension (a 1-D
  * dataset is one feature), no zero-sized feature dimension, the same n in
  * every layer of a shard, and the same layers, trailing shapes and types in
- * every shard. With cfg->check_ids, the IDs dataset (1-D, one integer or
- * string per example) is checked in every shard when the first has it.
- * Errors name the file (the shard) and the dataset. */
+ * every shard. With cfg->check_ids, the IDs dataset (1-D, one integer of at
+ * most 64 bits or string per example) is checked in every shard when the
+ * first has it. Files named "-K-of-W" must make whole sets (none missing,
+ * twice or past W, one W per set), and no file may be given twice, under
+ * any spelling (same device and inode), in one model: MK_EINPUT naming
+ * the input. Errors name the file (the shard) and the dataset. */
 mk_err mk_model_inspect(const mk_model_cfg *cfg, mk_model *model);
 void mk_model_free(mk_model *model);
 

@@ -15,23 +15,36 @@
 
 /* ---- checkpoints ---- */
 
+/* One input: its path, then its size, modification time and sampled
+ * content on a line of their own, which explain_difference reads back. Not
+ * its change time: a hard link, a chmod, a rename or `cp -p` of the same
+ * bytes changes it and not the data, and a resume there is right. */
+static mk_err fingerprint_file(FILE *f, const char *file)
+{
+    struct stat st;
+    uint64_t hash = 0;
+    int known = stat(file, &st) == 0;
+    if (known && S_ISREG(st.st_mode)) /* a pipe would block the read: inspection refuses it */
+        MK_TRY(mk_checkpoint_sample(file, (int64_t)st.st_size, &hash));
+    fprintf(f, "file %s\n  size %lld, modified %lld.%09ld, content %016llx\n", file,
+            known ? (long long)st.st_size : -1LL, known ? (long long)st.st_mtim.tv_sec : -1LL,
+            known ? st.st_mtim.tv_nsec : 0L, (unsigned long long)hash);
+    return MK_OK;
+}
 
-
+/* Every file the model's data comes from: shards, and the files behind
+ * external links, virtual datasets and external storage. */
 static mk_err fingerprint_model(FILE *f, const mk_model *model)
 {
     char **files;
     int count;
+    mk_err err = MK_OK;
     MK_TRY(mk_model_files(model, &files, &count));
-    for (int i = 0; i < count; i++) {
-        struct stat st;
-        int known = stat(files[i], &st) == 0;
-        fprintf(f, "file %s, %lld bytes, modified %lld.%09ld\n", files[i], known ? (long long)st.st_size : -1LL,
-                known ? (long long)st.st_mtim.tv_sec : -1LL, known ? st.st_mtim.tv_nsec : 0L);
-    }
+    for (int i = 0; i < count && !err; i++) err = fingerprint_file(f, files[i]);
     mk_model_files_free(files, count);
     for (int l = 0; l < model->nlayers; l++)
         fprintf(f, "  %s %s %s\n", model->layers[l].path, model->layers[l].shape, model->layers[l].dtype);
-    return MK_OK;
+    return err;
 }
 
 /* What shapes the sums: a checkpoint from anything else must not be resumed. */
@@ -65,16 +78,50 @@ static char *checkpoint_path(const run_ctx *c)
     return path;
 }
 
-/* The first line where two fingerprints differ, for the message. */
-static void first_difference(const char *a, const char *b, char *out, size_t len)
+/* An input's line "  size S, modified T, content H": what changed, or 0
+ * when the lines are not both of that form. */
+static int describe_change(const char *now, const char *then, char *out, size_t len)
 {
-    while (*a && *a == *b) {
-        const char *na = strchr(a, '\n'), *nb = strchr(b, '\n');
-        if (!na || !nb || na - a != nb - b || strncmp(a, b, (size_t)(na - a))) break;
-        a = na + 1;
-        b = nb + 1;
+    long long size[2], sec[2];
+    long nsec[2];
+    char hash[2][24];
+    const char *line[2] = {now, then};
+    for (int i = 0; i < 2; i++)
+        if (sscanf(line[i], "  size %lld, modified %lld.%ld, content %20[0-9a-f]", &size[i], &sec[i], &nsec[i],
+                   hash[i]) != 4) return 0;
+    int off = 0;
+    if (size[0] != size[1])
+        off += snprintf(out + off, len - (size_t)off, "its size (%lld bytes then, %lld now)", size[1], size[0]);
+    if (sec[0] != sec[1] || nsec[0] != nsec[1])
+        off += snprintf(out + off, len - (size_t)off, "%sits modification time", off ? ", " : "");
+    if (strcmp(hash[0], hash[1]))
+        snprintf(out + off, len - (size_t)off, "%sits content (a sampled block of its bytes differs%s)", off ? ", " : "",
+                 off ? "" : ", though its size and modification time are the same");
+    return 1;
+}
+
+/* Why the checkpoint's fingerprint `then` is not this run's `now`: which
+ * input changed and how, else the first line that differs. */
+static void explain_difference(const char *now, const char *then, char *out, size_t len)
+{
+    const char *file = NULL; /* the last "file PATH" line before the difference */
+    if (strstr(then, "\nfile ") && !strstr(then, ", content ")) {
+        snprintf(out, len, "it was written by an older mpicka, which did not record its inputs' content");
+        return;
     }
-    snprintf(out, len, "it has '%.*s', this run '%.*s'", (int)strcspn(b, "\n"), b, (int)strcspn(a, "\n"), a);
+    while (*now && *now == *then) {
+        const char *na = strchr(now, '\n'), *nb = strchr(then, '\n');
+        if (!na || !nb || na - now != nb - then || strncmp(now, then, (size_t)(na - now))) break;
+        if (!strncmp(now, "file ", 5)) file = now + 5;
+        now = na + 1;
+        then = nb + 1;
+    }
+    char what[512];
+    if (file && describe_change(now, then, what, sizeof what))
+        snprintf(out, len, "input '%.*s' has changed since the checkpoint: %s", (int)strcspn(file, "\n"), file, what);
+    else
+        snprintf(out, len, "it has '%.*s', this run '%.*s'", (int)strcspn(then, "\n"), then, (int)strcspn(now, "\n"),
+                 now);
 }
 
 mk_err mk__load_checkpoint(run_ctx *c)
@@ -98,7 +145,7 @@ mk_err mk__load_checkpoint(run_ctx *c)
     }
     if (!err && strcmp(ck.fingerprint, c->fingerprint)) {
         char diff[1024];
-        first_difference(c->fingerprint, ck.fingerprint, diff, sizeof diff);
+        explain_difference(c->fingerprint, ck.fingerprint, diff, sizeof diff);
         err = mk_fail(MK_ECONFIG, "%s was made by another configuration or other inputs (%s); rerun with --restart "
                       "(or --force) to discard it", path, diff);
     }

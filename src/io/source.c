@@ -372,6 +372,15 @@ static void reclaim_strings(hid_t mtype, int64_t k, void *buf)
     H5Sclose(mem);
 }
 
+/* An integer ID as text, exactly: unsigned types are read as uint64 (an
+ * int64 would clip every ID above 2^63 - 1 to the same value), signed ones
+ * as int64 (inspection refuses integers wider than 64 bits). */
+static void id_text(const void *buf, int64_t r, int is_unsigned, char *out, size_t len)
+{
+    if (is_unsigned) snprintf(out, len, "%llu", (unsigned long long)((const uint64_t *)buf)[r]);
+    else snprintf(out, len, "%lld", (long long)((const int64_t *)buf)[r]);
+}
+
 /* IDs i0.. of k rows of one shard, whatever the stored type. */
 static mk_err read_ids_part(shard *sh, const char *file, const char *name, const int64_t *rows, int64_t k,
                             int64_t base, mk_ids *ids, int64_t i0)
@@ -380,15 +389,17 @@ static mk_err read_ids_part(shard *sh, const char *file, const char *name, const
     hid_t ftype = H5Dget_type(sh->ids);
     int is_str = H5Tget_class(ftype) == H5T_STRING, vlen = is_str && H5Tis_variable_str(ftype) > 0;
     size_t width = is_str && !vlen ? H5Tget_size(ftype) + 1 : vlen ? sizeof(char *) : sizeof(int64_t);
+    int is_unsigned = !is_str && H5Tget_sign(ftype) == H5T_SGN_NONE;
     hid_t mtype = is_str ? ids_string_type(ftype, vlen, width) : -1;
+    hid_t itype = is_unsigned ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
     char *buf = mk_malloc((size_t)k * width, "sample IDs", &err);
-    if (!err && mk__h5_read_rows(sh->ids, sh->ids_space, is_str ? mtype : H5T_NATIVE_INT64, rows, k, base, 1, buf) < 0)
+    if (!err && mk__h5_read_rows(sh->ids, sh->ids_space, is_str ? mtype : itype, rows, k, base, 1, buf) < 0)
         err = mk_fail(MK_EIO, "%s: cannot read examples %lld..%lld of the sample-ID dataset '%s' (damaged file?)", file,
                       (long long)(rows[0] - base), (long long)(rows[k - 1] - base), name);
     for (int64_t r = 0; r < k && !err; r++) {
         char num[32];
         const char *s = num;
-        if (!is_str) snprintf(num, sizeof num, "%lld", (long long)((int64_t *)(void *)buf)[r]);
+        if (!is_str) id_text(buf, r, is_unsigned, num, sizeof num);
         else s = vlen ? ((char **)(void *)buf)[r] : buf + (size_t)r * width;
         err = ids_put(ids, i0 + r, s ? s : "", s ? strlen(s) : 0);
     }

@@ -17,10 +17,10 @@ void mk_h5w_check(mk_h5w *h, herr_t status, const char *what)
 
 /* FNV-1a: each step is a bijection of the state, so any change of one byte
  * changes the hash. */
-static uint64_t fnv(const unsigned char *b, size_t n)
+uint64_t mk_h5w_fnv(uint64_t h, const void *b, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    const unsigned char *p = b;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
     return h;
 }
 
@@ -29,7 +29,7 @@ static void write_seal(const char *magic, unsigned char *image, size_t len)
 {
     memset(image, 0, MK_SEAL_BYTES);
     snprintf((char *)image, MK_SEAL_BYTES, "%s\n%zu %016llx\n", magic, len,
-             (unsigned long long)fnv(image + MK_SEAL_BYTES, len - MK_SEAL_BYTES));
+             (unsigned long long)mk_h5w_fnv(MK_H5W_FNV_START, image + MK_SEAL_BYTES, len - MK_SEAL_BYTES));
 }
 
 mk_err mk_h5w_create(mk_h5w *h, const char *path, const char *seal)
@@ -69,7 +69,7 @@ static int seal_holds(const char *magic, const unsigned char *image, size_t len)
     char expect[MK_SEAL_BYTES];
     if (len <= MK_SEAL_BYTES) return 0;
     snprintf(expect, sizeof expect, "%s\n%zu %016llx\n", magic, len,
-             (unsigned long long)fnv(image + MK_SEAL_BYTES, len - MK_SEAL_BYTES));
+             (unsigned long long)mk_h5w_fnv(MK_H5W_FNV_START, image + MK_SEAL_BYTES, len - MK_SEAL_BYTES));
     return !memcmp(image, expect, strlen(expect) + 1);
 }
 
