@@ -124,7 +124,7 @@ def test_mpicka_compares_the_uint64_ids_written(mpicka, tmp_path):
         want = minibatch_cka([fx["0"][()], fy["0"][()]], 16)[0, 1]
     np.testing.assert_allclose(load(tmp_path / "same" / "cka.h5").cka, [[want]], rtol=0, atol=1e-9)
     other = ids.copy()
-    other[5] += 1
+    other[5] += np.uint64(1)  # a Python 1 would make the sum a float64 (NumPy 1.x), rounded back to 2**63
     p = run_pair(mpicka, tmp_path, x, export_with_ids(tmp_path, "z.h5", other), "differ")
     assert p.returncode == 3, p.stderr
     assert str(BIG + 5) in p.stderr and str(BIG + 6) in p.stderr, p.stderr
