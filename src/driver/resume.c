@@ -184,10 +184,25 @@ void mk__catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* caught during MPI's or HDF5's calls, it must not fail them */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Collective, during start-up: a signal any rank caught stops every rank
+ * now, when no batch of this run has been computed, so there is nothing new
+ * to keep (a checkpoint resumed from stays as it was). */
+mk_err mk__stop_before_batches(run_ctx *c)
+{
+    int sig = stop_signal, any;
+    MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, c->comm);
+    if (!any) return MK_OK;
+    return mk_fail(MK_ESTOPPED, "stopped by signal %d while starting, before any batch was computed: there was no "
+                   "work to keep%s; run the same command again to %s", any,
+                   c->saved.count ? " beyond the checkpoint resumed from, which is kept as it was" : " (no checkpoint)",
+                   c->saved.count ? "resume" : "start");
 }
 
 /* Collective, after each step: stop on a signal any rank received, or save a
