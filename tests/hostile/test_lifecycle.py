@@ -107,24 +107,16 @@ def test_fifo_as_the_config_of_check(work):
     assert got == 4 and "cannot read config 'f.yaml': it is a FIFO" in out, out
 
 
-def test_fifo_as_an_earlier_result(work):
+@pytest.mark.parametrize("name,status,what", [("cka.h5", 2, "the result"), ("checkpoint.h5", 3, "checkpoint")])
+def test_fifo_in_the_output_folder(work, name, status, what):
+    """run reads an earlier cka.h5 (to compare configs) and a checkpoint."""
     (work / "out").mkdir()
-    os.mkfifo(work / "out" / "cka.h5")
+    os.mkfifo(work / "out" / name)
     write_config(work / "c.yaml", config())
     got, out = bounded(["run", "c.yaml", "--quiet"], work, 2)
-    assert got == 2 and "cannot read the result 'out/cka.h5': it is a FIFO" in out, out
+    assert got == status and f"cannot read {what} 'out/{name}': it is a FIFO" in out, out
     one_message(out)
-    assert listing(work / "out") == ["cka.h5"]
-
-
-def test_fifo_as_the_checkpoint(work):
-    (work / "out").mkdir()
-    os.mkfifo(work / "out" / "checkpoint.h5")
-    write_config(work / "c.yaml", config())
-    got, out = bounded(["run", "c.yaml", "--quiet"], work, 2)
-    assert got == 3 and "cannot read checkpoint 'out/checkpoint.h5': it is a FIFO" in out, out
-    one_message(out)
-    assert listing(work / "out") == ["checkpoint.h5"]
+    assert listing(work / "out") == [name]
 
 
 @pytest.mark.parametrize("cmd", [["show", "f.h5"], ["plot", "f.h5", "-o", "f.png"]])
