@@ -28,8 +28,8 @@ typedef struct {
     int64_t segments;
 } mk_result;
 
-/* The output folder of a run, held by rank 0 from before any work until the
- * process ends. */
+/* The output folder of a run, held by rank 0 from before any work until
+ * mk_output_release (or the process's end, however it ends). */
 typedef struct {
     int lock;        /* the descriptor holding the lock on DIR/.mpicka.lock, or -1 */
     char **created;  /* the folders made now (parents first), removed again by a failed run */
@@ -43,8 +43,10 @@ typedef struct {
  * on failure, for mk_output_release. */
 mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od);
 
-/* Drop the lock; after a failure, also remove every folder made now that is
- * empty (the lock file of a folder made now goes first). */
+/* Remove the lock file and drop the lock (in that order, so that a run
+ * waiting on the old file sees it gone and locks a new one), whether the
+ * run succeeded or failed; after a failure, also remove every folder made
+ * now that is empty. */
 void mk_output_release(mk_outdir *od, const char *dir, int failed);
 
 /* Writes OUTPUT/cka.h5 and OUTPUT/cka.csv (docs/output.md) from res, each

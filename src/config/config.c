@@ -10,12 +10,14 @@
 #include <math.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "config_impl.h"
 #include "mpicka/plan.h"
+#include "mpicka/plot.h"
 #include "mpicka/text.h"
 
 /* ---------------------------------------------------------- key table --- */
@@ -558,10 +560,23 @@ static mk_err check_models(const ctx *c)
     return MK_OK;
 }
 
+/* The heatmap's format is its extension: refused now, as plot -o refuses
+ * it, rather than a file named .jpg written as a PNG at the end of a run. */
+static mk_err check_plot_file(const ctx *c)
+{
+    const mk_config *cfg = c->cfg;
+    if (!cfg->plot.enabled || mk_plot_check_extension(cfg->plot.file) == MK_OK) return MK_OK;
+    char msg[512];
+    snprintf(msg, sizeof msg, "'plot.file' is '%.300s': the heatmap's format is its extension, one of .png, .svg "
+             "or .pdf", cfg->plot.file);
+    return key_fail(c, "plot.file", msg);
+}
+
 static mk_err check_combinations(const ctx *c)
 {
     const mk_config *cfg = c->cfg;
     MK_TRY(check_models(c));
+    MK_TRY(check_plot_file(c));
     if (cfg->jackknife == 1)
         return key_fail(c, "jackknife", "'jackknife' is 0 (no standard errors) or at least 2 groups");
     if (cfg->estimator != MK_EST_EXACT) return MK_OK;

@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config_impl.h"
+#include "mpicka/file.h"
 
 #define MK_CONFIG_MAX ((size_t)16 << 20) /* a config is a page of text, not data */
 #define MK_DEPTH_MAX 32                   /* the schema nests 2 deep; this stops runaways */
@@ -392,17 +393,16 @@ mk_err mk_read_text_file(const char *path, char **text, size_t *len)
 {
     *text = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mk_fail(MK_EIO, "cannot read config '%s': %s", path, strerror(errno));
-    struct stat st;
+    int fd;
+    MK_TRY(mk_open_regular(path, "config", MK_EIO, &fd)); /* a FIFO would block, a folder read as empty */
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return mk_fail(MK_EIO, "cannot read config '%s': %s", path, strerror(errno));
+    }
     char *buf = NULL;
     size_t n = 0;
-    mk_err err = MK_OK;
-    if (fstat(fileno(f), &st) != 0)
-        err = mk_fail(MK_EIO, "cannot read config '%s': %s", path, strerror(errno));
-    else if (S_ISDIR(st.st_mode)) /* fopen() opens folders; say why reading one fails */
-        err = mk_fail(MK_EIO, "cannot read config '%s': %s", path, strerror(EISDIR));
-    if (!err) err = read_all(f, path, &buf, &n);
+    mk_err err = read_all(f, path, &buf, &n);
     fclose(f);
     if (!err) err = check_text(path, buf, n);
     if (err) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "mpicka/checkpoint.h"
+#include "mpicka/file.h"
 #include "mpicka/log.h"
 #include "mpicka/ckafile.h"
 
@@ -134,6 +135,13 @@ mk_err mk__load_checkpoint(run_ctx *c)
         free(path);
         return mk_todo_all(&c->plan, &c->todo);
     }
+    if (mk_check_regular(path, "checkpoint", MK_EINPUT) != MK_OK) { /* before any read: a FIFO blocks */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", mk_errmsg());
+        err = mk_fail(MK_EINPUT, "%s; remove it (--restart removes only a file)", why);
+        free(path);
+        return err;
+    }
     mk_checkpoint ck;
     err = mk_checkpoint_read(path, &ck);
     if (!err && strcmp(ck.fingerprint, c->fingerprint) && c->force) {
@@ -223,10 +231,25 @@ void mk__catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* caught during MPI's or HDF5's calls, it must not fail them */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Collective, during start-up: a signal any rank caught stops every rank
+ * now, when no batch of this run has been computed, so there is nothing new
+ * to keep (a checkpoint resumed from stays as it was). */
+mk_err mk__stop_before_batches(run_ctx *c)
+{
+    int sig = stop_signal, any;
+    MPI_Allreduce(&sig, &any, 1, MPI_INT, MPI_MAX, c->comm);
+    if (!any) return MK_OK;
+    return mk_fail(MK_ESTOPPED, "stopped by signal %d while starting, before any batch was computed: there was no "
+                   "work to keep%s; run the same command again to %s", any,
+                   c->saved.count ? " beyond the checkpoint resumed from, which is kept as it was" : " (no checkpoint)",
+                   c->saved.count ? "resume" : "start");
 }
 
 /* Collective, after each step: stop on a signal any rank received, or save a
@@ -261,10 +284,13 @@ mk_err mk__check_old_results(const run_ctx *c)
     mk_err err = MK_OK;
     if (!c->force && access(path, F_OK) == 0) {
         mk_ckafile old;
-        const char *config = mk_ckafile_read(path, &old) == MK_OK ? mk_ckafile_text(&old, "config") : NULL;
+        char why[1024];
+        mk_err read = mk_ckafile_read(path, &old);
+        const char *config = read == MK_OK ? mk_ckafile_text(&old, "config") : NULL;
+        snprintf(why, sizeof why, "%s", read ? mk_errmsg() : "it stores none"); /* a FIFO, a folder, not HDF5 */
         if (!config)
-            err = mk_fail(MK_ECONFIG, "output folder '%s' holds a cka.h5 whose configuration cannot be read; choose "
-                          "another output folder, or pass --force to overwrite it", c->cfg.output);
+            err = mk_fail(MK_ECONFIG, "output folder '%s' holds a cka.h5 whose configuration cannot be read (%s); "
+                          "choose another output folder, or pass --force to overwrite it", c->cfg.output, why);
         else if (mk_config_first_difference(config, c->cfg.resolved, a, b, sizeof a))
             err = mk_fail(MK_ECONFIG, "output folder '%s' holds the results of another configuration (it has '%s', "
                           "this run '%s'); choose another output folder, or pass --force to overwrite them",

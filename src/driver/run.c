@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <mpi.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,9 +401,11 @@ static void set_threads(run_ctx *c)
 static mk_err run(run_ctx *c, const run_args *a)
 {
     batch_mem b = {0};
-    mk_err err = load_config(c, a);
+    mk_err err = mk__stop_before_batches(c);
+    if (!err) err = load_config(c, a);
     if (!err) set_threads(c);
     if (!err) err = setup(c);
+    if (!err) err = mk__stop_before_batches(c);
     if (!err) err = mk__compute(c, &b);
     if (!err) err = reduce_and_write(c, &b);
     mk__free_mem(c, &b);
@@ -424,10 +425,7 @@ mk_err mk_run_main(int argc, char **argv)
     c.restart = a.restart;
     c.force = a.force;
     if (!err && a.help && c.rank == 0) usage(stdout);
-    if (!err && !a.help) {
-        mk__catch_signals();
-        err = run(&c, &a);
-    }
+    if (!err && !a.help) err = run(&c, &a); /* the signal handlers are main's first act */
     mk_error_report(err);
     if (err && c.rank == 0 && c.outdir.ncreated && (err == MK_EDATA || err == MK_EINPUT))
         mk__drop_checkpoint(&c); /* of data that must change anyway, in a folder made now */

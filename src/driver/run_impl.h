@@ -86,11 +86,16 @@ mk_err mk__bcast_bytes(MPI_Comm comm, char **buf, int64_t *len);
  * config and every input file; a checkpoint of the same fingerprint is
  * resumed, another refused unless --restart. Between steps, a due
  * checkpoint or a caught signal (SIGTERM, SIGINT, SIGUSR1) writes one;
- * a signal then stops the run with MK_ESTOPPED on every rank. */
+ * a signal then stops the run with MK_ESTOPPED on every rank; during
+ * start-up, mk__stop_before_batches stops it so, with nothing to write.
+ * main installs the handlers first of all, before MPI_Init: a signal that
+ * comes earlier than its handler kills the rank and leaves the others
+ * waiting. */
 mk_err mk__make_fingerprint(run_ctx *c);
 mk_err mk__load_checkpoint(run_ctx *c);
 mk_err mk__gather(run_ctx *c, batch_mem *b, mk_accum **merged);
 void mk__catch_signals(void);
+mk_err mk__stop_before_batches(run_ctx *c);
 mk_err mk__between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t done_before, int64_t done_now);
 mk_err mk__check_old_results(const run_ctx *c);
 void mk__drop_checkpoint(const run_ctx *c);

@@ -78,6 +78,19 @@ static mk_err check_not_input(const mk_config *cfg, const mk_model *model)
     return MK_OK;
 }
 
+/* When the sums take most of the memory, batch size and layer widths are not
+ * the cause: the permutations and jackknife groups multiply the pair sums. */
+static mk_err sums_fail(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, const mk_job_memory *mem,
+                        double have)
+{
+    double gib = 1073741824.0, pairs = (double)mk_lineup_rows(lu) * mk_lineup_cols(lu);
+    return mk_fail(MK_EINPUT, "a rank would need about %.1f GiB but this machine has %.1f GiB: the sums take %.1f "
+                   "GiB, a copy of the %.0f layer pairs' sums per permutation (permutations: %lld) and per jackknife "
+                   "group (%lld), in each of the accumulator tree's levels; lower permutations or jackknife, or "
+                   "compare fewer layers", (mem->total + MK_LIBRARY_BYTES) / gib, have / gib, mem->sums / gib, pairs,
+                   (long long)cfg->permutations, (long long)mk_job_jackknife_groups(cfg, plan));
+}
+
 /* A rank that cannot hold its buffers should say so before reading anything. */
 static mk_err check_memory(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
 {
@@ -92,6 +105,7 @@ static mk_err check_memory(const mk_config *cfg, const mk_lineup *lu, const mk_p
                        (mem.total + MK_LIBRARY_BYTES) / gib, have / gib, (long long)mk_lineup_features(lu),
                        lu->models[0].file, lu->nmodels > 1 ? " and the other models" : "", mem.grams / gib,
                        mem.sums / gib);
+    if (mem.sums >= mem.blocks + mem.grams + mem.stacked + mem.caches) return sums_fail(cfg, lu, plan, &mem, have);
     int at = 0;
     const mk_layer *wide = mk_lineup_widest(lu, &at);
     const mk_model *owner = &lu->models[at];

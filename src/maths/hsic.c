@@ -1,5 +1,6 @@
 #include "mpicka/hsic.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,11 @@ double mk_safe_scale(double amax, int64_t p, mk_precision prec)
     if (!(amax > 0.0) || !isfinite(amax)) return 1.0;
     double e = 0.5 * log2((double)p) + log2(amax); /* log2 of sqrt(p * amax^2), which neither overflows nor underflows */
     if (e >= 0.5 * log2(lo) && e <= 0.5 * log2(hi)) return 1.0;
-    return ldexp(1.0, -(int)lround(e));
+    /* Subnormal float64 values (below 2^-1022) would want a power of two past
+     * the largest double (2^1023): infinite. 2^1023 already brings them to
+     * about 2^-7 at least, well inside the window; below the cap, unchanged. */
+    long up = -lround(e);
+    return ldexp(1.0, up > DBL_MAX_EXP - 1 ? DBL_MAX_EXP - 1 : (int)up);
 }
 
 int mk_block_overflows(double amax, int64_t p, mk_precision prec)

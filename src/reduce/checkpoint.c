@@ -112,9 +112,12 @@ static mk_err damaged(const char *path, const char *what)
     return mk_fail(MK_EINPUT, "checkpoint '%s' is damaged (%s); rerun with --restart to discard it", path, what);
 }
 
-/* A whole dataset of `rows` by `cols`, rows read from the file. */
-static mk_err get(hid_t fid, const char *path, const char *name, hid_t mtype, int64_t cols, int64_t *rows,
-                  void **data)
+/* A whole dataset of `rows` by `cols` and of rank `want` (1: cols is 1),
+ * rows read from the file. The rank must match: a 1-D dataset where 2-D
+ * ones are written has no second extent, and read whole into rows x 0
+ * values it would overrun the buffer. */
+static mk_err get(hid_t fid, const char *path, const char *name, hid_t mtype, int want, int64_t cols,
+                  int64_t *rows, void **data)
 {
     hid_t dset = H5Dopen2(fid, name, H5P_DEFAULT);
     if (dset < 0) return damaged(path, name);
@@ -122,7 +125,7 @@ static mk_err get(hid_t fid, const char *path, const char *name, hid_t mtype, in
     hsize_t dims[2] = {0, 0};
     int rank = H5Sget_simple_extent_dims(space, dims, NULL);
     mk_err err = MK_OK;
-    if (rank < 1 || rank > 2 || (rank == 2 && (int64_t)dims[1] != cols)) err = damaged(path, name);
+    if (rank != want || (rank == 2 && (int64_t)dims[1] != cols)) err = damaged(path, name);
     if (dims[0] > ((hsize_t)1 << 40) || dims[1] > ((hsize_t)1 << 40) || (double)dims[0] * (double)cols > 1e12)
         err = damaged(path, name);
     *rows = (int64_t)dims[0];
@@ -174,12 +177,12 @@ static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
     void *todo = NULL;
     MK_TRY(get_fingerprint(fid, path, &ck->fingerprint));
     MK_TRY(get_time(fid, path, ck));
-    MK_TRY(get(fid, path, "todo", H5T_NATIVE_INT64, 2, &spans, &todo));
+    MK_TRY(get(fid, path, "todo", H5T_NATIVE_INT64, 2, 2, &spans, &todo));
     ck->todo.spans = todo;
     ck->todo.count = (int)spans;
     if (spans > INT32_MAX) return damaged(path, "todo");
-    MK_TRY(get(fid, path, "level", H5T_NATIVE_INT64, 1, &levels, (void **)&ck->nodes.level));
-    MK_TRY(get(fid, path, "start", H5T_NATIVE_INT64, 1, &starts, (void **)&ck->nodes.start));
+    MK_TRY(get(fid, path, "level", H5T_NATIVE_INT64, 1, 1, &levels, (void **)&ck->nodes.level));
+    MK_TRY(get(fid, path, "start", H5T_NATIVE_INT64, 1, 1, &starts, (void **)&ck->nodes.start));
     hid_t dset = H5Dopen2(fid, "sums", H5P_DEFAULT);
     if (dset < 0) return damaged(path, "sums");
     hid_t space = H5Dget_space(dset);
@@ -187,7 +190,7 @@ static mk_err read_all(hid_t fid, const char *path, mk_checkpoint *ck)
     H5Sget_simple_extent_dims(space, dims, NULL);
     H5Sclose(space);
     H5Dclose(dset);
-    MK_TRY(get(fid, path, "sums", H5T_NATIVE_DOUBLE, (int64_t)dims[1], &sums, (void **)&ck->nodes.sums));
+    MK_TRY(get(fid, path, "sums", H5T_NATIVE_DOUBLE, 2, (int64_t)dims[1], &sums, (void **)&ck->nodes.sums));
     if (levels != starts || sums != levels) return damaged(path, "node counts");
     ck->nodes.count = levels;
     ck->nodes.len = (int64_t)dims[1];

@@ -1,11 +1,14 @@
 #include "mpicka/h5write.h"
 
+#include "mpicka/file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void mk_h5w_check(mk_h5w *h, herr_t status, const char *what)
@@ -47,20 +50,36 @@ mk_err mk_h5w_create(mk_h5w *h, const char *path, const char *seal)
     return h->fid < 0 ? mk_fail(MK_EIO, "%s: cannot create it in memory", path) : MK_OK;
 }
 
-/* The whole file, at most `limit` bytes; NULL (and errno) when unreadable. */
+/* len bytes of fd into buf, through short reads; false when it ends early. */
+static int read_all(int fd, unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = read(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 1;
+}
+
+/* The whole file; NULL when unreadable. Only a regular file: a folder's
+ * "size" is a hash offset (2^63 - 1 on ext4) and a FIFO never ends. */
 static unsigned char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    int fd;
+    struct stat st;
     unsigned char *buf = NULL;
-    long size = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size > 0 && fseek(f, 0, SEEK_SET) == 0) buf = malloc((size_t)size);
-    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+    *len = 0;
+    if (mk_open_regular(path, "a sealed file", MK_EINPUT, &fd) != MK_OK) return NULL;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2)
+        buf = malloc((size_t)st.st_size);
+    if (buf && !read_all(fd, buf, (size_t)st.st_size)) {
         free(buf);
         buf = NULL;
     }
-    if (f) fclose(f);
-    *len = size > 0 ? (size_t)size : 0;
+    close(fd);
+    *len = buf ? (size_t)st.st_size : 0;
     return buf;
 }
 

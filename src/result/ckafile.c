@@ -1,6 +1,8 @@
 /* Reading cka.h5 back (format in docs/output.md; contract in ckafile.h). */
 #include "mpicka/ckafile.h"
 
+#include "mpicka/file.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
@@ -489,6 +491,7 @@ static mk_err read_models(hid_t fid, const char *path, mk_ckafile *f)
 static mk_err open_file(const char *path, hid_t *fid)
 {
     if (access(path, R_OK) != 0) return mk_fail(MK_EINPUT, "cannot open '%s': %s", path, strerror(errno));
+    MK_TRY(mk_check_regular(path, "the result", MK_EINPUT)); /* HDF5 would wait forever on a FIFO */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages name the file */
     if (H5Fis_hdf5(path) <= 0)
         return mk_fail(MK_EINPUT, "'%s' is not an HDF5 file (expected a cka.h5 written by mpicka run)", path);

@@ -57,20 +57,47 @@ static void lock_holder(int fd, char *who, size_t size)
     if (!*who) snprintf(who, size, "unknown");
 }
 
+/* Whether fd is still the file that path names. A run that ends unlinks the
+ * lock file before it lets go, so a lock taken meanwhile on the old, unlinked
+ * file guards nothing: the taker must try again on the file the path names. */
+static int still_named(int fd, const char *path)
+{
+    struct stat held, named;
+    return fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev &&
+           held.st_ino == named.st_ino;
+}
+
+/* Opens and locks path into od->lock; on refusal od->lock is closed (-1), so
+ * that mk_output_release never removes the lock file of another run. */
+static mk_err take_lock(mk_outdir *od, const char *dir, const char *path)
+{
+    char who[256];
+    for (int tries = 0; tries < 100; tries++) {
+        od->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (od->lock < 0) return mk_fail(MK_EIO, "cannot create the lock '%s': %s", path, strerror(errno));
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(od->lock, F_SETLK, &fl) != 0) {
+            lock_holder(od->lock, who, sizeof who);
+            close(od->lock);
+            od->lock = -1;
+            return mk_fail(MK_ECONFIG, "output folder '%s' is in use by another mpicka run (%s, per %s); wait for "
+                           "it to end or choose another output folder", dir, who, path);
+        }
+        if (still_named(od->lock, path)) return MK_OK;
+        close(od->lock); /* the run that held it has just ended: lock the new file */
+        od->lock = -1;
+    }
+    return mk_fail(MK_EIO, "cannot take the lock '%s': it is replaced again and again", path);
+}
+
 /* One run per output folder: a POSIX record lock on OUTPUT/.mpicka.lock,
- * which the system drops when the process ends, however it ends. */
+ * which the system drops when the process ends, however it ends (a lock file
+ * left by a killed run is taken over); a run that ends removes it. */
 static mk_err lock_folder(mk_outdir *od, const char *dir)
 {
     char path[4200], who[256];
     snprintf(path, sizeof path, "%s/.mpicka.lock", dir);
-    od->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (od->lock < 0) return mk_fail(MK_EIO, "cannot create the lock '%s': %s", path, strerror(errno));
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(od->lock, F_SETLK, &fl) != 0) {
-        lock_holder(od->lock, who, sizeof who);
-        return mk_fail(MK_ECONFIG, "output folder '%s' is in use by another mpicka run (%s, per %s); wait for it to "
-                       "end or choose another output folder", dir, who, path);
-    }
+    MK_TRY(take_lock(od, dir, path));
     char host[128] = "?";
     gethostname(host, sizeof host - 1);
     int len = snprintf(who, sizeof who, "host %s, process %ld\n", host, (long)getpid());
@@ -121,12 +148,12 @@ mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od)
 
 void mk_output_release(mk_outdir *od, const char *dir, int failed)
 {
-    if (failed && od->lock >= 0) { /* the lock file first: a folder made now must be empty to go */
+    if (od->lock >= 0) { /* unlinked while still held: see still_named */
         char path[4200];
         snprintf(path, sizeof path, "%s/.mpicka.lock", dir);
-        if (od->ncreated) unlink(path);
+        unlink(path);
+        close(od->lock);
     }
-    if (od->lock >= 0) close(od->lock);
     for (int i = od->ncreated - 1; i >= 0; i--) {
         if (failed) rmdir(od->created[i]); /* only when empty: never a file of anyone's */
         free(od->created[i]);

@@ -1,0 +1,22 @@
+/* Opening a file mpicka reads as untrusted input: only a regular file.
+ *
+ * A FIFO opened for reading blocks until a writer comes (forever), a folder
+ * or a device reads as nonsense sizes; so every path read (the config, a
+ * cka.h5, a checkpoint, show's and plot's inputs) is checked first, without
+ * blocking, and refused with a message naming it. */
+#ifndef MPICKA_FILE_H
+#define MPICKA_FILE_H
+
+#include "mpicka/error.h"
+
+/* Opens path read-only (close-on-exec, blocking again once open) into *fd.
+ * Fails with code and "cannot read WHAT 'PATH': ..." when it cannot be
+ * opened or is anything but a regular file (a FIFO, a folder, a socket, a
+ * device), naming what it is; *fd is then -1. */
+mk_err mk_open_regular(const char *path, const char *what, mk_err code, int *fd);
+
+/* The same check for a path that a library opens by name (HDF5): opens and
+ * closes it. */
+mk_err mk_check_regular(const char *path, const char *what, mk_err code);
+
+#endif
