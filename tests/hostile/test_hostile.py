@@ -404,7 +404,7 @@ def test_stale_temporary_files_are_removed(work):
     write_config(work / "c.yaml", config().replace("plot: false\n", ""))
     got, out = run(["run", "c.yaml"], work)
     assert got == 0 and "removed 4 temporary file(s)" in out, out
-    assert listing(work / "out") == [".mpicka.lock", "cka.csv", "cka.h5", "cka.png", "keep.tmp.1"]
+    assert listing(work / "out") == ["cka.csv", "cka.h5", "cka.png", "keep.tmp.1"]
 
 
 @pytest.fixture
