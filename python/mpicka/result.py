@@ -1,4 +1,4 @@
-"""Read a ``cka.h5`` written by ``mpicka run`` (README, "Output")::
+"""Read a ``cka.h5`` written by ``mpicka run`` (docs/output.md)::
 
     r = mpicka.result.load("results/run1/cka.h5")
     r.cka                        # float64 (Lx, Ly), named by r.x_layers, r.y_layers

@@ -92,7 +92,7 @@ static const mk_opt run_opts[O_COUNT] = {
 static const mk_cli_cmd run_cmd = {
     "run", "mpirun -np N mpicka run CONFIG [--set KEY=VALUE]...",
     "Computes the minibatch CKA matrix between the layers of two models (or of one model\n"
-    "with itself, or of a list of models) from HDF5 activations; see the README.",
+    "with itself, or of a list of models) from HDF5 activations; see docs/running.md.",
     run_opts, O_COUNT, (const char *const[]){"CONFIG"}, 1};
 
 static void usage(FILE *out)
