@@ -25,6 +25,7 @@ struct mk__chunks {
     int64_t p, ncols;                /* features per row; chunks across them */
     hsize_t *col_off;                /* ncols x rank: each chunk's offset, the row's left 0 */
     int shuffle, shuffle_bit, deflate_bit;
+    int all_written;                 /* the index holds every chunk: one it lacks is damage */
     unsigned char fill[8];           /* one element: unwritten chunks hold it */
     unsigned char *band;             /* ncols inflated chunks */
     int64_t band_at;                 /* the band held, or -1 */
@@ -69,6 +70,18 @@ static int shape_ok(hid_t dset, hid_t dcpl, mk__chunks *c, size_t cap)
     c->ncols = (int64_t)cols;
     c->p = (int64_t)p;
     return 1;
+}
+
+/* Whether the index holds as many chunks as the shape needs: then a chunk
+ * that cannot be found is a damaged index, not a chunk never written. */
+static int every_chunk_written(hid_t dset, const mk__chunks *c)
+{
+    hsize_t need = 1, have = 0;
+    for (int d = 0; d < c->rank; d++) need *= (c->dims[d] + c->chunk[d] - 1) / c->chunk[d];
+    hid_t space = H5Dget_space(dset); /* this HDF5 refuses H5S_ALL here */
+    int all = space >= 0 && H5Dget_num_chunks(dset, space, &have) >= 0 && have >= need;
+    if (space >= 0) H5Sclose(space);
+    return all;
 }
 
 /* The fill value of chunks never written, as HDF5 gives it. */
@@ -146,6 +159,7 @@ mk_err mk__chunks_open(hid_t dset, int in_f32, size_t cap, mk__chunks **out)
     int ok = dcpl >= 0 && type >= 0 && H5Tequal(type, want) > 0 && H5Tequal(native, want) > 0 &&
              filters_ok(dcpl, c) && shape_ok(dset, dcpl, c, cap);
     if (ok) fill_value(dcpl, native, c);
+    if (ok) c->all_written = every_chunk_written(dset, c);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (type >= 0) H5Tclose(type);
     if (ok) c->col_off = mk_malloc((size_t)(c->ncols * c->rank) * sizeof *c->col_off, "chunk offsets", &err);
@@ -251,7 +265,12 @@ static mk_err fetch(mk__chunks *c, int64_t b, int64_t j, stored *s)
     s->bad = 0;
     if (H5Dget_chunk_info_by_coord(c->dset, off, &mask, &addr, &nbytes) < 0)
         return damaged(off, "cannot be found");
+    if ((addr == HADDR_UNDEF || nbytes == 0) && c->all_written)
+        return damaged(off, "is missing from the chunk index (a damaged index)");
     if (addr == HADDR_UNDEF || nbytes == 0) return MK_OK; /* never written: the fill value */
+    /* HDF5 skips only deflate, and only where it would grow the chunk: a
+     * skipped shuffle, or a bit of no filter, is a damaged index entry */
+    if (mask & ~(1u << c->deflate_bit)) return damaged(off, "has filters marked skipped that are never skipped");
     if (nbytes > c->chunk_bytes + c->chunk_bytes / 8 + 4096) /* deflate never grows data that much */
         return damaged(off, "is larger than it can be");
     if (nbytes > s->cap) {
