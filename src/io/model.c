@@ -6,6 +6,7 @@
 #include "h5file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <hdf5.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,18 @@ int mk_natural_cmp(const char *a, const char *b)
     return (*a != 0) - (*b != 0);
 }
 
+/* Whether another process holds file's lock for writing: HDF5 takes a shared
+ * lock to read, an exclusive one to write, and fails the open when it cannot
+ * take its own. */
+static int locked(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return busy;
+}
+
 mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid)
 {
     mk__quiet_hdf5();
@@ -59,6 +73,10 @@ mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid)
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);
     *fid = H5Fopen(file, H5F_ACC_RDONLY, fapl);
     if (*fid >= 0) return MK_OK;
+    if (locked(file))
+        return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s': another process holds it open for writing (HDF5's "
+                       "file locking); wait until it is done, or, if it is no longer written, run with "
+                       "HDF5_USE_FILE_LOCKING=FALSE", file);
     return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
 }
 
