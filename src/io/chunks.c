@@ -80,7 +80,9 @@ static int shape_ok(hid_t dset, hid_t dcpl, mk__chunks *c, size_t cap)
 static int every_chunk_written(hid_t dset, const mk__chunks *c)
 {
     hsize_t need = 1, have = 0;
-    for (int d = 0; d < c->rank; d++) need *= (c->dims[d] + c->chunk[d] - 1) / c->chunk[d];
+    for (int d = 0; d < c->rank; d++) /* saturated: more chunks than that are never all there */
+        if (__builtin_mul_overflow(need, c->dims[d] / c->chunk[d] + (c->dims[d] % c->chunk[d] != 0), &need))
+            return 0;
     hid_t space = H5Dget_space(dset); /* this HDF5 refuses H5S_ALL here */
     int all = space >= 0 && H5Dget_num_chunks(dset, space, &have) >= 0 && have >= need;
     if (space >= 0) H5Sclose(space);
@@ -251,6 +253,15 @@ static mk_err damaged(const hsize_t *off, const char *why)
     return mk_fail(MK_EIO, "the chunk at example %llu %s", (unsigned long long)off[0], why);
 }
 
+/* The read of rows[0..k) - base failed with err: the message names them. */
+static mk_err read_failed(mk_err err, const int64_t *rows, int64_t k, int64_t base, const char *file, const char *path)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", mk_errmsg());
+    return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
+                   (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
+}
+
 /* Where chunk j of band b starts in the dataset. */
 static void chunk_offset(const mk__chunks *c, int64_t b, int64_t j, hsize_t *off)
 {
@@ -380,12 +391,7 @@ mk_err mk__chunks_check(mk__chunks *c, const int64_t *rows, int64_t k, int64_t b
         int64_t b = (rows[i] - base) / (int64_t)c->chunk[0];
         mk_err err = MK_OK;
         for (int64_t j = 0; j < c->ncols && b != c->band_at && !err; j++) err = look_up(c, b, j);
-        if (err) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", mk_errmsg());
-            return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
-                           (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
-        }
+        if (err) return read_failed(err, rows, k, base, file, path);
         c->band_at = b;
     }
     return MK_OK;
@@ -430,12 +436,7 @@ mk_err mk__chunks_read(mk__chunks *c, const int64_t *rows, int64_t k, int64_t ba
     for (int64_t i = 0; i < k; i++) {
         int64_t r = rows[i] - base, b = r / (int64_t)c->chunk[0];
         mk_err err = b == c->band_at ? MK_OK : load_band(c, b);
-        if (err) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", mk_errmsg());
-            return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
-                           (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
-        }
+        if (err) return read_failed(err, rows, k, base, file, path);
         for (int64_t j = 0; j < c->ncols; j++) copy_row(c, j, r - b * (int64_t)c->chunk[0], out + (size_t)(i * c->p) * c->esize);
     }
     return MK_OK;

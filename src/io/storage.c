@@ -93,7 +93,7 @@ static mk_err check_chunks(hid_t dset, hid_t dcpl, const char *file, const char 
     if (space >= 0) H5Sclose(space);
     if (rank < 1 || H5Pget_chunk(dcpl, rank, chunk) != rank) return MK_OK; /* describe() said what is wrong */
     for (int d = 0; d < rank; d++) {
-        hsize_t along = chunk[d] ? (dims[d] + chunk[d] - 1) / chunk[d] : 0;
+        hsize_t along = chunk[d] ? dims[d] / chunk[d] + (dims[d] % chunk[d] != 0) : 0;
         need = along && need > UINT64_MAX / along ? UINT64_MAX : need * along;
     }
     space = H5Dget_space(dset); /* this HDF5 refuses H5S_ALL for the count */
