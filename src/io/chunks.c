@@ -25,6 +25,10 @@ struct mk__chunks {
     int64_t p, ncols;                /* features per row; chunks across them */
     hsize_t *col_off;                /* ncols x rank: each chunk's offset, the row's left 0 */
     int shuffle, shuffle_bit, deflate_bit;
+    int all_written;                 /* the index holds every chunk: one it lacks is damage */
+    uint32_t skippable;              /* filters a chunk may have skipped (deflate, where it would grow it) */
+    uint32_t resizing;               /* index only: filters that change a chunk's size but fletcher32 */
+    int fletcher_bit;                /* index only: fletcher32's, or -1 */
     unsigned char fill[8];           /* one element: unwritten chunks hold it */
     unsigned char *band;             /* ncols inflated chunks */
     int64_t band_at;                 /* the band held, or -1 */
@@ -69,6 +73,20 @@ static int shape_ok(hid_t dset, hid_t dcpl, mk__chunks *c, size_t cap)
     c->ncols = (int64_t)cols;
     c->p = (int64_t)p;
     return 1;
+}
+
+/* Whether the index holds as many chunks as the shape needs: then a chunk
+ * that cannot be found is a damaged index, not a chunk never written. */
+static int every_chunk_written(hid_t dset, const mk__chunks *c)
+{
+    hsize_t need = 1, have = 0;
+    for (int d = 0; d < c->rank; d++) /* saturated: more chunks than that are never all there */
+        if (__builtin_mul_overflow(need, c->dims[d] / c->chunk[d] + (c->dims[d] % c->chunk[d] != 0), &need))
+            return 0;
+    hid_t space = H5Dget_space(dset); /* this HDF5 refuses H5S_ALL here */
+    int all = space >= 0 && H5Dget_num_chunks(dset, space, &have) >= 0 && have >= need;
+    if (space >= 0) H5Sclose(space);
+    return all;
 }
 
 /* The fill value of chunks never written, as HDF5 gives it. */
@@ -146,6 +164,8 @@ mk_err mk__chunks_open(hid_t dset, int in_f32, size_t cap, mk__chunks **out)
     int ok = dcpl >= 0 && type >= 0 && H5Tequal(type, want) > 0 && H5Tequal(native, want) > 0 &&
              filters_ok(dcpl, c) && shape_ok(dset, dcpl, c, cap);
     if (ok) fill_value(dcpl, native, c);
+    if (ok) c->all_written = every_chunk_written(dset, c);
+    c->skippable = 1u << c->deflate_bit;
     if (dcpl >= 0) H5Pclose(dcpl);
     if (type >= 0) H5Tclose(type);
     if (ok) c->col_off = mk_malloc((size_t)(c->ncols * c->rank) * sizeof *c->col_off, "chunk offsets", &err);
@@ -233,6 +253,15 @@ static mk_err damaged(const hsize_t *off, const char *why)
     return mk_fail(MK_EIO, "the chunk at example %llu %s", (unsigned long long)off[0], why);
 }
 
+/* The read of rows[0..k) - base failed with err: the message names them. */
+static mk_err read_failed(mk_err err, const int64_t *rows, int64_t k, int64_t base, const char *file, const char *path)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", mk_errmsg());
+    return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
+                   (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
+}
+
 /* Where chunk j of band b starts in the dataset. */
 static void chunk_offset(const mk__chunks *c, int64_t b, int64_t j, hsize_t *off)
 {
@@ -251,7 +280,12 @@ static mk_err fetch(mk__chunks *c, int64_t b, int64_t j, stored *s)
     s->bad = 0;
     if (H5Dget_chunk_info_by_coord(c->dset, off, &mask, &addr, &nbytes) < 0)
         return damaged(off, "cannot be found");
+    if ((addr == HADDR_UNDEF || nbytes == 0) && c->all_written)
+        return damaged(off, "is missing from the chunk index (a damaged index)");
     if (addr == HADDR_UNDEF || nbytes == 0) return MK_OK; /* never written: the fill value */
+    /* HDF5 skips only deflate, and only where it would grow the chunk: a
+     * skipped shuffle, or a bit of no filter, is a damaged index entry */
+    if (mask & ~c->skippable) return damaged(off, "has filters marked skipped that are never skipped");
     if (nbytes > c->chunk_bytes + c->chunk_bytes / 8 + 4096) /* deflate never grows data that much */
         return damaged(off, "is larger than it can be");
     if (nbytes > s->cap) {
@@ -284,6 +318,82 @@ static mk_err load_band(mk__chunks *c, int64_t b)
         }
     }
     c->band_at = b;
+    return MK_OK;
+}
+
+/* ---- the index alone, for layers HDF5 reads ---- */
+
+#define MAX_CHECKED_COLUMNS 4096
+
+/* The skippable filters: optional ones but shuffle (which never fails).
+ * The resizing ones: all but shuffle and fletcher32 (4 bytes more). */
+static void index_filters(hid_t dcpl, mk__chunks *c)
+{
+    int n = H5Pget_nfilters(dcpl);
+    c->fletcher_bit = -1;
+    for (int i = 0; i < n && i < 32; i++) {
+        unsigned flags = 0;
+        size_t nvals = 0;
+        H5Z_filter_t f = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nvals, NULL, 0, NULL, NULL);
+        if ((flags & H5Z_FLAG_OPTIONAL) && f != H5Z_FILTER_SHUFFLE) c->skippable |= 1u << i;
+        if (f == H5Z_FILTER_FLETCHER32) c->fletcher_bit = i;
+        else if (f != H5Z_FILTER_SHUFFLE) c->resizing |= 1u << i;
+    }
+}
+
+mk_err mk__chunks_index(hid_t dset, mk__chunks **out)
+{
+    *out = NULL;
+    mk_err err = MK_OK;
+    mk__chunks *c = mk_calloc(1, sizeof *c, "a chunk index", &err);
+    if (err) return err;
+    c->dset = dset;
+    c->band_at = -1;
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
+    c->esize = type < 0 ? 0 : H5Tget_size(type);
+    if (type >= 0) H5Tclose(type);
+    /* a band of many chunks costs as many look-ups: beyond that, unchecked */
+    int ok = dcpl >= 0 && c->esize && shape_ok(dset, dcpl, c, SIZE_MAX) && c->ncols <= MAX_CHECKED_COLUMNS &&
+             (c->all_written = every_chunk_written(dset, c));
+    if (ok) index_filters(dcpl, c);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (ok) c->col_off = mk_malloc((size_t)(c->ncols * c->rank) * sizeof *c->col_off, "chunk offsets", &err);
+    if (!ok || err) {
+        mk__chunks_close(c);
+        return err;
+    }
+    list_columns(c);
+    *out = c;
+    return MK_OK;
+}
+
+/* Chunk j of band b: in the index, with no filter skipped that never is. */
+static mk_err look_up(const mk__chunks *c, int64_t b, int64_t j)
+{
+    hsize_t off[H5S_MAX_RANK], nbytes = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    chunk_offset(c, b, j, off);
+    if (H5Dget_chunk_info_by_coord(c->dset, off, &mask, &addr, &nbytes) < 0) return damaged(off, "cannot be found");
+    if (addr == HADDR_UNDEF || nbytes == 0) return damaged(off, "is missing from the chunk index (a damaged index)");
+    if (mask & ~c->skippable) return damaged(off, "has filters marked skipped that are never skipped");
+    /* every resizing filter skipped: the chunk's own bytes, and fletcher32's 4 */
+    int summed = c->fletcher_bit >= 0 && !(mask & (1u << c->fletcher_bit));
+    if (!(c->resizing & ~mask) && nbytes != c->chunk_bytes + (summed ? 4 : 0))
+        return damaged(off, "is stored uncompressed but is not one chunk's bytes");
+    return MK_OK;
+}
+
+mk_err mk__chunks_check(mk__chunks *c, const int64_t *rows, int64_t k, int64_t base, const char *file,
+                       const char *path)
+{
+    for (int64_t i = 0; i < k; i++) {
+        int64_t b = (rows[i] - base) / (int64_t)c->chunk[0];
+        mk_err err = MK_OK;
+        for (int64_t j = 0; j < c->ncols && b != c->band_at && !err; j++) err = look_up(c, b, j);
+        if (err) return read_failed(err, rows, k, base, file, path);
+        c->band_at = b;
+    }
     return MK_OK;
 }
 
@@ -326,12 +436,7 @@ mk_err mk__chunks_read(mk__chunks *c, const int64_t *rows, int64_t k, int64_t ba
     for (int64_t i = 0; i < k; i++) {
         int64_t r = rows[i] - base, b = r / (int64_t)c->chunk[0];
         mk_err err = b == c->band_at ? MK_OK : load_band(c, b);
-        if (err) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", mk_errmsg());
-            return mk_fail(err, "%s: cannot read examples %lld..%lld of dataset '%s': %s (damaged file?)", file,
-                           (long long)(rows[0] - base), (long long)(rows[k - 1] - base), path, why);
-        }
+        if (err) return read_failed(err, rows, k, base, file, path);
         for (int64_t j = 0; j < c->ncols; j++) copy_row(c, j, r - b * (int64_t)c->chunk[0], out + (size_t)(i * c->p) * c->esize);
     }
     return MK_OK;

@@ -30,4 +30,18 @@ mk_err mk__chunks_set_workers(mk__chunks *c, int workers);
 mk_err mk__chunks_read(mk__chunks *c, const int64_t *rows, int64_t k, int64_t base, void *buf, const char *file,
                       const char *path);
 
+/* For a chunked layer HDF5 reads (any filters): its index alone, when it
+ * holds every chunk the shape needs (*out NULL otherwise, or when not
+ * chunked; inspection refuses chunks never written). Close it with
+ * mk__chunks_close. */
+mk_err mk__chunks_index(hid_t dset, mk__chunks **out);
+
+/* HDF5 reads the fill value for a chunk its index lacks (a damaged index),
+ * and a chunk with a filter marked skipped undone: before HDF5 reads rows
+ * rows[0..k) - base, every chunk of their bands must be in the index, with
+ * no filter skipped that never is. MK_EIO naming file, examples, dataset
+ * and chunk. */
+mk_err mk__chunks_check(mk__chunks *c, const int64_t *rows, int64_t k, int64_t base, const char *file,
+                       const char *path);
+
 #endif

@@ -19,4 +19,26 @@ char *mk__dupstr(const char *s, mk_err *err);
  * pipe would block HDF5's first read forever. */
 mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid);
 
+/* A file named by a virtual dataset or external storage (or link), as found
+ * from the file naming it: absolute, relative to the working folder, or to
+ * its folder. */
+void mk__resolve_from(const char *from, const char *name, char *out, size_t len);
+
+/* What a layer's data is stored in (storage.c): every row stored (chunks
+ * written, contiguous storage allocated, external files long enough, virtual
+ * sources there and covering it, without a cycle), every file it comes from
+ * a regular file. MK_EINPUT naming file, dataset and rows. */
+mk_err mk__check_storage(hid_t dset, const char *file, const char *path);
+
+/* Link access that refuses an external link to something other than a
+ * regular file before HDF5 opens it (a pipe would block it forever): pass
+ * the list returned (a dataset access list, also good for links; close it)
+ * to H5Oget_info_by_name2, H5Lexists or H5Dopen2; when one fails and why[0]
+ * is set, mk__guard_failed is the error. */
+typedef struct {
+    char why[9000];
+} mk__link_guard;
+hid_t mk__guard_links(mk__link_guard *g);
+mk_err mk__guard_failed(const mk__link_guard *g, const char *file, const char *path);
+
 #endif

@@ -6,6 +6,7 @@
 #include "h5file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <hdf5.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,18 @@ int mk_natural_cmp(const char *a, const char *b)
     return (*a != 0) - (*b != 0);
 }
 
+/* Whether another process holds file's lock for writing: HDF5 takes a shared
+ * lock to read, an exclusive one to write, and fails the open when it cannot
+ * take its own. */
+static int locked(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return busy;
+}
+
 mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid)
 {
     mk__quiet_hdf5();
@@ -58,8 +72,12 @@ mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid)
         return mk_fail(MK_EINPUT, "input '%s' is not a regular file (a folder, device or pipe?)", file);
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);
     *fid = H5Fopen(file, H5F_ACC_RDONLY, fapl);
-    if (*fid < 0) return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
-    return MK_OK;
+    if (*fid >= 0) return MK_OK;
+    if (locked(file))
+        return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s': another process holds it open for writing (HDF5's "
+                       "file locking); wait until it is done, or, if it is no longer written, run with "
+                       "HDF5_USE_FILE_LOCKING=FALSE", file);
+    return mk_fail(MK_EINPUT, "cannot open HDF5 file '%s' (damaged or truncated?)", file);
 }
 
 static mk_err open_file(const char *file, hid_t *fid) { return mk__open_file(file, H5P_DEFAULT, fid); }
@@ -172,50 +190,6 @@ static mk_err describe(hid_t dset, const char *file, const char *path, mk_layer 
 done:
     H5Sclose(space);
     H5Tclose(type);
-    return err;
-}
-
-/* A file named by a virtual dataset or external storage, as found from the
- * file naming it: absolute, relative to the working folder, or to its folder. */
-static void resolve_from(const char *from, const char *name, char *out, size_t len)
-{
-    const char *slash = strrchr(from, '/');
-    if (name[0] == '/' || access(name, F_OK) == 0 || !slash) snprintf(out, len, "%s", name);
-    else snprintf(out, len, "%.*s/%s", (int)(slash - from), from, name);
-}
-
-static int reachable(const char *from, const char *name)
-{
-    char path[8400];
-    resolve_from(from, name, path, sizeof path);
-    return !strcmp(name, ".") || access(path, R_OK) == 0;
-}
-
-/* HDF5 reads the missing source of a virtual dataset as fill values, and
- * says nothing: every file a layer's data comes from must be there. */
-static mk_err check_storage(hid_t dset, const char *file, const char *path)
-{
-    hid_t dcpl = H5Dget_create_plist(dset);
-    mk_err err = MK_OK;
-    char name[4096];
-    if (dcpl < 0) return MK_OK;
-    if (H5Pget_layout(dcpl) == H5D_VIRTUAL) {
-        size_t count = 0;
-        H5Pget_virtual_count(dcpl, &count);
-        for (size_t i = 0; i < count && !err; i++)
-            if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 && !reachable(file, name))
-                err = mk_fail(MK_EINPUT, "%s: dataset '%s' is virtual and its source file '%s' cannot be read: HDF5 "
-                              "would read fill values in its place", file, path, name);
-    }
-    int external = H5Pget_external_count(dcpl);
-    for (int i = 0; i < external && !err; i++) {
-        off_t offset;
-        hsize_t size;
-        if (H5Pget_external(dcpl, (unsigned)i, sizeof name, name, &offset, &size) >= 0 && !reachable(file, name))
-            err = mk_fail(MK_EINPUT, "%s: dataset '%s' stores its data in the external file '%s', which cannot be read",
-                          file, path, name);
-    }
-    H5Pclose(dcpl);
     return err;
 }
 
@@ -337,13 +311,25 @@ static mk_err no_dataset(hid_t fid, const char *file, const char *path, int orde
     return mk_fail(MK_EINPUT, "%s: no dataset '%s'%s", file, path, near);
 }
 
+/* The layer's object, found through its links with the guard up (h5file.h). */
+static mk_err find_layer(hid_t fid, const char *file, const char *path, H5O_info_t *info, int *found)
+{
+    mk__link_guard g;
+    hid_t lapl = mk__guard_links(&g);
+    if (lapl < 0) return mk_fail(MK_EINTERNAL, "cannot set up HDF5 link access");
+    *found = H5Lexists(fid, path, lapl) > 0 && H5Oget_info_by_name2(fid, path, info, H5O_INFO_BASIC, lapl) >= 0;
+    H5Pclose(lapl);
+    return g.why[0] ? mk__guard_failed(&g, file, path) : MK_OK;
+}
+
 static mk_err add_layer(mk_model *model, hid_t fid, const char *path, int order)
 {
     mk_err err = MK_OK;
     while (*path == '/') path++;
     H5O_info_t info;
-    if (H5Oget_info_by_name2(fid, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
-        return no_dataset(fid, model->files[0], path, order);
+    int found;
+    MK_TRY(find_layer(fid, model->files[0], path, &info, &found));
+    if (!found) return no_dataset(fid, model->files[0], path, order);
     if (info.type != H5O_TYPE_DATASET)
         return mk_fail(MK_EINPUT, "%s: '%s' is a group, not a dataset (use a pattern such as '%s/*')",
                        model->files[0], path, path);
@@ -358,7 +344,7 @@ static mk_err add_layer(mk_model *model, hid_t fid, const char *path, int order)
     hid_t dset = H5Dopen2(fid, path, H5P_DEFAULT);
     if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", model->files[0], path);
     err = describe(dset, model->files[0], path, layer);
-    if (!err) err = check_storage(dset, model->files[0], path);
+    if (!err) err = mk__check_storage(dset, model->files[0], path);
     H5Dclose(dset);
     return err;
 }
@@ -622,8 +608,8 @@ static void set_examples(mk_layer *layer, int64_t n)
 static mk_err inspect_ids(hid_t fid, const char *file, const char *ids, int64_t n, int *has)
 {
     H5O_info_t info;
-    *has = H5Lexists(fid, ids, H5P_DEFAULT) > 0 &&
-           H5Oget_info_by_name2(fid, ids, &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 && info.type == H5O_TYPE_DATASET;
+    MK_TRY(find_layer(fid, file, ids, &info, has));
+    *has = *has && info.type == H5O_TYPE_DATASET;
     if (!*has) return MK_OK;
     hid_t dset = H5Dopen2(fid, ids, H5P_DEFAULT);
     if (dset < 0) return mk_fail(MK_EINPUT, "%s: cannot open the sample-ID dataset '%s'", file, ids);
@@ -658,9 +644,10 @@ static mk_err inspect_shard(const mk_model *model, int f, hid_t fid, int64_t *n)
     for (int l = 0; l < model->nlayers && !err; l++) {
         const mk_layer *want = &model->layers[l];
         H5O_info_t info;
-        if (H5Lexists(fid, want->path, H5P_DEFAULT) <= 0 ||
-            H5Oget_info_by_name2(fid, want->path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
-            info.type != H5O_TYPE_DATASET) {
+        int found;
+        err = find_layer(fid, file, want->path, &info, &found);
+        if (err) break;
+        if (!found || info.type != H5O_TYPE_DATASET) {
             err = mk_fail(MK_EINPUT, "%s: no dataset '%s', which the first shard %s has; every shard must hold the "
                           "same layers", file, want->path, model->files[0]);
             break;
@@ -669,6 +656,7 @@ static mk_err inspect_shard(const mk_model *model, int f, hid_t fid, int64_t *n)
         seen[l].path = want->path;
         err = dset < 0 ? mk_fail(MK_EINPUT, "%s: cannot open dataset '%s'", file, want->path)
                        : describe(dset, file, want->path, &seen[l]);
+        if (!err) err = mk__check_storage(dset, file, want->path);
         if (dset >= 0) H5Dclose(dset);
         const char *a = strpbrk(want->shape, ",)"), *b = strpbrk(seen[l].shape, ",)");
         if (!err && (seen[l].p != want->p || strcmp(a ? a : "", b ? b : "") || strcmp(seen[l].dtype, want->dtype)))
@@ -780,7 +768,7 @@ static mk_err layer_files(hid_t fid, const char *shard, const char *path, char *
     if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_VIRTUAL) H5Pget_virtual_count(dcpl, &nvirtual);
     for (size_t i = 0; i < nvirtual && !err; i++)
         if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 && strcmp(name, ".")) {
-            resolve_from(from, name, full, sizeof full);
+            mk__resolve_from(from, name, full, sizeof full);
             err = add_unique(files, count, full);
         }
     int external = dcpl >= 0 ? H5Pget_external_count(dcpl) : 0;
@@ -788,7 +776,7 @@ static mk_err layer_files(hid_t fid, const char *shard, const char *path, char *
         off_t offset;
         hsize_t size;
         if (H5Pget_external(dcpl, (unsigned)i, sizeof name, name, &offset, &size) >= 0) {
-            resolve_from(from, name, full, sizeof full);
+            mk__resolve_from(from, name, full, sizeof full);
             err = add_unique(files, count, full);
         }
     }

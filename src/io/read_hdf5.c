@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include "chunks.h"
 #include "mpicka/error.h"
 
 /* One hyperslab per run of consecutive rows, each spanning every feature;
@@ -59,6 +60,7 @@ typedef struct {
     hid_t dset, space, mem;
     int64_t p;
     const char *file, *path;
+    mk__chunks *index; /* a chunked layer's index, checked before each read; or NULL */
 } h5_layer;
 
 static mk_err h5_open(void *shared, const mk__layer_at *at, void **layer)
@@ -66,20 +68,27 @@ static mk_err h5_open(void *shared, const mk__layer_at *at, void **layer)
     mk_err err = MK_OK;
     h5_layer *h = mk_malloc(sizeof *h, "a layer reader", &err);
     if (err) return err;
-    *h = (h5_layer){at->dset, at->space, at->mem, at->layer->p, at->model->files[at->shard], at->layer->path};
-    *layer = h;
-    return MK_OK;
+    *h = (h5_layer){at->dset, at->space, at->mem, at->layer->p, at->model->files[at->shard], at->layer->path, NULL};
+    err = mk__chunks_index(at->dset, &h->index);
+    if (err) free(h);
+    else *layer = h;
+    return err;
 }
 
 static mk_err h5_read(void *layer, const int64_t *rows, int64_t k, int64_t base, void *buf)
 {
     const h5_layer *h = layer;
+    if (h->index) MK_TRY(mk__chunks_check(h->index, rows, k, base, h->file, h->path));
     if (mk__h5_read_rows(h->dset, h->space, h->mem, rows, k, base, h->p, buf) < 0)
         return mk__read_failed(h->file, h->path, rows, k, base);
     return MK_OK;
 }
 
-static void h5_close(void *layer) { free(layer); }
+static void h5_close(void *layer)
+{
+    if (layer) mk__chunks_close(((h5_layer *)layer)->index);
+    free(layer);
+}
 
 const mk__readpath mk__read_hdf5 = {
     .open = h5_open,
