@@ -7,6 +7,7 @@
 #include <hdf5.h>
 
 #include "mpicka/error.h"
+#include "mpicka/model.h"
 
 /* HDF5 prints its own error stack by default; ours name the file and dataset. */
 void mk__quiet_hdf5(void);
@@ -40,5 +41,14 @@ typedef struct {
 } mk__link_guard;
 hid_t mk__guard_links(mk__link_guard *g);
 mk_err mk__guard_failed(const mk__link_guard *g, const char *file, const char *path);
+
+/* The shards of a model (shards.c): each entry of cfg a file, or a glob
+ * expanded in natural order. Refuses a file given twice (any spelling: the
+ * same device and inode) and a -K-of-W shard set that is incomplete,
+ * numbered twice or mixed; MK_EINPUT naming the input. */
+mk_err mk__resolve_files(const mk_model_cfg *cfg, mk_model *model);
+
+/* qsort's comparison of strings (char *) in natural order (mk_natural_cmp). */
+int mk__cmp_natural(const void *a, const void *b);
 
 #endif
