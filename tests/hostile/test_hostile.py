@@ -486,6 +486,7 @@ TAMPER = [
     ("node_overlap", True, "fit the plan"),
     ("sums_nan", True, "a partial sum is not finite"),
     ("sums_width", True, "sums do not fit this run's layers"),
+    ("sums_1d", True, "damaged (sums)"),  # no second extent: read whole into rows x 0 values, it overran
     ("edited", False, "its bytes do not match their hash"),
     ("no_fingerprint", True, "damaged (fingerprint)"),
     ("truncated", False, "its bytes do not match their hash"),
@@ -532,6 +533,8 @@ def test_damaged_checkpoints_are_refused(stopped, tmp_path, how, restamped, mess
                 f["sums"][...] = s
             elif how == "sums_width":
                 replace(f, "sums", f["sums"][()][:, :-1])
+            elif how == "sums_1d":
+                replace(f, "sums", f["sums"][()].ravel())
             elif how == "edited":
                 f.attrs["note"] = "rewritten by another program"
             elif how == "no_fingerprint":
