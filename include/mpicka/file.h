@@ -7,6 +7,9 @@
 #ifndef MPICKA_FILE_H
 #define MPICKA_FILE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "mpicka/error.h"
 
 /* Opens path read-only (close-on-exec, blocking again once open) into *fd.
@@ -14,6 +17,11 @@
  * opened or is anything but a regular file (a FIFO, a folder, a socket, a
  * device), naming what it is; *fd is then -1. */
 mk_err mk_open_regular(const char *path, const char *what, mk_err code, int *fd);
+
+/* len bytes of fd at offset off into buf, however many reads it takes
+ * (a signal, a short read): 0 when all were read, 1 when the file ends
+ * first, -1 on an error (errno says which). */
+int mk_pread_full(int fd, void *buf, size_t len, int64_t off);
 
 /* The same check for a path that a library opens by name (HDF5): opens and
  * closes it. */

@@ -44,3 +44,14 @@ mk_err mk_check_regular(const char *path, const char *what, mk_err code)
     close(fd);
     return MK_OK;
 }
+
+int mk_pread_full(int fd, void *buf, size_t len, int64_t off)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + (int64_t)got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r < 0 ? -1 : 1;
+        got += (size_t)r;
+    }
+    return 0;
+}

@@ -1,5 +1,7 @@
 #include "preads.h"
 
+#include "mpicka/file.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,19 +10,13 @@
 #include <liburing.h>
 #endif
 
-/* All len bytes, retrying what a signal or a short read left. */
+/* All len bytes, retrying what a signal or a short read left; a file that
+ * ends first is EIO. */
 static int pread_all(int fd, char *buf, size_t len, off_t off)
 {
-    for (size_t got = 0; got < len;) {
-        ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (r == 0) errno = EIO;
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
+    int r = mk_pread_full(fd, buf, len, (int64_t)off);
+    if (r > 0) errno = EIO;
+    return r ? -1 : 0;
 }
 
 #ifdef MK_HAVE_LIBURING

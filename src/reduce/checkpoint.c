@@ -1,5 +1,6 @@
 #include "mpicka/checkpoint.h"
 
+#include "mpicka/file.h"
 #include "mpicka/h5write.h"
 
 #include <errno.h>
@@ -60,19 +61,6 @@ mk_err mk_checkpoint_write(const char *path, const char *fingerprint, const mk_t
 
 /* ---- the inputs' content ---- */
 
-/* n bytes at offset `at`, however many reads it takes. */
-static int read_at(int fd, unsigned char *buf, size_t n, int64_t at)
-{
-    errno = 0; /* still 0 after a read that ends early */
-    for (size_t done = 0; done < n;) {
-        ssize_t got = pread(fd, buf + done, n - done, (off_t)(at + (int64_t)done));
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) return -1;
-        done += (size_t)got;
-    }
-    return 0;
-}
-
 /* Where sample b starts: back to back in a small file; else the first at 0,
  * the last ending at the file's end, the others evenly between. */
 static int64_t sample_at(int64_t size, int b)
@@ -91,9 +79,10 @@ mk_err mk_checkpoint_sample(const char *file, int64_t size, uint64_t *hash)
     for (int b = 0; b < MK_CHECKPOINT_SAMPLES && buf; b++) {
         int64_t at = sample_at(size, b), n = size - at < MK_CHECKPOINT_SAMPLE ? size - at : MK_CHECKPOINT_SAMPLE;
         if (n <= 0) break;
-        if (read_at(fd, buf, (size_t)n, at) != 0) {
+        int r = mk_pread_full(fd, buf, (size_t)n, at);
+        if (r != 0) {
             err = mk_fail(MK_EIO, "cannot read input '%s' for the checkpoint's fingerprint: %s", file,
-                          errno ? strerror(errno) : "shorter than its size");
+                          r < 0 ? strerror(errno) : "shorter than its size");
             break;
         }
         *hash = mk_h5w_fnv(*hash, buf, (size_t)n);

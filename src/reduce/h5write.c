@@ -50,19 +50,6 @@ mk_err mk_h5w_create(mk_h5w *h, const char *path, const char *seal)
     return h->fid < 0 ? mk_fail(MK_EIO, "%s: cannot create it in memory", path) : MK_OK;
 }
 
-/* len bytes of fd into buf, through short reads; false when it ends early. */
-static int read_all(int fd, unsigned char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = read(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 1;
-}
-
 /* The whole file; NULL when unreadable. Only a regular file: a folder's
  * "size" is a hash offset (2^63 - 1 on ext4) and a FIFO never ends. */
 static unsigned char *slurp(const char *path, size_t *len)
@@ -74,7 +61,7 @@ static unsigned char *slurp(const char *path, size_t *len)
     if (mk_open_regular(path, "a sealed file", MK_EINPUT, &fd) != MK_OK) return NULL;
     if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 2)
         buf = malloc((size_t)st.st_size);
-    if (buf && !read_all(fd, buf, (size_t)st.st_size)) {
+    if (buf && mk_pread_full(fd, buf, (size_t)st.st_size, 0) != 0) {
         free(buf);
         buf = NULL;
     }

@@ -16,7 +16,8 @@ mkdir -p "$corpus"
 case "$target" in
 config)
     # shellcheck disable=SC2046,SC2086 # pkg-config's and our flags are meant to split into words
-    clang $flags tests/fuzz/fuzz_config.c src/config/config.c src/config/yamltree.c src/config/emit.c src/base/error.c $(pkg-config --cflags --libs yaml-0.1) \
+    clang $flags tests/fuzz/fuzz_config.c src/config/config.c src/config/yamltree.c src/config/emit.c src/base/error.c src/base/file.c \
+        src/plot/plot.c src/plot/plot_render.c $(pkg-config --cflags --libs yaml-0.1 cairo) \
         -o "$out/fuzz_config"
     cp tests/fuzz/corpus/* "$corpus/"
     "$out/fuzz_config" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
@@ -24,7 +25,7 @@ config)
 checkpoint)
     # HDF5 keeps some allocations until exit: leaks are not looked for here.
     # shellcheck disable=SC2046,SC2086
-    clang $flags tests/fuzz/fuzz_checkpoint.c src/reduce/checkpoint.c src/reduce/h5write.c src/plan/plan.c src/reduce/accum.c src/base/error.c src/base/log.c \
+    clang $flags tests/fuzz/fuzz_checkpoint.c src/reduce/checkpoint.c src/reduce/h5write.c src/plan/plan.c src/reduce/accum.c src/base/error.c src/base/log.c src/base/file.c \
         $(pkg-config --cflags --libs hdf5-openmpi) $(pkg-config --cflags --libs ompi-c) -o "$out/fuzz_checkpoint"
     "$out/fuzz_checkpoint" -max_total_time="$seconds" -max_len=256 -timeout=10 -detect_leaks=0 \
         -artifact_prefix=tests/fuzz/findings/ "$corpus" ;;
