@@ -111,7 +111,7 @@ START_TEST(blocks_come_in_order_and_centred)
         }
     }
     mk_reader *r;
-    ck_assert_int_eq(mk_reader_start(&rd.plan, MK_PREC_FLOAT64, &rd.src, &rd.lu, scales, &rd.todo, 1, 5, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&rd.plan, MK_PREC_FLOAT64, &rd.src, &rd.lu, scales, &rd.todo, 1, 5, NULL, &r), MK_OK);
     for (int64_t g = 1; g < 5; g++)
         for (int l = 0; l < 2; l++) {
             mk_block blk;
@@ -136,7 +136,7 @@ START_TEST(nan_is_reported_with_the_example)
     reading_open(&rd, "a", "bad", 10, 1, 0, 0);
     mk_reader *r;
     ck_assert_int_eq(
-        mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.plan.total, &r), MK_OK);
+        mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.plan.total, NULL, &r), MK_OK);
     int taken;
     ck_assert_int_eq(next_until_failure(r, &taken), MK_EDATA);
     ck_assert_int_eq(taken, 2 * 3 + 2); /* example 37 is in batch 3; 'bad' is its second layer */
@@ -154,7 +154,7 @@ START_TEST(stopping_early_does_not_hang)
     for (int take = 0; take < 4; take++) {
         mk_reader *r;
         ck_assert_int_eq(
-            mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.todo.batches, &r),
+            mk_reader_start(&rd.plan, MK_PREC_FLOAT32, &rd.src, &rd.lu, ones, &rd.todo, 0, rd.todo.batches, NULL, &r),
             MK_OK);
         mk_block blk;
         for (int k = 0; k < take; k++) {
@@ -198,7 +198,7 @@ START_TEST(different_ids_stop_the_batch)
     lineup_of(xy, 2, &lu);
     static const double ones4[4] = {1.0, 1.0, 1.0, 1.0};
     mk_reader *r;
-    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, &lu, ones4, &todo, 0, plan.total, &r), MK_OK);
+    ck_assert_int_eq(mk_reader_start(&plan, MK_PREC_FLOAT64, srcs, &lu, ones4, &todo, 0, plan.total, NULL, &r), MK_OK);
     int taken;
     ck_assert_int_eq(next_until_failure(r, &taken), MK_EDATA);
     ck_assert_int_eq(taken, 2 * 2 + 1); /* batch 2, before its first block */
@@ -215,6 +215,59 @@ START_TEST(different_ids_stop_the_batch)
 }
 END_TEST
 
+/* Blocks read already (the probe's) are handed out instead of a read: a
+ * kept block of twice the file's values comes out as twice the centred
+ * rows, while the layer left out, and the next batch, come from the file. */
+static void centred_from_file(reading *rd, int layer, int64_t first, double *out)
+{
+    int64_t rows[10], p = rd->model.layers[layer].p;
+    double raw[40], mean[12];
+    float rawf[40];
+    for (int k = 0; k < 10; k++) rows[k] = first + k;
+    int f32 = rd->model.layers[layer].in_f32;
+    ck_assert_int_eq(mk_source_read(rd->src, layer, rows, 10, f32 ? (void *)rawf : raw), MK_OK);
+    for (int k = 0; f32 && k < 10 * p; k++) raw[k] = rawf[k];
+    mk_centring how = {.scale = 1.0};
+    ck_assert_int_eq(mk_centre(raw, 0, 10, p, MK_PREC_FLOAT64, mean, out, &how), -1);
+}
+
+static void expect_block(mk_reader *r, int64_t g, int layer, const double *want, int64_t count)
+{
+    mk_block blk;
+    ck_assert_int_eq(mk_reader_next(r, &blk), MK_OK);
+    ck_assert_int_eq(blk.g, g);
+    ck_assert_int_eq(blk.layer, layer);
+    for (int64_t k = 0; k < count; k++) ck_assert(((const double *)blk.data)[k] == want[k]);
+}
+
+START_TEST(kept_blocks_replace_the_read)
+{
+    reading rd;
+    reading_open(&rd, "a", "b", 10, 1, 0, 0);
+    double a0[30], b0[40], a1[30];
+    centred_from_file(&rd, 0, 0, a0);
+    centred_from_file(&rd, 1, 0, b0);
+    centred_from_file(&rd, 0, 10, a1);
+    mk_kept kept = {.g = 0, .nlayers = 2, .raw = calloc(2, sizeof(void *))};
+    double *twice = malloc(30 * sizeof *twice);
+    int64_t rows[10];
+    for (int k = 0; k < 10; k++) rows[k] = k;
+    ck_assert_int_eq(mk_source_read(rd.src, 0, rows, 10, twice), MK_OK);
+    for (int k = 0; k < 30; k++) twice[k] *= 2.0, a0[k] *= 2.0;
+    kept.raw[0] = twice; /* layer b of batch 0 is left to the reader */
+    mk_reader *r;
+    ck_assert_int_eq(mk_reader_start(&rd.plan, MK_PREC_FLOAT64, &rd.src, &rd.lu, ones, &rd.todo, 0, 2, &kept, &r),
+                     MK_OK);
+    ck_assert_ptr_null(kept.raw); /* taken over */
+    expect_block(r, 0, 0, a0, 30);
+    expect_block(r, 0, 1, b0, 40);
+    expect_block(r, 1, 0, a1, 30);
+    stop_reader(r);
+    reading_close(&rd);
+}
+END_TEST
+
 TU_MAIN("reader", 0,
         TU_CASE("read-ahead", setup, tu_dir_teardown, 60, NULL, blocks_come_in_order_and_centred,
-                nan_is_reported_with_the_example, stopping_early_does_not_hang, different_ids_stop_the_batch))
+                nan_is_reported_with_the_example, stopping_early_does_not_hang, different_ids_stop_the_batch,
+                kept_blocks_replace_the_read))

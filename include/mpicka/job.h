@@ -44,6 +44,8 @@ typedef struct {
     double sums;     /* per-batch sums and the tree accumulators */
     double caches;   /* the chunk caches of chunked layers (mk_source_cache_bytes) */
     double total;
+    double first;    /* rank 0 alone, beyond total until its first batch is read: that batch of every
+                        layer as read, kept from the probe (each byte is read once) */
 } mk_job_memory;
 
 /* Fills mem for one rank of a run of cfg over lu with plan. */

@@ -32,15 +32,30 @@ typedef struct {
     int constant;         /* every example of the batch equal in this layer: data is zero */
 } mk_block;
 
+/* Blocks of one batch that were read already (the probe's, rank 0), as
+ * read: per flat layer an m by p block of float (in_f32) or double, or NULL
+ * where the layer must be read. The reader hands them out instead of reading
+ * them again, frees each one once centred, and frees what is left at stop. */
+typedef struct {
+    int64_t g;            /* the batch */
+    int nlayers;
+    void **raw;           /* per flat layer */
+} mk_kept;
+
+/* Frees the blocks and the array (a zeroed mk_kept is empty). */
+void mk_kept_free(mk_kept *kept);
+
 /* srcs: one open source per model of lu; scales: a power of two per flat
  * layer that its values are multiplied by before centring. The lineup, the
  * sources, the scales and the todo list must stay unchanged until
  * mk_reader_stop. When two models or more have sample IDs (mk_model.ids),
  * the reader compares each with the first for each batch's rows before
  * reading its first block: the first difference fails that block with
- * MK_EDATA, naming the example, both IDs and both files. */
+ * MK_EDATA, naming the example, both IDs and both files. kept: NULL, or
+ * blocks already read, which the reader takes over (*kept is left empty). */
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs, const mk_lineup *lu,
-                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_reader **reader);
+                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_kept *kept,
+                       mk_reader **reader);
 
 /* Wait for the next block (valid until the next call). A failed read, or
  * NaN/Inf in the block, returns its error with the reader's message. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mpicka/progress.h"
 
@@ -22,19 +23,19 @@ static double raw_absmax(const void *buf, int in_f32, int64_t count)
     return most;
 }
 
-/* The scale of one layer from its first examples (in buf, k by p), and
- * the column means of the scaled values into mean. A layer whose centred
- * values would overflow or underflow the Grams is brought near 1 by a power
- * of two fixed for the whole run: CKA is invariant to it, and the same
- * factor in every batch keeps the HSIC sums comparable. */
-static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void *buf, int64_t k, mk_precision prec,
-                          double *work, double *mean, double *scale)
+/* The scale of one layer from the first batch (in buf, k by p, its rows
+ * in rows), and the column means of the scaled values into mean. A layer
+ * whose centred values would overflow or underflow the Grams is brought near
+ * 1 by a power of two fixed for the whole run: CKA is invariant to it, and
+ * the same factor in every batch keeps the HSIC sums comparable. */
+static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void *buf, const int64_t *rows, int64_t k,
+                          mk_precision prec, double *work, double *mean, double *scale)
 {
     mk_centring how = {.scale = 1.0};
     int64_t bad = mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
-    if (bad >= 0) /* the probe reads examples 0..k-1: the row is the example */
+    if (bad >= 0)
         return mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld", model->file, lay->path,
-                       (long long)bad);
+                       (long long)rows[bad]);
     if (!isfinite(how.amax)) { /* finite values whose differences overflow */
         how.scale = ldexp(1.0, -ilogb(raw_absmax(buf, lay->in_f32, k * lay->p)) - 2);
         mk_centre(buf, lay->in_f32, k, lay->p, MK_PREC_FLOAT64, mean, work, &how);
@@ -48,13 +49,33 @@ static mk_err layer_scale(const mk_model *model, const mk_layer *lay, const void
     return MK_OK;
 }
 
-/* Rank 0, before the run: reads the first min(m, n) examples of every
- * layer (a fixed set, so any rank count gets the same numbers). The exact
+/* Where the probe reads a layer's block: a block kept for the first batch
+ * when keeping all of them fits this machine's memory beside the rest of the
+ * run (else, or when malloc fails, the shared buffer: that block is then
+ * read again by the batch). */
+static void *probe_block(run_ctx *c, const mk_layer *lay, int flat, int64_t k, void *shared)
+{
+    if (!c->kept.raw) return shared;
+    void *block = malloc((size_t)(k * lay->p) * (lay->in_f32 ? sizeof(float) : sizeof(double)));
+    return block ? (c->kept.raw[flat] = block) : shared;
+}
+
+static int keeping_fits(const run_ctx *c)
+{
+    mk_job_memory mem;
+    mk_job_memory_estimate(&c->cfg, &c->lu, &c->plan, &mem);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return have <= 0 || mem.total + mem.first + MK_LIBRARY_BYTES <= have;
+}
+
+/* Rank 0, before the run: reads the first batch of every layer (batch 0 of
+ * the plan: the same rows for any rank count, and on a resume). The exact
  * sums are shifted by their means (near the mean, S - n d d^T cancels
- * little). */
+ * little). The blocks are kept for the batch itself (c->kept), so that a
+ * run reads each byte once per epoch. */
 mk_err mk__probe_layers(run_ctx *c)
 {
-    int64_t k = c->plan.m < c->plan.n ? c->plan.m : c->plan.n, col = 0, P = mk_lineup_features(&c->lu);
+    int64_t k = mk_plan_batch_size(&c->plan, 0), col = 0, P = mk_lineup_features(&c->lu);
     int L = c->lu.nlayers;
     mk_err err = MK_OK;
     mk_source *src = NULL;
@@ -62,7 +83,8 @@ mk_err mk__probe_layers(run_ctx *c)
     double *buf = NULL, *work = NULL, *mean = NULL;
     c->scale = err ? NULL : mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
     if (!err) c->mu0 = mk_calloc((size_t)P, sizeof *c->mu0, "the shift of the exact sums", &err);
-    for (int64_t i = 0; !err && i < k; i++) rows[i] = i;
+    c->kept = (mk_kept){.g = 0, .nlayers = L, .raw = err || !keeping_fits(c) ? NULL : calloc((size_t)L, sizeof(void *))};
+    if (!err) mk_plan_batch_rows(&c->plan, 0, rows);
     /* Once, for the widest layer: fresh pages for every layer cost more
      * than reading it (a page fault each). */
     int64_t p = mk_lineup_widest(&c->lu, NULL)->p;
@@ -74,8 +96,9 @@ mk_err mk__probe_layers(run_ctx *c)
         err = mk_source_open(model, mk_lineup_cache_share(&c->lu, mod), &src);
         for (int l = 0; l < model->nlayers && !err; l++, flat++) {
             const mk_layer *lay = &model->layers[l];
-            err = mk_source_read(src, l, rows, k, buf);
-            if (!err) err = layer_scale(model, lay, buf, k, c->cfg.precision, work, mean, &c->scale[flat]);
+            void *block = probe_block(c, lay, flat, k, buf);
+            err = mk_source_read(src, l, rows, k, block);
+            if (!err) err = layer_scale(model, lay, block, rows, k, c->cfg.precision, work, mean, &c->scale[flat]);
             if (!err) memcpy(c->mu0 + col, mean, (size_t)lay->p * sizeof *mean);
             col += lay->p;
         }
@@ -297,9 +320,13 @@ static mk_err open_sources(run_ctx *c, batch_mem *b)
     return err;
 }
 
+/* Rank 0's probe blocks go to its reader when the first batch is its first
+ * (not on a resume past it). */
 static mk_err start_reader(run_ctx *c, batch_mem *b, int64_t lo, int64_t hi)
 {
-    return mk_reader_start(&c->plan, c->cfg.precision, b->srcs, &c->lu, c->scale, &c->todo, lo, hi, &b->reader);
+    if (lo >= hi || mk_todo_batch(&c->todo, lo) != c->kept.g) mk_kept_free(&c->kept);
+    return mk_reader_start(&c->plan, c->cfg.precision, b->srcs, &c->lu, c->scale, &c->todo, lo, hi, &c->kept,
+                           &b->reader);
 }
 
 /* Batches done, this run's and before, after `steps` lockstep steps. */

@@ -437,6 +437,7 @@ mk_err mk_run_main(int argc, char **argv)
     free(c.fingerprint);
     free(c.scale);
     free(c.mu0);
+    mk_kept_free(&c.kept);
     mk_lineup_free(&c.lu);
     return err;
 }

@@ -38,6 +38,7 @@ typedef struct {
     mk_nodes saved;       /* rank 0: the partial sums a checkpoint brought */
     double *scale;        /* per flat layer: the power of two its values are multiplied by */
     double *mu0;          /* exact: the shift of the feature sums (mpicka/exact.h) */
+    mk_kept kept;         /* rank 0: the probe's blocks of the first batch, for its reader */
     char *fingerprint;    /* rank 0 */
     double seconds_before;   /* rank 0: time of the segments a checkpoint brought */
     int threads;          /* this rank's threads for the Grams and pairs */
@@ -101,7 +102,8 @@ mk_err mk__check_old_results(const run_ctx *c);
 void mk__drop_checkpoint(const run_ctx *c);
 
 /* batches.c: the first batch's probe (each layer's power-of-two scale and
- * the exact sums' shift, on rank 0, then shared), and the batches: the
+ * the exact sums' shift, on rank 0, then shared; its blocks kept for the
+ * batch itself), and the batches: the
  * per-rank memory, and the loop that reads, forms the Grams and pairs and
  * accumulates every batch of c->todo. */
 mk_err mk__probe_layers(run_ctx *c);

@@ -35,6 +35,7 @@ struct mk_reader {
     int ids_ref;                  /* the first model with sample IDs; the others with IDs are compared to it */
     int check_ids;                /* two models or more have IDs: compare them batch by batch */
     mk_ids *ids;                  /* per model */
+    mk_kept kept;                 /* blocks read already */
     double times[MK_READER_TIMES];
     pthread_mutex_t mu;
     pthread_mutex_t hdf5;         /* held around every HDF5 call of the thread */
@@ -81,6 +82,19 @@ static mk_err check_ids(mk_reader *r, const int64_t *rows, int64_t m)
     return MK_OK;
 }
 
+void mk_kept_free(mk_kept *kept)
+{
+    for (int l = 0; kept->raw && l < kept->nlayers; l++) free(kept->raw[l]);
+    free(kept->raw);
+    *kept = (mk_kept){0};
+}
+
+/* The block of flat layer `flat` of batch g if it was read already. */
+static void *kept_block(const mk_reader *r, int64_t g, int flat)
+{
+    return r->kept.raw && g == r->kept.g ? r->kept.raw[flat] : NULL;
+}
+
 static void read_block(mk_reader *r, int64_t s, slot *sl)
 {
     int64_t g;
@@ -92,22 +106,28 @@ static void read_block(mk_reader *r, int64_t s, slot *sl)
     const mk_model *mod = &r->lu->models[model];
     const mk_layer *lay = &mod->layers[layer];
     /* Read straight into the slot and centre in place when the types agree. */
-    void *raw = lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
+    int flat = (int)(s % r->per_batch);
+    void *kept = kept_block(r, g, flat);
+    void *raw = kept ? kept : lay->in_f32 == (r->prec == MK_PREC_FLOAT32) ? sl->data : r->raw;
     double t0 = mk_now();
     pthread_mutex_lock(&r->hdf5); /* the IDs and the block: HDF5 calls, as the checkpoint writer's */
     sl->err = model == 0 && layer == 0 && r->check_ids ? check_ids(r, sl->rows, m) : MK_OK;
-    if (!sl->err) sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
+    if (!sl->err && !kept) sl->err = mk_source_read(r->srcs[model], layer, sl->rows, m, raw);
     pthread_mutex_unlock(&r->hdf5);
     double t1 = mk_now();
     r->times[MK_READER_READ] += t1 - t0;
     if (!sl->err) {
-        sl->how.scale = r->scales[s % r->per_batch];
+        sl->how.scale = r->scales[flat];
         int64_t bad = mk_centre(raw, lay->in_f32, m, lay->p, r->prec, sl->mean, sl->data, &sl->how);
         if (bad >= 0)
             sl->err = mk_fail(MK_EDATA, "%s: dataset '%s' holds NaN or Inf at example %lld (batch of examples %lld..%lld)",
                               mod->files[mk_model_shard(mod, sl->rows[bad])], lay->path, (long long)sl->rows[bad], (long long)sl->rows[0],
                               (long long)sl->rows[m - 1]);
         r->times[MK_READER_CENTRE] += mk_now() - t1;
+    }
+    if (kept) {
+        free(kept);
+        r->kept.raw[flat] = NULL;
     }
     if (sl->err) snprintf(sl->msg, sizeof sl->msg, "%s", mk_errmsg());
 }
@@ -152,6 +172,7 @@ static void free_reader(mk_reader *r)
 {
     for (int k = 0; r->ids && k < r->lu->nmodels; k++) mk_ids_free(&r->ids[k]);
     free(r->ids);
+    mk_kept_free(&r->kept);
     free(r->raw);
     for (int i = 0; i < NSLOT; i++) {
         free(r->slots[i].data);
@@ -162,11 +183,16 @@ static void free_reader(mk_reader *r)
 }
 
 mk_err mk_reader_start(const mk_plan *plan, mk_precision prec, mk_source *const *srcs, const mk_lineup *lu,
-                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_reader **out)
+                       const double *scales, const mk_todo *todo, int64_t lo, int64_t hi, mk_kept *kept,
+                       mk_reader **out)
 {
     mk_err err = MK_OK;
     mk_reader *r = mk_calloc(1, sizeof *r, "the reader", &err);
-    if (err) return err;
+    if (err) {
+        if (kept) mk_kept_free(kept);
+        return err;
+    }
+    if (kept) r->kept = *kept, *kept = (mk_kept){0};
     r->lu = lu;
     int64_t m = plan->m < plan->n ? plan->m : plan->n, p = mk_lineup_widest(lu, NULL)->p;
     r->ids = mk_calloc((size_t)lu->nmodels, sizeof *r->ids, "sample IDs", &err);

@@ -169,4 +169,9 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     for (int k = 0; k < lu->nmodels; k++)
         mem->caches += (double)mk_source_cache_bytes(&lu->models[k], mk_lineup_cache_share(lu, k));
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches;
+    mem->first = 0.0;
+    for (int l = 0; l < L; l++) {
+        const mk_layer *layer = mk_lineup_layer(lu, l, NULL);
+        mem->first += (double)(m * layer->p) * (layer->in_f32 ? 4.0 : 8.0);
+    }
 }
