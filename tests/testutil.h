@@ -54,6 +54,9 @@ const char *tu_last_output(void);
     } while (0)
 /* The number right after label in text (a Check failure when absent). */
 double tu_number_after(const char *text, const char *label);
+/* Status 1 with Open MPI's "exiting improperly": the launcher's own exit
+ * race after ranks that finalized; tu_mpicka runs such a command again. */
+int tu_launcher_race(int status, const char *output);
 /* `mpirun -np N mpicka ARGS` in folder cwd (as root, oversubscribed, one
  * BLAS thread per rank). The launcher, its flags and its rank-count flag are
  * $MPIEXEC, $MPIEXEC_FLAGS and $MPIEXEC_NUMPROC_FLAG at run time, else the
