@@ -46,7 +46,7 @@ class Spec:
 
     def __init__(self, name: str, module: nn.Module, *, output: Output = None,
                  transform: Optional[Callable] = None, pool: Optional[str] = None, pool_dims: Dims = None,
-                 token: Token = None, tokens_as_examples: bool = False):
+                 token: Token = None, tokens_as_examples: bool = False, dims_named: bool = True):
         self.name, self.module = name, module
         where = f" (layer '{name}')"
         if output is not None and not (callable(output) or _is_int(output) or isinstance(output, str)):
@@ -55,6 +55,8 @@ class Spec:
             raise TypeError(f"transform: a callable (tensor -> tensor), got {transform!r}{where}")
         if pool not in POOLS:
             raise ValueError(f"pool must be None, 'mean' or 'max', got {pool!r}{where}")
+        if pool_dims is not None and pool is None and not dims_named:
+            pool_dims = None    # pool_dims for every layer: the dims of the layers that pool
         if pool_dims is not None:
             if pool is None:
                 raise ValueError(f"pool_dims={pool_dims!r} without pool: give pool='mean' or 'max'{where}")
@@ -289,30 +291,38 @@ def _convs_only(mods: list, linear_ok: bool) -> bool:
     return any(isinstance(m, _CHANNELS_FIRST) for m in mods) and not any(sign(m) for m in mods)
 
 
-# ---- modules that PyTorch's fast path skips --------------------------------------
+# ---- modules that did not run ----------------------------------------------------
 
-def fastpath_owner(model: nn.Module, name: str) -> Optional[str]:
-    """The TransformerEncoderLayer or MultiheadAttention that ``name`` is
-    inside, if any: in eval mode without gradients PyTorch computes them in
-    one fused kernel and never calls their submodules."""
-    mods = dict(model.named_modules())
+def _owner(mods: dict, name: str, cls) -> Optional[str]:
+    """The nearest module above ``name`` that is a ``cls``, if any."""
     parts = name.split(".")
     for i in range(len(parts) - 1, 0, -1):
         owner = ".".join(parts[:i])
-        if isinstance(mods.get(owner), (nn.TransformerEncoderLayer, nn.MultiheadAttention)):
+        if isinstance(mods.get(owner), cls):
             return owner
     return None
 
 
-def fastpath_hint(model: nn.Module, names: list[str]) -> str:
-    owners = {o for o in (fastpath_owner(model, n) for n in names) if o}
-    if not owners:
-        return ""
+def not_run_hint(model: nn.Module, names: list[str], fastpath: bool) -> str:
+    """Why modules of PyTorch's transformers did not run: in eval mode
+    without gradients PyTorch's inference fast path computes a
+    TransformerEncoderLayer in one fused kernel without calling its
+    submodules, and nn.MultiheadAttention never calls its out_proj (it uses
+    its weights)."""
     mods = dict(model.named_modules())
-    owner = sorted(owners)[0]
-    off = "export(..., fastpath=False) (or Exporter(..., fastpath=False))"
-    if hasattr(getattr(torch.backends, "mha", None), "set_fastpath_enabled"):
-        off += " or torch.backends.mha.set_fastpath_enabled(False)"
-    return (f"; it is inside '{owner}' ({type(mods[owner]).__name__}), which PyTorch's inference fast path "
-            f"(eval mode without gradients) runs as one fused kernel without calling its submodules: select "
-            f"'{owner}' itself, or turn the fast path off with {off}")
+    hints = []
+    attn = [n for n in names if n.endswith(".out_proj") and _owner(mods, n, nn.MultiheadAttention)]
+    if attn:
+        owner = _owner(mods, attn[0], nn.MultiheadAttention)
+        hints.append(f"'{attn[0]}' is never called: nn.MultiheadAttention uses its weights directly; export "
+                     f"the attention module '{owner}' with output={{'{owner}': 0}} (its output, before the weights)")
+    layers = {o for o in (_owner(mods, n, nn.TransformerEncoderLayer) for n in names if n not in attn) if o}
+    if layers and fastpath:
+        owner = sorted(layers)[0]
+        off = "export(..., fastpath=False) (or Exporter(..., fastpath=False))"
+        if hasattr(getattr(torch.backends, "mha", None), "set_fastpath_enabled"):
+            off += " or torch.backends.mha.set_fastpath_enabled(False)"
+        hints.append(f"it is inside '{owner}' (TransformerEncoderLayer), which PyTorch's inference fast path "
+                     f"(eval mode without gradients) runs as one fused kernel without calling its submodules: "
+                     f"select '{owner}' itself, or turn the fast path off with {off}")
+    return "".join("; " + h for h in hints)

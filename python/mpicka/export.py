@@ -50,7 +50,7 @@ from . import __version__
 from ._files import append, create_ids, create_rows, make_folders, remove_folders, write_index
 from ._ids import (INPUT_HASH, RUNNING_INDEX, ExportError, IdsSpec, WithIndex, _IdsKind, _tensors, as_ids,
                    batch_field, fit_ids, input_hashes, token_given, token_hashes, warn_random_order)
-from ._reduce import Dims, Output, Rows, Spec, Token, describe, fastpath_hint, pick, reduce_rows, unnest
+from ._reduce import Rows, Spec, describe, not_run_hint, pick, reduce_rows, unnest
 from ._select import IDS, Layers, per_layer, select_modules
 
 __all__ = ["export", "Exporter", "ExportError", "WithIndex", "shard_path", "select_modules",
@@ -206,11 +206,14 @@ class Exporter:
         self.fastpath = bool(fastpath)
         self.rank, self.world = _rank_world(rank, world)
         self.path = shard_path(path, self.rank, self.world) if self.world is not None else os.fspath(path)
+        if pool is None and pool_dims is not None:
+            raise ValueError(f"pool_dims={pool_dims!r} without pool: give pool='mean' or 'max'")
         names, self._explicit = select_modules(model, layers)
         modules = dict(model.named_modules())
         opts = {k: per_layer(k, v, names) for k, v in (("pool", pool), ("pool_dims", pool_dims), ("token", token),
                                                       ("output", output), ("transform", transform))}
         self._candidates = {n: _Layer(n, modules[n], Spec(n, modules[n], tokens_as_examples=self.tokens,
+                                                          dims_named=isinstance(pool_dims, dict),
                                                           **{k: v[n] for k, v in opts.items()}))
                             for n in names}
         self._layers: Optional[list[_Layer]] = None   # forward order, fixed by the first batch
@@ -549,7 +552,7 @@ class Exporter:
             if missing:
                 raise ExportError(f"module '{missing[0]}' did not run in the forward pass"
                                   + (f" (nor did {len(missing) - 1} more)" if len(missing) > 1 else "")
-                                  + fastpath_hint(self.model, missing))
+                                  + not_run_hint(self.model, missing, self.fastpath))
             if skip:
                 name = next(iter(skip))
                 raise ExportError(f"module '{name}' {skip[name]}; or select other modules")
@@ -558,7 +561,7 @@ class Exporter:
         layers = [self._candidates[n] for n in outputs if n not in skip]
         if not layers:
             raise ExportError("no selected module returned a tensor in the forward pass"
-                              + fastpath_hint(self.model, missing))
+                              + not_run_hint(self.model, missing, self.fastpath))
         return layers
 
     def _warn_skipped(self, missing: list[str], outputs: dict, skip: dict) -> None:
@@ -574,7 +577,7 @@ class Exporter:
                           f"choose a tensor of theirs with output= (e.g. output={{'{other[0]}': 0}})", stacklevel=5)
         if missing:
             warnings.warn(f"skipped modules that did not run in the forward pass: {some(missing)}"
-                          + fastpath_hint(self.model, missing), stacklevel=5)
+                          + not_run_hint(self.model, missing, self.fastpath), stacklevel=5)
 
     def _check_once(self, name: str, got: Optional[list]) -> None:
         if got is None:

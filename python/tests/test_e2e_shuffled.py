@@ -10,7 +10,6 @@ import re
 import warnings
 
 import h5py
-import pytest
 
 import mkt
 
