@@ -271,3 +271,39 @@ def test_a_nested_tensor_needs_the_mask(tmp_path):
     with pytest.raises(ExportError, match=r"module 'inner' returned a nested tensor .*pass the padding mask with "
                                           r"mask="):
         export(Outer().eval(), [seqs()], tmp_path / "n.h5", ["inner"], pool="mean", pool_dims=1)
+
+
+def test_conv1d_maps_pool_without_dims(tmp_path):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv1d(4, 6, 3), nn.ReLU()).eval()
+    x = torch.randn(5, 4, 10)
+    path = export(m, [x], tmp_path / "c.h5", pool="mean")
+    with h5py.File(path, "r") as f, torch.no_grad():
+        ref = torch.relu(m[0](x)).double().numpy()
+        np.testing.assert_allclose(f["1"][()], ref.mean(axis=2), rtol=2e-6, atol=1e-7)
+        assert f["0"].attrs["reduction"] == "mean over dims [2]"
+
+
+def test_token_and_id_errors_of_tokens(tmp_path):
+    x = seqs()
+    refused(tmp_path, r"module 'norm': batch 0 has an example that is all padding",
+            batches=[(x, padded([5, 0, 3, 1]))], mask=1, layers=["norm"], token="last")
+    torch.manual_seed(0)
+    m = Seq().eval()
+    with pytest.raises(ExportError, match=r"batch 0: with tokens_as_examples, call add_ids before the batch's "
+                                          r"call or right after it"):
+        with Exporter(m, tmp_path / "a.h5", ["norm"], tokens_as_examples=True) as ex:
+            m(x)
+            m(x)
+            ex.add_ids(range(4))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_later_call_by_keyword_cannot_be_hashed(tmp_path):
+    m = Keywords().eval()
+    with pytest.raises(ExportError, match=r"batch 1: the model's first positional argument holds no tensor, so its "
+                                          r"input cannot be hashed as the earlier batches' were; give IDs"):
+        with Exporter(m, tmp_path / "a.h5", layers=["fc"]):
+            m(X[:8])
+            m(x=X[8:])
+    assert not list(tmp_path.iterdir())
