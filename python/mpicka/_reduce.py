@@ -325,4 +325,9 @@ def not_run_hint(model: nn.Module, names: list[str], fastpath: bool) -> str:
         hints.append(f"it is inside '{owner}' (TransformerEncoderLayer), which PyTorch's inference fast path "
                      f"(eval mode without gradients) runs as one fused kernel without calling its submodules: "
                      f"select '{owner}' itself, or turn the fast path off with {off}")
+    elif layers:
+        owner = sorted(layers)[0]
+        hints.append(f"it is inside '{owner}' (TransformerEncoderLayer), which PyTorch's inference fast path ran "
+                     f"although fastpath=False: the fast path stays on where neither the input nor the layer's "
+                     f"weights require grad (frozen weights and integer inputs); call model.requires_grad_(True)")
     return "".join("; " + h for h in hints)

@@ -262,6 +262,28 @@ def test_fast_path_named_when_a_submodule_did_not_run(tmp_path, encoder):
     assert not list(tmp_path.iterdir())
 
 
+def test_fast_path_kept_by_frozen_weights_and_integer_inputs(tmp_path):
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 16)
+            self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 1)
+
+        def forward(self, ids):
+            return self.enc(self.emb(ids))
+
+    torch.manual_seed(0)
+    m = Tokens().eval().requires_grad_(False)
+    ids = torch.randint(0, 10, (3, 4))
+    with pytest.raises(ExportError, match=r"module 'enc.layers.0.linear1' did not run .*fast path ran although "
+                                          r"fastpath=False: .*call model.requires_grad_\(True\)"):
+        export(m, [ids], tmp_path / "f.h5", ["enc.layers.0.linear1"], fastpath=False)
+    path = export(m.requires_grad_(True), [ids], tmp_path / "g.h5", ["enc.layers.0.linear1"], fastpath=False,
+                  pool="mean", pool_dims=1)
+    own = hooked(m, ["enc.layers.0.linear1"], lambda: m(ids))["enc.layers.0.linear1"][0]   # gradients on
+    close(read(path)[0]["enc.layers.0.linear1"], own.mean(axis=1))
+
+
 def test_encoder_default_layers_say_what_the_fast_path_skipped(tmp_path, encoder):
     x = torch.randn(4, 5, 8)
     with pytest.warns(UserWarning, match=r"skipped modules that did not run in the forward pass: "
