@@ -11,156 +11,53 @@ What is written (one HDF5 file, created with ``track_order=True``)::
 
     /<module name>   one dataset per layer, named exactly as in
                      model.named_modules() (dots kept: "layer1.0.conv1"),
-                     shape (n, *per-example output shape), float32 or float16,
-                     created in the order the forward pass produced them
-    /ids             1-D, one ID per example: int64 or UTF-8 strings
+                     shape (n, *per-example stored shape), float32 or
+                     float16, created in the order the forward pass produced
+                     them; attributes module_class, output_shape, reduction
+    /ids             1-D, one ID per example: by default a 63-bit hash of
+                     the model's input (int64), else the IDs given (int64,
+                     uint64 or UTF-8 strings) or the running index
     root attributes  model_class, modules (JSON list, forward order),
                      input_shape, dtype, source_dtypes (JSON), pool, n,
-                     batches, ids, rank, world, torch_version,
-                     exporter_version
+                     examples, tokens_as_examples, batches, ids_source,
+                     rank, world, torch_version, exporter_version
 
-Example ``i`` of every layer and of ``/ids`` is the same input. Memory holds one
-batch of the selected layers' outputs, whatever the number of examples: each
-batch is appended to resizable, chunked datasets and dropped. The file is
-written under a temporary name and renamed when complete, so an export that
-fails leaves no file behind.
+Row ``i`` of every layer and of ``/ids`` is the same input (the same token
+with ``tokens_as_examples``). Memory holds one batch of the selected layers'
+outputs, whatever the number of examples: each batch is appended to
+resizable, chunked datasets and dropped. The file is written under a
+temporary name and renamed when complete, so an export that fails leaves no
+file behind.
+
+The parts live in modules by concern: ``_select`` (which modules, which
+option for which layer), ``_reduce`` (an output to stored rows: tuple
+elements, transforms, pooling, tokens, masks), ``_ids`` (the IDs and the
+input hash), ``_files`` (folders and datasets).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import re
 import warnings
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import h5py
 import numpy as np
 import torch
 
 from . import __version__
+from ._files import append, create_ids, create_rows, make_folders, remove_folders, write_index
+from ._ids import (INPUT_HASH, RUNNING_INDEX, ExportError, IdsSpec, WithIndex, _IdsKind, _tensors, as_ids,
+                   batch_field, fit_ids, input_hashes, token_given, token_hashes, warn_random_order)
+from ._reduce import Rows, Spec, describe, not_run_hint, pick, reduce_rows, unnest
+from ._select import IDS, Layers, per_layer, select_modules
 
-__all__ = ["export", "Exporter", "ExportError", "WithIndex", "shard_path", "select_modules"]
+__all__ = ["export", "Exporter", "ExportError", "WithIndex", "shard_path", "select_modules",
+           "INPUT_HASH", "RUNNING_INDEX"]
 
-IDS = "ids"
-CHUNK_BYTES = 1 << 20  # fits HDF5's default 1 MiB chunk cache: mpicka reads a chunk once
 _DTYPES = {"float32": (torch.float32, np.float32), "float16": (torch.float16, np.float16)}
-_POOLS = (None, "mean", "max")
-
-Layers = Union[None, str, Sequence[str]]
-IdsSpec = Union[None, int, str, Callable[[Any], Any]]
-
-
-class ExportError(RuntimeError):
-    """A module did not behave as an exported layer must (it never ran, ran
-    twice in one forward pass, returned a non-tensor, changed its output shape
-    between batches, produced NaN/Inf), or the IDs do not fit the examples.
-    The message names the module."""
-
-
-# ---- module selection ----------------------------------------------------
-
-def _pattern_regex(pattern: str) -> "re.Pattern[str]":
-    """Glob over dotted module names: ``*`` and ``?`` stay within one name
-    part (as mpicka's ``*`` stays within one path level), ``**`` crosses dots,
-    ``[...]`` is a character class (``[!...]`` negated)."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append(r"[^.]*")
-        elif c == "?":
-            out.append(r"[^.]")
-        elif c == "[" and _class_end(pattern, i) > 0:
-            end = _class_end(pattern, i)
-            body = pattern[i + 1:end]
-            neg = body.startswith("!")
-            body = re.escape(body[1:] if neg else body).replace(r"\-", "-")
-            out.append(f"[^.{body}]" if neg else f"[{body}]")
-            i = end + 1
-            continue
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _class_end(pattern: str, i: int) -> int:
-    """Index of the ']' closing the class opened at i, or -1 (a literal '[')."""
-    j = i + 1
-    if pattern[j:j + 1] == "!":
-        j += 1
-    if pattern[j:j + 1] == "]":
-        j += 1
-    return pattern.find("]", j)
-
-
-def _is_pattern(s: str) -> bool:
-    return any(c in s for c in "*?[")
-
-
-def select_modules(model: torch.nn.Module, layers: Layers) -> tuple[list[str], bool]:
-    """Resolve ``layers`` to module names of ``model``.
-
-    Returns the selected names (in ``named_modules()`` order; the file's order
-    is the forward order, decided when the model runs) and whether they were
-    chosen explicitly (names or patterns) rather than by default (``None``:
-    every leaf module). A name that does not exist or a pattern that matches
-    nothing raises ``ValueError`` listing the closest names that do exist.
-    """
-    names = [n for n, _ in model.named_modules() if n]
-    if layers is None:
-        leaves = [n for n, m in model.named_modules() if n and next(m.children(), None) is None]
-        if not leaves:
-            raise ValueError(f"{type(model).__name__} has no submodules to export; name the layers")
-        return _storable(leaves), False
-    if isinstance(layers, str):
-        layers = [layers]
-    chosen: set[str] = set()
-    for entry in layers:
-        if not isinstance(entry, str):
-            raise TypeError(f"layers: expected module names or patterns (str), got {entry!r}")
-        if not _is_pattern(entry):
-            if entry not in names:
-                raise ValueError(f"layers: the model has no module '{entry}'" + _closest(entry, names))
-            chosen.add(entry)
-            continue
-        rx = _pattern_regex(entry)
-        hits = [n for n in names if rx.match(n)]
-        if not hits:
-            raise ValueError(f"layers: pattern '{entry}' matches no module name ('*' does not cross "
-                             f"dots; '**' does)" + _closest(entry, names))
-        chosen.update(hits)
-    if IDS in chosen:
-        raise ValueError(f"layers: a module named '{IDS}' would collide with the /{IDS} dataset")
-    return _storable([n for n in names if n in chosen]), True
-
-
-def _storable(names: list[str]) -> list[str]:
-    """Refuses names that cannot be one HDF5 dataset at the root: '/' nests
-    groups (and collides with a module of the prefix's name), NUL ends the
-    name early. Not escaped: the file promises named_modules()'s names, and
-    mpicka's layer patterns would have to spell the escape."""
-    for name in names:
-        bad = "/" if "/" in name else "NUL" if "\0" in name else None
-        if bad:
-            raise ValueError(f"layers: module '{name}' has a {bad} in its name, which an HDF5 dataset name "
-                             f"cannot hold; rename it (the key of its ModuleDict or add_module name) or "
-                             f"select other modules")
-    return names
-
-
-def _closest(name: str, names: list[str]) -> str:
-    stem = name.replace("*", "").replace("?", "")
-    close = difflib.get_close_matches(stem, names, n=5, cutoff=0.5)
-    if close:
-        return "; closest: " + ", ".join(close)
-    return "; modules: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+PerLayer = Union[Any, dict]
 
 
 # ---- shards --------------------------------------------------------------
@@ -187,92 +84,15 @@ def _rank_world(rank: Optional[int], world: Optional[int]) -> tuple[Optional[int
     return rank, world
 
 
-# ---- IDs -------------------------------------------------------------------
-
-_I64 = np.iinfo(np.int64)
-_U64 = np.iinfo(np.uint64)
-
-
-def _as_ids(values: Any) -> np.ndarray:
-    """One batch of IDs as a 1-D int64, uint64 or str (object) array, every
-    value exactly as given (uint64 input stays uint64: its values above
-    2**63-1 have no int64)."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    if isinstance(values, (int, np.integer, str)):
-        values = [values]
-    if isinstance(values, (list, tuple, range)) and values and all(_is_int(v) for v in values):
-        return _python_ints(values)
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ExportError(f"IDs must be one per example (1-D), got shape {arr.shape}")
-    if arr.dtype.kind in "iu":
-        return arr if arr.dtype == np.uint64 else arr.astype(np.int64)  # every other fits int64
-    if arr.dtype.kind == "U" or arr.size == 0:
-        return arr.astype(object)
-    if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr):
-        return arr
-    raise ExportError(f"IDs must be integers or strings, got {arr.dtype} values")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _python_ints(values: Sequence) -> np.ndarray:
-    """Python ints exactly: numpy would turn [2**63, 1] into float64. int64
-    when they fit, uint64 when they are all >= 0 and some above int64."""
-    ints = [int(v) for v in values]
-    lo, hi = min(ints), max(ints)
-    if _I64.min <= lo and hi <= _I64.max:
-        return np.asarray(ints, dtype=np.int64)
-    if lo >= 0 and hi <= _U64.max:
-        return np.asarray(ints, dtype=np.uint64)
-    if lo < _I64.min or hi > _U64.max:
-        raise ExportError(f"ID {lo if lo < _I64.min else hi} is beyond both int64 and uint64")
-    raise ExportError(f"IDs {lo} and {hi} in one batch: int64 cannot hold {hi}, uint64 cannot hold {lo}")
-
-
-def _batch_ids(batch: Any, ids: IdsSpec) -> Any:
-    if callable(ids):
-        return ids(batch)
-    try:
-        return batch[ids]
-    except (KeyError, IndexError, TypeError) as e:
-        raise ExportError(f"ids={ids!r}: the batch ({type(batch).__name__}) has no such field") from e
-
-
-class WithIndex(torch.utils.data.Dataset):
-    """``dataset`` with each item's index appended: ``(x, y)`` becomes
-    ``(x, y, i)`` and a non-tuple ``x`` becomes ``(x, i)``.
-
-    Its loader's batches end with the examples' indices in ``dataset``, so
-    ``export(..., ids=-1)`` stores them as ``/ids``; with a
-    ``torch.utils.data.Subset`` of it per process, every shard holds global
-    indices and mpicka can check that x and y saw the same examples.
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        item = self.dataset[i]
-        return (*item, i) if isinstance(item, tuple) else (item, i)
-
-
 # ---- the exporter ----------------------------------------------------------
 
 class _Layer:
-    """One exported module: its dataset and the shapes it must keep."""
+    """One exported module: its options, its dataset and the shapes it must keep."""
 
-    def __init__(self, name: str, module: torch.nn.Module):
-        self.name = name
-        self.module = module
+    def __init__(self, name: str, module: torch.nn.Module, spec: Spec):
+        self.name, self.module, self.spec = name, module, spec
         self.dset: Optional[h5py.Dataset] = None
-        self.out_shape: Optional[tuple] = None     # per-example model output shape
+        self.out_shape: Optional[list] = None      # per-example output shape, -1 where it varied
         self.source_dtype: Optional[str] = None
 
 
@@ -298,48 +118,104 @@ class Exporter:
         them (``*`` and ``?`` do not cross dots, ``**`` does, ``[...]``
         classes): ``["layer?.?", "fc"]`` are ResNet's blocks and its head.
         ``None``: every leaf module that returns a tensor and runs once per
-        call (a leaf reused within one forward pass, like torchvision's
-        BasicBlock ``relu``, is skipped with a warning). A name that does not
+        call; the leaves skipped (reused within one pass, not run, not
+        returning a tensor) are named in a warning. A name that does not
         exist or a pattern that matches nothing is a ``ValueError``.
     dtype : "float32" or "float16"
         Storage type. float16 halves the files; a value beyond its range
         (65504) is an error naming the module.
-    pool : None, "mean" or "max"
-        Pool outputs of more than 2 dims, taken as (N, C, spatial...), over
-        the spatial dims, keeping C features. CKA of pooled features is a
-        different quantity from CKA of the full maps (it ignores where in
-        the map a feature fired); compare pooled with pooled only.
+    output : None, int, str or callable; or a dict per layer
+        The tensor of a module that returns a tuple, list or dict:
+        ``output=0`` is ``out[0]`` (an LSTM's output sequence),
+        ``output="last_hidden_state"`` a key, a callable ``f(out)`` anything.
+        An index or key leaves tensor outputs as they are.
+    transform : callable or a dict per layer
+        ``f(tensor) -> tensor`` applied to the chosen tensor before the
+        reduction (e.g. ``lambda t: t.transpose(0, 1)`` for a sequence-first
+        output); the result must keep the batch as its first dim.
+    pool : None, "mean" or "max"; or a dict per layer
+        Pool outputs of more than 2 dims over ``pool_dims``. Without
+        ``pool_dims`` only an output that is obviously a conv map
+        ``(N, C, spatial...)`` is pooled (over the spatial dims); any other
+        (a transformer's ``(N, T, D)``, Swin's ``(N, H, W, C)``) is an
+        ``ExportError`` asking for the dims. CKA of pooled features is a
+        different quantity from CKA of the full maps; compare pooled with
+        pooled only.
+    pool_dims : None, int or tuple of int; or a dict per layer
+        The dims of the output to pool, batch = 0: ``1`` the tokens of
+        ``(N, T, D)``, ``(1, 2)`` the map of ``(N, H, W, C)``. With a padding
+        mask, the padded tokens (dim 1) are left out of the mean or max.
+    token : None, "cls", "first", "last" or int; or a dict per layer
+        Keep one token of an ``(N, T, D)`` output: ``"cls"``/``"first"`` is
+        token 0, ``"last"`` the last token (the last one that is not padding
+        with a mask), an int that position.
+    tokens_as_examples : bool
+        Every token of every ``(N, T, D)`` output is a row (an example for
+        mpicka): ``(N, T, D)`` becomes ``(N*T, D)``, padded tokens left out
+        with a mask. Every layer must then be ``(N, T, D)`` with the same
+        tokens. The IDs are per token.
+    ids : None, INPUT_HASH or RUNNING_INDEX
+        The IDs stored when :meth:`add_ids` is not called: ``None`` or
+        ``INPUT_HASH``, a 63-bit hash per example of the model's input (the
+        first positional argument of each call); ``RUNNING_INDEX``,
+        0..n-1 of this process.
+    fastpath : bool
+        ``False`` runs each call with gradients enabled (and floating inputs
+        requiring grad), which turns off PyTorch's inference fast path of
+        ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention``, so that
+        their submodules run and can be exported; a call then holds the
+        autograd graph of one batch.
     rank, world : int, optional
         Data-parallel runs: this process writes shard ``rank`` of ``world``.
         Taken from ``torch.distributed`` when it is initialised and these are
         not given.
+
+    The per-layer options take one value for every layer, or a dict from
+    module names or patterns to values (an exact name first, else the first
+    pattern that matches; others get None): ``pool={"features.*": "mean"}``.
+    The reductions apply to outputs of more than 2 dims; 2-D outputs are
+    stored as they are.
 
     Attributes
     ----------
     path : str
         The file written (the shard's name in a data-parallel run).
     n : int
+        Rows written so far (examples, or tokens with ``tokens_as_examples``).
+    examples : int
         Examples written so far.
 
-    Use :meth:`add_ids` once per batch to store the examples' IDs; without
-    it, ``/ids`` is the running index 0..n-1 of this process's examples.
+    Use :meth:`add_ids` once per batch to store the examples' IDs, and
+    :meth:`set_mask` before a call to give its padding mask.
     """
 
     def __init__(self, model: torch.nn.Module, path: Union[str, os.PathLike], layers: Layers = None, *,
-                 dtype: str = "float32", pool: Optional[str] = None,
+                 dtype: str = "float32", pool: PerLayer = None, pool_dims: PerLayer = None,
+                 token: PerLayer = None, tokens_as_examples: bool = False, output: PerLayer = None,
+                 transform: PerLayer = None, ids: Optional[_IdsKind] = None, fastpath: bool = True,
                  rank: Optional[int] = None, world: Optional[int] = None):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
-        if pool not in _POOLS:
-            raise ValueError(f"pool must be None, 'mean' or 'max', got {pool!r}")
+        if ids is not None and not isinstance(ids, _IdsKind):
+            raise TypeError(f"Exporter(ids=...) takes INPUT_HASH or RUNNING_INDEX; give a batch's IDs with "
+                            f"add_ids, got {ids!r}")
         self.model = model
         self.dtype = dtype
         self.pool = pool
+        self.tokens = bool(tokens_as_examples)
+        self.fastpath = bool(fastpath)
         self.rank, self.world = _rank_world(rank, world)
         self.path = shard_path(path, self.rank, self.world) if self.world is not None else os.fspath(path)
+        if pool is None and pool_dims is not None:
+            raise ValueError(f"pool_dims={pool_dims!r} without pool: give pool='mean' or 'max'")
         names, self._explicit = select_modules(model, layers)
         modules = dict(model.named_modules())
-        self._candidates = {n: _Layer(n, modules[n]) for n in names}
+        opts = {k: per_layer(k, v, names) for k, v in (("pool", pool), ("pool_dims", pool_dims), ("token", token),
+                                                      ("output", output), ("transform", transform))}
+        self._candidates = {n: _Layer(n, modules[n], Spec(n, modules[n], tokens_as_examples=self.tokens,
+                                                          dims_named=isinstance(pool_dims, dict),
+                                                          **{k: v[n] for k, v in opts.items()}))
+                            for n in names}
         self._layers: Optional[list[_Layer]] = None   # forward order, fixed by the first batch
         self._pass: dict[str, list] = {}
         self._in_call = False
@@ -350,11 +226,17 @@ class Exporter:
         self._handles: list = []
         self._made: list[str] = []   # folders this export created, removed again if it fails
         self._file: Optional[h5py.File] = None
+        self._ids_kind = "index" if ids is RUNNING_INDEX else "hash"   # "given" once add_ids is called
         self._ids: Optional[h5py.Dataset] = None
+        self._batch_hash: Optional[np.ndarray] = None
         self._id_counts: list[int] = []     # IDs given per add_ids call: call k is batch k
         self._batch_sizes: list[int] = []   # examples per call of the model
+        self._pending: dict[int, np.ndarray] = {}   # tokens as examples: given IDs of batches yet to run
+        self._last_rows: Optional[Rows] = None      # and the tokens kept in the last batch
+        self._mask: Optional[torch.Tensor] = None
         self._grad = None
         self.n = 0
+        self.examples = 0
         self.batches = 0
 
     # -- context --
@@ -363,7 +245,7 @@ class Exporter:
         if self.model.training:
             warnings.warn("model is in training mode: dropout is active and BatchNorm uses batch "
                           "statistics; call model.eval() before exporting", stacklevel=2)
-        self._made = _make_folders(os.path.dirname(self.path))
+        self._made = make_folders(os.path.dirname(self.path))
         try:
             self._file = h5py.File(self._tmp, "w", track_order=True)
             self._handles.append(self.model.register_forward_pre_hook(self._begin_call))
@@ -406,38 +288,76 @@ class Exporter:
             self._file = None
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
-        _remove_folders(self._made)
+        remove_folders(self._made)
         self._made = []
 
-    # -- IDs --
+    # -- IDs and masks --
 
     def add_ids(self, ids: Any) -> None:
         """Append one batch's example IDs (a tensor, array or list of ints or
         strs, one per example, in the batch's order). Call it once per call
         of the model, before or after it, for every batch or for none: the
         k-th call holds batch k's IDs and must have as many as that batch has
-        examples. Integers are stored exactly: int64, or uint64 when the first
-        IDs given are uint64 (or Python ints above 2**63-1)."""
+        examples (with ``tokens_as_examples``: call it before the batch's call
+        or right after it; each token's ID is ``'<id>#<position>'``).
+        Integers are stored exactly: int64, or uint64 when the first IDs
+        given are uint64 (or Python ints above 2**63-1). The given IDs replace
+        the default input hash."""
         if self._file is None:
             raise ExportError("add_ids outside the exporter's with block")
-        self._guard(lambda: self._add_ids(_as_ids(ids)))
+        self._guard(lambda: self._add_ids(as_ids(ids)))
+
+    def set_mask(self, mask: Optional[torch.Tensor]) -> None:
+        """The padding mask of the next call of the model: a bool tensor
+        ``(N, T)``, True at padding (as PyTorch's ``src_key_padding_mask``),
+        or None. It is used by the reductions over tokens (``pool`` over dim
+        1, ``token="last"``, ``tokens_as_examples``) of every ``(N, T, ...)``
+        output, and dropped after the call."""
+        def check():
+            if mask is None:
+                self._mask = None
+                return
+            if not isinstance(mask, torch.Tensor):
+                raise ExportError(f"mask: a bool tensor (N, T), True at padding, got {type(mask).__name__}")
+            if mask.dtype != torch.bool:
+                raise ExportError(f"mask: a bool tensor (N, T), True at padding (as PyTorch's "
+                                  f"src_key_padding_mask), got {mask.dtype}; for an attention mask that is 1 "
+                                  f"at real tokens, give attention_mask == 0")
+            if mask.dim() != 2:
+                raise ExportError(f"mask: a bool tensor (N, T), True at padding, got shape {tuple(mask.shape)}")
+            self._mask = mask.detach()
+        self._guard(check)
 
     def _add_ids(self, arr: np.ndarray) -> None:
+        if self._ids_kind != "given":
+            if self._ids is not None:   # the input hashes of the batches before: the given IDs replace them
+                del self._file[IDS]
+                self._ids = None
+            self._ids_kind = "given"
         k = len(self._id_counts)
         self._id_counts.append(arr.size)
         self._match_ids(k)
+        if not self.tokens:
+            self._store_ids(arr, k)
+        elif k >= self.batches:
+            self._pending[k] = arr
+        elif k == self.batches - 1 and self._last_rows is not None:
+            self._store_ids(token_given(arr, self._last_rows.counts, self._last_rows.positions), k)
+        else:
+            raise ExportError(f"batch {k}: with tokens_as_examples, call add_ids before the batch's call or "
+                              f"right after it (the tokens kept in batch {k} are no longer known)")
+
+    def _store_ids(self, arr: np.ndarray, k: int) -> None:
         if arr.size == 0:
             return
         is_str = arr.dtype == object
         if self._ids is None:
-            dt = h5py.string_dtype("utf-8") if is_str else arr.dtype
-            self._ids = self._file.create_dataset(IDS, shape=(0,), maxshape=(None,), dtype=dt,
-                                                  chunks=(CHUNK_BYTES // (16 if is_str else 8),))
+            self._ids = create_ids(self._file, IDS, h5py.string_dtype("utf-8") if is_str else arr.dtype)
         elif is_str != (self._ids.dtype.kind == "O"):
             raise ExportError(f"batch {k}: IDs mix integers and strings between batches")
         elif not is_str:
-            arr = _fit_ids(arr, self._ids.dtype, k)
-        _append(self._ids, arr)
+            arr = fit_ids(arr, self._ids.dtype, k)
+        append(self._ids, arr)
 
     def _match_ids(self, k: int) -> None:
         """Batch k's IDs against its examples, once both are known."""
@@ -448,7 +368,7 @@ class Exporter:
 
     # -- hooks --
 
-    def _begin_call(self, module, args) -> None:
+    def _begin_call(self, module, args):
         if self._failed is not None:
             raise ExportError(f"an earlier error ended this export: {self._failed}")
         if self._in_call:
@@ -458,15 +378,42 @@ class Exporter:
                               "inside forward?); the export cannot continue")
         self._in_call = True
         self._pass = {}
-        first = args[0] if args else None
-        tensor = isinstance(first, torch.Tensor) and first.dim() > 0
-        self._batch_n = first.shape[0] if tensor else None
-        if self._input_shape is None and tensor:
-            self._input_shape = tuple(first.shape[1:])
+        first = next(_tensors(args[0]), None) if args else None
+        self._batch_n = first.shape[0] if first is not None else None
+        if self._input_shape is None and args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0:
+            self._input_shape = tuple(args[0].shape[1:])
+        self._guard(lambda: self._begin_checks(args))
+        if not self.fastpath:
+            torch.set_grad_enabled(True)
+            return tuple(a.detach().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point()
+                         else a for a in args)
+        return None
+
+    def _begin_checks(self, args) -> None:
+        if self._mask is not None and self._batch_n is not None and self._mask.shape[0] != self._batch_n:
+            raise ExportError(f"batch {self.batches}: the padding mask has {self._mask.shape[0]} rows but the "
+                              f"batch has {self._batch_n} examples")
+        if self._ids_kind != "hash":
+            return
+        self._batch_hash = input_hashes(args)
+        if self._batch_hash is not None:
+            return
+        if self.batches:
+            raise ExportError(f"batch {self.batches}: the model's first positional argument holds no tensor, "
+                              f"so its input cannot be hashed as the earlier batches' were; give IDs")
+        warnings.warn("the model was called without a positional tensor, so the examples' IDs cannot be a "
+                      "hash of its input: /ids is the running index, which cannot tell a reordered export; "
+                      "give IDs (ids= or add_ids)", stacklevel=4)
+        self._ids_kind = "index"
 
     def _end_call(self, module, args, output) -> None:
         self._in_call = False
-        self._guard(self._write_batch)
+        if not self.fastpath:
+            torch.set_grad_enabled(False)
+        try:
+            self._guard(self._write_batch)
+        finally:
+            self._mask = None
 
     def _hook(self, name: str):
         def hook(module, args, output):
@@ -486,32 +433,38 @@ class Exporter:
         if not self._in_call:
             raise ExportError(f"module '{name}' ran outside a call of the model; the exporter counts "
                               f"a batch per call of the model it was given")
-        if not isinstance(output, torch.Tensor):
-            self._pass.setdefault(name, []).append(type(output).__name__)
-            return
-        self._pass.setdefault(name, []).append(self._convert(name, output))
+        layer = self._candidates[name]
+        t = pick(layer.spec, output)
+        self._pass.setdefault(name, []).append(describe(output) if t is None else self._convert(layer, t))
 
-    def _convert(self, name: str, t: torch.Tensor) -> tuple:
-        """Detach, pool, cast: (stored array, per-example output shape, source dtype)."""
+    def _convert(self, layer: _Layer, t: torch.Tensor) -> tuple:
+        """Detach, reduce, cast: (the rows to store, the source dtype)."""
+        name, spec = layer.name, layer.spec
         t = t.detach()
+        if t.is_nested:
+            t = unnest(name, t, self._mask)
+        if spec.transform is not None:
+            t = spec.transform(t)
+            if not isinstance(t, torch.Tensor):
+                raise ExportError(f"module '{name}': transform gave {type(t).__name__}, not a tensor")
+            t = t.detach()
         if t.dim() == 0:
             raise ExportError(f"module '{name}' returned a scalar: no example axis")
-        shape, src = tuple(t.shape[1:]), str(t.dtype)
+        src = str(t.dtype)
         if t.is_complex():  # a cast would keep the real part and drop the rest
             raise ExportError(f"module '{name}' returned complex values ({src}); mpicka compares real "
                               f"features: wrap the module to return torch.view_as_real(out) or out.abs()")
         if not t.is_floating_point():
             t = t.float()
-        if self.pool and t.dim() > 2:
-            dims = tuple(range(2, t.dim()))
-            t = t.mean(dim=dims) if self.pool == "mean" else t.amax(dim=dims)
-        stored = t.to(_DTYPES[self.dtype][0])
+        rows = reduce_rows(spec, self.model, t, self._mask, self.batches)
+        stored = rows.data.to(_DTYPES[self.dtype][0])
         if not bool(torch.isfinite(stored).all()):
-            if bool(torch.isfinite(t).all()):
+            if bool(torch.isfinite(rows.data).all()):
                 raise ExportError(f"module '{name}': values beyond float16's range (65504) in batch "
                                   f"{self.batches}; use dtype='float32'")
             raise ExportError(f"module '{name}': NaN or Inf in its output in batch {self.batches}")
-        return stored.cpu().numpy(), shape, src
+        rows.data = stored.cpu().numpy()
+        return rows, src
 
     # -- one batch --
 
@@ -521,22 +474,69 @@ class Exporter:
             self._layers = self._first_layers(outputs)
         for layer in self._layers:
             self._check_once(layer.name, outputs.get(layer.name))
-        n = self._batch_n if self._batch_n is not None else outputs[self._layers[0].name][0][0].shape[0]
+        first: Rows = outputs[self._layers[0].name][0][0]
+        n = self._batch_n if self._batch_n is not None else \
+            (first.counts.size if self.tokens else first.data.shape[0])
         for layer in self._layers:
-            arr, shape, src = outputs[layer.name][0]
-            if arr.shape[0] != n:
-                raise ExportError(f"module '{layer.name}': output has {arr.shape[0]} rows but the batch "
-                                  f"has {n} examples (is the batch not its first dim?)")
+            rows, src = outputs[layer.name][0]
+            self._check_rows(layer, rows, first, n)
             if layer.dset is None:
-                self._create(layer, arr, shape, src)
-            elif shape != layer.out_shape:
-                raise ExportError(f"module '{layer.name}': output shape {(n,) + shape} in batch "
-                                  f"{self.batches} differs from {('n',) + layer.out_shape} before")
-            _append(layer.dset, arr)
+                layer.dset = create_rows(self._file, layer.name, rows.data)
+                layer.dset.attrs["module_class"] = type(layer.module).__name__
+                layer.dset.attrs["reduction"] = rows.reduction
+                layer.out_shape, layer.source_dtype = list(rows.shape), src
+            elif rows.data.shape[1:] != layer.dset.shape[1:]:
+                raise ExportError(self._shape_change(layer, rows, n))
+            else:
+                layer.out_shape = [a if a == b else -1 for a, b in zip(layer.out_shape, rows.shape)]
+            append(layer.dset, rows.data)
+        self._write_ids(first, n)
         self._batch_sizes.append(n)
         self._match_ids(self.batches)
-        self.n += n
+        self.n += first.data.shape[0]
+        self.examples += n
         self.batches += 1
+
+    def _check_rows(self, layer: _Layer, rows: Rows, first: Rows, n: int) -> None:
+        if self.tokens:
+            if rows.counts.size != n:
+                raise ExportError(f"module '{layer.name}': output has {rows.counts.size} examples but the batch "
+                                  f"has {n} (is the batch not its first dim?)")
+            if not (np.array_equal(rows.counts, first.counts) and np.array_equal(rows.positions, first.positions)):
+                raise ExportError(f"module '{layer.name}' keeps {rows.data.shape[0]} tokens of batch {self.batches} "
+                                  f"but module '{self._layers[0].name}' keeps {first.data.shape[0]}: "
+                                  f"tokens_as_examples needs the same tokens in every layer")
+        elif rows.data.shape[0] != n:
+            raise ExportError(f"module '{layer.name}': output has {rows.data.shape[0]} rows but the batch "
+                              f"has {n} examples (is the batch not its first dim? a sequence-first (T, N, ...) "
+                              f"output can be turned with transform=lambda t: t.transpose(0, 1))")
+
+    def _shape_change(self, layer: _Layer, rows: Rows, n: int) -> str:
+        before = ("n",) + tuple(layer.dset.shape[1:])
+        msg = (f"module '{layer.name}': output shape {(n,) + tuple(rows.data.shape[1:])} in batch {self.batches} "
+               f"differs from {before} before")
+        if len(rows.shape) == 2 and rows.shape[0] != layer.out_shape[0]:
+            msg += ("; tokens of variable length? pool over them (pool='mean', pool_dims=1) with the padding "
+                    "mask (mask=), take one (token='cls' or 'last'), or keep them as examples "
+                    "(tokens_as_examples=True)")
+        return msg
+
+    def _write_ids(self, rows: Rows, n: int) -> None:
+        k = self.batches
+        if self._ids_kind == "hash":
+            ids = self._batch_hash
+            if self.tokens:
+                ids = token_hashes(ids, rows.counts, rows.positions)
+            self._store_ids(ids, k)
+        elif self._ids_kind == "given" and self.tokens:
+            arr = self._pending.pop(k, None)
+            if arr is not None:
+                if arr.size != n:
+                    raise ExportError(f"batch {k}: {arr.size} IDs for {n} examples "
+                                      f"(call add_ids once per batch with that batch's IDs)")
+                self._store_ids(token_given(arr, rows.counts, rows.positions), k)
+        if self.tokens:
+            self._last_rows = rows
 
     def _first_layers(self, outputs: dict) -> list[_Layer]:
         """The layers in the order the first forward pass produced them."""
@@ -546,21 +546,38 @@ class Exporter:
             if len(got) > 1:
                 skip[name] = f"ran {len(got)} times in one forward pass (a module reused in forward)"
             elif isinstance(got[0], str):
-                skip[name] = f"returned {got[0]}, not a tensor"
+                skip[name] = (f"returned {got[0]}, not a tensor; choose one of its tensors with output= "
+                              f"(e.g. output={{'{name}': 0}})")
         if self._explicit:
             if missing:
                 raise ExportError(f"module '{missing[0]}' did not run in the forward pass"
-                                  + (f" (nor did {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                                  + (f" (nor did {len(missing) - 1} more)" if len(missing) > 1 else "")
+                                  + not_run_hint(self.model, missing, self.fastpath))
             if skip:
                 name = next(iter(skip))
-                raise ExportError(f"module '{name}' {skip[name]}; select other modules")
-        elif any(len(g) > 1 for g in outputs.values()):
-            warnings.warn("skipped modules reused within one forward pass: "
-                          + ", ".join(n for n, g in outputs.items() if len(g) > 1), stacklevel=4)
+                raise ExportError(f"module '{name}' {skip[name]}; or select other modules")
+        else:
+            self._warn_skipped(missing, outputs, skip)
         layers = [self._candidates[n] for n in outputs if n not in skip]
         if not layers:
-            raise ExportError("no selected module returned a tensor in the forward pass")
+            raise ExportError("no selected module returned a tensor in the forward pass"
+                              + not_run_hint(self.model, missing, self.fastpath))
         return layers
+
+    def _warn_skipped(self, missing: list[str], outputs: dict, skip: dict) -> None:
+        """layers=None: the leaves that cannot be exported are named, never dropped silently."""
+        def some(names):
+            return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        reused = [n for n, g in outputs.items() if len(g) > 1]
+        other = [n for n, g in outputs.items() if len(g) == 1 and n in skip]
+        if reused:
+            warnings.warn("skipped modules reused within one forward pass: " + some(reused), stacklevel=5)
+        if other:
+            warnings.warn(f"skipped modules whose output is not a tensor: {some(other)} ({outputs[other[0]][0]}); "
+                          f"choose a tensor of theirs with output= (e.g. output={{'{other[0]}': 0}})", stacklevel=5)
+        if missing:
+            warnings.warn(f"skipped modules that did not run in the forward pass: {some(missing)}"
+                          + not_run_hint(self.model, missing, self.fastpath), stacklevel=5)
 
     def _check_once(self, name: str, got: Optional[list]) -> None:
         if got is None:
@@ -570,16 +587,6 @@ class Exporter:
         if isinstance(got[0], str):
             raise ExportError(f"module '{name}' returned {got[0]}, not a tensor, in batch {self.batches}")
 
-    def _create(self, layer: _Layer, arr: np.ndarray, shape: tuple, src: str) -> None:
-        trailing = arr.shape[1:]
-        row_bytes = max(1, int(np.prod(trailing, dtype=np.int64)) * arr.itemsize)
-        rows = max(1, CHUNK_BYTES // row_bytes)
-        layer.dset = self._file.create_dataset(layer.name, shape=(0,) + trailing, maxshape=(None,) + trailing,
-                                               dtype=arr.dtype, chunks=(rows,) + trailing)
-        layer.dset.attrs["module_class"] = type(layer.module).__name__
-        layer.dset.attrs["output_shape"] = np.asarray(shape, dtype=np.int64)
-        layer.out_shape, layer.source_dtype = shape, src
-
     # -- the end --
 
     def _finish(self) -> None:
@@ -588,17 +595,11 @@ class Exporter:
         f = self._file
         if self._id_counts and len(self._id_counts) != self.batches:
             raise ExportError(f"add_ids was called for {len(self._id_counts)} batches but the model ran "
-                              f"{self.batches} (/ids has {sum(self._id_counts)} entries but {self.n} examples "
-                              f"were exported; call add_ids once per batch, one ID per example)")
-        if self._ids is None:
-            ids = f.create_dataset(IDS, shape=(self.n,), dtype=np.int64,
-                                   chunks=(max(1, min(self.n, CHUNK_BYTES // 8)),))
-            step = CHUNK_BYTES // 8
-            for lo in range(0, self.n, step):  # a chunk at a time: no n-sized array
-                ids[lo:lo + step] = np.arange(lo, min(self.n, lo + step), dtype=np.int64)
-            f.attrs["ids_source"] = "running index"
-        else:
-            f.attrs["ids_source"] = "given"
+                              f"{self.batches} (/ids has {sum(self._id_counts)} entries but {self.examples} "
+                              f"examples were exported; call add_ids once per batch, one ID per example)")
+        if self._ids_kind == "index":
+            write_index(f, IDS, self.n)
+        f.attrs["ids_source"] = {"index": "running index", "hash": "input hash", "given": "given"}[self._ids_kind]
         self._write_attrs(f)
         f.close()
         self._file = None
@@ -612,9 +613,13 @@ class Exporter:
             f.attrs["input_shape"] = np.asarray(self._input_shape, dtype=np.int64)
         f.attrs["dtype"] = self.dtype
         f.attrs["source_dtypes"] = json.dumps({layer.name: layer.source_dtype for layer in self._layers})
-        f.attrs["pool"] = self.pool or "none"
+        f.attrs["pool"] = "per layer" if isinstance(self.pool, dict) else (self.pool or "none")
         f.attrs["n"] = np.int64(self.n)
+        f.attrs["examples"] = np.int64(self.examples)
+        f.attrs["tokens_as_examples"] = self.tokens
         f.attrs["batches"] = np.int64(self.batches)
+        for layer in self._layers:
+            layer.dset.attrs["output_shape"] = np.asarray(layer.out_shape, dtype=np.int64)
         if self.world is not None:
             f.attrs["rank"] = np.int64(self.rank)
             f.attrs["world"] = np.int64(self.world)
@@ -622,63 +627,9 @@ class Exporter:
         f.attrs["exporter_version"] = __version__
 
 
-def _fit_ids(arr: np.ndarray, stored: np.dtype, k: int) -> np.ndarray:
-    """Batch k's integer IDs in the type of the earlier batches' (int64 or
-    uint64), refused where a value has none there."""
-    if arr.dtype == stored or arr.size == 0:
-        return arr
-    if stored == np.int64 and int(arr.max()) > _I64.max:
-        first = next(int(v) for v in arr.tolist() if v > _I64.max)
-        raise ExportError(f"batch {k}: ID {first} is above int64, but earlier batches' IDs were stored "
-                          f"as int64: give the IDs as uint64 (numpy.uint64) from the first batch")
-    if stored == np.uint64 and int(arr.min()) < 0:
-        first = next(v for v in arr.tolist() if v < 0)
-        raise ExportError(f"batch {k}: negative ID {first}, but earlier batches' IDs were stored as uint64")
-    return arr.astype(stored)
-
-
-def _make_folders(parent: str) -> list[str]:
-    """Creates parent and the folders above it that are missing; returns
-    those it created, outermost first (another process may create one at the
-    same time: that one is not ours to remove)."""
-    missing = []
-    while parent and not os.path.isdir(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
-    made: list[str] = []
-    try:
-        for folder in reversed(missing):
-            try:
-                os.mkdir(folder)
-                made.append(folder)
-            except FileExistsError:
-                if not os.path.isdir(folder):
-                    raise
-    except BaseException:
-        _remove_folders(made)
-        raise
-    return made
-
-
-def _remove_folders(made: list[str]) -> None:
-    """Removes the folders an export created, innermost first, each only
-    while empty: a file another process wrote there meanwhile stays."""
-    for folder in reversed(made):
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
-
-
-def _append(dset: h5py.Dataset, arr: np.ndarray) -> None:
-    n0 = dset.shape[0]
-    dset.resize(n0 + arr.shape[0], axis=0)
-    dset[n0:] = arr
-
-
 # ---- the common case ---------------------------------------------------------
 
-def _model_input(batch: Any, inputs: IdsSpec) -> Any:
+def _model_input(batch: Any, inputs: Any) -> Any:
     if inputs is not None:
         return inputs(batch) if callable(inputs) else batch[inputs]
     if isinstance(batch, torch.Tensor):
@@ -708,30 +659,44 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 def export(model: torch.nn.Module, loader: Iterable, path: Union[str, os.PathLike], layers: Layers = None, *,
-           dtype: str = "float32", pool: Optional[str] = None, ids: IdsSpec = None,
+           dtype: str = "float32", pool: PerLayer = None, pool_dims: PerLayer = None, token: PerLayer = None,
+           tokens_as_examples: bool = False, output: PerLayer = None, transform: PerLayer = None,
+           mask: Union[None, int, str, Callable[[Any], Any]] = None, ids: IdsSpec = None, fastpath: bool = True,
            rank: Optional[int] = None, world: Optional[int] = None,
-           inputs: IdsSpec = None, device: Optional[Union[str, torch.device]] = None) -> str:
+           inputs: Union[None, int, str, Callable[[Any], Any]] = None,
+           device: Optional[Union[str, torch.device]] = None) -> str:
     """Run ``model`` over ``loader`` and write the selected layers' outputs.
 
     The model runs under ``torch.no_grad()`` in the mode you set (call
     ``model.eval()`` first). See :class:`Exporter` for ``layers``, ``dtype``,
-    ``pool``, ``rank`` and ``world``, and the module docstring for the file.
+    ``pool``, ``pool_dims``, ``token``, ``tokens_as_examples``, ``output``,
+    ``transform``, ``fastpath``, ``rank`` and ``world``, and the module
+    docstring for the file.
 
     Parameters
     ----------
     loader : iterable of batches
         A ``torch.utils.data.DataLoader`` or any iterable. The model's input
         is the batch itself when it is a tensor, else ``batch[0]``; pass
-        ``inputs`` otherwise. Keep its order fixed (``shuffle=False``):
-        both models must see the same examples in the same order.
-    ids : None, int, str or callable
-        The examples' IDs, stored as ``/ids``: a field of the batch
+        ``inputs`` otherwise. Keep its order fixed (``shuffle=False``): both
+        models must see the same examples in the same order (a loader with a
+        random sampler draws a warning).
+    ids : None, INPUT_HASH, RUNNING_INDEX, int, str or callable
+        The examples' IDs, stored as ``/ids``, which mpicka compares between
+        the models (and stops, exit status 3, naming the first example that
+        differs). ``None`` (``INPUT_HASH``): a 63-bit hash of each example's
+        input to the model (bytes, dtype and shape), so that an export in
+        another order, or of other inputs (random augmentations), disagrees;
+        models given different inputs for the same example (another
+        resolution or normalisation) need real IDs. A field of the batch
         (``batch[ids]``, an index into a tuple batch or a key into a dict
-        batch) or a callable ``ids(batch)``, giving one int or str per
-        example. ``None``: the running index 0..n-1 of this process's
-        examples. mpicka checks that x and y hold the same IDs in the same
-        order; in a data-parallel run the running index restarts at 0 in
-        every shard, so pass real IDs there.
+        batch) or a callable ``ids(batch)``: real IDs, one int or str per
+        example. ``RUNNING_INDEX``: 0..n-1 of this process (checks nothing
+        about the order).
+    mask : None, int, str or callable
+        The padding mask of each batch, ``batch[mask]`` or ``mask(batch)``: a
+        bool tensor ``(N, T)``, True at padding (PyTorch's
+        ``src_key_padding_mask``); see :meth:`Exporter.set_mask`.
     inputs : None, int, str or callable
         How to get the model's input from a batch: ``batch[inputs]`` or
         ``inputs(batch)``; a tuple result is passed as positional arguments.
@@ -744,11 +709,17 @@ def export(model: torch.nn.Module, loader: Iterable, path: Union[str, os.PathLik
     str
         The file written (the shard's name in a data-parallel run).
     """
+    warn_random_order(loader, ids)
+    given = ids is not None and not isinstance(ids, _IdsKind)
     dev = torch.device(device) if device is not None else _model_device(model)
-    with Exporter(model, path, layers, dtype=dtype, pool=pool, rank=rank, world=world) as ex:
+    with Exporter(model, path, layers, dtype=dtype, pool=pool, pool_dims=pool_dims, token=token,
+                  tokens_as_examples=tokens_as_examples, output=output, transform=transform,
+                  ids=RUNNING_INDEX if given else ids, fastpath=fastpath, rank=rank, world=world) as ex:
         for batch in loader:
             x = _to_device(_model_input(batch, inputs), dev)
+            if mask is not None:
+                ex.set_mask(batch_field(batch, mask, "mask"))
             model(*x) if isinstance(x, tuple) else model(x)
-            if ids is not None:
-                ex.add_ids(_batch_ids(batch, ids))
+            if given:
+                ex.add_ids(batch_field(batch, ids, "ids"))
     return ex.path

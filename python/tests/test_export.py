@@ -2,6 +2,7 @@
 outputs captured by the test's own hooks, and each failure it promises is
 provoked."""
 
+import hashlib
 import json
 import os
 
@@ -92,6 +93,14 @@ def capture(m, x, names, batch_size=B):
     return {n: torch.cat(v).numpy() for n, v in got.items()}
 
 
+def input_hashes(x):
+    """The default IDs, from their definition: 63 bits of BLAKE2b (8 bytes,
+    little-endian) over each example's dtype, per-example shape and bytes."""
+    head = f"{x.dtype}{tuple(x.shape[1:])}".encode()
+    return [int.from_bytes(hashlib.blake2b(head + row.numpy().tobytes(), digest_size=8).digest(), "little") >> 1
+            for row in x]
+
+
 def creation_order(path):
     """Root links in creation order, read with HDF5's own index (as mpicka does)."""
     names = []
@@ -114,7 +123,8 @@ def test_every_layer_streamed_in_forward_order(tmp_path):
             assert d.dtype == np.float32 and d.maxshape[0] is None and d.chunks is not None
             assert d.chunks[0] >= 1 and d.chunks[0] * np.prod(d.shape[1:]) * 4 <= 1 << 20
             np.testing.assert_array_equal(d[()], want[name])
-        assert f["ids"][()].tolist() == list(range(N))  # the running index: ids=None
+        assert f["ids"][()].tolist() == input_hashes(x)  # ids=None: a hash of each example's input
+        assert f.attrs["ids_source"] == "input hash"
         assert json.loads(f.attrs["modules"]) == FORWARD
         assert f.attrs["model_class"].endswith("Tiny")
         assert f.attrs["input_shape"].tolist() == [3, 8, 8]
@@ -207,7 +217,8 @@ def test_module_that_never_ran(tmp_path):
 
 
 def test_non_tensor_output(tmp_path):
-    with pytest.raises(ExportError, match=r"module 'pair' returned tuple, not a tensor"):
+    with pytest.raises(ExportError, match=r"module 'pair' returned tuple \(0: Tensor \(8, 4\), 1: Tensor "
+                                          r"\(8, 4\)\), not a tensor; choose one of its tensors with output="):
         export(model(TupleOut), loader(torch.randn(8, 4)), tmp_path / "a.h5", layers=["pair"])
     assert not os.listdir(tmp_path)
 
