@@ -26,7 +26,7 @@ def user_env(home, extra_path=()):
     """A user's environment on Debian 12 as root: HOME in the test's folder,
     Debian's python3 and mpirun first on PATH, Open MPI allowed as root (the
     README's set-up says so), no user site-packages."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MPICKA", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MPICKA", "VIRTUAL_ENV", "SLURM_"))}
     env.update(HOME=str(home), PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1", OPENBLAS_NUM_THREADS="1",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                PATH=":".join([*map(str, extra_path), "/usr/bin", "/bin", os.environ.get("PATH", "")]))
