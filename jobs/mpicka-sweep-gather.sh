@@ -2,13 +2,15 @@
 # The summary of a sweep run by jobs/mpicka-sweep.sbatch: one CSV row per
 # line of the sweep file, in its order, from each task's cka.h5.
 #   jobs/mpicka-sweep-gather.sh sweep.txt > sweep.csv
-# Columns: task, overrides (the line), n, batches, ranks, seconds (the last
+# Columns: task, overrides (the line's words as mpicka got them, without the
+# shell's quotes, joined by "; ": batch_size=512; x.layers=[a, b]), n, batches, ranks, seconds (the last
 # run), seconds_total and segments (over every resumed run), status (done;
 # stopped: a checkpoint is waiting; missing: not run or failed), output (the
-# folder). Environment: MPICKA (default build/mpicka).
+# folder). Environment: MPICKA (default build/mpicka, else the mpicka on PATH).
 set -euo pipefail
 sweep=${1:?usage: $0 SWEEP_FILE}
 mpicka=${MPICKA:-build/mpicka}
+[ -x "$mpicka" ] || mpicka=$(command -v mpicka || echo "$mpicka")
 [ -f "$sweep" ] || { echo "$0: no sweep file '$sweep'" >&2; exit 2; }
 
 base=$(basename "$sweep")
@@ -42,5 +44,6 @@ while IFS= read -r line; do
     elif [ -f "$out/checkpoint.h5" ]; then
         status=stopped
     fi
-    printf '%s,%s,%s,%s,%s\n' "$k" "$(csv "$line")" "$values" "$status" "$(csv "$out")"
+    overrides=$(printf '%s; ' "${words[@]}")
+    printf '%s,%s,%s,%s,%s\n' "$k" "$(csv "${overrides%; }")" "$values" "$status" "$(csv "$out")"
 done < <(grep -v '^[[:space:]]*\(#\|$\)' "$sweep")

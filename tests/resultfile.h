@@ -48,6 +48,7 @@ typedef struct {
 #define RF_N 1000
 #define RF_SEED 12345678901234567890ULL /* above INT64_MAX: stored unsigned */
 #define RF_SECONDS 1.25
+#define RF_SECONDS_TOTAL 434.8921778 /* printf("%.17g") gives 434.89217780000001 */
 #define RF_RANKS 3
 #define RF_CONFIG "x:\n  file: acts/a.h5\n  layers: [\"conv*\"]\nbatch_size: 256\noutput: out\n"
 

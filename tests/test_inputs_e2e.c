@@ -404,13 +404,14 @@ START_TEST(check_warns_of_idle_ranks_and_node_memory)
 }
 END_TEST
 
-/* The summary cuts long labels on the right ("model…"), never from the left;
- * a short run in lines mode still ends on a 100% line. */
+/* The summary cuts long labels in the middle ("mo…ion"): layer names share
+ * their start and differ at their end, so both are kept; a short run in
+ * lines mode still ends on a 100% line. */
 START_TEST(summary_labels_and_last_progress_line)
 {
     double data[40 * 2];
     uint64_t rng = 9;
-    const char *names[] = {"model/encoder/layer1/attention", "model/encoder/layer2/attention"};
+    const char *names[] = {"model/encoder/layer1/attention", "model/encoder/layer1/mlp_out"};
     for (int l = 0; l < 2; l++) {
         for (int k = 0; k < 80; k++) data[k] = tu_normal(&rng);
         write_part("long.h5", names[l], H5T_IEEE_F32LE, data, 2, 0, 40);
@@ -419,11 +420,33 @@ START_TEST(summary_labels_and_last_progress_line)
                     "progress_seconds: 1000\nplot: false\noutput: longout\n");
     char *out;
     tu_assert_exit(tu_run_config(1, "long.yaml", "--progress lines", &out), 0);
-    ck_assert_msg(strstr(out, "  model/encoder/layer1/at\xE2\x80\xA6 ") != NULL, "row label: %s", out);
-    ck_assert_msg(tu_count(out, " model\xE2\x80\xA6") == 2, "column labels: %s", out);
-    ck_assert_msg(strstr(out, "ention") == strstr(out, "attention"), "cut from the left: %s", out);
+    ck_assert_msg(strstr(out, "  model/encod\xE2\x80\xA6r1/attention ") != NULL, "row label: %s", out);
+    ck_assert_msg(strstr(out, "  model/encod\xE2\x80\xA6yer1/mlp_out ") != NULL, "row label: %s", out);
+    ck_assert_msg(tu_count(out, " mo\xE2\x80\xA6ion") == 1 && tu_count(out, " mo\xE2\x80\xA6out") == 1,
+                  "column labels: %s", out);
     ck_assert_msg(tu_count(out, "mpicka: progress: ") == 2, "%s", out);
     ck_assert_msg(tu_count(out, "mpicka: progress: 10/10 batches (100%)") == 1, "%s", out);
+    free(out);
+}
+END_TEST
+
+/* A matrix too wide for the summary is not printed, and the summary says where it is. */
+START_TEST(summary_of_a_wide_matrix_says_where_it_is)
+{
+    double data[40 * 2];
+    uint64_t rng = 11;
+    for (int l = 0; l < 14; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "layer%02d", l);
+        for (int k = 0; k < 80; k++) data[k] = tu_normal(&rng);
+        write_part("wide.h5", name, H5T_IEEE_F32LE, data, 2, 0, 40);
+    }
+    tu_write_config("wide.yaml", "x:\n  file: wide.h5\n  layers: [\"*\"]\nbatch_size: 4\nplot: false\noutput: wideout\n");
+    char *out;
+    tu_assert_exit(tu_run_config(1, "wide.yaml", "--progress none", &out), 0);
+    tu_assert_count(out, "  (14 columns, too many for this summary: see wideout/cka.csv or `mpicka show wideout/cka.h5`)\n",
+                    1);
+    tu_assert_count(out, "  layer00 ", 0);
     free(out);
 }
 END_TEST
@@ -437,4 +460,4 @@ TU_MAIN("inputs_e2e", 0,
         TU_CASE("mpirun", NULL, NULL, 300, shared_inputs, shards_give_the_same_bits, different_ids_stop_the_run,
                 globs_in_creation_order, output_of_another_config, first_run_stumbles,
                 check_warns_of_idle_ranks_and_node_memory, fingerprint_covers_every_shard,
-                summary_labels_and_last_progress_line))
+                summary_labels_and_last_progress_line, summary_of_a_wide_matrix_says_where_it_is))

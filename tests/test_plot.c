@@ -590,6 +590,21 @@ START_TEST(titles_and_short_names)
     ck_assert_ptr_nonnull(find_text(&l, "y/head1"));
     ck_assert_ptr_nonnull(find_text(&l, "Mine"));
     mk_plot_layout_free(&l);
+    matrix_free(&m);
+    /* the exporter's dotted module names are shortened the same way */
+    matrix_make(&m, 2, 2, "layer%d.0.conv1", "encoder.layers.%d", 0);
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_ptr_nonnull(find_text(&l, "0.conv1"));
+    ck_assert_ptr_nonnull(find_text(&l, "layers.2"));
+    ck_assert_ptr_null(find_text(&l, "layer1.0.conv1"));
+    mk_plot_layout_free(&l);
+    o.short_names = 1;
+    ck_assert_int_eq(mk_plot_layout_make(&m.d, &o, &l), MK_OK);
+    ck_assert_ptr_nonnull(find_text(&l, "conv1"));
+    ck_assert_ptr_null(find_text(&l, "layers.1"));
+    ck_assert_ptr_null(find_text(&l, "0.conv1"));
+    mk_plot_layout_free(&l);
+    o.short_names = 2;
     m.d.self = 1;
     m.d.col_title = "alpha";
     o.title = NULL;

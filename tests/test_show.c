@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mpicka/show.h"
+#include "mpicka/text.h"
 #include "resultfile.h"
 #include "testutil.h"
 
@@ -112,7 +113,8 @@ START_TEST(csv_round_trips_names_and_values_exactly)
     }
     ck_assert_int_eq(*s, '\0');
     ck_assert_ptr_nonnull(strstr(csv, "\"block/\"\"quoted\"\", with comma\","));
-    ck_assert_ptr_nonnull(strstr(csv, "\nconv1,1,0.5,0.33333333333333331,nan\n"));
+    /* the shortest text that reads back as the same double, as Python's repr */
+    ck_assert_ptr_nonnull(strstr(csv, "\nconv1,1,0.5,0.3333333333333333,nan\n"));
     free(csv);
     free(path);
 }
@@ -286,7 +288,7 @@ START_TEST(json_is_valid_with_exact_numbers_and_attributes)
     const char *expect[] = {
         "\"x_layers\": [\"conv1\", \"block/\\\"quoted\\\", with comma\", \"a/very/long/",
         "\"y_layers\": [\"fc\", \"couche/é\", \"tab\\there back\\\\slash\", \"bad \\ufffd byte\"]",
-        "[1, 0.5, 0.33333333333333331, null]",
+        "[1, 0.5, 0.3333333333333333, null]",
         "\"n\": 1000",
         "\"seed\": 12345678901234567890",
         "\"seconds\": 1.25",
@@ -346,6 +348,7 @@ START_TEST(table_is_aligned_and_tells_the_provenance)
         "  precision          float64\n",
         "  version            0.1.0\n",
         "  time taken         1.250 s\n",
+        "  seconds_total      434.8921778\n", /* the shortest text that reads back the same */
         "  estimator          minibatch linear CKA, unbiased HSIC_1\n",
         "config (resolved; save it to a file to run again):\n  x:\n    file: acts/a.h5\n    layers: "
         "[\"conv*\"]\n",
@@ -780,10 +783,18 @@ START_TEST(models_pair_and_matched)
         }
     }
     free(out);
+    /* a view is its table and one line saying where the provenance is; --provenance adds it */
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair resnet,resnet", MK_TEST_EXE, path);
     tu_assert_exit(tu_run(cmd, &out), 0);
-    ck_assert_msg(strstr(out, "CKA of resnet (rows, 2 layers) against itself\n") &&
-                      strstr(out, "  x model            resnet (acts/resnet.h5)\n"),
+    ck_assert_msg(strncmp(out, "CKA of resnet (rows, 2 layers) against itself\n", 46) == 0 &&
+                      tu_count(out, "\n") < 12 && !strstr(out, "provenance:") && !strstr(out, "config (resolved") &&
+                      strstr(out, "provenance and config: mpicka show "),
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --pair resnet,resnet --provenance", MK_TEST_EXE, path);
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    ck_assert_msg(strncmp(out, "CKA of resnet (rows, 2 layers) against itself\n", 46) == 0 &&
+                      strstr(out, "  x model            resnet (acts/resnet.h5)\n") && strstr(out, "config (resolved"),
                   "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer1 --format json", MK_TEST_EXE, path);
@@ -798,7 +809,13 @@ START_TEST(models_pair_and_matched)
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer0", MK_TEST_EXE, path);
     tu_assert_exit(tu_run(cmd, &out), 0);
-    ck_assert_msg(strstr(out, "CKA of layer layer0 across 3 models (rows and columns)\n") &&
+    ck_assert_msg(strncmp(out, "CKA of layer layer0 across 3 models (rows and columns)\n", 55) == 0 &&
+                      tu_count(out, "\n") < 12 && !strstr(out, "provenance:"),
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' show '%s' --matched layer0 --provenance", MK_TEST_EXE, path);
+    tu_assert_exit(tu_run(cmd, &out), 0);
+    ck_assert_msg(strncmp(out, "CKA of layer layer0 across 3 models (rows and columns)\n", 55) == 0 &&
                       strstr(out, "  layer              layer0, in every model\n"),
                   "%s", out);
     free(out);
@@ -816,6 +833,49 @@ START_TEST(models_pair_and_matched)
 }
 END_TEST
 
+/* mk_double_text: the shortest of %.15g, %.16g, %.17g that reads back as
+ * the same double, checked against every candidate, on edge values and on
+ * doubles made of random bits. */
+static void check_double_text(double v)
+{
+    char got[MK_DOUBLE_TEXT], want[64] = "";
+    mk_double_text(got, v);
+    for (int digits = 15; digits <= 17 && !want[0]; digits++) {
+        snprintf(want, sizeof want, "%.*g", digits, v);
+        if (!isnan(v) && strtod(want, NULL) != v) want[0] = '\0';
+    }
+    ck_assert_msg(strcmp(got, want) == 0, "%a: got '%s', want '%s'", v, got, want);
+    ck_assert_msg(isnan(v) ? isnan(strtod(got, NULL)) : memcmp(&(double){strtod(got, NULL)}, &v, sizeof v) == 0,
+                  "%a: '%s' does not read back", v, got);
+}
+
+START_TEST(double_text_is_the_shortest_that_reads_back)
+{
+    const struct {
+        double v;
+        const char *text;
+    } known[] = {{0.1, "0.1"}, {1.0 / 3.0, "0.3333333333333333"}, {434.8921778, "434.8921778"},
+                 {0.32450822899999998, "0.324508229"}, {0.1 + 0.2, "0.30000000000000004"}, {1, "1"}, {0, "0"},
+                 {-0.0, "-0"}, {1e-300, "1e-300"}, {5e-324, "4.94065645841247e-324"},
+                 {1.7976931348623157e308, "1.7976931348623157e+308"}, {INFINITY, "inf"}, {-INFINITY, "-inf"}};
+    char buf[MK_DOUBLE_TEXT];
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+        ck_assert_str_eq(mk_double_text(buf, known[k].v), known[k].text);
+        check_double_text(known[k].v);
+    }
+    check_double_text(NAN);
+    uint64_t state = 12345;
+    for (int k = 0; k < 100000; k++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t bits = state ^ (state >> 29);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        check_double_text(v);
+        check_double_text(tu_normal(&state));
+    }
+}
+END_TEST
+
 static void under_mpirun(TCase *tc)
 {
     tcase_set_tags(tc, "mpirun"); /* CTest's test_show_command (e2e); test_show leaves it out */
@@ -827,6 +887,7 @@ TU_MAIN("show", 0,
                 table_splits_wide_matrices_and_marks_what_is_missing, table_shows_errors_beside_values_and_the_method,
                 errors_wrap_in_narrow_tables, table_of_each_matrix, csv_of_each_matrix,
                 json_holds_every_matrix_and_the_meta, models_table_lists_models_and_the_small_grid,
-                models_csv_is_the_long_form, models_json_holds_the_models_and_matched),
+                models_csv_is_the_long_form, models_json_holds_the_models_and_matched,
+                double_text_is_the_shortest_that_reads_back),
         TU_CASE("command", tu_dir_setup, tu_dir_teardown, 300, under_mpirun, csv_is_what_a_run_writes,
                 show_command_mistakes, the_mpicka_binary, models_pair_and_matched))

@@ -102,9 +102,11 @@ printf '%s\n' '# batch sizes and a layer subset' 'batch_size=128' '' 'batch_size
 sweep=$(submit "${res[@]}" --ntasks-per-node=1 --array=1-3 -o sweep-%a.log "$jobs/mpicka-sweep.sbatch" c.yaml \
     sweep.txt --quiet)
 
-# USR1 on purpose: requeued, resumed on 2 ranks.
-usr1=$(submit "${res[@]}" --ntasks-per-node=2 -o usr1.log "$jobs/mpicka-requeue.sbatch" c.yaml "${short[@]}" \
+# USR1 on purpose: requeued, resumed on 2 ranks; the script's own log name
+# (--output=%x-%j.out, appended to on the restart).
+usr1=$(submit "${res[@]}" --ntasks-per-node=2 "$jobs/mpicka-requeue.sbatch" c.yaml "${short[@]}" \
     --set output=usr1)
+usr1_log=mpicka-$usr1.out
 wait_checkpoint usr1 "$usr1" && scancel --signal=USR1 --batch "$usr1"
 
 # A plain cancel: the job ends for good.
@@ -155,12 +157,12 @@ fi
 
 # -- USR1 on purpose --
 if wait_state "$usr1" COMPLETED 60 && [ "$(field "$usr1" Restarts)" = 1 ] \
-    && grep -q "requeueing job $usr1" usr1.log && grep -q "resuming from" usr1.log \
+    && grep -q "requeueing job $usr1" "$usr1_log" && grep -q "resuming from" "$usr1_log" \
     && [ "$(bits usr1)" = "$(bits ref_short)" ] \
-    && grep -Eq "\(.* s over 2 segments\)" usr1.log; then
-    ok "scancel --signal=USR1 --batch: requeued, resumed to the same bits, time over 2 segments"
+    && grep -Eq "\(.* s over 2 segments\)" "$usr1_log" && [ "$(ls | grep -c '^mpicka-.*\.out$')" = 1 ]; then
+    ok "scancel --signal=USR1 --batch: requeued, resumed to the same bits, time over 2 segments, one log $usr1_log"
 else
-    bad "USR1 on purpose" usr1.log
+    bad "USR1 on purpose (logs: $(ls | grep '^mpicka-' | tr '\n' ' '))" "$usr1_log"
 fi
 
 # -- the cancel: stays cancelled (past the requeue wait), checkpoint kept, resumes when submitted again --
@@ -187,7 +189,8 @@ b1=$(sed -n 2p sweep.csv | cut -d, -f4)
 b2=$(sed -n 3p sweep.csv | cut -d, -f4)
 if [ "$(wc -l < sweep.csv)" = 4 ] && [ "$rows" = 3 ] && [ "$b1" = 32 ] && [ "$b2" = 16 ] \
     && [ "$("$exe" show sweep/03-x.layers=_layer1,_layer2/cka.h5 --format csv | wc -l)" = 3 ] \
-    && grep -q '^2,"batch_size=256 seed=2",4096,16,1,' sweep.csv; then
+    && grep -q '^2,"batch_size=256; seed=2",4096,16,1,' sweep.csv \
+    && grep -q '^3,"x.layers=\[layer1, layer2\]",' sweep.csv; then
     ok "sweep: 3 array tasks, 3 folders, a CSV of 3 rows"
 else
     bad "sweep" sweep.csv gather.err sweep-1.log sweep-2.log sweep-3.log

@@ -7,7 +7,8 @@
 #include <stdio.h>
 
 /* cka.csv, which `mpicka show --format csv` prints too. A field with a
- * comma, quote or line break is quoted; values have 17 significant digits.
+ * comma, quote or line break is quoted; values are the shortest text that
+ * reads back as the same double (mk_double_text in mpicka/text.h).
  * The matrix: the column names as header, a row name first on each line.
  * A models result: one line per pair of layers (model_a, layer_a, model_b,
  * layer_b, cka, stderr, pvalue; se and pv may be NULL: empty fields), the

@@ -27,4 +27,10 @@ int mk_pread_full(int fd, void *buf, size_t len, int64_t off);
  * closes it. */
 mk_err mk_check_regular(const char *path, const char *what, mk_err code);
 
+/* For a message about a path that cannot be opened: " (relative to the
+ * working folder '/where/mpicka/runs')" when path is relative, "" when it
+ * is absolute. Relative paths (in a config, on the command line) are
+ * resolved against the folder mpicka is started in, not the config's. */
+const char *mk_path_where(const char *path, char *buf, size_t size);
+
 #endif

@@ -65,4 +65,10 @@ void mk_job_warn_ids(const mk_config *cfg, const mk_lineup *lu);
  * on Debian 12 with Open MPI 4.1, HDF5 1.10, OpenBLAS 0.3.21). */
 #define MK_LIBRARY_BYTES (28.0 * 1024 * 1024)
 
+/* Relative input paths are read from the working folder, not from the
+ * config's: a warning for each plain input file of cfg (config_path's) that
+ * is missing there but exists next to the config, saying so and naming both
+ * folders. Nothing when the config is in the working folder. */
+void mk_job_warn_config_folder(const mk_config *cfg, const char *config_path);
+
 #endif

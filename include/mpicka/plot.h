@@ -40,7 +40,7 @@ typedef struct {
     int annotate;    /* mk_annotate: cell values when the cells are large enough (default), always, never */
     int half;        /* lower triangle only (j <= i): square matrices, for a self comparison */
     int invert_y;    /* row 0 at the bottom */
-    int64_t short_names; /* 0: full layer paths; K > 0: their last K '/'-separated components */
+    int64_t short_names; /* 0: full layer paths; K > 0: their last K components ('/' or '.' separate them) */
     int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
 } mk_plot_opts;
 

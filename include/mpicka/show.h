@@ -17,9 +17,10 @@ typedef enum { MK_SHOW_TABLE, MK_SHOW_CSV, MK_SHOW_JSON } mk_show_format;
  *   split into blocks of columns no wider than width characters; then the
  *   provenance (models, files, sizes, run, version, time) and the stored config.
  * - MK_SHOW_CSV: exactly what cka.csv holds: "layer,<y names>", then
- *   "<x name>,<values %.17g>" rows, RFC 4180 quoting.
+ *   "<x name>,<values>" rows, RFC 4180 quoting, each value the shortest text
+ *   that reads back as the same double (mk_double_text).
  * - MK_SHOW_JSON: {"x_layers": [...], "y_layers": [...], "cka": [[...], ...],
- *   "attributes": {...}}, NaN and infinities as null, %.17g numbers. */
+ *   "attributes": {...}}, NaN and infinities as null, numbers as in the CSV. */
 mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width);
 
 /* `mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]`;

@@ -4,6 +4,8 @@
 #define MPICKA_TEXT_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MK_EDIT_MAX 256 /* longer strings are "far" from everything */
@@ -39,6 +41,21 @@ static inline int mk_utf8_seq(const unsigned char *s)
     for (int k = 1; k < n; k++)
         if ((s[k] & 0xc0) != 0x80) return 0;
     return n;
+}
+
+/* The shortest decimal text of v that reads back as the same double (as
+ * Python's repr: 0.1, not 0.10000000000000001): %.15g, %.16g or %.17g,
+ * the first that strtod returns to v. NaN and the infinities as printf
+ * writes them. buf needs at least 32 bytes. Every text output of a float
+ * (show, cka.csv, the resolved config) goes through it. */
+#define MK_DOUBLE_TEXT 32
+static inline const char *mk_double_text(char *buf, double v)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, MK_DOUBLE_TEXT, "%.*g", digits, v);
+        if (v != v || strtod(buf, NULL) == v) break;
+    }
+    return buf;
 }
 
 #endif

@@ -5,8 +5,10 @@
     r.stderr, r.pvalue           # None when the run made none
     r.provenance["n"], r.config  # every root attribute; the resolved config (YAML)
     r.to_pandas()                # long DataFrame, when pandas is installed
+    r.long_form()                # the same columns as a dict of numpy arrays
     r.models, r.block("a", "b")  # a run with `models:`: the names, one block
     r.matched("fc")              # the model-by-model matrix of one layer
+    # (its long form has model_a, layer_a, model_b, layer_b columns, as cka.csv)
 
 A file that is not a whole, consistent result is a ResultError (a
 ValueError) naming the file and the dataset. Needs numpy and h5py only.
@@ -95,9 +97,32 @@ class Result:
         return self.models.index(name)
 
     def block(self, a: str, b: str, matrix: str = "cka") -> np.ndarray:
-        """Of a models result: model a's layers (rows) against model b's
-        (columns) of ``matrix`` ("cka", "stderr" or "pvalue")."""
-        m = {"cka": self.cka, "stderr": self.stderr, "pvalue": self.pvalue}[matrix]
+        """Of a models result: model ``a``'s layers (rows) against model
+        ``b``'s (columns).
+
+        Parameters
+        ----------
+        a, b : str
+            Model names, as in :attr:`models` (``a == b``: a model against itself).
+        matrix : {"cka", "stderr", "pvalue"}
+            Which matrix the block is cut from.
+
+        Returns
+        -------
+        ndarray, float64, (layers of a, layers of b)
+            A view into the matrix; rows named by ``x_layers[model_offsets[i]:model_offsets[i+1]]``.
+
+        Raises
+        ------
+        ValueError
+            Not a models result, an unknown ``matrix``, or one the run did not make.
+        KeyError
+            An unknown model name (the message lists the models).
+        """
+        known = {"cka": self.cka, "stderr": self.stderr, "pvalue": self.pvalue}
+        if matrix not in known:
+            raise ValueError(f"matrix must be 'cka', 'stderr' or 'pvalue', got {matrix!r}")
+        m = known[matrix]
         if m is None:
             raise ValueError(f"{self.path}: the run made no {matrix}")
         off = self.model_offsets
@@ -105,7 +130,21 @@ class Result:
         return m[off[i]:off[i + 1], off[j]:off[j + 1]]
 
     def matched(self, layer: str) -> np.ndarray:
-        """Of a models result: the model-by-model CKA (N, N) of a layer every model has."""
+        """Of a models result: the model-by-model CKA of one layer path
+        every model has (one of :attr:`matched_layers`), the "same layer
+        across seeds" view.
+
+        Returns
+        -------
+        ndarray, float64, (N, N)
+            Entry [i, j]: model i's ``layer`` against model j's; 1 on the diagonal.
+
+        Raises
+        ------
+        ValueError
+            Not a models result. KeyError: not a layer every model has (the
+            message lists those).
+        """
         self._need_models()
         if layer not in self.matched_layers:
             raise KeyError(f"{self.path}: {layer!r} is not a layer every model has; those are "
@@ -119,19 +158,61 @@ class Result:
 
     @property
     def x_name(self) -> Optional[str]:
+        """The x model's name (of a models result: every model's, joined by ", ")."""
         return self.provenance.get("x_name")
 
     @property
     def y_name(self) -> Optional[str]:
+        """The y model's name (x's for a self comparison)."""
         return self.provenance.get("y_name")
 
-    def to_pandas(self, form: str = "long"):
-        """The matrix as a pandas DataFrame.
+    def _model_of_rows(self) -> np.ndarray:
+        """The model name of each row (= column) of a models result."""
+        counts = np.diff(self.model_offsets)
+        return np.repeat(np.asarray(self.models, dtype=object), counts)
 
-        ``form="long"``: one row per layer pair with columns ``x_layer``,
-        ``y_layer``, ``cka`` (and ``stderr``, ``pvalue`` when present), x
-        layers outer, in the matrix's order. ``form="wide"``: the matrix
-        itself, x layers as index, y layers as columns.
+    def long_form(self) -> dict:
+        """The matrix as columns of a long table, one row per cell, x layers
+        outer, in the matrix's order; what :meth:`to_pandas` wraps, without
+        pandas.
+
+        Two-model result: ``x_layer``, ``y_layer``, ``cka``. Models result
+        (a run with ``models:``): ``model_a``, ``layer_a``, ``model_b``,
+        ``layer_b``, ``cka``, as the run's ``cka.csv`` (a layer path such as
+        ``fc`` is in every model, so the model columns are what tell the rows
+        apart). Then ``stderr`` and ``pvalue`` when the run made them.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Names: object arrays of str; numbers: float64; each Lx * Ly long.
+        """
+        lx, ly = self.cka.shape
+        if self.models:
+            rows = self._model_of_rows()
+            layers = np.asarray(self.x_layers, dtype=object)
+            cols = {"model_a": np.repeat(rows, ly), "layer_a": np.repeat(layers, ly),
+                    "model_b": np.tile(rows, lx), "layer_b": np.tile(layers, lx)}
+        else:
+            cols = {"x_layer": np.repeat(np.asarray(self.x_layers, dtype=object), ly),
+                    "y_layer": np.tile(np.asarray(self.y_layers, dtype=object), lx)}
+        cols["cka"] = self.cka.ravel()
+        if self.stderr is not None:
+            cols["stderr"] = self.stderr.ravel()
+        if self.pvalue is not None:
+            cols["pvalue"] = self.pvalue.ravel()
+        return cols
+
+    def to_pandas(self, form: str = "long"):
+        """The matrix as a pandas DataFrame (needs pandas: ``python3-pandas``).
+
+        ``form="long"``: one row per cell, the columns of :meth:`long_form`
+        (``x_layer``, ``y_layer``, ``cka``, and ``stderr``, ``pvalue`` when
+        present; of a models result ``model_a``, ``layer_a``, ``model_b``,
+        ``layer_b`` first, as ``cka.csv``). ``form="wide"``: the matrix
+        itself, x layers as index, y layers as columns; of a models result
+        both are (model, layer) MultiIndexes, so ``df.loc["a", "b"]`` is the
+        block of model a against model b.
         """
         if form not in ("long", "wide"):
             raise ValueError(f"form must be 'long' or 'wide', got {form!r}")
@@ -140,19 +221,15 @@ class Result:
         except ImportError as e:
             raise ImportError("Result.to_pandas() needs pandas, which is not installed (Debian: "
                               "apt-get install python3-pandas); the numbers are numpy arrays in "
-                              ".cka, .stderr and .pvalue, named by .x_layers and .y_layers") from e
-        if form == "wide":
-            return pd.DataFrame(self.cka, index=pd.Index(self.x_layers, name="x_layer"),
-                                columns=pd.Index(self.y_layers, name="y_layer"))
-        lx, ly = self.cka.shape
-        cols = {"x_layer": np.repeat(np.asarray(self.x_layers, dtype=object), ly),
-                "y_layer": np.tile(np.asarray(self.y_layers, dtype=object), lx),
-                "cka": self.cka.ravel()}
-        if self.stderr is not None:
-            cols["stderr"] = self.stderr.ravel()
-        if self.pvalue is not None:
-            cols["pvalue"] = self.pvalue.ravel()
-        return pd.DataFrame(cols)
+                              ".cka, .stderr and .pvalue, named by .x_layers and .y_layers, and "
+                              ".long_form() gives the long table as a dict of arrays") from e
+        if form == "long":
+            return pd.DataFrame(self.long_form())
+        if self.models:
+            index = pd.MultiIndex.from_arrays([self._model_of_rows(), self.x_layers], names=["model", "layer"])
+            return pd.DataFrame(self.cka, index=index, columns=index.copy())
+        return pd.DataFrame(self.cka, index=pd.Index(self.x_layers, name="x_layer"),
+                            columns=pd.Index(self.y_layers, name="y_layer"))
 
 
 def _value(v: Any) -> Any:

@@ -1,5 +1,6 @@
 """mpicka.result.load on a cka.h5 written by a real `mpicka run` under mpirun."""
 
+import csv
 import importlib.util
 
 import h5py
@@ -115,3 +116,40 @@ def test_load_a_models_result(mpicka, tmp_path):
         r.matched("l2")
     with pytest.raises(ValueError, match="not a models result"):
         pair.block("b", "c")
+    with pytest.raises(ValueError, match="matrix must be 'cka', 'stderr' or 'pvalue', got 'p'"):
+        r.block("a", "b", "p")
+    check_models_long_form(r, tmp_path / "m" / "cka.csv")
+
+
+def check_models_long_form(r, csv_path):
+    """The long form of a models result is the run's cka.csv: one row per
+    cell, the model columns telling apart layers of the same name (l0 is in
+    every model), every number the CSV's exactly (the CSV's text reads back
+    as the same double)."""
+    cols = r.long_form()
+    assert list(cols) == ["model_a", "layer_a", "model_b", "layer_b", "cka", "stderr"]
+    keys = list(zip(cols["model_a"], cols["layer_a"], cols["model_b"], cols["layer_b"]))
+    assert len(keys) == 7 * 7 and len(set(keys)) == len(keys)
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(w["model_a"], w["layer_a"], w["model_b"], w["layer_b"]) for w in rows] == keys
+    assert [float(w["cka"]) for w in rows] == cols["cka"].tolist()
+    assert [float(w["stderr"]) for w in rows] == cols["stderr"].tolist()
+    assert all(w["pvalue"] == "" for w in rows)
+    k = keys.index(("b", "l1", "c", "l0"))
+    assert cols["cka"][k] == r.block("b", "c")[1, 0]
+    if HAVE_PANDAS:
+        df = r.to_pandas()
+        assert list(df.columns) == list(cols) and len(df) == 49
+        assert not df.duplicated(["model_a", "layer_a", "model_b", "layer_b"]).any()
+        wide = r.to_pandas("wide")
+        np.testing.assert_array_equal(wide.loc["b", "c"].to_numpy(), r.block("b", "c"))
+
+
+def test_long_form_of_a_two_model_result(run):
+    r = load(run[0])
+    cols = r.long_form()
+    assert list(cols) == ["x_layer", "y_layer", "cka", "stderr", "pvalue"]
+    assert cols["x_layer"].tolist() == ["l0", "l0", "l1", "l1", "l2", "l2"]
+    assert cols["y_layer"].tolist() == ["l0", "l1"] * 3
+    assert cols["cka"].tolist() == r.cka.ravel().tolist()

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,4 +55,15 @@ int mk_pread_full(int fd, void *buf, size_t len, int64_t off)
         got += (size_t)r;
     }
     return 0;
+}
+
+const char *mk_path_where(const char *path, char *buf, size_t size)
+{
+    char cwd[4096];
+    if (size == 0) return "";
+    buf[0] = '\0';
+    if (path[0] == '/') return buf;
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "? (%s)", strerror(errno));
+    snprintf(buf, size, " (relative to the working folder '%s')", cwd);
+    return buf;
 }

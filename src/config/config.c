@@ -116,7 +116,7 @@ const key_spec mk__keys[] = {
     {.path = "plot.invert_y", .kind = K_BOOL, .def = "false", .off = AT(plot.style.invert_y),
      .help = "first layer at the bottom"},
     {.path = "plot.short_names", .kind = K_INT, .def = "0", .min = 0, .off = AT(plot.style.short_names),
-     .help = "show only the last K components of layer paths (0: all)"},
+     .help = "show only the last K components of layer paths ('/' or '.' separate them; 0: all)"},
     {.path = "plot.errors", .kind = K_BOOL, .def = "false", .off = AT(plot.style.errors),
      .help = "jackknife standard errors under the cell values (when annotated)"},
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config_impl.h"
+#include "mpicka/text.h"
 
 /* ------------------------------------------------------- resolved YAML --- */
 
@@ -72,6 +73,7 @@ static void emit_models(FILE *f, const mk_model_cfg *models, int count)
 static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
 {
     const void *v = mk__field_of(cfg, k->off);
+    char num[MK_DOUBLE_TEXT];
     switch (k->kind) {
     case K_MAP:
         if (k->switchable && !*(const int *)v) fputs(" false", f);
@@ -86,7 +88,7 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
     case K_BOOL: fputs(*(const int *)v ? " true" : " false", f); break;
     case K_U64: fprintf(f, " %" PRIu64, *(const uint64_t *)v); break;
     case K_ENUM: fprintf(f, " %s", k->choices[*(const int *)v]); break;
-    case K_DOUBLE: fprintf(f, " %.17g", *(const double *)v); break;
+    case K_DOUBLE: fprintf(f, " %s", mk_double_text(num, *(const double *)v)); break;
     }
 }
 

@@ -158,6 +158,7 @@ static mk_err load_config(run_ctx *c, const run_args *a)
     text[len] = '\0';
     err = mk_config_parse(text, (size_t)len, a->config, a->sets, a->nsets, &c->cfg);
     free(text);
+    if (!err && c->rank == 0) mk_job_warn_config_folder(&c->cfg, a->config);
     return mk__agree(c->comm, err);
 }
 

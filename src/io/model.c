@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpicka/file.h"
 #include "mpicka/text.h"
 
 void mk__quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -65,8 +66,12 @@ mk_err mk__open_file(const char *file, hid_t fapl, hid_t *fid)
 {
     mk__quiet_hdf5();
     struct stat st;
-    if (access(file, R_OK) != 0 || stat(file, &st) != 0)
-        return mk_fail(MK_EINPUT, "cannot open input '%s': %s", file, strerror(errno));
+    if (access(file, R_OK) != 0 || stat(file, &st) != 0) {
+        int e = errno;
+        char where[4200];
+        return mk_fail(MK_EINPUT, "cannot open input '%s'%s: %s", file, mk_path_where(file, where, sizeof where),
+                       strerror(e));
+    }
     if (!S_ISREG(st.st_mode)) /* a pipe would block HDF5's first read forever */
         return mk_fail(MK_EINPUT, "input '%s' is not a regular file (a folder, device or pipe?)", file);
     if (H5Fis_hdf5(file) <= 0) return mk_fail(MK_EINPUT, "input '%s' is not an HDF5 file", file);

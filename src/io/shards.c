@@ -2,6 +2,7 @@
  * resolved to shards, each file once, and shard sets named -K-of-W whole.
  * Part of model inspection (model.c). */
 #include "h5file.h"
+#include "mpicka/file.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -194,7 +195,10 @@ mk_err mk__resolve_files(const mk_model_cfg *cfg, mk_model *model)
         }
         glob_t g;
         int rc = glob(entry, 0, NULL, &g);
-        if (rc == GLOB_NOMATCH) return mk_fail(MK_EINPUT, "input pattern '%s' matches no file", entry);
+        char where[4200];
+        if (rc == GLOB_NOMATCH)
+            return mk_fail(MK_EINPUT, "input pattern '%s' matches no file%s", entry,
+                           mk_path_where(entry, where, sizeof where));
         if (rc != 0) return mk_fail(rc == GLOB_NOSPACE ? MK_ENOMEM : MK_EINPUT, "cannot expand input pattern '%s'", entry);
         qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv, mk__cmp_natural);
         mk_err err = MK_OK;

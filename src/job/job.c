@@ -1,6 +1,7 @@
 #include "mpicka/job.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -173,5 +174,31 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     for (int l = 0; l < L; l++) {
         const mk_layer *layer = mk_lineup_layer(lu, l, NULL);
         mem->first += (double)(m * layer->p) * (layer->in_f32 ? 4.0 : 8.0);
+    }
+}
+
+/* The file path next to the config (dir "/" file) when that exists and
+ * file, relative and no glob, does not exist from the working folder. */
+static int only_next_to_config(const char *file, const char *dir, size_t dlen, char *there, size_t size)
+{
+    if (file[0] == '/' || strpbrk(file, "*?[") || access(file, F_OK) == 0) return 0;
+    snprintf(there, size, "%.*s/%s", (int)dlen, dir, file);
+    return access(there, F_OK) == 0;
+}
+
+void mk_job_warn_config_folder(const mk_config *cfg, const char *config_path)
+{
+    const char *slash = strrchr(config_path, '/');
+    if (!slash || (slash == config_path + 1 && config_path[0] == '.')) return;
+    size_t dlen = slash == config_path ? 1 : (size_t)(slash - config_path);
+    char there[8192], cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+    for (int k = 0; k < mk_config_nmodels(cfg); k++) {
+        const mk_model_cfg *m = mk_config_model(cfg, k);
+        for (int f = 0; f < m->nfiles; f++)
+            if (only_next_to_config(m->files[f], config_path, dlen, there, sizeof there))
+                mk_warn("input '%s' is read from the working folder '%s', where it is not, but '%s' exists next "
+                        "to the config: relative paths are from the working folder, not the config's; write that "
+                        "path in the config, or run from '%.*s'", m->files[f], cwd, there, (int)dlen, config_path);
     }
 }

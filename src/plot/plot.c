@@ -177,13 +177,14 @@ static void measure(cairo_t *cr, const char *text, double size, int bold, double
     *h = fe.ascent + fe.descent;
 }
 
-/* The last k '/'-separated components of a layer path (all when k is 0). */
+/* The last k components of a layer path, separated by '/' or '.' (all
+ * when k is 0). */
 static const char *short_name(const char *s, int64_t k)
 {
     if (k <= 0) return s;
     const char *p = s + strlen(s);
-    while (p > s) {
-        if (p[-1] == '/' && --k == 0) return p;
+    while (p > s) { /* parts: HDF5 groups, or the dotted module names of PyTorch (mpicka.export) */
+        if ((p[-1] == '/' || p[-1] == '.') && --k == 0) return p;
         p--;
     }
     return s;

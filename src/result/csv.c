@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "mpicka/text.h"
+
 void mk_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n\r")) {
@@ -18,6 +20,7 @@ void mk_csv_field(FILE *f, const char *s)
 
 void mk_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *const *yl, const double *v)
 {
+    char num[MK_DOUBLE_TEXT];
     mk_csv_field(f, "layer");
     for (int j = 0; j < ny; j++) {
         fputc(',', f);
@@ -26,7 +29,10 @@ void mk_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *c
     fputc('\n', f);
     for (int i = 0; i < nx; i++) {
         mk_csv_field(f, xl[i]);
-        for (int j = 0; j < ny; j++) fprintf(f, ",%.17g", v[(size_t)i * ny + j]);
+        for (int j = 0; j < ny; j++) {
+            fputc(',', f);
+            fputs(mk_double_text(num, v[(size_t)i * ny + j]), f);
+        }
         fputc('\n', f);
     }
 }
@@ -35,6 +41,7 @@ void mk_csv_models(FILE *f, int nmodels, const char *const *names, const int *of
                    const char *const *layers, const double *cka, const double *se, const double *pv)
 {
     int L = offset[nmodels];
+    char num[MK_DOUBLE_TEXT];
     fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", f);
     for (int a = 0; a < nmodels; a++)
         for (int i = offset[a]; i < offset[a + 1]; i++)
@@ -48,10 +55,10 @@ void mk_csv_models(FILE *f, int nmodels, const char *const *names, const int *of
                     mk_csv_field(f, names[b]);
                     fputc(',', f);
                     mk_csv_field(f, layers[j]);
-                    fprintf(f, ",%.17g,", cka[k]);
-                    if (se) fprintf(f, "%.17g", se[k]);
+                    fprintf(f, ",%s,", mk_double_text(num, cka[k]));
+                    if (se) fputs(mk_double_text(num, se[k]), f);
                     fputc(',', f);
-                    if (pv) fprintf(f, "%.17g", pv[k]);
+                    if (pv) fputs(mk_double_text(num, pv[k]), f);
                     fputc('\n', f);
                 }
 }

@@ -420,22 +420,33 @@ mk_err mk_output_write(const mk_result *r)
 
 #define MK_SUMMARY_MAX_COLS 12
 
+/* The bytes of s's first `chars` UTF-8 characters. */
+static int utf8_prefix(const char *s, int chars)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int seen = 0, bytes = 0;
+    for (; p[bytes]; bytes++)
+        if ((p[bytes] & 0xc0) != 0x80 && seen++ == chars) break;
+    return bytes;
+}
+
 /* s in exactly `width` columns, padded on the left (right-aligned) or the
- * right; a longer s keeps its start and ends in an ellipsis ("model…"), so
- * the cut never hides how a label begins. Counts UTF-8 characters. */
+ * right; a longer s keeps its start and its end around an ellipsis
+ * ("la…1.0"): layer names of one network share their start and differ at
+ * their end, so neither alone tells the columns apart. Counts UTF-8
+ * characters. */
 static void fit(FILE *out, const char *s, int width, int right)
 {
-    int chars = 0, cut = 0;
+    int chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xc0) != 0x80;
-    if (chars > width) { /* the bytes of the first width - 1 characters */
-        int seen = 0;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++, cut++)
-            if ((*p & 0xc0) != 0x80 && seen++ == width - 1) break;
-    }
     int pad = chars > width ? 0 : width - chars;
     if (right) fprintf(out, "%*s", pad, "");
-    if (chars > width) fprintf(out, "%.*s\u2026", cut, s);
-    else fputs(s, out);
+    if (chars > width) {
+        int head = (width - 1) / 2, tail = width - 1 - head;
+        fprintf(out, "%.*s\u2026%s", utf8_prefix(s, head), s, s + utf8_prefix(s, chars - tail));
+    } else {
+        fputs(s, out);
+    }
     if (!right) fprintf(out, "%*s", pad, "");
 }
 
@@ -480,7 +491,10 @@ void mk_output_summary(FILE *out, const mk_result *r)
     char text[256];
     mk_output_describe(r->cfg, r->groups, text, sizeof text);
     fprintf(out, "  %s\n", text);
-    if (ny <= MK_SUMMARY_MAX_COLS) {
+    if (ny > MK_SUMMARY_MAX_COLS) {
+        fprintf(out, "  (%d columns, too many for this summary: see %s/cka.csv or `mpicka show %s/cka.h5`)\n", ny,
+                r->cfg->output, r->cfg->output);
+    } else {
         fprintf(out, "  %-24s", "");
         for (int j = 0; j < ny; j++) {
             fputc(' ', out);

@@ -322,6 +322,7 @@ static mk_err check(const check_args *a)
     mk_err err = mk_config_parse(text, len, a->config, a->sets, a->nsets, &cfg);
     free(text);
     MK_TRY(err);
+    mk_job_warn_config_folder(&cfg, a->config);
     problems pr = {0};
     mk_lineup lu;
     mk_err init = mk_lineup_init(&cfg, &lu);

@@ -142,7 +142,7 @@ static const mk_opt plot_opts[O_COUNT] = {
     [O_HALF] = {"--half", NULL, MK_OPT_FLAG, .help = "lower triangle only (self comparisons)"},
     [O_INVERT_Y] = {"--invert-y", NULL, MK_OPT_FLAG, .help = "first x layer at the bottom instead of the top"},
     [O_SHORT] = {"--short-names", NULL, MK_OPT_INT, "K", 0, 1000, .deflt = "0",
-                 .help = "label layers by their last K '/'-components (0: the full names)"},
+                 .help = "label layers by their last K parts ('/' or '.' separate them; 0: the full names)"},
     [O_MATRIX] = {"--matrix", NULL, MK_OPT_STRING, "M",
                   .help = "cka (default), stderr (standard errors) or pvalue (p-values): the one drawn"},
     [O_ERRORS] = {"--errors", NULL, MK_OPT_FLAG,

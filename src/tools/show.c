@@ -211,6 +211,7 @@ static const struct {
 
 static void put_value(FILE *out, const mk_attr *a)
 {
+    char num[MK_DOUBLE_TEXT];
     if (!a)
         fputs("- (not stored)", out);
     else if (a->kind == MK_ATTR_INT)
@@ -218,7 +219,7 @@ static void put_value(FILE *out, const mk_attr *a)
     else if (a->kind == MK_ATTR_UINT)
         fprintf(out, "%llu", (unsigned long long)a->u);
     else if (a->kind == MK_ATTR_REAL)
-        fprintf(out, "%.17g", a->r);
+        fputs(mk_double_text(num, a->r), out);
     else
         fputs(a->text, out);
 }
@@ -343,11 +344,17 @@ static void write_heading(FILE *out, const mk_ckafile *f, int width)
     fputc('\n', out);
 }
 
-static mk_err write_table(FILE *out, const mk_ckafile *f, int width)
+/* A view (--pair, --matched) is a few lines the provenance of the whole
+ * result, sixty or more, would push off the screen: unless asked for, one
+ * line says where it is (path: the file shown). */
+static mk_err write_table(FILE *out, const mk_ckafile *f, int width, const char *path)
 {
     write_heading(out, f, width);
     MK_TRY(write_matrix_table(out, f, width));
-    write_provenance(out, f, width);
+    if (path)
+        fprintf(out, "\nprovenance and config: mpicka show %s (or add --provenance)\n", path);
+    else
+        write_provenance(out, f, width);
     return MK_OK;
 }
 
@@ -468,8 +475,9 @@ static void json_string(FILE *out, const char *s)
 
 static void json_number(FILE *out, double v)
 {
+    char num[MK_DOUBLE_TEXT];
     if (isfinite(v))
-        fprintf(out, "%.17g", v);
+        fputs(mk_double_text(num, v), out);
     else
         fputs("null", out);
 }
@@ -578,12 +586,14 @@ static void write_json(FILE *out, const mk_ckafile *f)
 
 /* ---- entry points -------------------------------------------------------------- */
 
-mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width)
+/* view_of: the file a view was made of, whose provenance the table then
+ * leaves out; NULL: the whole provenance. */
+static mk_err show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width, const char *view_of)
 {
     if (fmt == MK_SHOW_TABLE && f->nmodels > 0)
         MK_TRY(write_models_table(out, f, width > 0 ? width : SHOW_DEFAULT_WIDTH));
     else if (fmt == MK_SHOW_TABLE)
-        MK_TRY(write_table(out, f, width > 0 ? width : SHOW_DEFAULT_WIDTH));
+        MK_TRY(write_table(out, f, width > 0 ? width : SHOW_DEFAULT_WIDTH, view_of));
     else if (fmt == MK_SHOW_CSV && f->nmodels > 0)
         write_models_csv(out, f);
     else if (fmt == MK_SHOW_CSV)
@@ -595,7 +605,12 @@ mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int wid
     return MK_OK;
 }
 
-enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_COUNT };
+mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int width)
+{
+    return show_write(out, f, fmt, width, NULL);
+}
+
+enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_PROVENANCE, O_COUNT };
 
 static const mk_opt show_opts[O_COUNT] = {
     [O_FORMAT] = {"--format", NULL, MK_OPT_STRING, "F",
@@ -606,6 +621,8 @@ static const mk_opt show_opts[O_COUNT] = {
                 .help = "a models result: model A's layers (rows) against model B's (columns)"},
     [O_MATCHED] = {"--matched", NULL, MK_OPT_STRING, "LAYER",
                    .help = "a models result: the model-by-model matrix of one layer"},
+    [O_PROVENANCE] = {"--provenance", NULL, MK_OPT_FLAG, NULL,
+                      .help = "with --pair or --matched: the table is followed by the provenance and config"},
 };
 
 #define SHOW_STR(x) #x
@@ -614,7 +631,7 @@ static const mk_opt show_opts[O_COUNT] = {
 static const mk_cli_cmd show_cmd = {
     "show",
     "mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
-    "                   [--pair A,B | --matched LAYER]",
+    "                   [--pair A,B | --matched LAYER [--provenance]]",
     "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
     "Of a models result (a run with models:), the table lists the models and the matched layers\n"
     "(the whole matrix when small), the CSV has a line per pair of layers; --pair and --matched\n"
@@ -663,7 +680,8 @@ static mk_err show_command(const mk_opt_val *v, const char *const *args)
         f = view;
     }
     if (!err) err = mk_ckafile_choose(&f, path, m);
-    if (!err) err = mk_show_write(stdout, &f, fmt, terminal_width());
+    int view = v[O_PAIR].given || v[O_MATCHED].given;
+    if (!err) err = show_write(stdout, &f, fmt, terminal_width(), view && !v[O_PROVENANCE].given ? path : NULL);
     mk_ckafile_free(&f);
     return err;
 }
