@@ -14,9 +14,11 @@ jobs=${JOBS:-$(nproc)}
 packages="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
           libopenblas-dev libyaml-dev check libcairo2-dev libdeflate-dev liburing-dev procps"
 # Only the tests need these: Debian's python3 with the exporter's modules
-# (python/, tests/hostile) and a real single-node Slurm cluster (tests/test_slurm.sh).
+# (python/, tests/hostile), pip and venv for the install test (tests/install),
+# pandas for the results' data frames, and a real Slurm cluster (tests/slurm).
 if [ "$mode" = test ]; then
-    packages="$packages python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest slurm-wlm munge"
+    packages="$packages python3-numpy python3-h5py python3-torch python3-torchvision python3-pytest python3-pip
+              python3-venv python3-pandas slurm-wlm munge"
 fi
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done | xargs)
 if [ -n "$missing" ]; then
