@@ -1,0 +1,225 @@
+"""The measures beyond CKA (`measures:`, estimator exact) of real mpicka runs
+on real HDF5 files, against naive float64 numpy written here from each
+paper's formula on the activations themselves (not on covariances): CCA as
+Kornblith et al. 2019 write it (orthonormal bases, SVD of Qx^T Qy), SVCCA as
+Raghu et al. 2017 (SVD of each layer, then CCA), PWCCA as Morcos et al. 2018,
+the Procrustes distance as Ding et al. 2021, the shape metric as netrep's
+partial whitening, and regression R^2 from a least-squares fit with
+intercept. The data have offsets, correlated features, a constant and a
+duplicated feature, a layer wider than n and a constant layer."""
+
+import h5py
+import numpy as np
+import pytest
+
+from mkt import write_yaml
+from mpicka.result import load, measures
+
+EPS = 1e-10          # the rank cut of docs/maths.md, on squared singular values
+N, BATCH = 160, 32
+ALPHA, KEEP = 0.5, 0.9
+
+
+def layers(seed=5):
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((N, 8))
+    a = 1000.0 + base @ rng.standard_normal((8, 12)) + 0.3 * rng.standard_normal((N, 12))   # offset, correlated
+    b = np.tanh(base @ rng.standard_normal((8, 9))) + 0.1 * rng.standard_normal((N, 9))
+    b[:, 3] = 2.5                       # a constant feature
+    b[:, 7] = b[:, 1]                   # a duplicated one
+    b[:, 8] = -3.0 * b[:, 2] + 7.0      # and an affine copy
+    wide = base @ rng.standard_normal((8, 180)) + rng.standard_normal((N, 180)) - 20.0  # p > n
+    c = (base[:, :5] ** 2) @ rng.standard_normal((5, 10)) + 0.5 * rng.standard_normal((N, 10)) + 50.0
+    d = base @ rng.standard_normal((8, 6)) + 0.2 * rng.standard_normal((N, 6))
+    dead = np.full((N, 4), 0.125)       # a constant layer
+    return {"a": a, "b": b, "wide": wide}, {"c": c, "d": d, "dead": dead}
+
+
+# ---- the oracle, from the activations ----
+
+def centred(x):
+    return x - x.mean(axis=0)
+
+
+def basis(x):
+    """Orthonormal basis of the centred columns, directions with s^2 <= EPS s_max^2 dropped."""
+    u, s, _ = np.linalg.svd(centred(x), full_matrices=False)
+    r = int(np.sum(s ** 2 > EPS * s[0] ** 2)) if s[0] > 0 else 0
+    return u[:, :r], s[:r]
+
+
+def canonical(qx, qy):
+    u, rho, vt = np.linalg.svd(qx.T @ qy)
+    return u, rho, vt.T
+
+
+def cca(x, y):
+    _, rho, _ = canonical(basis(x)[0], basis(y)[0])
+    return rho.mean(), (rho ** 2).mean()
+
+
+def svcca(x, y):
+    def reduced(a):
+        u, s = basis(a)
+        k = int(np.searchsorted(np.cumsum(s ** 2), KEEP * np.sum(s ** 2))) + 1   # fewest with >= KEEP
+        return u[:, :k] * s[:k]                                                 # the top-k PC scores
+    _, rho, _ = canonical(basis(reduced(x))[0], basis(reduced(y))[0])
+    return rho.mean()
+
+
+def pwcca(x, y):
+    qx, qy = basis(x)[0], basis(y)[0]
+    u, rho, v = canonical(qx, qy)
+    k = len(rho)
+    q, w, z = (qx, u, x) if qx.shape[1] <= qy.shape[1] else (qy, v, y)
+    h = q @ w[:, :k]                                 # canonical variates, unit norm
+    alpha = np.abs(h.T @ centred(z)).sum(axis=1)     # sum_j |<h_i, z_j>|
+    return np.sum(alpha * rho) / np.sum(alpha)
+
+
+def procrustes(x, y):
+    xn, yn = centred(x), centred(y)
+    xn, yn = xn / np.linalg.norm(xn), yn / np.linalg.norm(yn)
+    return np.sum(xn ** 2) + np.sum(yn ** 2) - 2 * np.linalg.norm(xn.T @ yn, "nuc")
+
+
+def whiten(x, alpha):
+    """netrep's partial whitening: X (alpha I + (1 - alpha) (X^T X)^(-1/2)), the inverse over the kept rank."""
+    xc = centred(x)
+    lam, v = np.linalg.eigh(xc.T @ xc)
+    keep = lam > EPS * lam.max()
+    d = alpha + (1 - alpha) * np.where(keep, 1 / np.sqrt(np.where(keep, lam, 1)), 0)
+    return xc @ (v * d) @ v.T
+
+
+def shape(x, y):
+    xw, yw = whiten(x, ALPHA), whiten(y, ALPHA)
+    c = np.linalg.norm(xw.T @ yw, "nuc") / (np.linalg.norm(xw) * np.linalg.norm(yw))
+    return np.arccos(min(c, 1.0))
+
+
+def r2(x, y):
+    """R^2 of y fitted from x by least squares with an intercept (x centred, which only
+    reparametrises the intercept, so that an offset does not hide small directions from rcond)."""
+    design = np.column_stack([np.ones(len(x)), centred(x)])
+    beta = np.linalg.lstsq(design, y, rcond=np.sqrt(EPS))[0]
+    resid = y - design @ beta
+    return 1 - np.sum(resid ** 2) / np.sum(centred(y) ** 2)
+
+
+def oracle(xs, ys):
+    out = {k: np.full((len(xs), len(ys)), np.nan) for k in
+           ("cca_mean", "cca_r2", "svcca", "pwcca", "procrustes", "shape", "regression_y_from_x",
+            "regression_x_from_y")}
+    for i, x in enumerate(xs.values()):
+        for j, y in enumerate(ys.values()):
+            if not basis(x)[1].size or not basis(y)[1].size:
+                continue                              # a constant layer: NaN
+            out["cca_mean"][i, j], out["cca_r2"][i, j] = cca(x, y)
+            out["svcca"][i, j] = svcca(x, y)
+            out["pwcca"][i, j] = pwcca(x, y)
+            out["procrustes"][i, j] = procrustes(x, y)
+            out["shape"][i, j] = shape(x, y)
+            out["regression_y_from_x"][i, j] = r2(x, y)
+            out["regression_x_from_y"][i, j] = r2(y, x)
+    return out
+
+
+# ---- the runs ----
+
+MEASURES = ["cka", "cca", {"svcca": {"keep": KEEP}}, "pwcca", "procrustes", {"shape": {"alpha": ALPHA}},
+            "regression"]
+
+
+def write_inputs(d):
+    xs, ys = layers()
+    for name, ls in (("x", xs), ("y", ys)):
+        with h5py.File(d / f"{name}.h5", "w") as f:
+            for k, a in ls.items():
+                f[k] = a.astype("f8")
+    return xs, ys
+
+
+def config(d, out, **extra):
+    cfg = {"x": {"file": str(d / "x.h5"), "layers": ["a", "b", "wide"]},
+           "y": {"file": str(d / "y.h5"), "layers": ["c", "d", "dead"]},
+           "batch_size": BATCH, "estimator": "exact", "measures": MEASURES, "plot": False,
+           "output": str(d / out)}
+    cfg.update(extra)
+    return write_yaml(d / f"{out}.yaml", cfg)
+
+
+@pytest.fixture(scope="module")
+def runs(mpicka, tmp_path_factory):
+    d = tmp_path_factory.mktemp("measures")
+    xs, ys = write_inputs(d)
+    outs = {}
+    for ranks in (1, 2, 3):
+        p = mpicka.run(["run", config(d, f"r{ranks}"), "--quiet"], ranks=ranks)
+        assert p.returncode == 0, p.stdout + p.stderr
+        outs[ranks] = (d / f"r{ranks}", p.stderr)
+    return xs, ys, outs
+
+
+def test_every_measure_matches_the_formulas(runs):
+    xs, ys, outs = runs
+    got, want = measures(outs[1][0] / "cka.h5"), oracle(xs, ys)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].shape == (3, 3), name
+        np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(want[name]), err_msg=name)
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-10, err_msg=name)
+    # p > n: the wide layer spans every centred direction, so every canonical correlation is 1
+    np.testing.assert_allclose(got["cca_mean"][2, :2], 1.0, atol=1e-10)
+    np.testing.assert_allclose(got["regression_y_from_x"][2, :2], 1.0, atol=1e-10)
+    assert not np.isnan(want["pwcca"][:, :2]).any() and np.isnan(want["pwcca"][:, 2]).all()
+
+
+def test_bits_do_not_depend_on_the_ranks(runs):
+    _, _, outs = runs
+    one = measures(outs[1][0] / "cka.h5")
+    for ranks in (2, 3):
+        other = measures(outs[ranks][0] / "cka.h5")
+        for name in one:
+            assert one[name].tobytes() == other[name].tobytes(), (name, ranks)
+
+
+def test_parameters_are_stored_and_ranks_warned(runs):
+    _, _, outs = runs
+    folder, log = outs[1]
+    with h5py.File(folder / "cka.h5", "r") as f:
+        assert f["measures/svcca"].attrs["keep"] == KEEP and f["measures/shape"].attrs["alpha"] == ALPHA
+        assert f["measures"].attrs["eps"] == EPS
+        assert f["measures/cca_mean"].attrs["measure"] == "cca"
+    assert "layer 'b' has rank 6 of its 9 features" in log, log
+    assert "layer 'wide' has rank 159 of its 180 features" in log, log
+    assert "some canonical correlations are 1" in log, log
+    lines = (folder / "measures.csv").read_text().splitlines()
+    assert lines[0] == "measure,model_a,layer_a,model_b,layer_b,value"
+    assert len(lines) == 1 + 8 * 9 and lines[1].startswith("cca_mean,x,a,y,c,")
+    assert load(folder / "cka.h5").cka.shape == (3, 3)
+
+
+def test_cka_csv_unchanged_without_measures(mpicka, tmp_path):
+    write_inputs(tmp_path)
+    cfg = config(tmp_path, "plain", measures=["cka"])
+    p = mpicka.run(["run", cfg, "--quiet"], ranks=1)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not (tmp_path / "plain" / "measures.csv").exists()
+    assert measures(tmp_path / "plain" / "cka.h5") == {}
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"estimator": "hsic1"}, ["'measures' lists cca", "needs 'estimator: exact'"]),
+    ({"measures": ["cca", "pwca"]}, ["unknown measure 'pwca'", "did you mean 'pwcca'"]),
+    ({"measures": [{"shape": {"alpha": 2}}]}, ["shape's alpha", "from 0 to 1"]),
+    ({"measures": [{"svcca": {"keep": 0.9, "k": 3}}]}, ["keep or k, not both"]),
+    ({"measures": ["cca", "cca"]}, ["names cca twice"]),
+])
+def test_bad_measures_are_refused_naming_the_key(mpicka, tmp_path, extra, words):
+    write_inputs(tmp_path)
+    p = mpicka.run(["run", config(tmp_path, "bad", **extra)], ranks=1)
+    assert p.returncode == 2, p.stdout + p.stderr
+    for w in words:
+        assert w in p.stderr, p.stderr
+    assert not (tmp_path / "bad" / "cka.h5").exists()
