@@ -420,8 +420,7 @@ def _read_models(r: _Reader, res: Result) -> None:
 
 def measures(path: str | os.PathLike) -> dict:
     """The measures beyond CKA of the ``cka.h5`` at ``path`` (``measures:``
-    in the config, docs/maths.md): ``{name: float64 (Lx, Ly)}`` in the order
-    written, e.g. ``cca_mean``, ``cca_r2``, ``svcca``, ``pwcca``,
+    in the config, docs/maths.md): ``{name: float64 (Lx, Ly)}`` in name order, e.g. ``cca_mean``, ``cca_r2``, ``svcca``, ``pwcca``,
     ``procrustes``, ``shape``, ``regression_y_from_x``,
     ``regression_x_from_y``; ``{}`` for a run that asked for none. Errors as
     :func:`load`."""

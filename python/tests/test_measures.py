@@ -8,10 +8,13 @@ partial whitening, and regression R^2 from a least-squares fit with
 intercept. The data have offsets, correlated features, a constant and a
 duplicated feature, a layer wider than n and a constant layer."""
 
+import subprocess
+
 import h5py
 import numpy as np
 import pytest
 
+import mkt
 from mkt import write_yaml
 from mpicka.result import load, measures
 
@@ -223,3 +226,18 @@ def test_bad_measures_are_refused_naming_the_key(mpicka, tmp_path, extra, words)
     for w in words:
         assert w in p.stderr, p.stderr
     assert not (tmp_path / "bad" / "cka.h5").exists()
+
+
+def test_show_prints_a_measure(runs):
+    xs, ys, outs = runs
+    path = str(outs[1][0] / "cka.h5")
+    p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "procrustes", "--format", "csv"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [line.split(",") for line in p.stdout.splitlines()]
+    assert rows[0] == ["layer", "c", "d", "dead"] and [r[0] for r in rows[1:]] == ["a", "b", "wide"]
+    np.testing.assert_array_equal(np.array([r[1:] for r in rows[1:]], dtype=float), measures(path)["procrustes"])
+    p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "shape"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("Measure shape of x (rows, 3 layers) vs y"), p.stdout
+    p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "cca"], capture_output=True, text=True)
+    assert p.returncode == 3 and "no measure 'cca' (it has: cca_mean, cca_r2," in p.stderr, p.stderr
