@@ -28,6 +28,10 @@
 /* Eigenvalues of a layer's covariance at most this times its largest are
  * taken as zero (rounding noise of duplicated, constant or surplus features). */
 #define MK_MEASURE_EPS 1e-10
+/* A layer whose largest eigenvalue is at most this times the uncentred sum
+ * of squares of its values is constant: its centred values are the rounding
+ * noise of its means (rank 0). */
+#define MK_MEASURE_CONSTANT 1e-13
 
 typedef enum {
     MK_MEASURE_CKA,        /* the run's CKA matrix itself (nothing more to compute) */
@@ -62,10 +66,12 @@ typedef struct {
     double trace;     /* tr Cxx, summed from its diagonal */
 } mk_mlayer;
 
-/* Eigendecomposition of cov (p by p, symmetric; only its upper triangle is
- * read). MK_ENOMEM, or MK_EDATA when LAPACK fails (a non-finite cov). Free
- * with mk_mlayer_free, which takes a zeroed l too. */
-mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov);
+/* Eigendecomposition of cov (p by p, symmetric). squares: the uncentred sum
+ * of squares of the layer's values, sum_i |x_i|^2 (MK_MEASURE_CONSTANT; 0:
+ * only an exactly zero cov is constant). MK_ENOMEM, or MK_EDATA when LAPACK
+ * fails (a non-finite cov). Free with mk_mlayer_free, which takes a zeroed
+ * l too. */
+mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov, double squares);
 void mk_mlayer_free(mk_mlayer *l);
 
 /* The value(s) of measure m (mk_measure_outputs of them) for layers x and y

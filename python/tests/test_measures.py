@@ -19,6 +19,7 @@ from mkt import write_yaml
 from mpicka.result import load, measures
 
 EPS = 1e-10          # the rank cut of docs/maths.md, on squared singular values
+CONSTANT = 1e-13     # and a layer with s_max^2 below this times its sum of squares is constant
 N, BATCH = 160, 32
 ALPHA, KEEP = 0.5, 0.9
 
@@ -34,7 +35,7 @@ def layers(seed=5):
     wide = base @ rng.standard_normal((8, 180)) + rng.standard_normal((N, 180)) - 20.0  # p > n
     c = (base[:, :5] ** 2) @ rng.standard_normal((5, 10)) + 0.5 * rng.standard_normal((N, 10)) + 50.0
     d = base @ rng.standard_normal((8, 6)) + 0.2 * rng.standard_normal((N, 6))
-    dead = np.full((N, 4), 0.125)       # a constant layer
+    dead = np.full((N, 4), 0.1)         # a constant layer (0.1: its means are off by rounding)
     return {"a": a, "b": b, "wide": wide}, {"c": c, "d": d, "dead": dead}
 
 
@@ -47,7 +48,7 @@ def centred(x):
 def basis(x):
     """Orthonormal basis of the centred columns, directions with s^2 <= EPS s_max^2 dropped."""
     u, s, _ = np.linalg.svd(centred(x), full_matrices=False)
-    r = int(np.sum(s ** 2 > EPS * s[0] ** 2)) if s[0] > 0 else 0
+    r = int(np.sum(s ** 2 > EPS * s[0] ** 2)) if s[0] ** 2 > CONSTANT * np.sum(x ** 2) else 0
     return u[:, :r], s[:r]
 
 

@@ -22,11 +22,24 @@ static double *cov_block(const mk_exact *e, const double *sums, int64_t n, const
     return c;
 }
 
+/* The uncentred sum of squares of layer l's values, sum_f C_ff + n mean_f^2
+ * (the means: the shifted sums' plus the shift), in the units of the data. */
+static double squares(const mk_exact *e, const double *sums, int64_t n, const double *scale, int l, const double *c)
+{
+    const double *s = sums + e->P * (e->P + 1) / 2;
+    double dn = (double)n, total = 0.0, un = scale ? 1.0 / scale[l] : 1.0;
+    for (int64_t f = 0; f < e->p[l]; f++) {
+        double mean = (s[e->off[l] + f] / dn + e->mu0[e->off[l] + f]) * un;
+        total += c[f * e->p[l] + f] + dn * mean * mean;
+    }
+    return total;
+}
+
 static mk_err prepare(const mk_exact *e, const double *sums, int64_t n, const double *scale, int l, mk_mlayer *out)
 {
     mk_err err = MK_OK;
     double *c = cov_block(e, sums, n, scale, l, l, &err);
-    if (!err) err = mk_mlayer_init(out, e->p[l], c);
+    if (!err) err = mk_mlayer_init(out, e->p[l], c, squares(e, sums, n, scale, l, c));
     free(c);
     return err;
 }

@@ -62,7 +62,7 @@ static mk_err eigen(int p, double *a, double *w)
     return err;
 }
 
-mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov)
+mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov, double squares)
 {
     mk_err err = MK_OK;
     memset(l, 0, sizeof *l);
@@ -80,7 +80,8 @@ mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov)
         for (int64_t f = 0; f < p; f++) l->v[f * p + i] = a[(p - 1 - i) * p + f];
         l->trace += cov[i * p + i];
     }
-    for (int64_t i = 0; !err && i < p && l->lam[0] > 0.0; i++) l->rank += l->lam[i] > MK_MEASURE_EPS * l->lam[0];
+    int constant = !err && (l->lam[0] <= 0.0 || l->lam[0] <= MK_MEASURE_CONSTANT * squares);
+    for (int64_t i = 0; !err && !constant && i < p; i++) l->rank += l->lam[i] > MK_MEASURE_EPS * l->lam[0];
     free(a);
     free(w);
     if (err) mk_mlayer_free(l);
