@@ -188,6 +188,22 @@ def test_bits_do_not_depend_on_the_ranks(runs):
             assert one[name].tobytes() == other[name].tobytes(), (name, ranks)
 
 
+def test_a_stop_on_3_ranks_resumed_on_2_gives_the_same_bits(runs):
+    _, _, outs = runs
+    d = outs[1][0].parent
+    cfg = config(d, "stopped", batch_size=8, checkpoint={"every": 1})
+    got, log = mkt.stopped_run(["run", cfg, "--quiet"], d, 3, d / "stopped" / "checkpoint.h5")
+    assert got == 75, log
+    got, log = mkt.run(["run", cfg, "--quiet"], d, 2)
+    assert got == 0 and "resuming from" in log, log
+    p = mkt.run(["run", config(d, "straight", batch_size=8), "--quiet"], d, 1)
+    assert p[0] == 0, p[1]
+    one, other = measures(d / "straight" / "cka.h5"), measures(d / "stopped" / "cka.h5")
+    assert list(one) == list(other)
+    for name in one:
+        assert one[name].tobytes() == other[name].tobytes(), name
+
+
 def test_parameters_are_stored_and_ranks_warned(runs):
     _, _, outs = runs
     folder, log = outs[1]
