@@ -158,8 +158,8 @@ def runs(mpicka, tmp_path_factory):
     d = tmp_path_factory.mktemp("measures")
     xs, ys = write_inputs(d)
     outs = {}
-    for ranks in (1, 2, 3):
-        p = mpicka.run(["run", config(d, f"r{ranks}"), "--quiet"], ranks=ranks)
+    for ranks in (1, 2, 3):  # and on 3 ranks, rank 0's 2 threads share out the pairs
+        p = mpicka.run(["run", config(d, f"r{ranks}"), "--quiet", "--set", f"threads={1 + (ranks == 3)}"], ranks=ranks)
         assert p.returncode == 0, p.stdout + p.stderr
         outs[ranks] = (d / f"r{ranks}", p.stderr)
     return xs, ys, outs
@@ -179,7 +179,7 @@ def test_every_measure_matches_the_formulas(runs):
     assert not np.isnan(want["pwcca"][:, :2]).any() and np.isnan(want["pwcca"][:, 2]).all()
 
 
-def test_bits_do_not_depend_on_the_ranks(runs):
+def test_bits_do_not_depend_on_the_ranks_or_threads(runs):
     _, _, outs = runs
     one = measures(outs[1][0] / "cka.h5")
     for ranks in (2, 3):

@@ -345,7 +345,7 @@ static mk_err make_measures(run_ctx *c, batch_mem *b, const double *total, matri
     int64_t *ranks = err ? NULL : mk_malloc((size_t)c->lu.nlayers * sizeof *ranks, "layer ranks", &err);
     if (!err)
         err = mk_measures_from_exact(&b->exact, total, c->plan.n, c->scale, nx, ny, y_first, cfg->measures,
-                                     cfg->nmeasures, mx->measures, ranks);
+                                     cfg->nmeasures, b->par, mx->measures, ranks);
     if (!err) warn_ranks(c, ranks, nx, ny, y_first);
     free(ranks);
     return err;

@@ -1,5 +1,6 @@
 #include "mpicka/measure_sums.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 int mk_measures_outputs(const mk_measure *ms, int nms)
@@ -60,22 +61,67 @@ static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const d
     return err;
 }
 
+/* What the threads share; each task writes its own slot of err and msg. */
+typedef struct {
+    const mk_exact *e;
+    const double *sums, *scale;
+    int64_t n;
+    int nx, ny, y_first, nms;
+    const mk_measure *ms;
+    double *values;
+    mk_mlayer *lay;
+    mk_err *err;           /* per task */
+    char (*msg)[256];      /* per task: its message (mk_errmsg is per thread) */
+} job;
+
+static void keep_error(const job *j, int64_t k, mk_err err)
+{
+    j->err[k] = err;
+    if (err) snprintf(j->msg[k], sizeof j->msg[k], "%s", mk_errmsg());
+}
+
+static void layer_task(void *ctx, int64_t l)
+{
+    const job *j = ctx;
+    int used = l < j->nx || (l >= j->y_first && l < j->y_first + j->ny);
+    keep_error(j, l, used ? prepare(j->e, j->sums, j->n, j->scale, (int)l, &j->lay[l]) : MK_OK);
+}
+
+static void pair_task(void *ctx, int64_t k)
+{
+    const job *j = ctx;
+    int i = (int)(k / j->ny), y = j->y_first + (int)(k % j->ny);
+    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->scale, j->lay, i, y, j->ms, j->nms, j->values,
+                              (int64_t)j->nx * j->ny, k));
+}
+
+/* The first failure in task order (whatever thread met it), with its message. */
+static mk_err first_error(const job *j, int64_t tasks)
+{
+    for (int64_t k = 0; k < tasks; k++)
+        if (j->err[k]) return mk_fail(j->err[k], "%s", j->msg[k]);
+    return MK_OK;
+}
+
 mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, const double *scale, int nx, int ny,
-                              int y_first, const mk_measure *ms, int nms, double *values, int64_t *ranks)
+                              int y_first, const mk_measure *ms, int nms, mk_par *par, double *values,
+                              int64_t *ranks)
 {
     int L = e->nlayers;
+    int64_t tasks = (int64_t)nx * ny > L ? (int64_t)nx * ny : L;
     mk_err err = MK_OK;
-    mk_mlayer *lay = mk_calloc((size_t)L, sizeof *lay, "the layers' eigendecompositions", &err);
-    for (int l = 0; !err && l < L; l++) {
-        int used = l < nx || (l >= y_first && l < y_first + ny);
-        if (used) err = prepare(e, sums, n, scale, l, &lay[l]);
-        if (ranks) ranks[l] = lay ? lay[l].rank : 0;
-    }
-    int64_t cells = (int64_t)nx * ny;
-    for (int i = 0; !err && i < nx; i++)
-        for (int j = 0; !err && j < ny; j++)
-            err = one_pair(e, sums, n, scale, lay, i, y_first + j, ms, nms, values, cells, (int64_t)i * ny + j);
-    for (int l = 0; lay && l < L; l++) mk_mlayer_free(&lay[l]);
-    free(lay);
+    job j = {e, sums, scale, n, nx, ny, y_first, nms, ms, values, NULL, NULL, NULL};
+    j.lay = mk_calloc((size_t)L, sizeof *j.lay, "the layers' eigendecompositions", &err);
+    if (!err) j.err = mk_calloc((size_t)tasks, sizeof *j.err, "the measures' verdicts", &err);
+    if (!err) j.msg = mk_calloc((size_t)tasks, sizeof *j.msg, "the measures' verdicts", &err);
+    if (!err) mk_par_for(par, L, layer_task, &j);
+    if (!err) err = first_error(&j, L);
+    for (int l = 0; !err && ranks && l < L; l++) ranks[l] = j.lay[l].rank;
+    if (!err) mk_par_for(par, (int64_t)nx * ny, pair_task, &j);
+    if (!err) err = first_error(&j, (int64_t)nx * ny);
+    for (int l = 0; j.lay && l < L; l++) mk_mlayer_free(&j.lay[l]);
+    free(j.lay);
+    free(j.err);
+    free(j.msg);
     return err;
 }

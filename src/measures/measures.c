@@ -192,19 +192,24 @@ static mk_err pwcca(const pair *pr, double *out)
     double *rho = err ? NULL : mk_malloc((size_t)k * sizeof *rho, "canonical correlations", &err);
     double *u = err ? NULL : mk_malloc((size_t)(l->rank * k) * sizeof *u, "canonical directions", &err);
     if (!err) err = svd(t, (int)rx, (int)ry, rho, onx ? u : NULL, onx ? NULL : u);
+    /* H = V_r diag(sqrt lam) U_k (p by k): column i holds <h_i, z_j> over j */
+    int64_t p = l->p, r = l->rank;
+    double *g = err ? NULL : mk_malloc((size_t)(p * r) * sizeof *g, "canonical loadings", &err);
+    double *h = err ? NULL : mk_malloc((size_t)(p * k) * sizeof *h, "canonical loadings", &err);
+    for (int64_t f = 0; !err && f < p; f++)
+        for (int64_t j = 0; j < r; j++) g[f * r + j] = l->v[f * p + j] * sqrt(l->lam[j]);
+    if (!err)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p, (int)k, (int)r, 1.0, g, (int)r, u, (int)k, 0.0,
+                    h, (int)k);
     double num = 0.0, den = 0.0;
     for (int64_t i = 0; !err && i < k; i++) {
         double alpha = 0.0;
-        for (int64_t f = 0; f < l->p; f++) {
-            double h = 0.0;
-            for (int64_t j = 0; j < l->rank; j++) h += l->v[f * l->p + j] * sqrt(l->lam[j]) * u[j * k + i];
-            alpha += fabs(h);
-        }
+        for (int64_t f = 0; f < p; f++) alpha += fabs(h[f * k + i]);
         num += alpha * rho[i];
         den += alpha;
     }
     *out = num / den;
-    free(t), free(rho), free(u);
+    free(t), free(rho), free(u), free(g), free(h);
     return err;
 }
 
