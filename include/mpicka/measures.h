@@ -16,8 +16,10 @@
  * and the directions whose eigenvalue is at most MK_MEASURE_EPS times the
  * largest are dropped (a pseudo-inverse): constant features, duplicated
  * features and p > n - 1 then give a layer of rank r < p. The CCA family
- * averages over min(rx, ry) canonical correlations; a layer of rank 0 (every
- * feature constant) gives NaN for every measure of its pairs. */
+ * averages over min(rx, ry) canonical correlations. A layer whose largest
+ * eigenvalue is at most MK_MEASURE_CONSTANT times its uncentred sum of
+ * squares is constant (rank 0) and gives NaN for every measure of its
+ * pairs. */
 #ifndef MPICKA_MEASURES_H
 #define MPICKA_MEASURES_H
 
