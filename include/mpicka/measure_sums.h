@@ -22,7 +22,7 @@ int mk_measures_outputs(const mk_measure *ms, int nms);
  * other in the order of ms and of each measure's outputs. The pairs are as
  * in mk_exact_hsic: x layers 0..nx-1, y layers y_first..y_first+ny-1.
  * scale[l] (NULL: all 1) is the power of two flat layer l's values were
- * multiplied by, divided out of the covariances exactly. ranks (NULL: not
+ * multiplied by (mk_mlayer.unit: never divided out). ranks (NULL: not
  * wanted) gets each flat layer's rank (MK_MEASURE_EPS). */
 mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, const double *scale, int nx, int ny,
                               int y_first, const mk_measure *ms, int nms, mk_par *par, double *values,

@@ -10,7 +10,9 @@
  * px) and Y (n by py) centred, Cxx = X^T X, Cyy = Y^T Y, Cxy = X^T Y, all
  * float64 and row-major. Every measure here is invariant to that scale
  * except the partial-whitening shape metric (0 < alpha < 1), which follows
- * netrep and mixes X with its whitened form at this scale.
+ * netrep and mixes X with its whitened form at this scale: a layer whose
+ * values were multiplied by a factor (to keep the sums finite) says so in
+ * mk_mlayer.unit, and nothing is ever divided back (which could overflow).
  *
  * Rank: each layer's covariance is eigendecomposed, Cxx = V diag(lam) V^T,
  * and the directions whose eigenvalue is at most MK_MEASURE_EPS times the
@@ -66,6 +68,8 @@ typedef struct {
     double *lam;      /* p eigenvalues, largest first */
     double *v;        /* p by p, row-major: v[f * p + i] is component f of eigenvector i */
     double trace;     /* tr Cxx, summed from its diagonal */
+    double unit;      /* the factor the layer's values were multiplied by (1 from mk_mlayer_init; the
+                         caller sets it): only the partial whitening (shape, 0 < alpha < 1) sees it */
 } mk_mlayer;
 
 /* Eigendecomposition of cov (p by p, symmetric). squares: the uncentred sum

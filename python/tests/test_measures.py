@@ -6,7 +6,8 @@ Raghu et al. 2017 (SVD of each layer, then CCA), PWCCA as Morcos et al. 2018,
 the Procrustes distance as Ding et al. 2021, the shape metric as netrep's
 partial whitening, and regression R^2 from a least-squares fit with
 intercept. The data have offsets, correlated features, a constant and a
-duplicated feature, a layer wider than n and a constant layer."""
+duplicated feature, a layer wider than n, a constant layer, and layers of
+1e-80 and 1e100 that mpicka scales by a power of two."""
 
 import subprocess
 
@@ -36,7 +37,9 @@ def layers(seed=5):
     c = (base[:, :5] ** 2) @ rng.standard_normal((5, 10)) + 0.5 * rng.standard_normal((N, 10)) + 50.0
     d = base @ rng.standard_normal((8, 6)) + 0.2 * rng.standard_normal((N, 6))
     dead = np.full((N, 4), 0.1)         # a constant layer (0.1: its means are off by rounding)
-    return {"a": a, "b": b, "wide": wide}, {"c": c, "d": d, "dead": dead}
+    tiny = a * 1e-80                    # values mpicka scales by a power of two to keep the sums
+    huge = 1e100 * (d + 3.0)            # in range: only the partial whitening (shape) sees the scale
+    return {"a": a, "b": b, "wide": wide, "tiny": tiny}, {"c": c, "d": d, "dead": dead, "huge": huge}
 
 
 # ---- the oracle, from the activations ----
@@ -103,12 +106,12 @@ def shape(x, y):
 
 
 def r2(x, y):
-    """R^2 of y fitted from x by least squares with an intercept (x centred, which only
-    reparametrises the intercept, so that an offset does not hide small directions from rcond)."""
-    design = np.column_stack([np.ones(len(x)), centred(x)])
-    beta = np.linalg.lstsq(design, y, rcond=np.sqrt(EPS))[0]
-    resid = y - design @ beta
-    return 1 - np.sum(resid ** 2) / np.sum(centred(y) ** 2)
+    """R^2 of y fitted from x by least squares with an intercept: the intercept takes the means, so
+    the fit is centred y on centred x (a column of ones beside x would set rcond against the ones,
+    hiding a layer of 1e-80 or the small directions of an offset layer)."""
+    xc, yc = centred(x), centred(y)
+    beta = np.linalg.lstsq(xc, yc, rcond=np.sqrt(EPS))[0]
+    return 1 - np.sum((yc - xc @ beta) ** 2) / np.sum(yc ** 2)
 
 
 def oracle(xs, ys):
@@ -145,8 +148,8 @@ def write_inputs(d):
 
 
 def config(d, out, **extra):
-    cfg = {"x": {"file": str(d / "x.h5"), "layers": ["a", "b", "wide"]},
-           "y": {"file": str(d / "y.h5"), "layers": ["c", "d", "dead"]},
+    cfg = {"x": {"file": str(d / "x.h5"), "layers": ["a", "b", "wide", "tiny"]},
+           "y": {"file": str(d / "y.h5"), "layers": ["c", "d", "dead", "huge"]},
            "batch_size": BATCH, "estimator": "exact", "measures": MEASURES, "plot": False,
            "output": str(d / out)}
     cfg.update(extra)
@@ -170,13 +173,16 @@ def test_every_measure_matches_the_formulas(runs):
     got, want = measures(outs[1][0] / "cka.h5"), oracle(xs, ys)
     assert sorted(got) == sorted(want)
     for name in want:
-        assert got[name].shape == (3, 3), name
+        assert got[name].shape == (4, 4), name
         np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(want[name]), err_msg=name)
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-10, err_msg=name)
     # p > n: the wide layer spans every centred direction, so every canonical correlation is 1
     np.testing.assert_allclose(got["cca_mean"][2, :2], 1.0, atol=1e-10)
     np.testing.assert_allclose(got["regression_y_from_x"][2, :2], 1.0, atol=1e-10)
-    assert not np.isnan(want["pwcca"][:, :2]).any() and np.isnan(want["pwcca"][:, 2]).all()
+    assert not np.isnan(want["pwcca"][:, [0, 1, 3]]).any() and np.isnan(want["pwcca"][:, 2]).all()
+    # the scaled layers: invariant measures as at their own scale, shape as at theirs
+    np.testing.assert_allclose(got["cca_mean"][3], got["cca_mean"][0], rtol=0, atol=1e-12)
+    assert abs(got["shape"][3, 0] - got["shape"][0, 0]) > 0.01
 
 
 def test_bits_do_not_depend_on_the_ranks_or_threads(runs):
@@ -216,8 +222,8 @@ def test_parameters_are_stored_and_ranks_warned(runs):
     assert "some canonical correlations are 1" in log, log
     lines = (folder / "measures.csv").read_text().splitlines()
     assert lines[0] == "measure,model_a,layer_a,model_b,layer_b,value"
-    assert len(lines) == 1 + 8 * 9 and lines[1].startswith("cca_mean,x,a,y,c,")
-    assert load(folder / "cka.h5").cka.shape == (3, 3)
+    assert len(lines) == 1 + 8 * 16 and lines[1].startswith("cca_mean,x,a,y,c,")
+    assert load(folder / "cka.h5").cka.shape == (4, 4)
 
 
 def test_cka_csv_unchanged_without_measures(mpicka, tmp_path):
@@ -252,9 +258,9 @@ def test_show_prints_a_measure(runs):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     rows = [line.split(",") for line in p.stdout.splitlines()]
-    assert rows[0] == ["layer", "c", "d", "dead"] and [r[0] for r in rows[1:]] == ["a", "b", "wide"]
+    assert rows[0] == ["layer", "c", "d", "dead", "huge"] and [r[0] for r in rows[1:]] == ["a", "b", "wide", "tiny"]
     np.testing.assert_array_equal(np.array([r[1:] for r in rows[1:]], dtype=float), measures(path)["procrustes"])
     p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "shape"], capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout.startswith("Measure shape of x (rows, 3 layers) vs y"), p.stdout
+    assert p.returncode == 0 and p.stdout.startswith("Measure shape of x (rows, 4 layers) vs y"), p.stdout
     p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "cca"], capture_output=True, text=True)
     assert p.returncode == 3 and "no measure 'cca' (it has: cca_mean, cca_r2," in p.stderr, p.stderr

@@ -11,26 +11,23 @@ int mk_measures_outputs(const mk_measure *ms, int nms)
     return count;
 }
 
-/* Layer l's centred covariance with layer m's, in the units of the data. */
-static double *cov_block(const mk_exact *e, const double *sums, int64_t n, const double *scale, int l, int m,
-                         mk_err *err)
+/* Layer l's centred covariance with layer m's, in the units of the values
+ * as scaled (mk_mlayer.unit says by how much). */
+static double *cov_block(const mk_exact *e, const double *sums, int64_t n, int l, int m, mk_err *err)
 {
     double *c = mk_malloc((size_t)(e->p[l] * e->p[m]) * sizeof *c, "a covariance block", err);
-    if (!c) return NULL;
-    mk_exact_cov(e, sums, n, l, m, c);
-    double un = scale ? 1.0 / (scale[l] * scale[m]) : 1.0; /* powers of two: exact */
-    for (int64_t k = 0; un != 1.0 && k < e->p[l] * e->p[m]; k++) c[k] *= un;
+    if (c) mk_exact_cov(e, sums, n, l, m, c);
     return c;
 }
 
 /* The uncentred sum of squares of layer l's values, sum_f C_ff + n mean_f^2
- * (the means: the shifted sums' plus the shift), in the units of the data. */
-static double squares(const mk_exact *e, const double *sums, int64_t n, const double *scale, int l, const double *c)
+ * (the means: the shifted sums' plus the shift), in the units of c. */
+static double squares(const mk_exact *e, const double *sums, int64_t n, int l, const double *c)
 {
     const double *s = sums + e->P * (e->P + 1) / 2;
-    double dn = (double)n, total = 0.0, un = scale ? 1.0 / scale[l] : 1.0;
+    double dn = (double)n, total = 0.0;
     for (int64_t f = 0; f < e->p[l]; f++) {
-        double mean = (s[e->off[l] + f] / dn + e->mu0[e->off[l] + f]) * un;
+        double mean = s[e->off[l] + f] / dn + e->mu0[e->off[l] + f];
         total += c[f * e->p[l] + f] + dn * mean * mean;
     }
     return total;
@@ -39,18 +36,19 @@ static double squares(const mk_exact *e, const double *sums, int64_t n, const do
 static mk_err prepare(const mk_exact *e, const double *sums, int64_t n, const double *scale, int l, mk_mlayer *out)
 {
     mk_err err = MK_OK;
-    double *c = cov_block(e, sums, n, scale, l, l, &err);
-    if (!err) err = mk_mlayer_init(out, e->p[l], c, squares(e, sums, n, scale, l, c));
+    double *c = cov_block(e, sums, n, l, l, &err);
+    if (!err) err = mk_mlayer_init(out, e->p[l], c, squares(e, sums, n, l, c));
+    if (!err && scale) out->unit = scale[l];
     free(c);
     return err;
 }
 
 /* Every measure of the pair (i, j) into its cell of every matrix. */
-static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const double *scale, const mk_mlayer *lay,
-                       int i, int j, const mk_measure *ms, int nms, double *values, int64_t cells, int64_t cell)
+static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const mk_mlayer *lay, int i, int j,
+                       const mk_measure *ms, int nms, double *values, int64_t cells, int64_t cell)
 {
     mk_err err = MK_OK;
-    double *cxy = cov_block(e, sums, n, scale, i, j, &err), out[2];
+    double *cxy = cov_block(e, sums, n, i, j, &err), out[2];
     for (int k = 0, o = 0; !err && k < nms; k++) {
         const char *names[2];
         int nout = mk_measure_outputs(ms[k].kind, names);
@@ -91,8 +89,7 @@ static void pair_task(void *ctx, int64_t k)
 {
     const job *j = ctx;
     int i = (int)(k / j->ny), y = j->y_first + (int)(k % j->ny);
-    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->scale, j->lay, i, y, j->ms, j->nms, j->values,
-                              (int64_t)j->nx * j->ny, k));
+    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->lay, i, y, j->ms, j->nms, j->values, (int64_t)j->nx * j->ny, k));
 }
 
 /* The first failure in task order (whatever thread met it), with its message. */

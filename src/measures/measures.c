@@ -67,6 +67,7 @@ mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov, double squares
     mk_err err = MK_OK;
     memset(l, 0, sizeof *l);
     l->p = p;
+    l->unit = 1.0;
     double *a = mk_malloc((size_t)(p * p) * sizeof *a, "a layer's covariance", &err);
     double *w = err ? NULL : mk_malloc((size_t)p * sizeof *w, "eigenvalues", &err);
     if (!err) l->lam = mk_malloc((size_t)p * sizeof *l->lam, "eigenvalues", &err);
@@ -214,10 +215,13 @@ static mk_err pwcca(const pair *pr, double *out)
 }
 
 /* The weight of direction i of a layer in the partial whitening: alpha + (1
- * - alpha) lam_i^(-1/2), the second term 0 beyond the rank. */
+ * - alpha) lam_i^(-1/2), the second term 0 beyond the rank. With the layer
+ * multiplied by u (l->unit), lam_i is u^2 times the data's: the weight of
+ * the data is alpha + (1 - alpha) u / sqrt(lam_i), and the cosine, a ratio,
+ * takes M and lam as they are. */
 static double shape_weight(const mk_mlayer *l, int64_t i, double alpha)
 {
-    return alpha + (i < l->rank ? (1.0 - alpha) / sqrt(l->lam[i]) : 0.0);
+    return alpha + (i < l->rank ? (1.0 - alpha) * l->unit / sqrt(l->lam[i]) : 0.0);
 }
 
 /* The nuclear norm of diag(dx) M diag(dy) over tr(Zx Cxx Zx) tr(Zy Cyy Zy)'s
