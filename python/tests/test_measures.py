@@ -17,7 +17,7 @@ import pytest
 
 import mkt
 from mkt import write_yaml
-from mpicka.result import load, measures
+from mpicka.result import ResultError, load, measure_params, measures
 
 EPS = 1e-10          # the rank cut of docs/maths.md, on squared singular values
 CONSTANT = 1e-13     # and a layer with s_max^2 below this times its sum of squares is constant
@@ -217,6 +217,11 @@ def test_parameters_are_stored_and_ranks_warned(runs):
         assert f["measures/svcca"].attrs["keep"] == KEEP and f["measures/shape"].attrs["alpha"] == ALPHA
         assert f["measures"].attrs["eps"] == EPS
         assert f["measures/cca_mean"].attrs["measure"] == "cca"
+    assert measure_params(folder / "cka.h5", "svcca")["keep"] == KEEP
+    assert measure_params(folder / "cka.h5", "shape")["alpha"] == ALPHA
+    assert measure_params(folder / "cka.h5", "regression_x_from_y")["measure"] == "regression"
+    with pytest.raises(ResultError, match="no /measures/rsa"):
+        measure_params(folder / "cka.h5", "rsa")
     assert "layer 'b' has rank 6 of its 9 features" in log, log
     assert "layer 'wide' has rank 159 of its 180 features" in log, log
     assert "some canonical correlations are 1" in log, log
@@ -264,3 +269,22 @@ def test_show_prints_a_measure(runs):
     assert p.returncode == 0 and p.stdout.startswith("Measure shape of x (rows, 4 layers) vs y"), p.stdout
     p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "cca"], capture_output=True, text=True)
     assert p.returncode == 3 and "no measure 'cca' (it has: cca_mean, cca_r2," in p.stderr, p.stderr
+
+
+def fake_result(path, measure_shape):
+    with h5py.File(path, "w") as f:
+        f["cka"] = np.zeros((2, 3))
+        f["x_layers"] = np.array(["a", "b"], dtype=h5py.string_dtype())
+        f["y_layers"] = np.array(["c", "d", "e"], dtype=h5py.string_dtype())
+        if measure_shape:
+            f["measures/cca_mean"] = np.zeros(measure_shape)
+
+
+def test_measures_of_a_file_are_checked(tmp_path):
+    fake_result(tmp_path / "none.h5", None)
+    assert measures(tmp_path / "none.h5") == {}
+    fake_result(tmp_path / "ok.h5", (2, 3))
+    assert measures(tmp_path / "ok.h5")["cca_mean"].shape == (2, 3)
+    fake_result(tmp_path / "bad.h5", (3, 2))
+    with pytest.raises(ResultError, match=r"bad\.h5: /measures/cca_mean is \(3, 2\) but /x_layers and /y_layers"):
+        measures(tmp_path / "bad.h5")
