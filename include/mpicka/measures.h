@@ -80,10 +80,15 @@ typedef struct {
 mk_err mk_mlayer_init(mk_mlayer *l, int64_t p, const double *cov, double squares);
 void mk_mlayer_free(mk_mlayer *l);
 
-/* The value(s) of measure m (mk_measure_outputs of them) for layers x and y
- * whose cross-products are cxy (x->p by y->p). MK_ENOMEM, or MK_EDATA when
- * LAPACK fails. */
-mk_err mk_measure_pair(const mk_measure *m, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,
+/* The values of the measures ms[0..nms) (mk_measure_outputs of each, one
+ * after the other) for layers x and y whose cross-products are cxy (x->p by
+ * y->p); the rotation of cxy into the layers' bases is shared by all.
+ * MK_ENOMEM, or MK_EDATA when LAPACK fails. */
+mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,
                        double *out);
+
+/* Whether the measure's value(s) for (x, y) and (y, x) are the same: all but
+ * pwcca and regression. */
+int mk_measure_symmetric(mk_measure_kind kind);
 
 #endif

@@ -153,7 +153,7 @@ def config(d, out, **extra):
            "batch_size": BATCH, "estimator": "exact", "measures": MEASURES, "plot": False,
            "output": str(d / out)}
     cfg.update(extra)
-    return write_yaml(d / f"{out}.yaml", cfg)
+    return write_yaml(d / f"{out}.yaml", {k: v for k, v in cfg.items() if v is not None})  # y=None: x vs itself
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +183,24 @@ def test_every_measure_matches_the_formulas(runs):
     # the scaled layers: invariant measures as at their own scale, shape as at theirs
     np.testing.assert_allclose(got["cca_mean"][3], got["cca_mean"][0], rtol=0, atol=1e-12)
     assert abs(got["shape"][3, 0] - got["shape"][0, 0]) > 0.01
+
+
+def test_a_self_comparison_matches_and_is_symmetric_to_the_bit(runs, mpicka):
+    xs, _, outs = runs
+    d = outs[1][0].parent
+    cfg = config(d, "self", y=None)
+    p = mpicka.run(["run", cfg, "--quiet", "--set", "threads=2"], ranks=2)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got, want = measures(d / "self" / "cka.h5"), oracle(xs, xs)
+    for name in want:  # arccos near 1 turns rounding into its square root: the shape's diagonal to 1e-7
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-7 if name == "shape" else 1e-10,
+                                   err_msg=name)
+    off = ~np.eye(len(xs), dtype=bool)
+    np.testing.assert_allclose(got["shape"][off], want["shape"][off], rtol=0, atol=1e-10)
+    for name in ("cca_mean", "cca_r2", "svcca", "procrustes", "shape"):
+        assert got[name].tobytes() == got[name].T.copy().tobytes(), name
+    np.testing.assert_allclose(np.diag(got["cca_mean"]), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.diag(got["procrustes"]), 0.0, atol=1e-12)
 
 
 def test_bits_do_not_depend_on_the_ranks_or_threads(runs):

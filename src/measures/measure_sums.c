@@ -43,18 +43,22 @@ static mk_err prepare(const mk_exact *e, const double *sums, int64_t n, const do
     return err;
 }
 
-/* Every measure of the pair (i, j) into its cell of every matrix. */
+/* Every measure of the pair (i, j) into its cell of every matrix; with
+ * mirrored, only those that are not symmetric (the others come from (j, i)). */
 static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const mk_mlayer *lay, int i, int j,
-                       const mk_measure *ms, int nms, double *values, int64_t cells, int64_t cell)
+                       const mk_measure *ms, int nms, int mirrored, double *values, int64_t cells, int64_t cell)
 {
+    mk_measure want[MK_MEASURE_KINDS];
+    int at[MK_MEASURE_KINDS], nwant = 0, o = 0;
+    const char *names[2];
+    for (int k = 0; k < nms && nwant < MK_MEASURE_KINDS; o += mk_measure_outputs(ms[k].kind, names), k++)
+        if (!mirrored || !mk_measure_symmetric(ms[k].kind)) at[nwant] = o, want[nwant++] = ms[k];
+    if (!nwant) return MK_OK;
     mk_err err = MK_OK;
-    double *cxy = cov_block(e, sums, n, i, j, &err), out[2];
-    for (int k = 0, o = 0; !err && k < nms; k++) {
-        const char *names[2];
-        int nout = mk_measure_outputs(ms[k].kind, names);
-        err = mk_measure_pair(&ms[k], &lay[i], &lay[j], cxy, out);
-        for (int q = 0; !err && q < nout; q++, o++) values[o * cells + cell] = out[q];
-    }
+    double *cxy = cov_block(e, sums, n, i, j, &err), out[2 * MK_MEASURE_KINDS];
+    if (!err) err = mk_measure_pair(want, nwant, &lay[i], &lay[j], cxy, out);
+    for (int k = 0, q = 0; !err && k < nwant; k++)
+        for (int r = 0; r < mk_measure_outputs(want[k].kind, names); r++, q++) values[(at[k] + r) * cells + cell] = out[q];
     free(cxy);
     return err;
 }
@@ -88,8 +92,22 @@ static void layer_task(void *ctx, int64_t l)
 static void pair_task(void *ctx, int64_t k)
 {
     const job *j = ctx;
-    int i = (int)(k / j->ny), y = j->y_first + (int)(k % j->ny);
-    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->lay, i, y, j->ms, j->nms, j->values, (int64_t)j->nx * j->ny, k));
+    int i = (int)(k / j->ny), y = j->y_first + (int)(k % j->ny), mirrored = j->y_first == 0 && y < i;
+    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->lay, i, y, j->ms, j->nms, mirrored, j->values,
+                              (int64_t)j->nx * j->ny, k));
+}
+
+/* A self comparison: the symmetric measures' lower triangles from their
+ * upper ones, so that those matrices are symmetric to the bit. */
+static void mirror(const job *j)
+{
+    const char *names[2];
+    int64_t cells = (int64_t)j->nx * j->ny;
+    for (int k = 0, o = 0; k < j->nms; o += mk_measure_outputs(j->ms[k].kind, names), k++)
+        for (int r = 0; r < mk_measure_outputs(j->ms[k].kind, names) && mk_measure_symmetric(j->ms[k].kind); r++)
+            for (int a = 0; a < j->nx; a++)
+                for (int b = 0; b < a; b++)
+                    j->values[(o + r) * cells + (int64_t)a * j->ny + b] = j->values[(o + r) * cells + (int64_t)b * j->ny + a];
 }
 
 /* The first failure in task order (whatever thread met it), with its message. */
@@ -116,6 +134,7 @@ mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, 
     for (int l = 0; !err && ranks && l < L; l++) ranks[l] = j.lay[l].rank;
     if (!err) mk_par_for(par, (int64_t)nx * ny, pair_task, &j);
     if (!err) err = first_error(&j, (int64_t)nx * ny);
+    if (!err && y_first == 0) mirror(&j);
     for (int l = 0; j.lay && l < L; l++) mk_mlayer_free(&j.lay[l]);
     free(j.lay);
     free(j.err);

@@ -228,26 +228,37 @@ static double shape_weight(const mk_mlayer *l, int64_t i, double alpha)
  * square root, Z = V diag(d) V^T: with alpha 1 (d = 1) the cosine of the
  * angular Procrustes distance, with alpha 0 the sum of canonical
  * correlations over sqrt(rx ry). */
+/* Every direction's weight, divided by the largest: the cosine does not see
+ * a common factor, and u / sqrt(lam) of a layer scaled up by u = 2^256
+ * would otherwise overflow its squares. */
+static double *weights(const mk_mlayer *l, double alpha, mk_err *err)
+{
+    double *w = mk_malloc((size_t)l->p * sizeof *w, "whitening weights", err), most = 0.0;
+    for (int64_t i = 0; w && i < l->p; i++) {
+        w[i] = shape_weight(l, i, alpha);
+        most = w[i] > most ? w[i] : most;
+    }
+    for (int64_t i = 0; w && i < l->p; i++) w[i] /= most;
+    return w;
+}
+
 static mk_err shape_cosine(const pair *pr, double alpha, double *cosine)
 {
     int64_t px = pr->x->p, py = pr->y->p, k = px < py ? px : py;
     mk_err err = MK_OK;
     double *b = mk_malloc((size_t)(px * py) * sizeof *b, "a whitened block", &err);
     double *s = err ? NULL : mk_malloc((size_t)k * sizeof *s, "singular values", &err);
+    double *dx = err ? NULL : weights(pr->x, alpha, &err), *dy = err ? NULL : weights(pr->y, alpha, &err);
     double nuc = 0.0, vx = 0.0, vy = 0.0;
     for (int64_t i = 0; !err && i < px; i++) {
-        double dx = shape_weight(pr->x, i, alpha);
-        vx += dx * dx * fmax(pr->x->lam[i], 0.0);
-        for (int64_t j = 0; j < py; j++) b[i * py + j] = dx * pr->M[i * py + j] * shape_weight(pr->y, j, alpha);
+        vx += dx[i] * dx[i] * fmax(pr->x->lam[i], 0.0);
+        for (int64_t j = 0; j < py; j++) b[i * py + j] = dx[i] * pr->M[i * py + j] * dy[j];
     }
-    for (int64_t j = 0; !err && j < py; j++) {
-        double dy = shape_weight(pr->y, j, alpha);
-        vy += dy * dy * fmax(pr->y->lam[j], 0.0);
-    }
+    for (int64_t j = 0; !err && j < py; j++) vy += dy[j] * dy[j] * fmax(pr->y->lam[j], 0.0);
     if (!err) err = svd(b, (int)px, (int)py, s, NULL, NULL);
     for (int64_t i = 0; !err && i < k; i++) nuc += s[i];
-    *cosine = nuc / sqrt(vx * vy);
-    free(b), free(s);
+    *cosine = nuc / (sqrt(vx) * sqrt(vy));
+    free(b), free(s), free(dx), free(dy);
     return err;
 }
 
@@ -299,25 +310,32 @@ static mk_err measure(const mk_measure *m, const pair *pr, double *out)
     }
 }
 
-mk_err mk_measure_pair(const mk_measure *m, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,
+int mk_measure_symmetric(mk_measure_kind kind)
+{
+    return kind != MK_MEASURE_PWCCA && kind != MK_MEASURE_REGRESSION;
+}
+
+mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,
                        double *out)
 {
     const char *names[2];
-    int nout = mk_measure_outputs(m->kind, names);
-    for (int k = 0; k < nout; k++) out[k] = NAN;
-    if (!nout || !x->rank || !y->rank) return MK_OK; /* a constant layer: nothing to compare */
+    int total = 0;
+    for (int k = 0; k < nms; k++) total += mk_measure_outputs(ms[k].kind, names);
+    for (int k = 0; k < total; k++) out[k] = NAN;
+    if (!total || !x->rank || !y->rank) return MK_OK; /* a constant layer: nothing to compare */
     int64_t px = x->p, py = y->p;
     mk_err err = MK_OK;
     double *tmp = mk_malloc((size_t)(px * py) * sizeof *tmp, "a pair's cross-products", &err);
     pair pr = {x, y, err ? NULL : mk_malloc((size_t)(px * py) * sizeof *pr.M, "a pair's cross-products", &err)};
-    if (!err) {
+    if (!err) { /* M once for every measure */
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)px, (int)py, (int)px, 1.0, x->v, (int)px, cxy,
                     (int)py, 0.0, tmp, (int)py);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)px, (int)py, (int)py, 1.0, tmp, (int)py, y->v,
                     (int)py, 0.0, pr.M, (int)py);
-        err = measure(m, &pr, out);
     }
     free(tmp);
+    for (int k = 0, o = 0; !err && k < nms; o += mk_measure_outputs(ms[k].kind, names), k++)
+        err = measure(&ms[k], &pr, out + o);
     free(pr.M);
     return err;
 }
