@@ -226,6 +226,20 @@ static void expect_in(const char *args, const char *out, const char *words)
     ck_assert_msg(strstr(out, words) != NULL, "mpicka %s: '%s' not in its output:\n%s", args, words, out);
 }
 
+/* /measures/svcca (nx by ny) in the result at path, as a run with measures writes it. */
+static void add_measure(const char *path, int nx, int ny)
+{
+    double v[64] = {0.5};
+    hsize_t dims[2] = {(hsize_t)nx, (hsize_t)ny};
+    hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t gid = H5Gcreate2(fid, "measures", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t dset = H5Dcreate2(gid, "svcca", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(fid >= 0 && gid >= 0 && dset >= 0);
+    ck_assert(H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(dset), H5Sclose(space), H5Gclose(gid), H5Fclose(fid);
+}
+
 static void make_inputs(void)
 {
     dir = tu_tmpdir();
@@ -234,6 +248,7 @@ static void make_inputs(void)
     free(expect_status("synth x.h5 --n 64 --layers 2 --features 8 --seed 1", 0));
     tu_write_text(c, "x:\n  file: x.h5\n  layers: [\"layer*\"]\nbatch_size: 16\nplot: false\noutput: out\n");
     rf_write_full(r, 2, 3, 0);
+    add_measure(r, 2, 3);
     static const char *const names[] = {"a", "b"};
     static const int layers[] = {2, 2};
     static double cka[16];
@@ -325,6 +340,7 @@ static const struct {
     {"show r.h5", "--matrix", "stderr"},
     {"show m.h5", "--pair", "a,b"},
     {"show m.h5", "--matched", "layer0"},
+    {"show r.h5", "--measure", "svcca"},
     {"plot r.h5", "--output", "f.svg"},
     {"plot r.h5 -o f.svg", "--title", "a title"},
     {"plot r.h5 -o f.svg", "--cmap", "viridis"},

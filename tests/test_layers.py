@@ -9,11 +9,12 @@ import re
 import sys
 
 # Lowest first; a folder of src/ per layer.
-LAYERS = ["base", "maths", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "driver"]
+LAYERS = ["base", "maths", "measures", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "driver"]
 # Public headers with no .c file of their name: the folder that owns them.
 HEADER_ONLY = {"text": "base", "blas": "maths", "estimator": "maths"}
 # What each layer must never include, whatever its rank.
-FORBIDDEN = {"maths": {"<mpi.h>", "<hdf5.h>", "mpicka/config.h"}, "plot": {"<mpi.h>", "<hdf5.h>"}}
+FORBIDDEN = {"maths": {"<mpi.h>", "<hdf5.h>", "mpicka/config.h"},
+             "measures": {"<mpi.h>", "<hdf5.h>", "mpicka/config.h"}, "plot": {"<mpi.h>", "<hdf5.h>"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"][^>"]+[>"])', re.M)
 

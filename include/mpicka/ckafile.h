@@ -69,6 +69,8 @@ typedef struct {
     double *cka_matched_stderr, *cka_matched_pvalue; /* the same shape, or NULL */
     /* 1 for mk_ckafile_matched's view: rows and columns are models, not layers. */
     int matched;
+    /* mk_ckafile_measure's: the measure whose values replace cka (NULL: CKA). */
+    char *measure;
 } mk_ckafile;
 
 /* Fills f (owned by the caller, freed with mk_ckafile_free, also after a
@@ -95,6 +97,12 @@ const double *mk_ckafile_matrix(const mk_ckafile *f, mk_matrix m);
 /* Makes m the matrix shown, or MK_EINPUT naming path (f's file), the
  * dataset and how to get it when f has none. */
 mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
+
+/* Replaces f's CKA by the measure /measures/NAME of path (f read from it;
+ * written by a run with `measures:`), dropping the standard errors and
+ * p-values, which are CKA's. MK_EINPUT naming the file and the measures it
+ * has when it has no such measure, MK_EUSAGE for a models result. */
+mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name);
 
 /* ---- views of a models result: ordinary two-model values, so that plot
  * and show draw and print them as any result (out is the caller's, freed

@@ -12,6 +12,7 @@
 
 #include "mpicka/error.h"
 #include "mpicka/estimator.h"
+#include "mpicka/measures.h"
 #include "mpicka/plot.h"
 
 typedef struct {
@@ -77,6 +78,9 @@ typedef struct {
     mk_checkpoint_cfg checkpoint;
     mk_ids_cfg ids;
     int layer_order;       /* 0 auto (default), 1 creation, 2 natural (mk_layer_order) */
+    mk_measure *measures;  /* the `measures:` list, each kind once (NULL: none, CKA only); any but
+                              cka needs estimator exact */
+    int nmeasures;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
 } mk_config;
 

@@ -61,4 +61,10 @@ void mk_exact_batch(mk_exact *e, int64_t m, double *sums);
 void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiased, int nx, int ny, int y_first,
                    double *hxy, double *hxx, double *hyy);
 
+/* The centred cross-products of layers a and b on all n examples from the
+ * summed sums: C_ab = S_ab - n d_a d_b^T (symmetric to the bit for a = b),
+ * p[a] by p[b] row-major into out, in the units of the values put (the
+ * shift cancels). For the measures beyond CKA (mpicka/measures.h). */
+void mk_exact_cov(const mk_exact *e, const double *sums, int64_t n, int a, int b, double *out);
+
 #endif

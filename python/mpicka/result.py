@@ -9,6 +9,7 @@
     r.models, r.block("a", "b")  # a run with `models:`: the names, one block
     r.matched("fc")              # the model-by-model matrix of one layer
     # (its long form has model_a, layer_a, model_b, layer_b columns, as cka.csv)
+    mpicka.result.measures(path) # {"cca_mean": (Lx, Ly), ...}: the measures beyond CKA
 
 A file that is not a whole, consistent result is a ResultError (a
 ValueError) naming the file and the dataset. Needs numpy and h5py only.
@@ -24,7 +25,7 @@ from typing import Any, Optional
 import h5py
 import numpy as np
 
-__all__ = ["Result", "ResultError", "load"]
+__all__ = ["Result", "ResultError", "load", "measures", "measure_params"]
 
 _REQUIRED = ("cka", "x_layers", "y_layers")
 
@@ -415,3 +416,33 @@ def _read_models(r: _Reader, res: Result) -> None:
     res.cka_matched = r.floats("cka_matched", cube, of, required=required, why=why)
     res.cka_matched_stderr = r.floats("cka_matched_stderr", cube, of)
     res.cka_matched_pvalue = r.floats("cka_matched_pvalue", cube, of)
+
+
+def measures(path: str | os.PathLike) -> dict:
+    """The measures beyond CKA of the ``cka.h5`` at ``path`` (``measures:``
+    in the config, docs/maths.md): ``{name: float64 (Lx, Ly)}`` in name order, e.g. ``cca_mean``, ``cca_r2``, ``svcca``, ``pwcca``,
+    ``procrustes``, ``shape``, ``regression_y_from_x``,
+    ``regression_x_from_y``; ``{}`` for a run that asked for none. Errors as
+    :func:`load`."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        r = _Reader(f, path)
+        want = (len(r.names("x_layers")), len(r.names("y_layers")))
+        group = f.get("measures")
+        if group is None:
+            return {}
+        if not isinstance(group, h5py.Group):
+            raise r.fail("measures", "is not a group")
+        return {name: r.floats(f"measures/{name}", want, "/x_layers and /y_layers", required=True)
+                for name in group}
+
+
+def measure_params(path: str | os.PathLike, name: str) -> dict:
+    """The attributes of measure ``name`` of the ``cka.h5`` at ``path``: the
+    config's measure, its description and parameters (``keep``, ``k``,
+    ``alpha``)."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        r = _Reader(f, path)
+        key = f"measures/{name}"
+        return _attrs(r, r.dataset(key, " (a measure the run did not compute?)"), "/" + key)

@@ -97,6 +97,10 @@ const key_spec mk__keys[] = {
      .help = "the 1-D dataset of sample IDs (integers or strings) in every file; never a layer of a glob"},
     {.path = "layer_order", .kind = K_ENUM, .def = "auto", .choices = layer_orders, .off = AT(layer_order),
      .help = "order of a glob's layers: creation (as written), natural (layer2 before layer10), auto"},
+    {.path = "measures", .kind = K_MEASURES, .off = AT(measures), .off_count = AT(nmeasures),
+     .help = "measures besides CKA, from the exact estimator's covariances: a list of cca, svcca, pwcca, "
+             "procrustes, shape, regression (and cka), with parameters as `svcca: {keep: 0.99}` or `{k: 20}`, "
+             "`shape: {alpha: 0.5}` (docs/maths.md)"},
     {.path = "plot", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(plot.enabled),
      .help = "the heatmap drawn beside cka.h5 (`plot: false`: none)"},
     {.path = "plot.file", .kind = K_STRING, .def = "cka.png", .off = AT(plot.file),
@@ -458,6 +462,7 @@ static mk_err convert(const ctx *c, const key_spec *k, const node *n)
     case K_ENUM: return conv_enum(c, k, n, f);
     case K_DOUBLE: return conv_double(c, k, n, f);
     case K_MODELS: return conv_models(c, n, f, mk__field_of(c->cfg, k->off_count));
+    case K_MEASURES: return mk__conv_measures(c->source, n, c->cfg);
     }
     return mk_fail(MK_EINTERNAL, "config key '%s' has no kind", k->path);
 }
@@ -579,6 +584,7 @@ static mk_err check_combinations(const ctx *c)
     MK_TRY(check_plot_file(c));
     if (cfg->jackknife == 1)
         return key_fail(c, "jackknife", "'jackknife' is 0 (no standard errors) or at least 2 groups");
+    MK_TRY(mk__check_measures(c->source, mk__tree_get(c->root, "measures"), cfg));
     if (cfg->estimator != MK_EST_EXACT) return MK_OK;
     if (cfg->kernel != MK_KERNEL_LINEAR)
         return key_fail(c, "kernel", "'estimator: exact' needs 'kernel: linear' (an RBF kernel has no "
@@ -761,6 +767,7 @@ void mk_config_free(mk_config *cfg)
         free(cfg->models[i].name);
     }
     free(cfg->models);
+    free(cfg->measures);
     free(cfg->resolved);
     memset(cfg, 0, sizeof *cfg);
 }

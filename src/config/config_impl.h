@@ -7,6 +7,7 @@
 #define MPICKA_CONFIG_IMPL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "mpicka/config.h"
@@ -52,7 +53,7 @@ mk_err mk__dup_into(char **field, const char *s, size_t n);
 
 /* ----------------------------------------------------------- key table --- */
 
-typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM, K_DOUBLE, K_MODELS } key_kind;
+typedef enum { K_MAP, K_STRING, K_LIST, K_INT, K_BOOL, K_U64, K_ENUM, K_DOUBLE, K_MODELS, K_MEASURES } key_kind;
 
 typedef struct {
     const char *path;           /* dotted; a section comes right before its keys */
@@ -84,6 +85,15 @@ void *mk__field_of(const mk_config *cfg, size_t off);
 int mk__section_given(const mk_config *cfg, const key_spec *s);
 /* A K_ENUM's choices as "a, b, c" into buf. */
 void mk__join_choices(const key_spec *k, char *buf, size_t size);
+
+/* ------------------------------------------------------------ measures --- */
+
+/* measures_cfg.c: the `measures:` list (a name, or a one-entry mapping of a
+ * name to its parameters, per item) into cfg->measures; its resolved YAML;
+ * and the check that the estimator can give them. */
+mk_err mk__conv_measures(const char *source, const node *n, mk_config *cfg);
+void mk__emit_measures(FILE *f, const mk_config *cfg);
+mk_err mk__check_measures(const char *source, const node *n, const mk_config *cfg);
 
 /* ---------------------------------------------------------------- emit --- */
 

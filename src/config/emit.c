@@ -84,6 +84,7 @@ static void emit_value(FILE *f, const key_spec *k, const mk_config *cfg)
         break;
     case K_LIST: emit_list(f, *(char **const *)v, *(const int *)mk__field_of(cfg, k->off_count), k->scalar_one); break;
     case K_MODELS: emit_models(f, *(mk_model_cfg *const *)v, *(const int *)mk__field_of(cfg, k->off_count)); break;
+    case K_MEASURES: mk__emit_measures(f, cfg); break;
     case K_INT: fprintf(f, " %" PRId64, *(const int64_t *)v); break;
     case K_BOOL: fputs(*(const int *)v ? " true" : " false", f); break;
     case K_U64: fprintf(f, " %" PRIu64, *(const uint64_t *)v); break;
@@ -104,6 +105,7 @@ mk_err mk__write_resolved(mk_config *cfg)
         const key_spec *k = &mk__keys[i], *s = mk__section_of(k);
         if (!mk__section_given(cfg, k->kind == K_MAP && !k->switchable ? k : s)) continue;
         if (k->kind == K_MODELS && !cfg->models) continue;
+        if (k->kind == K_MEASURES && !cfg->nmeasures) continue; /* absent: results of before stay comparable */
         const char *leaf = strrchr(k->path, '.');
         fprintf(f, "%s%s:", s ? "  " : "", leaf ? leaf + 1 : k->path);
         emit_value(f, k, cfg);
@@ -165,6 +167,7 @@ static void describe_kind(const key_spec *k, char *buf, size_t size)
     case K_U64: snprintf(buf, size, "unsigned integer"); break;
     case K_DOUBLE: snprintf(buf, size, "number"); break;
     case K_MODELS: snprintf(buf, size, "list of models"); break;
+    case K_MEASURES: snprintf(buf, size, "list of measures"); break;
     case K_ENUM:
         mk__join_choices(k, list, sizeof list);
         snprintf(buf, size, "one of %s", list);

@@ -8,6 +8,7 @@
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
+#include "mpicka/par.h"
 
 mk_err mk_job_plan(const mk_config *cfg, const mk_lineup *lu, mk_plan *plan)
 {
@@ -148,6 +149,23 @@ static void layer_bytes(const mk_lineup *lu, int64_t m, mk_precision prec, doubl
     }
 }
 
+/* Every layer's eigenvectors, and per thread one pair's work: its
+ * cross-products, their rotation, the whitened block, an SVD with its
+ * vectors and workspace and PWCCA's loadings, not all at once: measured at
+ * 4 to 6 blocks of the widest layer squared, estimated at 8
+ * (src/measures/measures.c). */
+static double measures_bytes(const mk_config *cfg, const mk_lineup *lu)
+{
+    const char *names[2];
+    int outputs = 0;
+    for (int k = 0; k < cfg->nmeasures; k++) outputs += mk_measure_outputs(cfg->measures[k].kind, names);
+    if (!outputs) return 0.0;
+    double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p;
+    for (int l = 0; l < lu->nlayers; l++) vectors += (double)mk_lineup_layer(lu, l, NULL)->p * mk_lineup_layer(lu, l, NULL)->p;
+    double cells = (double)mk_lineup_rows(lu) * mk_lineup_cols(lu) * outputs;
+    return 8.0 * (vectors + cells + 8.0 * widest * widest * mk_par_threads_wanted(cfg->threads));
+}
+
 void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_job_memory *mem)
 {
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
@@ -169,7 +187,8 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     mem->caches = 0.0;
     for (int k = 0; k < lu->nmodels; k++)
         mem->caches += (double)mk_source_cache_bytes(&lu->models[k], mk_lineup_cache_share(lu, k));
-    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches;
+    mem->measures = measures_bytes(cfg, lu);
+    mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches + mem->measures;
     mem->first = 0.0;
     for (int l = 0; l < L; l++) {
         const mk_layer *layer = mk_lineup_layer(lu, l, NULL);

@@ -241,3 +241,16 @@ void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiase
     for (int i = 0; i < nx; i++)
         for (int j = 0; j < ny; j++) hxy[i * ny + j] = pair_hsic(e, &v, i, y_first + j, debiased);
 }
+
+void mk_exact_cov(const mk_exact *e, const double *sums, int64_t n, int a, int b, double *out)
+{
+    int64_t P = e->P, pb = e->p[b];
+    const double *S = sums, *s = S + P * (P + 1) / 2;
+    double dn = (double)n;
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++)
+        for (int64_t g = e->off[b]; g < e->off[b] + pb; g++) {
+            int64_t lo = f < g ? f : g, hi = f < g ? g : f;
+            double sfg = S[lo * P - lo * (lo - 1) / 2 + (hi - lo)];
+            out[(f - e->off[a]) * pb + (g - e->off[b])] = sfg - dn * ((s[f] / dn) * (s[g] / dn));
+        }
+}

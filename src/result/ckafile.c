@@ -520,6 +520,51 @@ done:
     return err;
 }
 
+/* The names under /measures, ", "-joined into buf ("none" without any). */
+static void measure_list(hid_t fid, char *buf, size_t size)
+{
+    hsize_t n = 0;
+    hid_t gid = H5Lexists(fid, "measures", H5P_DEFAULT) > 0 ? H5Gopen2(fid, "measures", H5P_DEFAULT) : -1;
+    snprintf(buf, size, "none");
+    if (gid >= 0 && H5Gget_num_objs(gid, &n) >= 0)
+        for (hsize_t k = 0, used = 0; k < n && used < size; k++) {
+            char name[64];
+            if (H5Gget_objname_by_idx(gid, k, name, sizeof name) < 0) break;
+            used += (hsize_t)snprintf(buf + used, size - used, "%s%s", k ? ", " : "", name);
+        }
+    if (gid >= 0) H5Gclose(gid);
+}
+
+mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name)
+{
+    hid_t fid = -1;
+    char key[128], list[512];
+    int dims[2] = {0, 0}, expect[2] = {f->nx, f->ny};
+    double *v = NULL;
+    if (f->nmodels > 0)
+        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
+                       "with mpicka.result.measures");
+    snprintf(key, sizeof key, "measures/%.100s", name);
+    MK_TRY(open_file(path, &fid));
+    mk_err err = MK_OK;
+    if (strchr(name, '/') || H5Lexists(fid, "measures", H5P_DEFAULT) <= 0 || H5Lexists(fid, key, H5P_DEFAULT) <= 0) {
+        measure_list(fid, list, sizeof list);
+        err = mk_fail(MK_EINPUT, "'%s' has no measure '%s' (it has: %s; a run computes them with the config key "
+                      "measures and estimator exact)", path, name, list);
+    }
+    if (!err) err = read_floats(fid, path, key, "a measure", expect, dims, &v);
+    H5Fclose(fid);
+    char *copy = err ? NULL : dup_text(name, strlen(name), &err);
+    if (err) {
+        free(v);
+        return err;
+    }
+    free(f->cka), free(f->cka_stderr), free(f->cka_pvalue), free(f->measure);
+    f->cka = v, f->cka_stderr = f->cka_pvalue = NULL, f->measure = copy;
+    f->shown = MK_MATRIX_CKA;
+    return MK_OK;
+}
+
 static void free_attrs(mk_attr *attrs, int n)
 {
     for (int k = 0; k < n; k++) {
@@ -545,6 +590,7 @@ void mk_ckafile_free(mk_ckafile *f)
     free(f->cka_matched);
     free(f->cka_matched_stderr);
     free(f->cka_matched_pvalue);
+    free(f->measure);
     memset(f, 0, sizeof *f);
 }
 

@@ -3,6 +3,7 @@
 #include "mpicka/csv.h"
 #include "mpicka/h5write.h"
 #include "mpicka/log.h"
+#include "mpicka/measure_sums.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -112,7 +113,7 @@ static void remove_stale(const char *dir, const char *plot_file)
 {
     char plot_tmp[300];
     snprintf(plot_tmp, sizeof plot_tmp, ".%s.tmp.", plot_file ? plot_file : "");
-    const char *prefixes[] = {".cka.h5.tmp.", ".cka.csv.tmp.", "checkpoint.h5.tmp.", plot_tmp};
+    const char *prefixes[] = {".cka.h5.tmp.", ".cka.csv.tmp.", ".measures.csv.tmp.", "checkpoint.h5.tmp.", plot_tmp};
     DIR *d = opendir(dir);
     struct dirent *e;
     int removed = 0;
@@ -344,6 +345,65 @@ static void write_models(mk_h5w *h, const mk_result *r)
     free(index);
 }
 
+/* ---- the measures beyond CKA ---- */
+
+static const char *measure_text(const char *name)
+{
+    static const char *const text[][2] = {
+        {"cca_mean", "mean canonical correlation over min(rank x, rank y) (rho-bar, Kornblith et al. 2019)"},
+        {"cca_r2", "mean squared canonical correlation over min(rank x, rank y) (R^2_CCA, Kornblith et al. 2019)"},
+        {"svcca", "SVCCA (Raghu et al. 2017): mean canonical correlation of each layer's leading principal "
+                  "components"},
+        {"pwcca", "PWCCA (Morcos et al. 2018): canonical correlations weighted by the projection of the layer's "
+                  "features on each canonical variate (x's side unless y has the lower rank)"},
+        {"procrustes", "Procrustes distance, 2 - 2 |X^T Y|_* / (|X|_F |Y|_F) (Ding et al. 2021): 0 = the same up to "
+                       "rotation and scale, at most 2"},
+        {"shape", "angular shape metric (Williams et al. 2021, netrep) with partial whitening alpha, in radians "
+                  "from 0 to pi/2: a distance"},
+        {"regression_y_from_x", "R^2 of the least-squares fit (with intercept) of y's features from x's"},
+        {"regression_x_from_y", "R^2 of the least-squares fit (with intercept) of x's features from y's"},
+    };
+    for (size_t k = 0; k < sizeof text / sizeof *text; k++)
+        if (!strcmp(text[k][0], name)) return text[k][1];
+    return "";
+}
+
+/* /measures/NAME, rows by cols, with the measure and its parameters as
+ * attributes; /measures itself has the eigenvalue cut. */
+static void write_measures(mk_h5w *h, const mk_result *r, int nx, int ny)
+{
+    const mk_config *cfg = r->cfg;
+    hid_t gid = H5Gcreate2(h->fid, "measures", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    mk_h5w_check(h, gid, "/measures");
+    if (gid < 0) return;
+    mk_h5w g = {gid, h->path, h->err, NULL};
+    double eps = MK_MEASURE_EPS;
+    mk_h5w_attr(&g, "eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &eps);
+    for (int m = 0, o = 0; m < cfg->nmeasures; m++) {
+        const mk_measure *ms = &cfg->measures[m];
+        const char *names[2];
+        int nout = mk_measure_outputs(ms->kind, names);
+        for (int q = 0; q < nout; q++, o++) {
+            write_matrix(&g, names[q], r->measures + (size_t)o * nx * ny, nx, ny);
+            hid_t did = g.err ? -1 : H5Dopen2(gid, names[q], H5P_DEFAULT);
+            mk_h5w_check(&g, did, names[q]);
+            if (did < 0) continue;
+            mk_h5w d = {did, h->path, g.err, NULL};
+            mk_h5w_attr_str(&d, "measure", mk_measure_names[ms->kind]);
+            mk_h5w_attr_str(&d, "description", measure_text(names[q]));
+            if (ms->kind == MK_MEASURE_SVCCA) {
+                mk_h5w_attr(&d, "keep", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ms->keep);
+                attr_int(&d, "k", ms->k);
+            }
+            if (ms->kind == MK_MEASURE_SHAPE) mk_h5w_attr(&d, "alpha", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ms->alpha);
+            g.err = d.err;
+            H5Dclose(did);
+        }
+    }
+    h->err = g.err;
+    H5Gclose(gid);
+}
+
 static mk_err write_h5(const mk_result *r, const char *path)
 {
     int nx = mk_lineup_rows(r->lu), ny = mk_lineup_cols(r->lu);
@@ -360,6 +420,7 @@ static mk_err write_h5(const mk_result *r, const char *path)
     write_names(&h, "y_layers", r->lu, r->lu->cross ? nx : 0, ny);
     write_attrs(&h, r);
     if (r->lu->listed) write_models(&h, r);
+    if (r->measures) write_measures(&h, r, nx, ny);
     return mk_h5w_finish(&h);
 }
 
@@ -388,6 +449,36 @@ static mk_err write_csv(const mk_result *r, const char *path)
     return MK_OK;
 }
 
+/* measures.csv: one line per measure and pair of layers. */
+static mk_err write_measures_csv(const mk_result *r, const char *path)
+{
+    const mk_lineup *lu = r->lu;
+    const mk_config *cfg = r->cfg;
+    int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), y_first = lu->cross ? nx : 0;
+    FILE *f = fopen(path, "w");
+    if (!f) return mk_fail(MK_EIO, "cannot create '%s': %s", path, strerror(errno));
+    fputs("measure,model_a,layer_a,model_b,layer_b,value\n", f);
+    for (int m = 0, o = 0; m < cfg->nmeasures; m++) {
+        const char *names[2];
+        int nout = mk_measure_outputs(cfg->measures[m].kind, names);
+        for (int q = 0; q < nout; q++, o++)
+            for (int i = 0; i < nx; i++)
+                for (int j = 0; j < ny; j++) {
+                    int ka, kb;
+                    const char *la = mk_lineup_layer(lu, i, &ka)->path, *lb = mk_lineup_layer(lu, y_first + j, &kb)->path;
+                    const char *fields[5] = {names[q], lu->models[ka].name, la, lu->models[kb].name, lb};
+                    for (int k = 0; k < 5; k++) {
+                        if (k) fputc(',', f);
+                        mk_csv_field(f, fields[k]);
+                    }
+                    fprintf(f, ",%.17g\n", r->measures[((size_t)o * nx + i) * ny + j]);
+                }
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return mk_fail(MK_EIO, "cannot write '%s': %s", path, strerror(errno));
+    return MK_OK;
+}
+
 /* ---- both, atomically each ---- */
 
 mk_err mk_output_write(const mk_result *r)
@@ -397,7 +488,10 @@ mk_err mk_output_write(const mk_result *r)
     mk_err err = MK_OK;
     char *h5 = mk_malloc(len, "a path", &err), *h5tmp = mk_malloc(len, "a path", &err);
     char *csv = mk_malloc(len, "a path", &err), *csvtmp = mk_malloc(len, "a path", &err);
+    char *mcsv = mk_malloc(len, "a path", &err), *mcsvtmp = mk_malloc(len, "a path", &err);
     if (!err) {
+        snprintf(mcsv, len, "%s/measures.csv", dir);
+        snprintf(mcsvtmp, len, "%s/.measures.csv.tmp.%ld", dir, (long)getpid());
         snprintf(h5, len, "%s/cka.h5", dir);
         snprintf(csv, len, "%s/cka.csv", dir);
         snprintf(h5tmp, len, "%s/.cka.h5.tmp.%ld", dir, (long)getpid());
@@ -405,10 +499,15 @@ mk_err mk_output_write(const mk_result *r)
         err = write_h5(r, h5tmp);
     }
     if (!err) err = write_csv(r, csvtmp);
-    if (!err && (rename(h5tmp, h5) != 0 || rename(csvtmp, csv) != 0))
+    if (!err && r->measures) err = write_measures_csv(r, mcsvtmp);
+    if (!err && (rename(h5tmp, h5) != 0 || rename(csvtmp, csv) != 0 ||
+                 (r->measures ? rename(mcsvtmp, mcsv) : unlink(mcsv) != 0 && errno != ENOENT)))
         err = mk_fail(MK_EIO, "cannot move the results into '%s': %s", dir, strerror(errno));
     if (err && h5tmp) unlink(h5tmp);
     if (err && csvtmp) unlink(csvtmp);
+    if (err && mcsvtmp) unlink(mcsvtmp);
+    free(mcsv);
+    free(mcsvtmp);
     free(h5);
     free(h5tmp);
     free(csv);
@@ -508,5 +607,9 @@ void mk_output_summary(FILE *out, const mk_result *r)
             fputc('\n', out);
         }
     }
-    fprintf(out, "  wrote %s/cka.h5 and %s/cka.csv\n", r->cfg->output, r->cfg->output);
+    if (r->measures)
+        fprintf(out, "  wrote %s/cka.h5, %s/cka.csv and %s/measures.csv\n", r->cfg->output, r->cfg->output,
+                r->cfg->output);
+    else
+        fprintf(out, "  wrote %s/cka.h5 and %s/cka.csv\n", r->cfg->output, r->cfg->output);
 }

@@ -332,6 +332,11 @@ static void write_heading(FILE *out, const mk_ckafile *f, int width)
 {
     const char *what = mk_matrix_what(f->shown), *method = method_of(f), *x = mk_ckafile_text(f, "x_name");
     int up = toupper((unsigned char)what[0]);
+    if (f->measure) {
+        fprintf(out, "Measure %s of %s (rows, %d layers) vs %s (columns, %d layers)\n\n", f->measure, x, f->nx,
+                mk_ckafile_text(f, "y_name"), f->ny);
+        return;
+    }
     if (f->matched)
         fprintf(out, "%c%s of layer %s across %d models (rows and columns)\n", up, what + 1, x, f->nx);
     else if (mk_ckafile_self(f))
@@ -572,7 +577,8 @@ static void write_json(FILE *out, const mk_ckafile *f)
     fputs("{\n", out);
     json_names(out, "x_layers", f->x_layers, f->nx);
     json_names(out, "y_layers", f->y_layers, f->ny);
-    for (int m = 0; m < MK_MATRIX_COUNT; m++)
+    if (f->measure) json_matrix(out, f->measure, f->cka, f->nx, f->ny);
+    for (int m = 0; m < MK_MATRIX_COUNT && !f->measure; m++)
         if (mk_ckafile_matrix(f, (mk_matrix)m))
             json_matrix(out, mk_matrix_dataset((mk_matrix)m), mk_ckafile_matrix(f, (mk_matrix)m), f->nx, f->ny);
     if (f->nmodels > 0) json_models(out, f);
@@ -610,7 +616,7 @@ mk_err mk_show_write(FILE *out, const mk_ckafile *f, mk_show_format fmt, int wid
     return show_write(out, f, fmt, width, NULL);
 }
 
-enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_PROVENANCE, O_COUNT };
+enum { O_FORMAT, O_MATRIX, O_PAIR, O_MATCHED, O_PROVENANCE, O_MEASURE, O_COUNT };
 
 static const mk_opt show_opts[O_COUNT] = {
     [O_FORMAT] = {"--format", NULL, MK_OPT_STRING, "F",
@@ -623,6 +629,9 @@ static const mk_opt show_opts[O_COUNT] = {
                    .help = "a models result: the model-by-model matrix of one layer"},
     [O_PROVENANCE] = {"--provenance", NULL, MK_OPT_FLAG, NULL,
                       .help = "with --pair or --matched: the table is followed by the provenance and config"},
+    [O_MEASURE] = {"--measure", NULL, MK_OPT_STRING, "NAME",
+                   .help = "a measure besides CKA (/measures/NAME: cca_mean, cca_r2, svcca, pwcca, procrustes, "
+                           "shape, regression_y_from_x, regression_x_from_y) instead of CKA"},
 };
 
 #define SHOW_STR(x) #x
@@ -631,7 +640,7 @@ static const mk_opt show_opts[O_COUNT] = {
 static const mk_cli_cmd show_cmd = {
     "show",
     "mpicka show RESULT.h5 [--format table|csv|json] [--matrix cka|stderr|pvalue]\n"
-    "                   [--pair A,B | --matched LAYER [--provenance]]",
+    "                   [--pair A,B | --matched LAYER [--provenance]] [--measure NAME]",
     "Print the CKA matrix of a cka.h5 (written by mpicka run) and how it was computed. Not MPI.\n"
     "Of a models result (a run with models:), the table lists the models and the matched layers\n"
     "(the whole matrix when small), the CSV has a line per pair of layers; --pair and --matched\n"
@@ -671,6 +680,8 @@ static mk_err show_command(const mk_opt_val *v, const char *const *args)
     if (v[O_MATRIX].given) MK_TRY(mk_matrix_parse("show", v[O_MATRIX].text, &m));
     if (v[O_PAIR].given && v[O_MATCHED].given)
         return mk_fail(MK_EUSAGE, "show: --pair and --matched print different matrices: give one of them");
+    if (v[O_MEASURE].given && v[O_MATRIX].given)
+        return mk_fail(MK_EUSAGE, "show: --measure and --matrix print different matrices: give one of them");
     mk_err err = mk_ckafile_read(path, &f);
     if (!err && (v[O_PAIR].given || v[O_MATCHED].given)) {
         mk_ckafile view;
@@ -680,6 +691,7 @@ static mk_err show_command(const mk_opt_val *v, const char *const *args)
         f = view;
     }
     if (!err) err = mk_ckafile_choose(&f, path, m);
+    if (!err && v[O_MEASURE].given) err = mk_ckafile_measure(&f, path, v[O_MEASURE].text);
     int view = v[O_PAIR].given || v[O_MATCHED].given;
     if (!err) err = show_write(stdout, &f, fmt, terminal_width(), view && !v[O_PROVENANCE].given ? path : NULL);
     mk_ckafile_free(&f);
