@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
-# A single-node Slurm cluster in a folder, from Debian 12's slurm-wlm and munge,
-# for the tests (and for trying the job scripts by hand):
-#   tests/slurm/cluster.sh start DIR   start munged, slurmctld and slurmd; wait until the node is idle
-#   tests/slurm/cluster.sh stop DIR    stop them, and any job step left, by the PIDs started
+# A Slurm cluster of one or more nodes in a folder, from Debian 12's slurm-wlm
+# and munge, for the tests (and for trying the job scripts by hand):
+#   tests/slurm/cluster.sh start DIR [NODES]   start munged, slurmctld and a slurmd per node; wait until all are idle
+#   tests/slurm/cluster.sh stop DIR            stop them, and any job step left, by the PIDs started
 # Then `. DIR/env` sets SLURM_CONF for sbatch, squeue, scontrol and scancel.
 # Runs as root (SlurmUser=root), needs no systemd and touches nothing outside
 # DIR: its own munge key, socket and log, its own state, spool and logs, and
-# ports chosen at random. The node declares CORES cores (default 16, more than a
+# ports chosen at random. Each node declares CORES cores (default 16, more than a
 # small CI machine has: SlurmdParameters=config_overrides lets it), so that
 # jobs can run side by side; they share the real cores.
 # AuthInfo=cred_expire is 5 s instead of 120 s: a requeued job waits that long
 # before it can start again (its BeginTime).
+#
+# One node (the default) is this machine under its own name. NODES >= 2 are
+# emulated: nodes n1..nN, all at 127.0.0.1 with a port each (Debian's Slurm is
+# built with MULTIPLE_SLURMD), each slurmd started as `slurmd -N nK` inside a
+# mount, UTS and IPC namespace of its own (unshare -m --uts --ipc; it and every
+# job step it starts see there):
+#   - the hostname nK: Open MPI names its shared-memory segments and session
+#     folders after the host, and with one name for all nodes they collide
+#     (srun -N 2 -n 4 hangs, mpirun in an allocation crashes in the vader BTL);
+#   - DIR/nodes/nK/spool and .../tmp bind-mounted over slurm.conf's
+#     SlurmdSpoolDir and TmpFS: the PMIx plugin does not expand %n, and
+#     nodes sharing a spool fail every PMIx step ("pmixp_mkdir: ... File exists");
+#   - a /dev/shm of its own (a new tmpfs) and System V IPC of its own (--ipc),
+#     for the same reason as the hostname;
+#   - a boot_id of its own (DIR/nodes/nK/boot_id over /proc/sys/kernel/random/boot_id):
+#     UCX takes two processes with the same boot_id for one machine and
+#     connects them through shared memory (then Open MPI's default pml, UCX,
+#     would never use the network between the nodes, and a rank crashed once
+#     with SIGSEGV that way);
+#   - DIR/hosts (the real /etc/hosts plus n1..nN at 127.0.0.1) bind-mounted
+#     over /etc/hosts, so that the nodes resolve each other's names.
+# The mounts exist only inside the namespaces (private propagation) and vanish
+# with their last process; the real /etc/hosts and /dev/shm are untouched.
+# Where unshare cannot make namespaces (not root, a container that forbids
+# them) start fails with status 3, saying so.
 set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-case "$cmd" in start|stop) ;; *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;; esac
-[ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+nodes=${3:-1}
+usage="usage: $0 start DIR [NODES] | stop DIR"
+case "$cmd" in start|stop) ;; *) echo "$usage" >&2; exit 2 ;; esac
+[ -n "$dir" ] || { echo "$usage" >&2; exit 2; }
+[[ $nodes =~ ^[1-9][0-9]?$ ]] || { echo "$0: NODES must be a number from 1 to 99, not '$nodes'" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -58,10 +86,20 @@ if [ "$cmd" = stop ]; then
     exit 0
 fi
 
+# The nodes' logs: DIR/slurmd.log for one node, DIR/slurmd-nK.log for several.
+if [ "$nodes" = 1 ]; then
+    daemons=(slurmd)
+    slurmd_file=slurmd
+else
+    daemons=()
+    for k in $(seq "$nodes"); do daemons+=("slurmd-n$k"); done
+    slurmd_file=slurmd-%n
+fi
+
 fail() {
     echo "slurm mini-cluster: $*" >&2
     local d log
-    for d in munged slurmctld slurmd; do # the log, or what came before it could be opened
+    for d in munged slurmctld "${daemons[@]}"; do # the log, or what came before it could be opened
         log=$dir/$d.log
         [ -s "$log" ] || log=$dir/$d.stderr
         [ -s "$log" ] && { echo "--- $log (end)" >&2; tail -n 20 "$log" >&2; }
@@ -76,6 +114,13 @@ for prog in munged mungekey slurmctld slurmd sinfo; do
         || fail "'$prog' not found: install Debian's slurm-wlm and munge (scripts/setup.sh test does)"
 done
 [ "$(id -u)" = 0 ] || fail "must run as root (the daemons run as SlurmUser=root)"
+if [ "$nodes" -gt 1 ]; then
+    command -v unshare > /dev/null || { echo "slurm mini-cluster: 'unshare' not found (util-linux)" >&2; exit 3; }
+    if ! err=$(unshare -m --uts --ipc --propagation private true 2>&1); then
+        echo "slurm mini-cluster: $nodes nodes need mount and UTS namespaces, and unshare cannot make them here: $err" >&2
+        exit 3
+    fi
+fi
 [ -f "$dir/pids" ] && fail "$dir/pids exists: a cluster may still run there (stop it first)"
 
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/tmp"
@@ -95,13 +140,22 @@ note $! munged
 for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || fail "munged did not create its socket $socket"
 
-node=$(uname -n | cut -d. -f1)
 port=$((20000 + RANDOM % 20000))
 cores=${CORES:-16}
-memory=$(awk '/^MemTotal:/ { print int($2 / 1024 / 2) }' /proc/meminfo) # MiB the jobs may ask for
-cat > "$dir/slurm.conf" <<EOF
+# MiB the jobs may ask for on each node: half the machine, shared out.
+memory=$(awk -v n="$nodes" '/^MemTotal:/ { print int($2 / 1024 / 2 / n) }' /proc/meminfo)
+if [ "$nodes" = 1 ]; then
+    names=("$(uname -n | cut -d. -f1)")
+    partition=${names[0]}
+else
+    names=()
+    for k in $(seq "$nodes"); do names+=("n$k"); done
+    partition="n[1-$nodes]"
+fi
+{
+    cat <<EOF2
 ClusterName=mpicka-test
-SlurmctldHost=$node(127.0.0.1)
+SlurmctldHost=$(uname -n | cut -d. -f1)(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 SlurmUser=root
@@ -113,9 +167,9 @@ StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 TmpFS=$dir/tmp
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/$slurmd_file.pid
 SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/slurmd.log
+SlurmdLogFile=$dir/$slurmd_file.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -135,28 +189,75 @@ MinJobAge=600
 DefMemPerCPU=512
 KillWait=30
 InactiveLimit=0
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cores Sockets=1 CoresPerSocket=$cores ThreadsPerCore=1 RealMemory=$memory State=UNKNOWN
-PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP
-EOF
+EOF2
+    k=0
+    for name in "${names[@]}"; do
+        k=$((k + 1))
+        if [ "$nodes" = 1 ]; then
+            echo "NodeName=$name NodeAddr=127.0.0.1 \\"
+        else # one port each: the nodes share 127.0.0.1
+            echo "NodeName=$name NodeHostname=$name NodeAddr=127.0.0.1 Port=$((port + 1 + k)) \\"
+        fi
+        echo "  CPUs=$cores Sockets=1 CoresPerSocket=$cores ThreadsPerCore=1 RealMemory=$memory State=UNKNOWN"
+    done
+    echo "PartitionName=test Nodes=$partition Default=YES MaxTime=INFINITE State=UP"
+} > "$dir/slurm.conf"
 echo "export SLURM_CONF=$dir/slurm.conf" > "$dir/env"
 export SLURM_CONF=$dir/slurm.conf
+
+# Starts node $1 (an emulated one: see the top) in its namespaces. The
+# namespaces' first process becomes slurmd by exec, so the PID noted is
+# slurmd's; it is waited for, so that stop finds it under that name.
+start_node() {
+    local name=$1 own=$dir/nodes/$1 pid
+    mkdir -p "$own/spool" "$own/tmp"
+    chmod 1777 "$own/tmp"
+    cat /proc/sys/kernel/random/uuid > "$own/boot_id"
+    unshare -m --uts --ipc --propagation private /bin/sh -c '
+        set -e
+        mount --bind "$1/spool" "$2/spool"
+        mount --bind "$1/tmp" "$2/tmp"
+        mount -t tmpfs -o mode=1777,size=25% "shm-$3" /dev/shm
+        mount --bind "$2/hosts" /etc/hosts
+        mount --bind "$1/boot_id" /proc/sys/kernel/random/boot_id
+        hostname "$3"
+        exec slurmd -D -N "$3"' sh "$own" "$dir" "$name" > /dev/null 2>> "$dir/slurmd-$name.stderr" &
+    pid=$!
+    for _ in $(seq 100); do
+        [ "$(cat /proc/$pid/comm 2> /dev/null)" = slurmd ] && break
+        if ! kill -0 "$pid" 2> /dev/null; then
+            fail "node $name: its namespace could not be set up (unshare, mount or hostname failed)"
+        fi
+        sleep 0.05
+    done
+    [ "$(cat /proc/$pid/comm 2> /dev/null)" = slurmd ] || { kill -KILL "$pid"; fail "node $name: slurmd did not start"; }
+    note "$pid" slurmd
+}
+
+if [ "$nodes" -gt 1 ]; then
+    { cat /etc/hosts; echo "127.0.0.1 ${names[*]}"; } > "$dir/hosts"
+fi
 
 # When the controller started: it checks time limits (and sends --signal
 # warnings) every 30 s from then on, which a test can time a job against.
 date +%s.%N > "$dir/started"
 slurmctld -D -i > /dev/null 2>> "$dir/slurmctld.stderr" &
 note $! slurmctld
-slurmd -D -N "$node" > /dev/null 2>> "$dir/slurmd.stderr" &
-note $! slurmd
+if [ "$nodes" = 1 ]; then
+    slurmd -D -N "${names[0]}" > /dev/null 2>> "$dir/slurmd.stderr" &
+    note $! slurmd
+else
+    for name in "${names[@]}"; do start_node "$name"; done
+fi
 
 state=
-for _ in $(seq 150); do # 30 s at most; it takes about a second
-    state=$(timeout 5 sinfo -h -n "$node" -o %t 2> /dev/null || true)
-    [ "$state" = idle ] && break
+for _ in $(seq 150); do # 30 s at most; it takes a few seconds
+    state=$(timeout 5 sinfo -h -N -o %t 2> /dev/null | sort -u | tr '\n' ' ' || true)
+    [ "$state" = "idle " ] && [ "$(timeout 5 sinfo -h -N -o %N 2> /dev/null | wc -l)" = "$nodes" ] && break
     for pid in $(cat "$dir/pids"); do
         [ -d /proc/"${pid%%:*}" ] || fail "${pid#*:} exited at start"
     done
     sleep 0.2
 done
-[ "$state" = idle ] || fail "node $node is not idle after 30 s (state '${state:-unknown}')"
-echo "slurm mini-cluster up in $dir: node $node, $cores cores, controller port $port"
+[ "$state" = "idle " ] || fail "the nodes are not all idle after 30 s (states: ${state:-unknown})"
+echo "slurm mini-cluster up in $dir: $nodes node(s) ${names[*]}, $cores cores each, controller port $port"
