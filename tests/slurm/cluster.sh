@@ -141,6 +141,11 @@ for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || fail "munged did not create its socket $socket"
 
 port=$((20000 + RANDOM % 20000))
+# Job ids start at a random number: Open MPI names a step's shared memory after
+# the host and the job and step ids, so two clusters on one machine (two test
+# runs side by side) that both ran job 1 on the same host crashed each other's
+# ranks (SIGSEGV in mca_btl_vader_poll_handle_frag).
+first_job=$((1000 + RANDOM * 1000 + RANDOM % 1000))
 cores=${CORES:-16}
 # MiB the jobs may ask for on each node: half the machine, shared out.
 memory=$(awk -v n="$nodes" '/^MemTotal:/ { print int($2 / 1024 / 2 / n) }' /proc/meminfo)
@@ -155,6 +160,7 @@ fi
 {
     cat <<EOF2
 ClusterName=mpicka-test
+FirstJobId=$first_job
 SlurmctldHost=$(uname -n | cut -d. -f1)(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
