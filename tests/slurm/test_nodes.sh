@@ -79,16 +79,18 @@ field() { scontrol -o show job "$1" 2> /dev/null | tr ' ' '\n' | sed -n "s/^$2=/
 submit() { sbatch --parsable "$@" | cut -d';' -f1; }
 # Whether folder $1's cka.h5 holds the bits of folder $2's; what differs goes to $1.bits.
 same() { "$python" "$here/same_bits.py" "$2/cka.h5" "$1/cka.h5" > "$1.bits" 2>&1; }
-# Waits until job $1 is in a state matching $2 (an ERE), at most $3 seconds.
+# Waits until job $1 is in a state matching $2 (an ERE), at most $3 seconds;
+# fails at once in another final state.
 wait_state() {
     local s
     [ -n "$1" ] || { echo "  no job (its submission failed)"; return 1; }
     for _ in $(seq $(($3 * 5))); do
         s=$(field "$1" JobState)
         [[ $s =~ ^($2)$ ]] && return 0
+        [[ $s =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)$ ]] && break
         sleep 0.2
     done
-    echo "  job $1: state ${s:-unknown} after $3 s, waited for $2"
+    echo "  job $1: state ${s:-unknown}, waited for $2 (at most $3 s)"
     return 1
 }
 # Waits until folder $1 holds a checkpoint (job $2 running), at most 60 s.
