@@ -117,7 +117,7 @@ done
 if [ "$nodes" -gt 1 ]; then
     command -v unshare > /dev/null || { echo "slurm mini-cluster: 'unshare' not found (util-linux)" >&2; exit 3; }
     if ! err=$(unshare -m --uts --ipc --propagation private true 2>&1); then
-        echo "slurm mini-cluster: $nodes nodes need mount and UTS namespaces, and unshare cannot make them here: $err" >&2
+        echo "slurm mini-cluster: $nodes nodes need mount, UTS and IPC namespaces, and unshare cannot make them here: $err" >&2
         exit 3
     fi
 fi
