@@ -236,7 +236,7 @@ start_node() {
         fi
         sleep 0.05
     done
-    [ "$(cat /proc/$pid/comm 2> /dev/null)" = slurmd ] || { kill -KILL "$pid"; fail "node $name: slurmd did not start"; }
+    [ "$(cat /proc/$pid/comm 2> /dev/null)" = slurmd ] || { kill -KILL "$pid" 2> /dev/null || true; fail "node $name: slurmd did not start"; }
     note "$pid" slurmd
 }
 
