@@ -30,9 +30,9 @@ typedef struct {
     mk_precision prec;
     double *mu0;        /* P: the shift */
     void *z;            /* m_max by P, working precision: the batch, shifted */
-    void *cross;        /* P by P, working precision: Z^T Z */
-    double *r;          /* m_max by L */
-    double *d;          /* P: scratch of mk_exact_hsic, the feature means */
+    void *cross;        /* Z^T Z in strips of rows (exact.c), working precision */
+    double *r;          /* L: one row's squared norms per layer */
+    double *d;          /* P: scratch (a row widened; mk_exact_hsic's feature means) */
     mk_par *par;        /* threads for the blocks of Z^T Z; NULL: the caller's alone (same bits) */
 } mk_exact;
 
