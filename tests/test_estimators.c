@@ -261,7 +261,9 @@ static double *exact_sums(mk_exact *e, const oracle_layer *lay, int64_t n, int64
 
 /* Layers wider than a strip of the cross-products (512 features), the
  * first strip ending inside layer 1 and the second short: the CKA of every
- * pair against the n-by-n Grams, and the same bits on 1 and 3 threads. */
+ * pair against the n-by-n Grams, and the same bits on 1 and 3 threads; then
+ * x (layers 0 and 1) against y (layer 2), where only the x-y pairs and each
+ * layer with itself are computed. */
 START_TEST(exact_strips_match_full_grams)
 {
     int64_t n = 61, m = 25, p[3] = {300, 400, 250}, P = 950;
@@ -290,6 +292,22 @@ START_TEST(exact_strips_match_full_grams)
             for (int k = 0; k < 9; k++)
                 ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "prec %d debiased %d pair %d: %.17g vs %.17g",
                               prec, debiased, k, cka[k], want[k]);
+        }
+        free(one), free(three);
+        e.y_col = 700;
+        one = exact_sums(&e, lay, n, m, prec, NULL), three = exact_sums(&e, lay, n, m, prec, par);
+        ck_assert_msg(!memcmp(one, three, (size_t)mk_exact_len(3, P) * sizeof *one), "x vs y, prec %d: threads differ",
+                      prec);
+        for (int64_t k = 0; k < mk_exact_len(3, P); k++)
+            ck_assert_msg(isfinite(one[k]), "x vs y, prec %d: sum %lld is %g", prec, (long long)k, one[k]);
+        for (int debiased = 0; debiased < 2; debiased++) {
+            double hxy[2], hxx[2], hyy[1], cka[2], want[2];
+            mk_exact_hsic(&e, one, n, debiased, 2, 1, 2, hxy, hxx, hyy);
+            mk_cka_from_sums(2, 1, hxy, hxx, hyy, cka);
+            oracle_full_cka(lay, 2, lay + 2, 1, n, debiased, want);
+            for (int k = 0; k < 2; k++)
+                ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "x vs y, prec %d debiased %d pair %d: "
+                              "%.17g vs %.17g", prec, debiased, k, cka[k], want[k]);
         }
         free(one), free(three);
         mk_exact_free(&e);

@@ -114,6 +114,7 @@ static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
     if (err) return err;
     for (int l = 0; l < L; l++) p[l] = mk_lineup_layer(&c->lu, l, NULL)->p;
     err = mk_exact_init(&b->exact, L, p, m, c->cfg.precision);
+    for (int l = 0; !err && c->lu.cross && l < mk_lineup_rows(&c->lu); l++) b->exact.y_col += p[l]; /* x vs y only */
     free(p);
     return err;
 }

@@ -98,6 +98,23 @@ typedef struct {
     double *S; /* the sums' triangle, row f from column f on */
 } cross_job;
 
+/* Columns [c0, c1) of a strip's rows (strip columns start at r0), or
+ * zeros where c1 <= c0. */
+static void strip_cols(const cross_job *j, int64_t r0, int64_t h, int64_t c0, int64_t c1, char *c, int64_t w)
+{
+    const mk_exact *e = j->e;
+    int64_t P = e->P;
+    int f32 = e->prec == MK_PREC_FLOAT32;
+    size_t es = mk_prec_size(e->prec);
+    if (c1 <= c0) return;
+    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
+    mk_gemm_ld(f32, 1, (int)h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)(c0 - r0) * es, (int)w);
+}
+
+/* With x against y (e->y_col > 0) a row of x needs only its own layer's
+ * columns and y's, a row of y its own layer's: the columns from the strip's
+ * diagonal block to the end of the last layer its rows reach, then y's. What
+ * lies between is zero. */
 static void cross_strip(void *arg, int64_t t)
 {
     const cross_job *j = arg;
@@ -105,10 +122,18 @@ static void cross_strip(void *arg, int64_t t)
     int64_t P = e->P, r0 = t * MK_EXACT_STRIP, h = P - r0 < MK_EXACT_STRIP ? P - r0 : MK_EXACT_STRIP, w = P - r0;
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
-    const char *a = (const char *)e->z + (size_t)r0 * es, *b = a + (size_t)h * es;
     char *c = (char *)e->cross + (size_t)strip_start(P, t) * es;
-    mk_syrk_ld(f32, 1, (int)h, (int)j->m, a, (int)P, c, (int)w);
-    if (w > h) mk_gemm_ld(f32, 1, (int)h, (int)(w - h), (int)j->m, a, (int)P, b, (int)P, c + (size_t)h * es, (int)w);
+    mk_syrk_ld(f32, 1, (int)h, (int)j->m, (const char *)e->z + (size_t)r0 * es, (int)P, c, (int)w);
+    int64_t own = P, from = P; /* own layers' columns end at own, the others start at from */
+    if (e->y_col > 0) {
+        int l = 0;
+        while (e->off[l] + e->p[l] < r0 + h) l++;
+        own = e->off[l] + e->p[l];
+        from = r0 < e->y_col && own < e->y_col ? e->y_col : own;
+        for (int64_t i = 0; i < h && from > own; i++) memset(c + (size_t)(i * w + own - r0) * es, 0, (size_t)(from - own) * es);
+    }
+    strip_cols(j, r0, h, r0 + h, own, c, w);
+    strip_cols(j, r0, h, from, P, c, w);
     for (int64_t i = 0; i < h; i++) { /* row f = r0 + i, columns f..P-1 */
         int64_t f = r0 + i;
         double *S = j->S + f * P - f * (f - 1) / 2;
