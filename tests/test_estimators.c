@@ -231,6 +231,92 @@ START_TEST(exact_matches_full_grams)
 }
 END_TEST
 
+/* The sums of n rows of three layers streamed in batches of m, their shift
+ * the first row, in precision prec on the pool par (NULL: this thread). */
+static double *exact_sums(mk_exact *e, const oracle_layer *lay, int64_t n, int64_t m, int prec, mk_par *par)
+{
+    int64_t P = e->P, len = mk_exact_len(3, P), pmax = 0;
+    for (int l = 0; l < 3; l++) pmax = lay[l].p > pmax ? lay[l].p : pmax;
+    e->par = par;
+    for (int l = 0; l < 3; l++) memcpy(e->mu0 + e->off[l], lay[l].data, (size_t)lay[l].p * sizeof(double));
+    double *sum = calloc((size_t)len, sizeof *sum), *leaf = malloc((size_t)len * sizeof *leaf);
+    double *blk = malloc((size_t)(m * pmax) * sizeof *blk), *mean = malloc((size_t)pmax * sizeof *mean);
+    float *blk32 = malloc((size_t)(m * pmax) * sizeof *blk32);
+    for (int64_t k = 0; k < len; k++) leaf[k] = NAN; /* what the code does not write must not stay */
+    for (int64_t lo = 0; lo < n; lo += m) {
+        int64_t rows = lo + m < n ? m : n - lo;
+        for (int l = 0; l < 3; l++) {
+            int64_t p = lay[l].p;
+            oracle_centre(lay[l].data + lo * p, rows, p, blk);
+            for (int64_t f = 0; f < p; f++) mean[f] = lay[l].data[lo * p + f] - blk[f];
+            for (int64_t k = 0; k < rows * p; k++) blk32[k] = (float)blk[k];
+            mk_exact_put(e, l, prec ? (void *)blk : (void *)blk32, mean, rows);
+        }
+        mk_exact_batch(e, rows, leaf);
+        for (int64_t k = 0; k < len; k++) sum[k] += leaf[k];
+    }
+    free(leaf), free(blk), free(blk32), free(mean);
+    return sum;
+}
+
+/* Layers wider than a strip of the cross-products (512 features), the
+ * first strip ending inside layer 1 and the second short: the CKA of every
+ * pair against the n-by-n Grams, and the same bits on 1 and 3 threads; then
+ * x (layers 0 and 1) against y (layer 2), where only the x-y pairs and each
+ * layer with itself are computed. */
+START_TEST(exact_strips_match_full_grams)
+{
+    int64_t n = 61, m = 25, p[3] = {300, 400, 250}, P = 950;
+    uint64_t st = 5;
+    oracle_layer lay[3];
+    lay[0].data = make_data(n, 300, NULL, 1, 0.0, 50.0, &st);
+    lay[1].data = make_data(n, 400, lay[0].data, 300, 0.6, -20.0, &st);
+    lay[2].data = make_data(n, 250, lay[1].data, 400, 0.4, 3.0, &st);
+    for (int l = 0; l < 3; l++) lay[l].p = p[l];
+    mk_par *par;
+    ck_assert_int_eq(mk_par_create(3, &par), MK_OK);
+    for (int prec = 0; prec < 2; prec++) {
+        mk_exact e;
+        ck_assert_int_eq(mk_exact_init(&e, 3, p, m, (mk_precision)prec), MK_OK);
+        ck_assert_int_eq(e.P, P);
+        double *one = exact_sums(&e, lay, n, m, prec, NULL), *three = exact_sums(&e, lay, n, m, prec, par);
+        ck_assert_msg(!memcmp(one, three, (size_t)mk_exact_len(3, P) * sizeof *one), "prec %d: 1 and 3 threads differ",
+                      prec);
+        for (int64_t k = 0; k < mk_exact_len(3, P); k++)
+            ck_assert_msg(isfinite(one[k]), "prec %d: sum %lld is %g", prec, (long long)k, one[k]);
+        for (int debiased = 0; debiased < 2; debiased++) {
+            double hxy[9], hxx[3], hyy[3], cka[9], want[9];
+            mk_exact_hsic(&e, one, n, debiased, 3, 3, 0, hxy, hxx, hyy);
+            mk_cka_from_sums(3, 3, hxy, hxx, hyy, cka);
+            oracle_full_cka(lay, 3, lay, 3, n, debiased, want);
+            for (int k = 0; k < 9; k++)
+                ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "prec %d debiased %d pair %d: %.17g vs %.17g",
+                              prec, debiased, k, cka[k], want[k]);
+        }
+        free(one), free(three);
+        e.y_col = 700;
+        one = exact_sums(&e, lay, n, m, prec, NULL), three = exact_sums(&e, lay, n, m, prec, par);
+        ck_assert_msg(!memcmp(one, three, (size_t)mk_exact_len(3, P) * sizeof *one), "x vs y, prec %d: threads differ",
+                      prec);
+        for (int64_t k = 0; k < mk_exact_len(3, P); k++)
+            ck_assert_msg(isfinite(one[k]), "x vs y, prec %d: sum %lld is %g", prec, (long long)k, one[k]);
+        for (int debiased = 0; debiased < 2; debiased++) {
+            double hxy[2], hxx[2], hyy[1], cka[2], want[2];
+            mk_exact_hsic(&e, one, n, debiased, 2, 1, 2, hxy, hxx, hyy);
+            mk_cka_from_sums(2, 1, hxy, hxx, hyy, cka);
+            oracle_full_cka(lay, 2, lay + 2, 1, n, debiased, want);
+            for (int k = 0; k < 2; k++)
+                ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "x vs y, prec %d debiased %d pair %d: "
+                              "%.17g vs %.17g", prec, debiased, k, cka[k], want[k]);
+        }
+        free(one), free(three);
+        mk_exact_free(&e);
+    }
+    mk_par_free(par);
+    for (int l = 0; l < 3; l++) free(lay[l].data);
+}
+END_TEST
+
 /* Feature-space CKA in long double from the formulas of mpicka/exact.h
  * (centre first; HSIC_1 with the diagonals zeroed, as Kornblith's
  * feature-space code has it): the reference for the exact pass's accuracy. */
@@ -467,5 +553,6 @@ END_TEST
 TU_MAIN("estimators", 0,
         TU_CASE("maths", NULL, NULL, 300, NULL, kernels_and_estimators_match_formulas, median_matches_numpy_rule,
                 permuted_rows_are_kernels_of_permuted_examples, test_permutations_are_seeded_permutations,
-                exact_matches_full_grams, exact_accurate_on_offset_data, jackknife_matches_definition,
+                exact_matches_full_grams, exact_strips_match_full_grams, exact_accurate_on_offset_data,
+                jackknife_matches_definition,
                 jackknife_stderr_matches_spread, pvalues_uniform_under_independence))

@@ -30,10 +30,12 @@ typedef struct {
     mk_precision prec;
     double *mu0;        /* P: the shift */
     void *z;            /* m_max by P, working precision: the batch, shifted */
-    void *cross;        /* P by P, working precision: Z^T Z */
-    double *r;          /* m_max by L */
-    double *d;          /* P: scratch of mk_exact_hsic, the feature means */
+    void *cross;        /* Z^T Z in strips of rows (exact.c), working precision */
+    double *r;          /* L: one row's squared norms per layer */
+    double *d;          /* P: scratch (a row widened; mk_exact_hsic's feature means) */
     mk_par *par;        /* threads for the blocks of Z^T Z; NULL: the caller's alone (same bits) */
+    int64_t y_col;      /* 0: every pair of layers; else y's first column (x against y): only x-y pairs and each
+                         * layer with itself are computed, the other cross-products are zero */
 } mk_exact;
 
 /* Doubles in one batch's sums: S (P(P+1)/2), s (P), W (L*P), Q (L*L). */
@@ -56,7 +58,8 @@ void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, i
 void mk_exact_batch(mk_exact *e, int64_t m, double *sums);
 
 /* HSIC on all n examples of every pair from the summed sums: x layers are
- * 0..nx-1 and y layers nx..nx+ny-1 (y_first = nx), or y is x (y_first = 0).
+ * 0..nx-1 and y layers nx..nx+ny-1 (y_first = nx), or y is x (y_first = 0;
+ * then the sums must have been made with y_col 0).
  * debiased: HSIC_1, else HSIC_0. hxy nx by ny, hxx nx, hyy ny. */
 void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiased, int nx, int ny, int y_first,
                    double *hxy, double *hxx, double *hyy);

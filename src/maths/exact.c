@@ -6,6 +6,31 @@
 #include "mpicka/blas.h"
 #include "mpicka/hsic.h"
 
+/* Z^T Z in strips of MK_EXACT_STRIP features (rows): strip t holds rows
+ * r0 = t*MK_EXACT_STRIP .. r0+h-1 and columns r0..P-1, row-major, in the
+ * working precision. Each strip is one syrk (its diagonal block) and one
+ * gemm (the rest of its rows), whatever the thread that takes it: wide
+ * products that OpenBLAS runs near its peak, where tiles of 256 by 256
+ * repacked both operands for every tile (docs/performance.md). The upper
+ * triangle of each strip is then copied into S, row by row. */
+#define MK_EXACT_STRIP 512
+
+/* Values of S before strip t (the strips before the last are full). */
+static int64_t strip_start(int64_t P, int64_t t)
+{
+    int64_t T = MK_EXACT_STRIP;
+    return T * (t * P - T * t * (t - 1) / 2);
+}
+
+static int64_t strips_of(int64_t P) { return (P + MK_EXACT_STRIP - 1) / MK_EXACT_STRIP; }
+
+/* Values of the strips for P features (P(P+1)/2 + about 256 P). */
+static int64_t s_len(int64_t P)
+{
+    int64_t t = strips_of(P) - 1, r0 = t * MK_EXACT_STRIP;
+    return strip_start(P, t) + (P - r0) * (P - r0);
+}
+
 int64_t mk_exact_len(int nlayers, int64_t P)
 {
     return P * (P + 1) / 2 + P + (int64_t)nlayers * P + (int64_t)nlayers * nlayers;
@@ -14,8 +39,7 @@ int64_t mk_exact_len(int nlayers, int64_t P)
 double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
 {
     double size = (double)mk_prec_size(prec);
-    return (double)(m_max * P) * size + (double)P * (double)P * size +
-           8.0 * (2.0 * (double)P + (double)(m_max * nlayers) + 2.0 * nlayers);
+    return (double)(m_max * P) * size + (double)s_len(P) * size + 8.0 * (2.0 * (double)P + 2.0 * nlayers);
 }
 
 mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec)
@@ -35,8 +59,8 @@ mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, 
     size_t size = mk_prec_size(prec);
     if (!err) e->mu0 = mk_calloc((size_t)e->P, sizeof(double), "the shift of the exact sums", &err);
     if (!err) e->z = mk_malloc((size_t)(m_max * e->P) * size, "a batch of stacked features", &err);
-    if (!err) e->cross = mk_malloc((size_t)(e->P * e->P) * size, "a batch's cross-products", &err);
-    if (!err) e->r = mk_malloc((size_t)(m_max * nlayers) * sizeof(double), "squared row norms", &err);
+    if (!err) e->cross = mk_malloc((size_t)s_len(e->P) * size, "a batch's cross-products", &err);
+    if (!err) e->r = mk_malloc((size_t)nlayers * sizeof(double), "squared row norms", &err);
     if (!err) e->d = mk_malloc((size_t)e->P * sizeof(double), "the feature means", &err);
     if (err) mk_exact_free(e);
     return err;
@@ -68,63 +92,96 @@ void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, i
         }
 }
 
-static double z_at(const mk_exact *e, int64_t i, int64_t f)
-{
-    return mk_prec_at(e->z, e->prec, i * e->P + f);
-}
-
-/* Z^T Z in square tiles of MK_CROSS_TILE features: tile (ti, tj), ti <= tj, is
- * one syrk or gemm, whatever the thread that takes it. */
-#define MK_CROSS_TILE 256
-
 typedef struct {
     const mk_exact *e;
-    int64_t m, tiles;
+    int64_t m;
+    double *S; /* the sums' triangle, row f from column f on */
 } cross_job;
 
-static void cross_tile(void *arg, int64_t k)
+/* Columns [c0, c1) of a strip's rows (strip columns start at r0), or
+ * zeros where c1 <= c0. */
+static void strip_cols(const cross_job *j, int64_t r0, int64_t h, int64_t c0, int64_t c1, char *c, int64_t w)
+{
+    const mk_exact *e = j->e;
+    int64_t P = e->P;
+    int f32 = e->prec == MK_PREC_FLOAT32;
+    size_t es = mk_prec_size(e->prec);
+    if (c1 <= c0) return;
+    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
+    mk_gemm_ld(f32, 1, (int)h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)(c0 - r0) * es, (int)w);
+}
+
+/* With x against y (e->y_col > 0) a row of x needs only its own layer's
+ * columns and y's, a row of y its own layer's: the columns from the strip's
+ * diagonal block to the end of the last layer its rows reach, then y's. What
+ * lies between is zero. */
+static void cross_strip(void *arg, int64_t t)
 {
     const cross_job *j = arg;
     const mk_exact *e = j->e;
-    int64_t ti = 0, tj, P = e->P;
-    while (k >= j->tiles - ti) k -= j->tiles - ti++;
-    tj = ti + k;
+    int64_t P = e->P, r0 = t * MK_EXACT_STRIP, h = P - r0 < MK_EXACT_STRIP ? P - r0 : MK_EXACT_STRIP, w = P - r0;
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
-    int64_t r0 = ti * MK_CROSS_TILE, c0 = tj * MK_CROSS_TILE;
-    int rows = (int)(P - r0 < MK_CROSS_TILE ? P - r0 : MK_CROSS_TILE);
-    int cols = (int)(P - c0 < MK_CROSS_TILE ? P - c0 : MK_CROSS_TILE);
-    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
-    char *c = (char *)e->cross + (size_t)(r0 * P + c0) * es;
-    if (ti == tj)
-        mk_syrk_ld(f32, 1, rows, (int)j->m, a, (int)P, c, (int)P);
-    else
-        mk_gemm_ld(f32, 1, rows, cols, (int)j->m, a, (int)P, b, (int)P, c, (int)P);
+    char *c = (char *)e->cross + (size_t)strip_start(P, t) * es;
+    mk_syrk_ld(f32, 1, (int)h, (int)j->m, (const char *)e->z + (size_t)r0 * es, (int)P, c, (int)w);
+    int64_t own = P, from = P; /* own layers' columns end at own, the others start at from */
+    if (e->y_col > 0) {
+        int l = 0;
+        while (e->off[l] + e->p[l] < r0 + h) l++;
+        own = e->off[l] + e->p[l];
+        from = r0 < e->y_col && own < e->y_col ? e->y_col : own;
+        for (int64_t i = 0; i < h && from > own; i++) memset(c + (size_t)(i * w + own - r0) * es, 0, (size_t)(from - own) * es);
+    }
+    strip_cols(j, r0, h, r0 + h, own, c, w);
+    strip_cols(j, r0, h, from, P, c, w);
+    for (int64_t i = 0; i < h; i++) { /* row f = r0 + i, columns f..P-1 */
+        int64_t f = r0 + i;
+        double *S = j->S + f * P - f * (f - 1) / 2;
+        if (f32)
+            for (int64_t g = 0; g < w - i; g++) S[g] = ((const float *)c)[i * w + i + g];
+        else
+            memcpy(S, (const double *)c + i * w + i, (size_t)(w - i) * sizeof *S);
+    }
+}
+
+/* Row i of z as float64 (in place for float64; else converted into buf). */
+static const double *z_row(const mk_exact *e, int64_t i, double *buf)
+{
+    if (e->prec != MK_PREC_FLOAT32) return (const double *)e->z + i * e->P;
+    const float *z = (const float *)e->z + i * e->P;
+    for (int64_t f = 0; f < e->P; f++) buf[f] = z[f];
+    return buf;
+}
+
+/* s, W and Q of the batch, row by row (each sum in row order). */
+static void row_sums(mk_exact *e, int64_t m, double *s, double *W, double *Q)
+{
+    int64_t P = e->P, L = e->nlayers;
+    double *r = e->r;
+    memset(s, 0, (size_t)(P + L * P + L * L) * sizeof *s);
+    for (int64_t i = 0; i < m; i++) {
+        const double *z = z_row(e, i, e->d);
+        for (int64_t l = 0; l < L; l++) {
+            r[l] = 0.0;
+            for (int64_t f = e->off[l]; f < e->off[l] + e->p[l]; f++) r[l] += z[f] * z[f];
+        }
+        for (int64_t f = 0; f < P; f++) s[f] += z[f];
+        for (int64_t l = 0; l < L; l++) {
+            double *w = W + l * P, rl = r[l];
+            for (int64_t f = 0; f < P; f++) w[f] += rl * z[f];
+        }
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t k = 0; k < L; k++) Q[l * L + k] += r[l] * r[k];
+    }
 }
 
 void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
 {
     int64_t P = e->P, L = e->nlayers;
-    cross_job job = {e, m, (P + MK_CROSS_TILE - 1) / MK_CROSS_TILE};
-    mk_par_for(e->par, job.tiles * (job.tiles + 1) / 2, cross_tile, &job);
-    double *S = sums, *s = S + P * (P + 1) / 2, *W = s + P, *Q = W + L * P;
-    for (int64_t a = 0, k = 0; a < P; a++)
-        for (int64_t b = a; b < P; b++) S[k++] = mk_prec_at(e->cross, e->prec, a * P + b);
-    memset(s, 0, (size_t)(P + L * P + L * L) * sizeof *s);
-    for (int64_t i = 0; i < m; i++) {
-        double *r = e->r + i * L;
-        for (int64_t l = 0; l < L; l++) {
-            r[l] = 0.0;
-            for (int64_t f = e->off[l]; f < e->off[l] + e->p[l]; f++) r[l] += z_at(e, i, f) * z_at(e, i, f);
-        }
-        for (int64_t f = 0; f < P; f++) {
-            double z = z_at(e, i, f);
-            s[f] += z;
-            for (int64_t l = 0; l < L; l++) W[l * P + f] += r[l] * z;
-        }
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t k = 0; k < L; k++) Q[l * L + k] += r[l] * r[k];
-    }
+    cross_job job = {e, m, sums};
+    mk_par_for(e->par, strips_of(P), cross_strip, &job);
+    double *s = sums + P * (P + 1) / 2;
+    row_sums(e, m, s, s + P, s + P + L * P);
 }
 
 /* ---- from the sums to HSIC ---- */
