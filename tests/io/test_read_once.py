@@ -31,6 +31,9 @@ def work(tmp_path_factory):
     write_config(work / "models.yaml", "models:\n  - {file: a.h5, name: a, layers: ['*']}\n  - {file: b.h5, name: b, layers: ['*']}\n"
                  "output: models\n" + common)
     write_config(work / "exact.yaml", "x: {file: a.h5, layers: ['*']}\ny: {file: b.h5, layers: ['*']}\noutput: exact\nestimator: exact\n" + common)
+    write_config(work / "measures.yaml", "x: {file: a.h5, layers: ['*']}\ny: {file: b.h5, layers: ['*']}\n"
+                 "output: measures\nestimator: exact\nmeasures: [cka, cca, svcca, pwcca, procrustes, shape, "
+                 "regression]\n" + common)
     return work
 
 
@@ -59,7 +62,9 @@ def test_each_byte_is_read_once_per_epoch(work, cfg, np_):
     assert beyond < BATCH_BYTES // 2, f"{beyond} bytes beyond the epochs (a batch of one model is {BATCH_BYTES})"
 
 
-def test_the_exact_estimator_reads_as_much_as_one_epoch(work):
-    """It runs one epoch only: its bytes are those of the minibatch run's epoch."""
-    exact, minibatch = bytes_read(work, "exact.yaml", 1, 1), bytes_read(work, "pair.yaml", 1, 1)
+@pytest.mark.parametrize("cfg", ["exact.yaml", "measures.yaml"])
+def test_the_exact_estimator_reads_as_much_as_one_epoch(work, cfg):
+    """It runs one epoch only (with every measure besides CKA too): its bytes
+    are those of the minibatch run's epoch."""
+    exact, minibatch = bytes_read(work, cfg, 1, 1), bytes_read(work, "pair.yaml", 1, 1)
     assert abs(exact - minibatch) < 65536, (exact, minibatch)
