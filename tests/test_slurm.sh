@@ -15,25 +15,8 @@ exe=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=$here/../jobs
 cluster=$here/slurm/cluster.sh
-work=$(mktemp -d)
-begin=$(date +%s)
-cleanup() {
-    kill "$watchdog" 2> /dev/null
-    "$cluster" stop "$work/cluster"
-    [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "FAIL: stopped (signal, or over ${LIMIT:-360} s)"; exit 1' INT TERM
-# Its own time limit, under CTest's: a test killed from outside could not stop
-# the daemons, which are no children of it.
-(
-    sleep "${LIMIT:-360}" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) > /dev/null 2>&1 &
-watchdog=$!
-cd "$work"
+test_limit=360
+. "$here/slurm/lib.sh"
 
 "$cluster" start "$work/cluster" || { echo "FAIL: the Slurm mini-cluster did not start (see above)"; exit 1; }
 . "$work/cluster/env"
@@ -61,33 +44,7 @@ YAML
 long=(--set epochs=200)
 short=(--set epochs=10)
 
-fail=0
-pass=0
-ok() { echo "ok $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); for f in "${@:2}"; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; }
 bits() { "$exe" show "$1/cka.h5" --format csv 2> /dev/null; }
-field() { scontrol -o show job "$1" 2> /dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
-submit() { sbatch --parsable "$@" | cut -d';' -f1; }
-# Waits until job $1 is in a state matching $2 (an ERE), at most $3 seconds.
-wait_state() {
-    local s
-    for _ in $(seq $(($3 * 5))); do
-        s=$(field "$1" JobState)
-        [[ $s =~ ^($2)$ ]] && return 0
-        sleep 0.2
-    done
-    echo "  job $1: state ${s:-unknown} after $3 s, waited for $2"
-    return 1
-}
-# Waits until folder $1 holds a checkpoint (job $2 running), at most 60 s.
-wait_checkpoint() {
-    for _ in $(seq 3000); do
-        [ -f "$1/checkpoint.h5" ] && return 0
-        [[ $(field "$2" JobState) =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] || return 1
-        sleep 0.02
-    done
-    return 1
-}
 
 # The references: uninterrupted runs, outside Slurm.
 "$exe" run c.yaml --quiet "${short[@]}" --set output=ref_short > /dev/null
@@ -125,14 +82,6 @@ limit=$(submit "${res[@]}" --ntasks-per-node=1 --time=1 --signal=B:USR1@30 -o li
     "$jobs/mpicka-requeue.sbatch" c.yaml "${long[@]}" --set output=limit)
 
 # -- the time limit: stopped, requeued; then given time to finish --
-requeued() { # waits until job $1 is back in the queue after a start, at most 60 s
-    for _ in $(seq 300); do
-        [ "$(field "$1" Restarts)" -ge 1 ] 2> /dev/null && return 0
-        sleep 0.2
-    done
-    echo "  job $1: not requeued after 60 s: $(scontrol -o show job "$1" | grep -o 'JobState=[^ ]*\|Reason=[^ ]*\|StartTime=[^ ]*')"
-    return 1
-}
 if requeued "$limit"; then
     scontrol update JobId="$limit" TimeLimit=10
     if wait_state "$limit" COMPLETED 180 && wait_state "$plain" COMPLETED 120 \

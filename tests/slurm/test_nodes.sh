@@ -23,25 +23,8 @@ python=${2:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 jobs=$here/../../jobs
 cluster=$here/cluster.sh
-work=$(mktemp -d)
-begin=$(date +%s)
-cleanup() {
-    kill "$watchdog" 2> /dev/null
-    "$cluster" stop "$work/cluster"
-    [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "FAIL: stopped (signal, or over ${LIMIT:-300} s)"; exit 1' INT TERM
-# Its own time limit, under CTest's: a test killed from outside could not stop
-# the daemons, which are no children of it.
-(
-    sleep "${LIMIT:-300}" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) > /dev/null 2>&1 &
-watchdog=$!
-cd "$work"
+test_limit=300
+. "$here/lib.sh"
 
 "$cluster" start "$work/cluster" 3
 case $? in
@@ -71,37 +54,8 @@ output: out
 YAML
 long=(--set epochs=16)
 
-fail=0
-pass=0
-ok() { echo "ok $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); for f in "${@:2}"; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; }
-field() { scontrol -o show job "$1" 2> /dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
-submit() { sbatch --parsable "$@" | cut -d';' -f1; }
 # Whether folder $1's cka.h5 holds the bits of folder $2's; what differs goes to $1.bits.
 same() { "$python" "$here/same_bits.py" "$2/cka.h5" "$1/cka.h5" > "$1.bits" 2>&1; }
-# Waits until job $1 is in a state matching $2 (an ERE), at most $3 seconds;
-# fails at once in another final state.
-wait_state() {
-    local s
-    [ -n "$1" ] || { echo "  no job (its submission failed)"; return 1; }
-    for _ in $(seq $(($3 * 5))); do
-        s=$(field "$1" JobState)
-        [[ $s =~ ^($2)$ ]] && return 0
-        [[ $s =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)$ ]] && break
-        sleep 0.2
-    done
-    echo "  job $1: state ${s:-unknown}, waited for $2 (at most $3 s)"
-    return 1
-}
-# Waits until folder $1 holds a checkpoint (job $2 running), at most 60 s.
-wait_checkpoint() {
-    for _ in $(seq 3000); do
-        [ -f "$1/checkpoint.h5" ] && return 0
-        [[ $(field "$2" JobState) =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] || return 1
-        sleep 0.02
-    done
-    return 1
-}
 # The nodes job $1 ran on, one a line (n[1-3] written out).
 nodes_of() { scontrol show hostnames "$(field "$1" NodeList)" 2> /dev/null; }
 
@@ -141,13 +95,6 @@ check3=$(submit -N2 --ntasks-per-node=3 -c1 --mem-per-cpu=256M -o check3.log --w
 
 # The stops first, while those runs last (several seconds each): USR1 to one,
 # a plain cancel to the other, as soon as each has written a checkpoint.
-requeued() { # waits until job $1 is back in the queue after a start, at most 60 s
-    for _ in $(seq 300); do
-        [ "$(field "$1" Restarts)" -ge 1 ] 2> /dev/null && return 0
-        sleep 0.2
-    done
-    return 1
-}
 usr1_nodes=0 cancel_nodes=0 usr1_stop=1 cancel_stop=1
 if wait_checkpoint usr1 "$usr1"; then
     usr1_nodes=$(nodes_of "$usr1" | wc -l)
