@@ -259,6 +259,29 @@ static double *exact_sums(mk_exact *e, const oracle_layer *lay, int64_t n, int64
     return sum;
 }
 
+/* The sums on 1 and on 3 threads: the same bits, all finite, and the CKA of
+ * x = lay[0..nx) against y = lay[y0..y0+ny) the n-by-n Gram oracle's. */
+static void expect_strips(mk_exact *e, oracle_layer *lay, int64_t n, int64_t m, int prec, mk_par *par, int nx, int ny,
+                          int y0)
+{
+    int64_t len = mk_exact_len(3, e->P);
+    double *one = exact_sums(e, lay, n, m, prec, NULL), *three = exact_sums(e, lay, n, m, prec, par);
+    ck_assert_msg(!memcmp(one, three, (size_t)len * sizeof *one), "y from %d, prec %d: 1 and 3 threads differ", y0,
+                  prec);
+    for (int64_t k = 0; k < len; k++)
+        ck_assert_msg(isfinite(one[k]), "y from %d, prec %d: sum %lld is %g", y0, prec, (long long)k, one[k]);
+    for (int debiased = 0; debiased < 2; debiased++) {
+        double hxy[9], hxx[3], hyy[3], cka[9], want[9];
+        mk_exact_hsic(e, one, n, debiased, nx, ny, y0, hxy, hxx, hyy);
+        mk_cka_from_sums(nx, ny, hxy, hxx, hyy, cka);
+        oracle_full_cka(lay, nx, lay + y0, ny, n, debiased, want);
+        for (int k = 0; k < nx * ny; k++)
+            ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "y from %d, prec %d debiased %d pair %d: "
+                          "%.17g vs %.17g", y0, prec, debiased, k, cka[k], want[k]);
+    }
+    free(one), free(three);
+}
+
 /* Layers wider than a strip of the cross-products (512 features), the
  * first strip ending inside layer 1 and the second short: the CKA of every
  * pair against the n-by-n Grams, and the same bits on 1 and 3 threads; then
@@ -279,37 +302,9 @@ START_TEST(exact_strips_match_full_grams)
         mk_exact e;
         ck_assert_int_eq(mk_exact_init(&e, 3, p, m, (mk_precision)prec), MK_OK);
         ck_assert_int_eq(e.P, P);
-        double *one = exact_sums(&e, lay, n, m, prec, NULL), *three = exact_sums(&e, lay, n, m, prec, par);
-        ck_assert_msg(!memcmp(one, three, (size_t)mk_exact_len(3, P) * sizeof *one), "prec %d: 1 and 3 threads differ",
-                      prec);
-        for (int64_t k = 0; k < mk_exact_len(3, P); k++)
-            ck_assert_msg(isfinite(one[k]), "prec %d: sum %lld is %g", prec, (long long)k, one[k]);
-        for (int debiased = 0; debiased < 2; debiased++) {
-            double hxy[9], hxx[3], hyy[3], cka[9], want[9];
-            mk_exact_hsic(&e, one, n, debiased, 3, 3, 0, hxy, hxx, hyy);
-            mk_cka_from_sums(3, 3, hxy, hxx, hyy, cka);
-            oracle_full_cka(lay, 3, lay, 3, n, debiased, want);
-            for (int k = 0; k < 9; k++)
-                ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "prec %d debiased %d pair %d: %.17g vs %.17g",
-                              prec, debiased, k, cka[k], want[k]);
-        }
-        free(one), free(three);
+        expect_strips(&e, lay, n, m, prec, par, 3, 3, 0);
         e.y_col = 700;
-        one = exact_sums(&e, lay, n, m, prec, NULL), three = exact_sums(&e, lay, n, m, prec, par);
-        ck_assert_msg(!memcmp(one, three, (size_t)mk_exact_len(3, P) * sizeof *one), "x vs y, prec %d: threads differ",
-                      prec);
-        for (int64_t k = 0; k < mk_exact_len(3, P); k++)
-            ck_assert_msg(isfinite(one[k]), "x vs y, prec %d: sum %lld is %g", prec, (long long)k, one[k]);
-        for (int debiased = 0; debiased < 2; debiased++) {
-            double hxy[2], hxx[2], hyy[1], cka[2], want[2];
-            mk_exact_hsic(&e, one, n, debiased, 2, 1, 2, hxy, hxx, hyy);
-            mk_cka_from_sums(2, 1, hxy, hxx, hyy, cka);
-            oracle_full_cka(lay, 2, lay + 2, 1, n, debiased, want);
-            for (int k = 0; k < 2; k++)
-                ck_assert_msg(fabs(cka[k] - want[k]) < (prec ? 1e-10 : 1e-5), "x vs y, prec %d debiased %d pair %d: "
-                              "%.17g vs %.17g", prec, debiased, k, cka[k], want[k]);
-        }
-        free(one), free(three);
+        expect_strips(&e, lay, n, m, prec, par, 2, 1, 2);
         mk_exact_free(&e);
     }
     mk_par_free(par);
