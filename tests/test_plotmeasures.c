@@ -44,9 +44,10 @@ static void attr_text(hid_t loc, const char *name, const char *text)
 
 /* /measures/NAME (NX by NY, values v) with its attributes, as a run writes
  * it; param and pvalue: one parameter (NULL: none). */
-static void add_measure(hid_t gid, const char *name, const double *v, const char *param, double pvalue)
+static void add_measure_shaped(hid_t gid, const char *name, const double *v, const char *param, double pvalue,
+                               hsize_t rows, hsize_t cols)
 {
-    hsize_t dims[2] = {NX, NY};
+    hsize_t dims[2] = {rows, cols};
     hid_t space = H5Screate_simple(2, dims, NULL);
     hid_t d = H5Dcreate2(gid, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
@@ -54,6 +55,11 @@ static void add_measure(hid_t gid, const char *name, const double *v, const char
     attr_text(d, "description", "a test measure");
     if (param) attr_double(d, param, pvalue);
     H5Dclose(d), H5Sclose(space);
+}
+
+static void add_measure(hid_t gid, const char *name, const double *v, const char *param, double pvalue)
+{
+    add_measure_shaped(gid, name, v, param, pvalue, NX, NY);
 }
 
 static const double svcca_v[NX * NY] = {0.9, 0.5, 0.4, 0.8, 0.1, 0.3};
@@ -322,14 +328,44 @@ START_TEST(plot_measures_mistakes)
     static const int layers[2] = {1, 1};
     static const double cka[4] = {1, 0.5, 0.5, 1};
     rf_write_models(models, &(rf_models){2, names, layers, cka, NULL, NULL, NULL});
-    expect(PLOT(models, "-o", png, "--measure", "svcca"), MK_EUSAGE, "is a models result");
-    expect(PLOT(models, "-o", png, "--measures", "cka"), MK_EUSAGE, "is a models result");
+    expect(PLOT(models, "-o", png, "--measure", "svcca"), MK_EINPUT, "has no measure 'svcca' (it has: none;");
+    expect(PLOT(models, "-o", png, "--measures", "all"), MK_EINPUT, "has no measures besides CKA");
+    expect(PLOT(models, "-o", png, "--measure", "svcca", "--matched", "layer0"), MK_EUSAGE, "without --matched");
     ck_assert_int_eq(access(png, F_OK), -1);
     free(models), free(png), free(bare), free(h5);
+}
+END_TEST
+
+/* A models result's measures: the whole grid by model, one block with
+ * --pair (on the measure's scale), every measure in small multiples. */
+START_TEST(plot_measures_of_a_models_result)
+{
+    char *models = tu_path(tu_dir, "models.h5"), *svg = tu_path(tu_dir, "m.svg");
+    static const char *const names[2] = {"a", "b"};
+    static const int layers[2] = {2, 2};
+    static const double cka[16] = {1, .5, .2, .1, .5, 1, .3, .2, .2, .3, 1, .4, .1, .2, .4, 1};
+    double dist[16];
+    for (int k = 0; k < 16; k++) dist[k] = 2 - 2 * cka[k];
+    rf_write_models(models, &(rf_models){2, names, layers, cka, NULL, NULL, NULL});
+    hid_t fid = H5Fopen(models, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t gid = H5Gcreate2(fid, "measures", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    add_measure_shaped(gid, "procrustes", dist, NULL, 0.0, 4, 4);
+    H5Gclose(gid), H5Fclose(fid);
+    ck_assert_int_eq(PLOT(models, "-o", svg, "--measures", "all"), MK_OK);
+    char *text = slurp(svg);
+    ck_assert_msg(strstr(text, "2 panels\npanel: cka | cka (similarity, 0 to 1)\npanel: procrustes | procrustes "
+                               "(distance, 0 to 2)\n"), "%s", text);
+    free(text);
+    ck_assert_int_eq(PLOT(models, "-o", svg, "--measure", "procrustes", "--pair", "a,b"), MK_OK);
+    text = slurp(svg);
+    ck_assert_msg(strstr(text, "<desc>mpicka heatmap: procrustes (distance, 0 to 2)"), "%s", text);
+    free(text);
+    free(svg), free(models);
 }
 END_TEST
 
 TU_MAIN("plotmeasures", 0,
         TU_CASE("measures", tu_dir_setup, tu_dir_teardown, 120, NULL, a_distance_runs_the_colour_map_the_other_way,
                 each_measure_has_its_range_and_direction, plot_measure_draws_a_distance_reversed,
-                a_grid_holds_its_panels, plot_measures_all_in_every_format, plot_measures_mistakes))
+                a_grid_holds_its_panels, plot_measures_all_in_every_format, plot_measures_mistakes,
+                plot_measures_of_a_models_result))

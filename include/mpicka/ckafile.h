@@ -108,6 +108,11 @@ mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
  * has when it has no such measure, MK_EUSAGE for a models result. */
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name);
 
+/* mk_ckafile_measure for a models result too (the whole L by L grid,
+ * which mk_ckafile_pair then slices), dropping /cka_matched* (CKA's: the
+ * matched view is not one of the measure). */
+mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name);
+
 /* The attribute of the measure shown called name (mk_ckafile_measure), or
  * NULL (also when the CKA is shown). */
 const mk_attr *mk_ckafile_measure_attr(const mk_ckafile *f, const char *name);

@@ -599,15 +599,30 @@ void mk_ckafile_names_free(char **names, int n)
     free(names);
 }
 
+static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *name);
+
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name)
+{
+    if (f->nmodels > 0)
+        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
+                       "with mpicka.result.measures");
+    return replace_by_measure(f, path, name);
+}
+
+mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name)
+{
+    MK_TRY(replace_by_measure(f, path, name));
+    free(f->cka_matched), free(f->cka_matched_stderr), free(f->cka_matched_pvalue);
+    f->cka_matched = f->cka_matched_stderr = f->cka_matched_pvalue = NULL;
+    return MK_OK;
+}
+
+static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *name)
 {
     hid_t fid = -1;
     char key[128], list[512];
     int dims[2] = {0, 0}, expect[2] = {f->nx, f->ny};
     double *v = NULL;
-    if (f->nmodels > 0)
-        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
-                       "with mpicka.result.measures");
     snprintf(key, sizeof key, "measures/%.100s", name);
     MK_TRY(open_file(path, &fid));
     mk_err err = MK_OK;

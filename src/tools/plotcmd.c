@@ -162,13 +162,6 @@ static mk_err plot_file(const char *h5path, const mk_plot_opts *opts, mk_matrix 
     return err;
 }
 
-static mk_err refuse_models(const mk_ckafile *f, const char *h5path, const char *option)
-{
-    if (f->nmodels == 0) return MK_OK;
-    return mk_fail(MK_EUSAGE, "plot: %s draws a two-model result, and '%s' is a models result (read its /measures "
-                   "with mpicka.result.measures)", option, h5path);
-}
-
 /* The grid of a models result, or the view pick asks for. */
 static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const mk_plot_pick *pick, const char *out_path,
                         mk_ckafile *f)
@@ -177,16 +170,18 @@ static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const mk_p
     mk_err err;
     if (pick->pair && pick->matched)
         return mk_fail(MK_EUSAGE, "plot: --pair and --matched draw different matrices: give one of them");
-    if (pick->measure && strcmp(pick->measure, "cka") != 0) {
-        MK_TRY(refuse_models(f, h5path, "--measure"));
-        MK_TRY(mk_ckafile_measure(f, h5path, pick->measure));
-    }
+    if (pick->measure && pick->matched)
+        return mk_fail(MK_EUSAGE, "plot: --matched draws CKA's matched view, without --measure (use --pair)");
+    if (pick->measure && strcmp(pick->measure, "cka") != 0) MK_TRY(mk_ckafile_measure_grid(f, h5path, pick->measure));
     if (!pick->pair && !pick->matched) return plot_file(h5path, opts, pick->matrix, out_path, f);
     if (pick->pair)
         err = mk_ckafile_pair_spec(f, h5path, "plot", pick->pair, &view);
     else
         err = mk_ckafile_matched(f, h5path, pick->matched, &view);
+    /* the view slices the measure's values; its name and attributes are lent */
+    view.measure = f->measure, view.measure_attrs = f->measure_attrs, view.nmeasure_attrs = f->nmeasure_attrs;
     if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view);
+    view.measure = NULL, view.measure_attrs = NULL, view.nmeasure_attrs = 0;
     mk_ckafile_free(&view);
     return err;
 }
@@ -256,8 +251,7 @@ static mk_err add_panel(struct panels *p, const char *h5path, const mk_plot_opts
     MK_TRY(mk_ckafile_read(h5path, f));
     p->n++;
     fix_utf8(f);
-    MK_TRY(refuse_models(f, h5path, "--measures"));
-    if (strcmp(name, "cka") != 0) MK_TRY(mk_ckafile_measure(f, h5path, name));
+    if (strcmp(name, "cka") != 0) MK_TRY(mk_ckafile_measure_grid(f, h5path, name));
     mk_plot_panel *pn = &p->panels[k];
     pn->opts = *opts;
     pn->opts.vmin = pn->opts.vmax = NAN; /* each panel its own scale */
@@ -412,11 +406,11 @@ static mk_err read_cmap(const mk_opt_val *v, mk_plot_opts *o)
 /* What --measure and --measures cannot go with. */
 static mk_err check_measure_options(const mk_opt_val *v)
 {
-    static const int others[] = {O_MATRIX, O_PAIR, O_MATCHED, O_ERRORS};
+    static const int others[] = {O_MATRIX, O_MATCHED, O_ERRORS, O_PAIR};
     if (v[O_MEASURE].given && v[O_MEASURES].given)
         return mk_fail(MK_EUSAGE, "plot: --measure draws one measure and --measures several: give one of them");
     for (int w = O_MEASURE; w <= O_MEASURES; w++)
-        for (size_t k = 0; v[w].given && k < sizeof others / sizeof *others; k++)
+        for (size_t k = 0; v[w].given && k < sizeof others / sizeof *others - (w == O_MEASURE); k++)
             if (v[others[k]].given)
                 return mk_fail(MK_EUSAGE, "plot: %s draws measures of the whole result, without %s",
                                plot_opts[w].name, plot_opts[others[k]].name);
