@@ -178,6 +178,8 @@ static void draw_values(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *
             double ink = wants_black_text(rgb) ? 0.0 : 1.0;
             cairo_set_source_rgb(cr, ink, ink, ink);
             snprintf(text, sizeof text, "%.*f", l->value_decimals, v);
+            if (text[0] == '-' && strspn(text + 1, "0.") == strlen(text + 1))
+                memmove(text, text + 1, strlen(text)); /* -1e-17 is 0 to these decimals, not "-0.000" */
             mk_plot_cell_origin(l, i, j, &x, &y);
             if (isnan(se))
                 draw_value(cr, l, text, x, y);
