@@ -19,7 +19,7 @@ def synth(mpicka, path, seed):
 
 def run(mpicka, d, name, **cfg):
     cfg = dict({"batch_size": 64, "estimator": "exact", "output": str(d / name)}, **cfg)
-    p = mpicka.run(["run", write_yaml(d / f"{name}.yaml", cfg), "--quiet"], ranks=2)
+    p = mpicka.run(["run", write_yaml(d / f"{name}.yaml", cfg), "--quiet", "--force"], ranks=2)
     assert p.returncode == 0, p.stdout + p.stderr
     return d / name, p.stdout + p.stderr
 
@@ -49,6 +49,8 @@ def test_a_run_draws_the_measures_beside_its_heatmap(mpicka, tmp_path):
     models, _ = run(mpicka, tmp_path, "models", models=[dict(x, name="a"), dict(y, name="b")],
                     measures=["procrustes"])
     assert png_size(models / "cka_measures.png")[0] > png_size(models / "cka.png")[0]
+    again, _ = run(mpicka, tmp_path, "two", x=x, y=y)  # the folder of "two", now without measures
+    assert not (again / "cka_measures.png").exists() and not (again / "measures.csv").exists()
     only, _ = run(mpicka, tmp_path, "only", x=x, y=y, measures=["cka"])
     off, _ = run(mpicka, tmp_path, "off", x=x, y=y, measures=MEASURES, plot=False)
     assert not (only / "cka_measures.png").exists() and not (off / "cka_measures.png").exists()

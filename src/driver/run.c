@@ -306,8 +306,10 @@ static void draw_plot(const mk_config *cfg)
     }
     int beyond = 0; /* measures besides cka */
     for (int m = 0; m < cfg->nmeasures; m++) beyond |= cfg->measures[m].kind != MK_MEASURE_CKA;
-    char *many = h5 && beyond ? measures_figure(cfg->output, pc->file) : NULL;
-    if (many) {
+    char *many = h5 ? measures_figure(cfg->output, pc->file) : NULL;
+    if (many && !beyond && unlink(many) == 0) /* as measures.csv: no figure of an earlier run's measures */
+        mk_info("  removed %s of an earlier run (this one has no measures)", many);
+    if (many && beyond) {
         opts.title = NULL; /* the run's title is the CKA heatmap's */
         if (mk_plot_measures(h5, &opts, "all", many) == MK_OK)
             mk_info("  drew %s", many);
