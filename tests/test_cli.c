@@ -350,6 +350,8 @@ static const struct {
     {"plot r.h5 -o f.svg", "--matrix", "stderr"},
     {"plot m.h5 -o f.svg", "--pair", "a,b"},
     {"plot m.h5 -o f.svg", "--matched", "layer0"},
+    {"plot r.h5 -o f.svg", "--measure", "svcca"},
+    {"plot r.h5 -o f.svg", "--measures", "cka,svcca"},
 };
 
 #define NFORMS (sizeof forms / sizeof forms[0])

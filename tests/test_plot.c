@@ -1016,7 +1016,7 @@ START_TEST(plot_result_draws_each_matrix)
         cka[k] = (k / 2 + 1.0) / (k / 2 + k % 2 + 2);
     }
     mk_plot_opts o;
-    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL, NULL};
     mk_plot_opts_default(&o);
     o.annotate = MK_ANNOTATE_NEVER;
     ck_assert_msg(mk_plot_result(h5, &o, &pk, png) == MK_OK, "%s", mk_errmsg());
@@ -1069,7 +1069,7 @@ START_TEST(svg_and_pdf_hold_the_subtitle)
     rf_write_full(h5, 3, 2, 0);
     rf_write_simple(old, 3, 2, 0);
     mk_plot_opts o;
-    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL, NULL};
     mk_plot_opts_default(&o);
     size_t len;
     ck_assert_int_eq(mk_plot_result(h5, &o, &pk, svg), MK_OK);
@@ -1348,7 +1348,7 @@ START_TEST(models_pair_and_matched_views)
     double *grid = malloc(GN * GN * sizeof *grid), block[GL * GL], across[GM * GM], rgb[3];
     write_grid(h5, grid);
     mk_plot_opts o;
-    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL};
+    mk_plot_pick pk = {MK_MATRIX_CKA, NULL, NULL, NULL};
     mk_plot_opts_default(&o);
     o.annotate = MK_ANNOTATE_NEVER;
     pk.pair = "vit-b,resnet-a";

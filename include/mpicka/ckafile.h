@@ -71,6 +71,10 @@ typedef struct {
     int matched;
     /* mk_ckafile_measure's: the measure whose values replace cka (NULL: CKA). */
     char *measure;
+    /* ...and that measure's attributes (measure, description, its
+     * parameters: keep, k, alpha), in name order; NULL and 0 for CKA. */
+    mk_attr *measure_attrs;
+    int nmeasure_attrs;
 } mk_ckafile;
 
 /* Fills f (owned by the caller, freed with mk_ckafile_free, also after a
@@ -103,6 +107,21 @@ mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
  * p-values, which are CKA's. MK_EINPUT naming the file and the measures it
  * has when it has no such measure, MK_EUSAGE for a models result. */
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name);
+
+/* mk_ckafile_measure for a models result too (the whole L by L grid,
+ * which mk_ckafile_pair then slices), dropping /cka_matched* (CKA's: the
+ * matched view is not one of the measure). */
+mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name);
+
+/* The attribute of the measure shown called name (mk_ckafile_measure), or
+ * NULL (also when the CKA is shown). */
+const mk_attr *mk_ckafile_measure_attr(const mk_ckafile *f, const char *name);
+
+/* The names of the measures under /measures of the result at path, in name
+ * order, into *names (n of them; 0 and NULL without /measures); free with
+ * mk_ckafile_names_free. MK_EINPUT naming the file when it cannot be read. */
+mk_err mk_ckafile_measure_names(const char *path, char ***names, int *n);
+void mk_ckafile_names_free(char **names, int n);
 
 /* ---- views of a models result: ordinary two-model values, so that plot
  * and show draw and print them as any result (out is the caller's, freed

@@ -42,6 +42,9 @@ typedef struct {
     int invert_y;    /* row 0 at the bottom */
     int64_t short_names; /* 0: full layer paths; K > 0: their last K components ('/' or '.' separate them) */
     int errors;      /* 1: each cell value drawn gets its standard error below it (when the data has them) */
+    /* 1: the colour map runs the other way, vmin at its top colour: for a
+     * distance, so that "similar" has the same colour as for a similarity. */
+    int reverse;
 } mk_plot_opts;
 
 /* The defaults: no title given (NULL), magma, 0 to 1, annotate auto, the
@@ -119,6 +122,10 @@ void mk_plot_cell_origin(const mk_plot_layout *layout, int i, int j, double *x, 
 /* The colour of value t in [0, 1] (clamped) for cmap, as r, g, b in [0, 1];
  * returns MK_EUSAGE naming cmap when it is unknown. */
 mk_err mk_plot_cmap(const char *cmap, double t, double rgb[3]);
+/* The colour of value v under opts (its cmap, vmin..vmax, reverse), as
+ * cells are drawn: (v - vmin) / (vmax - vmin) clamped to [0, 1], then 1
+ * minus that when opts->reverse; NaN gives the NaN grey. */
+void mk_plot_value_colour(const mk_plot_opts *opts, double v, double rgb[3]);
 /* The grey of NaN cells, r = g = b. */
 double mk_plot_nan_grey(void);
 
@@ -129,6 +136,26 @@ double mk_plot_nan_grey(void);
  * layer name as metadata (SVG <title> and <desc>; PDF Title, Subject and
  * Keywords), since cairo draws the labels as glyph outlines. */
 mk_err mk_plot_render(const mk_plot_data *data, const mk_plot_opts *opts, const char *out_path);
+
+/* One panel of a grid of heatmaps: its data and its own options (title,
+ * colour map, range, direction). */
+typedef struct {
+    mk_plot_data data;
+    mk_plot_opts opts;
+} mk_plot_panel;
+
+/* The figure size of mk_plot_render_grid's grid (whole units): ncols
+ * columns (0: the smallest that makes the grid at least as wide as tall), the
+ * cells the size of the largest panel, the title's line above them. */
+mk_err mk_plot_grid_size(const mk_plot_panel *panels, int n, int ncols, const char *title, double *width,
+                         double *height);
+
+/* Draws n >= 1 panels as small multiples, each laid out as
+ * mk_plot_render would lay it out alone, row by row in a grid of ncols
+ * columns (0: as mk_plot_grid_size), under title (NULL or "": none), into
+ * out_path (.png, .svg or .pdf, written like mk_plot_render's). SVG and PDF
+ * carry title and each panel's title as metadata (SVG <desc>, PDF Subject). */
+mk_err mk_plot_render_grid(const mk_plot_panel *panels, int n, int ncols, const char *title, const char *out_path);
 
 /* Replaces each byte of s that is not part of valid UTF-8 with '?' (what
  * cairo can draw); returns how many were replaced. */

@@ -274,8 +274,21 @@ static mk_err check_layers(const mk_lineup *lu, const double *h, const double *v
     return MK_OK;
 }
 
+/* "DIR/cka_measures.png" for plot.file "cka.png": the small multiples'
+ * file beside the heatmap (malloc'd). */
+static char *measures_figure(const char *dir, const char *file)
+{
+    const char *dot = strrchr(file, '.');
+    int stem = dot && dot != file ? (int)(dot - file) : (int)strlen(file);
+    size_t len = strlen(dir) + strlen(file) + 16;
+    char *fig = malloc(len);
+    if (fig) snprintf(fig, len, "%s/%.*s_measures%s", dir, stem, file, file + stem);
+    return fig;
+}
+
 /* The heatmap is a view of cka.h5: if it cannot be drawn, the run still
- * succeeded, so it is a warning. */
+ * succeeded, so it is a warning. A run with measures also gets their small
+ * multiples beside it (cka.png: cka_measures.png). */
 static void draw_plot(const mk_config *cfg)
 {
     const mk_plot_cfg *pc = &cfg->plot;
@@ -291,6 +304,19 @@ static void draw_plot(const mk_config *cfg)
         else
             mk_warn("no heatmap: %s", mk_errmsg());
     }
+    int beyond = 0; /* measures besides cka */
+    for (int m = 0; m < cfg->nmeasures; m++) beyond |= cfg->measures[m].kind != MK_MEASURE_CKA;
+    char *many = h5 ? measures_figure(cfg->output, pc->file) : NULL;
+    if (many && !beyond && unlink(many) == 0) /* as measures.csv: no figure of an earlier run's measures */
+        mk_info("  removed %s of an earlier run (this one has no measures)", many);
+    if (many && beyond) {
+        opts.title = NULL; /* the run's title is the CKA heatmap's */
+        if (mk_plot_measures(h5, &opts, "all", many) == MK_OK)
+            mk_info("  drew %s", many);
+        else
+            mk_warn("no figure of the measures: %s", mk_errmsg());
+    }
+    free(many);
     free(h5);
     free(fig);
 }

@@ -4,6 +4,7 @@
 #define MPICKA_PLOT_IMPL_H
 
 #include <cairo.h>
+#include <stdio.h>
 
 #include "mpicka/plot.h"
 
@@ -23,5 +24,24 @@ void mk__plot_colour(int cmap, double t, double rgb[3]);
 
 /* The title drawn by default (malloc'd) when opts->title is NULL. */
 char *mk__plot_default_title(const mk_plot_data *data, mk_err *err);
+
+/* One figure for mk__plot_write: its size, its drawing (on a white page)
+ * and its metadata. */
+typedef struct {
+    double width, height;
+    void (*paint)(cairo_t *cr, const void *ctx);
+    const void *ctx;
+    const char *title;                             /* SVG <title>, PDF Title */
+    void (*svg_desc)(FILE *f, const void *ctx);    /* the SVG <desc>'s text, escaped by the writer */
+    const char *subject, *keywords;                /* PDF Subject and Keywords */
+} mk__plot_figure;
+
+/* Writes fig into out (format from its extension) under a temporary name in
+ * the same folder, renamed when complete. */
+mk_err mk__plot_write(const mk__plot_figure *fig, const char *out);
+/* Draws one laid-out heatmap on cr (no page background). */
+void mk__plot_draw(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l);
+/* XML text of s (&, <, > escaped; control bytes dropped) to f. */
+void mk__plot_xml(FILE *f, const char *s);
 
 #endif

@@ -47,14 +47,17 @@ mk_err mk_plot_check_extension(const char *path)
 
 /* ---- drawing -------------------------------------------------------------- */
 
-static void cell_colour(const mk_plot_opts *o, double v, double rgb[3])
+void mk_plot_value_colour(const mk_plot_opts *o, double v, double rgb[3])
 {
     if (isnan(v)) {
         rgb[0] = rgb[1] = rgb[2] = mk_plot_nan_grey();
         return;
     }
-    mk__plot_colour(o->cmap, (v - o->vmin) / (o->vmax - o->vmin), rgb);
+    double t = fmin(1.0, fmax(0.0, (v - o->vmin) / (o->vmax - o->vmin)));
+    mk__plot_colour(o->cmap, o->reverse ? 1.0 - t : t, rgb);
 }
+
+#define cell_colour mk_plot_value_colour
 
 /* WCAG relative luminance: black text reads better above 0.179, white below. */
 static int wants_black_text(const double rgb[3])
@@ -175,6 +178,8 @@ static void draw_values(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *
             double ink = wants_black_text(rgb) ? 0.0 : 1.0;
             cairo_set_source_rgb(cr, ink, ink, ink);
             snprintf(text, sizeof text, "%.*f", l->value_decimals, v);
+            if (text[0] == '-' && strspn(text + 1, "0.") == strlen(text + 1))
+                memmove(text, text + 1, strlen(text)); /* -1e-17 is 0 to these decimals, not "-0.000" */
             mk_plot_cell_origin(l, i, j, &x, &y);
             if (isnan(se))
                 draw_value(cr, l, text, x, y);
@@ -251,9 +256,11 @@ static void draw_bar(cairo_t *cr, const mk_plot_opts *o, const mk_plot_layout *l
     const unsigned char(*a)[3];
     int count = mk__plot_cmap_anchors(o->cmap, &a);
     cairo_pattern_t *p = cairo_pattern_create_linear(0, l->bar_y + l->bar_h, 0, l->bar_y);
-    for (int k = 0; k < count; k++)
-        cairo_pattern_add_color_stop_rgb(p, (double)k / (count - 1), a[k][0] / 255.0, a[k][1] / 255.0,
-                                         a[k][2] / 255.0);
+    for (int k = 0; k < count; k++) {
+        int c = o->reverse ? count - 1 - k : k; /* reversed: vmax (the top) gets the map's bottom colour */
+        cairo_pattern_add_color_stop_rgb(p, (double)k / (count - 1), a[c][0] / 255.0, a[c][1] / 255.0,
+                                         a[c][2] / 255.0);
+    }
     cairo_set_source(cr, p);
     cairo_rectangle(cr, l->bar_x, l->bar_y, l->bar_w, l->bar_h);
     cairo_fill(cr);
@@ -289,18 +296,22 @@ static void draw_texts(cairo_t *cr, const mk_plot_layout *l)
     }
 }
 
-static mk_err draw(cairo_surface_t *s, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
-                   const char *out)
+void mk__plot_draw(cairo_t *cr, const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l)
 {
-    cairo_t *cr = cairo_create(s);
-    cairo_set_source_rgb(cr, 1.0, 1.0, 1.0);
-    cairo_paint(cr);
     draw_cells(cr, d, o, l);
     draw_values(cr, d, o, l);
     draw_groups(cr, d, l);
     draw_label_ticks(cr, l);
     draw_bar(cr, o, l);
     draw_texts(cr, l);
+}
+
+static mk_err draw(cairo_surface_t *s, const mk__plot_figure *fig, const char *out)
+{
+    cairo_t *cr = cairo_create(s);
+    cairo_set_source_rgb(cr, 1.0, 1.0, 1.0);
+    cairo_paint(cr);
+    fig->paint(cr, fig->ctx);
     cairo_status_t status = cairo_status(cr);
     cairo_destroy(cr);
     if (status != CAIRO_STATUS_SUCCESS)
@@ -310,7 +321,7 @@ static mk_err draw(cairo_surface_t *s, const mk_plot_data *d, const mk_plot_opts
 
 /* ---- metadata: cairo draws labels as outlines, so names go here too -------- */
 
-static void xml_text(FILE *f, const char *s)
+void mk__plot_xml(FILE *f, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -328,34 +339,33 @@ static void xml_text(FILE *f, const char *s)
 static void svg_names(FILE *f, const char *what, const char *model, const char *const *names, int n)
 {
     fprintf(f, "%s (", what);
-    xml_text(f, model);
+    mk__plot_xml(f, model);
     fputs("):\n", f);
     for (int k = 0; k < n; k++) {
-        xml_text(f, names[k]);
+        mk__plot_xml(f, names[k]);
         fputc('\n', f);
     }
 }
 
-static void svg_metadata(FILE *f, const mk_plot_data *d, const char *title)
+/* The <desc> of one heatmap: what it shows, how it was made, the names. */
+static void heatmap_desc(FILE *f, const void *ctx)
 {
-    fputs("\n<title>", f);
-    xml_text(f, title);
-    fputs("</title>\n<desc>mpicka ", f);
+    const mk_plot_data *d = ctx;
+    fputs("mpicka ", f);
     if (d->value_title) {
         fputs("heatmap: ", f);
-        xml_text(f, d->value_title);
+        mk__plot_xml(f, d->value_title);
     } else {
         fputs("CKA heatmap", f);
     }
     fputc('\n', f);
     if (d->subtitle && d->subtitle[0]) {
         fputs("method: ", f);
-        xml_text(f, d->subtitle);
+        mk__plot_xml(f, d->subtitle);
         fputc('\n', f);
     }
     svg_names(f, "rows", d->row_title, d->row_labels, d->rows);
     svg_names(f, "columns", d->col_title, d->col_labels, d->cols);
-    fputs("</desc>", f);
 }
 
 struct membuf {
@@ -380,8 +390,7 @@ static cairo_status_t membuf_write(void *closure, const unsigned char *data, uns
 }
 
 /* Writes the SVG text with the metadata right after the <svg ...> tag. */
-static mk_err save_svg(const struct membuf *b, const mk_plot_data *d, const char *title, const char *tmp,
-                       const char *out)
+static mk_err save_svg(const struct membuf *b, const mk__plot_figure *fig, const char *tmp, const char *out)
 {
     const char *svg = b->data ? strstr(b->data, "<svg") : NULL;
     const char *end = svg ? strchr(svg, '>') : NULL;
@@ -390,7 +399,11 @@ static mk_err save_svg(const struct membuf *b, const mk_plot_data *d, const char
     if (!f) return mk_fail(MK_EIO, "plot: cannot write '%s': %s", out, strerror(errno));
     size_t head = (size_t)(end + 1 - b->data);
     fwrite(b->data, 1, head, f);
-    svg_metadata(f, d, title);
+    fputs("\n<title>", f);
+    mk__plot_xml(f, fig->title);
+    fputs("</title>\n<desc>", f);
+    fig->svg_desc(f, fig->ctx);
+    fputs("</desc>", f);
     fwrite(b->data + head, 1, b->len - head, f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return mk_fail(MK_EIO, "plot: cannot write '%s': %s", out, strerror(errno));
@@ -418,58 +431,47 @@ static char *joined_names(const mk_plot_data *d, mk_err *err)
 
 /* ---- the three formats ------------------------------------------------------ */
 
-static mk_err write_png(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
-                        const char *tmp, const char *out)
+static mk_err write_png(const mk__plot_figure *fig, const char *tmp, const char *out)
 {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)l->width, (int)l->height);
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)fig->width, (int)fig->height);
     mk_err err = MK_OK;
     if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
-        err = mk_fail(MK_ENOMEM, "plot: no %.0f x %.0f image for '%s'", l->width, l->height, out);
-    if (!err) err = draw(s, d, o, l, out);
+        err = mk_fail(MK_ENOMEM, "plot: no %.0f x %.0f image for '%s'", fig->width, fig->height, out);
+    if (!err) err = draw(s, fig, out);
     if (!err && cairo_surface_write_to_png(s, tmp) != CAIRO_STATUS_SUCCESS)
         err = mk_fail(MK_EIO, "plot: cannot write '%s'", out);
     cairo_surface_destroy(s);
     return err;
 }
 
-static mk_err write_svg(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
-                        const char *tmp, const char *out, const char *title)
+static mk_err write_svg(const mk__plot_figure *fig, const char *tmp, const char *out)
 {
     struct membuf b = {NULL, 0, 0};
-    cairo_surface_t *s = cairo_svg_surface_create_for_stream(membuf_write, &b, l->width, l->height);
-    mk_err err = draw(s, d, o, l, out);
+    cairo_surface_t *s = cairo_svg_surface_create_for_stream(membuf_write, &b, fig->width, fig->height);
+    mk_err err = draw(s, fig, out);
     cairo_surface_finish(s);
     if (!err && cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
         err = mk_fail(MK_EIO, "plot: cannot make the SVG of '%s': %s", out,
                       cairo_status_to_string(cairo_surface_status(s)));
     cairo_surface_destroy(s);
-    if (!err) err = save_svg(&b, d, title, tmp, out);
+    if (!err) err = save_svg(&b, fig, tmp, out);
     free(b.data);
     return err;
 }
 
-static mk_err write_pdf(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l,
-                        const char *tmp, const char *out, const char *title)
+static mk_err write_pdf(const mk__plot_figure *fig, const char *tmp, const char *out)
 {
-    mk_err err = MK_OK;
-    char *keywords = joined_names(d, &err), subject[2048];
-    if (!keywords) return err;
-    int n = snprintf(subject, sizeof subject, "%s matrix; rows: %s, columns: %s",
-                     d->value_title ? d->value_title : "CKA", d->row_title, d->col_title);
-    if (d->subtitle && d->subtitle[0] && n > 0 && (size_t)n < sizeof subject)
-        snprintf(subject + n, sizeof subject - (size_t)n, "; method: %s", d->subtitle);
-    cairo_surface_t *s = cairo_pdf_surface_create(tmp, l->width, l->height);
-    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, title);
-    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_SUBJECT, subject);
-    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_KEYWORDS, keywords);
+    cairo_surface_t *s = cairo_pdf_surface_create(tmp, fig->width, fig->height);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, fig->title);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_SUBJECT, fig->subject);
+    cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_KEYWORDS, fig->keywords);
     cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_CREATOR, "mpicka " MPICKA_VERSION);
-    err = draw(s, d, o, l, out);
+    mk_err err = draw(s, fig, out);
     cairo_surface_finish(s);
     if (!err && cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
         err = mk_fail(MK_EIO, "plot: cannot write '%s': %s", out,
                       cairo_status_to_string(cairo_surface_status(s)));
     cairo_surface_destroy(s);
-    free(keywords);
     return err;
 }
 
@@ -495,34 +497,67 @@ static mk_err make_temp(const char *out, char **tmp)
     return MK_OK;
 }
 
-static mk_err write_format(enum format fmt, const mk_plot_data *d, const mk_plot_opts *o,
-                           const mk_plot_layout *l, const char *tmp, const char *out)
+mk_err mk__plot_write(const mk__plot_figure *fig, const char *out)
 {
-    if (fmt == FMT_PNG) return write_png(d, o, l, tmp, out);
+    enum format fmt;
+    char *tmp = NULL;
+    mk_err err;
+    MK_TRY(format_of(out, &fmt));
+    MK_GOTO(make_temp(out, &tmp), done);
+    if (fmt == FMT_PNG)
+        err = write_png(fig, tmp, out);
+    else
+        err = fmt == FMT_SVG ? write_svg(fig, tmp, out) : write_pdf(fig, tmp, out);
+    if (!err && rename(tmp, out) != 0)
+        err = mk_fail(MK_EIO, "plot: cannot move the figure to '%s': %s", out, strerror(errno));
+done:
+    if (err && tmp) unlink(tmp);
+    free(tmp);
+    return err;
+}
+
+/* ---- one heatmap ------------------------------------------------------------ */
+
+struct single {
+    const mk_plot_data *d;
+    const mk_plot_opts *o;
+    const mk_plot_layout *l;
+};
+
+static void paint_single(cairo_t *cr, const void *ctx)
+{
+    const struct single *s = ctx;
+    mk__plot_draw(cr, s->d, s->o, s->l);
+}
+
+static void single_desc(FILE *f, const void *ctx) { heatmap_desc(f, ((const struct single *)ctx)->d); }
+
+static mk_err write_single(const mk_plot_data *d, const mk_plot_opts *o, const mk_plot_layout *l, const char *out)
+{
     mk_err err = MK_OK;
     char *deflt = mk__plot_default_title(d, &err);
-    if (!deflt) return err;
-    const char *title = o->title && o->title[0] ? o->title : deflt;
-    err = fmt == FMT_SVG ? write_svg(d, o, l, tmp, out, title) : write_pdf(d, o, l, tmp, out, title);
+    char *keywords = deflt ? joined_names(d, &err) : NULL, subject[2048];
+    if (keywords) {
+        int n = snprintf(subject, sizeof subject, "%s matrix; rows: %s, columns: %s",
+                         d->value_title ? d->value_title : "CKA", d->row_title, d->col_title);
+        if (d->subtitle && d->subtitle[0] && n > 0 && (size_t)n < sizeof subject)
+            snprintf(subject + n, sizeof subject - (size_t)n, "; method: %s", d->subtitle);
+        struct single ctx = {d, o, l};
+        mk__plot_figure fig = {l->width, l->height, paint_single, &ctx,
+                               o->title && o->title[0] ? o->title : deflt, single_desc, subject, keywords};
+        err = mk__plot_write(&fig, out);
+    }
+    free(keywords);
     free(deflt);
     return err;
 }
 
 mk_err mk_plot_render(const mk_plot_data *d, const mk_plot_opts *o, const char *out)
 {
-    enum format fmt;
     mk_plot_layout l;
-    char *tmp = NULL;
-    mk_err err;
-    MK_TRY(format_of(out, &fmt));
+    MK_TRY(mk_plot_check_extension(out));
     MK_TRY(mk_plot_layout_make(d, o, &l));
-    MK_GOTO(make_temp(out, &tmp), done);
-    MK_GOTO(write_format(fmt, d, o, &l, tmp, out), done);
-    if (rename(tmp, out) != 0)
-        err = mk_fail(MK_EIO, "plot: cannot move the figure to '%s': %s", out, strerror(errno));
-done:
-    if (err && tmp) unlink(tmp);
-    free(tmp);
+    mk_err err = write_single(d, o, &l, out);
     mk_plot_layout_free(&l);
     return err;
 }

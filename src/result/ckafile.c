@@ -535,15 +535,94 @@ static void measure_list(hid_t fid, char *buf, size_t size)
     if (gid >= 0) H5Gclose(gid);
 }
 
+static void free_attrs(mk_attr *attrs, int n);
+
+/* The scalar attributes of the dataset key (a measure's parameters). */
+static mk_err read_measure_attrs(hid_t fid, const char *path, const char *key, mk_attr **attrs, int *n)
+{
+    hid_t did = H5Dopen2(fid, key, H5P_DEFAULT);
+    if (did < 0) return mk_fail(MK_EINPUT, "'%s': cannot open /%s", path, key);
+    char where[160];
+    snprintf(where, sizeof where, " of /%s", key);
+    mk_err err = read_attrs(did, path, where, attrs, n);
+    H5Dclose(did);
+    return err;
+}
+
+const mk_attr *mk_ckafile_measure_attr(const mk_ckafile *f, const char *name)
+{
+    for (int k = 0; k < f->nmeasure_attrs; k++)
+        if (strcmp(f->measure_attrs[k].name, name) == 0) return &f->measure_attrs[k];
+    return NULL;
+}
+
+/* The names under the group gid, in its index's order (by name). */
+static mk_err list_group(hid_t gid, const char *path, char ***names, int *n)
+{
+    hsize_t count = 0;
+    mk_err err = MK_OK;
+    if (H5Gget_num_objs(gid, &count) < 0) return mk_fail(MK_EINPUT, "'%s': cannot list /measures", path);
+    *names = count ? mk_malloc((size_t)count * sizeof **names, "the measures' names", &err) : NULL;
+    for (hsize_t k = 0; !err && k < count; k++) {
+        char name[256];
+        ssize_t len = H5Gget_objname_by_idx(gid, k, name, sizeof name);
+        if (len < 0 || (size_t)len >= sizeof name)
+            err = mk_fail(MK_EINPUT, "'%s': cannot read the name of member %d of /measures", path, (int)k);
+        else if (((*names)[*n] = dup_text(name, (size_t)len, &err)) != NULL)
+            (*n)++;
+    }
+    return err;
+}
+
+mk_err mk_ckafile_measure_names(const char *path, char ***names, int *n)
+{
+    hid_t fid = -1;
+    *names = NULL;
+    *n = 0;
+    MK_TRY(open_file(path, &fid));
+    mk_err err = MK_OK;
+    hid_t gid = H5Lexists(fid, "measures", H5P_DEFAULT) > 0 ? H5Gopen2(fid, "measures", H5P_DEFAULT) : -1;
+    if (gid >= 0) err = list_group(gid, path, names, n);
+    if (gid >= 0) H5Gclose(gid);
+    H5Fclose(fid);
+    if (err) {
+        mk_ckafile_names_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+    }
+    return err;
+}
+
+void mk_ckafile_names_free(char **names, int n)
+{
+    for (int k = 0; k < n; k++) free(names[k]);
+    free(names);
+}
+
+static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *name);
+
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name)
+{
+    if (f->nmodels > 0)
+        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
+                       "with mpicka.result.measures");
+    return replace_by_measure(f, path, name);
+}
+
+mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name)
+{
+    MK_TRY(replace_by_measure(f, path, name));
+    free(f->cka_matched), free(f->cka_matched_stderr), free(f->cka_matched_pvalue);
+    f->cka_matched = f->cka_matched_stderr = f->cka_matched_pvalue = NULL;
+    return MK_OK;
+}
+
+static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *name)
 {
     hid_t fid = -1;
     char key[128], list[512];
     int dims[2] = {0, 0}, expect[2] = {f->nx, f->ny};
     double *v = NULL;
-    if (f->nmodels > 0)
-        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
-                       "with mpicka.result.measures");
     snprintf(key, sizeof key, "measures/%.100s", name);
     MK_TRY(open_file(path, &fid));
     mk_err err = MK_OK;
@@ -553,13 +632,19 @@ mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name)
                       "measures and estimator exact)", path, name, list);
     }
     if (!err) err = read_floats(fid, path, key, "a measure", expect, dims, &v);
+    mk_attr *attrs = NULL;
+    int nattrs = 0;
+    if (!err) err = read_measure_attrs(fid, path, key, &attrs, &nattrs);
     H5Fclose(fid);
     char *copy = err ? NULL : dup_text(name, strlen(name), &err);
     if (err) {
         free(v);
+        free_attrs(attrs, nattrs);
         return err;
     }
     free(f->cka), free(f->cka_stderr), free(f->cka_pvalue), free(f->measure);
+    free_attrs(f->measure_attrs, f->nmeasure_attrs);
+    f->measure_attrs = attrs, f->nmeasure_attrs = nattrs;
     f->cka = v, f->cka_stderr = f->cka_pvalue = NULL, f->measure = copy;
     f->shown = MK_MATRIX_CKA;
     return MK_OK;
@@ -591,6 +676,7 @@ void mk_ckafile_free(mk_ckafile *f)
     free(f->cka_matched_stderr);
     free(f->cka_matched_pvalue);
     free(f->measure);
+    free_attrs(f->measure_attrs, f->nmeasure_attrs);
     memset(f, 0, sizeof *f);
 }
 

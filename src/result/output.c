@@ -111,9 +111,14 @@ static mk_err lock_folder(mk_outdir *od, const char *dir)
  * the lock held, nothing else writes them. */
 static void remove_stale(const char *dir, const char *plot_file)
 {
-    char plot_tmp[300];
-    snprintf(plot_tmp, sizeof plot_tmp, ".%s.tmp.", plot_file ? plot_file : "");
-    const char *prefixes[] = {".cka.h5.tmp.", ".cka.csv.tmp.", ".measures.csv.tmp.", "checkpoint.h5.tmp.", plot_tmp};
+    char plot_tmp[300], many_tmp[320];
+    const char *file = plot_file ? plot_file : "", *dot = strrchr(file, '.');
+    int stem = dot && dot != file ? (int)(dot - file) : (int)strlen(file);
+    snprintf(plot_tmp, sizeof plot_tmp, ".%s.tmp.", file);
+    /* and the measures' small multiples beside it: cka.png, cka_measures.png */
+    snprintf(many_tmp, sizeof many_tmp, ".%.*s_measures%s.tmp.", stem, file, file + stem);
+    const char *prefixes[] = {".cka.h5.tmp.",       ".cka.csv.tmp.", ".measures.csv.tmp.",
+                              "checkpoint.h5.tmp.", plot_tmp,        many_tmp};
     DIR *d = opendir(dir);
     struct dirent *e;
     int removed = 0;

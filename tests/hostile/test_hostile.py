@@ -399,11 +399,12 @@ def test_locked_output_folder_is_refused_naming_the_holder(work):
 
 def test_stale_temporary_files_are_removed(work):
     (work / "out").mkdir()
-    for name in (".cka.h5.tmp.123", ".cka.csv.tmp.77", "checkpoint.h5.tmp.9", ".cka.png.tmp.5", "keep.tmp.1"):
+    for name in (".cka.h5.tmp.123", ".cka.csv.tmp.77", "checkpoint.h5.tmp.9", ".cka.png.tmp.5",
+                 ".cka_measures.png.tmp.6", "keep.tmp.1"):
         (work / "out" / name).write_text("half")
     write_config(work / "c.yaml", config().replace("plot: false\n", ""))
     got, out = run(["run", "c.yaml"], work)
-    assert got == 0 and "removed 4 temporary file(s)" in out, out
+    assert got == 0 and "removed 5 temporary file(s)" in out, out
     assert listing(work / "out") == ["cka.csv", "cka.h5", "cka.png", "keep.tmp.1"]
 
 
