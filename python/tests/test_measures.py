@@ -9,6 +9,7 @@ intercept. The data have offsets, correlated features, a constant and a
 duplicated feature, a layer wider than n, a constant layer, and layers of
 1e-80 and 1e100 that mpicka scales by a power of two."""
 
+import re
 import subprocess
 
 import h5py
@@ -210,6 +211,35 @@ def test_bits_do_not_depend_on_the_ranks_or_threads(runs):
         other = measures(outs[ranks][0] / "cka.h5")
         for name in one:
             assert one[name].tobytes() == other[name].tobytes(), (name, ranks)
+
+
+def pair_counts(log):
+    """The pairs each rank computed, from the run's line "measures: N pairs
+    (a on rank 0, b on rank 1, ...)"."""
+    line = re.search(r"measures: (\d+) pairs \(([^)]*)\)", log)
+    assert line, log
+    per = [int(m.group(1)) for m in re.finditer(r"(\d+) on rank (\d+)", line.group(2))]
+    return int(line.group(1)), per
+
+
+@pytest.mark.parametrize("asked, pairs", [(MEASURES, 16), (["cca", "procrustes"], 10)])
+def test_the_pairs_are_spread_over_the_ranks_each_once(runs, mpicka, asked, pairs):
+    """x against itself (4 layers) on 3 ranks: each rank computes its share
+    of the pairs (a mirrored pair only when some measure is not symmetric),
+    every pair once, with the bits of 1 rank."""
+    d = runs[2][1][0].parent
+    got = {}
+    for ranks in (1, 3):
+        out = f"spread{len(asked)}r{ranks}"
+        p = mpicka.run(["run", config(d, out, y=None, measures=asked)], ranks=ranks)
+        assert p.returncode == 0, p.stdout + p.stderr
+        total, per = pair_counts(p.stdout + p.stderr)
+        assert total == pairs and sum(per) == pairs and len(per) == ranks, p.stdout + p.stderr
+        assert min(per) >= pairs // ranks - 1, p.stdout + p.stderr
+        got[ranks] = measures(d / out / "cka.h5")
+    assert list(got[1]) == list(got[3])
+    for name in got[1]:
+        assert got[1][name].tobytes() == got[3][name].tobytes(), name
 
 
 def test_a_stop_on_3_ranks_resumed_on_2_gives_the_same_bits(runs):

@@ -19,7 +19,7 @@
 #include "mpicka/progress.h"
 
 static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
-                                                  "permute", "setup", "reduce", "write"};
+                                                  "permute", "setup", "reduce", "measures", "write"};
 
 /* ---- collective verdicts ---- */
 
@@ -337,48 +337,10 @@ static void free_matrices(matrices *mx)
     free(mx->measures);
 }
 
-/* A layer of lower rank than its width has directions the measures beyond
- * CKA drop (mpicka/measures.h); a pair whose ranks add up to n - 1 or more
- * has canonical correlations of 1 whatever the data. */
-static void warn_ranks(const run_ctx *c, const int64_t *ranks, int nx, int ny, int y_first)
+/* measures: the measures' matrices (mk__spread_measures), owned from now on. */
+static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, double *measures, matrices *mx)
 {
-    int64_t most_x = 0, most_y = 0;
-    for (int l = 0; l < c->lu.nlayers; l++) {
-        int k, used = l < nx || (l >= y_first && l < y_first + ny);
-        const mk_layer *lay = mk_lineup_layer(&c->lu, l, &k);
-        if (used && ranks[l] < lay->p)
-            mk_warn("%s: layer '%s' has rank %lld of its %lld features (constant or duplicate features, or fewer "
-                    "examples): the measures use its %lld directions", c->lu.models[k].file, lay->path,
-                    (long long)ranks[l], (long long)lay->p, (long long)ranks[l]);
-        if (l < nx && ranks[l] > most_x) most_x = ranks[l];
-        if (l >= y_first && l < y_first + ny && ranks[l] > most_y) most_y = ranks[l];
-    }
-    if (most_x + most_y > c->plan.n - 1)
-        mk_warn("layers of rank %lld and %lld on %lld examples: some canonical correlations are 1 whatever the data "
-                "(too few examples for CCA; svcca with fewer components does not have this)", (long long)most_x,
-                (long long)most_y, (long long)c->plan.n);
-}
-
-/* The measures besides CKA (exact estimator only: the config checked it). */
-static mk_err make_measures(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
-{
-    const mk_config *cfg = &c->cfg;
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu), y_first = c->lu.cross ? nx : 0;
-    int outs = mk_measures_outputs(cfg->measures, cfg->nmeasures);
-    if (!outs) return MK_OK;
-    mk_err err = MK_OK;
-    mx->measures = mk_malloc((size_t)outs * (size_t)nx * (size_t)ny * sizeof(double), "the measures", &err);
-    int64_t *ranks = err ? NULL : mk_malloc((size_t)c->lu.nlayers * sizeof *ranks, "layer ranks", &err);
-    if (!err)
-        err = mk_measures_from_exact(&b->exact, total, c->plan.n, c->scale, nx, ny, y_first, cfg->measures,
-                                     cfg->nmeasures, b->par, mx->measures, ranks);
-    if (!err) warn_ranks(c, ranks, nx, ny, y_first);
-    free(ranks);
-    return err;
-}
-
-static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
-{
+    mx->measures = measures;
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     int64_t base = mk_job_base_len(&c->lu), cells = (int64_t)nx * ny;
     mk_err err = MK_OK;
@@ -395,15 +357,14 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
     mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
     if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
     if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
-    if (!err) err = make_measures(c, b, total, mx);
     return err;
 }
 
-static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
+static mk_err finish(run_ctx *c, batch_mem *b, const double *total, double *measures)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     matrices mx = {0};
-    mk_err err = make_matrices(c, b, total, &mx);
+    mk_err err = make_matrices(c, b, total, measures, &mx);
     if (err) {
         free_matrices(&mx);
         return err;
@@ -430,14 +391,21 @@ static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
 static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
-    double *total = NULL, clock = MPI_Wtime();
+    double *total = NULL, *measures = NULL, clock = MPI_Wtime();
     mk_accum *merged;
     MK_TRY(mk__gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = finish(c, b, total);
+    err = mk__agree(c->comm, err);
+    if (!err) err = mk__spread_measures(c, b, total, &measures); /* collective: every rank, or none, goes on */
+    c->phase[PH_MEASURES] += mk__lap(&clock);
+    if (err) {
+        free(total);
+        return err;
+    }
+    if (c->rank == 0) err = finish(c, b, total, measures);
     if (!err && c->rank == 0) mk__drop_checkpoint(c);
     c->phase[PH_WRITE] += mk__lap(&clock);
     free(total);
