@@ -242,6 +242,23 @@ def test_the_pairs_are_spread_over_the_ranks_each_once(runs, mpicka, asked, pair
         assert got[1][name].tobytes() == got[3][name].tobytes(), name
 
 
+def test_check_counts_the_second_moments_every_rank_holds(runs):
+    """`check`'s estimate of the measures: each rank's copy of the second
+    moments (S and s: P(P+1)/2 + P doubles), the eigenvectors, the matrices
+    and 8 widest blocks per thread."""
+    xs, _, outs = runs
+    d = outs[1][0].parent
+    p = subprocess.run([mkt.MPICKA, "check", config(d, "estimate", y=None, threads=1)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = re.search(r"of which the measures beyond CKA \(after the pass, every rank\): ([0-9.]+) MiB", p.stdout)
+    assert got, p.stdout
+    widths = [x.shape[1] for x in xs.values()]
+    P, outputs = sum(widths), 8  # cca 2, svcca, pwcca, procrustes, shape, regression 2
+    doubles = P * (P + 1) / 2 + P + sum(w * w for w in widths) + len(xs) ** 2 * outputs + 8 * max(widths) ** 2
+    assert abs(float(got.group(1)) - 8 * doubles / 2**20) <= 0.05, p.stdout
+
+
 def test_a_stop_on_3_ranks_resumed_on_2_gives_the_same_bits(runs):
     _, _, outs = runs
     d = outs[1][0].parent
