@@ -337,10 +337,8 @@ static void free_matrices(matrices *mx)
     free(mx->measures);
 }
 
-/* measures: the measures' matrices (mk__spread_measures), owned from now on. */
-static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, double *measures, matrices *mx)
+static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
 {
-    mx->measures = measures;
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     int64_t base = mk_job_base_len(&c->lu), cells = (int64_t)nx * ny;
     mk_err err = MK_OK;
@@ -357,58 +355,49 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, doubl
     mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
     if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
     if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
-    return err;
-}
-
-static mk_err finish(run_ctx *c, batch_mem *b, const double *total, double *measures)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    matrices mx = {0};
-    mk_err err = make_matrices(c, b, total, measures, &mx);
-    if (err) {
-        free_matrices(&mx);
-        return err;
-    }
-    const double *hxy = mx.hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
+    MK_TRY(err);
     const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
     err = check_layers(&c->lu, hxx, varied, 0, nx);
     if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    if (err) {
-        free_matrices(&mx);
-        return err;
-    }
-    mk_result res = {&c->cfg, &c->lu, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
-                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx.measures};
-    res.seconds_total = c->seconds_before + res.seconds;
-    err = mk_output_write(&res);
-    if (!err) mk_output_summary(stdout, &res);
-    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
-    free_matrices(&mx);
     return err;
 }
 
-/* The result is written: a checkpoint of this run would only resume it. */
+static mk_err write_results(run_ctx *c, const matrices *mx)
+{
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
+    const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
+    mk_result res = {&c->cfg, &c->lu, &c->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, c->groups,
+                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures};
+    res.seconds_total = c->seconds_before + res.seconds;
+    mk_err err = mk_output_write(&res);
+    if (!err) mk_output_summary(stdout, &res);
+    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
+    return err;
+}
+
+/* Rank 0 makes the CKA matrices and checks the layers' sums; then every
+ * rank computes its share of the measures beyond CKA; rank 0 writes. The
+ * result is written: a checkpoint of this run would only resume it. */
 static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
-    double *total = NULL, *measures = NULL, clock = MPI_Wtime();
+    double *total = NULL, clock = MPI_Wtime();
+    matrices mx = {0};
     mk_accum *merged;
     MK_TRY(mk__gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += mk__lap(&clock);
+    if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
     err = mk__agree(c->comm, err);
-    if (!err) err = mk__spread_measures(c, b, total, &measures); /* collective: every rank, or none, goes on */
+    if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
     c->phase[PH_MEASURES] += mk__lap(&clock);
-    if (err) {
-        free(total);
-        return err;
-    }
-    if (c->rank == 0) err = finish(c, b, total, measures);
+    if (!err && c->rank == 0) err = write_results(c, &mx);
     if (!err && c->rank == 0) mk__drop_checkpoint(c);
     c->phase[PH_WRITE] += mk__lap(&clock);
     free(total);
+    free_matrices(&mx);
     MK_TRY(mk__agree(c->comm, err));
     report_phases(c);
     return MK_OK;
