@@ -34,8 +34,9 @@ int64_t mk_measure_share_pairs(const mk_measure_share *share);
 /* What one call did: the pairs it computed (a mirrored pair of a self
  * comparison computes only the measures that are not symmetric, and is not
  * counted when all are), the layers it eigendecomposed (those its pairs
- * use), and its first failed task (layer l: l; pair k: nlayers + its index
- * in the share; -1: none; the tasks' order, not the threads'). */
+ * use), and its first failed task (layer l: l; pair k: nlayers + k; -1:
+ * none; in the tasks' order, not the threads': the order in which one
+ * process computing every pair meets them). */
 typedef struct {
     int64_t pairs, layers, failed;
 } mk_measure_tally;

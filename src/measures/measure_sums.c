@@ -129,12 +129,12 @@ int64_t mk_measure_share_pairs(const mk_measure_share *sh)
 }
 
 /* The first failure in task order (whatever thread met it), with its
- * message; *failed gets its index plus base. */
-static mk_err first_error(const job *j, int64_t tasks, int64_t base, int64_t *failed)
+ * message; *failed gets base + first + its index times stride. */
+static mk_err first_error(const job *j, int64_t tasks, int64_t base, int64_t first, int64_t stride, int64_t *failed)
 {
     for (int64_t k = 0; k < tasks; k++)
         if (j->err[k]) {
-            *failed = base + k;
+            *failed = base + first + k * stride;
             return mk_fail(j->err[k], "%s", j->msg[k]);
         }
     return MK_OK;
@@ -169,10 +169,10 @@ mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, 
     if (!err) j.msg = mk_calloc((size_t)tasks, sizeof *j.msg, "the measures' verdicts", &err);
     if (!err) plan_share(&j, need, tally);
     if (!err) mk_par_for(par, L, layer_task, &j);
-    if (!err) err = first_error(&j, L, 0, &tally->failed);
+    if (!err) err = first_error(&j, L, 0, 0, 1, &tally->failed);
     for (int l = 0; !err && ranks && l < L; l++) ranks[l] = need[l] ? j.lay[l].rank : -1;
     if (!err) mk_par_for(par, pairs, pair_task, &j);
-    if (!err) err = first_error(&j, pairs, L, &tally->failed);
+    if (!err) err = first_error(&j, pairs, L, share->first, share->stride, &tally->failed);
     for (int l = 0; j.lay && l < L; l++) mk_mlayer_free(&j.lay[l]);
     free(j.lay);
     free(need);
