@@ -391,6 +391,7 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     c->phase[PH_REDUCE] += mk__lap(&clock);
     if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
     err = mk__agree(c->comm, err);
+    c->phase[PH_WRITE] += mk__lap(&clock);
     if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
     c->phase[PH_MEASURES] += mk__lap(&clock);
     if (!err && c->rank == 0) err = write_results(c, &mx);
