@@ -4,10 +4,13 @@
  * correlations as the square roots of the eigenvalues of Cxx^-1/2 Cxy Cyy^-1
  * Cyx Cxx^-1/2, nuclear norms as the sum of sqrt(eig(A^T A)), R^2 from an
  * explicit inverse (Gauss-Jordan). Plus the edges: a duplicated feature, a
- * constant layer. */
+ * constant layer; and the shares of the pairs the ranks compute. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "mpicka/hsic.h"
+#include "mpicka/measure_sums.h"
 #include "mpicka/measures.h"
 #include "testutil.h"
 
@@ -309,6 +312,90 @@ START_TEST(names_and_outputs)
 }
 END_TEST
 
+/* The exact sums of 4 layers of 40 examples, x against itself. */
+static double *four_layers(mk_exact *e, uint64_t *st)
+{
+    int64_t n = 40, p[4] = {5, 4, 6, 3};
+    ck_assert_int_eq(mk_exact_init(e, 4, p, n, MK_PREC_FLOAT64), MK_OK);
+    double x[40 * 6], blk[40 * 6], mean[3 * 6];
+    for (int l = 0; l < 4; l++) {
+        for (int k = 0; k < n * p[l]; k++) x[k] = tu_uniform(st) + (k % p[l] ? 0.5 * x[k - 1] : 0.0) + l;
+        mk_centre(x, 0, n, p[l], MK_PREC_FLOAT64, mean, blk, NULL);
+        mk_exact_put(e, l, blk, mean, n);
+    }
+    double *sums = malloc((size_t)mk_exact_len(4, e->P) * sizeof *sums);
+    mk_exact_batch(e, n, sums);
+    return sums;
+}
+
+/* Rank r of 3 computes the pairs k = r, r + 3, ...: its cells and no
+ * other, and the three shares together give the bits of one. */
+START_TEST(three_shares_give_the_bits_of_one)
+{
+    uint64_t st = 11;
+    mk_exact e;
+    double *sums = four_layers(&e, &st);
+    mk_measure ms[3] = {{.kind = MK_MEASURE_CCA}, {.kind = MK_MEASURE_PWCCA}, {.kind = MK_MEASURE_PROCRUSTES}};
+    enum { OUTS = 4, CELLS = 16 };
+    double one[OUTS * CELLS], three[OUTS * CELLS], part[OUTS * CELLS];
+    int64_t ranks[4], pairs = 0;
+    mk_measure_tally t;
+    mk_measure_share all = {4, 4, 0, 0, 1};
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &all, ms, 3, NULL, one, ranks, &t), MK_OK);
+    ck_assert(t.pairs == 16 && t.layers == 4 && t.failed == -1);
+    mk_measures_mirror(ms, 3, 4, 4, one);
+    for (int r = 0; r < 3; r++) {
+        mk_measure_share sh = {4, 4, 0, r, 3};
+        for (int k = 0; k < OUTS * CELLS; k++) part[k] = -7.0;
+        ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &sh, ms, 3, NULL, part, ranks, &t), MK_OK);
+        ck_assert_int_eq(mk_measure_share_pairs(&sh), r == 0 ? 6 : 5);
+        pairs += t.pairs;
+        for (int o = 0; o < OUTS; o++)
+            for (int k = 0; k < CELLS; k++) {
+                int mine = k % 3 == r, below = k / 4 > k % 4, symmetric = o != 2; /* pwcca is not */
+                if (!mine || (below && symmetric)) ck_assert_msg(part[o * CELLS + k] == -7.0, "share %d wrote cell %d", r, k);
+                else three[o * CELLS + k] = part[o * CELLS + k];
+            }
+    }
+    ck_assert_int_eq(pairs, 16);
+    mk_measures_mirror(ms, 3, 4, 4, three);
+    ck_assert(memcmp(one, three, sizeof one) == 0);
+    /* only symmetric measures: a pair below the diagonal gives nothing, and is not counted */
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &all, ms, 1, NULL, one, ranks, &t), MK_OK);
+    ck_assert_int_eq(t.pairs, 10);
+    mk_measure_share last = {4, 4, 0, 15, 16}; /* the pair (3, 3) alone: layer 3 alone */
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &last, ms, 1, NULL, one, ranks, &t), MK_OK);
+    ck_assert(t.pairs == 1 && t.layers == 1 && ranks[3] > 0 && ranks[0] == -1);
+    free(sums);
+    mk_exact_free(&e);
+}
+END_TEST
+
+/* A failure is the first failed task as one process would meet them:
+ * layer l is l, pair k is 4 + k. */
+START_TEST(a_failure_names_its_task)
+{
+    uint64_t st = 12;
+    mk_exact e;
+    double *sums = four_layers(&e, &st);
+    mk_measure ms[1] = {{.kind = MK_MEASURE_CCA}};
+    double values[2 * 16];
+    int64_t ranks[4];
+    mk_measure_tally t;
+    sums[(e.off[2] * (2 * e.P - e.off[2] + 1)) / 2] = NAN; /* S's first diagonal entry of layer 2 */
+    mk_measure_share all = {4, 4, 0, 0, 1}, share = {4, 4, 0, 1, 3}; /* 1, 4, 7, 10, 13: layer 2 in (2, 2) */
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &all, ms, 1, NULL, values, ranks, &t), MK_EDATA);
+    ck_assert_int_eq(t.failed, 2);
+    mk_measure_share none = {4, 4, 0, 0, 16}; /* the pair (0, 0) alone never meets layer 2 */
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &none, ms, 1, NULL, values, ranks, &t), MK_OK);
+    ck_assert_int_eq(mk_measures_from_exact(&e, sums, 40, NULL, &share, ms, 1, NULL, values, ranks, &t), MK_EDATA);
+    ck_assert_int_eq(t.failed, 2);
+    free(sums);
+    mk_exact_free(&e);
+}
+END_TEST
+
 TU_MAIN("measures", 0,
         TU_CASE("measures", NULL, NULL, 0, NULL, every_measure_matches_the_naive_formulas,
-                a_duplicated_feature_counts_once, a_constant_layer_gives_nan, names_and_outputs))
+                a_duplicated_feature_counts_once, a_constant_layer_gives_nan, names_and_outputs,
+                three_shares_give_the_bits_of_one, a_failure_names_its_task))

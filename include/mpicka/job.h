@@ -43,7 +43,8 @@ typedef struct {
     double stacked;  /* the centred kernels of every layer, m(m-1)/2 doubles each (+ m for hsic0) */
     double sums;     /* per-batch sums and the tree accumulators */
     double caches;   /* the chunk caches of chunked layers (mk_source_cache_bytes) */
-    double measures; /* rank 0 after the pass: the measures beyond CKA (eigenvectors, per-thread work); 0: none */
+    double measures; /* every rank after the pass: the measures beyond CKA (a copy of the second moments, eigenvectors,
+                        per-thread work); 0: none */
     double total;
     double first;    /* rank 0 alone, beyond total until its first batch is read: that batch of every
                         layer as read, kept from the probe (each byte is read once) */

@@ -9,6 +9,7 @@ intercept. The data have offsets, correlated features, a constant and a
 duplicated feature, a layer wider than n, a constant layer, and layers of
 1e-80 and 1e100 that mpicka scales by a power of two."""
 
+import re
 import subprocess
 
 import h5py
@@ -210,6 +211,52 @@ def test_bits_do_not_depend_on_the_ranks_or_threads(runs):
         other = measures(outs[ranks][0] / "cka.h5")
         for name in one:
             assert one[name].tobytes() == other[name].tobytes(), (name, ranks)
+
+
+def pair_counts(log):
+    """The pairs each rank computed, from the run's line "measures: N pairs
+    (a on rank 0, b on rank 1, ...)"."""
+    line = re.search(r"measures: (\d+) pairs \(([^)]*)\)", log)
+    assert line, log
+    per = [int(m.group(1)) for m in re.finditer(r"(\d+) on rank (\d+)", line.group(2))]
+    return int(line.group(1)), per
+
+
+@pytest.mark.parametrize("asked, pairs", [(MEASURES, 16), (["cca", "procrustes"], 10)])
+def test_the_pairs_are_spread_over_the_ranks_each_once(runs, mpicka, asked, pairs):
+    """x against itself (4 layers) on 3 ranks: each rank computes its share
+    of the pairs (a mirrored pair only when some measure is not symmetric),
+    every pair once, with the bits of 1 rank."""
+    d = runs[2][1][0].parent
+    got = {}
+    for ranks in (1, 3):
+        out = f"spread{len(asked)}r{ranks}"
+        p = mpicka.run(["run", config(d, out, y=None, measures=asked)], ranks=ranks)
+        assert p.returncode == 0, p.stdout + p.stderr
+        total, per = pair_counts(p.stdout + p.stderr)
+        assert total == pairs and sum(per) == pairs and len(per) == ranks, p.stdout + p.stderr
+        assert min(per) >= pairs // ranks - 1, p.stdout + p.stderr
+        got[ranks] = measures(d / out / "cka.h5")
+    assert list(got[1]) == list(got[3])
+    for name in got[1]:
+        assert got[1][name].tobytes() == got[3][name].tobytes(), name
+
+
+def test_check_counts_the_second_moments_every_rank_holds(runs):
+    """`check`'s estimate of the measures: each rank's copy of the second
+    moments (S and s: P(P+1)/2 + P doubles), the eigenvectors, the matrices
+    and 8 widest blocks per thread."""
+    xs, _, outs = runs
+    d = outs[1][0].parent
+    p = subprocess.run([mkt.MPICKA, "check", config(d, "estimate", y=None, threads=1)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = re.search(r"of which the measures beyond CKA \(after the pass, every rank\): ([0-9.]+) MiB", p.stdout)
+    assert got, p.stdout
+    widths = [x.shape[1] for x in xs.values()]
+    P, outputs = sum(widths), 8  # cca 2, svcca, pwcca, procrustes, shape, regression 2
+    doubles = P * (P + 1) / 2 + P + sum(w * w for w in widths) + len(xs) ** 2 * outputs + 8 * max(widths) ** 2
+    assert abs(float(got.group(1)) - 8 * doubles / 2**20) <= 0.05, p.stdout
 
 
 def test_a_stop_on_3_ranks_resumed_on_2_gives_the_same_bits(runs):

@@ -19,7 +19,7 @@
 #include "mpicka/progress.h"
 
 static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
-                                                  "permute", "setup", "reduce", "write"};
+                                                  "permute", "setup", "reduce", "measures", "write"};
 
 /* ---- collective verdicts ---- */
 
@@ -337,46 +337,6 @@ static void free_matrices(matrices *mx)
     free(mx->measures);
 }
 
-/* A layer of lower rank than its width has directions the measures beyond
- * CKA drop (mpicka/measures.h); a pair whose ranks add up to n - 1 or more
- * has canonical correlations of 1 whatever the data. */
-static void warn_ranks(const run_ctx *c, const int64_t *ranks, int nx, int ny, int y_first)
-{
-    int64_t most_x = 0, most_y = 0;
-    for (int l = 0; l < c->lu.nlayers; l++) {
-        int k, used = l < nx || (l >= y_first && l < y_first + ny);
-        const mk_layer *lay = mk_lineup_layer(&c->lu, l, &k);
-        if (used && ranks[l] < lay->p)
-            mk_warn("%s: layer '%s' has rank %lld of its %lld features (constant or duplicate features, or fewer "
-                    "examples): the measures use its %lld directions", c->lu.models[k].file, lay->path,
-                    (long long)ranks[l], (long long)lay->p, (long long)ranks[l]);
-        if (l < nx && ranks[l] > most_x) most_x = ranks[l];
-        if (l >= y_first && l < y_first + ny && ranks[l] > most_y) most_y = ranks[l];
-    }
-    if (most_x + most_y > c->plan.n - 1)
-        mk_warn("layers of rank %lld and %lld on %lld examples: some canonical correlations are 1 whatever the data "
-                "(too few examples for CCA; svcca with fewer components does not have this)", (long long)most_x,
-                (long long)most_y, (long long)c->plan.n);
-}
-
-/* The measures besides CKA (exact estimator only: the config checked it). */
-static mk_err make_measures(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
-{
-    const mk_config *cfg = &c->cfg;
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu), y_first = c->lu.cross ? nx : 0;
-    int outs = mk_measures_outputs(cfg->measures, cfg->nmeasures);
-    if (!outs) return MK_OK;
-    mk_err err = MK_OK;
-    mx->measures = mk_malloc((size_t)outs * (size_t)nx * (size_t)ny * sizeof(double), "the measures", &err);
-    int64_t *ranks = err ? NULL : mk_malloc((size_t)c->lu.nlayers * sizeof *ranks, "layer ranks", &err);
-    if (!err)
-        err = mk_measures_from_exact(&b->exact, total, c->plan.n, c->scale, nx, ny, y_first, cfg->measures,
-                                     cfg->nmeasures, b->par, mx->measures, ranks);
-    if (!err) warn_ranks(c, ranks, nx, ny, y_first);
-    free(ranks);
-    return err;
-}
-
 static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
@@ -395,52 +355,50 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
     mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
     if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
     if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
-    if (!err) err = make_measures(c, b, total, mx);
-    return err;
-}
-
-static mk_err finish(run_ctx *c, batch_mem *b, const double *total)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    matrices mx = {0};
-    mk_err err = make_matrices(c, b, total, &mx);
-    if (err) {
-        free_matrices(&mx);
-        return err;
-    }
-    const double *hxy = mx.hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
+    MK_TRY(err);
     const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
     err = check_layers(&c->lu, hxx, varied, 0, nx);
     if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    if (err) {
-        free_matrices(&mx);
-        return err;
-    }
-    mk_result res = {&c->cfg, &c->lu, &c->plan, mx.cka, hxy, hxx, hyy, mx.stderr_, mx.pvalue, c->groups,
-                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx.measures};
-    res.seconds_total = c->seconds_before + res.seconds;
-    err = mk_output_write(&res);
-    if (!err) mk_output_summary(stdout, &res);
-    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
-    free_matrices(&mx);
     return err;
 }
 
-/* The result is written: a checkpoint of this run would only resume it. */
+static mk_err write_results(run_ctx *c, const matrices *mx)
+{
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
+    const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
+    mk_result res = {&c->cfg, &c->lu, &c->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, c->groups,
+                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures};
+    res.seconds_total = c->seconds_before + res.seconds;
+    mk_err err = mk_output_write(&res);
+    if (!err) mk_output_summary(stdout, &res);
+    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
+    return err;
+}
+
+/* Rank 0 makes the CKA matrices and checks the layers' sums; then every
+ * rank computes its share of the measures beyond CKA; rank 0 writes. The
+ * result is written: a checkpoint of this run would only resume it. */
 static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     double *total = NULL, clock = MPI_Wtime();
+    matrices mx = {0};
     mk_accum *merged;
     MK_TRY(mk__gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = finish(c, b, total);
+    if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
+    err = mk__agree(c->comm, err);
+    c->phase[PH_WRITE] += mk__lap(&clock);
+    if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
+    c->phase[PH_MEASURES] += mk__lap(&clock);
+    if (!err && c->rank == 0) err = write_results(c, &mx);
     if (!err && c->rank == 0) mk__drop_checkpoint(c);
     c->phase[PH_WRITE] += mk__lap(&clock);
     free(total);
+    free_matrices(&mx);
     MK_TRY(mk__agree(c->comm, err));
     report_phases(c);
     return MK_OK;

@@ -22,7 +22,7 @@
  * benchmark; also stored in cka.h5). */
 enum {
     PH_READ = MK_READER_READ, PH_CENTRE = MK_READER_CENTRE, PH_WAIT = MK_READER_WAIT, /* from the reader */
-    PH_GRAM = MK_READER_TIMES, PH_UCENTRE, PH_PAIRS, PH_PERMUTE, PH_SETUP, PH_REDUCE, PH_WRITE, PH_COUNT
+    PH_GRAM = MK_READER_TIMES, PH_UCENTRE, PH_PAIRS, PH_PERMUTE, PH_SETUP, PH_REDUCE, PH_MEASURES, PH_WRITE, PH_COUNT
 };
 
 /* One run, on every rank. */
@@ -110,5 +110,13 @@ mk_err mk__probe_layers(run_ctx *c);
 mk_err mk__share_probe(run_ctx *c);
 void mk__free_mem(run_ctx *c, batch_mem *b);
 mk_err mk__compute(run_ctx *c, batch_mem *b);
+
+/* spread.c: the measures beyond CKA (exact estimator only: the config
+ * checked it), every rank computing a share of the pairs. Collective, after
+ * the reduction: total is rank 0's summed sums (ignored elsewhere); rank 0's
+ * *out gets the matrices (mk_measures_outputs of them, NULL when none is
+ * asked for; the caller frees), the other ranks' NULL. Each rank holds a
+ * copy of the second moments while it computes (mk_job_memory.measures). */
+mk_err mk__spread_measures(run_ctx *c, batch_mem *b, const double *total, double **out);
 
 #endif

@@ -149,7 +149,11 @@ static void layer_bytes(const mk_lineup *lu, int64_t m, mk_precision prec, doubl
     }
 }
 
-/* Every layer's eigenvectors, and per thread one pair's work: its
+/* After the pass, on every rank (each computes a share of the pairs,
+ * src/driver/spread.c): a copy of the second moments (S and s; rank 0's
+ * are its summed sums, counted once more here as the other ranks' copy),
+ * the eigenvectors of the layers its pairs use (at most all), the matrices
+ * (rank 0 gathers them), and per thread one pair's work: its
  * cross-products, their rotation, the whitened block, an SVD with its
  * vectors and workspace and PWCCA's loadings, not all at once: measured at
  * 4 to 6 blocks of the widest layer squared, estimated at 8
@@ -160,10 +164,11 @@ static double measures_bytes(const mk_config *cfg, const mk_lineup *lu)
     int outputs = 0;
     for (int k = 0; k < cfg->nmeasures; k++) outputs += mk_measure_outputs(cfg->measures[k].kind, names);
     if (!outputs) return 0.0;
-    double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p;
+    double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p, P = (double)mk_lineup_features(lu);
     for (int l = 0; l < lu->nlayers; l++) vectors += (double)mk_lineup_layer(lu, l, NULL)->p * mk_lineup_layer(lu, l, NULL)->p;
     double cells = (double)mk_lineup_rows(lu) * mk_lineup_cols(lu) * outputs;
-    return 8.0 * (vectors + cells + 8.0 * widest * widest * mk_par_threads_wanted(cfg->threads));
+    double moments = P * (P + 1.0) / 2.0 + P;
+    return 8.0 * (moments + vectors + cells + 8.0 * widest * widest * mk_par_threads_wanted(cfg->threads));
 }
 
 void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_job_memory *mem)

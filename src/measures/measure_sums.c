@@ -63,15 +63,28 @@ static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const m
     return err;
 }
 
+/* Whether pair k of the share gives anything: in a self comparison, a
+ * mirrored pair (y < x) only when some measure is not symmetric. */
+static int has_work(const mk_measure_share *sh, const mk_measure *ms, int nms, int64_t k)
+{
+    int x = (int)(k / sh->ny), y = sh->y_first + (int)(k % sh->ny);
+    if (sh->y_first != 0 || y >= x) return 1;
+    for (int q = 0; q < nms; q++)
+        if (!mk_measure_symmetric(ms[q].kind)) return 1;
+    return 0;
+}
+
 /* What the threads share; each task writes its own slot of err and msg. */
 typedef struct {
     const mk_exact *e;
     const double *sums, *scale;
     int64_t n;
-    int nx, ny, y_first, nms;
+    const mk_measure_share *sh;
+    int nms;
     const mk_measure *ms;
     double *values;
     mk_mlayer *lay;
+    const char *need;      /* per layer: used by a pair of the share */
     mk_err *err;           /* per task */
     char (*msg)[256];      /* per task: its message (mk_errmsg is per thread) */
 } job;
@@ -85,58 +98,84 @@ static void keep_error(const job *j, int64_t k, mk_err err)
 static void layer_task(void *ctx, int64_t l)
 {
     const job *j = ctx;
-    int used = l < j->nx || (l >= j->y_first && l < j->y_first + j->ny);
-    keep_error(j, l, used ? prepare(j->e, j->sums, j->n, j->scale, (int)l, &j->lay[l]) : MK_OK);
+    keep_error(j, l, j->need[l] ? prepare(j->e, j->sums, j->n, j->scale, (int)l, &j->lay[l]) : MK_OK);
 }
 
-static void pair_task(void *ctx, int64_t k)
+/* Task t is the share's t-th pair. */
+static void pair_task(void *ctx, int64_t t)
 {
     const job *j = ctx;
-    int i = (int)(k / j->ny), y = j->y_first + (int)(k % j->ny), mirrored = j->y_first == 0 && y < i;
-    keep_error(j, k, one_pair(j->e, j->sums, j->n, j->lay, i, y, j->ms, j->nms, mirrored, j->values,
-                              (int64_t)j->nx * j->ny, k));
+    int64_t k = j->sh->first + t * j->sh->stride;
+    int i = (int)(k / j->sh->ny), y = j->sh->y_first + (int)(k % j->sh->ny), mirrored = j->sh->y_first == 0 && y < i;
+    keep_error(j, t, one_pair(j->e, j->sums, j->n, j->lay, i, y, j->ms, j->nms, mirrored, j->values,
+                              (int64_t)j->sh->nx * j->sh->ny, k));
 }
 
-/* A self comparison: the symmetric measures' lower triangles from their
- * upper ones, so that those matrices are symmetric to the bit. */
-static void mirror(const job *j)
+void mk_measures_mirror(const mk_measure *ms, int nms, int nx, int ny, double *values)
 {
     const char *names[2];
-    int64_t cells = (int64_t)j->nx * j->ny;
-    for (int k = 0, o = 0; k < j->nms; o += mk_measure_outputs(j->ms[k].kind, names), k++)
-        for (int r = 0; r < mk_measure_outputs(j->ms[k].kind, names) && mk_measure_symmetric(j->ms[k].kind); r++)
-            for (int a = 0; a < j->nx; a++)
+    int64_t cells = (int64_t)nx * ny;
+    for (int k = 0, o = 0; k < nms; o += mk_measure_outputs(ms[k].kind, names), k++)
+        for (int r = 0; r < mk_measure_outputs(ms[k].kind, names) && mk_measure_symmetric(ms[k].kind); r++)
+            for (int a = 0; a < nx; a++)
                 for (int b = 0; b < a; b++)
-                    j->values[(o + r) * cells + (int64_t)a * j->ny + b] = j->values[(o + r) * cells + (int64_t)b * j->ny + a];
+                    values[(o + r) * cells + (int64_t)a * ny + b] = values[(o + r) * cells + (int64_t)b * ny + a];
 }
 
-/* The first failure in task order (whatever thread met it), with its message. */
-static mk_err first_error(const job *j, int64_t tasks)
+int64_t mk_measure_share_pairs(const mk_measure_share *sh)
+{
+    int64_t cells = (int64_t)sh->nx * sh->ny;
+    return sh->first < cells ? (cells - sh->first + sh->stride - 1) / sh->stride : 0;
+}
+
+/* The first failure in task order (whatever thread met it), with its
+ * message; *failed gets base + first + its index times stride. */
+static mk_err first_error(const job *j, int64_t tasks, int64_t base, int64_t first, int64_t stride, int64_t *failed)
 {
     for (int64_t k = 0; k < tasks; k++)
-        if (j->err[k]) return mk_fail(j->err[k], "%s", j->msg[k]);
+        if (j->err[k]) {
+            *failed = base + first + k * stride;
+            return mk_fail(j->err[k], "%s", j->msg[k]);
+        }
     return MK_OK;
 }
 
-mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, const double *scale, int nx, int ny,
-                              int y_first, const mk_measure *ms, int nms, mk_par *par, double *values,
-                              int64_t *ranks)
+/* The layers the share's pairs use, and those pairs that give anything. */
+static void plan_share(job *j, char *need, mk_measure_tally *tally)
+{
+    const mk_measure_share *sh = j->sh;
+    for (int64_t t = 0, pairs = mk_measure_share_pairs(sh); t < pairs; t++) {
+        int64_t k = sh->first + t * sh->stride;
+        if (!has_work(sh, j->ms, j->nms, k)) continue;
+        need[k / sh->ny] = need[sh->y_first + k % sh->ny] = 1;
+        tally->pairs++;
+    }
+    for (int l = 0; l < j->e->nlayers; l++) tally->layers += need[l];
+}
+
+mk_err mk_measures_from_exact(const mk_exact *e, const double *sums, int64_t n, const double *scale,
+                              const mk_measure_share *share, const mk_measure *ms, int nms, mk_par *par,
+                              double *values, int64_t *ranks, mk_measure_tally *tally)
 {
     int L = e->nlayers;
-    int64_t tasks = (int64_t)nx * ny > L ? (int64_t)nx * ny : L;
+    int64_t pairs = mk_measure_share_pairs(share), tasks = pairs > L ? pairs : L;
     mk_err err = MK_OK;
-    job j = {e, sums, scale, n, nx, ny, y_first, nms, ms, values, NULL, NULL, NULL};
+    char *need = NULL;
+    job j = {e, sums, scale, n, share, nms, ms, values, NULL, NULL, NULL, NULL};
+    *tally = (mk_measure_tally){0, 0, -1};
     j.lay = mk_calloc((size_t)L, sizeof *j.lay, "the layers' eigendecompositions", &err);
+    if (!err) j.need = need = mk_calloc((size_t)L, 1, "the layers' eigendecompositions", &err);
     if (!err) j.err = mk_calloc((size_t)tasks, sizeof *j.err, "the measures' verdicts", &err);
     if (!err) j.msg = mk_calloc((size_t)tasks, sizeof *j.msg, "the measures' verdicts", &err);
+    if (!err) plan_share(&j, need, tally);
     if (!err) mk_par_for(par, L, layer_task, &j);
-    if (!err) err = first_error(&j, L);
-    for (int l = 0; !err && ranks && l < L; l++) ranks[l] = j.lay[l].rank;
-    if (!err) mk_par_for(par, (int64_t)nx * ny, pair_task, &j);
-    if (!err) err = first_error(&j, (int64_t)nx * ny);
-    if (!err && y_first == 0) mirror(&j);
+    if (!err) err = first_error(&j, L, 0, 0, 1, &tally->failed);
+    for (int l = 0; !err && ranks && l < L; l++) ranks[l] = need[l] ? j.lay[l].rank : -1;
+    if (!err) mk_par_for(par, pairs, pair_task, &j);
+    if (!err) err = first_error(&j, pairs, L, share->first, share->stride, &tally->failed);
     for (int l = 0; j.lay && l < L; l++) mk_mlayer_free(&j.lay[l]);
     free(j.lay);
+    free(need);
     free(j.err);
     free(j.msg);
     return err;
