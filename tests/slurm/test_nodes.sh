@@ -144,6 +144,17 @@ else
 fi
 
 # -- the plain run --
+# Once in about ten runs on the emulated nodes, a rank of this job (the only
+# one with 2 ranks per node across nodes) crashed in MPI_Init, Open MPI
+# saying "A system call failed during shared memory initialization" (open(2),
+# ENOENT), before mpicka's code ran. Not understood; not seen with real
+# nodes. That signature alone is submitted once more, and said.
+if ! wait_state "$plain" COMPLETED 120 > /dev/null && grep -q "failed during shared memory initialization" plain.log; then
+    echo "note: the plain run's MPI_Init failed in Open MPI's shared memory set-up; submitted once more"
+    mv plain.log plain-first.log
+    plain=$(submit "${res[@]}" -N2 --ntasks-per-node=2 -o plain.log "$jobs/mpicka.sbatch" c.yaml --quiet \
+        --set output=plain)
+fi
 if wait_state "$plain" COMPLETED 120 && [ "$(nodes_of "$plain" | wc -l)" = 2 ] \
     && grep -q "4 ranks x 1 threads" plain.log && grep -q "4 rank(s)" plain.log && same plain ref; then
     ok "jobs/mpicka.sbatch on 2 nodes x 2 ranks ($(nodes_of "$plain" | tr '\n' ' ')): the bits of one rank on one node"
