@@ -1103,22 +1103,7 @@ START_TEST(svg_and_pdf_hold_the_subtitle)
 }
 END_TEST
 
-/* mk_plot_main("plot", args...) for a NULL-terminated list. */
-static mk_err plot_cmd(const char **args)
-{
-    char *argv[32] = {(char *)"plot"};
-    int argc = 1;
-    for (int k = 0; args[k]; k++) argv[argc++] = (char *)args[k];
-    return mk_plot_main(argc, argv);
-}
-
-#define PLOT(...) plot_cmd((const char *[]){__VA_ARGS__, NULL})
-
-static void expect(mk_err got, mk_err code, const char *words)
-{
-    ck_assert_int_eq(got, code);
-    ck_assert_msg(strstr(mk_errmsg(), words) != NULL, "'%s' not in: %s", words, mk_errmsg());
-}
+#define PLOT(...) TU_COMMAND(mk_plot_main, "plot", __VA_ARGS__)
 
 START_TEST(plot_command_options)
 {
@@ -1150,32 +1135,32 @@ START_TEST(plot_command_mistakes)
     char *h5 = tu_path(tu_dir, "xy.h5"), *txt = tu_path(tu_dir, "notes.h5");
     rf_write_simple(h5, 2, 3, 0);
     tu_write_text(txt, "hello");
-    expect(PLOT(h5), MK_EUSAGE, "missing -o FIG");
-    expect(PLOT("-o", "f.png"), MK_EUSAGE, "missing RESULT.h5");
-    expect(PLOT(h5, "-o", "f.gif"), MK_EUSAGE, "unknown extension '.gif'");
-    expect(PLOT(h5, "-o", "f.png", "--colour", "x"), MK_EUSAGE, "unknown option '--colour'");
-    expect(PLOT(h5, "-o", "f.png", "--cmap"), MK_EUSAGE, "--cmap needs a value");
-    expect(PLOT(h5, "-o", "f.png", "--cmap", "jet"), MK_EUSAGE, "--cmap 'jet': unknown colour map");
-    expect(PLOT(h5, "-o", "f.png", "--vmin", "low"), MK_EUSAGE, "--vmin 'low': expected a finite number");
-    expect(PLOT(h5, "-o", "f.png", "--vmax", "nan"), MK_EUSAGE, "--vmax 'nan'");
-    expect(PLOT(h5, "-o", "f.png", "--vmin", "0.5", "--vmax", "0.5"), MK_EUSAGE,
+    tu_assert_error(PLOT(h5), MK_EUSAGE, "missing -o FIG");
+    tu_assert_error(PLOT("-o", "f.png"), MK_EUSAGE, "missing RESULT.h5");
+    tu_assert_error(PLOT(h5, "-o", "f.gif"), MK_EUSAGE, "unknown extension '.gif'");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--colour", "x"), MK_EUSAGE, "unknown option '--colour'");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--cmap"), MK_EUSAGE, "--cmap needs a value");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--cmap", "jet"), MK_EUSAGE, "--cmap 'jet': unknown colour map");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--vmin", "low"), MK_EUSAGE, "--vmin 'low': expected a finite number");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--vmax", "nan"), MK_EUSAGE, "--vmax 'nan'");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--vmin", "0.5", "--vmax", "0.5"), MK_EUSAGE,
            "--vmin 0.5 must be below --vmax 0.5");
-    expect(PLOT(h5, "-o", "f.png", "--vmin", "2"), MK_EUSAGE, "colour range is empty");
-    expect(PLOT(h5, "-o", "f.png", "--annotate", "--no-annotate"), MK_EUSAGE, "contradict");
-    expect(PLOT(h5, "-o", "f.png", "--short-names", "-1"), MK_EUSAGE, "--short-names '-1'");
-    expect(PLOT(h5, "-o", "f.png", "--short-names", "two"), MK_EUSAGE, "--short-names 'two'");
-    expect(PLOT(h5, "-o", "f.png", "--half=yes"), MK_EUSAGE, "--half takes no value");
-    expect(PLOT(h5, "-o", "f.png", "-o", "g.png"), MK_EUSAGE, "--output is given twice");
-    expect(PLOT(h5, h5, "-o", "f.png"), MK_EUSAGE, "unexpected argument");
-    expect(PLOT(h5, "-o", "f.png", "--half"), MK_EUSAGE, "--half needs a self comparison");
-    expect(PLOT(h5, "-o", "f.png", "--matrix", "p"), MK_EUSAGE,
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--vmin", "2"), MK_EUSAGE, "colour range is empty");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--annotate", "--no-annotate"), MK_EUSAGE, "contradict");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--short-names", "-1"), MK_EUSAGE, "--short-names '-1'");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--short-names", "two"), MK_EUSAGE, "--short-names 'two'");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--half=yes"), MK_EUSAGE, "--half takes no value");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "-o", "g.png"), MK_EUSAGE, "--output is given twice");
+    tu_assert_error(PLOT(h5, h5, "-o", "f.png"), MK_EUSAGE, "unexpected argument");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--half"), MK_EUSAGE, "--half needs a self comparison");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--matrix", "p"), MK_EUSAGE,
            "plot: --matrix 'p': expected cka, stderr or pvalue");
-    expect(PLOT(h5, "-o", "f.png", "--matrix", "stderr"), MK_EINPUT, "xy.h5' has no /cka_stderr");
-    expect(PLOT(h5, "-o", "f.png", "--errors=yes"), MK_EUSAGE, "--errors takes no value");
-    expect(PLOT(h5, "-o", "f.png", "--matrix", "pvalue", "--vmin", "1"), MK_EUSAGE,
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--matrix", "stderr"), MK_EINPUT, "xy.h5' has no /cka_stderr");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--errors=yes"), MK_EUSAGE, "--errors takes no value");
+    tu_assert_error(PLOT(h5, "-o", "f.png", "--matrix", "pvalue", "--vmin", "1"), MK_EUSAGE,
            "--vmin 1 must be below --vmax 1");
-    expect(PLOT("missing.h5", "-o", "f.png"), MK_EINPUT, "cannot open 'missing.h5'");
-    expect(PLOT(txt, "-o", "f.png"), MK_EINPUT, "notes.h5' is not an HDF5 file");
+    tu_assert_error(PLOT("missing.h5", "-o", "f.png"), MK_EINPUT, "cannot open 'missing.h5'");
+    tu_assert_error(PLOT(txt, "-o", "f.png"), MK_EINPUT, "notes.h5' is not an HDF5 file");
     ck_assert(!tu_exists("f.png") && !tu_exists("g.png"));
     free(h5);
     free(txt);
@@ -1423,15 +1408,15 @@ START_TEST(models_command_line)
     ck_assert_int_eq(PLOT(h5, "-o", png), MK_OK);
     ck_assert_int_eq(PLOT(h5, "-o", png, "--pair", "mlp-a,mlp-a", "--half", "--matrix", "cka"), MK_OK);
     ck_assert_int_eq(PLOT(h5, "-o", png, "--matched=layer11", "--annotate"), MK_OK);
-    expect(PLOT(h5, "-o", png, "--pair", "mlp-a"), MK_EUSAGE, "plot: --pair 'mlp-a': expected A,B");
-    expect(PLOT(h5, "-o", png, "--pair", "mlp-a,gpt"), MK_EUSAGE, "has no model 'gpt' (its models: resnet-a, ");
-    expect(PLOT(h5, "-o", png, "--pair", "vit-a,mlp-a", "--half"), MK_EUSAGE, "--half needs a self comparison");
-    expect(PLOT(h5, "-o", png, "--matched", "layer12"), MK_EUSAGE,
+    tu_assert_error(PLOT(h5, "-o", png, "--pair", "mlp-a"), MK_EUSAGE, "plot: --pair 'mlp-a': expected A,B");
+    tu_assert_error(PLOT(h5, "-o", png, "--pair", "mlp-a,gpt"), MK_EUSAGE, "has no model 'gpt' (its models: resnet-a, ");
+    tu_assert_error(PLOT(h5, "-o", png, "--pair", "vit-a,mlp-a", "--half"), MK_EUSAGE, "--half needs a self comparison");
+    tu_assert_error(PLOT(h5, "-o", png, "--matched", "layer12"), MK_EUSAGE,
            "--matched 'layer12': not a layer every model of '");
-    expect(PLOT(h5, "-o", png, "--pair", "a,b", "--matched", "layer1"), MK_EUSAGE, "give one of them");
-    expect(PLOT(xy, "-o", png, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
-    expect(PLOT(xy, "-o", png, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result");
-    expect(PLOT(h5, "-o", png, "--matrix", "stderr"), MK_EINPUT, "models.h5' has no /cka_stderr");
+    tu_assert_error(PLOT(h5, "-o", png, "--pair", "a,b", "--matched", "layer1"), MK_EUSAGE, "give one of them");
+    tu_assert_error(PLOT(xy, "-o", png, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
+    tu_assert_error(PLOT(xy, "-o", png, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result");
+    tu_assert_error(PLOT(h5, "-o", png, "--matrix", "stderr"), MK_EINPUT, "models.h5' has no /cka_stderr");
     free(grid);
     free(png);
     free(xy);

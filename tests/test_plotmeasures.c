@@ -83,21 +83,7 @@ static void write_with_measures(const char *path)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static mk_err plot_cmd(const char **args)
-{
-    char *argv[32] = {(char *)"plot"};
-    int argc = 1;
-    for (int k = 0; args[k]; k++) argv[argc++] = (char *)args[k];
-    return mk_plot_main(argc, argv);
-}
-
-#define PLOT(...) plot_cmd((const char *[]){__VA_ARGS__, NULL})
-
-static void expect(mk_err got, mk_err code, const char *words)
-{
-    ck_assert_msg(got == code, "status %d, expected %d: %s", got, code, mk_errmsg());
-    ck_assert_msg(strstr(mk_errmsg(), words) != NULL, "'%s' not in: %s", words, mk_errmsg());
-}
+#define PLOT(...) TU_COMMAND(mk_plot_main, "plot", __VA_ARGS__)
 
 static char *slurp(const char *path)
 {
@@ -266,8 +252,8 @@ START_TEST(a_grid_holds_its_panels)
     ck_assert_int_eq(cairo_image_surface_get_width(im), (int)w);
     ck_assert_int_eq(cairo_image_surface_get_height(im) > (int)h, 1); /* the title's line on top */
     cairo_surface_destroy(im);
-    expect(mk_plot_render_grid(p, 0, 0, NULL, png), MK_EUSAGE, "at least one panel");
-    expect(mk_plot_render_grid(p, 4, 0, NULL, "g.gif"), MK_EUSAGE, "unknown extension '.gif'");
+    tu_assert_error(mk_plot_render_grid(p, 0, 0, NULL, png), MK_EUSAGE, "at least one panel");
+    tu_assert_error(mk_plot_render_grid(p, 4, 0, NULL, "g.gif"), MK_EUSAGE, "unknown extension '.gif'");
     mk_plot_layout_free(&l);
     free(png);
 }
@@ -313,24 +299,24 @@ START_TEST(plot_measures_mistakes)
     char *models = tu_path(tu_dir, "models.h5");
     write_with_measures(h5);
     rf_write_simple(bare, NX, NY, 0);
-    expect(PLOT(h5, "-o", png, "--measure", "cca"), MK_EINPUT,
+    tu_assert_error(PLOT(h5, "-o", png, "--measure", "cca"), MK_EINPUT,
            "has no measure 'cca' (it has: procrustes, shape, svcca;");
-    expect(PLOT(h5, "-o", png, "--measures", "svcca,nope"), MK_EINPUT,
+    tu_assert_error(PLOT(h5, "-o", png, "--measures", "svcca,nope"), MK_EINPUT,
            "has no measure 'nope' (it has: procrustes, shape, svcca;");
-    expect(PLOT(bare, "-o", png, "--measures", "all"), MK_EINPUT, "bare.h5' has no measures besides CKA");
-    expect(PLOT(bare, "-o", png, "--measure", "svcca"), MK_EINPUT, "has no measure 'svcca' (it has: none;");
-    expect(PLOT(h5, "-o", png, "--measure", "svcca", "--matrix", "stderr"), MK_EUSAGE, "without --matrix");
-    expect(PLOT(h5, "-o", png, "--measures", "all", "--vmax", "3"), MK_EUSAGE, "own scale");
-    expect(PLOT(h5, "-o", png, "--measures", "all", "--measure", "svcca"), MK_EUSAGE, "give one of them");
-    expect(PLOT(h5, "-o", png, "--measures", ",,"), MK_EUSAGE, "needs 'all' or a comma-separated list");
-    expect(PLOT(h5, "-o", png, "--measures", "all", "--half"), MK_EUSAGE, "--half draws one matrix");
+    tu_assert_error(PLOT(bare, "-o", png, "--measures", "all"), MK_EINPUT, "bare.h5' has no measures besides CKA");
+    tu_assert_error(PLOT(bare, "-o", png, "--measure", "svcca"), MK_EINPUT, "has no measure 'svcca' (it has: none;");
+    tu_assert_error(PLOT(h5, "-o", png, "--measure", "svcca", "--matrix", "stderr"), MK_EUSAGE, "without --matrix");
+    tu_assert_error(PLOT(h5, "-o", png, "--measures", "all", "--vmax", "3"), MK_EUSAGE, "own scale");
+    tu_assert_error(PLOT(h5, "-o", png, "--measures", "all", "--measure", "svcca"), MK_EUSAGE, "give one of them");
+    tu_assert_error(PLOT(h5, "-o", png, "--measures", ",,"), MK_EUSAGE, "needs 'all' or a comma-separated list");
+    tu_assert_error(PLOT(h5, "-o", png, "--measures", "all", "--half"), MK_EUSAGE, "--half draws one matrix");
     static const char *const names[2] = {"a", "b"};
     static const int layers[2] = {1, 1};
     static const double cka[4] = {1, 0.5, 0.5, 1};
     rf_write_models(models, &(rf_models){2, names, layers, cka, NULL, NULL, NULL});
-    expect(PLOT(models, "-o", png, "--measure", "svcca"), MK_EINPUT, "has no measure 'svcca' (it has: none;");
-    expect(PLOT(models, "-o", png, "--measures", "all"), MK_EINPUT, "has no measures besides CKA");
-    expect(PLOT(models, "-o", png, "--measure", "svcca", "--matched", "layer0"), MK_EUSAGE, "without --matched");
+    tu_assert_error(PLOT(models, "-o", png, "--measure", "svcca"), MK_EINPUT, "has no measure 'svcca' (it has: none;");
+    tu_assert_error(PLOT(models, "-o", png, "--measures", "all"), MK_EINPUT, "has no measures besides CKA");
+    tu_assert_error(PLOT(models, "-o", png, "--measure", "svcca", "--matched", "layer0"), MK_EUSAGE, "without --matched");
     ck_assert_int_eq(access(png, F_OK), -1);
     free(models), free(png), free(bare), free(h5);
 }

@@ -556,37 +556,23 @@ END_TEST
 
 /* ---- command line ------------------------------------------------------------------------ */
 
-static mk_err show_cmd(const char **args)
-{
-    char *argv[16] = {(char *)"show"};
-    int argc = 1;
-    for (int k = 0; args[k]; k++) argv[argc++] = (char *)args[k];
-    return mk_show_main(argc, argv);
-}
-
-#define SHOW(...) show_cmd((const char *[]){__VA_ARGS__, NULL})
-
-static void expect(mk_err got, mk_err code, const char *words)
-{
-    ck_assert_int_eq(got, code);
-    ck_assert_msg(strstr(mk_errmsg(), words) != NULL, "'%s' not in: %s", words, mk_errmsg());
-}
+#define SHOW(...) TU_COMMAND(mk_show_main, "show", __VA_ARGS__)
 
 START_TEST(show_command_mistakes)
 {
     char *path = tu_path(tu_dir, "r.h5");
     rf_write_simple(path, 2, 2, 0);
-    expect(SHOW("--format", "csv"), MK_EUSAGE, "show: missing RESULT.h5");
-    expect(SHOW(path, "--format", "xml"), MK_EUSAGE, "--format 'xml': expected table, csv or json");
-    expect(SHOW(path, "--format"), MK_EUSAGE, "--format needs a value");
-    expect(SHOW(path, "--format=csv", "--format=json"), MK_EUSAGE, "--format is given twice");
-    expect(SHOW(path, "--wide"), MK_EUSAGE, "unknown option '--wide'");
-    expect(SHOW(path, path), MK_EUSAGE, "unexpected argument");
-    expect(SHOW("nothing.h5"), MK_EINPUT, "cannot open 'nothing.h5'");
-    expect(SHOW(path, "--matrix", "se"), MK_EUSAGE, "show: --matrix 'se': expected cka, stderr or pvalue");
-    expect(SHOW(path, "--matrix", "pvalue"), MK_EINPUT, "r.h5' has no /cka_pvalue (p-value of CKA): run with "
+    tu_assert_error(SHOW("--format", "csv"), MK_EUSAGE, "show: missing RESULT.h5");
+    tu_assert_error(SHOW(path, "--format", "xml"), MK_EUSAGE, "--format 'xml': expected table, csv or json");
+    tu_assert_error(SHOW(path, "--format"), MK_EUSAGE, "--format needs a value");
+    tu_assert_error(SHOW(path, "--format=csv", "--format=json"), MK_EUSAGE, "--format is given twice");
+    tu_assert_error(SHOW(path, "--wide"), MK_EUSAGE, "unknown option '--wide'");
+    tu_assert_error(SHOW(path, path), MK_EUSAGE, "unexpected argument");
+    tu_assert_error(SHOW("nothing.h5"), MK_EINPUT, "cannot open 'nothing.h5'");
+    tu_assert_error(SHOW(path, "--matrix", "se"), MK_EUSAGE, "show: --matrix 'se': expected cka, stderr or pvalue");
+    tu_assert_error(SHOW(path, "--matrix", "pvalue"), MK_EINPUT, "r.h5' has no /cka_pvalue (p-value of CKA): run with "
                                                          "permutations: R");
-    expect(SHOW(path, "--format", "json", "--matrix", "stderr"), MK_EINPUT, "r.h5' has no /cka_stderr");
+    tu_assert_error(SHOW(path, "--format", "json", "--matrix", "stderr"), MK_EINPUT, "r.h5' has no /cka_stderr");
     ck_assert_int_eq(SHOW("-h"), MK_OK);
     free(path);
 }
@@ -821,13 +807,13 @@ START_TEST(models_pair_and_matched)
     free(out);
     char *xy = tu_path(tu_dir, "xy.h5");
     rf_write_simple(xy, 2, 2, 0);
-    expect(SHOW(path, "--pair", "resnet"), MK_EUSAGE, "show: --pair 'resnet': expected A,B");
-    expect(SHOW(path, "--pair", "resnet,"), MK_EUSAGE, "expected A,B");
-    expect(SHOW(path, "--pair", "resnet,vgg"), MK_EUSAGE, "no model 'vgg' (its models: resnet, vit, big, tiny)");
-    expect(SHOW(path, "--matched", "layer2"), MK_EUSAGE, "(those are: layer0, layer1)");
-    expect(SHOW(path, "--pair", "resnet,tiny", "--matched", "layer0"), MK_EUSAGE, "give one of them");
-    expect(SHOW(xy, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
-    expect(SHOW(xy, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result of a run with models");
+    tu_assert_error(SHOW(path, "--pair", "resnet"), MK_EUSAGE, "show: --pair 'resnet': expected A,B");
+    tu_assert_error(SHOW(path, "--pair", "resnet,"), MK_EUSAGE, "expected A,B");
+    tu_assert_error(SHOW(path, "--pair", "resnet,vgg"), MK_EUSAGE, "no model 'vgg' (its models: resnet, vit, big, tiny)");
+    tu_assert_error(SHOW(path, "--matched", "layer2"), MK_EUSAGE, "(those are: layer0, layer1)");
+    tu_assert_error(SHOW(path, "--pair", "resnet,tiny", "--matched", "layer0"), MK_EUSAGE, "give one of them");
+    tu_assert_error(SHOW(xy, "--pair", "alpha,beta"), MK_EUSAGE, "--pair needs the result of a run with models");
+    tu_assert_error(SHOW(xy, "--matched", "x/layer0"), MK_EUSAGE, "--matched needs the result of a run with models");
     free(xy);
     free(path);
 }

@@ -282,3 +282,20 @@ double tu_number_after(const char *text, const char *label)
     ck_assert_msg(at != NULL, "'%s' not in: %s", label, text);
     return strtod(at + strlen(label), NULL);
 }
+
+mk_err tu_command(mk_err (*command_main)(int, char **), const char *name, const char **args)
+{
+    char *argv[32] = {(char *)name};
+    int argc = 1;
+    for (int k = 0; args[k]; k++) {
+        ck_assert_int_lt(argc, 31);
+        argv[argc++] = (char *)args[k];
+    }
+    return command_main(argc, argv);
+}
+
+void tu_assert_error(mk_err got, mk_err code, const char *words)
+{
+    ck_assert_msg(got == code, "status %d, expected %d: %s", got, code, mk_errmsg());
+    ck_assert_msg(strstr(mk_errmsg(), words) != NULL, "'%s' not in: %s", words, mk_errmsg());
+}

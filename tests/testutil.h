@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mpicka/error.h"
+
 /* A fresh folder under the system's temporary folder (malloc'd path). */
 char *tu_tmpdir(void);
 void tu_rmrf(const char *path);
@@ -52,6 +54,13 @@ const char *tu_last_output(void);
         int tu_n_ = tu_count((text), (needle)), tu_want_ = (n);                                                        \
         ck_assert_msg(tu_n_ == tu_want_, "'%s' %d time(s), not %d, in:\n%s", (needle), tu_n_, tu_want_, (text));      \
     } while (0)
+/* A subcommand's main (mk_plot_main, mk_show_main, ...) called in this
+ * process as `name args...`, args NULL-terminated; TU_COMMAND lists them. */
+mk_err tu_command(mk_err (*command_main)(int, char **), const char *name, const char **args);
+#define TU_COMMAND(command_main, name, ...) tu_command((command_main), (name), (const char *[]){__VA_ARGS__, NULL})
+/* Asserts that got is code and that the recorded message (mk_errmsg) holds
+ * words; a failure shows both. */
+void tu_assert_error(mk_err got, mk_err code, const char *words);
 /* The number right after label in text (a Check failure when absent). */
 double tu_number_after(const char *text, const char *label);
 /* Status 1 with Open MPI's "exiting improperly": the launcher's own exit
