@@ -2,7 +2,6 @@
 message and that nothing is left behind (docs/reliability.md lists the
 classes and what each promises). Inputs are written with h5py; numbers are
 checked against a naive float64 oracle (mkt.minibatch_cka)."""
-import fcntl
 import os
 import shutil
 import signal
@@ -13,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mkt import (config, listing, minibatch_cka, read_cka, related, run, start, stop, wait_for,
+from mkt import (config, held_lock, listing, minibatch_cka, read_cka, related, run, start, stop, wait_for,
                       write_config, write_layers)
 
 
@@ -386,11 +385,7 @@ def test_failed_run_keeps_a_folder_that_was_there(work):
 
 
 def test_locked_output_folder_is_refused_naming_the_holder(work):
-    (work / "out").mkdir()
-    with open(work / "out" / ".mpicka.lock", "w") as lock:
-        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.write("host elsewhere, process 4242\n")
-        lock.flush()
+    with held_lock(work / "out", "host elsewhere, process 4242"):
         write_config(work / "c.yaml", config())
         got, out = run(["run", "c.yaml"], work, np_=2)
     assert got == 2 and "output folder 'out' is in use by another mpicka run (host elsewhere, process 4242" in out, out

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mkt import (config, listing, minibatch_cka, read_cka, related, run, start, write_config,
+from mkt import (config, held_lock, listing, minibatch_cka, read_cka, related, run, start, write_config,
                  write_layers)
 
 
@@ -78,12 +78,7 @@ def test_no_lock_left_after_a_refused_run(work, how):
 def test_a_refused_run_leaves_the_holders_lock_alone(work):
     """Exclusion still holds: the second run is refused and does not remove
     the lock file of the run that holds it."""
-    import fcntl
-    (work / "out").mkdir()
-    with open(work / "out" / ".mpicka.lock", "w") as lock:
-        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.write("host here, process 77\n")
-        lock.flush()
+    with held_lock(work / "out", "host here, process 77") as lock:
         write_config(work / "c.yaml", config())
         got, out = run(["run", "c.yaml", "--quiet"], work, 2)
         assert got == 2 and "is in use by another mpicka run (host here, process 77" in out, out

@@ -8,6 +8,8 @@ The launcher is read at run time (tests/CMakeLists.txt lists the variables):
 $MPIEXEC (words allowed; else $MPICKA_TEST_MPIEXEC, the one CMake found; else
 mpirun), $MPIEXEC_FLAGS (default --allow-run-as-root --oversubscribe; set and
 empty: none) and $MPIEXEC_NUMPROC_FLAG before the rank count (default -np)."""
+import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -191,3 +193,16 @@ def listing(folder):
     for root, _, files in os.walk(folder):
         out += [os.path.relpath(os.path.join(root, f), folder) for f in files]
     return sorted(out)
+
+
+@contextlib.contextmanager
+def held_lock(folder, holder):
+    """folder (made here) locked as another mpicka run would hold it: its
+    .mpicka.lock locked and naming holder ("host H, process P"); yields the
+    open lock file."""
+    folder.mkdir()
+    with open(folder / ".mpicka.lock", "w") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write(holder + "\n")
+        lock.flush()
+        yield lock
