@@ -53,6 +53,14 @@ typedef struct {
 /* Fills mem for one rank of a run of cfg over lu with plan. */
 void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, mk_job_memory *mem);
 
+/* This machine's physical memory in bytes (0 or less when unknown). */
+double mk_job_machine_bytes(void);
+
+/* Whether rank 0 may keep the probe's blocks of the first batch
+ * (mk_job_memory.first) beside the rest of the run: they fit this machine's
+ * memory, or it is unknown. */
+int mk_job_keeps_first(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan);
+
 /* The checks `run` makes before reading any data, which `check` makes too:
  * that a rank's buffers fit this machine's memory (MK_EINPUT naming the
  * widest layer, or the features of the exact estimator) and that no output

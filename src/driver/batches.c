@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "mpicka/progress.h"
 
@@ -60,14 +59,6 @@ static void *probe_block(run_ctx *c, const mk_layer *lay, int flat, int64_t k, v
     return block ? (c->kept.raw[flat] = block) : shared;
 }
 
-static int keeping_fits(const run_ctx *c)
-{
-    mk_job_memory mem;
-    mk_job_memory_estimate(&c->cfg, &c->lu, &c->plan, &mem);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    return have <= 0 || mem.total + mem.first + MK_LIBRARY_BYTES <= have;
-}
-
 /* Rank 0, before the run: reads the first batch of every layer (batch 0 of
  * the plan: the same rows for any rank count, and on a resume). The exact
  * sums are shifted by their means (near the mean, S - n d d^T cancels
@@ -83,7 +74,7 @@ mk_err mk__probe_layers(run_ctx *c)
     double *buf = NULL, *work = NULL, *mean = NULL;
     c->scale = err ? NULL : mk_malloc((size_t)L * sizeof *c->scale, "layer scales", &err);
     if (!err) c->mu0 = mk_calloc((size_t)P, sizeof *c->mu0, "the shift of the exact sums", &err);
-    c->kept = (mk_kept){.g = 0, .nlayers = L, .raw = err || !keeping_fits(c) ? NULL : calloc((size_t)L, sizeof(void *))};
+    c->kept = (mk_kept){.g = 0, .nlayers = L, .raw = err || !mk_job_keeps_first(&c->cfg, &c->lu, &c->plan) ? NULL : calloc((size_t)L, sizeof(void *))};
     if (!err) mk_plan_batch_rows(&c->plan, 0, rows);
     /* Once, for the widest layer: fresh pages for every layer cost more
      * than reading it (a page fault each). */

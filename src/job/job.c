@@ -93,12 +93,25 @@ static mk_err sums_fail(const mk_config *cfg, const mk_lineup *lu, const mk_plan
                    (long long)cfg->permutations, (long long)mk_job_jackknife_groups(cfg, plan));
 }
 
+double mk_job_machine_bytes(void)
+{
+    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+}
+
+int mk_job_keeps_first(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
+{
+    mk_job_memory mem;
+    mk_job_memory_estimate(cfg, lu, plan, &mem);
+    double have = mk_job_machine_bytes();
+    return have <= 0 || mem.total + mem.first + MK_LIBRARY_BYTES <= have;
+}
+
 /* A rank that cannot hold its buffers should say so before reading anything. */
 static mk_err check_memory(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
 {
     mk_job_memory mem;
     mk_job_memory_estimate(cfg, lu, plan, &mem);
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE), gib = 1073741824.0;
+    double have = mk_job_machine_bytes(), gib = 1073741824.0;
     if (have <= 0 || mem.total + MK_LIBRARY_BYTES <= have) return MK_OK;
     if (cfg->estimator == MK_EST_EXACT)
         return mk_fail(MK_EINPUT, "estimator exact: a rank would need about %.1f GiB but this machine has %.1f GiB: "

@@ -247,7 +247,7 @@ static double node_memory(const check_args *a, const char **from)
     *from = "SLURM_MEM_PER_NODE, the job's memory on a node";
     if (slurm && end != slurm && !*end && mib > 0.0) return mib * MIB;
     *from = "this machine's memory; give --node-memory for another node";
-    return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return mk_job_machine_bytes();
 }
 
 /* The ranks on one node together against that node's memory. */
