@@ -10,11 +10,10 @@ anything a run reads beyond its epochs. A second read of the first batch
 would add a whole batch to it. The overhead is about 1.2 MB here (most of it
 the fingerprint's samples of each input file), well under half a batch."""
 import os
-import subprocess
 
 import numpy as np
 import pytest
-from mkt import ENV, MPICKA, mpirun_cmd, related, write_config, write_layers
+from mkt import ENV, related, run, write_config, write_layers
 
 N, M, WIDTHS = 4096, 1024, [512, 384, 640]
 BATCH_BYTES = M * sum(WIDTHS) * 4  # one model's batch, float32
@@ -38,16 +37,14 @@ def work(tmp_path_factory):
 
 
 def bytes_read(work, cfg, np_, epochs):
-    """rchar summed over the ranks of one run of cfg with `epochs`."""
+    """rchar summed over the ranks of one run of cfg with `epochs` (each rank
+    under bench/io_count.sh, which appends its counters to io.txt)."""
     io = work / "io.txt"
     io.unlink(missing_ok=True)
-    cmd = mpirun_cmd(np_, ["run", cfg, "--quiet", "--force", "--set", f"epochs={epochs}"])
-    at = cmd.index(MPICKA)
-    cmd[at:at] = ["-x", "IO_COUNT_OUT", "-x", "MPICKA_IO_URING", COUNT]
     env = dict(ENV, IO_COUNT_OUT=str(io), MPICKA_IO_URING="0")
-    p = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    out = p.stdout.decode("utf-8", "replace")
-    assert p.returncode == 0, out
+    got, out = run(["run", cfg, "--quiet", "--force", "--set", f"epochs={epochs}"], work, np_, env=env,
+                   launcher_args=["-x", "IO_COUNT_OUT", "-x", "MPICKA_IO_URING", COUNT])
+    assert got == 0, out
     lines = io.read_text().splitlines()
     assert len(lines) == np_, (lines, out)
     return sum(int(line.split()[1]) for line in lines)
