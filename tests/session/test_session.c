@@ -434,8 +434,11 @@ START_TEST(declaration_errors)
     tu_assert_error(mk_session_start(s, N_EX, 2, 2), MK_EUSAGE, "rank 2 of 2");
     tu_assert_error(mk_session_start(s, 10, 0, 1), MK_ECONFIG, "batch_size 64 is larger than n = 10");
     tu_assert_error(mk_session_finish(s), MK_EUSAGE, "mk_session_finish is called after mk_session_start");
-    OK(mk_session_start(s, N_EX, 0, 1));
+    OK(mk_session_start(s, N_EX, 0, 1)); /* after a refused start */
     tu_assert_error(mk_session_add_model(s, "b", &id), MK_EUSAGE, "before mk_session_start only");
+    ck_assert_int_eq(mk_session_batches(s), 5);
+    ck_assert_int_eq(mk_session_batch_rows(s, 4), 44);
+    ck_assert_int_eq(mk_session_batch_rows(s, 5), -1);
     mk_session_close(s);
 }
 END_TEST
@@ -536,12 +539,13 @@ START_TEST(hostile_bytes)
     int64_t len;
     OK(mk_session_export(s[2], &b, &len));
     unsigned char *c = b;
-    double *last = (double *)(c + len - 16); /* the last sum */
-    double keep = *last;
-    *last = NAN;
+    unsigned char keep[8]; /* the last sum (the bytes align to nothing) */
+    double nan = NAN;
+    memcpy(keep, c + len - 16, 8);
+    memcpy(c + len - 16, &nan, 8);
     reseal(c, len);
     tu_assert_error(mk_session_merge(s[1], b, len), MK_EINPUT, "not a finite number");
-    *last = keep;
+    memcpy(c + len - 16, keep, 8);
     reseal(c, len);
     OK(mk_session_merge(s[1], b, len));
     free(b);
