@@ -179,7 +179,7 @@ static mk_err alloc_feed(mk_session *s)
     if (!err && halves) s->widened = mk_malloc((size_t)(m * p) * sizeof(float), "a widened float16 block", &err);
     if (!err) s->data = mk_malloc((size_t)(m * p) * sizeof(double), "a centred block", &err);
     if (!err) s->mean = mk_malloc((size_t)(3 * p) * sizeof(double), "column means", &err);
-    if (!err) s->scale = mk_malloc((size_t)s->lu.nlayers * sizeof *s->scale, "layer scales", &err);
+    if (!err) s->scale = mk_calloc((size_t)s->lu.nlayers, sizeof *s->scale, "layer scales", &err); /* 0: no probe yet */
     if (!err) s->mu0 = mk_calloc((size_t)mk_lineup_features(&s->lu), sizeof *s->mu0, "the exact sums' shift", &err);
     if (!err) s->have = mk_calloc((size_t)s->plan.total, 1, "the batches in", &err);
     return err;
