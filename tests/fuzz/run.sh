@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fuzz with libFuzzer (clang and Debian's libclang-rt-14-dev):
-#   tests/fuzz/run.sh [SECONDS] [config|checkpoint]
+#   tests/fuzz/run.sh [SECONDS] [config|checkpoint|session]
 # config (default): the config loader, from the seed corpus tests/fuzz/corpus/;
 # checkpoint: the checkpoint reader and its checks, on byte patches of a valid
-# checkpoint. Findings are written to tests/fuzz/findings/.
+# checkpoint; session: a library session's merged state and probe bytes
+# (mpicka/session.h), on byte patches of valid ones, re-sealed or not.
+# Findings are written to tests/fuzz/findings/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-600}
@@ -29,5 +31,14 @@ checkpoint)
         $(pkg-config --cflags --libs hdf5-openmpi) $(pkg-config --cflags --libs ompi-c) -o "$out/fuzz_checkpoint"
     "$out/fuzz_checkpoint" -max_total_time="$seconds" -max_len=256 -timeout=10 -detect_leaks=0 \
         -artifact_prefix=tests/fuzz/findings/ "$corpus" ;;
-*) echo "usage: $0 [SECONDS] [config|checkpoint]" >&2; exit 2 ;;
+session)
+    # Every layer up to the session, instrumented; HDF5's allocations kept to exit, as above.
+    # shellcheck disable=SC2046,SC2086
+    clang $flags -DMPICKA_VERSION='"fuzz"' tests/fuzz/fuzz_session.c \
+        $(ls src/{base,maths,measures,plot,plan,config,io,reduce,result,job,tools,session}/*.c) \
+        $(pkg-config --cflags --libs hdf5-openmpi ompi-c openblas yaml-0.1 cairo libdeflate) -lm -lpthread \
+        -o "$out/fuzz_session"
+    "$out/fuzz_session" -max_total_time="$seconds" -max_len=256 -timeout=10 -detect_leaks=0 \
+        -artifact_prefix=tests/fuzz/findings/ "$corpus" ;;
+*) echo "usage: $0 [SECONDS] [config|checkpoint|session]" >&2; exit 2 ;;
 esac
