@@ -57,6 +57,12 @@ mk_err mk_session_open(const char *config_text, const char *const *sets, mk_sess
 mk_err mk_session_add_model(mk_session *s, const char *name, int *model);
 mk_err mk_session_add_layer(mk_session *s, int model, const char *name, int ndims, const int64_t *dims, int dtype);
 
+/* As `run --force`: let this session replace a result of another
+ * configuration in its output folder. Without it, start and finish refuse
+ * one (MK_ECONFIG naming the folder and the first difference); a result
+ * of the same configuration is replaced either way. Any stage. */
+mk_err mk_session_set_force(mk_session *s, int force);
+
 /* Fix the plan: n examples in all; batch g holds examples
  * [g*m, min((g+1)*m, n)) with m = batch_size, as a file run without shuffle
  * (the same tail rule: a last batch smaller than the minimum is left out,

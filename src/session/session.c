@@ -194,6 +194,21 @@ static void start_progress(mk_session *s, int nranks)
     s->progress_on = 1;
 }
 
+/* As `run`: a result of another configuration in the output folder is not
+ * replaced unless forced. */
+static mk_err old_results(const mk_session *s)
+{
+    if (!s->cfg.output || s->force) return MK_OK;
+    return mk_output_refuse_other(s->cfg.output, s->cfg.resolved, "force the session (mk_session_set_force)");
+}
+
+mk_err mk_session_set_force(mk_session *s, int force)
+{
+    if (!s) return mk_fail(MK_EUSAGE, "mk_session_set_force: the session is NULL");
+    s->force = force != 0;
+    return MK_OK;
+}
+
 mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks)
 {
     MK_TRY(need(s, ST_DECLARING, "mk_session_start"));
@@ -214,6 +229,7 @@ mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks)
     MK_TRY(alloc_feed(s));
     MK_TRY(mk_batch_init(&s->core, &s->cfg, &s->lu, &s->plan, s->groups, s->scale, s->mu0, s->threads));
     MK_TRY(mk__fingerprint(s));
+    MK_TRY(old_results(s)); /* before the work, not after it */
     start_progress(s, nranks);
     s->stage = ST_STARTED;
     return MK_OK;
@@ -465,6 +481,7 @@ static mk_err write_output(mk_session *s)
     if (!s->cfg.output) return MK_OK;
     mk_outdir od = {.lock = -1};
     mk_err err = mk_output_prepare(s->cfg.output, s->cfg.plot.enabled ? s->cfg.plot.file : NULL, &od);
+    if (!err) err = old_results(s); /* again, under the lock: another may have written since start */
     mk_run_facts facts = {s->nranks, s->threads, mk_now() - s->t0, 0.0, 1};
     facts.seconds_total = facts.seconds;
     if (!err) err = mk_finish_write(&s->core, &s->mx, &facts);

@@ -25,6 +25,7 @@ struct mk_session {
     mk_plan plan;
     int64_t groups;
     int threads, rank, nranks;
+    int force;            /* mk_session_set_force: replace a result of another configuration */
     double *scale, *mu0;  /* the probe's: per flat layer; per feature (exact) */
     int probed;           /* scale and mu0 hold the probe (fed batch 0, or set_probe) */
     char *fingerprint;    /* config, models and n: what states must share (probe's scales added on export) */

@@ -611,8 +611,40 @@ START_TEST(hostile_bytes)
 }
 END_TEST
 
+/* As run: a result of another configuration is not replaced unless forced;
+ * the same configuration's is. */
+static void finish_all(mk_session *s)
+{
+    for (int64_t g = 0; g < mk_session_batches(s); g++) OK(feed(s, em, 2, g));
+    OK(mk_session_finish(s));
+    mk_session_close(s);
+}
+
+START_TEST(other_results_kept)
+{
+    finish_all(open_session(with_output(CFG, "out"), em, 2, 0, 1));
+    finish_all(open_session(with_output(CFG, "out"), em, 2, 0, 1)); /* a rerun */
+    mk_session *s;
+    OK(mk_session_open(with_output("batch_size: 64\njackknife: 5\n", "out"), NULL, &s));
+    int id;
+    OK(mk_session_add_model(s, em[0].name, &id));
+    OK(mk_session_add_layer(s, id, em[0].lname[0], em[0].ndims[0], em[0].dims[0], em[0].dtype[0]));
+    tu_assert_error(mk_session_start(s, N_EX, 0, 1), MK_ECONFIG, "holds the results of another configuration");
+    tu_assert_error(mk_session_start(s, N_EX, 0, 1), MK_ECONFIG, "mk_session_set_force");
+    OK(mk_session_set_force(s, 1));
+    OK(mk_session_start(s, N_EX, 0, 1));
+    const void *layers[1];
+    for (int64_t g = 0; g < mk_session_batches(s); g++) {
+        layers[0] = em[0].raw[0] + (size_t)(g * 64 * em[0].p[0]) * dtype_size(em[0].dtype[0]);
+        OK(mk_session_feed(s, g, layers, mk_session_batch_rows(s, g)));
+    }
+    OK(mk_session_finish(s));
+    mk_session_close(s);
+}
+END_TEST
+
 TU_MAIN("session", 0,
         TU_CASE("bits", tu_dir_setup, tu_dir_teardown, 600, NULL, hsic1_x_vs_y, exact_with_measures,
                 self_hsic0_float32, three_models, matrices_kept, same_files_as_run, round_robin_many_batches),
         TU_CASE("errors", errors_setup, errors_teardown, 120, NULL, feed_errors, nan_in_probe, declaration_errors,
-                config_errors, merge_errors, hostile_bytes))
+                config_errors, merge_errors, hostile_bytes, other_results_kept))
