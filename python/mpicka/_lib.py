@@ -5,9 +5,11 @@ Where the library is looked for, first found wins:
 
 1. ``$MPICKA_LIBRARY``: the file itself;
 2. next to an installed mpicka: ``<prefix>/lib*/libmpicka.so`` for the
-   prefixes this package's own location points at (``pip install`` from
-   ``<prefix>/share/mpicka/python`` or a venv beside it), then
-   ``ctypes.util.find_library("mpicka")`` (the linker's cache and paths);
+   prefixes this package's own location points at (a package installed
+   under the prefix), then the prefix of the ``mpicka`` program on
+   ``PATH`` (``cmake --install build --prefix ~/.local`` with the package
+   in a venv elsewhere), then ``ctypes.util.find_library("mpicka")`` (the
+   linker's cache and paths);
 3. a build folder: ``$MPICKA_BUILD``, else the repository's ``build/`` when
    this package is imported from a source tree.
 
@@ -21,6 +23,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import shutil
 import threading
 from typing import Optional
 
@@ -53,13 +56,17 @@ _lib: Optional[ctypes.CDLL] = None
 
 
 def _prefixes() -> list[str]:
-    """Install prefixes this package may belong to: the folder holding the
-    package's site-packages or share/mpicka/python, walked upwards."""
+    """Install prefixes this package may belong to: the folders above it
+    (site-packages or share/mpicka/python under a prefix), then the prefix
+    of the mpicka program on PATH."""
     here = os.path.dirname(os.path.abspath(__file__))
     out, d = [], here
     for _ in range(6):
         d = os.path.dirname(d)
         out.append(d)
+    exe = shutil.which("mpicka")
+    if exe:
+        out.append(os.path.dirname(os.path.dirname(os.path.realpath(exe))))
     return out
 
 
@@ -72,10 +79,10 @@ def _source_build() -> Optional[str]:
 
 
 def _in_build(folder: str) -> Optional[str]:
-    for sub in ("", "src", "lib", "src/session"):
-        path = os.path.join(folder, sub, "libmpicka.so")
-        if os.path.isfile(path):
-            return path
+    for pattern in ("libmpicka.so", "*/libmpicka.so", "*/*/libmpicka.so"):
+        found = sorted(glob.glob(os.path.join(folder, pattern)))
+        if found:
+            return found[0]
     return None
 
 

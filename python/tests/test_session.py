@@ -187,6 +187,7 @@ def test_a_missing_library_says_how_to_get_one(tmp_path):
     pkg.mkdir()
     subprocess.run(["cp", "-r", os.path.dirname(__import__("mpicka").__file__), str(pkg)], check=True)
     env["PYTHONPATH"] = str(pkg)
+    env["PATH"] = "/usr/bin:/bin"   # no mpicka program whose prefix holds a library
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "libmpicka.so not found" in p.stderr and "cmake --install" in p.stderr, p.stderr
 

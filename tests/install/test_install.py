@@ -60,3 +60,32 @@ def test_pip_install_into_a_target_imports_from_there(tmp_path):
     assert path == str(target / "mpicka" / "__init__.py") and version == "0.1.0", p.stdout
     pyproject = (SOURCE / "python" / "pyproject.toml").read_text()
     assert f'version = "{version}"' in pyproject
+
+
+SESSION = """
+import mpicka, numpy as np
+from mpicka._lib import find_library
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 5))
+y = np.tanh(x @ rng.standard_normal((5, 3))).astype(np.float32)
+with mpicka.Session(n=64, batch_size=16, jackknife=0, plot=False) as s:
+    for g in range(4):
+        s.feed(g, {"a": {"l": x[16 * g:16 * g + 16]}, "b": {"l": y[16 * g:16 * g + 16]}})
+    r = s.finish()
+print(find_library(), "x".join(map(str, r.cka.shape)), float(r.cka[0, 0]))
+"""
+
+
+def test_the_installed_package_runs_a_session_with_the_installed_library(installed, tmp_path):
+    """pip install from <prefix>/share/mpicka/python into a folder outside the
+    prefix: the package finds <prefix>/lib*/libmpicka.so through the mpicka
+    program on PATH, with no MPICKA_* variable and no source tree."""
+    target = tmp_path / "site"
+    sh([PYTHON, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", "--quiet",
+        "--target", str(target), str(installed / "share/mpicka/python")], cwd=tmp_path, env=user_env(tmp_path))
+    libs = sorted(installed.glob("lib*/**/libmpicka.so"))
+    assert libs and (installed / "include/mpicka/session.h").is_file(), "library or header not installed"
+    env = {**user_env(tmp_path, [installed / "bin"]), "PYTHONPATH": str(target)}
+    p = sh([PYTHON, "-c", SESSION], cwd=tmp_path, env=env)
+    path, shape, value = p.stdout.split()
+    assert path.startswith(str(installed)) and shape == "1x1" and 0.5 < float(value) <= 1, p.stdout
