@@ -1,5 +1,5 @@
-"""``mpicka.compare`` (this module is private: ``mpicka.compare`` is the function): CKA between PyTorch models while they run, with no
-activation files::
+"""``mpicka.compare`` (the function; this module is private): CKA between
+PyTorch models while they run, with no activation files::
 
     r = mpicka.compare({"a": model_a, "b": model_b}, dataset, layers=["layer?.?", "fc"],
                        output="results/ab", batch_size=128, jackknife=True)
@@ -96,24 +96,45 @@ def compare(models: Mapping[str, torch.nn.Module], data: Any, layers: Any = None
     session = Session(cfg, n=sampler.n, rank=comm.rank, world=comm.world)
     options = dict(output=module_output, transform=transform, pool=pool, pool_dims=pool_dims, token=token,
                    fastpath=fastpath)
-    runner = _Runner(models, layers, devices, inputs, options, session)
-    failed: Optional[BaseException] = None
+    failed = _run(session, comm, sampler, loader, lambda: _Runner(models, layers, devices, inputs, options, session))
     try:
-        with runner:
-            batches = zip(sampler.batch_indices, loader)
-            if comm.world > 1:
-                distributed.share_probe(session, comm, lambda: runner.step(*next(batches)))
-            for g, batch in batches:
-                runner.step(g, batch)
-    except BaseException as e:
         if comm.world == 1:
-            session.close()
-            raise
-        failed = e
-    try:
+            if failed is not None:
+                raise failed
+            return session.finish()
         return distributed.reduce(session, comm, failed, everywhere)
     finally:
         session.close()
+
+
+def _run(session: Session, comm: distributed.Backend, sampler: distributed.BatchSampler, loader: DataLoader,
+         make: Callable[[], "_Runner"]) -> Optional[BaseException]:
+    """Runs this process's batches; returns its failure instead of raising,
+    so that with several processes every one still takes part in the
+    exchanges (a process that raised would leave the others waiting)."""
+    failed: Optional[BaseException] = None
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                runner = stack.enter_context(make())
+            except BaseException as e:
+                failed = e
+            batches = zip(sampler.batch_indices, loader)
+            if comm.world > 1:
+                def first() -> None:   # rank 0: batch 0 before anything else
+                    if failed is not None:
+                        raise failed
+                    runner.step(*next(batches))
+                try:
+                    distributed.share_probe(session, comm, first)
+                except BaseException as e:
+                    failed = failed or e
+            if failed is None:
+                for g, batch in batches:
+                    runner.step(g, batch)
+    except BaseException as e:
+        failed = failed or e
+    return failed
 
 
 class _Runner:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 Config = Union[None, dict, str, os.PathLike]
 

@@ -25,8 +25,6 @@ from .result import Result, load
 
 __all__ = ["Session", "MpickaError"]
 
-_NAMES = {1: "float16", 2: "float32", 3: "float64"}
-
 
 def as_array(x: Any, model: str, layer: str, g: int) -> np.ndarray:
     """A numpy array or torch tensor as a C-contiguous host array of the
@@ -196,6 +194,8 @@ class Session:
         batch: a layer missing or unknown, a shape or dtype that changed,
         models that disagree on the batch size, NaN or Inf (the library's
         check, naming the example too)."""
+        if isinstance(g, np.integer):
+            g = int(g)
         if not isinstance(g, int) or not 0 <= g < self.batches:
             raise ValueError(f"batch {g!r}: outside the plan's {self.batches} batches (n={self.n}, "
                              f"batch_size={self.batch_size})")
@@ -240,8 +240,11 @@ class Session:
 
     def _first(self, g: int, activations: Mapping) -> list:
         """The declaration from the first batch (checked against ``models=``)."""
-        got = [_Layer(m, layer, as_array(a, m, layer, g).shape[1:], as_array(a, m, layer, g).dtype.name)
-               for m, layers in activations.items() for layer, a in layers.items()]
+        got = []
+        for m, layers in activations.items():
+            for layer, a in layers.items():
+                a = as_array(a, m, layer, g)
+                got.append(_Layer(m, layer, a.shape[1:], a.dtype.name))
         if not got:
             raise ValueError(f"batch {g}: no activations")
         if self._layers is None:

@@ -18,7 +18,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 import inprocess_case as case

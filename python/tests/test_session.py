@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
-import mkt
 from mpicka import MpickaError, Session
 from mpicka.distributed import BatchSampler
 from reference import batches, minibatch_cka
