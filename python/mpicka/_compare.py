@@ -2,7 +2,7 @@
 PyTorch models while they run, with no activation files::
 
     r = mpicka.compare({"a": model_a, "b": model_b}, dataset, layers=["layer?.?", "fc"],
-                       output="results/ab", batch_size=128, jackknife=True)
+                       output="results/ab", batch_size=128, jackknife=20)
     r.cka          # the Result mpicka.result.load gives for the cka.h5 written
 
 Every model runs once per minibatch (in eval mode, without gradients, each
@@ -182,6 +182,8 @@ class _Runner:
     def step(self, g: int, batch: Any) -> None:
         """Batch g through every model, then into the session."""
         x = _model_input(batch, self.inputs)
+        for capture in self.captures.values():
+            capture.batches = g   # the exporter's messages count calls; here they name the batch of the plan
         for name, model in self.models.items():
             xi = _to_device(x, self.devices[name])
             _named(name, lambda: model(*xi) if isinstance(xi, tuple) else model(xi))

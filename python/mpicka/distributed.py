@@ -147,7 +147,7 @@ def backend(kind: Any = None) -> Backend:
 # Every exchange carries ("ok", payload) or ("error", message), so that a
 # process that failed does not leave the others waiting forever.
 
-def _exchange_error(where: str, rank: int, err: BaseException) -> tuple:
+def _error(rank: int, err: BaseException) -> tuple:
     return ("error", f"rank {rank}: {type(err).__name__}: {err}")
 
 
@@ -162,7 +162,7 @@ def share_probe(session: Session, comm: Backend, feed_first=None) -> None:
                 feed_first()
             msg = ("ok", session.probe())
         except BaseException as e:
-            comm.bcast(_exchange_error("probe", 0, e))
+            comm.bcast(_error(0, e))
             raise
     msg = comm.bcast(msg)
     if msg[0] != "ok":
@@ -176,12 +176,12 @@ def reduce(session: Session, comm: Backend, failed: Optional[BaseException] = No
     finishes. Returns the Result on every rank (``everywhere``; else on rank
     0 and None elsewhere). ``failed``: this process's own failure, passed
     on so that every rank raises instead of waiting."""
-    mine = _exchange_error("feed", comm.rank, failed) if failed is not None else None
+    mine = _error(comm.rank, failed) if failed is not None else None
     if mine is None:
         try:
             mine = ("ok", session.export())
         except BaseException as e:
-            mine = _exchange_error("export", comm.rank, e)
+            mine = _error(comm.rank, e)
     states = comm.gather(mine)
     verdict: tuple = ("ok", None)
     if comm.rank == 0:
@@ -189,10 +189,8 @@ def reduce(session: Session, comm: Backend, failed: Optional[BaseException] = No
     if comm.world > 1:   # every rank takes part, whatever rank 0's verdict
         sent = comm.bcast(verdict if (everywhere or verdict[0] != "ok") else ("ok", None))
         verdict = verdict if comm.rank == 0 else sent
-    if verdict[0] != "ok":
-        if failed is not None:
-            raise failed
-        raise MpickaError(verdict[1], "MK_EUSAGE")
+    if verdict[0] != "ok":   # the same message on every rank, naming the rank at fault
+        raise MpickaError(verdict[1], getattr(failed, "code", "MK_EUSAGE")) from failed
     return verdict[1] if (everywhere or comm.rank == 0) else None
 
 
@@ -206,4 +204,4 @@ def _finish(session: Session, states: Sequence) -> tuple:
                 session.merge(state)
         return ("ok", session.finish())
     except BaseException as e:
-        return _exchange_error("finish", 0, e)
+        return _error(0, e)

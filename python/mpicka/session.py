@@ -1,7 +1,7 @@
 """CKA while the model runs: a :class:`Session` of libmpicka, fed minibatches
 of activations in this process, with nothing written but the result.
 
-    s = Session({"jackknife": True, "output": "results/ab"}, n=len(data))
+    s = Session({"jackknife": 20, "output": "results/ab"}, n=len(data))
     for g, batch in enumerate(batches):            # batch g: examples [g*m, (g+1)*m)
         s.feed(g, {"a": {"fc": fa(batch)}, "b": {"fc": fb(batch)}})
     r = s.finish()                                  # an mpicka.result.Result

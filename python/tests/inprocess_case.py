@@ -58,3 +58,19 @@ def models(case):
         net = torchvision.models.resnet18(weights=None).eval()
         out[name] = Half(net) if half else net
     return out
+
+
+class Poison(torch.nn.Module):
+    def __init__(self, on):
+        super().__init__()
+        self.on = on
+
+    def forward(self, x):
+        return x * float("nan") if self.on else x
+
+
+def poisoned(on):
+    """Two small models; the second's last module gives NaN when on."""
+    torch.manual_seed(0)
+    return {"a": torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 8)),
+            "b": torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 8), Poison(on))}

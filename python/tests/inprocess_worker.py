@@ -3,6 +3,7 @@
     inprocess_worker.py torch CASE OUT STORE RANK WORLD   # torch.distributed, gloo, a FileStore
     mpirun -np W inprocess_worker.py mpi CASE OUT         # mpi4py
 
+CASE "nan": two small models, the second giving NaN on rank 1 only.
 Each process writes OUT.rank<R>.npy, the /cka its compare returned; rank 0
 writes OUT/cka.h5 (inprocess_case.CONFIG, the models of CASE)."""
 
@@ -24,7 +25,9 @@ def main(argv):
         rank = MPI.COMM_WORLD.Get_rank()
     import mpicka
     data = case.dataset()
-    r = mpicka.compare(case.models(name), data, layers=case.LAYERS, output=out, **case.CONFIG)
+    models, layers = (case.poisoned(rank == 1), {"a": ["1"], "b": ["2"]}) if name == "nan" else \
+        (case.models(name), case.LAYERS)
+    r = mpicka.compare(models, data, layers=layers, output=out, **case.CONFIG)
     np.save(f"{out}.rank{rank}.npy", r.cka)
     if kind == "torch":
         dist.destroy_process_group()

@@ -61,16 +61,27 @@ def in_process(d, name):
     return d / "one"
 
 
-def torch_distributed(d, name, world=2):
-    """Two processes under torch.distributed (gloo, a FileStore), each in the
-    same empty folder: the result and each rank's /cka, nothing else."""
+def spawn(d, name, world=2):
+    """world processes of inprocess_worker.py under torch.distributed (gloo,
+    a FileStore), each in the same empty folder; their exit statuses and output."""
     work = d / "two"
     work.mkdir()
     worker = os.path.join(HERE, "inprocess_worker.py")
     procs = [subprocess.Popen([sys.executable, worker, "torch", name, "out", str(d / "store"), str(r), str(world)],
                               cwd=work, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in range(world)]
-    outs = [p.communicate(timeout=240)[0] for p in procs]
+    try:
+        outs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return work, procs, outs
+
+
+def torch_distributed(d, name, world=2):
+    """The result and each rank's /cka, nothing else."""
+    work, procs, outs = spawn(d, name, world)
     for r, p in enumerate(procs):
         assert p.returncode == 0, f"rank {r}: exit {p.returncode}\n{outs[r]}"
     assert files(work) == ["out.rank0.npy", "out.rank1.npy", "out/cka.csv", "out/cka.h5"]
@@ -133,3 +144,14 @@ def test_mpi4py_ranks_give_the_same_bits(tmp_path, mpicka):
     same_everywhere(work, 2)
     assert bits(work / "out", MATRICES) == ref
 
+
+
+def test_a_failure_on_one_process_stops_every_process_naming_it(tmp_path):
+    """NaN on rank 1 only: both processes stop (none waits for the other),
+    the message names the rank, the model, the module and the batch, and
+    nothing is written."""
+    work, procs, outs = spawn(tmp_path, "nan")
+    assert [p.returncode for p in procs] != [0, 0] and all(p.returncode != 0 for p in procs), outs
+    for out in outs:
+        assert "rank 1" in out and "model 'b'" in out and "NaN or Inf" in out, out
+    assert not (work / "out").exists()
