@@ -65,7 +65,10 @@ def test_sessions_merged_in_any_order_give_one_sessions_bits():
     with Session(cfg, n=N) as one:
         feed_all(one, x, y)
         whole = one.finish()
-    parts = [Session(cfg, n=N, rank=r, world=3) for r in range(3)]
+    # Session 2 is declared up front (started at once, the probe set directly), 1 from its first batch.
+    declared = {"a": {f"l{i}": (v.shape[1:], v.dtype) for i, v in enumerate(x)},
+                "b": {f"m{i}": (v.shape[1:], v.dtype) for i, v in enumerate(y)}}
+    parts = [Session(cfg, n=N, rank=r, world=3, models=declared if r == 2 else None) for r in range(3)]
     feed_all(parts[0], x, y, only={0})
     probe = parts[0].probe()
     for r, share in ((1, {1, 2}), (2, {3, 4})):
