@@ -9,7 +9,7 @@ import re
 import sys
 
 # Lowest first; a folder of src/ per layer.
-LAYERS = ["base", "maths", "measures", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "driver"]
+LAYERS = ["base", "maths", "measures", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "session", "driver"]
 # Public headers with no .c file of their name: the folder that owns them.
 HEADER_ONLY = {"text": "base", "blas": "maths", "estimator": "maths"}
 # What each layer must never include, whatever its rank.

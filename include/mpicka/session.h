@@ -67,6 +67,13 @@ mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks);
 int64_t mk_session_batches(const mk_session *s);              /* after start; else -1 */
 int64_t mk_session_batch_rows(const mk_session *s, int64_t g); /* examples in batch g; -1 outside the plan */
 
+/* Added to the agreed API: the batches [*lo, *hi) that process rank of
+ * nranks should feed, contiguous, as the file run's ranks share them. Any
+ * split gives the same bits, but a session holds one partial sum per gap in
+ * the batches it was fed (at most 256, beyond which feed fails with
+ * MK_EUSAGE): contiguous ranges keep that to O(log batches). */
+mk_err mk_session_batch_range(const mk_session *s, int rank, int nranks, int64_t *lo, int64_t *hi);
+
 /* Feed batch g: layers[f] for every flat layer f, each rows by p values of
  * the declared dtype (p the product of its dims), row-major, C-contiguous.
  * rows must be mk_session_batch_rows(g). Batches fed to one session come in

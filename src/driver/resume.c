@@ -176,7 +176,7 @@ mk_err mk__load_checkpoint(run_ctx *c)
 /* Every rank's partial sums (and the saved ones) meet on rank 0. */
 mk_err mk__gather(run_ctx *c, batch_mem *b, mk_accum **merged)
 {
-    return mk__agree(c->comm, mk_accum_gather(b->acc, c->rank == 0 ? &c->saved : NULL, c->comm, merged));
+    return mk__agree(c->comm, mk_accum_gather(b->core.acc, c->rank == 0 ? &c->saved : NULL, c->comm, merged));
 }
 
 /* The todo list less what every rank has done in `steps` lockstep steps. */

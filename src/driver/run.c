@@ -2,7 +2,6 @@
 
 #include "run_impl.h"
 
-#include <math.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,9 +12,8 @@
 
 #include "mpicka/blas.h"
 #include "mpicka/cli.h"
+#include "mpicka/finish.h"
 #include "mpicka/log.h"
-#include "mpicka/measure_sums.h"
-#include "mpicka/plotcmd.h"
 #include "mpicka/progress.h"
 
 static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
@@ -252,129 +250,6 @@ static void report_phases(run_ctx *c)
     mk_info("%s; peak memory per rank %.1f MiB", line, (double)max_rss / 1024.0);
 }
 
-/* A layer whose summed HSIC with itself is not positive has no CKA (NaN):
- * said to be constant only when it was constant in every batch. A sum that
- * is not finite is an error, never a 0 in the matrix. h and varied hold
- * flat layers first .. first+count-1. */
-static mk_err check_layers(const mk_lineup *lu, const double *h, const double *varied, int first, int count)
-{
-    for (int l = 0; l < count; l++) {
-        int k;
-        const char *path = mk_lineup_layer(lu, first + l, &k)->path, *file = lu->models[k].file;
-        if (!isfinite(h[l]))
-            return mk_fail(MK_EDATA, "%s: layer '%s' has a summed HSIC with itself of %g: its values are too large "
-                           "for the sums", file, path, h[l]);
-        if (h[l] > 0.0) continue;
-        if (varied[l] == 0.0)
-            mk_warn("%s: layer '%s' is constant in every batch (a dead layer): its CKA is NaN", file, path);
-        else
-            mk_warn("%s: layer '%s' has an HSIC with itself of %g though it varies in %.0f batch(es): its CKA is "
-                    "undefined (NaN)", file, path, h[l], varied[l]);
-    }
-    return MK_OK;
-}
-
-/* "DIR/cka_measures.png" for plot.file "cka.png": the small multiples'
- * file beside the heatmap (malloc'd). */
-static char *measures_figure(const char *dir, const char *file)
-{
-    const char *dot = strrchr(file, '.');
-    int stem = dot && dot != file ? (int)(dot - file) : (int)strlen(file);
-    size_t len = strlen(dir) + strlen(file) + 16;
-    char *fig = malloc(len);
-    if (fig) snprintf(fig, len, "%s/%.*s_measures%s", dir, stem, file, file + stem);
-    return fig;
-}
-
-/* The heatmap is a view of cka.h5: if it cannot be drawn, the run still
- * succeeded, so it is a warning. A run with measures also gets their small
- * multiples beside it (cka.png: cka_measures.png). */
-static void draw_plot(const mk_config *cfg)
-{
-    const mk_plot_cfg *pc = &cfg->plot;
-    mk_plot_opts opts = pc->style;
-    if (!opts.title[0]) opts.title = NULL; /* the config's "" asks for the default title */
-    size_t len = strlen(cfg->output) + strlen(pc->file) + 16;
-    char *h5 = malloc(len), *fig = malloc(len);
-    if (h5 && fig) {
-        snprintf(h5, len, "%s/cka.h5", cfg->output);
-        snprintf(fig, len, "%s/%s", cfg->output, pc->file);
-        if (mk_plot_result(h5, &opts, NULL, fig) == MK_OK)
-            mk_info("  drew %s", fig);
-        else
-            mk_warn("no heatmap: %s", mk_errmsg());
-    }
-    int beyond = 0; /* measures besides cka */
-    for (int m = 0; m < cfg->nmeasures; m++) beyond |= cfg->measures[m].kind != MK_MEASURE_CKA;
-    char *many = h5 ? measures_figure(cfg->output, pc->file) : NULL;
-    if (many && !beyond && unlink(many) == 0) /* as measures.csv: no figure of an earlier run's measures */
-        mk_info("  removed %s of an earlier run (this one has no measures)", many);
-    if (many && beyond) {
-        opts.title = NULL; /* the run's title is the CKA heatmap's */
-        if (mk_plot_measures(h5, &opts, "all", many) == MK_OK)
-            mk_info("  drew %s", many);
-        else
-            mk_warn("no figure of the measures: %s", mk_errmsg());
-    }
-    free(many);
-    free(h5);
-    free(fig);
-}
-
-/* The matrices the sums give: CKA, and its standard errors and p-values
- * when asked for (NULL otherwise). hsic holds the base (hxy | hxx | hyy). */
-typedef struct {
-    double *hsic, *cka, *stderr_, *pvalue;
-    double *measures; /* mk_measures_outputs matrices, or NULL when none is asked for */
-} matrices;
-
-static void free_matrices(matrices *mx)
-{
-    free(mx->hsic);
-    free(mx->cka);
-    free(mx->stderr_);
-    free(mx->pvalue);
-    free(mx->measures);
-}
-
-static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    int64_t base = mk_job_base_len(&c->lu), cells = (int64_t)nx * ny;
-    mk_err err = MK_OK;
-    mx->hsic = mk_malloc((size_t)base * sizeof(double), "the HSIC sums", &err);
-    if (!err) mx->cka = mk_malloc((size_t)cells * sizeof(double), "the CKA matrix", &err);
-    if (!err && c->groups) mx->stderr_ = mk_malloc((size_t)cells * sizeof(double), "standard errors", &err);
-    if (!err && c->cfg.permutations) mx->pvalue = mk_malloc((size_t)cells * sizeof(double), "p-values", &err);
-    if (err) return err;
-    double *hxy = mx->hsic, *hxx = hxy + cells, *hyy = hxx + nx;
-    if (c->cfg.estimator == MK_EST_EXACT)
-        mk_exact_hsic(&b->exact, total, c->plan.n, c->cfg.debiased, nx, ny, c->lu.cross ? nx : 0, hxy, hxx, hyy);
-    else
-        memcpy(mx->hsic, total, (size_t)base * sizeof(double));
-    mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
-    if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
-    if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
-    MK_TRY(err);
-    const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
-    err = check_layers(&c->lu, hxx, varied, 0, nx);
-    if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    return err;
-}
-
-static mk_err write_results(run_ctx *c, const matrices *mx)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
-    mk_result res = {&c->cfg, &c->lu, &c->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, c->groups,
-                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures};
-    res.seconds_total = c->seconds_before + res.seconds;
-    mk_err err = mk_output_write(&res);
-    if (!err) mk_output_summary(stdout, &res);
-    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
-    return err;
-}
-
 /* Rank 0 makes the CKA matrices and checks the layers' sums; then every
  * rank computes its share of the measures beyond CKA; rank 0 writes. The
  * result is written: a checkpoint of this run would only resume it. */
@@ -382,23 +257,27 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     double *total = NULL, clock = MPI_Wtime();
-    matrices mx = {0};
+    mk_matrices mx = {0};
     mk_accum *merged;
     MK_TRY(mk__gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
+    if (!err && c->rank == 0) err = mk_finish_matrices(&b->core, total, &mx);
     err = mk__agree(c->comm, err);
     c->phase[PH_WRITE] += mk__lap(&clock);
     if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
     c->phase[PH_MEASURES] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = write_results(c, &mx);
+    if (!err && c->rank == 0) {
+        mk_run_facts facts = {c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
+        facts.seconds_total = c->seconds_before + facts.seconds;
+        err = mk_finish_write(&b->core, &mx, &facts);
+    }
     if (!err && c->rank == 0) mk__drop_checkpoint(c);
     c->phase[PH_WRITE] += mk__lap(&clock);
     free(total);
-    free_matrices(&mx);
+    mk_matrices_free(&mx);
     MK_TRY(mk__agree(c->comm, err));
     report_phases(c);
     return MK_OK;

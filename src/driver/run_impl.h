@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "mpicka/accum.h"
+#include "mpicka/batch.h"
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
 #include "mpicka/hsic.h"
@@ -51,18 +52,12 @@ typedef struct {
     double t0;
 } run_ctx;
 
-/* Per-rank working memory for one minibatch. */
+/* Per-rank working memory for the batches: the sources and the reader
+ * feeding the core's batch step (mpicka/batch.h). */
 typedef struct {
     mk_source **srcs;     /* per model */
     mk_reader *reader;
-    mk_hsic_ws ws;
-    double *v;            /* the centred kernels of every layer, stacked in the flat order */
-    double *vperm;        /* the columns', permuted */
-    int64_t *perm;
-    mk_exact exact;       /* estimator: exact */
-    double *leaf;         /* what one batch adds (see mk_job_sums_len) */
-    mk_accum *acc;
-    mk_par *par;          /* this rank's threads for the Grams and pairs */
+    mk_batch_mem core;
 } batch_mem;
 
 /* The length of the per-batch sums (valid once the memory check has passed:
