@@ -161,7 +161,7 @@ class _Runner:
 
     def __enter__(self) -> "_Runner":
         for name, model in self.models.items():
-            self._modes[name] = model.training
+            self._modes[name] = [(m, m.training) for m in model.modules()]
             model.eval()
         self._stack.__enter__()
         try:
@@ -176,8 +176,9 @@ class _Runner:
         try:
             return self._stack.__exit__(*exc)
         finally:
-            for name, model in self.models.items():
-                model.train(self._modes.get(name, model.training))
+            for modes in self._modes.values():   # each module as it was (a frozen BatchNorm stays in eval)
+                for m, training in modes:
+                    m.training = training
 
     def step(self, g: int, batch: Any) -> None:
         """Batch g through every model, then into the session."""

@@ -56,7 +56,7 @@ def models(case):
     for name, (seed, half) in CASES[case].items():
         torch.manual_seed(seed)
         net = torchvision.models.resnet18(weights=None).eval()
-        out[name] = Half(net) if half else net
+        out[name] = Half(net).eval() if half else net
     return out
 
 

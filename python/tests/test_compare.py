@@ -14,9 +14,19 @@ from reference import minibatch_cka
 N, M = 100, 24
 
 
+class To(torch.nn.Module):
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x):
+        return x.to(self.dtype)
+
+
 def mlp(seed, dtype=torch.float32):
+    """Modules 1..5; module 0 casts the input to the model's dtype."""
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8),
+    return torch.nn.Sequential(To(dtype), torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8),
                                torch.nn.ReLU(), torch.nn.Linear(8, 3)).to(dtype)
 
 
@@ -40,26 +50,28 @@ def captured(model, x, names):
 
 def test_two_models_give_the_reference_in_forward_order():
     a, b = mlp(0), mlp(1, torch.float64)
-    r = mpicka.compare({"a": a, "b": b}, data(), layers=["?", "[24]"], batch_size=M, jackknife=0, plot=False)
-    assert r.x_layers == ["0", "1", "2", "4"] and r.y_layers == ["2", "4"]
+    r = mpicka.compare({"a": a, "b": b}, data(), layers={"a": ["[1-3]", "5"], "b": "[35]"}, batch_size=M,
+                       jackknife=0, plot=False)
+    assert r.x_layers == ["1", "2", "3", "5"] and r.y_layers == ["3", "5"]
     x = data().tensors[0]
-    ref = minibatch_cka(captured(a, x, ["0", "1", "2", "4"]), captured(b, x.double(), ["2", "4"]), M)
+    ref = minibatch_cka(captured(a, x, ["1", "2", "3", "5"]), captured(b, x, ["3", "5"]), M)
     np.testing.assert_allclose(r.cka, ref, rtol=0, atol=1e-9)
 
 
 def test_one_model_against_itself_from_a_sequential_dataloader():
     a = mlp(2)
-    r = mpicka.compare({"a": a}, DataLoader(data(), batch_size=7), layers=["0", "4"], batch_size=M, plot=False)
+    r = mpicka.compare({"a": a}, DataLoader(data(), batch_size=7), layers=["1", "4"], batch_size=M, plot=False)
     x = data().tensors[0]
-    acts = captured(a, x, ["0", "4"])
+    acts = captured(a, x, ["1", "4"])
     np.testing.assert_allclose(r.cka, minibatch_cka(acts, acts, M), rtol=0, atol=1e-9)
     assert r.stderr is not None and r.path == ""
 
 
-def test_the_models_are_left_in_their_mode():
+def test_the_models_are_left_in_their_modes():
     a = mlp(0).train()
-    mpicka.compare({"a": a}, data(), layers=["0"], batch_size=M, plot=False, jackknife=0)
-    assert a.training
+    a[2].eval()
+    mpicka.compare({"a": a}, data(), layers=["1"], batch_size=M, plot=False, jackknife=0)
+    assert [m.training for m in a] == [True, True, False, True, True, True]
 
 
 class Grows(torch.nn.Module):
