@@ -25,7 +25,8 @@ export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
 py=/usr/bin/python3
 
 measure() {   # label, command...: one line of the table
-    local label=$1 log=$work/$label.time
+    local label=$1
+    local log=$work/$label.time
     shift
     /usr/bin/time -v "$@" >"$work/$label.out" 2>"$log" || { cat "$work/$label.out" "$log" >&2; exit 1; }
     local wall rss
