@@ -69,9 +69,10 @@ int64_t mk_session_batch_rows(const mk_session *s, int64_t g); /* examples in ba
 
 /* Added to the agreed API: the batches [*lo, *hi) that process rank of
  * nranks should feed, contiguous, as the file run's ranks share them. Any
- * split gives the same bits, but a session holds one partial sum per gap in
- * the batches it was fed (at most 256, beyond which feed fails with
- * MK_EUSAGE): contiguous ranges keep that to O(log batches). */
+ * split gives the same bits, but a session holds one partial sum (a vector
+ * of the per-batch sums' length) per gap in the batches it was fed:
+ * contiguous ranges keep that to O(log batches), every R-th batch to
+ * batches/R of them. */
 mk_err mk_session_batch_range(const mk_session *s, int rank, int nranks, int64_t *lo, int64_t *hi);
 
 /* Feed batch g: layers[f] for every flat layer f, each rows by p values of

@@ -355,9 +355,33 @@ static mk_err check_feed(const mk_session *s, int64_t g, const void *const *laye
     return MK_OK;
 }
 
+/* A gap in the batches fed here: the partial sums so far join the merged
+ * ones and the accumulator starts afresh, so that a session fed every R-th
+ * batch holds its sums in a list rather than in the accumulator's bounded
+ * stack. The tree is the same: finish pushes every node in order. */
+static mk_err after_gap(mk_session *s, int64_t g)
+{
+    if (s->last_fed < 0 || g == s->last_fed + 1) return MK_OK;
+    mk_nodes nd;
+    mk_accum *fresh;
+    MK_TRY(mk_accum_create(mk_batch_leaf_len(&s->core), &fresh));
+    mk_nodes *list = realloc(s->merged, (size_t)(s->nmerged + 1) * sizeof *list);
+    if (list) s->merged = list;
+    mk_err err = list ? mk_accum_nodes(s->core.acc, &nd) : mk_fail(MK_ENOMEM, "out of memory keeping partial sums");
+    if (err) {
+        mk_accum_free(fresh);
+        return err;
+    }
+    s->merged[s->nmerged++] = nd;
+    mk_accum_free(s->core.acc);
+    s->core.acc = fresh;
+    return MK_OK;
+}
+
 mk_err mk_session_feed(mk_session *s, int64_t g, const void *const *layers, int64_t rows)
 {
     MK_TRY(check_feed(s, g, layers, rows));
+    MK_TRY(after_gap(s, g));
     mk_plan_batch_rows(&s->plan, g, s->rows);
     if (!s->probed) MK_TRY(probe(s, layers, rows));
     feeder fd = {s, g, rows, layers, 0};

@@ -75,7 +75,7 @@ static void free_models(model *ms, int n)
 
 #define OK(call) ck_assert_msg((call) == MK_OK, "%s: %s", #call, mk_errmsg())
 
-static mk_session *open_session(const char *config, const model *ms, int n, int rank, int nranks)
+static mk_session *open_session_n(const char *config, const model *ms, int n, int64_t examples, int rank, int nranks)
 {
     mk_session *s;
     OK(mk_session_open(config, NULL, &s));
@@ -86,8 +86,13 @@ static mk_session *open_session(const char *config, const model *ms, int n, int 
         for (int l = 0; l < ms[k].nlayers; l++)
             OK(mk_session_add_layer(s, id, ms[k].lname[l], ms[k].ndims[l], ms[k].dims[l], ms[k].dtype[l]));
     }
-    OK(mk_session_start(s, N_EX, rank, nranks));
+    OK(mk_session_start(s, examples, rank, nranks));
     return s;
+}
+
+static mk_session *open_session(const char *config, const model *ms, int n, int rank, int nranks)
+{
+    return open_session_n(config, ms, n, N_EX, rank, nranks);
 }
 
 /* Batch g's rows of every layer, in the flat order. */
@@ -278,6 +283,78 @@ START_TEST(matrices_kept)
     tu_assert_error(mk_session_matrix(s, "cka_pvalue", &data, &r, &c), MK_EUSAGE, "no matrix 'cka_pvalue'");
     mk_session_close(s);
     free_models(ms, 2);
+}
+END_TEST
+
+/* The same files as run: cka.csv to the byte, the heatmap drawn. */
+START_TEST(same_files_as_run)
+{
+    model ms[2];
+    make_model(&ms[0], "a", "8,5", "f32", 2, 1);
+    make_model(&ms[1], "b", "6", "f16", 1, 2);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "batch_size: 64\noutput: %s/lib\n", tu_dir);
+    mk_session *s = open_session(cfg, ms, 2, 0, 1);
+    for (int64_t g = 0; g < mk_session_batches(s); g++) OK(feed(s, ms, 2, g));
+    OK(mk_session_finish(s));
+    mk_session_close(s);
+    tu_write_config("run.yaml", "batch_size: 64\noutput: run\nx: {file: a.h5, layers: 'layer*'}\n"
+                    "y: {file: b.h5, layers: 'layer*'}\n");
+    char *out = NULL;
+    tu_assert_exit(tu_run_config(2, "run.yaml", "-q", &out), 0);
+    free(out);
+    ck_assert(tu_exists(tu_in("lib/cka.png")));
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cmp %s/run/cka.csv %s/lib/cka.csv", tu_dir, tu_dir);
+    tu_must_run(cmd);
+    free_models(ms, 2);
+}
+END_TEST
+
+/* Every other batch of 800 to each of two sessions: 400 partial sums each,
+ * more than an accumulator's stack holds; the bits of one session. */
+START_TEST(round_robin_many_batches)
+{
+    enum { N = 3200, P = 2 };
+    static float x[N * P];
+    static double y[N * P];
+    uint64_t st = 5;
+    for (int i = 0; i < N * P; i++) x[i] = (float)tu_normal(&st), y[i] = x[i] * x[i] + tu_normal(&st);
+    const char *cfg = "batch_size: 4\njackknife: 10\n";
+    mk_session *one, *s[2];
+    model m[2] = {{.name = "x", .nlayers = 1, .lname = {"l"}, .ndims = {1}, .dims = {{P}}, .dtype = {MK_DTYPE_F32},
+                   .p = {P}, .raw = {(char *)x}},
+                  {.name = "y", .nlayers = 1, .lname = {"l"}, .ndims = {1}, .dims = {{P}}, .dtype = {MK_DTYPE_F64},
+                   .p = {P}, .raw = {(char *)y}}};
+    one = open_session_n(cfg, m, 2, N, 0, 1);
+    for (int r = 0; r < 2; r++) s[r] = open_session_n(cfg, m, 2, N, r, 2);
+    void *probe, *bytes;
+    int64_t plen, blen;
+    ck_assert_int_eq(mk_session_batches(s[0]), 800);
+    for (int64_t g = 0; g < 800; g++) {
+        const void *layers[2] = {x + g * 4 * P, y + g * 4 * P};
+        OK(mk_session_feed(one, g, layers, 4));
+        OK(mk_session_feed(s[g % 2], g, layers, 4));
+        if (g == 0) {
+            OK(mk_session_probe(s[0], &probe, &plen));
+            OK(mk_session_set_probe(s[1], probe, plen));
+            mk_session_free_bytes(probe);
+        }
+    }
+    OK(mk_session_export(s[0], &bytes, &blen));
+    OK(mk_session_merge(s[1], bytes, blen));
+    OK(mk_session_finish(s[1]));
+    OK(mk_session_finish(one));
+    const char *names[] = {"cka", "hsic_xy", "cka_stderr"};
+    for (int k = 0; k < 3; k++) {
+        const double *a, *b;
+        int64_t r, c;
+        OK(mk_session_matrix(one, names[k], &a, &r, &c));
+        OK(mk_session_matrix(s[1], names[k], &b, &r, &c));
+        ck_assert_msg(!memcmp(a, b, (size_t)(r * c) * sizeof *a), "%s differs", names[k]);
+    }
+    mk_session_free_bytes(bytes);
+    mk_session_close(one), mk_session_close(s[0]), mk_session_close(s[1]);
 }
 END_TEST
 
@@ -487,6 +564,6 @@ END_TEST
 
 TU_MAIN("session", 0,
         TU_CASE("bits", tu_dir_setup, tu_dir_teardown, 600, NULL, hsic1_x_vs_y, exact_with_measures,
-                self_hsic0_float32, three_models, matrices_kept),
+                self_hsic0_float32, three_models, matrices_kept, same_files_as_run, round_robin_many_batches),
         TU_CASE("errors", errors_setup, errors_teardown, 120, NULL, feed_errors, nan_in_probe, declaration_errors,
                 config_errors, merge_errors, hostile_bytes))
