@@ -43,8 +43,9 @@ class BatchSampler:
         Which batches: one contiguous range per rank, in rank order, as the
         file run's ranks share them (the default), or g = rank, rank +
         world, ... Any split gives the same bits, but a session keeps one
-        partial sum per gap in the batches it was fed (at most 256): strided
-        suits at most 256 batches per process.
+        partial sum (as long as a batch's sums) per gap in the batches it was
+        fed: strided costs batches/world of them, contiguous about
+        log2(batches).
 
     Attributes
     ----------
