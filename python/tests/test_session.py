@@ -59,7 +59,8 @@ def test_tensors_and_arrays_give_the_same_bits_and_the_output_folder(tmp_path):
     assert sorted(os.listdir(tmp_path / "np")) == ["cka.csv", "cka.h5"]
 
 
-def test_sessions_merged_in_any_order_give_one_sessions_bits():
+@pytest.mark.parametrize("shares", [({0}, {1, 2}, {3, 4}), ({0, 3}, {1, 4}, {2})], ids=["contiguous", "strided"])
+def test_sessions_merged_in_any_order_give_one_sessions_bits(shares):
     x, y = layers(2)
     cfg = {"batch_size": M, "jackknife": 5, "permutations": 3, "plot": False}
     with Session(cfg, n=N) as one:
@@ -69,9 +70,9 @@ def test_sessions_merged_in_any_order_give_one_sessions_bits():
     declared = {"a": {f"l{i}": (v.shape[1:], v.dtype) for i, v in enumerate(x)},
                 "b": {f"m{i}": (v.shape[1:], v.dtype) for i, v in enumerate(y)}}
     parts = [Session(cfg, n=N, rank=r, world=3, models=declared if r == 2 else None) for r in range(3)]
-    feed_all(parts[0], x, y, only={0})
+    feed_all(parts[0], x, y, only=shares[0])
     probe = parts[0].probe()
-    for r, share in ((1, {1, 2}), (2, {3, 4})):
+    for r, share in ((1, shares[1]), (2, shares[2])):
         parts[r].set_probe(probe)
         feed_all(parts[r], x, y, only=share)
     parts[0].merge(parts[2].export())   # out of rank order on purpose
