@@ -57,7 +57,7 @@ def in_process(d, name):
     before = files(d)
     r = mpicka.compare(case.models(name), case.dataset(), layers=case.LAYERS, output=str(d / "one"), **case.CONFIG)
     assert sorted(set(files(d)) - set(before)) == ["one/cka.csv", "one/cka.h5"]
-    assert r.path == str(d / "one" / "cka.h5") and r.provenance["n"] == case.N
+    assert r.path == str(d / "one" / "cka.h5") and r.provenance["n"] == case.N and r.provenance["ranks"] == 1
     return d / "one"
 
 
@@ -90,9 +90,11 @@ def torch_distributed(d, name, world=2):
 
 
 def same_everywhere(work, world):
-    """Every rank returned rank 0's result."""
+    """The sessions ran as world processes (not each alone, which would give
+    the same bits too), and every rank returned rank 0's result."""
     with h5py.File(work / "out" / "cka.h5", "r") as f:
         written = f["cka"][()]
+        assert f.attrs["ranks"] == world
     for r in range(world):
         assert np.load(work / f"out.rank{r}.npy").tobytes() == written.tobytes(), f"rank {r}"
 
