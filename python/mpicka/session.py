@@ -347,11 +347,13 @@ class Session:
             res.models = names
             res.model_offsets = np.cumsum([0] + [len(per[m]) for m in names]).astype(np.int64)
             res.matched_layers = [x for x in per[names[0]] if all(x in per[m] for m in names)]
-            k, nm = len(res.matched_layers), len(names)
-            for attr, key in (("cka_matched", "cka_matched"), ("cka_matched_stderr", "cka_matched_stderr"),
-                              ("cka_matched_pvalue", "cka_matched_pvalue")):
-                a = self.matrix(key)
-                setattr(res, attr, None if a is None else a.reshape(k, nm, nm))
+            # /cka_matched* are cells of the whole matrices, as the file holds them
+            rows = np.array([[res.model_offsets[k] + per[m].index(layer) for k, m in enumerate(names)]
+                             for layer in res.matched_layers], dtype=np.int64).reshape(-1, len(names))
+            for attr, full in (("cka_matched", res.cka), ("cka_matched_stderr", res.stderr),
+                               ("cka_matched_pvalue", res.pvalue)):
+                if full is not None and res.matched_layers:   # none in common: none, as in the file
+                    setattr(res, attr, full[rows[:, :, None], rows[:, None, :]])
         return res
 
 

@@ -230,3 +230,29 @@ def test_the_library_agrees_with_the_sampler():
             lib = library()
             assert lib.mk_session_batches(s._ptr) == s.batches
             assert lib.mk_session_batch_rows(s._ptr, g) == len(s.batch_range(g))
+
+
+def test_the_result_without_output_is_the_written_one(tmp_path):
+    """Built from the library's matrices, it holds what load() reads from the
+    cka.h5 of the same session written: two models, and three (models:)."""
+    x, y = layers(3)
+    z = [x[1] * 2 + 1, y[1]]
+    for models in ({"a": x, "b": y}, {"a": x, "b": y, "c": z}):
+        got = []
+        for out in (None, str(tmp_path / f"out{len(models)}")):
+            with Session(batch_size=M, jackknife=4, permutations=2, plot=False, output=out, n=N) as s:
+                for g, (lo, hi) in enumerate(batches(N, M)):
+                    s.feed(g, {m: {f"l{i}" if m != "c" else f"l{i + 1}": v[lo:hi] for i, v in enumerate(vs)}
+                               for m, vs in models.items()})
+                got.append(s.finish())
+        built, read = got
+        assert read.path and not built.path
+        for name in ("cka", "hsic_xy", "hsic_xx", "hsic_yy", "stderr", "pvalue", "model_offsets", "cka_matched",
+                     "cka_matched_stderr", "cka_matched_pvalue"):
+            a, b = getattr(built, name), getattr(read, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                assert a.shape == b.shape and a.tobytes() == b.tobytes(), name
+        for name in ("x_layers", "y_layers", "models", "matched_layers"):
+            assert getattr(built, name) == getattr(read, name), name
+    assert read.models == ["a", "b", "c"] and read.matched_layers == ["l1"]
