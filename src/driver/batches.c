@@ -1,6 +1,5 @@
 #include "run_impl.h"
 
-#include <math.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,9 +94,9 @@ void mk__free_mem(run_ctx *c, batch_mem *b)
     mk_batch_free(&b->core);
 }
 
-static mk_err do_batch(run_ctx *c, batch_mem *b)
+/* One batch of the core's step (mpicka/batch.h), its blocks from the reader. */
+static mk_err do_batch(batch_mem *b)
 {
-    (void)c;
     return mk_batch_step(&b->core, next_block, b->reader);
 }
 
@@ -146,7 +145,7 @@ mk_err mk__compute(run_ctx *c, batch_mem *b)
                       c->plan.total, c->plan.m, done_after(c, 0));
     c->last_checkpoint = MPI_Wtime();
     for (int64_t s = 0; s < steps && !err; s++) {
-        err = mk__agree(c->comm, lo + s < hi ? do_batch(c, b) : MK_OK);
+        err = mk__agree(c->comm, lo + s < hi ? do_batch(b) : MK_OK);
         if (!err) err = mk__between_steps(c, b, s + 1, done_after(c, s), done_after(c, s + 1));
         mk_progress_update(&progress, done_after(c, s + 1));
     }

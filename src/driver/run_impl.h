@@ -96,11 +96,11 @@ mk_err mk__between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t done_b
 mk_err mk__check_old_results(const run_ctx *c);
 void mk__drop_checkpoint(const run_ctx *c);
 
-/* batches.c: the first batch's probe (each layer's power-of-two scale and
- * the exact sums' shift, on rank 0, then shared; its blocks kept for the
- * batch itself), and the batches: the
- * per-rank memory, and the loop that reads, forms the Grams and pairs and
- * accumulates every batch of c->todo. */
+/* batches.c: the first batch's probe (each layer's power-of-two scale, by
+ * the core's mk_batch_layer_scale, and the exact sums' shift, on rank 0,
+ * then shared; its blocks kept for the batch itself), and the batches: the
+ * per-rank memory, and the loop that reads every batch of c->todo and hands
+ * its blocks to the core's batch step (mpicka/batch.h). */
 mk_err mk__probe_layers(run_ctx *c);
 mk_err mk__share_probe(run_ctx *c);
 void mk__free_mem(run_ctx *c, batch_mem *b);

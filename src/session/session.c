@@ -21,11 +21,8 @@ static const char *const dtype_names[] = {NULL, "float16", "float32", "float64"}
 static mk_err need(const mk_session *s, mk__stage stage, const char *call)
 {
     static const char *const where[] = {"before mk_session_start", "after mk_session_start and before "
-                                        "mk_session_finish", "after mk_session_finish", ""};
+                                        "mk_session_finish", "after mk_session_finish"};
     if (!s) return mk_fail(MK_EUSAGE, "%s: the session is NULL", call);
-    if (s->stage == ST_BROKEN)
-        return mk_fail(MK_EUSAGE, "%s: an earlier feed failed in the middle of a batch, so this session cannot go on; "
-                       "close it and open another", call);
     if (s->stage != stage) return mk_fail(MK_EUSAGE, "%s is called %s only", call, where[stage]);
     return MK_OK;
 }
@@ -137,7 +134,7 @@ mk_err mk_session_add_layer(mk_session *s, int model, const char *name, int ndim
     if (!lay->path) return mk_fail(MK_ENOMEM, "out of memory declaring model '%s', layer '%s'", mod->name, name);
     snprintf(lay->dtype, sizeof lay->dtype, "%s", dtype_names[dtype]);
     layer_shape(lay, 0, ndims, dims);
-    /* the shape's dims, kept in the text until n is known: "(0, d1, ...)" */
+    /* the dims kept in the shape's text, "(0, d1, ...)", until n is known */
     types[mod->nlayers++] = dtype;
     return MK_OK;
 }
@@ -151,7 +148,7 @@ static void set_examples(mk_session *s, int64_t n)
         for (int l = 0; l < s->lu.models[k].nlayers; l++) {
             mk_layer *lay = &s->lu.models[k].layers[l];
             char rest[64];
-            snprintf(rest, sizeof rest, "%s", lay->shape + 2); /* after "(0" */
+            snprintf(rest, sizeof rest, "%s", strpbrk(lay->shape, ",)")); /* after "(n" of a declaration or a failed start */
             lay->n = n;
             snprintf(lay->shape, sizeof lay->shape, "(%lld%.40s", (long long)n, rest);
         }
@@ -182,7 +179,7 @@ static mk_err alloc_feed(mk_session *s)
     if (!err && halves) s->widened = mk_malloc((size_t)(m * p) * sizeof(float), "a widened float16 block", &err);
     if (!err) s->data = mk_malloc((size_t)(m * p) * sizeof(double), "a centred block", &err);
     if (!err) s->mean = mk_malloc((size_t)(3 * p) * sizeof(double), "column means", &err);
-    if (!err) s->scale = mk_malloc((size_t)s->lu.nlayers * sizeof *s->scale, "layer scales", &err);
+    if (!err) s->scale = mk_calloc((size_t)s->lu.nlayers, sizeof *s->scale, "layer scales", &err); /* 0: no probe yet */
     if (!err) s->mu0 = mk_calloc((size_t)mk_lineup_features(&s->lu), sizeof *s->mu0, "the exact sums' shift", &err);
     if (!err) s->have = mk_calloc((size_t)s->plan.total, 1, "the batches in", &err);
     return err;
@@ -204,6 +201,7 @@ mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks)
     set_examples(s, n);
     s->lu.cross = s->lu.nmodels == 2;
     s->lu.listed = s->lu.nmodels >= 3;
+    free(s->lu.offset); /* a start refused before (n too small) may be tried again */
     MK_TRY(mk_lineup_layout(&s->lu));
     MK_TRY(mk_job_plan(&s->cfg, &s->lu, &s->plan));
     s->groups = mk_job_jackknife_groups(&s->cfg, &s->plan);

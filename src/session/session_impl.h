@@ -15,7 +15,7 @@
 #include "mpicka/session.h"
 
 /* Where a session is: each function checks it is called in its stage. */
-typedef enum { ST_DECLARING, ST_STARTED, ST_FINISHED, ST_BROKEN } mk__stage;
+typedef enum { ST_DECLARING, ST_STARTED, ST_FINISHED } mk__stage;
 
 struct mk_session {
     mk__stage stage;

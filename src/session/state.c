@@ -358,7 +358,7 @@ static mk_err take_nodes(const mk_session *s, reader *r, mk_nodes *nd)
     if (len != (uint64_t)L)
         return mk_fail(MK_EINPUT, "session state bytes: partial sums of %llu values where this session's have %lld",
                        (unsigned long long)len, (long long)L);
-    if (count > (uint64_t)s->plan.total || count * 16 > r->left || count * (uint64_t)L > r->left / 8)
+    if (count > (uint64_t)s->plan.total || count > r->left / 16 || count > r->left / 8 / (uint64_t)L)
         return mk_fail(MK_EINPUT, "session state bytes: %llu partial sums do not fit %llu bytes or %lld batches",
                        (unsigned long long)count, (unsigned long long)r->left, (long long)s->plan.total);
     mk_err err = MK_OK;

@@ -1,9 +1,9 @@
 /* The library session (mpicka/session.h) against `mpicka run`: the batches
  * of HDF5 files (mpicka synth, float16/32/64 layers) fed through the API, in
  * one session and split over three sessions joined by probe + export/merge
- * in a scrambled order, must give cka.h5's matrices bitwise equal to the
- * run's on 1 and 3 ranks; and every misuse or damaged input is refused with
- * a message, writing nothing. */
+ * in a scrambled order (or gathered by a fourth), must give cka.h5's
+ * matrices bitwise equal to the run's on 1 and 3 ranks; and every misuse or
+ * damaged input is refused with a message, writing nothing. */
 #include "testutil.h"
 
 #include <hdf5.h>
@@ -178,6 +178,37 @@ static void three_sessions(const char *config, const model *ms, int n, const cha
     for (int r = 0; r < 3; r++) mk_session_close(s[r]);
 }
 
+/* Three sessions fed contiguous shares, their states gathered by a fourth
+ * that fed nothing and takes the probe from the states it merges (2, 0, 1),
+ * passing through a fifth (2 merged into 0, exported again). */
+static void collected(const char *config, const model *ms, int n, const char *out)
+{
+    mk_session *s[3], *c = open_session(with_output(config, out), ms, n, 0, 1);
+    void *probe, *b[3];
+    int64_t plen, len[3], B;
+    for (int r = 0; r < 3; r++) s[r] = open_session(config, ms, n, r, 3);
+    B = mk_session_batches(s[0]);
+    OK(feed(s[0], ms, n, 0));
+    OK(mk_session_probe(s[0], &probe, &plen));
+    OK(mk_session_set_probe(s[1], probe, plen));
+    OK(mk_session_set_probe(s[2], probe, plen));
+    mk_session_free_bytes(probe);
+    for (int r = 0; r < 3; r++) {
+        int64_t lo, hi;
+        OK(mk_session_batch_range(s[r], r, 3, &lo, &hi));
+        for (int64_t g = lo > 0 ? lo : 1; g < hi && g < B; g++) OK(feed(s[r], ms, n, g));
+    }
+    OK(mk_session_export(s[2], &b[2], &len[2]));
+    OK(mk_session_merge(s[0], b[2], len[2]));
+    OK(mk_session_export(s[0], &b[0], &len[0]));
+    OK(mk_session_export(s[1], &b[1], &len[1]));
+    OK(mk_session_merge(c, b[0], len[0]));
+    OK(mk_session_merge(c, b[1], len[1]));
+    OK(mk_session_finish(c));
+    for (int r = 0; r < 3; r++) mk_session_free_bytes(b[r]), mk_session_close(s[r]);
+    mk_session_close(c);
+}
+
 /* Dataset name of result a equal to b's to the bit; present when want. */
 static void same_bits(const char *a, const char *b, const char *name, int want)
 {
@@ -212,8 +243,9 @@ static void check_case(const char *config, const model *ms, int n, int jack, int
     one_session(config, ms, n, "one");
     three_sessions(config, ms, n, "three", 0);
     three_sessions(config, ms, n, "rr", 1);
-    const char *others[] = {"run3", "one", "three", "rr"};
-    for (int k = 0; k < 4; k++) compare_all("run1", others[k], jack, perm, n >= 3, measure);
+    collected(config, ms, n, "collected");
+    const char *others[] = {"run3", "one", "three", "rr", "collected"};
+    for (int k = 0; k < 5; k++) compare_all("run1", others[k], jack, perm, n >= 3, measure);
 }
 
 START_TEST(hsic1_x_vs_y)
@@ -231,7 +263,8 @@ START_TEST(exact_with_measures)
     model ms[2];
     make_model(&ms[0], "a", "8,2x3", "f16,f64", 2, 3);
     make_model(&ms[1], "b", "5", "f32", 1, 4);
-    check_case("batch_size: 64\nestimator: exact\nmeasures: [procrustes]\n", ms, 2, 0, 0, "/measures/procrustes");
+    check_case("batch_size: 64\nestimator: exact\nmeasures: [procrustes, {shape: {alpha: 0.5}}]\n", ms, 2, 0, 0,
+               "/measures/shape");
     free_models(ms, 2);
 }
 END_TEST
@@ -434,8 +467,11 @@ START_TEST(declaration_errors)
     tu_assert_error(mk_session_start(s, N_EX, 2, 2), MK_EUSAGE, "rank 2 of 2");
     tu_assert_error(mk_session_start(s, 10, 0, 1), MK_ECONFIG, "batch_size 64 is larger than n = 10");
     tu_assert_error(mk_session_finish(s), MK_EUSAGE, "mk_session_finish is called after mk_session_start");
-    OK(mk_session_start(s, N_EX, 0, 1));
+    OK(mk_session_start(s, N_EX, 0, 1)); /* after a refused start */
     tu_assert_error(mk_session_add_model(s, "b", &id), MK_EUSAGE, "before mk_session_start only");
+    ck_assert_int_eq(mk_session_batches(s), 5);
+    ck_assert_int_eq(mk_session_batch_rows(s, 4), 44);
+    ck_assert_int_eq(mk_session_batch_rows(s, 5), -1);
     mk_session_close(s);
 }
 END_TEST
@@ -536,12 +572,13 @@ START_TEST(hostile_bytes)
     int64_t len;
     OK(mk_session_export(s[2], &b, &len));
     unsigned char *c = b;
-    double *last = (double *)(c + len - 16); /* the last sum */
-    double keep = *last;
-    *last = NAN;
+    unsigned char keep[8]; /* the last sum (the bytes align to nothing) */
+    double nan = NAN;
+    memcpy(keep, c + len - 16, 8);
+    memcpy(c + len - 16, &nan, 8);
     reseal(c, len);
     tu_assert_error(mk_session_merge(s[1], b, len), MK_EINPUT, "not a finite number");
-    *last = keep;
+    memcpy(c + len - 16, keep, 8);
     reseal(c, len);
     OK(mk_session_merge(s[1], b, len));
     free(b);
