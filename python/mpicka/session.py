@@ -284,7 +284,9 @@ class Session:
 
     def set_probe(self, probe: bytes) -> None:
         """Takes :meth:`probe`'s bytes from the process that fed batch 0
-        (before this session's first feed)."""
+        (before this session's first feed). Until the models are known
+        (``models=`` or the first batch) they are kept, and checked by the
+        library at the first feed."""
         self._probe = bytes(probe)
         if self._started:
             call("mk_session_set_probe", self._handle(), self._probe, len(self._probe))

@@ -256,3 +256,42 @@ def test_the_result_without_output_is_the_written_one(tmp_path):
         for name in ("x_layers", "y_layers", "models", "matched_layers"):
             assert getattr(built, name) == getattr(read, name), name
     assert read.models == ["a", "b", "c"] and read.matched_layers == ["l1"]
+
+
+def test_a_config_as_yaml_text_or_file_with_keys_that_win(tmp_path):
+    x, y = layers(4)
+    (tmp_path / "c.yaml").write_text("batch_size: 48\njackknife: 0\nplot: false\n")
+    got = []
+    for config in ("batch_size: 48\njackknife: 0\nplot: false\n", tmp_path / "c.yaml", str(tmp_path / "c.yaml")):
+        with Session(config, n=N, jackknife=3) as s:   # the keyword wins over the text
+            assert s.batch_size == M and s.config["jackknife"] == 3
+            feed_all(s, x, y)
+            got.append(s.finish())
+    assert all(r.stderr is not None and r.cka.tobytes() == got[0].cka.tobytes() for r in got)
+
+
+def test_damaged_states_and_probes_are_refused_and_change_nothing():
+    x, y = layers(5)
+    cfg = {"batch_size": M, "jackknife": 0, "plot": False}
+    declared = {"a": {f"l{i}": (v.shape[1:], v.dtype) for i, v in enumerate(x)},
+                "b": {f"m{i}": (v.shape[1:], v.dtype) for i, v in enumerate(y)}}
+    with Session(cfg, n=N) as whole, Session(cfg, n=N) as a, \
+            Session(cfg, n=N, rank=1, world=2, models=declared) as b, Session(cfg, n=N, rank=1, world=2) as lazy:
+        feed_all(whole, x, y)
+        feed_all(a, x, y, only={0, 1, 2})
+        probe = a.probe()
+        with pytest.raises(MpickaError):
+            b.set_probe(probe[:-3])
+        lazy.set_probe(probe[:-3])   # kept until the models are known: refused at the first feed
+        with pytest.raises(MpickaError):
+            feed_all(lazy, x, y, only={3})
+        b.set_probe(probe)
+        feed_all(b, x, y, only={3, 4})
+        state = b.export()
+        for bad in (b"", b"garbage", state[:len(state) // 2], state[:-1] + bytes([state[-1] ^ 1])):
+            with pytest.raises(MpickaError):
+                a.merge(bad)
+        a.merge(state)
+        with pytest.raises(MpickaError, match=r"batch 3|twice|already"):
+            a.merge(state)
+        assert a.finish().cka.tobytes() == whole.finish().cka.tobytes()
