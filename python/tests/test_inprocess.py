@@ -18,11 +18,13 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import torch
 from torch.utils.data import DataLoader
 
 import inprocess_case as case
 import mkt
 import mpicka
+import mpicka as mpicka_module   # the tests' fixture `mpicka` is the program
 from mpicka.export import export
 
 pytestmark = pytest.mark.e2e
@@ -157,3 +159,49 @@ def test_a_failure_on_one_process_stops_every_process_naming_it(tmp_path):
     for out in outs:
         assert "rank 1" in out and "model 'b'" in out and "NaN or Inf" in out, out
     assert not (work / "out").exists()
+
+
+
+# Every estimator, kernel and precision, and the measures: the config reaches
+# the library as it reaches run. Two small MLPs, p's output in float16, on
+# 203 examples in batches of 40 (a tail of 3: left out, or kept by the
+# exact estimator).
+OPTIONS = {
+    "hsic0_rbf_float32": {"estimator": "hsic0", "kernel": "rbf", "precision": "float32", "permutations": 2},
+    "exact_measures": {"estimator": "exact", "measures": ["cca", "procrustes", {"svcca": {"keep": 0.99}}]},
+}
+
+
+class Small(torch.nn.Module):
+    """Linear, Tanh, Linear; the output ('out') in dtype."""
+
+    def __init__(self, seed, dtype):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.Tanh(), torch.nn.Linear(12, 6))
+        self.out = torch.nn.Identity()
+        self.dtype = dtype
+
+    def forward(self, x):
+        return self.out(self.net(x).to(self.dtype))
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_estimators_kernels_precision_and_measures_give_the_file_runs_bits(tmp_path, mpicka, option):
+    data = torch.utils.data.TensorDataset(torch.randn(203, 5, generator=torch.Generator().manual_seed(1)))
+    models = {"p": Small(0, torch.float16).eval(), "q": Small(1, torch.float32).eval()}
+    layers = ["net.1", "out"]
+    cfg = dict(batch_size=40, jackknife=3, plot=False, **OPTIONS[option])
+    mpicka_module.compare(models, data, layers=layers, output=str(tmp_path / "inproc"), **cfg)
+    for name, model in models.items():   # p's float16 'out' is stored exactly as float32, beside its float32 'net.1'
+        export(model, DataLoader(data, batch_size=40), tmp_path / f"{name}.h5", layers)
+    conf = mkt.write_yaml(tmp_path / "run.yaml", dict(
+        x={"file": str(tmp_path / "p.h5"), "layers": layers}, y={"file": str(tmp_path / "q.h5"), "layers": layers},
+        output=str(tmp_path / "run"), **cfg))
+    check(mpicka.run(["run", conf, "--quiet"], ranks=2), "mpicka run on 2 ranks")
+    with h5py.File(tmp_path / "run" / "cka.h5", "r") as f:
+        names = [k for k in MATRICES if k in f] + [f"measures/{k}" for k in f.get("measures", {})]
+        assert f.attrs["n"] == 203
+    assert ("cka_pvalue" in names) == ("permutations" in OPTIONS[option])
+    assert ("measures/procrustes" in names) == (option == "exact_measures")
+    assert bits(tmp_path / "inproc", names) == bits(tmp_path / "run", names)
