@@ -3,15 +3,16 @@ compiler at import, only the shared library, found once per process.
 
 Where the library is looked for, first found wins:
 
-1. ``$MPICKA_LIBRARY``: the file itself;
-2. next to an installed mpicka: ``<prefix>/lib*/libmpicka.so`` for the
-   prefixes this package's own location points at (a package installed
-   under the prefix), then the prefix of the ``mpicka`` program on
-   ``PATH`` (``cmake --install build --prefix ~/.local`` with the package
-   in a venv elsewhere), then ``ctypes.util.find_library("mpicka")`` (the
-   linker's cache and paths);
-3. a build folder: ``$MPICKA_BUILD``, else the repository's ``build/`` when
-   this package is imported from a source tree.
+1. ``$MPICKA_LIBRARY``: the file itself (nothing else is tried);
+2. ``$MPICKA_BUILD``: a build folder;
+3. the package's own install prefix: ``<prefix>/lib*/libmpicka.so`` for
+   the folders above this package (installed under the prefix where
+   ``cmake --install`` put the library);
+4. the repository's ``build/`` when the package is imported from a source
+   tree (``PYTHONPATH=python``);
+5. the prefix of the ``mpicka`` program on ``PATH`` (``cmake --install
+   build --prefix ~/.local`` with the package in a venv elsewhere);
+6. ``ctypes.util.find_library("mpicka")`` (the linker's cache and paths).
 
 Every call that returns an ``mk_err`` goes through :func:`call`, which turns
 a failure into :class:`MpickaError` carrying ``mk_errmsg()``.
@@ -57,17 +58,23 @@ _lib: Optional[ctypes.CDLL] = None
 
 def _prefixes() -> list[str]:
     """Install prefixes this package may belong to: the folders above it
-    (site-packages or share/mpicka/python under a prefix), then the prefix
-    of the mpicka program on PATH."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    out, d = [], here
+    (site-packages or share/mpicka/python under a prefix)."""
+    out, d = [], os.path.dirname(os.path.abspath(__file__))
     for _ in range(6):
         d = os.path.dirname(d)
         out.append(d)
-    exe = shutil.which("mpicka")
-    if exe:
-        out.append(os.path.dirname(os.path.dirname(os.path.realpath(exe))))
     return out
+
+
+def _program_prefix() -> Optional[str]:
+    """The prefix of the mpicka program on PATH (<prefix>/bin/mpicka)."""
+    exe = shutil.which("mpicka")
+    return os.path.dirname(os.path.dirname(os.path.realpath(exe))) if exe else None
+
+
+def _installed(prefix: str) -> list[str]:
+    return (sorted(glob.glob(os.path.join(prefix, "lib*", "libmpicka.so")))
+            + sorted(glob.glob(os.path.join(prefix, "lib", "*-linux-gnu", "libmpicka.so"))))
 
 
 def _source_build() -> Optional[str]:
@@ -88,19 +95,24 @@ def _in_build(folder: str) -> Optional[str]:
 
 def candidates() -> list[str]:
     """Every place looked at, in order (for the not-found message)."""
-    places = []
     env = os.environ.get("MPICKA_LIBRARY")
     if env:
         return [env]
+    places = []
+    build = os.environ.get("MPICKA_BUILD")
+    if build:
+        places.append(_in_build(build) or os.path.join(build, "libmpicka.so"))
     for prefix in _prefixes():
-        places += sorted(glob.glob(os.path.join(prefix, "lib*", "libmpicka.so")))
-        places += sorted(glob.glob(os.path.join(prefix, "lib", "*-linux-gnu", "libmpicka.so")))
+        places += _installed(prefix)
+    source = _source_build()
+    if source:
+        places.append(_in_build(source) or os.path.join(source, "libmpicka.so"))
+    program = _program_prefix()
+    if program:
+        places += _installed(program)
     found = ctypes.util.find_library("mpicka")
     if found:
         places.append(found)
-    for folder in (os.environ.get("MPICKA_BUILD"), _source_build()):
-        if folder:
-            places.append(_in_build(folder) or os.path.join(folder, "libmpicka.so"))
     return places
 
 
@@ -119,7 +131,9 @@ def find_library() -> str:
         if os.path.isfile(path) or (path and os.sep not in path):
             return path
     raise LibraryNotFound(
-        "libmpicka.so not found (looked at: " + (", ".join(tried) or "nothing") + "); build it with "
+        "libmpicka.so not found (looked in MPICKA_BUILD, under the install prefixes of this package ("
+        + os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + " and above) and of the mpicka program "
+        "on PATH, in the linker's paths" + (": " + ", ".join(tried) if tried else "") + "); build it with "
         "'cmake -S . -B build && cmake --build build' and set MPICKA_BUILD=build, or install it with "
         "'cmake --install build --prefix PREFIX', or set MPICKA_LIBRARY to the file")
 
