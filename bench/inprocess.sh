@@ -2,21 +2,23 @@
 # In-process CKA (mpicka.compare) against export then `mpicka run`, on the
 # same models and data, in one run on one machine (issue 20): two ResNet-18s
 # (random weights) on N images of PX px, nine layers each, batch_size 256.
-# For each route: wall time, peak memory (max RSS of the largest process,
-# /usr/bin/time -v), and the bytes left on disk (activations and result).
-# Target: compare takes no longer than the export alone and writes only the
-# result.
+# The routes alternate REPEAT times (A B A B ...); the table gives each
+# command's median wall time and its largest peak memory (max RSS of the
+# largest process, /usr/bin/time -v), and the bytes each route leaves on
+# disk (activations and result). Target: compare takes no longer than the
+# export alone and writes only the result.
 #
-#   bench/inprocess.sh            # N=2048 PX=64 NP=2 (ranks of mpicka run)
+#   bench/inprocess.sh            # N=2048 PX=64 NP=2 (ranks of mpicka run) REPEAT=3
 #
-# Environment: BUILD_DIR (build; libmpicka.so is looked for there), N, PX,
-# NP, WORK (a temporary folder, removed at the end).
+# Environment: BUILD_DIR (build; libmpicka.so is loaded from there), N, PX,
+# NP, REPEAT, WORK (a temporary folder, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${BUILD_DIR:-build}")
 n=${N:-2048}
 px=${PX:-64}
 np=${NP:-2}
+repeat=${REPEAT:-3}
 work=${WORK:-$(mktemp -d)}
 trap 'rm -rf "$work"' EXIT
 export PYTHONPATH=$PWD/python MPICKA_BUILD=$build PYTHONDONTWRITEBYTECODE=1
@@ -24,24 +26,35 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 export OPENBLAS_NUM_THREADS=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
 py=/usr/bin/python3
 
-measure() {   # label, command...: one line of the table
-    local label=$1
-    local log=$work/$label.time
+timed() {   # tag, command...: appends "wall_s rss_mib" to $work/tag.times
+    local tag=$1
+    local log=$work/$tag.time
     shift
-    /usr/bin/time -v "$@" >"$work/$label.out" 2>"$log" || { cat "$work/$label.out" "$log" >&2; exit 1; }
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$log")
-    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log")
-    printf '%-28s %9.1f s %9s MiB\n' "$label" "$wall" "$rss"
+    /usr/bin/time -v "$@" >"$work/$tag.out" 2>"$log" || { cat "$work/$tag.out" "$log" >&2; exit 1; }
+    awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; w = s}
+                /Maximum resident set size/ {r = $2 / 1024}
+                END {printf "%.2f %.0f\n", w, r}' "$log" >>"$work/$tag.times"
+}
+
+row() {   # label, tag: median wall, largest peak
+    sort -n "$work/$2.times" | awk -v label="$1" '{w[NR] = $1; if ($2 > r) r = $2}
+        END {printf "%-28s %9.1f s %9d MiB   (walls: ", label, w[int((NR + 1) / 2)], r;
+             for (i = 1; i <= NR; i++) printf "%s%s", w[i], i < NR ? " " : ")\n"}'
 }
 
 bytes() { du -sb "$1" 2>/dev/null | cut -f1; }
 
-echo "two ResNet-18s, n=$n, ${px}x${px}, 9 layers, batch_size 256; torch threads: $($py -c 'import torch; print(torch.get_num_threads())'); mpicka run on $np ranks"
-printf '%-28s %11s %13s\n' route wall "peak RSS"
-measure "compare (in-process)" $py bench/inprocess.py compare "$work/inproc" "$n" "$px"
-measure "export" $py bench/inprocess.py export "$work/files" "$n" "$px"
-measure "mpicka run ($np ranks)" mpirun -np "$np" "$build/mpicka" run "$work/files/run.yaml" --quiet
+echo "two ResNet-18s, n=$n, ${px}x${px}, 9 layers, batch_size 256; torch threads: $($py -c 'import torch; print(torch.get_num_threads())'); mpicka run on $np ranks; $repeat runs each, alternating"
+for _ in $(seq "$repeat"); do
+    rm -rf "$work/inproc" "$work/files"
+    timed compare $py bench/inprocess.py compare "$work/inproc" "$n" "$px"
+    timed export $py bench/inprocess.py export "$work/files" "$n" "$px"
+    timed run mpirun -np "$np" "$build/mpicka" run "$work/files/run.yaml" --quiet
+done
+printf '%-28s %11s %13s\n' route "median wall" "peak RSS"
+row "compare (in-process)" compare
+row "export" export
+row "mpicka run ($np ranks)" run
 echo "bytes on disk: compare $(bytes "$work/inproc") (result only: $(ls "$work/inproc/out" | tr '\n' ' '))"
 echo "               export + run $(bytes "$work/files") (activations $(bytes "$work/files/acts"), result $(bytes "$work/files/out"))"
 $py - "$work" <<'PY'

@@ -16,6 +16,7 @@ and the sessions are reduced to one result (:mod:`mpicka.distributed`).
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
@@ -125,6 +126,7 @@ def _run(session: Session, comm: distributed.Backend, sampler: distributed.Batch
                     if failed is not None:
                         raise failed
                     runner.step(*next(batches))
+                    runner.wait()
                 try:
                     distributed.share_probe(session, comm, first)
                 except BaseException as e:
@@ -132,13 +134,20 @@ def _run(session: Session, comm: distributed.Backend, sampler: distributed.Batch
             if failed is None:
                 for g, batch in batches:
                     runner.step(g, batch)
+                runner.wait()
     except BaseException as e:
         failed = failed or e
     return failed
 
 
 class _Runner:
-    """The models, their captures and the session: one step per batch."""
+    """The models, their captures and the session: one step per batch.
+
+    A batch's feed runs on a thread of its own while the models compute the
+    next batch (ctypes releases the GIL during the library's call, torch
+    during its kernels): the time is about the larger of the two instead of
+    their sum. One feed at a time, in batch order, so the session sees what
+    it would see fed in the loop; memory holds one more batch."""
 
     def __init__(self, models: Mapping, layers: Any, devices: Optional[Mapping], inputs: Any, options: dict,
                  session: Session):
@@ -158,6 +167,8 @@ class _Runner:
                         for name, model in self.models.items()}
         self._stack = contextlib.ExitStack()
         self._modes: dict = {}
+        self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpicka-feed")
+        self._pending: Optional[Future] = None
 
     def __enter__(self) -> "_Runner":
         for name, model in self.models.items():
@@ -174,6 +185,13 @@ class _Runner:
 
     def __exit__(self, *exc) -> bool:
         try:
+            try:   # never leave a feed running into a session about to be closed
+                self.wait()
+            except BaseException:
+                if exc[0] is None:
+                    raise
+            finally:
+                self._feeder.shutdown(wait=True)
             return self._stack.__exit__(*exc)
         finally:
             for modes in self._modes.values():   # each module as it was (a frozen BatchNorm stays in eval)
@@ -188,7 +206,17 @@ class _Runner:
         for name, model in self.models.items():
             xi = _to_device(x, self.devices[name])
             _named(name, lambda: model(*xi) if isinstance(xi, tuple) else model(xi))
-        self.session.feed(g, {name: capture.rows for name, capture in self.captures.items()})
+        rows = {name: capture.rows for name, capture in self.captures.items()}
+        for capture in self.captures.values():
+            capture.rows = {}
+        self.wait()
+        self._pending = self._feeder.submit(self.session.feed, g, rows)
+
+    def wait(self) -> None:
+        """Until the last batch handed over is in the session (its error, if any, raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 def _named(name: str, fn: Callable) -> Any:
