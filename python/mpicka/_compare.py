@@ -31,6 +31,10 @@ from .session import Session
 
 __all__ = ["compare"]
 
+# Feed each batch beside the next forward pass (False: in the loop, for
+# bench/inprocess_overlap.py to measure what it hides).
+OVERLAP = True
+
 
 def compare(models: Mapping[str, torch.nn.Module], data: Any, layers: Any = None, output: Optional[str] = None,
             batch_size: Optional[int] = None, *, config: _config.Config = None,
@@ -210,7 +214,10 @@ class _Runner:
         for capture in self.captures.values():
             capture.rows = {}
         self.wait()
-        self._pending = self._feeder.submit(self.session.feed, g, rows)
+        if OVERLAP:
+            self._pending = self._feeder.submit(self.session.feed, g, rows)
+        else:
+            self.session.feed(g, rows)
 
     def wait(self) -> None:
         """Until the last batch handed over is in the session (its error, if any, raised here)."""
