@@ -82,6 +82,7 @@ typedef struct {
                               cka needs estimator exact */
     int nmeasures;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
+    int session;           /* parsed by mk_config_parse_session: resolved leaves out the keys of files */
 } mk_config;
 
 /* The models of a config in order: x (and y), or the `models:` list. */

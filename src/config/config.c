@@ -735,9 +735,18 @@ static mk_err read_root(ctx *c, const char *text, size_t len)
 
 /* Keys of a file run only: the models come from the caller, which feeds
  * each batch once in order, with nothing to resume. */
+static const char *const file_only[] = {"x", "y", "models", "shuffle_block", "checkpoint", "ids", "layer_order"};
+
+int mk__file_only_key(const char *path)
+{
+    size_t top = strcspn(path, ".");
+    for (size_t i = 0; i < sizeof file_only / sizeof *file_only; i++)
+        if (strlen(file_only[i]) == top && !strncmp(path, file_only[i], top)) return 1;
+    return 0;
+}
+
 static mk_err check_session_keys(const ctx *c)
 {
-    static const char *const file_only[] = {"x", "y", "models", "shuffle_block", "checkpoint", "ids", "layer_order"};
     for (size_t i = 0; i < sizeof file_only / sizeof *file_only; i++)
         if (mk__tree_get(c->root, file_only[i])) {
             char msg[512];
@@ -767,6 +776,7 @@ static mk_err parse(const char *text, size_t len, const char *source, char *cons
     if (!session) MK_GOTO(check_models_given(&c), fail);
     MK_GOTO(apply_keys(&c), fail);
     if (session) MK_GOTO(check_session_keys(&c), fail);
+    cfg->session = session;
     MK_GOTO(check_combinations(&c), fail);
     derive_models(cfg);
     MK_GOTO(mk__write_resolved(cfg), fail);

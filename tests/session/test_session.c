@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpicka/config.h"
 #include "mpicka/session.h"
 
 #define N_EX 300 /* 4 batches of 64 and a tail of 44 */
@@ -490,6 +491,17 @@ START_TEST(config_errors)
     OK(mk_session_open(NULL, NULL, &s)); /* every default */
     mk_session_close(s);
     mk_session_close(NULL);
+    /* A session's resolved config (stored in its cka.h5) parses back as a
+     * session's: without the keys of files it would refuse. */
+    mk_config cfg, again;
+    OK(mk_config_parse_session("batch_size: 64\n", 14, "s", NULL, 0, &cfg));
+    tu_assert_lacks(cfg.resolved, "checkpoint:");
+    tu_assert_lacks(cfg.resolved, "layer_order:");
+    tu_assert_lacks(cfg.resolved, "output:");
+    tu_assert_has(cfg.resolved, "batch_size: 64");
+    OK(mk_config_parse_session(cfg.resolved, strlen(cfg.resolved), "resolved", NULL, 0, &again));
+    ck_assert_str_eq(cfg.resolved, again.resolved);
+    mk_config_free(&cfg), mk_config_free(&again);
 }
 END_TEST
 
