@@ -38,8 +38,9 @@ install(PROGRAMS jobs/mpicka.sbatch jobs/mpicka-requeue.sbatch jobs/mpicka-sweep
         DESTINATION ${mk_share}/jobs)
 install(FILES configs/reference.yaml configs/demo.yaml configs/seeds.yaml DESTINATION ${mk_share}/configs)
 install(FILES python/pyproject.toml python/README.md DESTINATION ${mk_share}/python)
-install(FILES python/mpicka/__init__.py python/mpicka/export.py python/mpicka/result.py python/mpicka/py.typed
-        DESTINATION ${mk_share}/python/mpicka)
+# Every module of the package (a list by hand had fallen behind the package).
+file(GLOB mk_py_modules CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/python/mpicka/*.py)
+install(FILES ${mk_py_modules} python/mpicka/py.typed DESTINATION ${mk_share}/python/mpicka)
 
 set(mk_doc ${CMAKE_INSTALL_DATADIR}/doc/mpicka)
 install(FILES README.md LICENSE DESTINATION ${mk_doc})

@@ -245,9 +245,8 @@ class Exporter:
         if self.model.training:
             warnings.warn("model is in training mode: dropout is active and BatchNorm uses batch "
                           "statistics; call model.eval() before exporting", stacklevel=2)
-        self._made = make_folders(os.path.dirname(self.path))
         try:
-            self._file = h5py.File(self._tmp, "w", track_order=True)
+            self._open_file()
             self._handles.append(self.model.register_forward_pre_hook(self._begin_call))
             self._handles.append(self.model.register_forward_hook(self._end_call))
             for layer in self._candidates.values():
@@ -261,6 +260,12 @@ class Exporter:
         self._grad = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
         return self
+
+    def _open_file(self) -> None:
+        """The file written under its temporary name (mpicka.compare's
+        in-process collector writes none)."""
+        self._made = make_folders(os.path.dirname(self.path))
+        self._file = h5py.File(self._tmp, "w", track_order=True)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
@@ -457,7 +462,7 @@ class Exporter:
         if not t.is_floating_point():
             t = t.float()
         rows = reduce_rows(spec, self.model, t, self._mask, self.batches)
-        stored = rows.data.to(_DTYPES[self.dtype][0])
+        stored = self._cast(rows.data)
         if not bool(torch.isfinite(stored).all()):
             if bool(torch.isfinite(rows.data).all()):
                 raise ExportError(f"module '{name}': values beyond float16's range (65504) in batch "
@@ -465,6 +470,10 @@ class Exporter:
             raise ExportError(f"module '{name}': NaN or Inf in its output in batch {self.batches}")
         rows.data = stored.cpu().numpy()
         return rows, src
+
+    def _cast(self, data: torch.Tensor) -> torch.Tensor:
+        """The rows in the type they are stored as."""
+        return data.to(_DTYPES[self.dtype][0])
 
     # -- one batch --
 
@@ -480,22 +489,26 @@ class Exporter:
         for layer in self._layers:
             rows, src = outputs[layer.name][0]
             self._check_rows(layer, rows, first, n)
-            if layer.dset is None:
-                layer.dset = create_rows(self._file, layer.name, rows.data)
-                layer.dset.attrs["module_class"] = type(layer.module).__name__
-                layer.dset.attrs["reduction"] = rows.reduction
-                layer.out_shape, layer.source_dtype = list(rows.shape), src
-            elif rows.data.shape[1:] != layer.dset.shape[1:]:
-                raise ExportError(self._shape_change(layer, rows, n))
-            else:
-                layer.out_shape = [a if a == b else -1 for a, b in zip(layer.out_shape, rows.shape)]
-            append(layer.dset, rows.data)
+            self._store(layer, rows, src, n)
         self._write_ids(first, n)
         self._batch_sizes.append(n)
         self._match_ids(self.batches)
         self.n += first.data.shape[0]
         self.examples += n
         self.batches += 1
+
+    def _store(self, layer: _Layer, rows: Rows, src: str, n: int) -> None:
+        """Appends one layer's rows of the batch to its dataset (made by the first batch)."""
+        if layer.dset is None:
+            layer.dset = create_rows(self._file, layer.name, rows.data)
+            layer.dset.attrs["module_class"] = type(layer.module).__name__
+            layer.dset.attrs["reduction"] = rows.reduction
+            layer.out_shape, layer.source_dtype = list(rows.shape), src
+        elif rows.data.shape[1:] != layer.dset.shape[1:]:
+            raise ExportError(self._shape_change(layer, rows, n))
+        else:
+            layer.out_shape = [a if a == b else -1 for a, b in zip(layer.out_shape, rows.shape)]
+        append(layer.dset, rows.data)
 
     def _check_rows(self, layer: _Layer, rows: Rows, first: Rows, n: int) -> None:
         if self.tokens:

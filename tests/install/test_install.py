@@ -84,3 +84,32 @@ def test_a_c_program_links_the_installed_library_with_pkg_config(installed, tmp_
     names = [w for w in exported if w.startswith("mk")]
     assert "mk_session_open" in names and "mk_errmsg" in names and "mk_errname" in names
     assert not [n for n in names if n.startswith("mk__")], "private names exported"
+
+
+SESSION = """
+import mpicka, numpy as np
+from mpicka._lib import find_library
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 5))
+y = np.tanh(x @ rng.standard_normal((5, 3))).astype(np.float32)
+with mpicka.Session(n=64, batch_size=16, jackknife=0, plot=False) as s:
+    for g in range(4):
+        s.feed(g, {"a": {"l": x[16 * g:16 * g + 16]}, "b": {"l": y[16 * g:16 * g + 16]}})
+    r = s.finish()
+print(find_library(), "x".join(map(str, r.cka.shape)), float(r.cka[0, 0]))
+"""
+
+
+def test_the_installed_package_runs_a_session_with_the_installed_library(installed, tmp_path):
+    """pip install from <prefix>/share/mpicka/python into a folder outside the
+    prefix: the package finds <prefix>/lib*/libmpicka.so through the mpicka
+    program on PATH, with no MPICKA_* variable and no source tree."""
+    target = tmp_path / "site"
+    sh([PYTHON, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", "--quiet",
+        "--target", str(target), str(installed / "share/mpicka/python")], cwd=tmp_path, env=user_env(tmp_path))
+    libs = sorted(installed.glob("lib*/**/libmpicka.so"))
+    assert libs and (installed / "include/mpicka/session.h").is_file(), "library or header not installed"
+    env = {**user_env(tmp_path, [installed / "bin"]), "PYTHONPATH": str(target)}
+    p = sh([PYTHON, "-c", SESSION], cwd=tmp_path, env=env)
+    path, shape, value = p.stdout.split()
+    assert path.startswith(str(installed)) and shape == "1x1" and 0.5 < float(value) <= 1, p.stdout
