@@ -41,7 +41,8 @@ def compare(models: Mapping[str, torch.nn.Module], data: Any, layers: Any = None
             devices: Optional[Mapping[str, Any]] = None, inputs: Union[None, int, str, Callable] = None,
             backend: Any = None, split: str = "contiguous", num_workers: int = 0, collate_fn: Optional[Callable] = None,
             everywhere: bool = True, module_output: Any = None, transform: Any = None, pool: Any = None,
-            pool_dims: Any = None, token: Any = None, fastpath: bool = True, **keys: Any) -> Optional[Result]:
+            pool_dims: Any = None, token: Any = None, fastpath: bool = True, force: bool = False,
+            **keys: Any) -> Optional[Result]:
     """CKA of ``models``' layers over ``data``, computed as the models run.
 
     Parameters
@@ -85,6 +86,10 @@ def compare(models: Mapping[str, torch.nn.Module], data: Any, layers: Any = None
     module_output, transform, pool, pool_dims, token, fastpath
         The exporter's per-layer options (``module_output`` is its
         ``output``: the tensor of a module returning a tuple or dict).
+    force : bool
+        Replace a result of another configuration in ``output`` (as
+        ``mpicka run --force``); without it such a folder is refused before
+        any batch.
 
     Returns
     -------
@@ -98,7 +103,7 @@ def compare(models: Mapping[str, torch.nn.Module], data: Any, layers: Any = None
     cfg = _config.load_config(config, dict(keys, output=output, batch_size=batch_size))
     loader, sampler = _loader(data, _config.batch_size(cfg), comm, split, num_workers, collate_fn,
                               _config.keeps_all(cfg))
-    session = Session(cfg, n=sampler.n, rank=comm.rank, world=comm.world)
+    session = Session(cfg, n=sampler.n, rank=comm.rank, world=comm.world, force=force)
     options = dict(output=module_output, transform=transform, pool=pool, pool_dims=pool_dims, token=token,
                    fastpath=fastpath)
     failed = _run(session, comm, sampler, loader, lambda: _Runner(models, layers, devices, inputs, options, session))

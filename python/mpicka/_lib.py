@@ -146,6 +146,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "mk_session_open": (c_int, [cp, ctypes.POINTER(cp), ctypes.POINTER(sess)]),
         "mk_session_add_model": (c_int, [sess, cp, ctypes.POINTER(c_int)]),
         "mk_session_add_layer": (c_int, [sess, c_int, cp, c_int, ctypes.POINTER(c_i64), c_int]),
+        "mk_session_set_force": (c_int, [sess, c_int]),
         "mk_session_start": (c_int, [sess, c_i64, c_int, c_int]),
         "mk_session_batches": (c_i64, [sess]),
         "mk_session_batch_rows": (c_i64, [sess, c_i64]),

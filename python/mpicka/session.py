@@ -99,10 +99,14 @@ class Session:
         except with the exact estimator).
     rank, world : int
         This process among those feeding (progress is shown by rank 0).
+    force : bool
+        As ``mpicka run --force``: replace a result of another configuration
+        in the output folder (without it, such a folder is refused before
+        any work; a result of the same configuration is replaced).
     """
 
     def __init__(self, config: _config.Config = None, models: Optional[Mapping] = None, *, n: int,
-                 rank: int = 0, world: int = 1, **keys: Any):
+                 rank: int = 0, world: int = 1, force: bool = False, **keys: Any):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n: the number of examples, a positive int, got {n!r}")
         if not (isinstance(rank, int) and isinstance(world, int) and 0 <= rank < world):
@@ -117,6 +121,7 @@ class Session:
         self._last_g = -1
         self._finished: Optional[Result] = None
         call("mk_session_open", _config.to_yaml(self.config).encode(), None, ctypes.byref(self._ptr))
+        call("mk_session_set_force", self._ptr, int(bool(force)))
         if self._layers is not None and all(layer.dtype for layer in self._layers):
             self._start()
 

@@ -59,6 +59,22 @@ def test_tensors_and_arrays_give_the_same_bits_and_the_output_folder(tmp_path):
     assert sorted(os.listdir(tmp_path / "np")) == ["cka.csv", "cka.h5"]
 
 
+def test_a_result_of_another_configuration_is_kept_unless_forced(tmp_path):
+    x, y = layers(2)
+    out = str(tmp_path / "out")
+    for _ in range(2):  # the second: a rerun of the same configuration replaces it
+        with Session(batch_size=M, output=out, plot=False, n=N) as s:
+            feed_all(s, x, y)
+            first = s.finish()
+    with Session(batch_size=M, jackknife=3, output=out, plot=False, n=N) as s:
+        with pytest.raises(MpickaError, match="holds the results of another configuration"):
+            feed_all(s, x, y)
+    with Session(batch_size=M, jackknife=3, output=out, plot=False, n=N, force=True) as s:
+        feed_all(s, x, y)
+        forced = s.finish()
+    assert forced.cka.tobytes() == first.cka.tobytes() and forced.stderr.tobytes() != first.stderr.tobytes()
+
+
 @pytest.mark.parametrize("shares", [({0}, {1, 2}, {3, 4}), ({0, 3}, {1, 4}, {2})], ids=["contiguous", "strided"])
 def test_sessions_merged_in_any_order_give_one_sessions_bits(shares):
     x, y = layers(2)
