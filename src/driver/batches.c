@@ -133,6 +133,21 @@ static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
     return err;
 }
 
+/* The measures from the Grams: each layer's RDM and neighbours, one batch's values. */
+static mk_err alloc_grams(run_ctx *c, batch_mem *b, int64_t m)
+{
+    int L = c->lu.nlayers;
+    mk_err err = MK_OK;
+    mk_gram_spec_init(&b->gspec, c->cfg.measures, c->cfg.nmeasures, m);
+    if (!b->gspec.outs) return MK_OK;
+    b->glayers = mk_calloc((size_t)L, sizeof *b->glayers, "the Gram measures' layers", &err);
+    for (int l = 0; l < L && !err; l++) err = mk_gram_layer_init(&b->glayers[l], &b->gspec);
+    if (!err) err = mk_gram_work_init(&b->gwork, &b->gspec);
+    int64_t n = (int64_t)b->gspec.outs * mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu);
+    if (!err) b->gvals = mk_malloc((size_t)n * sizeof *b->gvals, "the Gram measures' values", &err);
+    return err;
+}
+
 static mk_err alloc_minibatch(run_ctx *c, batch_mem *b, int64_t m)
 {
     const mk_config *k = &c->cfg;
@@ -143,7 +158,7 @@ static mk_err alloc_minibatch(run_ctx *c, batch_mem *b, int64_t m)
     b->v = mk_malloc((size_t)(c->lu.nlayers * len) * sizeof(double), "centred kernels", &err);
     if (!err && k->permutations) b->vperm = mk_malloc((size_t)(ny * len) * sizeof(double), "permuted kernels", &err);
     if (!err && k->permutations) b->perm = mk_malloc((size_t)m * sizeof(int64_t), "a permutation", &err);
-    return err;
+    return err ? err : alloc_grams(c, b, m);
 }
 
 static mk_err alloc_mem(run_ctx *c, batch_mem *b)
@@ -169,6 +184,10 @@ void mk__free_mem(run_ctx *c, batch_mem *b)
     free(b->v);
     free(b->vperm);
     free(b->perm);
+    for (int l = 0; b->glayers && l < c->lu.nlayers; l++) mk_gram_layer_free(&b->glayers[l]);
+    free(b->glayers);
+    mk_gram_work_free(&b->gwork);
+    free(b->gvals);
     free(b->leaf);
     mk_accum_free(b->acc);
     mk_par_free(b->par);
@@ -206,6 +225,9 @@ static mk_err layer_row(run_ctx *c, batch_mem *b, const mk_block *blk)
     count_varied(c, b, blk);
     if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision)) return too_large(c, blk, "its Gram would overflow");
     if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(c, blk, "its Gram overflows");
+    if (b->gspec.outs) /* before mk_kernel_start hands ws.gram over */
+        mk_gram_layer_put(&b->glayers[c->lu.offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram,
+                          blk->data, blk->mean, c->cfg.precision, blk->m, layer->p, blk->constant);
     c->phase[PH_GRAM] += mk__lap(&clock);
     mk_kernel_start(&b->ws, blk->m, v);
     c->phase[PH_UCENTRE] += mk__lap(&clock); /* the wait for the previous kernel, or this one run here */
@@ -252,6 +274,18 @@ static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, dou
     return MK_OK;
 }
 
+/* The Gram measures of every pair of the batch, added into its group's sums. */
+static mk_err gram_batch(run_ctx *c, batch_mem *b, int64_t g)
+{
+    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu), cross = c->lu.cross;
+    int64_t n = (int64_t)b->gspec.outs * nx * ny, slot = c->groups ? mk_plan_group(&c->plan, g, c->groups) : 0;
+    double *sums = b->leaf + mk__gram_at(c);
+    memset(sums, 0, (size_t)mk__gram_len(c) * sizeof *sums);
+    MK_TRY(mk_gram_pairs(&b->gspec, b->glayers, nx, b->glayers + (cross ? nx : 0), ny, !cross, b->gvals));
+    mk_gram_add(b->gvals, n, sums + slot * 2 * n);
+    return MK_OK;
+}
+
 static mk_err do_minibatch(run_ctx *c, batch_mem *b)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
@@ -271,6 +305,7 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
     double *slots = b->leaf + base, *perms = slots + base * c->groups;
     memset(slots, 0, (size_t)(base * c->groups) * sizeof *slots);
     if (c->groups) memcpy(slots + base * mk_plan_group(&c->plan, blk.g, c->groups), b->leaf, (size_t)base * sizeof *slots);
+    if (b->gspec.outs) MK_TRY(gram_batch(c, b, blk.g));
     c->phase[PH_PAIRS] += mk__lap(&clock);
     MK_TRY(permuted_pairs(c, b, blk.g, blk.m, perms));
     c->phase[PH_PERMUTE] += mk__lap(&clock);

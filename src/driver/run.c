@@ -216,6 +216,20 @@ static mk_err share_lineup(run_ctx *c)
     return mk__agree(c->comm, c->rank == 0 ? MK_OK : mk_lineup_layout(&c->lu));
 }
 
+/* A tail batch too small for a k-NN measure's k is left out of its mean. */
+static void warn_short_tail(const run_ctx *c)
+{
+    mk_gram_spec gs;
+    mk_gram_spec_init(&gs, c->cfg.measures, c->cfg.nmeasures, c->plan.m);
+    int k = c->cfg.estimator == MK_EST_EXACT ? -1 : mk_gram_short_batch(&gs, c->plan.last_size);
+    if (k >= 0)
+        mk_warn("the last batch of each epoch has %lld examples, too few for %s's k = %lld nearest neighbours: "
+                "%s leaves it out of its mean (as every k-NN measure whose k is above %lld)",
+                (long long)c->plan.last_size, mk_measure_names[c->cfg.measures[k].kind],
+                (long long)c->cfg.measures[k].k, mk_measure_names[c->cfg.measures[k].kind],
+                (long long)(c->plan.last_size - 1));
+}
+
 static mk_err setup(run_ctx *c)
 {
     MK_TRY(mk__agree(c->comm, c->rank == 0 ? inspect(c) : MK_OK));
@@ -226,6 +240,7 @@ static mk_err setup(run_ctx *c)
     if (c->plan.dropped)
         mk_warn("%lld example(s) at the end of each epoch are left out: a batch needs at least %d",
                 (long long)c->plan.dropped, MK_MIN_BATCH);
+    warn_short_tail(c);
     if (c->todo.batches < c->nranks)
         mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", c->nranks -
                 (int)c->todo.batches, c->nranks, (long long)c->todo.batches);
@@ -326,6 +341,7 @@ static void draw_plot(const mk_config *cfg)
 typedef struct {
     double *hsic, *cka, *stderr_, *pvalue;
     double *measures; /* mk_measures_outputs matrices, or NULL when none is asked for */
+    double *measures_se; /* the Gram measures' standard errors (with jackknife groups), or NULL */
 } matrices;
 
 static void free_matrices(matrices *mx)
@@ -335,6 +351,20 @@ static void free_matrices(matrices *mx)
     free(mx->stderr_);
     free(mx->pvalue);
     free(mx->measures);
+    free(mx->measures_se);
+}
+
+/* The Gram measures' means over the batches and their standard errors. */
+static mk_err gram_matrices(run_ctx *c, const double *total, matrices *mx)
+{
+    int64_t n = (int64_t)mk_measures_outputs(c->cfg.measures, c->cfg.nmeasures) * mk_lineup_rows(&c->lu) *
+                mk_lineup_cols(&c->lu);
+    mk_err err = MK_OK;
+    if (!n || c->cfg.estimator == MK_EST_EXACT) return MK_OK;
+    mx->measures = mk_malloc((size_t)n * sizeof *mx->measures, "the measures", &err);
+    if (!err && c->groups) mx->measures_se = mk_malloc((size_t)n * sizeof *mx->measures_se, "the measures", &err);
+    if (!err) mk_gram_finish(n, c->groups, total + mk__gram_at(c), mx->measures, mx->measures_se);
+    return err;
 }
 
 static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
@@ -359,7 +389,7 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
     const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
     err = check_layers(&c->lu, hxx, varied, 0, nx);
     if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    return err;
+    return err ? err : gram_matrices(c, total, mx);
 }
 
 static mk_err write_results(run_ctx *c, const matrices *mx)
@@ -367,7 +397,8 @@ static mk_err write_results(run_ctx *c, const matrices *mx)
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
     const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
     mk_result res = {&c->cfg, &c->lu, &c->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, c->groups,
-                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures};
+                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures,
+                     mx->measures_se};
     res.seconds_total = c->seconds_before + res.seconds;
     mk_err err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
@@ -392,7 +423,8 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
     err = mk__agree(c->comm, err);
     c->phase[PH_WRITE] += mk__lap(&clock);
-    if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
+    if (!err && c->cfg.estimator == MK_EST_EXACT) /* collective: every rank goes on, or none */
+        err = mk__spread_measures(c, b, total, &mx.measures);
     c->phase[PH_MEASURES] += mk__lap(&clock);
     if (!err && c->rank == 0) err = write_results(c, &mx);
     if (!err && c->rank == 0) mk__drop_checkpoint(c);

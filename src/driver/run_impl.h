@@ -9,6 +9,7 @@
 #include "mpicka/accum.h"
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/hsic.h"
 #include "mpicka/job.h"
 #include "mpicka/lineup.h"
@@ -60,6 +61,10 @@ typedef struct {
     double *vperm;        /* the columns', permuted */
     int64_t *perm;
     mk_exact exact;       /* estimator: exact */
+    mk_gram_spec gspec;   /* the measures from the Grams (gspec.outs 0: none) */
+    mk_gram_layer *glayers; /* per flat layer, of the current batch */
+    mk_gram_work gwork;
+    double *gvals;        /* one batch's values of them */
     double *leaf;         /* what one batch adds (see mk_job_sums_len) */
     mk_accum *acc;
     mk_par *par;          /* this rank's threads for the Grams and pairs */
@@ -68,6 +73,10 @@ typedef struct {
 /* The length of the per-batch sums (valid once the memory check has passed:
  * then it is far below 2^53). */
 static inline int64_t mk__leaf_len(const run_ctx *c) { return (int64_t)mk_job_sums_len(&c->cfg, &c->lu, &c->plan); }
+
+/* Where the Gram measures' sums start in the per-batch sums, and their length. */
+static inline int64_t mk__gram_len(const run_ctx *c) { return (int64_t)mk_job_gram_len(&c->cfg, &c->lu, &c->plan); }
+static inline int64_t mk__gram_at(const run_ctx *c) { return mk__leaf_len(c) - c->lu.nlayers - mk__gram_len(c); }
 
 /* Seconds since *since, which becomes now. */
 static inline double mk__lap(double *since)
