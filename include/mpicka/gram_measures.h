@@ -91,8 +91,9 @@ void mk_gram_layer_put(mk_gram_layer *l, const mk_gram_spec *s, mk_gram_work *w,
 
 /* The values of one batch: out[o * nx * ny + i * ny + j] for the o-th Gram
  * measure of s and layers a[i], b[j] (NaN where undefined). self: a and b
- * are the same layers (the lower triangle is mirrored from the upper, so
- * the matrices are symmetric to the bit). */
+ * are the same layers (a symmetric measure's lower triangle is mirrored
+ * from its upper, so that its matrix is symmetric to the bit;
+ * mk_measure_symmetric). */
 mk_err mk_gram_pairs(const mk_gram_spec *s, const mk_gram_layer *a, int nx, const mk_gram_layer *b, int ny, int self,
                      double *out);
 

@@ -95,7 +95,8 @@ mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const 
                        double *out);
 
 /* Whether the measure's value(s) for (x, y) and (y, x) are the same: all but
- * pwcca and regression. */
+ * pwcca, regression and cknna (its unbiased HSIC's sum of A B is not that of
+ * B A when the masked kernels are not symmetric). */
 int mk_measure_symmetric(mk_measure_kind kind);
 
 #endif

@@ -369,14 +369,15 @@ static void one_measure(const mk_gram_spec *s, const mk_measure *ms, const mk_gr
         knn_layers(s, ms->kind, k, a, nx, ra, sa, w);
         if (!self) knn_layers(s, ms->kind, k, b, ny, rb, sb, w);
     }
+    int mirror = self && mk_measure_symmetric(ms->kind);
     for (int i = 0; i < nx; i++)
-        for (int j = self ? i : 0; j < ny; j++) {
+        for (int j = mirror ? i : 0; j < ny; j++) {
             double v = NAN;
             if (!knn && a[i].valid_rdm && b[j].valid_rdm) v = rsa_value(&a[i], &b[j]);
             if (knn && !short_ && a[i].valid_knn && b[j].valid_knn)
                 v = knn_value(ms->kind, &ra[i], &rb[j], sa[i], sb[j], m, k, w);
             out[i * ny + j] = v;
-            if (self) out[j * ny + i] = v;
+            if (mirror) out[j * ny + i] = v;
         }
 }
 

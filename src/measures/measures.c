@@ -313,7 +313,7 @@ static mk_err measure(const mk_measure *m, const pair *pr, double *out)
 
 int mk_measure_symmetric(mk_measure_kind kind)
 {
-    return kind != MK_MEASURE_PWCCA && kind != MK_MEASURE_REGRESSION;
+    return kind != MK_MEASURE_PWCCA && kind != MK_MEASURE_REGRESSION && kind != MK_MEASURE_CKNNA;
 }
 
 mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,
