@@ -8,6 +8,7 @@ offsets, correlated features, a constant and a duplicated feature, a layer
 wider than the batch, a layer constant in every batch and one constant in a
 single batch, and a tail batch smaller than one measure's k."""
 
+import re
 import subprocess
 
 import h5py
@@ -350,13 +351,20 @@ def test_show_prints_a_gram_measure(runs):
 
 
 def test_check_counts_the_gram_measures(runs):
-    """`check` counts each layer's RDM (m(m-1)/2 doubles) and neighbour lists (12 bytes per neighbour)."""
+    """`check` counts, per rank, each layer's RDM (m(m-1)/2 doubles) and neighbour lists (an int and a
+    double per neighbour, k the largest k), one layer's scratch (its distances and Spearman's (value,
+    index) pairs, 7 m doubles), one pair's sorted lists (two layers' worth, 2 m doubles) and the
+    batch's values."""
     _, _, outs = runs
     d = outs[1][0].parent
-    small = subprocess.run([mkt.MPICKA, "check", config(d, "c0", measures=["cka"])], capture_output=True, text=True)
-    big = subprocess.run([mkt.MPICKA, "check", config(d, "c1")], capture_output=True, text=True)
-    assert small.returncode == 0 and big.returncode == 0, small.stdout + big.stdout + big.stderr
-    assert "measures" in big.stdout and big.stdout != small.stdout, big.stdout
+    p = subprocess.run([mkt.MPICKA, "check", config(d, "estimate")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = re.search(r"of which the measures beyond CKA \(each batch's RDMs and neighbours of every layer, every "
+                    r"rank\): ([0-9.]+) MiB", p.stdout)
+    assert got, p.stdout
+    m, t, k, layers, cells = BATCH, BATCH * (BATCH - 1) // 2, K_JACCARD, 7, 5 * 2
+    want = layers * (12 * m * k + 8 * t) + 8 * t + 16 * t + 7 * 8 * m + 24 * m * k + 16 * m + 8 * 4 * cells
+    assert abs(float(got.group(1)) - want / 2**20) <= 0.05, p.stdout
 
 
 @pytest.mark.parametrize("extra, words", [

@@ -286,7 +286,8 @@ static void print_plan(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
            "sums %.1f, chunk caches %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, mem.caches / MIB, MK_LIBRARY_BYTES / MIB);
     if (mem.measures > 0)
-        printf("  of which the measures beyond CKA (after the pass, every rank): %.1f MiB\n", mem.measures / MIB);
+        printf("  of which the measures beyond CKA (%s, every rank): %.1f MiB\n", cfg->estimator == MK_EST_EXACT ?
+               "after the pass" : "each batch's RDMs and neighbours of every layer", mem.measures / MIB);
     printf("  rank 0: %.1f MiB more until its first batch is read (that batch of every layer, kept from the probe "
            "of each layer's scale, so that each byte is read once)\n", mem.first / MIB);
     print_node(a, mem.total + MK_LIBRARY_BYTES);
