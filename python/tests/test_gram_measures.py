@@ -383,3 +383,12 @@ def test_bad_measures_are_refused_naming_the_key(mpicka, tmp_path, extra, words)
     for w in words:
         assert w in p.stderr, p.stderr
     assert not (tmp_path / "bad" / "cka.h5").exists()
+
+
+def test_plot_draws_the_gram_measures_without_their_errors(runs, tmp_path):
+    _, _, outs = runs
+    path = str(outs[1][0] / "cka.h5")
+    for args in (["--measure", "rsa"], ["--measures", "all"], ["--measure", "cknna_stderr"]):
+        png = tmp_path / "m.png"
+        p = subprocess.run([mkt.MPICKA, "plot", path, *args, "-o", str(png)], capture_output=True, text=True)
+        assert p.returncode == 0 and png.stat().st_size > 1000, p.stdout + p.stderr

@@ -629,7 +629,7 @@ static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *na
     if (strchr(name, '/') || H5Lexists(fid, "measures", H5P_DEFAULT) <= 0 || H5Lexists(fid, key, H5P_DEFAULT) <= 0) {
         measure_list(fid, list, sizeof list);
         err = mk_fail(MK_EINPUT, "'%s' has no measure '%s' (it has: %s; a run computes them with the config key "
-                      "measures and estimator exact)", path, name, list);
+                      "measures)", path, name, list);
     }
     if (!err) err = read_floats(fid, path, key, "a measure", expect, dims, &v);
     mk_attr *attrs = NULL;
