@@ -71,7 +71,7 @@ typedef struct {
 /* Scratch shared by the layers' preparation (one layer at a time). */
 typedef struct {
     double *d;        /* the distances, t values */
-    void *order;      /* Spearman: (value, index) pairs */
+    void *order;      /* Spearman: (value, index) pairs, and as many for the sort */
     double *e;        /* 6 m: per-example norms and sums */
     double *row;      /* m: one row of cosines */
 } mk_gram_work;
