@@ -392,3 +392,26 @@ def test_plot_draws_the_gram_measures_without_their_errors(runs, tmp_path):
         png = tmp_path / "m.png"
         p = subprocess.run([mkt.MPICKA, "plot", path, *args, "-o", str(png)], capture_output=True, text=True)
         assert p.returncode == 0 and png.stat().st_size > 1000, p.stdout + p.stderr
+
+
+def test_the_estimator_kernel_and_permutations_do_not_change_them(runs, mpicka):
+    """The measures use the linear Gram of the centred block whatever the estimator and kernel: hsic0 with
+    an RBF kernel and permutations gives the same bits; float32 Grams give the values to float32's
+    precision."""
+    _, _, outs = runs
+    d = outs[1][0].parent
+    one = measures(outs[1][0] / "cka.h5")
+    cfg = config(d, "hsic0", estimator="hsic0", kernel="rbf", permutations=3)
+    p = mpicka.run(["run", cfg, "--quiet"], ranks=2)
+    assert p.returncode == 0, p.stdout + p.stderr
+    other = measures(d / "hsic0" / "cka.h5")
+    for name in one:
+        assert one[name].tobytes() == other[name].tobytes(), name
+    p = mpicka.run(["run", config(d, "f32", precision="float32", measures=["rsa"]), "--quiet"], ranks=1)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = measures(d / "f32" / "cka.h5")["rsa"]
+    xs, ys = layers()
+    want = np.array([[mean_and_stderr([rsa(x[r], y[r], "pearson", "euclidean") if not constant(x[r]) else np.nan
+                                       for r in batches()])[0] for y in ys.values()] for x in xs.values()])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
