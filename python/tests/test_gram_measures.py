@@ -8,6 +8,7 @@ offsets, correlated features, a constant and a duplicated feature, a layer
 wider than the batch, a layer constant in every batch and one constant in a
 single batch, and a tail batch smaller than one measure's k."""
 
+import json
 import re
 import subprocess
 
@@ -17,7 +18,7 @@ import pytest
 
 import mkt
 from mkt import write_yaml
-from mpicka.result import measure_params, measures
+from mpicka.result import measure_params, measures, measures_matched
 
 N, BATCH, GROUPS = 150, 32, 3          # 4 batches of 32 and a tail of 22
 K_MUTUAL, K_CKNNA, K_JACCARD = 5, 10, 25  # jaccard's 25 neighbours do not fit the tail's 21
@@ -293,24 +294,50 @@ def test_a_stop_on_3_ranks_resumed_on_2_gives_the_same_bits(runs):
 
 
 def test_three_models_in_one_pass(runs, mpicka):
-    """`models:` with 3 models: every layer against every other, as the oracle of the stacked layers."""
+    """`models:` with 3 models: every layer against every other, as the oracle of the stacked layers, and
+    each layer every model has across the models (/measures/NAME_matched, as /cka_matched)."""
     xs, ys, outs = runs
     d = outs[1][0].parent
-    with h5py.File(d / "z.h5", "w") as f:
-        f["e"] = np.sin(xs["a"][:, :5]) + 0.1
-    models = [{"file": str(d / "x.h5"), "layers": ["a", "b"]}, {"file": str(d / "y.h5"), "layers": ["c", "d"]},
-              {"file": str(d / "z.h5"), "layers": ["e"]}]
-    path = d / "models.yaml"
-    lines = ["models:"] + [f"  - {{file: \"{m['file']}\", layers: [{', '.join(m['layers'])}]}}" for m in models]
+    stacked = {"m0": (xs["a"], xs["b"]), "m1": (ys["c"], ys["d"]), "m2": (np.sin(xs["a"][:, :5]) + 0.1, xs["wide"])}
+    for name, (l1, l2) in stacked.items():
+        with h5py.File(d / f"{name}.h5", "w") as f:
+            f["l1"], f["l2"] = l1, l2
+    lines = ["models:"] + [f"  - {{file: \"{d / name}.h5\", layers: [l1, l2]}}" for name in stacked]
     lines += [f"output: \"{d / 'models'}\"", f"batch_size: {BATCH}", f"jackknife: {GROUPS}", "plot: false",
               "measures: [rsa, {mutual_knn: {k: %d}}, cknna, {jaccard: {k: %d}}]" % (K_MUTUAL, K_JACCARD)]
-    path.write_text("\n".join(lines) + "\n")
-    p = mpicka.run(["run", str(path), "--quiet"], ranks=3)
+    (d / "models.yaml").write_text("\n".join(lines) + "\n")
+    p = mpicka.run(["run", str(d / "models.yaml"), "--quiet"], ranks=3)
     assert p.returncode == 0, p.stdout + p.stderr
-    flat = {"a": xs["a"], "b": xs["b"], "c": ys["c"], "d": ys["d"], "e": np.sin(xs["a"][:, :5]) + 0.1}
+    flat = {f"{m}{k}": layer for m, pair in stacked.items() for k, layer in enumerate(pair)}
     got, want = measures(d / "models" / "cka.h5"), oracle(flat, flat)
     want["rsa"], want["rsa_stderr"] = oracle_rsa_pearson_euclidean(flat)
     assert_matches(got, want)
+    matched = measures_matched(d / "models" / "cka.h5")
+    assert sorted(matched) == sorted(f"{n}_matched{e}" for n in NAMES for e in ("", "_stderr"))
+    for name in got:
+        cube = matched[name.replace("_stderr", "") + "_matched" + ("_stderr" if "stderr" in name else "")]
+        assert cube.shape == (2, 3, 3)
+        for k in range(2):  # layer l(k+1) of models 0, 1, 2: flat layers k, 2 + k, 4 + k
+            np.testing.assert_array_equal(cube[k], got[name][np.ix_([k, 2 + k, 4 + k], [k, 2 + k, 4 + k])])
+    path = str(d / "models" / "cka.h5")
+    for args in ([], ["--pair", "m1,m0"], ["--matched", "l2"], ["--format", "csv"]):
+        p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "jaccard", *args], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+        if args[:1] == ["--matched"]:
+            assert p.stdout.startswith("Measure jaccard of"), p.stdout
+            assert "%.3f" % matched["jaccard_matched"][1, 0, 1] in p.stdout, p.stdout
+        if args[:1] == ["--pair"]:
+            assert "%.3f" % got["jaccard"][2, 1] in p.stdout, p.stdout
+        if args[:1] == ["--format"]:
+            lines = p.stdout.splitlines()
+            assert lines[0] == "model_a,layer_a,model_b,layer_b,jaccard,stderr,pvalue", p.stdout
+            assert lines[2].split(",")[4:6] == [repr(got["jaccard"][0, 1]), repr(got["jaccard_stderr"][0, 1])]
+    p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "rsa", "--format", "json"], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    np.testing.assert_array_equal(np.array(doc["rsa_matched_stderr"]), matched["rsa_matched_stderr"])
+    np.testing.assert_array_equal(np.array(doc["rsa"]), got["rsa"])
 
 
 def oracle_rsa_pearson_euclidean(ls):

@@ -410,6 +410,27 @@ static void write_stderr(mk_h5w *g, const char *name, const double *se, int nx, 
     H5Dclose(did);
 }
 
+/* A models result: /measures/NAME_matched (and NAME_matched_stderr), the
+ * same layer across the models as /cka_matched, from the grid's cell at. */
+static void write_matched(mk_h5w *g, const mk_result *r, const char *name, size_t at)
+{
+    const mk_lineup *lu = r->lu;
+    int K = 0, *index = NULL, N = lu->nmodels;
+    if (!lu->listed || g->err) return;
+    mk_err err = mk_lineup_matched(lu, &K, &index);
+    if (err) g->err = err;
+    hsize_t dims[3] = {(hsize_t)K, (hsize_t)N, (hsize_t)N};
+    const double *src[2] = {r->measures + at, r->measures_stderr ? r->measures_stderr + at : NULL};
+    for (int k = 0; k < 2 && !err && K > 0; k++) {
+        double *cube = src[k] ? matched_cube(g, lu, src[k], K, index) : NULL;
+        char key[128];
+        snprintf(key, sizeof key, "%s_matched%s", name, k ? "_stderr" : "");
+        if (cube) mk_h5w_dataset(g, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, cube);
+        free(cube);
+    }
+    free(index);
+}
+
 /* /measures/NAME, rows by cols, with the measure and its parameters as
  * attributes; /measures itself has the eigenvalue cut. */
 static void write_measures(mk_h5w *h, const mk_result *r, int nx, int ny)
@@ -442,6 +463,7 @@ static void write_measures(mk_h5w *h, const mk_result *r, int nx, int ny)
             g.err = d.err;
             H5Dclose(did);
             if (r->measures_stderr) write_stderr(&g, names[q], r->measures_stderr + (size_t)o * nx * ny, nx, ny, ms);
+            write_matched(&g, r, names[q], (size_t)o * nx * ny);
         }
     }
     h->err = g.err;

@@ -221,7 +221,9 @@ static mk_err all_measures(const char *h5path, char ***found, int *nfound, const
         for (int j = 0; j < *nfound && *n < max; j++) {
             int at = scale_index((*found)[j]);
             size_t len = strlen((*found)[j]);
-            if (len > 7 && !strcmp((*found)[j] + len - 7, "_stderr")) continue; /* errors, not a measure */
+            if ((len > 7 && !strcmp((*found)[j] + len - 7, "_stderr")) ||
+                (len > 8 && !strcmp((*found)[j] + len - 8, "_matched")))
+                continue; /* errors and matched views, not measures */
             if (at == 0 || (k < NSCALES ? at != k : at >= 0)) continue;
             names[(*n)++] = (*found)[j];
         }
