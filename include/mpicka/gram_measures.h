@@ -108,6 +108,9 @@ void mk_gram_add(const double *values, int64_t n, double *slot);
  * group held every finite value). */
 void mk_gram_finish(int64_t n, int64_t G, const double *slots, double *mean, double *se);
 
+/* count[q]: the batches whose value q was finite, from the same sums. */
+void mk_gram_counts(int64_t n, int64_t G, const double *slots, double *count);
+
 /* The batches the k-NN measures leave out: the number of the k-NN measure
  * with the largest k whose k is at least m - 1 (a tail batch of m examples),
  * or -1 when none does. */

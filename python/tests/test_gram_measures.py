@@ -215,7 +215,12 @@ def test_every_measure_matches_the_formulas(runs):
     assert_matches(got, want)
     assert np.isnan(got["rsa"][4]).all() and np.isfinite(got["rsa"][3]).all()   # dead: NaN; part: 4 batches
     assert 0.05 < got["mutual_knn"][0, 0] < 0.95 and 0.05 < got["jaccard"][0, 0] < 0.95
-    assert "too few for jaccard's k = 25" in outs[1][1], outs[1][1]
+    log = outs[1][1]
+    assert "too few for jaccard's k = 25" in log, log
+    # part (x's layer 3) against y's 2 layers: 4 of 5 batches; dead (layer 4): none; jaccard: every pair 4
+    assert "rsa: 2 of its 10 layer pairs are the mean of fewer batches than the run's 5 (as few as 4)" in log, log
+    assert "rsa: 2 of its 10 layer pairs have no value in any batch (NaN)" in log, log
+    assert "jaccard: 8 of its 10 layer pairs are the mean of fewer batches than the run's 5 (as few as 3)" in log, log
 
 
 def test_the_tail_and_a_constant_batch_are_left_out(runs):

@@ -354,6 +354,36 @@ static void free_matrices(matrices *mx)
     free(mx->measures_se);
 }
 
+/* A mean over fewer batches than the run's is said, per measure: a batch
+ * gives no value where a layer is constant in it, an RDM is flat or a tail
+ * batch is too small for k (docs/maths.md). */
+static void warn_left_out(const run_ctx *c, const double *slots, int64_t n)
+{
+    double *count = malloc((size_t)n * sizeof *count), batches = (double)c->plan.total;
+    if (!count) return;
+    mk_gram_counts(n, c->groups, slots, count);
+    int64_t cells = (int64_t)mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu);
+    for (int m = 0, o = 0; m < c->cfg.nmeasures; m++) {
+        if (!mk_gram_measure(c->cfg.measures[m].kind)) continue;
+        int64_t some = 0, none = 0;
+        double fewest = batches;
+        for (int64_t k = o * cells; k < (o + 1) * cells; k++) {
+            some += count[k] > 0.0 && count[k] < batches, none += count[k] == 0.0;
+            if (count[k] > 0.0 && count[k] < fewest) fewest = count[k];
+        }
+        if (some)
+            mk_warn("%s: %lld of its %lld layer pairs are the mean of fewer batches than the run's %.0f (as few as "
+                    "%.0f): the others gave no value (a layer constant in the batch, an RDM of equal entries, or "
+                    "too few examples for k)", mk_measure_names[c->cfg.measures[m].kind], (long long)some,
+                    (long long)cells, batches, fewest);
+        if (none)
+            mk_warn("%s: %lld of its %lld layer pairs have no value in any batch (NaN)",
+                    mk_measure_names[c->cfg.measures[m].kind], (long long)none, (long long)cells);
+        o++;
+    }
+    free(count);
+}
+
 /* The Gram measures' means over the batches and their standard errors. */
 static mk_err gram_matrices(run_ctx *c, const double *total, matrices *mx)
 {
@@ -364,6 +394,7 @@ static mk_err gram_matrices(run_ctx *c, const double *total, matrices *mx)
     mx->measures = mk_malloc((size_t)n * sizeof *mx->measures, "the measures", &err);
     if (!err && c->groups) mx->measures_se = mk_malloc((size_t)n * sizeof *mx->measures_se, "the measures", &err);
     if (!err) mk_gram_finish(n, c->groups, total + mk__gram_at(c), mx->measures, mx->measures_se);
+    if (!err) warn_left_out(c, total + mk__gram_at(c), n);
     return err;
 }
 

@@ -459,6 +459,14 @@ void mk_gram_add(const double *values, int64_t n, double *slot)
         if (isfinite(values[q])) slot[2 * q] += values[q], slot[2 * q + 1] += 1.0;
 }
 
+void mk_gram_counts(int64_t n, int64_t G, const double *slots, double *count)
+{
+    for (int64_t q = 0; q < n; q++) {
+        count[q] = 0.0;
+        for (int64_t g = 0; g < (G ? G : 1); g++) count[q] += slots[g * 2 * n + 2 * q + 1];
+    }
+}
+
 void mk_gram_finish(int64_t n, int64_t G, const double *slots, double *mean, double *se)
 {
     int64_t S = G ? G : 1;
