@@ -192,7 +192,7 @@ static void check_batch(const mk_measure *ms, int nms, const layer l[3], int m)
         prepare(&s, &w, &gl[k], &l[k], m);
     }
     double out[4 * 9];
-    ck_assert_int_eq(mk_gram_pairs(&s, gl, 3, gl, 3, 1, out), MK_OK);
+    ck_assert_int_eq(mk_gram_pairs(&s, NULL, gl, 3, gl, 3, 1, out), MK_OK);
     for (int q = 0, o = 0; q < nms; q++, o++)
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++) {
@@ -263,7 +263,7 @@ START_TEST(a_constant_layer_and_a_short_batch_give_nan)
             ck_assert_int_eq(mk_gram_layer_init(&gl[k], &s), MK_OK);
             prepare(&s, &w, &gl[k], &l[k], m);
         }
-        ck_assert_int_eq(mk_gram_pairs(&s, gl, 3, gl, 3, 1, out), MK_OK);
+        ck_assert_int_eq(mk_gram_pairs(&s, NULL, gl, 3, gl, 3, 1, out), MK_OK);
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++) {
                 ck_assert(isnan(out[i * 3 + j]) == (i == 2 || j == 2));
@@ -304,7 +304,39 @@ START_TEST(means_and_jackknife_over_the_groups)
 }
 END_TEST
 
+/* Three threads share out the rows and the pairs: the bits of one. */
+START_TEST(threads_give_the_bits_of_one)
+{
+    layer l[3];
+    three_layers(l, 11);
+    mk_measure ms[4] = {{.kind = MK_MEASURE_RSA, .spearman = 1, .correlation = 1},
+                        {.kind = MK_MEASURE_MUTUAL_KNN, .k = 4},
+                        {.kind = MK_MEASURE_CKNNA, .k = 6},
+                        {.kind = MK_MEASURE_JACCARD, .k = 3}};
+    mk_gram_spec s;
+    mk_gram_spec_init(&s, ms, 4, M);
+    mk_par *par;
+    ck_assert_int_eq(mk_par_create(3, &par), MK_OK);
+    double out[2][4 * 4];
+    for (int run = 0; run < 2; run++) {
+        mk_gram_work w;
+        mk_gram_layer gl[3];
+        ck_assert_int_eq(mk_gram_work_init(&w, &s), MK_OK);
+        w.par = run ? par : NULL;
+        for (int k = 0; k < 3; k++) {
+            ck_assert_int_eq(mk_gram_layer_init(&gl[k], &s), MK_OK);
+            prepare(&s, &w, &gl[k], &l[k], M);
+        }
+        ck_assert_int_eq(mk_gram_pairs(&s, run ? par : NULL, gl, 2, gl + 1, 2, 0, out[run]), MK_OK);
+        for (int k = 0; k < 3; k++) mk_gram_layer_free(&gl[k]);
+        mk_gram_work_free(&w);
+    }
+    ck_assert(memcmp(out[0], out[1], sizeof out[0]) == 0);
+    mk_par_free(par);
+}
+END_TEST
+
 TU_MAIN("gram_measures", 0,
         TU_CASE("gram_measures", NULL, NULL, 0, NULL, every_measure_matches_the_naive_formulas,
                 ties_get_average_ranks_and_the_lower_index, a_constant_layer_and_a_short_batch_give_nan,
-                means_and_jackknife_over_the_groups))
+                means_and_jackknife_over_the_groups, threads_give_the_bits_of_one))

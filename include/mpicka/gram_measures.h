@@ -2,7 +2,8 @@
  * from the minibatch Grams"): RSA (the correlation of two layers'
  * representational dissimilarity matrices), mutual k-nearest neighbours,
  * CKNNA and the k-NN Jaccard similarity. Pure maths: no MPI, no HDF5, no
- * config; single-threaded, so the bits depend on the inputs only.
+ * config; the rank's threads (mpicka/par.h) share out rows and pairs,
+ * each computed whole by one thread, so the bits depend on the inputs only.
  *
  * One batch: each layer is prepared once from its Gram of the column-centred
  * block (mk_gram_layer_put), then every layer pair gets one value per
@@ -30,6 +31,7 @@
 #include "mpicka/error.h"
 #include "mpicka/estimator.h"
 #include "mpicka/measures.h"
+#include "mpicka/par.h"
 
 /* Whether a measure is computed from the minibatch Grams (rsa, mutual_knn,
  * cknna, jaccard) rather than from the second moments. */
@@ -53,10 +55,11 @@ typedef struct {
 
 void mk_gram_spec_init(mk_gram_spec *s, const mk_measure *ms, int nms, int64_t m_max);
 
-/* Bytes a rank holds for the Gram measures of L layers (the layers'
- * prepared RDMs and neighbour lists, the scratch of one layer, one batch's
- * values for cells pairs). */
-double mk_gram_bytes(const mk_gram_spec *s, int L, int64_t cells);
+/* Bytes a rank of `threads` threads holds for the Gram measures of L
+ * layers: the layers' prepared RDMs and neighbour lists, the scratch of one
+ * layer, each k-NN measure's lists sorted by index for the pairs, a pair's
+ * scratch per thread, and one batch's values for cells pairs. */
+double mk_gram_bytes(const mk_gram_spec *s, int L, int64_t cells, int threads);
 
 /* One layer of one batch, prepared for its pairs. */
 typedef struct {
@@ -73,7 +76,7 @@ typedef struct {
     double *d;        /* the distances, t values */
     void *order;      /* Spearman: (value, index) pairs, and as many for the sort */
     double *e;        /* 6 m: per-example norms and sums */
-    double *row;      /* m: one row of cosines */
+    mk_par *par;      /* threads for the neighbour search (NULL: the caller's alone, the same bits) */
 } mk_gram_work;
 
 mk_err mk_gram_layer_init(mk_gram_layer *l, const mk_gram_spec *s);
@@ -90,12 +93,14 @@ void mk_gram_layer_put(mk_gram_layer *l, const mk_gram_spec *s, mk_gram_work *w,
                        const double *mean, mk_precision prec, int64_t m, int64_t p, int constant);
 
 /* The values of one batch: out[o * nx * ny + i * ny + j] for the o-th Gram
- * measure of s and layers a[i], b[j] (NaN where undefined). self: a and b
+ * measure of s and layers a[i], b[j] (NaN where undefined), each layer's
+ * lists and then each pair one task of par's threads (NULL: the caller's
+ * alone; the same bits). self: a and b
  * are the same layers (a symmetric measure's lower triangle is mirrored
  * from its upper, so that its matrix is symmetric to the bit;
  * mk_measure_symmetric). */
-mk_err mk_gram_pairs(const mk_gram_spec *s, const mk_gram_layer *a, int nx, const mk_gram_layer *b, int ny, int self,
-                     double *out);
+mk_err mk_gram_pairs(const mk_gram_spec *s, mk_par *par, const mk_gram_layer *a, int nx, const mk_gram_layer *b,
+                     int ny, int self, double *out);
 
 /* Adds the n values to one group's sums: slot[2q] += values[q] and
  * slot[2q + 1] += 1 where values[q] is finite. */

@@ -385,17 +385,19 @@ def test_show_prints_a_gram_measure(runs):
 def test_check_counts_the_gram_measures(runs):
     """`check` counts, per rank, each layer's RDM (m(m-1)/2 doubles) and neighbour lists (an int and a
     double per neighbour, k the largest k), one layer's scratch (its distances and Spearman's (value,
-    index) pairs twice, 7 m doubles), one pair's sorted lists (two layers' worth, 2 m doubles) and the
-    batch's values."""
+    index) pairs twice, 6 m doubles), each k-NN measure's lists of every layer sorted for the pairs (as
+    many, and a double), 2 m doubles per thread and the batch's values."""
     _, _, outs = runs
     d = outs[1][0].parent
-    p = subprocess.run([mkt.MPICKA, "check", config(d, "estimate")], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([mkt.MPICKA, "check", config(d, "estimate", threads=1)], capture_output=True, text=True,
+                       timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     got = re.search(r"of which the measures beyond CKA \(each batch's RDMs and neighbours of every layer, every "
                     r"rank\): ([0-9.]+) MiB", p.stdout)
     assert got, p.stdout
     m, t, k, layers, cells = BATCH, BATCH * (BATCH - 1) // 2, K_JACCARD, 7, 5 * 2
-    want = layers * (12 * m * k + 8 * t) + 8 * t + 32 * t + 7 * 8 * m + 24 * m * k + 16 * m + 8 * 4 * cells
+    want = layers * (12 * m * k + 8 * t) + 6 * 8 * m + 8 * t + 32 * t + 3 * layers * (12 * m * k + 8) \
+        + 1 * 16 * m + 8 * 4 * cells
     assert abs(float(got.group(1)) - want / 2**20) <= 0.05, p.stdout
 
 

@@ -167,7 +167,7 @@ static mk_err alloc_mem(run_ctx *c, batch_mem *b)
     int64_t m = c->plan.m < c->plan.n ? c->plan.m : c->plan.n;
     MK_TRY(mk_par_create(c->threads, &b->par));
     MK_TRY(c->cfg.estimator == MK_EST_EXACT ? alloc_exact(c, b, m) : alloc_minibatch(c, b, m));
-    b->ws.par = b->exact.par = b->par;
+    b->ws.par = b->exact.par = b->gwork.par = b->par;
     b->leaf = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "a batch's sums", &err);
     if (!err) err = mk_accum_create(mk__leaf_len(c), &b->acc);
     return err;
@@ -281,7 +281,7 @@ static mk_err gram_batch(run_ctx *c, batch_mem *b, int64_t g)
     int64_t n = (int64_t)b->gspec.outs * nx * ny, slot = c->groups ? mk_plan_group(&c->plan, g, c->groups) : 0;
     double *sums = b->leaf + mk__gram_at(c);
     memset(sums, 0, (size_t)mk__gram_len(c) * sizeof *sums);
-    MK_TRY(mk_gram_pairs(&b->gspec, b->glayers, nx, b->glayers + (cross ? nx : 0), ny, !cross, b->gvals));
+    MK_TRY(mk_gram_pairs(&b->gspec, b->par, b->glayers, nx, b->glayers + (cross ? nx : 0), ny, !cross, b->gvals));
     mk_gram_add(b->gvals, n, sums + slot * 2 * n);
     return MK_OK;
 }

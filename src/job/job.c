@@ -221,7 +221,7 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     if (cfg->estimator != MK_EST_EXACT) { /* the Gram measures' layers of one batch, kept for all layers */
         mk_gram_spec gs;
         mk_gram_spec_init(&gs, cfg->measures, cfg->nmeasures, m);
-        mem->measures = mk_gram_bytes(&gs, L, (int64_t)mk_lineup_rows(lu) * ny);
+        mem->measures = mk_gram_bytes(&gs, L, (int64_t)mk_lineup_rows(lu) * ny, mk_par_threads_wanted(cfg->threads));
     }
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches + mem->measures;
     mem->first = 0.0;

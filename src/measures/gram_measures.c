@@ -33,14 +33,16 @@ typedef struct {
     int64_t i;
 } ranked;
 
-double mk_gram_bytes(const mk_gram_spec *s, int L, int64_t cells)
+double mk_gram_bytes(const mk_gram_spec *s, int L, int64_t cells, int threads)
 {
     if (!s->outs) return 0.0;
-    double m = (double)s->m_max, t = (double)tri(s->m_max), per = 12.0 * m * (double)s->kmax;
-    if (s->rsa >= 0) per += 8.0 * t;
-    double work = s->rsa >= 0 ? 8.0 * t + (s->ms[s->rsa].spearman ? 2.0 * (double)sizeof(ranked) * t : 0.0) : 0.0;
-    double pairs = s->kmax ? 2.0 * 12.0 * m * (double)s->kmax + 16.0 * m : 0.0;
-    return (double)L * per + work + 7.0 * 8.0 * m + pairs + 8.0 * (double)s->outs * (double)cells;
+    double m = (double)s->m_max, t = (double)tri(s->m_max), lists = 12.0 * m * (double)s->kmax, knn = 0.0;
+    for (int k = 0; k < s->nms; k++) knn += is_knn(s->ms[k].kind);
+    double layers = (double)L * (lists + (s->rsa >= 0 ? 8.0 * t : 0.0));
+    double work = 48.0 * m + (s->rsa >= 0 ? 8.0 * t + (s->ms[s->rsa].spearman ? 2.0 * (double)sizeof(ranked) * t : 0.0)
+                                          : 0.0);
+    double pairs = knn * (double)L * (lists + 8.0) + (double)threads * 16.0 * m + 8.0 * (double)s->outs * (double)cells;
+    return layers + work + pairs;
 }
 
 void mk_gram_layer_free(mk_gram_layer *l)
@@ -67,7 +69,6 @@ void mk_gram_work_free(mk_gram_work *w)
     free(w->d);
     free(w->order);
     free(w->e);
-    free(w->row);
     memset(w, 0, sizeof *w);
 }
 
@@ -77,7 +78,6 @@ mk_err mk_gram_work_init(mk_gram_work *w, const mk_gram_spec *s)
     int64_t t = tri(s->m_max);
     memset(w, 0, sizeof *w);
     w->e = mk_malloc((size_t)(6 * s->m_max) * sizeof *w->e, "per-example sums", &err);
-    if (!err) w->row = mk_malloc((size_t)s->m_max * sizeof *w->row, "a row of cosines", &err);
     if (!err && s->rsa >= 0) w->d = mk_malloc((size_t)t * sizeof *w->d, "an RDM", &err);
     if (!err && s->rsa >= 0 && s->ms[s->rsa].spearman)
         w->order = mk_malloc((size_t)(2 * t) * sizeof(ranked), "an RDM's ranks", &err);
@@ -225,29 +225,51 @@ static int unit(const double *d, int64_t t, double *v)
     return 1;
 }
 
-/* Each example's kmax nearest (highest cosine, the lower index on a tie),
- * nearest first; an example of no norm has cosine 0 with every other. */
-static void neighbours(mk_gram_layer *l, int64_t kmax, const extras *ex, const void *g, mk_precision prec,
-                       double *row)
+/* Rows of the neighbour search, for the threads. */
+typedef struct {
+    mk_gram_layer *l;
+    int64_t kmax, k;
+    const extras *ex;
+    const void *g;
+    mk_precision prec;
+    const double *inv;
+} nn_ctx;
+
+#define NN_ROWS 32 /* examples per task */
+
+/* Examples [b * NN_ROWS, ...): each one's k nearest (the highest cosine,
+ * the lower index on a tie), nearest first, in a list of kmax. */
+static void nn_rows(void *ctx, int64_t b)
 {
-    int64_t m = l->m, k = kmax < m - 1 ? kmax : m - 1;
+    const nn_ctx *c = ctx;
+    int64_t m = c->l->m, k = c->k, end = (b + 1) * NN_ROWS < m ? (b + 1) * NN_ROWS : m;
+    for (int64_t i = b * NN_ROWS; i < end; i++) {
+        int32_t *nn = c->l->nn + i * c->kmax;
+        double *cs = c->l->cos + i * c->kmax;
+        int64_t have = 0;
+        for (int64_t j = 0; j < m; j++) {
+            if (j == i) continue;
+            double v = raw_at(c->ex, c->g, c->prec, m, i, j) * c->inv[i] * c->inv[j];
+            if (have == k && !(v > cs[k - 1])) continue;
+            int64_t q = have < k ? have++ : k - 1; /* the last place, then moved up past the lower cosines */
+            for (; q > 0 && v > cs[q - 1]; q--) nn[q] = nn[q - 1], cs[q] = cs[q - 1];
+            nn[q] = (int32_t)j, cs[q] = v;
+        }
+    }
+}
+
+/* Each example's kmax nearest; an example of no norm has cosine 0 with
+ * every other (as F.normalize makes it a zero vector). */
+static void neighbours(mk_gram_layer *l, int64_t kmax, const extras *ex, const void *g, mk_precision prec, mk_par *par)
+{
+    int64_t m = l->m;
     double *inv = ex->big + m;
     for (int64_t i = 0; i < m; i++) {
         double r = raw_at(ex, g, prec, m, i, i);
         inv[i] = r > ex->big[i] ? 1.0 / sqrt(r) : 0.0;
     }
-    for (int64_t i = 0; i < m; i++) {
-        int32_t *nn = l->nn + i * kmax;
-        double *cs = l->cos + i * kmax;
-        int64_t have = 0;
-        for (int64_t j = 0; j < m; j++) row[j] = j == i ? 0.0 : raw_at(ex, g, prec, m, i, j) * inv[i] * inv[j];
-        for (int64_t j = 0; j < m; j++) {
-            if (j == i || (have == k && !(row[j] > cs[k - 1]))) continue;
-            int64_t q = have < k ? have++ : k - 1; /* the last place, then moved up past the lower cosines */
-            for (; q > 0 && row[j] > cs[q - 1]; q--) nn[q] = nn[q - 1], cs[q] = cs[q - 1];
-            nn[q] = (int32_t)j, cs[q] = row[j];
-        }
-    }
+    nn_ctx c = {l, kmax, kmax < m - 1 ? kmax : m - 1, ex, g, prec, inv};
+    mk_par_for(par, (m + NN_ROWS - 1) / NN_ROWS, nn_rows, &c);
 }
 
 void mk_gram_layer_put(mk_gram_layer *l, const mk_gram_spec *s, mk_gram_work *w, const void *gram, const void *x,
@@ -264,7 +286,7 @@ void mk_gram_layer_put(mk_gram_layer *l, const mk_gram_spec *s, mk_gram_work *w,
         if (l->valid_rdm) l->valid_rdm = unit(w->d, tri(m), l->rdm);
     }
     if (s->kmax) {
-        neighbours(l, s->kmax, &ex, gram, prec, w->row);
+        neighbours(l, s->kmax, &ex, gram, prec, w->par);
         l->valid_knn = 1;
     }
 }
@@ -354,34 +376,16 @@ static int64_t common(const by_index *a, const by_index *b, int64_t i, int64_t k
     return n;
 }
 
-typedef struct {
-    by_index *rows;   /* per layer of a, then of b, sorted by index for the measure's k */
-    double *self;     /* cknna: each layer's own masked HSIC */
-    double *colA, *rowB;
-} knn_work;
-
 static double knn_value(mk_measure_kind kind, const by_index *a, const by_index *b, double self_a, double self_b,
-                        int64_t m, int64_t k, knn_work *w)
+                        int64_t m, int64_t k, double *scratch)
 {
-    if (kind == MK_MEASURE_CKNNA) return masked_hsic(a, b, m, k, w->colA, w->rowB) / sqrt(self_a * self_b);
+    if (kind == MK_MEASURE_CKNNA) return masked_hsic(a, b, m, k, scratch, scratch + m) / sqrt(self_a * self_b);
     double sum = 0.0;
     for (int64_t i = 0; i < m; i++) {
         double c = (double)common(a, b, i, k);
         sum += kind == MK_MEASURE_JACCARD ? c / (2.0 * (double)k - c) : c / (double)k;
     }
     return sum / (double)m;
-}
-
-/* The layers' lists for one k-NN measure (its k), and for cknna each
- * layer's own masked HSIC. */
-static void knn_layers(const mk_gram_spec *s, mk_measure_kind kind, int64_t k, const mk_gram_layer *ls, int n,
-                       by_index *rows, double *self, knn_work *w)
-{
-    for (int l = 0; l < n; l++) {
-        if (!ls[l].valid_knn) continue;
-        sort_rows(&ls[l], s->kmax, k, &rows[l]);
-        if (kind == MK_MEASURE_CKNNA) self[l] = masked_hsic(&rows[l], &rows[l], ls[l].m, k, w->colA, w->rowB);
-    }
 }
 
 static double rsa_value(const mk_gram_layer *a, const mk_gram_layer *b)
@@ -391,63 +395,103 @@ static double rsa_value(const mk_gram_layer *a, const mk_gram_layer *b)
     return dot;
 }
 
-/* One measure's matrix. */
-static void one_measure(const mk_gram_spec *s, const mk_measure *ms, const mk_gram_layer *a, int nx,
-                        const mk_gram_layer *b, int ny, int self, knn_work *w, double *out)
+/* One batch's pairs: per Gram measure, the layers' lists for its k (those
+ * of a, then of b unless self), and for cknna each layer's own masked HSIC. */
+typedef struct {
+    const mk_gram_spec *s;
+    const mk_gram_layer *a, *b;
+    int nx, ny, self, n;     /* n: the layers listed (nx, or nx + ny) */
+    int64_t m, k;            /* k: the largest that fits the batch */
+    by_index *rows;          /* [measure o][layer], o among the Gram measures */
+    double *selfh;           /* [o][layer] */
+    const mk_measure **ms;   /* [o] */
+    double *out;
+    int failed;
+} pairs_ctx;
+
+static int short_of(const pairs_ctx *c, const mk_measure *ms) { return is_knn(ms->kind) && ms->k > c->m - 1; }
+
+static const mk_gram_layer *layer_of(const pairs_ctx *c, int l) { return l < c->nx ? &c->a[l] : &c->b[l - c->nx]; }
+
+/* Task (o, l): layer l's lists for measure o. */
+static void list_task(void *ctx, int64_t t)
 {
-    int64_t m = a[0].m, k = ms->k;
-    int knn = is_knn(ms->kind), short_ = knn && k > m - 1;
-    by_index *ra = w->rows, *rb = self ? w->rows : w->rows + nx;
-    double *sa = w->self, *sb = self ? w->self : w->self + nx;
-    if (knn && !short_) {
-        knn_layers(s, ms->kind, k, a, nx, ra, sa, w);
-        if (!self) knn_layers(s, ms->kind, k, b, ny, rb, sb, w);
+    pairs_ctx *c = ctx;
+    int o = (int)(t / c->n), l = (int)(t % c->n);
+    const mk_measure *ms = c->ms[o];
+    const mk_gram_layer *gl = layer_of(c, l);
+    if (!is_knn(ms->kind) || short_of(c, ms) || !gl->valid_knn) return;
+    by_index *r = &c->rows[t];
+    sort_rows(gl, c->s->kmax, ms->k, r);
+    if (ms->kind != MK_MEASURE_CKNNA) return;
+    double *scratch = malloc((size_t)(2 * c->m) * sizeof *scratch);
+    if (!scratch) {
+        c->failed = 1;
+        return;
     }
-    int mirror = self && mk_measure_symmetric(ms->kind);
-    for (int i = 0; i < nx; i++)
-        for (int j = mirror ? i : 0; j < ny; j++) {
-            double v = NAN;
-            if (!knn && a[i].valid_rdm && b[j].valid_rdm) v = rsa_value(&a[i], &b[j]);
-            if (knn && !short_ && a[i].valid_knn && b[j].valid_knn)
-                v = knn_value(ms->kind, &ra[i], &rb[j], sa[i], sb[j], m, k, w);
-            out[i * ny + j] = v;
-            if (mirror) out[j * ny + i] = v;
-        }
+    c->selfh[t] = masked_hsic(r, r, c->m, ms->k, scratch, scratch + c->m);
+    free(scratch);
 }
 
-static void free_knn(knn_work *w, int n)
+/* Task (i, j): every measure of the pair; a self comparison's symmetric
+ * measure only from the upper triangle, written to both cells. */
+static void pair_task(void *ctx, int64_t t)
 {
-    for (int l = 0; w->rows && l < n; l++) free(w->rows[l].idx), free(w->rows[l].cos);
-    free(w->rows), free(w->self), free(w->colA), free(w->rowB);
+    pairs_ctx *c = ctx;
+    int i = (int)(t / c->ny), j = (int)(t % c->ny), yb = c->self ? j : c->nx + j;
+    double *scratch = malloc((size_t)(2 * c->m) * sizeof *scratch);
+    if (!scratch) c->failed = 1;
+    for (int o = 0; scratch && c->ms[o]; o++) {
+        const mk_measure *ms = c->ms[o];
+        int mirror = c->self && mk_measure_symmetric(ms->kind);
+        if (mirror && j < i) continue;
+        const mk_gram_layer *la = layer_of(c, i), *lb = layer_of(c, yb);
+        double v = NAN;
+        if (!is_knn(ms->kind) && la->valid_rdm && lb->valid_rdm) v = rsa_value(la, lb);
+        if (is_knn(ms->kind) && !short_of(c, ms) && la->valid_knn && lb->valid_knn)
+            v = knn_value(ms->kind, &c->rows[o * c->n + i], &c->rows[o * c->n + yb], c->selfh[o * c->n + i],
+                          c->selfh[o * c->n + yb], c->m, ms->k, scratch);
+        double *mat = c->out + (int64_t)o * c->nx * c->ny;
+        mat[i * c->ny + j] = v;
+        if (mirror) mat[j * c->ny + i] = v;
+    }
+    free(scratch);
 }
 
-static mk_err alloc_knn(knn_work *w, int n, int64_t m, int64_t k)
+static void free_ctx(pairs_ctx *c)
+{
+    for (int64_t t = 0; c->rows && t < (int64_t)c->s->outs * c->n; t++) free(c->rows[t].idx), free(c->rows[t].cos);
+    free(c->rows), free(c->selfh), free(c->ms);
+}
+
+static mk_err alloc_ctx(pairs_ctx *c)
 {
     mk_err err = MK_OK;
-    w->rows = mk_calloc((size_t)n, sizeof *w->rows, "neighbour lists", &err);
-    if (!err) w->self = mk_calloc((size_t)n, sizeof *w->self, "neighbour lists", &err);
-    if (!err) w->colA = mk_malloc((size_t)m * sizeof *w->colA, "neighbour sums", &err);
-    if (!err) w->rowB = mk_malloc((size_t)m * sizeof *w->rowB, "neighbour sums", &err);
-    for (int l = 0; !err && l < n; l++) {
-        w->rows[l].idx = mk_malloc((size_t)(m * k) * sizeof *w->rows[l].idx, "neighbour lists", &err);
-        if (!err) w->rows[l].cos = mk_malloc((size_t)(m * k) * sizeof *w->rows[l].cos, "neighbour lists", &err);
+    int64_t lists = (int64_t)c->s->outs * c->n, k = c->k > 0 ? c->k : 1;
+    c->ms = mk_calloc((size_t)c->s->outs + 1, sizeof *c->ms, "the measures", &err);
+    for (int q = 0, o = 0; !err && q < c->s->nms; q++)
+        if (mk_gram_measure(c->s->ms[q].kind)) c->ms[o++] = &c->s->ms[q];
+    if (!err) c->rows = mk_calloc((size_t)lists, sizeof *c->rows, "neighbour lists", &err);
+    if (!err) c->selfh = mk_calloc((size_t)lists, sizeof *c->selfh, "neighbour lists", &err);
+    for (int64_t t = 0; !err && c->s->kmax && t < lists; t++) {
+        if (!is_knn(c->ms[t / c->n]->kind)) continue;
+        c->rows[t].idx = mk_malloc((size_t)(c->m * k) * sizeof *c->rows[t].idx, "neighbour lists", &err);
+        if (!err) c->rows[t].cos = mk_malloc((size_t)(c->m * k) * sizeof *c->rows[t].cos, "neighbour lists", &err);
     }
     return err;
 }
 
-mk_err mk_gram_pairs(const mk_gram_spec *s, const mk_gram_layer *a, int nx, const mk_gram_layer *b, int ny, int self,
-                     double *out)
+mk_err mk_gram_pairs(const mk_gram_spec *s, mk_par *par, const mk_gram_layer *a, int nx, const mk_gram_layer *b,
+                     int ny, int self, double *out)
 {
-    int n = self ? nx : nx + ny;
-    int64_t m = a[0].m, k = s->kmax < m - 1 ? s->kmax : m - 1;
-    knn_work w = {0};
-    mk_err err = s->kmax ? alloc_knn(&w, n, m, k > 0 ? k : 1) : MK_OK;
-    for (int q = 0, o = 0; !err && q < s->nms; q++) {
-        if (!mk_gram_measure(s->ms[q].kind)) continue;
-        one_measure(s, &s->ms[q], a, nx, b, ny, self, &w, out + (int64_t)o * nx * ny);
-        o++;
-    }
-    free_knn(&w, n);
+    int64_t m = a[0].m;
+    pairs_ctx c = {.s = s, .a = a, .b = self ? a : b, .nx = nx, .ny = ny, .self = self, .n = self ? nx : nx + ny,
+                   .m = m, .k = s->kmax < m - 1 ? s->kmax : m - 1, .out = out};
+    mk_err err = alloc_ctx(&c);
+    if (!err) mk_par_for(par, (int64_t)s->outs * c.n, list_task, &c);
+    if (!err && !c.failed) mk_par_for(par, (int64_t)nx * ny, pair_task, &c);
+    if (!err && c.failed) err = mk_fail(MK_ENOMEM, "out of memory for the Gram measures' pairs");
+    free_ctx(&c);
     return err;
 }
 
