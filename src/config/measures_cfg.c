@@ -211,18 +211,10 @@ mk_err mk__check_measures(const char *source, const node *n, const mk_config *cf
 {
     int moments, grams;
     families(cfg, &moments, &grams);
-    if (moments >= 0 && grams >= 0)
-        return FAIL("'measures' lists %s, a function of the covariances of all examples (estimator: exact), and %s, "
-                    "from each minibatch's Grams (estimator: hsic1 or hsic0): one run computes one of the two "
-                    "families; run the config twice", mk_measure_names[cfg->measures[moments].kind],
-                    mk_measure_names[cfg->measures[grams].kind]);
     if (moments >= 0 && cfg->estimator != MK_EST_EXACT)
         return FAIL("'measures' lists %s, which needs 'estimator: exact': it is a function of the covariances of all "
                     "examples, which only the exact estimator accumulates (the minibatch estimators give cka, rsa, "
                     "mutual_knn, cknna and jaccard)", mk_measure_names[cfg->measures[moments].kind]);
-    if (grams >= 0 && cfg->estimator == MK_EST_EXACT)
-        return FAIL("'measures' lists %s, which is computed from each minibatch's Grams: it needs a minibatch "
-                    "estimator (estimator: hsic1 or hsic0), not exact", mk_measure_names[cfg->measures[grams].kind]);
     return grams >= 0 ? check_k(source, n, cfg) : MK_OK;
 }
 #undef FAIL

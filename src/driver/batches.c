@@ -119,7 +119,9 @@ mk_err mk__share_probe(run_ctx *c)
 /* ---- the batches ---- */
 
 
-/* The exact estimator's layers: in the flat order. */
+static mk_err alloc_grams(run_ctx *c, batch_mem *b, int64_t m);
+
+/* The exact estimator's layers: in the flat order; and the Gram measures'. */
 static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
 {
     int L = c->lu.nlayers;
@@ -130,7 +132,9 @@ static mk_err alloc_exact(run_ctx *c, batch_mem *b, int64_t m)
     err = mk_exact_init(&b->exact, L, p, m, c->cfg.precision);
     for (int l = 0; !err && c->lu.cross && l < mk_lineup_rows(&c->lu); l++) b->exact.y_col += p[l]; /* x vs y only */
     free(p);
-    return err;
+    mk_gram_spec_init(&b->gspec, c->cfg.measures, c->cfg.nmeasures, m);
+    if (!err && b->gspec.outs) err = mk_hsic_ws_init(&b->ws, m, 0, c->cfg.precision, NULL); /* their Grams */
+    return err ? err : alloc_grams(c, b, m);
 }
 
 /* The measures from the Grams: each layer's RDM and neighbours, one batch's values. */
@@ -278,7 +282,8 @@ static mk_err permuted_pairs(run_ctx *c, batch_mem *b, int64_t g, int64_t m, dou
 static mk_err gram_batch(run_ctx *c, batch_mem *b, int64_t g)
 {
     int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu), cross = c->lu.cross;
-    int64_t n = (int64_t)b->gspec.outs * nx * ny, slot = c->groups ? mk_plan_group(&c->plan, g, c->groups) : 0;
+    int64_t G = mk_job_gram_groups(&c->cfg, &c->plan), n = (int64_t)b->gspec.outs * nx * ny;
+    int64_t slot = G ? mk_plan_group(&c->plan, g, G) : 0;
     double *sums = b->leaf + mk__gram_at(c);
     memset(sums, 0, (size_t)mk__gram_len(c) * sizeof *sums);
     MK_TRY(mk_gram_pairs(&b->gspec, b->par, b->glayers, nx, b->glayers + (cross ? nx : 0), ny, !cross, b->gvals));
@@ -312,6 +317,18 @@ static mk_err do_minibatch(run_ctx *c, batch_mem *b)
     return mk_accum_add(b->acc, blk.g, b->leaf);
 }
 
+/* The Gram measures in the exact pass: each block's Gram, for them alone. */
+static mk_err exact_gram(run_ctx *c, batch_mem *b, const mk_block *blk)
+{
+    const mk_layer *layer = &c->lu.models[blk->model].layers[blk->layer];
+    if (!b->gspec.outs) return MK_OK;
+    if (mk_block_overflows(blk->amax, layer->p, c->cfg.precision) || mk_gram(&b->ws, blk->data, blk->m, layer->p))
+        return too_large(c, blk, "its Gram would overflow");
+    mk_gram_layer_put(&b->glayers[c->lu.offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram, blk->data,
+                      blk->mean, c->cfg.precision, blk->m, layer->p, blk->constant);
+    return MK_OK;
+}
+
 static mk_err do_exact(run_ctx *c, batch_mem *b)
 {
     int L = c->lu.nlayers;
@@ -322,9 +339,11 @@ static mk_err do_exact(run_ctx *c, batch_mem *b)
         if (mk_block_overflows(blk.amax, mk_lineup_features(&c->lu), c->cfg.precision))
             return too_large(c, &blk, "the cross-products of all features would overflow");
         mk_exact_put(&b->exact, c->lu.offset[blk.model] + blk.layer, blk.data, blk.mean, blk.m);
+        MK_TRY(exact_gram(c, b, &blk));
     }
     double clock = MPI_Wtime();
     mk_exact_batch(&b->exact, blk.m, b->leaf);
+    if (b->gspec.outs) MK_TRY(gram_batch(c, b, blk.g));
     for (int64_t k = 0, len = mk__leaf_len(c) - L; k < len; k++) /* the length once: 18% of a run when per value */
         if (!isfinite(b->leaf[k])) return too_large(c, &blk, "the feature sums of the batch overflow");
     c->phase[PH_GRAM] += mk__lap(&clock);

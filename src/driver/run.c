@@ -221,7 +221,7 @@ static void warn_short_tail(const run_ctx *c)
 {
     mk_gram_spec gs;
     mk_gram_spec_init(&gs, c->cfg.measures, c->cfg.nmeasures, c->plan.m);
-    int k = c->cfg.estimator == MK_EST_EXACT ? -1 : mk_gram_short_batch(&gs, c->plan.last_size);
+    int k = mk_gram_short_batch(&gs, c->plan.last_size);
     if (k >= 0)
         mk_warn("the last batch of each epoch has %lld examples, too few for %s's k = %lld nearest neighbours: "
                 "%s leaves it out of its mean (as every k-NN measure whose k is above %lld)",
@@ -361,7 +361,7 @@ static void warn_left_out(const run_ctx *c, const double *slots, int64_t n)
 {
     double *count = malloc((size_t)n * sizeof *count), batches = (double)c->plan.total;
     if (!count) return;
-    mk_gram_counts(n, c->groups, slots, count);
+    mk_gram_counts(n, mk_job_gram_groups(&c->cfg, &c->plan), slots, count);
     int64_t cells = (int64_t)mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu);
     for (int m = 0, o = 0; m < c->cfg.nmeasures; m++) {
         if (!mk_gram_measure(c->cfg.measures[m].kind)) continue;
@@ -384,17 +384,35 @@ static void warn_left_out(const run_ctx *c, const double *slots, int64_t n)
     free(count);
 }
 
-/* The Gram measures' means over the batches and their standard errors. */
+/* The Gram measures' means over the batches and their standard errors,
+ * into their places among every measure's matrices (mx->measures: the
+ * second-moment measures' from mk__spread_measures, or allocated here);
+ * the standard errors of the others are NaN. Rank 0. */
 static mk_err gram_matrices(run_ctx *c, const double *total, matrices *mx)
 {
-    int64_t n = (int64_t)mk_measures_outputs(c->cfg.measures, c->cfg.nmeasures) * mk_lineup_rows(&c->lu) *
-                mk_lineup_cols(&c->lu);
+    const mk_config *k = &c->cfg;
+    int64_t cells = (int64_t)mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu), G = mk_job_gram_groups(k, &c->plan);
+    int64_t all = (int64_t)mk_measures_outputs(k->measures, k->nmeasures) * cells, n = 0;
+    for (int m = 0; m < k->nmeasures; m++) n += mk_gram_measure(k->measures[m].kind) * cells;
+    if (!n) return MK_OK;
     mk_err err = MK_OK;
-    if (!n || c->cfg.estimator == MK_EST_EXACT) return MK_OK;
-    mx->measures = mk_malloc((size_t)n * sizeof *mx->measures, "the measures", &err);
-    if (!err && c->groups) mx->measures_se = mk_malloc((size_t)n * sizeof *mx->measures_se, "the measures", &err);
-    if (!err) mk_gram_finish(n, c->groups, total + mk__gram_at(c), mx->measures, mx->measures_se);
-    if (!err) warn_left_out(c, total + mk__gram_at(c), n);
+    double *mean = mk_malloc((size_t)(2 * n) * sizeof *mean, "the Gram measures", &err), *se = mean + n;
+    if (!err && !mx->measures) mx->measures = mk_malloc((size_t)all * sizeof *mx->measures, "the measures", &err);
+    if (!err && G) mx->measures_se = mk_malloc((size_t)all * sizeof *mx->measures_se, "the measures", &err);
+    if (!err) {
+        const double *sums = total + mk__gram_at(c);
+        mk_gram_finish(n, G, sums, mean, se);
+        warn_left_out(c, sums, n);
+        for (int64_t q = 0; mx->measures_se && q < all; q++) mx->measures_se[q] = NAN;
+        const char *names[2];
+        for (int m = 0, o = 0, g = 0; m < k->nmeasures; o += mk_measure_outputs(k->measures[m].kind, names), m++) {
+            if (!mk_gram_measure(k->measures[m].kind)) continue;
+            memcpy(mx->measures + o * cells, mean + g * cells, (size_t)cells * sizeof *mean);
+            if (mx->measures_se) memcpy(mx->measures_se + o * cells, se + g * cells, (size_t)cells * sizeof *se);
+            g++;
+        }
+    }
+    free(mean);
     return err;
 }
 
@@ -420,7 +438,7 @@ static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matri
     const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
     err = check_layers(&c->lu, hxx, varied, 0, nx);
     if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    return err ? err : gram_matrices(c, total, mx);
+    return err;
 }
 
 static mk_err write_results(run_ctx *c, const matrices *mx)
@@ -435,6 +453,14 @@ static mk_err write_results(run_ctx *c, const matrices *mx)
     if (!err) mk_output_summary(stdout, &res);
     if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
     return err;
+}
+
+/* Whether cfg lists a measure of the second moments (exact only). */
+static int has_moment_measures(const mk_config *cfg)
+{
+    for (int m = 0; m < cfg->nmeasures; m++)
+        if (cfg->measures[m].kind != MK_MEASURE_CKA && !mk_gram_measure(cfg->measures[m].kind)) return 1;
+    return 0;
 }
 
 /* Rank 0 makes the CKA matrices and checks the layers' sums; then every
@@ -454,8 +480,9 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
     err = mk__agree(c->comm, err);
     c->phase[PH_WRITE] += mk__lap(&clock);
-    if (!err && c->cfg.estimator == MK_EST_EXACT) /* collective: every rank goes on, or none */
+    if (!err && has_moment_measures(&c->cfg)) /* collective: every rank goes on, or none */
         err = mk__spread_measures(c, b, total, &mx.measures);
+    if (!err && c->rank == 0) err = gram_matrices(c, total, &mx);
     c->phase[PH_MEASURES] += mk__lap(&clock);
     if (!err && c->rank == 0) err = write_results(c, &mx);
     if (!err && c->rank == 0) mk__drop_checkpoint(c);

@@ -412,7 +412,7 @@ static void write_stderr(mk_h5w *g, const char *name, const double *se, int nx, 
 
 /* A models result: /measures/NAME_matched (and NAME_matched_stderr), the
  * same layer across the models as /cka_matched, from the grid's cell at. */
-static void write_matched(mk_h5w *g, const mk_result *r, const char *name, size_t at)
+static void write_matched(mk_h5w *g, const mk_result *r, const char *name, size_t at, int se)
 {
     const mk_lineup *lu = r->lu;
     int K = 0, *index = NULL, N = lu->nmodels;
@@ -420,7 +420,7 @@ static void write_matched(mk_h5w *g, const mk_result *r, const char *name, size_
     mk_err err = mk_lineup_matched(lu, &K, &index);
     if (err) g->err = err;
     hsize_t dims[3] = {(hsize_t)K, (hsize_t)N, (hsize_t)N};
-    const double *src[2] = {r->measures + at, r->measures_stderr ? r->measures_stderr + at : NULL};
+    const double *src[2] = {r->measures + at, se ? r->measures_stderr + at : NULL};
     for (int k = 0; k < 2 && !err && K > 0; k++) {
         double *cube = src[k] ? matched_cube(g, lu, src[k], K, index) : NULL;
         char key[128];
@@ -462,8 +462,9 @@ static void write_measures(mk_h5w *h, const mk_result *r, int nx, int ny)
             gram_attrs(&d, ms);
             g.err = d.err;
             H5Dclose(did);
-            if (r->measures_stderr) write_stderr(&g, names[q], r->measures_stderr + (size_t)o * nx * ny, nx, ny, ms);
-            write_matched(&g, r, names[q], (size_t)o * nx * ny);
+            int se = r->measures_stderr && mk_gram_measure(ms->kind); /* the others have none */
+            if (se) write_stderr(&g, names[q], r->measures_stderr + (size_t)o * nx * ny, nx, ny, ms);
+            write_matched(&g, r, names[q], (size_t)o * nx * ny, se);
         }
     }
     h->err = g.err;
@@ -539,7 +540,10 @@ static mk_err write_measures_csv(const mk_result *r, const char *path)
                         mk_csv_field(f, fields[k]);
                     }
                     fprintf(f, ",%.17g", r->measures[((size_t)o * nx + i) * ny + j]);
-                    if (r->measures_stderr) fprintf(f, ",%.17g", r->measures_stderr[((size_t)o * nx + i) * ny + j]);
+                    if (r->measures_stderr && mk_gram_measure(cfg->measures[m].kind))
+                        fprintf(f, ",%.17g", r->measures_stderr[((size_t)o * nx + i) * ny + j]);
+                    else if (r->measures_stderr)
+                        fputc(',', f); /* a measure of the second moments: no standard error */
                     fputc('\n', f);
                 }
     }
