@@ -100,7 +100,7 @@ const key_spec mk__keys[] = {
     {.path = "measures", .kind = K_MEASURES, .off = AT(measures), .off_count = AT(nmeasures),
      .help = "measures besides CKA: from the exact estimator's covariances a list of cca, svcca, pwcca, "
              "procrustes, shape, regression (and cka), with parameters as `svcca: {keep: 0.99}` or `{k: 20}`, "
-             "`shape: {alpha: 0.5}`; from the minibatch Grams (hsic1, hsic0) rsa "
+             "`shape: {alpha: 0.5}`; from each minibatch's Grams (any estimator) rsa "
              "`{method: pearson|spearman, distance: euclidean|correlation}`, mutual_knn, cknna, jaccard "
              "`{k: 10}` (docs/maths.md)"},
     {.path = "plot", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(plot.enabled),
