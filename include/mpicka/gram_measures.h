@@ -116,9 +116,9 @@ void mk_gram_finish(int64_t n, int64_t G, const double *slots, double *mean, dou
 /* count[q]: the batches whose value q was finite, from the same sums. */
 void mk_gram_counts(int64_t n, int64_t G, const double *slots, double *count);
 
-/* The batches the k-NN measures leave out: the number of the k-NN measure
- * with the largest k whose k is at least m - 1 (a tail batch of m examples),
- * or -1 when none does. */
+/* Whether a batch of m examples (a tail batch) is too small for a k-NN
+ * measure (k above m - 1): the index in s->ms of the one with the largest
+ * k, or -1 when none is. */
 int mk_gram_short_batch(const mk_gram_spec *s, int64_t m);
 
 #endif
