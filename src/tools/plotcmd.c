@@ -182,10 +182,7 @@ static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const mk_p
         err = mk_ckafile_pair_spec(f, h5path, "plot", pick->pair, &view);
     else
         err = mk_ckafile_matched(f, h5path, pick->matched, &view);
-    /* the view slices the measure's values; its name and attributes are lent */
-    view.measure = f->measure, view.measure_attrs = f->measure_attrs, view.nmeasure_attrs = f->nmeasure_attrs;
-    if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view);
-    view.measure = NULL, view.measure_attrs = NULL, view.nmeasure_attrs = 0;
+    if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view); /* the view is of the measure */
     mk_ckafile_free(&view);
     return err;
 }
@@ -292,7 +289,7 @@ static mk_err draw_panels(const char *h5path, const mk_plot_opts *opts, const ch
     struct panels *p = calloc(1, sizeof *p);
     char title[256];
     mk_err err = p ? MK_OK : mk_fail(MK_ENOMEM, "out of memory for the panels");
-    if (opts->half) err = mk_fail(MK_EUSAGE, "plot: --half draws one matrix; pwcca and regression are not symmetric");
+    if (opts->half) err = mk_fail(MK_EUSAGE, "plot: --half draws one matrix; pwcca, regression and cknna are not symmetric");
     for (int k = 0; !err && k < n; k++) err = add_panel(p, h5path, opts, names[k]);
     if (!err) {
         grid_title(&p->files[0], title, sizeof title);
