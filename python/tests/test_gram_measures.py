@@ -106,21 +106,16 @@ def hsic_unbiased(K, L):
 
 def cknna(x, y, k):
     """Huh et al. 2024 (platonic-rep's cknna, unbiased): HSIC of the kernels masked to mutual neighbours."""
-    def mask(s):
-        out = np.zeros_like(s)
-        for i, row in enumerate(knn_of(s, k)):
+    def mask(z):
+        out = np.zeros((len(z), len(z)))
+        for i, row in enumerate(knn(z, k)):
             out[i, row] = 1.0
         return out
 
-    def knn_of(s, k):
-        s = s.copy()
-        np.fill_diagonal(s, -np.inf)
-        idx = np.arange(len(s))
-        return [np.lexsort((idx, -s[i]))[:k] for i in range(len(s))]
+    def sim(A, B, M):
+        return hsic_unbiased(M * A, M * B)
 
-    K, L = cosines(x), cosines(y)
-    mk, ml = mask(K), mask(L)
-    sim = lambda A, B, M: hsic_unbiased(M * A, M * B)
+    K, L, mk, ml = cosines(x), cosines(y), mask(x), mask(y)
     return sim(K, L, mk * ml) / np.sqrt(sim(K, K, mk) * sim(L, L, ml))
 
 
