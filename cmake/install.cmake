@@ -5,12 +5,22 @@
 #   share/mpicka/configs/               reference.yaml (every key annotated) and the examples
 #   share/mpicka/python/                the Python package's sources (pip install DIR/share/mpicka/python)
 #   share/doc/mpicka/                   README.md, LICENSE, docs/*, python/README.md (links kept)
-# A library and its header (lib/, include/mpicka/) will be installed here
-# too when the code offers one; today the per-folder libraries are internal
-# and linked into the program.
+#   lib/libmpicka.so, lib/libmpicka.a  mpicka as a C library (docs/library.md)
+#   include/mpicka/session.h, error.h   its header, and the one it includes
+#   lib/pkgconfig/mpicka.pc             for `pkg-config --cflags --libs mpicka`
 include(GNUInstallDirs)
 
 install(TARGETS mpicka RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+install(TARGETS mpicka_shared LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${PROJECT_BINARY_DIR}/libmpicka.a DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES include/mpicka/session.h include/mpicka/error.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mpicka)
+set(MK_PC_URING "")
+if(MK_URING)
+  set(MK_PC_URING liburing)
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/mpicka.pc.in ${PROJECT_BINARY_DIR}/mpicka.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/mpicka.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # The man page: the program's own --help texts, so it cannot disagree with them.
 set(mk_man ${PROJECT_BINARY_DIR}/mpicka.1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The include graph is the layer diagram (docs/layout.md): every source file
 and public header may include only headers of its own layer or of lower ones,
-the maths includes neither MPI nor HDF5 nor the config, the headers
+the maths includes neither MPI nor HDF5 nor the config, the session layer
+(the C library's core) calls no MPI function, the headers
 include one another without a circle, and docs/layout.md names every file of
 src/. Run: test_layers.py SOURCE_DIR."""
 import os
@@ -9,7 +10,7 @@ import re
 import sys
 
 # Lowest first; a folder of src/ per layer.
-LAYERS = ["base", "maths", "measures", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "driver"]
+LAYERS = ["base", "maths", "measures", "plot", "plan", "config", "io", "reduce", "result", "job", "tools", "session", "driver"]
 # Public headers with no .c file of their name: the folder that owns them.
 HEADER_ONLY = {"text": "base", "blas": "maths", "estimator": "maths"}
 # What each layer must never include, whatever its rank.
@@ -17,6 +18,10 @@ FORBIDDEN = {"maths": {"<mpi.h>", "<hdf5.h>", "mpicka/config.h"},
              "measures": {"<mpi.h>", "<hdf5.h>", "mpicka/config.h"}, "plot": {"<mpi.h>", "<hdf5.h>"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"][^>"]+[>"])', re.M)
+# Layers whose code must call no MPI function: a library session runs in a
+# plain process (mpicka/session.h); the driver gathers for it.
+NO_MPI_CALLS = {"session"}
+MPI_CALL = re.compile(r"\bMPI_[A-Z][a-z_]*\s*\(")
 
 
 def includes(path):
@@ -57,6 +62,11 @@ def main(root):
             problems.append(f"{rel}: no layer owns this header (a src/LAYER/{os.path.basename(rel)[:-2]}.c, "
                             "or an entry in HEADER_ONLY)")
             continue
+        if layer in NO_MPI_CALLS and rel.startswith("src/"):
+            with open(os.path.join(root, rel), encoding="utf-8") as f:
+                call = MPI_CALL.search(f.read())
+            if call:
+                problems.append(f"{rel} ({layer}) calls {call.group(0).rstrip('( ')}: this layer calls no MPI")
         for inc in includes(os.path.join(root, rel)):
             if inc in FORBIDDEN.get(layer, ()):
                 problems.append(f"{rel} ({layer}) includes {inc}")

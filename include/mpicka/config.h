@@ -82,6 +82,7 @@ typedef struct {
                               cka needs estimator exact */
     int nmeasures;
     char *resolved;        /* every key with its final value, as YAML that parses back to this config */
+    int session;           /* parsed by mk_config_parse_session: resolved leaves out the keys of files */
 } mk_config;
 
 /* The models of a config in order: x (and y), or the `models:` list. */
@@ -96,6 +97,14 @@ const mk_model_cfg *mk_config_model(const mk_config *cfg, int k);
  * line and key, or the --set argument. */
 mk_err mk_config_parse(const char *text, size_t len, const char *source,
                        char *const *sets, int nsets, mk_config *cfg);
+
+/* The same for a library session (mpicka/session.h): no models (x, y and
+ * models are refused, as are the keys of files: shuffle, shuffle_block,
+ * epochs other than 1, checkpoint, ids, layer_order, each with MK_ECONFIG
+ * saying to export instead), and output may be absent (NULL). An empty
+ * text is every default. */
+mk_err mk_config_parse_session(const char *text, size_t len, const char *source, char *const *sets, int nsets,
+                               mk_config *cfg);
 
 /* Read a config file into a NUL-terminated malloc'd buffer: MK_EIO when it
  * cannot be read, MK_ECONFIG when it holds a NUL byte or exceeds 16 MiB. */

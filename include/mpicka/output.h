@@ -51,6 +51,12 @@ mk_err mk_output_prepare(const char *dir, const char *plot_file, mk_outdir *od);
  * now that is empty. */
 void mk_output_release(mk_outdir *od, const char *dir, int failed);
 
+/* MK_ECONFIG when dir holds a cka.h5 of another configuration than
+ * resolved (mk_config.resolved), or one whose configuration cannot be read;
+ * how: what the message tells the user to do to overwrite it anyway
+ * ("pass --force"). A rerun of the same configuration may overwrite. */
+mk_err mk_output_refuse_other(const char *dir, const char *resolved, const char *how);
+
 /* Writes OUTPUT/cka.h5 and OUTPUT/cka.csv (docs/output.md) from res, each
  * under a temporary name in the folder and renamed once both are complete:
  * on any failure (MK_EIO naming the path, MK_ENOMEM) the temporary files

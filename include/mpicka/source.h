@@ -38,6 +38,12 @@ void mk_source_close(mk_source *src);
  * hyperslab per run of consecutive rows, HDF5 converting types. */
 mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, void *buf);
 
+/* count little-endian IEEE halves (float16, as h5py and numpy store them)
+ * widened exactly to float into out, which may be the halves' own buffer
+ * (it is filled from the end): how a float16 layer is read, for memory a
+ * library session is fed too. */
+void mk_widen_halves(const void *halves, float *out, int64_t count);
+
 /* The sample IDs of m rows, as text (integers in decimal). The buffers are
  * reused from call to call: a batch's worth, never n. */
 typedef struct {

@@ -188,6 +188,7 @@ typedef struct {
     const char *source;
     node *root;
     mk_config *cfg;
+    int session;    /* a library session's config: no inputs, output optional */
 } ctx;
 
 static mk_err entry_path(const ctx *c, const node *e, const char *prefix, char *path, size_t size)
@@ -508,6 +509,7 @@ static mk_err default_name(const ctx *c, const key_spec *k)
 static mk_err apply_default(const ctx *c, const key_spec *k)
 {
     const key_spec *s = mk__section_of(k);
+    if (c->session && !strcmp(k->path, "output")) return MK_OK; /* a session may only keep its matrices */
     if (k->required && s && !s->required)
         return mk__fail_at(c->source, NULL, 0, "missing required key '%s' (required when '%s' is given)",
                        k->path, s->path);
@@ -733,17 +735,50 @@ static mk_err read_root(ctx *c, const char *text, size_t len)
     return MK_OK;
 }
 
-mk_err mk_config_parse(const char *text, size_t len, const char *source, char *const *sets,
-                       int nsets, mk_config *cfg)
+/* Keys of a file run only: the models come from the caller, which feeds
+ * each batch once in order, with nothing to resume. */
+static const char *const file_only[] = {"x", "y", "models", "shuffle_block", "checkpoint", "ids", "layer_order"};
+
+int mk__file_only_key(const char *path)
+{
+    size_t top = strcspn(path, ".");
+    for (size_t i = 0; i < sizeof file_only / sizeof *file_only; i++)
+        if (strlen(file_only[i]) == top && !strncmp(path, file_only[i], top)) return 1;
+    return 0;
+}
+
+static mk_err check_session_keys(const ctx *c)
+{
+    for (size_t i = 0; i < sizeof file_only / sizeof *file_only; i++)
+        if (mk__tree_get(c->root, file_only[i])) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "'%s' is a key of a run from files; a session declares its models and is fed "
+                     "each batch once, in order: for %s, export the activations and use `mpicka run` "
+                     "(docs/library.md)", file_only[i], i < 3 ? "models read from files" : "this");
+            return key_fail(c, file_only[i], msg);
+        }
+    if (c->cfg->epochs != 1)
+        return key_fail(c, "epochs", "'epochs' must be 1 in a session (each batch is fed once); for several epochs, "
+                        "export the activations and use `mpicka run` (docs/library.md)");
+    if (c->cfg->shuffle)
+        return key_fail(c, "shuffle", "'shuffle' is a key of a run from files (a session is fed batches in order); "
+                        "shuffle the examples before feeding them, or export and use `mpicka run` (docs/library.md)");
+    return MK_OK;
+}
+
+static mk_err parse(const char *text, size_t len, const char *source, char *const *sets, int nsets, int session,
+                    mk_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    ctx c = {.source = source ? source : "<config>", .cfg = cfg};
+    ctx c = {.source = source ? source : "<config>", .cfg = cfg, .session = session};
     mk_err err;
     MK_GOTO(read_root(&c, text, len), fail);
     for (int i = 0; i < nsets; i++) MK_GOTO(apply_set(&c, sets[i]), fail);
     MK_GOTO(check_keys(&c, c.root, ""), fail);
-    MK_GOTO(check_models_given(&c), fail);
+    if (!session) MK_GOTO(check_models_given(&c), fail);
     MK_GOTO(apply_keys(&c), fail);
+    if (session) MK_GOTO(check_session_keys(&c), fail);
+    cfg->session = session;
     MK_GOTO(check_combinations(&c), fail);
     derive_models(cfg);
     MK_GOTO(mk__write_resolved(cfg), fail);
@@ -753,6 +788,18 @@ fail:
     mk__node_free(c.root);
     mk_config_free(cfg);
     return err;
+}
+
+mk_err mk_config_parse(const char *text, size_t len, const char *source, char *const *sets,
+                       int nsets, mk_config *cfg)
+{
+    return parse(text, len, source, sets, nsets, 0, cfg);
+}
+
+mk_err mk_config_parse_session(const char *text, size_t len, const char *source, char *const *sets, int nsets,
+                               mk_config *cfg)
+{
+    return parse(text, len, source, sets, nsets, 1, cfg);
 }
 
 void mk_config_free(mk_config *cfg)

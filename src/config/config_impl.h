@@ -99,5 +99,9 @@ mk_err mk__check_measures(const char *source, const node *n, const mk_config *cf
 
 /* cfg->resolved = every key with its final value, as YAML. */
 mk_err mk__write_resolved(mk_config *cfg);
+/* The top-level keys of a run from files that a library session refuses
+ * when given (config.c), and leaves out of its resolved YAML (emit.c), so
+ * that a session's resolved config parses back as a session's. */
+int mk__file_only_key(const char *path);
 
 #endif

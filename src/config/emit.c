@@ -106,6 +106,8 @@ mk_err mk__write_resolved(mk_config *cfg)
         if (!mk__section_given(cfg, k->kind == K_MAP && !k->switchable ? k : s)) continue;
         if (k->kind == K_MODELS && !cfg->models) continue;
         if (k->kind == K_MEASURES && !cfg->nmeasures) continue; /* absent: results of before stay comparable */
+        if (k->kind == K_STRING && !*(char *const *)mk__field_of(cfg, k->off)) continue; /* a session's absent output */
+        if (cfg->session && mk__file_only_key(k->path)) continue;
         const char *leaf = strrchr(k->path, '.');
         fprintf(f, "%s%s:", s ? "  " : "", leaf ? leaf + 1 : k->path);
         emit_value(f, k, cfg);

@@ -12,7 +12,6 @@
 #include "mpicka/checkpoint.h"
 #include "mpicka/file.h"
 #include "mpicka/log.h"
-#include "mpicka/ckafile.h"
 
 /* ---- checkpoints ---- */
 
@@ -176,7 +175,7 @@ mk_err mk__load_checkpoint(run_ctx *c)
 /* Every rank's partial sums (and the saved ones) meet on rank 0. */
 mk_err mk__gather(run_ctx *c, batch_mem *b, mk_accum **merged)
 {
-    return mk__agree(c->comm, mk_accum_gather(b->acc, c->rank == 0 ? &c->saved : NULL, c->comm, merged));
+    return mk__agree(c->comm, mk_accum_gather(b->core.acc, c->rank == 0 ? &c->saved : NULL, c->comm, merged));
 }
 
 /* The todo list less what every rank has done in `steps` lockstep steps. */
@@ -277,28 +276,7 @@ mk_err mk__between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t done_b
  * rerun of the same one is. */
 mk_err mk__check_old_results(const run_ctx *c)
 {
-    size_t len = strlen(c->cfg.output) + 16;
-    char *path = malloc(len), a[512], b[512];
-    if (!path) return mk_fail(MK_ENOMEM, "out of memory");
-    snprintf(path, len, "%s/cka.h5", c->cfg.output);
-    mk_err err = MK_OK;
-    if (!c->force && access(path, F_OK) == 0) {
-        mk_ckafile old;
-        char why[1024];
-        mk_err read = mk_ckafile_read(path, &old);
-        const char *config = read == MK_OK ? mk_ckafile_text(&old, "config") : NULL;
-        snprintf(why, sizeof why, "%s", read ? mk_errmsg() : "it stores none"); /* a FIFO, a folder, not HDF5 */
-        if (!config)
-            err = mk_fail(MK_ECONFIG, "output folder '%s' holds a cka.h5 whose configuration cannot be read (%s); "
-                          "choose another output folder, or pass --force to overwrite it", c->cfg.output, why);
-        else if (mk_config_first_difference(config, c->cfg.resolved, a, b, sizeof a))
-            err = mk_fail(MK_ECONFIG, "output folder '%s' holds the results of another configuration (it has '%s', "
-                          "this run '%s'); choose another output folder, or pass --force to overwrite them",
-                          c->cfg.output, a, b);
-        mk_ckafile_free(&old);
-    }
-    free(path);
-    return err;
+    return c->force ? MK_OK : mk_output_refuse_other(c->cfg.output, c->cfg.resolved, "pass --force");
 }
 
 void mk__drop_checkpoint(const run_ctx *c)

@@ -2,7 +2,6 @@
 
 #include "run_impl.h"
 
-#include <math.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,9 +12,9 @@
 
 #include "mpicka/blas.h"
 #include "mpicka/cli.h"
+#include "mpicka/finish.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/log.h"
-#include "mpicka/measure_sums.h"
-#include "mpicka/plotcmd.h"
 #include "mpicka/progress.h"
 
 static const char *const phase_names[PH_COUNT] = {"read", "centre", "wait", "gram", "ucentre", "pairs",
@@ -267,202 +266,6 @@ static void report_phases(run_ctx *c)
     mk_info("%s; peak memory per rank %.1f MiB", line, (double)max_rss / 1024.0);
 }
 
-/* A layer whose summed HSIC with itself is not positive has no CKA (NaN):
- * said to be constant only when it was constant in every batch. A sum that
- * is not finite is an error, never a 0 in the matrix. h and varied hold
- * flat layers first .. first+count-1. */
-static mk_err check_layers(const mk_lineup *lu, const double *h, const double *varied, int first, int count)
-{
-    for (int l = 0; l < count; l++) {
-        int k;
-        const char *path = mk_lineup_layer(lu, first + l, &k)->path, *file = lu->models[k].file;
-        if (!isfinite(h[l]))
-            return mk_fail(MK_EDATA, "%s: layer '%s' has a summed HSIC with itself of %g: its values are too large "
-                           "for the sums", file, path, h[l]);
-        if (h[l] > 0.0) continue;
-        if (varied[l] == 0.0)
-            mk_warn("%s: layer '%s' is constant in every batch (a dead layer): its CKA is NaN", file, path);
-        else
-            mk_warn("%s: layer '%s' has an HSIC with itself of %g though it varies in %.0f batch(es): its CKA is "
-                    "undefined (NaN)", file, path, h[l], varied[l]);
-    }
-    return MK_OK;
-}
-
-/* "DIR/cka_measures.png" for plot.file "cka.png": the small multiples'
- * file beside the heatmap (malloc'd). */
-static char *measures_figure(const char *dir, const char *file)
-{
-    const char *dot = strrchr(file, '.');
-    int stem = dot && dot != file ? (int)(dot - file) : (int)strlen(file);
-    size_t len = strlen(dir) + strlen(file) + 16;
-    char *fig = malloc(len);
-    if (fig) snprintf(fig, len, "%s/%.*s_measures%s", dir, stem, file, file + stem);
-    return fig;
-}
-
-/* The heatmap is a view of cka.h5: if it cannot be drawn, the run still
- * succeeded, so it is a warning. A run with measures also gets their small
- * multiples beside it (cka.png: cka_measures.png). */
-static void draw_plot(const mk_config *cfg)
-{
-    const mk_plot_cfg *pc = &cfg->plot;
-    mk_plot_opts opts = pc->style;
-    if (!opts.title[0]) opts.title = NULL; /* the config's "" asks for the default title */
-    size_t len = strlen(cfg->output) + strlen(pc->file) + 16;
-    char *h5 = malloc(len), *fig = malloc(len);
-    if (h5 && fig) {
-        snprintf(h5, len, "%s/cka.h5", cfg->output);
-        snprintf(fig, len, "%s/%s", cfg->output, pc->file);
-        if (mk_plot_result(h5, &opts, NULL, fig) == MK_OK)
-            mk_info("  drew %s", fig);
-        else
-            mk_warn("no heatmap: %s", mk_errmsg());
-    }
-    int beyond = 0; /* measures besides cka */
-    for (int m = 0; m < cfg->nmeasures; m++) beyond |= cfg->measures[m].kind != MK_MEASURE_CKA;
-    char *many = h5 ? measures_figure(cfg->output, pc->file) : NULL;
-    if (many && !beyond && unlink(many) == 0) /* as measures.csv: no figure of an earlier run's measures */
-        mk_info("  removed %s of an earlier run (this one has no measures)", many);
-    if (many && beyond) {
-        opts.title = NULL; /* the run's title is the CKA heatmap's */
-        if (mk_plot_measures(h5, &opts, "all", many) == MK_OK)
-            mk_info("  drew %s", many);
-        else
-            mk_warn("no figure of the measures: %s", mk_errmsg());
-    }
-    free(many);
-    free(h5);
-    free(fig);
-}
-
-/* The matrices the sums give: CKA, and its standard errors and p-values
- * when asked for (NULL otherwise). hsic holds the base (hxy | hxx | hyy). */
-typedef struct {
-    double *hsic, *cka, *stderr_, *pvalue;
-    double *measures; /* mk_measures_outputs matrices, or NULL when none is asked for */
-    double *measures_se; /* the Gram measures' standard errors (with jackknife groups), or NULL */
-} matrices;
-
-static void free_matrices(matrices *mx)
-{
-    free(mx->hsic);
-    free(mx->cka);
-    free(mx->stderr_);
-    free(mx->pvalue);
-    free(mx->measures);
-    free(mx->measures_se);
-}
-
-/* A mean over fewer batches than the run's is said, per measure: a batch
- * gives no value where a layer is constant in it, an RDM is flat or a tail
- * batch is too small for k (docs/maths.md). */
-static void warn_left_out(const run_ctx *c, const double *slots, int64_t n)
-{
-    double *count = malloc((size_t)n * sizeof *count), batches = (double)c->plan.total;
-    if (!count) return;
-    mk_gram_counts(n, mk_job_gram_groups(&c->cfg, &c->plan), slots, count);
-    int64_t cells = (int64_t)mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu);
-    for (int m = 0, o = 0; m < c->cfg.nmeasures; m++) {
-        if (!mk_gram_measure(c->cfg.measures[m].kind)) continue;
-        int64_t some = 0, none = 0;
-        double fewest = batches;
-        for (int64_t k = o * cells; k < (o + 1) * cells; k++) {
-            some += count[k] > 0.0 && count[k] < batches, none += count[k] == 0.0;
-            if (count[k] > 0.0 && count[k] < fewest) fewest = count[k];
-        }
-        if (some)
-            mk_warn("%s: %lld of its %lld layer pairs are the mean of fewer batches than the run's %.0f (as few as "
-                    "%.0f): the others gave no value (a layer constant in the batch, an RDM of equal entries, or "
-                    "too few examples for k)", mk_measure_names[c->cfg.measures[m].kind], (long long)some,
-                    (long long)cells, batches, fewest);
-        if (none)
-            mk_warn("%s: %lld of its %lld layer pairs have no value in any batch (NaN)",
-                    mk_measure_names[c->cfg.measures[m].kind], (long long)none, (long long)cells);
-        o++;
-    }
-    free(count);
-}
-
-/* The Gram measures' means over the batches and their standard errors,
- * into their places among every measure's matrices (mx->measures: the
- * second-moment measures' from mk__spread_measures, or allocated here);
- * the standard errors of the others are NaN. Rank 0. */
-static mk_err gram_matrices(run_ctx *c, const double *total, matrices *mx)
-{
-    const mk_config *k = &c->cfg;
-    int64_t cells = (int64_t)mk_lineup_rows(&c->lu) * mk_lineup_cols(&c->lu), G = mk_job_gram_groups(k, &c->plan);
-    int64_t all = (int64_t)mk_measures_outputs(k->measures, k->nmeasures) * cells, n = 0;
-    for (int m = 0; m < k->nmeasures; m++) n += mk_gram_measure(k->measures[m].kind) * cells;
-    if (!n) return MK_OK;
-    mk_err err = MK_OK;
-    double *mean = mk_malloc((size_t)(2 * n) * sizeof *mean, "the Gram measures", &err), *se = mean + n;
-    if (!err && !mx->measures) mx->measures = mk_malloc((size_t)all * sizeof *mx->measures, "the measures", &err);
-    if (!err && G) mx->measures_se = mk_malloc((size_t)all * sizeof *mx->measures_se, "the measures", &err);
-    if (!err) {
-        const double *sums = total + mk__gram_at(c);
-        mk_gram_finish(n, G, sums, mean, se);
-        warn_left_out(c, sums, n);
-        for (int64_t q = 0; mx->measures_se && q < all; q++) mx->measures_se[q] = NAN;
-        const char *names[2];
-        for (int m = 0, o = 0, g = 0; m < k->nmeasures; o += mk_measure_outputs(k->measures[m].kind, names), m++) {
-            if (!mk_gram_measure(k->measures[m].kind)) continue;
-            memcpy(mx->measures + o * cells, mean + g * cells, (size_t)cells * sizeof *mean);
-            if (mx->measures_se) memcpy(mx->measures_se + o * cells, se + g * cells, (size_t)cells * sizeof *se);
-            g++;
-        }
-    }
-    free(mean);
-    return err;
-}
-
-static mk_err make_matrices(run_ctx *c, batch_mem *b, const double *total, matrices *mx)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    int64_t base = mk_job_base_len(&c->lu), cells = (int64_t)nx * ny;
-    mk_err err = MK_OK;
-    mx->hsic = mk_malloc((size_t)base * sizeof(double), "the HSIC sums", &err);
-    if (!err) mx->cka = mk_malloc((size_t)cells * sizeof(double), "the CKA matrix", &err);
-    if (!err && c->groups) mx->stderr_ = mk_malloc((size_t)cells * sizeof(double), "standard errors", &err);
-    if (!err && c->cfg.permutations) mx->pvalue = mk_malloc((size_t)cells * sizeof(double), "p-values", &err);
-    if (err) return err;
-    double *hxy = mx->hsic, *hxx = hxy + cells, *hyy = hxx + nx;
-    if (c->cfg.estimator == MK_EST_EXACT)
-        mk_exact_hsic(&b->exact, total, c->plan.n, c->cfg.debiased, nx, ny, c->lu.cross ? nx : 0, hxy, hxx, hyy);
-    else
-        memcpy(mx->hsic, total, (size_t)base * sizeof(double));
-    mk_cka_from_sums(nx, ny, hxy, hxx, hyy, mx->cka);
-    if (mx->stderr_) err = mk_jackknife_stderr(nx, ny, total, c->groups, total + base, mx->stderr_);
-    if (mx->pvalue) mk_perm_pvalue(nx, ny, hxy, c->cfg.permutations, total + base * (1 + c->groups), mx->pvalue);
-    MK_TRY(err);
-    const double *varied = total + mk__leaf_len(c) - c->lu.nlayers;
-    err = check_layers(&c->lu, hxx, varied, 0, nx);
-    if (!err && c->lu.cross) err = check_layers(&c->lu, hyy, varied + nx, nx, ny);
-    return err;
-}
-
-static mk_err write_results(run_ctx *c, const matrices *mx)
-{
-    int nx = mk_lineup_rows(&c->lu), ny = mk_lineup_cols(&c->lu);
-    const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
-    mk_result res = {&c->cfg, &c->lu, &c->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, c->groups,
-                     c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1, mx->measures,
-                     mx->measures_se};
-    res.seconds_total = c->seconds_before + res.seconds;
-    mk_err err = mk_output_write(&res);
-    if (!err) mk_output_summary(stdout, &res);
-    if (!err && c->cfg.plot.enabled) draw_plot(&c->cfg);
-    return err;
-}
-
-/* Whether cfg lists a measure of the second moments (exact only). */
-static int has_moment_measures(const mk_config *cfg)
-{
-    for (int m = 0; m < cfg->nmeasures; m++)
-        if (cfg->measures[m].kind != MK_MEASURE_CKA && !mk_gram_measure(cfg->measures[m].kind)) return 1;
-    return 0;
-}
-
 /* Rank 0 makes the CKA matrices and checks the layers' sums; then every
  * rank computes its share of the measures beyond CKA; rank 0 writes. The
  * result is written: a checkpoint of this run would only resume it. */
@@ -470,25 +273,29 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
 {
     mk_err err = MK_OK;
     double *total = NULL, clock = MPI_Wtime();
-    matrices mx = {0};
+    mk_matrices mx = {0};
     mk_accum *merged;
     MK_TRY(mk__gather(c, b, &merged));
     if (c->rank == 0) total = mk_malloc((size_t)mk__leaf_len(c) * sizeof(double), "the HSIC sums", &err);
     if (!err && c->rank == 0) mk_accum_total(merged, total);
     mk_accum_free(merged);
     c->phase[PH_REDUCE] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = make_matrices(c, b, total, &mx);
+    if (!err && c->rank == 0) err = mk_finish_matrices(&b->core, total, &mx);
     err = mk__agree(c->comm, err);
     c->phase[PH_WRITE] += mk__lap(&clock);
-    if (!err && has_moment_measures(&c->cfg)) /* collective: every rank goes on, or none */
+    if (!err && mk_finish_has_moments(&c->cfg)) /* collective: every rank goes on, or none */
         err = mk__spread_measures(c, b, total, &mx.measures);
-    if (!err && c->rank == 0) err = gram_matrices(c, total, &mx);
+    if (!err && c->rank == 0) err = mk_finish_gram(&b->core, total, &mx);
     c->phase[PH_MEASURES] += mk__lap(&clock);
-    if (!err && c->rank == 0) err = write_results(c, &mx);
+    if (!err && c->rank == 0) {
+        mk_run_facts facts = {c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};
+        facts.seconds_total = c->seconds_before + facts.seconds;
+        err = mk_finish_write(&b->core, &mx, &facts);
+    }
     if (!err && c->rank == 0) mk__drop_checkpoint(c);
     c->phase[PH_WRITE] += mk__lap(&clock);
     free(total);
-    free_matrices(&mx);
+    mk_matrices_free(&mx);
     MK_TRY(mk__agree(c->comm, err));
     report_phases(c);
     return MK_OK;

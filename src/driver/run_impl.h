@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 #include "mpicka/accum.h"
+#include "mpicka/batch.h"
 #include "mpicka/config.h"
 #include "mpicka/exact.h"
-#include "mpicka/gram_measures.h"
 #include "mpicka/hsic.h"
 #include "mpicka/job.h"
 #include "mpicka/lineup.h"
@@ -52,31 +52,17 @@ typedef struct {
     double t0;
 } run_ctx;
 
-/* Per-rank working memory for one minibatch. */
+/* Per-rank working memory for the batches: the sources and the reader
+ * feeding the core's batch step (mpicka/batch.h). */
 typedef struct {
     mk_source **srcs;     /* per model */
     mk_reader *reader;
-    mk_hsic_ws ws;
-    double *v;            /* the centred kernels of every layer, stacked in the flat order */
-    double *vperm;        /* the columns', permuted */
-    int64_t *perm;
-    mk_exact exact;       /* estimator: exact */
-    mk_gram_spec gspec;   /* the measures from the Grams (gspec.outs 0: none) */
-    mk_gram_layer *glayers; /* per flat layer, of the current batch */
-    mk_gram_work gwork;
-    double *gvals;        /* one batch's values of them */
-    double *leaf;         /* what one batch adds (see mk_job_sums_len) */
-    mk_accum *acc;
-    mk_par *par;          /* this rank's threads for the Grams and pairs */
+    mk_batch_mem core;
 } batch_mem;
 
 /* The length of the per-batch sums (valid once the memory check has passed:
  * then it is far below 2^53). */
 static inline int64_t mk__leaf_len(const run_ctx *c) { return (int64_t)mk_job_sums_len(&c->cfg, &c->lu, &c->plan); }
-
-/* Where the Gram measures' sums start in the per-batch sums, and their length. */
-static inline int64_t mk__gram_len(const run_ctx *c) { return (int64_t)mk_job_gram_len(&c->cfg, &c->lu, &c->plan); }
-static inline int64_t mk__gram_at(const run_ctx *c) { return mk__leaf_len(c) - c->lu.nlayers - mk__gram_len(c); }
 
 /* Seconds since *since, which becomes now. */
 static inline double mk__lap(double *since)
@@ -110,11 +96,11 @@ mk_err mk__between_steps(run_ctx *c, batch_mem *b, int64_t steps, int64_t done_b
 mk_err mk__check_old_results(const run_ctx *c);
 void mk__drop_checkpoint(const run_ctx *c);
 
-/* batches.c: the first batch's probe (each layer's power-of-two scale and
- * the exact sums' shift, on rank 0, then shared; its blocks kept for the
- * batch itself), and the batches: the
- * per-rank memory, and the loop that reads, forms the Grams and pairs and
- * accumulates every batch of c->todo. */
+/* batches.c: the first batch's probe (each layer's power-of-two scale, by
+ * the core's mk_batch_layer_scale, and the exact sums' shift, on rank 0,
+ * then shared; its blocks kept for the batch itself), and the batches: the
+ * per-rank memory, and the loop that reads every batch of c->todo and hands
+ * its blocks to the core's batch step (mpicka/batch.h). */
 mk_err mk__probe_layers(run_ctx *c);
 mk_err mk__share_probe(run_ctx *c);
 void mk__free_mem(run_ctx *c, batch_mem *b);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpicka/finish.h"
 #include "mpicka/log.h"
 #include "mpicka/measure_sums.h"
 
@@ -40,28 +41,6 @@ static mk_err agree_first(MPI_Comm comm, mk_err local, int64_t key)
     MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first.rank, comm);
     mk_set_errmsg(msg);
     return (mk_err)code;
-}
-
-/* A layer of lower rank than its width has directions the measures beyond
- * CKA drop (mpicka/measures.h); a pair whose ranks add up to n - 1 or more
- * has canonical correlations of 1 whatever the data. */
-static void warn_ranks(const run_ctx *c, const int64_t *ranks, int nx, int ny, int y_first)
-{
-    int64_t most_x = 0, most_y = 0;
-    for (int l = 0; l < c->lu.nlayers; l++) {
-        int k, used = l < nx || (l >= y_first && l < y_first + ny);
-        const mk_layer *lay = mk_lineup_layer(&c->lu, l, &k);
-        if (used && ranks[l] >= 0 && ranks[l] < lay->p)
-            mk_warn("%s: layer '%s' has rank %lld of its %lld features (constant or duplicate features, or fewer "
-                    "examples): the measures use its %lld directions", c->lu.models[k].file, lay->path,
-                    (long long)ranks[l], (long long)lay->p, (long long)ranks[l]);
-        if (l < nx && ranks[l] > most_x) most_x = ranks[l];
-        if (l >= y_first && l < y_first + ny && ranks[l] > most_y) most_y = ranks[l];
-    }
-    if (most_x + most_y > c->plan.n - 1)
-        mk_warn("layers of rank %lld and %lld on %lld examples: some canonical correlations are 1 whatever the data "
-                "(too few examples for CCA; svcca with fewer components does not have this)", (long long)most_x,
-                (long long)most_y, (long long)c->plan.n);
 }
 
 /* Rank r's cells, output after output for each of its pairs, to rank 0,
@@ -105,7 +84,7 @@ static void per_rank(const int64_t *n, int stride, int nranks, char *text, size_
 }
 
 /* Rank 0: what each rank computed, and the layers' ranks. */
-static mk_err report(const run_ctx *c, const mk_measure_tally *t, const int64_t *ranks, const mk_measure_share *sh)
+static mk_err report(const run_ctx *c, const batch_mem *b, const mk_measure_tally *t, const int64_t *ranks)
 {
     int L = c->lu.nlayers;
     int64_t counts[2] = {t->pairs, t->layers}, *all = NULL, *best = NULL, total = 0;
@@ -121,7 +100,7 @@ static mk_err report(const run_ctx *c, const mk_measure_tally *t, const int64_t 
         per_rank(all, 2, c->nranks, p, sizeof p);
         per_rank(all + 1, 2, c->nranks, l, sizeof l);
         mk_info("  measures: %lld pairs (%s); layers eigendecomposed: %s", (long long)total, p, l);
-        warn_ranks(c, best, sh->nx, sh->ny, sh->y_first);
+        mk_finish_warn_ranks(&b->core, best);
     }
     free(all);
     return MK_OK;
@@ -130,7 +109,7 @@ static mk_err report(const run_ctx *c, const mk_measure_tally *t, const int64_t 
 /* The second moments on every rank: rank 0's own, a copy elsewhere. */
 static mk_err share_sums(const run_ctx *c, const batch_mem *b, const double *total, double **sums)
 {
-    int64_t P = b->exact.P, len = P * (P + 1) / 2 + P;
+    int64_t P = b->core.exact.P, len = P * (P + 1) / 2 + P;
     mk_err err = MK_OK;
     *sums = c->rank == 0 ? (double *)total : mk_malloc((size_t)len * sizeof **sums, "the second moments", &err);
     MK_TRY(mk__agree(c->comm, err));
@@ -152,12 +131,12 @@ mk_err mk__spread_measures(run_ctx *c, batch_mem *b, const double *total, double
     mk_measure_tally tally = {0, 0, -1};
     values = err ? NULL : mk_calloc((size_t)outs * (size_t)(sh.nx * sh.ny), sizeof *values, "the measures", &err);
     if (!err)
-        err = mk_measures_from_exact(&b->exact, sums, c->plan.n, c->scale, &sh, cfg->measures, cfg->nmeasures,
-                                     b->par, values, ranks, &tally);
+        err = mk_measures_from_exact(&b->core.exact, sums, c->plan.n, c->scale, &sh, cfg->measures, cfg->nmeasures,
+                                     b->core.par, values, ranks, &tally);
     if (sums != total) free(sums);
     err = agree_first(c->comm, err, tally.failed);
     if (!err) err = gather_cells(c, &sh, outs, values);
-    if (!err) err = report(c, &tally, ranks, &sh);
+    if (!err) err = report(c, b, &tally, ranks);
     if (!err && c->rank == 0 && sh.y_first == 0) mk_measures_mirror(cfg->measures, cfg->nmeasures, sh.nx, sh.ny, values);
     free(ranks);
     if (!err && c->rank == 0) *out = values;

@@ -65,12 +65,12 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-/* From the end, so that the floats never overwrite halves still to be read. */
-static void widen_halves(void *buf, int64_t count)
+/* From the end, so that the floats never overwrite halves still to be read
+ * when out is the buffer the halves are in. */
+void mk_widen_halves(const void *halves, float *out, int64_t count)
 {
-    const uint16_t *h = buf;
-    float *f = buf;
-    for (int64_t i = count - 1; i >= 0; i--) f[i] = half_to_float(h[i]);
+    const uint16_t *h = halves;
+    for (int64_t i = count - 1; i >= 0; i--) out[i] = half_to_float(h[i]);
 }
 
 static void close_shard(shard *sh, int nlayers)
@@ -316,7 +316,7 @@ mk_err mk_source_read(mk_source *src, int l, const int64_t *rows, int64_t m, voi
         MK_TRY(r->ops->read(r->state, rows + i, j - i, model->first[f], (char *)buf + (size_t)i * row));
         i = j;
     }
-    if (src->halves[l] >= 0) widen_halves(buf, m * model->layers[l].p);
+    if (src->halves[l] >= 0) mk_widen_halves(buf, buf, m * model->layers[l].p);
     return MK_OK;
 }
 

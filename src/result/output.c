@@ -1,5 +1,6 @@
 #include "mpicka/output.h"
 
+#include "mpicka/ckafile.h"
 #include "mpicka/csv.h"
 #include "mpicka/h5write.h"
 #include "mpicka/log.h"
@@ -685,4 +686,29 @@ void mk_output_summary(FILE *out, const mk_result *r)
                 r->cfg->output);
     else
         fprintf(out, "  wrote %s/cka.h5 and %s/cka.csv\n", r->cfg->output, r->cfg->output);
+}
+
+mk_err mk_output_refuse_other(const char *dir, const char *resolved, const char *how)
+{
+    size_t len = strlen(dir) + 16;
+    char *path = malloc(len), a[512], b[512];
+    if (!path) return mk_fail(MK_ENOMEM, "out of memory");
+    snprintf(path, len, "%s/cka.h5", dir);
+    mk_err err = MK_OK;
+    if (access(path, F_OK) == 0) {
+        mk_ckafile old;
+        char why[1024];
+        mk_err read = mk_ckafile_read(path, &old);
+        const char *config = read == MK_OK ? mk_ckafile_text(&old, "config") : NULL;
+        snprintf(why, sizeof why, "%s", read ? mk_errmsg() : "it stores none"); /* a FIFO, a folder, not HDF5 */
+        if (!config)
+            err = mk_fail(MK_ECONFIG, "output folder '%s' holds a cka.h5 whose configuration cannot be read (%s); "
+                          "choose another output folder, or %s to overwrite it", dir, why, how);
+        else if (mk_config_first_difference(config, resolved, a, b, sizeof a))
+            err = mk_fail(MK_ECONFIG, "output folder '%s' holds the results of another configuration (it has '%s', "
+                          "this run '%s'); choose another output folder, or %s to overwrite them", dir, a, b, how);
+        mk_ckafile_free(&old);
+    }
+    free(path);
+    return err;
 }

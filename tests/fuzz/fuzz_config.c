@@ -21,6 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mk_config_free(&again);
         mk_config_free(&cfg);
     }
+    /* The same bytes as a library session's config: its resolved YAML
+     * parses back to itself there too. */
+    if (mk_config_parse_session(text, size, "session", NULL, 0, &cfg) == MK_OK) {
+        mk_config again;
+        if (mk_config_parse_session(cfg.resolved, strlen(cfg.resolved), "resolved", NULL, 0, &again) != MK_OK) abort();
+        if (strcmp(cfg.resolved, again.resolved)) abort();
+        mk_config_free(&again);
+        mk_config_free(&cfg);
+    }
     /* The same bytes as the value of a --set, on a valid file. */
     static const char base[] = "x:\n  file: a.h5\n  layers: [a]\noutput: o\n";
     char *set = malloc(size + 16);

@@ -60,3 +60,27 @@ def test_pip_install_into_a_target_imports_from_there(tmp_path):
     assert path == str(target / "mpicka" / "__init__.py") and version == "0.1.0", p.stdout
     pyproject = (SOURCE / "python" / "pyproject.toml").read_text()
     assert f'version = "{version}"' in pyproject
+
+
+def test_a_c_program_links_the_installed_library_with_pkg_config(installed, tmp_path):
+    """The library, its header and mpicka.pc as a user finds them: a tiny
+    client compiled with `pkg-config --cflags --libs mpicka`, against the
+    shared library and against the static one, runs and gets CKA 1 for
+    y = 2x."""
+    for e in ("lib/libmpicka.so", "lib/libmpicka.a", "include/mpicka/session.h", "include/mpicka/error.h",
+              "lib/pkgconfig/mpicka.pc"):
+        assert (installed / e).is_file(), e
+    env = {**user_env(tmp_path), "PKG_CONFIG_PATH": str(installed / "lib/pkgconfig")}
+    src = SOURCE / "tests/install/lib/tiny.c"
+    sh(f"cc -std=c11 -Wall -Werror {src} $(pkg-config --cflags --libs mpicka) -lm -o tiny", cwd=tmp_path, env=env)
+    sh(f"cc -std=c11 {src} $(pkg-config --cflags mpicka) {installed}/lib/libmpicka.a "
+       "$(pkg-config --static --libs mpicka | sed 's/-lmpicka//') -lm -o tiny_static", cwd=tmp_path, env=env)
+    assert "libmpicka" not in sh("ldd tiny_static", cwd=tmp_path, env=env).stdout
+    for exe, extra in (("./tiny", {"LD_LIBRARY_PATH": str(installed / "lib")}), ("./tiny_static", {})):
+        p = sh(exe, cwd=tmp_path, env={**env, **extra})
+        assert "cka 1 x 1: 1.000000000000000" in p.stdout, p.stdout
+        assert "usage error: mk_session_feed is called after mk_session_start" in p.stdout, p.stdout
+    exported = sh(f"nm -D --defined-only {installed}/lib/libmpicka.so", cwd=tmp_path, env=env).stdout.split()
+    names = [w for w in exported if w.startswith("mk")]
+    assert "mk_session_open" in names and "mk_errmsg" in names and "mk_errname" in names
+    assert not [n for n in names if n.startswith("mk__")], "private names exported"
