@@ -13,6 +13,7 @@
 #include "mpicka/config.h"
 #include "mpicka/error.h"
 #include "mpicka/exact.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/hsic.h"
 #include "mpicka/lineup.h"
 #include "mpicka/par.h"
@@ -35,6 +36,10 @@ typedef struct {
     double *vperm;        /* the columns', permuted */
     int64_t *perm;
     mk_exact exact;       /* estimator: exact (its mu0: the probe's shift) */
+    mk_gram_spec gspec;   /* the measures from the Grams (gspec.outs 0: none) */
+    mk_gram_layer *glayers; /* per flat layer, of the current batch */
+    mk_gram_work gwork;
+    double *gvals;        /* one batch's values of them */
     double *leaf;         /* what one batch adds (see mk_job_sums_len) */
     mk_accum *acc;
     mk_par *par;          /* this process's threads for the Grams and pairs */

@@ -103,14 +103,16 @@ const double *mk_ckafile_matrix(const mk_ckafile *f, mk_matrix m);
 mk_err mk_ckafile_choose(mk_ckafile *f, const char *path, mk_matrix m);
 
 /* Replaces f's CKA by the measure /measures/NAME of path (f read from it;
- * written by a run with `measures:`), dropping the standard errors and
- * p-values, which are CKA's. MK_EINPUT naming the file and the measures it
- * has when it has no such measure, MK_EUSAGE for a models result. */
+ * written by a run with `measures:`), and CKA's standard errors and
+ * p-values by the measure's standard errors (/measures/NAME_stderr, the
+ * measures from the minibatch Grams) or none. Of a models result, the whole
+ * L by L grid (which mk_ckafile_pair then slices), and the matched views by
+ * the measure's (/measures/NAME_matched and NAME_matched_stderr; none in a
+ * file of before they were written). MK_EINPUT naming the file and the
+ * measures it has when it has no such measure. */
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name);
 
-/* mk_ckafile_measure for a models result too (the whole L by L grid,
- * which mk_ckafile_pair then slices), dropping /cka_matched* (CKA's: the
- * matched view is not one of the measure). */
+/* The same (plot's name for a models result's grid). */
 mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name);
 
 /* The attribute of the measure shown called name (mk_ckafile_measure), or

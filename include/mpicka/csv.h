@@ -17,5 +17,8 @@ void mk_csv_field(FILE *f, const char *s);
 void mk_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *const *yl, const double *v);
 void mk_csv_models(FILE *f, int nmodels, const char *const *names, const int *offset,
                    const char *const *layers, const double *cka, const double *se, const double *pv);
+/* The same with the value column called what (a measure's name) instead of cka. */
+void mk_csv_models_of(FILE *f, const char *what, int nmodels, const char *const *names, const int *offset,
+                      const char *const *layers, const double *v, const double *se, const double *pv);
 
 #endif

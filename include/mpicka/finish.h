@@ -15,6 +15,8 @@
 typedef struct {
     double *hsic, *cka, *stderr_, *pvalue;
     double *measures; /* mk_measures_outputs matrices, or NULL when none is asked for */
+    double *measures_se; /* their standard errors (the Gram measures', with jackknife groups; NaN for the
+                            others), or NULL */
 } mk_matrices;
 
 void mk_matrices_free(mk_matrices *mx);
@@ -30,6 +32,18 @@ mk_err mk_finish_matrices(const mk_batch_mem *b, const double *total, mk_matrice
  * share over ranks gives (mpicka/measure_sums.h). Warns about the layers'
  * ranks as the driver does. */
 mk_err mk_finish_measures(mk_batch_mem *b, const double *total, double **out);
+
+/* Whether cfg lists a measure of the second moments (exact only), which
+ * mk_finish_measures (or the driver's share over ranks) computes. */
+int mk_finish_has_moments(const mk_config *cfg);
+
+/* The measures from the minibatch Grams (mpicka/gram_measures.h): their
+ * means over the batches and jackknife errors from total, into their places
+ * among every measure's matrices (mx->measures: the second moments' from
+ * mk_finish_measures, or allocated here), with a warning per measure whose
+ * layer pairs averaged fewer batches than the run's. Nothing when none is
+ * asked for. */
+mk_err mk_finish_gram(const mk_batch_mem *b, const double *total, mk_matrices *mx);
 
 /* The measures' warnings: a layer of lower rank than its width, a pair too
  * wide for its examples. ranks: per flat layer, -1 when unused. */

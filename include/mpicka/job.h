@@ -26,10 +26,21 @@ int64_t mk_job_jackknife_groups(const mk_config *cfg, const mk_plan *plan);
  * self values. */
 int64_t mk_job_base_len(const mk_lineup *lu);
 
+/* Groups of batches for the Gram measures' jackknife: as
+ * mk_job_jackknife_groups, for the exact estimator too. */
+int64_t mk_job_gram_groups(const mk_config *cfg, const mk_plan *plan);
+
+/* The Gram measures' part of the per-batch sums (mpicka/gram_measures.h):
+ * per jackknife group (one slot without groups), a value's sum and count
+ * for every output and layer pair; it lies after the permutations' HSICs,
+ * (exact: after the feature-space sums) before the counts of the layers. */
+double mk_job_gram_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan);
+
 /* The values summed per batch (what the accumulators, the reduction and the
  * checkpoints carry): minibatch estimators, the base, the base again in the
  * slot of the batch's jackknife group, then the cross HSICs of each
- * permutation; exact, the feature-space sums (mpicka/exact.h). Both end with
+ * permutation, then the Gram measures' sums (mk_job_gram_len); exact, the
+ * feature-space sums (mpicka/exact.h), then the Gram measures'. Both end with
  * one count per layer, 1 when the layer varied in the batch. In double, so
  * that no size a user can ask for overflows before the memory check refuses
  * it; exact as an integer once mk_job_preflight has passed. */
@@ -44,7 +55,8 @@ typedef struct {
     double sums;     /* per-batch sums and the tree accumulators */
     double caches;   /* the chunk caches of chunked layers (mk_source_cache_bytes) */
     double measures; /* every rank after the pass: the measures beyond CKA (a copy of the second moments, eigenvectors,
-                        per-thread work); 0: none */
+                        per-thread work); minibatch estimators, during it: the Gram measures' RDMs and neighbour
+                        lists of one batch for every layer (mk_gram_bytes); 0: none */
     double total;
     double first;    /* rank 0 alone, beyond total until its first batch is read: that batch of every
                         layer as read, kept from the probe (each byte is read once) */

@@ -41,7 +41,9 @@ typedef struct {
     int64_t pairs, layers, failed;
 } mk_measure_tally;
 
-/* par: the threads (NULL: the caller's alone, the same bits).
+/* par: the threads (NULL: the caller's alone, the same bits). The
+ * measures from the minibatch Grams among ms (mpicka/gram_measures.h) are
+ * skipped: their cells are left as they are.
  * values: mk_measures_outputs(ms, nms) matrices of nx by ny, one after the
  * other in the order of ms and of each measure's outputs; the share's cells
  * are written, no other. A self comparison's symmetric measures leave the

@@ -45,6 +45,11 @@ typedef enum {
     MK_MEASURE_PROCRUSTES, /* 2 - 2 |X^T Y|_* / (|X|_F |Y|_F) (Ding et al. 2021) */
     MK_MEASURE_SHAPE,      /* angular shape metric with partial whitening alpha (Williams et al. 2021) */
     MK_MEASURE_REGRESSION, /* R^2 of y from x, and of x from y */
+    /* from each minibatch's Grams (mpicka/gram_measures.h): */
+    MK_MEASURE_RSA,        /* correlation of the two layers' RDMs */
+    MK_MEASURE_MUTUAL_KNN, /* mean share of common k nearest neighbours (platonic-rep) */
+    MK_MEASURE_CKNNA,      /* CKA restricted to mutual k nearest neighbours (Huh et al. 2024) */
+    MK_MEASURE_JACCARD,    /* mean Jaccard index of the k-NN sets (Klabunde et al.) */
     MK_MEASURE_KINDS
 } mk_measure_kind;
 
@@ -54,8 +59,10 @@ extern const char *const mk_measure_names[];
 typedef struct {
     mk_measure_kind kind;
     double keep;   /* svcca: variance fraction of each layer kept, (0, 1] (used when k is 0) */
-    int64_t k;     /* svcca: principal components kept (0: by keep) */
+    int64_t k;     /* svcca: principal components kept (0: by keep); mutual_knn, cknna, jaccard: neighbours */
     double alpha;  /* shape: 0 = fully whitened (angular CCA) .. 1 = none (angular Procrustes) */
+    int spearman;    /* rsa: compare the RDMs by Spearman (else Pearson) correlation */
+    int correlation; /* rsa: the correlation distance (else the squared Euclidean) */
 } mk_measure;
 
 /* The matrices a measure gives (0 for cka, 1 or 2) and their names into
@@ -88,7 +95,8 @@ mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const 
                        double *out);
 
 /* Whether the measure's value(s) for (x, y) and (y, x) are the same: all but
- * pwcca and regression. */
+ * pwcca, regression and cknna (its unbiased HSIC's sum of A B is not that of
+ * B A when the masked kernels are not symmetric). */
 int mk_measure_symmetric(mk_measure_kind kind);
 
 #endif

@@ -27,6 +27,7 @@ typedef struct {
     double seconds_total;   /* all segments of a resumed run, this one included */
     int64_t segments;
     const double *measures; /* cfg->measures' matrices (mk_measures_outputs of them, rows by cols each), or NULL */
+    const double *measures_stderr; /* the Gram measures' jackknife standard errors (the same layout), or NULL */
 } mk_result;
 
 /* The output folder of a run, held by rank 0 from before any work until

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import h5py
 import numpy as np
 
-__all__ = ["Result", "ResultError", "load", "measures", "measure_params"]
+__all__ = ["Result", "ResultError", "load", "measures", "measures_matched", "measure_params"]
 
 _REQUIRED = ("cka", "x_layers", "y_layers")
 
@@ -418,11 +418,18 @@ def _read_models(r: _Reader, res: Result) -> None:
     res.cka_matched_pvalue = r.floats("cka_matched_pvalue", cube, of)
 
 
+def _matched_name(name: str) -> bool:
+    return name.endswith("_matched") or name.endswith("_matched_stderr")
+
+
 def measures(path: str | os.PathLike) -> dict:
     """The measures beyond CKA of the ``cka.h5`` at ``path`` (``measures:``
     in the config, docs/maths.md): ``{name: float64 (Lx, Ly)}`` in name order, e.g. ``cca_mean``, ``cca_r2``, ``svcca``, ``pwcca``,
     ``procrustes``, ``shape``, ``regression_y_from_x``,
-    ``regression_x_from_y``; ``{}`` for a run that asked for none. Errors as
+    ``regression_x_from_y``, ``rsa``, ``mutual_knn``, ``cknna``, ``jaccard``,
+    and ``NAME_stderr`` (the jackknife standard errors of the measures from
+    the minibatch Grams); ``{}`` for a run that asked for none. A models
+    result's matched views are in :func:`measures_matched`. Errors as
     :func:`load`."""
     path = os.fspath(path)
     with _open(path) as f:
@@ -434,7 +441,26 @@ def measures(path: str | os.PathLike) -> dict:
         if not isinstance(group, h5py.Group):
             raise r.fail("measures", "is not a group")
         return {name: r.floats(f"measures/{name}", want, "/x_layers and /y_layers", required=True)
-                for name in group}
+                for name in group if not _matched_name(name)}
+
+
+def measures_matched(path: str | os.PathLike) -> dict:
+    """A models result's measures, each layer every model has across the
+    models: ``{NAME_matched: float64 (K, N, N)}`` (and
+    ``NAME_matched_stderr``) as ``Result.cka_matched``, ``K`` the matched
+    layers and ``N`` the models; ``{}`` for a two-model result or a run
+    without measures. Errors as :func:`load`."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        r = _Reader(f, path)
+        group = f.get("measures")
+        if group is None or "model_names" not in f:
+            return {}
+        if not isinstance(group, h5py.Group):
+            raise r.fail("measures", "is not a group")
+        cube = (len(r.names("matched_layers", lo=0)), len(r.names("model_names")), len(r.names("model_names")))
+        return {name: r.floats(f"measures/{name}", cube, "/matched_layers and /model_names", required=True)
+                for name in group if _matched_name(name)}
 
 
 def measure_params(path: str | os.PathLike, name: str) -> dict:

@@ -98,9 +98,11 @@ const key_spec mk__keys[] = {
     {.path = "layer_order", .kind = K_ENUM, .def = "auto", .choices = layer_orders, .off = AT(layer_order),
      .help = "order of a glob's layers: creation (as written), natural (layer2 before layer10), auto"},
     {.path = "measures", .kind = K_MEASURES, .off = AT(measures), .off_count = AT(nmeasures),
-     .help = "measures besides CKA, from the exact estimator's covariances: a list of cca, svcca, pwcca, "
+     .help = "measures besides CKA: from the exact estimator's covariances a list of cca, svcca, pwcca, "
              "procrustes, shape, regression (and cka), with parameters as `svcca: {keep: 0.99}` or `{k: 20}`, "
-             "`shape: {alpha: 0.5}` (docs/maths.md)"},
+             "`shape: {alpha: 0.5}`; from each minibatch's Grams (any estimator) rsa "
+             "`{method: pearson|spearman, distance: euclidean|correlation}`, mutual_knn, cknna, jaccard "
+             "`{k: 10}` (docs/maths.md)"},
     {.path = "plot", .kind = K_MAP, .switchable = 1, .def = "true", .off = AT(plot.enabled),
      .help = "the heatmap drawn beside cka.h5 (`plot: false`: none)"},
     {.path = "plot.file", .kind = K_STRING, .def = "cka.png", .off = AT(plot.file),

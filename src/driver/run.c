@@ -13,6 +13,7 @@
 #include "mpicka/blas.h"
 #include "mpicka/cli.h"
 #include "mpicka/finish.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/log.h"
 #include "mpicka/progress.h"
 
@@ -214,6 +215,20 @@ static mk_err share_lineup(run_ctx *c)
     return mk__agree(c->comm, c->rank == 0 ? MK_OK : mk_lineup_layout(&c->lu));
 }
 
+/* A tail batch too small for a k-NN measure's k is left out of its mean. */
+static void warn_short_tail(const run_ctx *c)
+{
+    mk_gram_spec gs;
+    mk_gram_spec_init(&gs, c->cfg.measures, c->cfg.nmeasures, c->plan.m);
+    int k = mk_gram_short_batch(&gs, c->plan.last_size);
+    if (k >= 0)
+        mk_warn("the last batch of each epoch has %lld examples, too few for %s's k = %lld nearest neighbours: "
+                "%s leaves it out of its mean (as every k-NN measure whose k is above %lld)",
+                (long long)c->plan.last_size, mk_measure_names[c->cfg.measures[k].kind],
+                (long long)c->cfg.measures[k].k, mk_measure_names[c->cfg.measures[k].kind],
+                (long long)(c->plan.last_size - 1));
+}
+
 static mk_err setup(run_ctx *c)
 {
     MK_TRY(mk__agree(c->comm, c->rank == 0 ? inspect(c) : MK_OK));
@@ -224,6 +239,7 @@ static mk_err setup(run_ctx *c)
     if (c->plan.dropped)
         mk_warn("%lld example(s) at the end of each epoch are left out: a batch needs at least %d",
                 (long long)c->plan.dropped, MK_MIN_BATCH);
+    warn_short_tail(c);
     if (c->todo.batches < c->nranks)
         mk_warn("%d of %d ranks will be idle: there are only %lld batch(es) to compute", c->nranks -
                 (int)c->todo.batches, c->nranks, (long long)c->todo.batches);
@@ -267,7 +283,9 @@ static mk_err reduce_and_write(run_ctx *c, batch_mem *b)
     if (!err && c->rank == 0) err = mk_finish_matrices(&b->core, total, &mx);
     err = mk__agree(c->comm, err);
     c->phase[PH_WRITE] += mk__lap(&clock);
-    if (!err) err = mk__spread_measures(c, b, total, &mx.measures); /* collective: every rank goes on, or none */
+    if (!err && mk_finish_has_moments(&c->cfg)) /* collective: every rank goes on, or none */
+        err = mk__spread_measures(c, b, total, &mx.measures);
+    if (!err && c->rank == 0) err = mk_finish_gram(&b->core, total, &mx);
     c->phase[PH_MEASURES] += mk__lap(&clock);
     if (!err && c->rank == 0) {
         mk_run_facts facts = {c->nranks, c->threads, MPI_Wtime() - c->t0, 0.0, c->segments_before + 1};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "mpicka/exact.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/hsic.h"
 #include "mpicka/log.h"
 #include "mpicka/par.h"
@@ -39,9 +40,25 @@ int64_t mk_job_base_len(const mk_lineup *lu)
     return nx * ny + nx + ny;
 }
 
+int64_t mk_job_gram_groups(const mk_config *cfg, const mk_plan *plan)
+{
+    int64_t g = cfg->jackknife < plan->total ? cfg->jackknife : plan->total;
+    return g < 2 ? 0 : g;
+}
+
+/* The Gram measures' (sum, count) of every value, per jackknife group (one
+ * slot without groups). */
+double mk_job_gram_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan)
+{
+    double outs = 0.0, slots = (double)mk_job_gram_groups(cfg, plan);
+    for (int k = 0; k < cfg->nmeasures; k++) outs += mk_gram_measure(cfg->measures[k].kind);
+    return (slots > 1.0 ? slots : 1.0) * 2.0 * outs * mk_lineup_rows(lu) * (double)mk_lineup_cols(lu);
+}
+
 /* The values summed per batch. Minibatch estimators: the base, then the
  * base again in the slot of the batch's jackknife group (zeros in the
- * others), then the cross HSICs of each permutation. Exact: the
+ * others), then the cross HSICs of each permutation, then the Gram
+ * measures' sums (mk_job_gram_len). Exact: the
  * feature-space sums (mpicka/exact.h). Both end with one count per layer
  * read, 1 when the layer varied in the batch: a layer that never did is
  * constant (dead). In double, so that no size a user can ask for overflows
@@ -51,10 +68,10 @@ double mk_job_sums_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     double nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), L = lu->nlayers;
     if (cfg->estimator == MK_EST_EXACT) {
         double P = (double)mk_lineup_features(lu);
-        return P * (P + 1.0) / 2.0 + P + L * P + L * L + L;
+        return P * (P + 1.0) / 2.0 + P + L * P + L * L + mk_job_gram_len(cfg, lu, plan) + L;
     }
     return (nx * ny + nx + ny) * (1.0 + (double)mk_job_jackknife_groups(cfg, plan)) +
-           (double)cfg->permutations * nx * ny + L;
+           (double)cfg->permutations * nx * ny + mk_job_gram_len(cfg, lu, plan) + L;
 }
 
 /* Writing the result must never overwrite an input. */
@@ -175,7 +192,8 @@ static double measures_bytes(const mk_config *cfg, const mk_lineup *lu)
 {
     const char *names[2];
     int outputs = 0;
-    for (int k = 0; k < cfg->nmeasures; k++) outputs += mk_measure_outputs(cfg->measures[k].kind, names);
+    for (int k = 0; k < cfg->nmeasures; k++)
+        if (!mk_gram_measure(cfg->measures[k].kind)) outputs += mk_measure_outputs(cfg->measures[k].kind, names);
     if (!outputs) return 0.0;
     double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p, P = (double)mk_lineup_features(lu);
     for (int l = 0; l < lu->nlayers; l++) vectors += (double)mk_lineup_layer(lu, l, NULL)->p * mk_lineup_layer(lu, l, NULL)->p;
@@ -206,6 +224,11 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     for (int k = 0; k < lu->nmodels; k++)
         mem->caches += (double)mk_source_cache_bytes(&lu->models[k], mk_lineup_cache_share(lu, k));
     mem->measures = measures_bytes(cfg, lu);
+    mk_gram_spec gs; /* the Gram measures' layers of one batch, kept for all layers */
+    mk_gram_spec_init(&gs, cfg->measures, cfg->nmeasures, m);
+    mem->measures += mk_gram_bytes(&gs, L, (int64_t)mk_lineup_rows(lu) * ny, mk_par_threads_wanted(cfg->threads));
+    if (cfg->estimator == MK_EST_EXACT && gs.outs) /* their Grams: the exact estimator forms none of its own */
+        mem->grams += (double)(m * m) * (double)mk_prec_size(cfg->precision);
     mem->total = mem->blocks + mem->grams + mem->stacked + mem->sums + mem->caches + mem->measures;
     mem->first = 0.0;
     for (int l = 0; l < L; l++) {

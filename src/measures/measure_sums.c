@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "mpicka/gram_measures.h"
+
 int mk_measures_outputs(const mk_measure *ms, int nms)
 {
     const char *names[2];
@@ -52,7 +54,8 @@ static mk_err one_pair(const mk_exact *e, const double *sums, int64_t n, const m
     int at[MK_MEASURE_KINDS], nwant = 0, o = 0;
     const char *names[2];
     for (int k = 0; k < nms && nwant < MK_MEASURE_KINDS; o += mk_measure_outputs(ms[k].kind, names), k++)
-        if (!mirrored || !mk_measure_symmetric(ms[k].kind)) at[nwant] = o, want[nwant++] = ms[k];
+        if (!mk_gram_measure(ms[k].kind) && (!mirrored || !mk_measure_symmetric(ms[k].kind)))
+            at[nwant] = o, want[nwant++] = ms[k]; /* the Gram measures' cells are the batches' (gram_measures.h) */
     if (!nwant) return MK_OK;
     mk_err err = MK_OK;
     double *cxy = cov_block(e, sums, n, i, j, &err), out[2 * MK_MEASURE_KINDS];
@@ -70,7 +73,7 @@ static int has_work(const mk_measure_share *sh, const mk_measure *ms, int nms, i
     int x = (int)(k / sh->ny), y = sh->y_first + (int)(k % sh->ny);
     if (sh->y_first != 0 || y >= x) return 1;
     for (int q = 0; q < nms; q++)
-        if (!mk_measure_symmetric(ms[q].kind)) return 1;
+        if (!mk_gram_measure(ms[q].kind) && !mk_measure_symmetric(ms[q].kind)) return 1;
     return 0;
 }
 
@@ -116,7 +119,8 @@ void mk_measures_mirror(const mk_measure *ms, int nms, int nx, int ny, double *v
     const char *names[2];
     int64_t cells = (int64_t)nx * ny;
     for (int k = 0, o = 0; k < nms; o += mk_measure_outputs(ms[k].kind, names), k++)
-        for (int r = 0; r < mk_measure_outputs(ms[k].kind, names) && mk_measure_symmetric(ms[k].kind); r++)
+        for (int r = 0; r < mk_measure_outputs(ms[k].kind, names) && mk_measure_symmetric(ms[k].kind) &&
+                        !mk_gram_measure(ms[k].kind); r++)
             for (int a = 0; a < nx; a++)
                 for (int b = 0; b < a; b++)
                     values[(o + r) * cells + (int64_t)a * ny + b] = values[(o + r) * cells + (int64_t)b * ny + a];

@@ -21,7 +21,8 @@ extern void dgesdd_(const char *jobz, const int *m, const int *n, double *a, con
                     const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork, int *iwork,
                     int *info, size_t);
 
-const char *const mk_measure_names[] = {"cka", "cca", "svcca", "pwcca", "procrustes", "shape", "regression", NULL};
+const char *const mk_measure_names[] = {"cka", "cca", "svcca", "pwcca", "procrustes", "shape", "regression", "rsa",
+                                        "mutual_knn", "cknna", "jaccard", NULL};
 _Static_assert(sizeof mk_measure_names / sizeof *mk_measure_names == MK_MEASURE_KINDS + 1, "one name per kind");
 
 int mk_measure_outputs(mk_measure_kind kind, const char *names[2])
@@ -312,7 +313,7 @@ static mk_err measure(const mk_measure *m, const pair *pr, double *out)
 
 int mk_measure_symmetric(mk_measure_kind kind)
 {
-    return kind != MK_MEASURE_PWCCA && kind != MK_MEASURE_REGRESSION;
+    return kind != MK_MEASURE_PWCCA && kind != MK_MEASURE_REGRESSION && kind != MK_MEASURE_CKNNA;
 }
 
 mk_err mk_measure_pair(const mk_measure *ms, int nms, const mk_mlayer *x, const mk_mlayer *y, const double *cxy,

@@ -603,18 +603,41 @@ static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *na
 
 mk_err mk_ckafile_measure(mk_ckafile *f, const char *path, const char *name)
 {
-    if (f->nmodels > 0)
-        return mk_fail(MK_EUSAGE, "show: --measure reads a two-model result; of a models result read /measures "
-                       "with mpicka.result.measures");
     return replace_by_measure(f, path, name);
 }
 
 mk_err mk_ckafile_measure_grid(mk_ckafile *f, const char *path, const char *name)
 {
-    MK_TRY(replace_by_measure(f, path, name));
-    free(f->cka_matched), free(f->cka_matched_stderr), free(f->cka_matched_pvalue);
-    f->cka_matched = f->cka_matched_stderr = f->cka_matched_pvalue = NULL;
-    return MK_OK;
+    return replace_by_measure(f, path, name);
+}
+
+/* /measures/NAME_SUFFIX into *out when the file has it (else NULL): the
+ * measure's standard errors (rank 2) or a models result's matched view
+ * (rank 3). */
+static mk_err measure_extra(hid_t fid, const char *path, const mk_ckafile *f, const char *name, const char *suffix,
+                            int rank, double **out)
+{
+    char key[160];
+    int dims[3] = {0, 0, 0}, expect[3] = {rank == 2 ? f->nx : f->nmatched, rank == 2 ? f->ny : f->nmodels, f->nmodels};
+    snprintf(key, sizeof key, "measures/%.100s%s", name, suffix);
+    *out = NULL;
+    if (H5Lexists(fid, key, H5P_DEFAULT) <= 0) return MK_OK;
+    return rank == 2 ? read_floats(fid, path, key, "a measure's standard errors", expect, dims, out)
+                     : read_floats_shaped(fid, path, key, "a measure's matched view", 3, check_cube, expect, dims,
+                                          out);
+}
+
+/* The measure's companions: its standard errors and, of a models result,
+ * its matched views (NULL where the file has none), into m[MK_MATRIX_STDERR]
+ * and cubes[0..1]. */
+static mk_err measure_extras(hid_t fid, const char *path, const mk_ckafile *f, const char *name, double *m[1],
+                             double *cubes[2])
+{
+    cubes[0] = cubes[1] = NULL;
+    MK_TRY(measure_extra(fid, path, f, name, "_stderr", 2, &m[0]));
+    if (f->nmodels == 0 || f->nmatched == 0) return MK_OK;
+    MK_TRY(measure_extra(fid, path, f, name, "_matched", 3, &cubes[0]));
+    return measure_extra(fid, path, f, name, "_matched_stderr", 3, &cubes[1]);
 }
 
 static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *name)
@@ -622,30 +645,33 @@ static mk_err replace_by_measure(mk_ckafile *f, const char *path, const char *na
     hid_t fid = -1;
     char key[128], list[512];
     int dims[2] = {0, 0}, expect[2] = {f->nx, f->ny};
-    double *v = NULL;
+    double *v = NULL, *se = NULL, *cubes[2] = {NULL, NULL};
     snprintf(key, sizeof key, "measures/%.100s", name);
     MK_TRY(open_file(path, &fid));
     mk_err err = MK_OK;
     if (strchr(name, '/') || H5Lexists(fid, "measures", H5P_DEFAULT) <= 0 || H5Lexists(fid, key, H5P_DEFAULT) <= 0) {
         measure_list(fid, list, sizeof list);
         err = mk_fail(MK_EINPUT, "'%s' has no measure '%s' (it has: %s; a run computes them with the config key "
-                      "measures and estimator exact)", path, name, list);
+                      "measures)", path, name, list);
     }
     if (!err) err = read_floats(fid, path, key, "a measure", expect, dims, &v);
     mk_attr *attrs = NULL;
     int nattrs = 0;
     if (!err) err = read_measure_attrs(fid, path, key, &attrs, &nattrs);
+    if (!err) err = measure_extras(fid, path, f, name, &se, cubes);
     H5Fclose(fid);
     char *copy = err ? NULL : dup_text(name, strlen(name), &err);
     if (err) {
-        free(v);
+        free(v), free(se), free(cubes[0]), free(cubes[1]);
         free_attrs(attrs, nattrs);
         return err;
     }
     free(f->cka), free(f->cka_stderr), free(f->cka_pvalue), free(f->measure);
+    free(f->cka_matched), free(f->cka_matched_stderr), free(f->cka_matched_pvalue);
     free_attrs(f->measure_attrs, f->nmeasure_attrs);
     f->measure_attrs = attrs, f->nmeasure_attrs = nattrs;
-    f->cka = v, f->cka_stderr = f->cka_pvalue = NULL, f->measure = copy;
+    f->cka = v, f->cka_stderr = se, f->cka_pvalue = NULL, f->measure = copy;
+    f->cka_matched = cubes[0], f->cka_matched_stderr = cubes[1], f->cka_matched_pvalue = NULL;
     f->shown = MK_MATRIX_CKA;
     return MK_OK;
 }

@@ -71,6 +71,17 @@ static mk_err view_attrs(const mk_ckafile *f, mk_ckafile *out, const char *const
     return err;
 }
 
+/* A view of a measure (mk_ckafile_measure) is of that measure. */
+static mk_err view_measure(const mk_ckafile *f, mk_ckafile *out)
+{
+    mk_err err = MK_OK;
+    if (!f->measure) return MK_OK;
+    out->measure = copy_text(f->measure, &err);
+    out->measure_attrs = err ? NULL : copy_attrs(f->measure_attrs, f->nmeasure_attrs, &err);
+    out->nmeasure_attrs = out->measure_attrs ? f->nmeasure_attrs : 0;
+    return err;
+}
+
 /* "a, b, c" (cut with "..." past VIEW_LIST_MAX bytes) into buf. */
 static void list_names(char *const *names, int n, char *buf, size_t size)
 {
@@ -138,6 +149,7 @@ mk_err mk_ckafile_pair(const mk_ckafile *f, const char *path, const char *a, con
     if (!err) out->y_layers = copy_names(f->y_layers + c0, NULL, out->ny, &err);
     if (err) return err;
     const char *set[4] = {f->model_names[ka], f->model_names[kb], f->model_files[ka], f->model_files[kb]};
+    MK_TRY(view_measure(f, out));
     return view_attrs(f, out, set, ka == kb);
 }
 
@@ -198,5 +210,6 @@ mk_err mk_ckafile_matched(const mk_ckafile *f, const char *path, const char *lay
     if (!err) out->y_layers = copy_names(f->model_names, NULL, n, &err);
     if (err) return err;
     const char *set[4] = {layer, layer, NULL, NULL};
+    MK_TRY(view_measure(f, out));
     return view_attrs(f, out, set, 1);
 }

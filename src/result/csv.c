@@ -40,9 +40,17 @@ void mk_csv_matrix(FILE *f, int nx, int ny, const char *const *xl, const char *c
 void mk_csv_models(FILE *f, int nmodels, const char *const *names, const int *offset,
                    const char *const *layers, const double *cka, const double *se, const double *pv)
 {
+    mk_csv_models_of(f, "cka", nmodels, names, offset, layers, cka, se, pv);
+}
+
+void mk_csv_models_of(FILE *f, const char *what, int nmodels, const char *const *names, const int *offset,
+                      const char *const *layers, const double *cka, const double *se, const double *pv)
+{
     int L = offset[nmodels];
     char num[MK_DOUBLE_TEXT];
-    fputs("model_a,layer_a,model_b,layer_b,cka,stderr,pvalue\n", f);
+    fputs("model_a,layer_a,model_b,layer_b,", f);
+    mk_csv_field(f, what);
+    fputs(",stderr,pvalue\n", f);
     for (int a = 0; a < nmodels; a++)
         for (int i = offset[a]; i < offset[a + 1]; i++)
             for (int b = 0; b < nmodels; b++)

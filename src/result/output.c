@@ -4,6 +4,7 @@
 #include "mpicka/csv.h"
 #include "mpicka/h5write.h"
 #include "mpicka/log.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/measure_sums.h"
 
 #include <dirent.h>
@@ -368,10 +369,67 @@ static const char *measure_text(const char *name)
                   "from 0 to pi/2: a distance"},
         {"regression_y_from_x", "R^2 of the least-squares fit (with intercept) of y's features from x's"},
         {"regression_x_from_y", "R^2 of the least-squares fit (with intercept) of x's features from y's"},
+        {"rsa", "RSA (rsatoolbox): correlation of the two layers' RDMs (upper triangles) in each minibatch, averaged "
+                "over the minibatches: -1 to 1"},
+        {"mutual_knn", "mutual k-NN alignment (Huh et al. 2024, platonic-rep): mean share of each example's k "
+                       "nearest neighbours (cosine) common to both layers, per minibatch, averaged: 0 to 1"},
+        {"cknna", "CKNNA (Huh et al. 2024, platonic-rep): CKA (unbiased HSIC) restricted to mutual k nearest "
+                  "neighbours, per minibatch, averaged"},
+        {"jaccard", "k-NN Jaccard similarity (Klabunde et al.): mean |N_x n N_y| / |N_x u N_y| of each example's "
+                    "k nearest neighbours, per minibatch, averaged: 0 to 1"},
     };
     for (size_t k = 0; k < sizeof text / sizeof *text; k++)
         if (!strcmp(text[k][0], name)) return text[k][1];
     return "";
+}
+
+/* The parameters of a measure from the Grams. */
+static void gram_attrs(mk_h5w *d, const mk_measure *ms)
+{
+    if (ms->kind == MK_MEASURE_RSA) {
+        mk_h5w_attr_str(d, "method", ms->spearman ? "spearman" : "pearson");
+        mk_h5w_attr_str(d, "distance", ms->correlation ? "correlation" : "euclidean");
+    } else if (mk_gram_measure(ms->kind)) {
+        attr_int(d, "k", ms->k);
+    }
+}
+
+/* /measures/NAME_stderr: the jackknife standard errors of a Gram measure. */
+static void write_stderr(mk_h5w *g, const char *name, const double *se, int nx, int ny, const mk_measure *ms)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s_stderr", name);
+    write_matrix(g, key, se, nx, ny);
+    hid_t did = g->err ? -1 : H5Dopen2(g->fid, key, H5P_DEFAULT);
+    mk_h5w_check(g, did, key);
+    if (did < 0) return;
+    mk_h5w d = {did, g->path, g->err, NULL};
+    mk_h5w_attr_str(&d, "measure", mk_measure_names[ms->kind]);
+    mk_h5w_attr_str(&d, "description", "jackknife standard error over the groups of minibatches (as cka_stderr)");
+    gram_attrs(&d, ms);
+    g->err = d.err;
+    H5Dclose(did);
+}
+
+/* A models result: /measures/NAME_matched (and NAME_matched_stderr), the
+ * same layer across the models as /cka_matched, from the grid's cell at. */
+static void write_matched(mk_h5w *g, const mk_result *r, const char *name, size_t at, int se)
+{
+    const mk_lineup *lu = r->lu;
+    int K = 0, *index = NULL, N = lu->nmodels;
+    if (!lu->listed || g->err) return;
+    mk_err err = mk_lineup_matched(lu, &K, &index);
+    if (err) g->err = err;
+    hsize_t dims[3] = {(hsize_t)K, (hsize_t)N, (hsize_t)N};
+    const double *src[2] = {r->measures + at, se ? r->measures_stderr + at : NULL};
+    for (int k = 0; k < 2 && !err && K > 0; k++) {
+        double *cube = src[k] ? matched_cube(g, lu, src[k], K, index) : NULL;
+        char key[128];
+        snprintf(key, sizeof key, "%s_matched%s", name, k ? "_stderr" : "");
+        if (cube) mk_h5w_dataset(g, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dims, cube);
+        free(cube);
+    }
+    free(index);
 }
 
 /* /measures/NAME, rows by cols, with the measure and its parameters as
@@ -402,8 +460,12 @@ static void write_measures(mk_h5w *h, const mk_result *r, int nx, int ny)
                 attr_int(&d, "k", ms->k);
             }
             if (ms->kind == MK_MEASURE_SHAPE) mk_h5w_attr(&d, "alpha", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ms->alpha);
+            gram_attrs(&d, ms);
             g.err = d.err;
             H5Dclose(did);
+            int se = r->measures_stderr && mk_gram_measure(ms->kind); /* the others have none */
+            if (se) write_stderr(&g, names[q], r->measures_stderr + (size_t)o * nx * ny, nx, ny, ms);
+            write_matched(&g, r, names[q], (size_t)o * nx * ny, se);
         }
     }
     h->err = g.err;
@@ -463,7 +525,8 @@ static mk_err write_measures_csv(const mk_result *r, const char *path)
     int nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), y_first = lu->cross ? nx : 0;
     FILE *f = fopen(path, "w");
     if (!f) return mk_fail(MK_EIO, "cannot create '%s': %s", path, strerror(errno));
-    fputs("measure,model_a,layer_a,model_b,layer_b,value\n", f);
+    fputs(r->measures_stderr ? "measure,model_a,layer_a,model_b,layer_b,value,stderr\n"
+                             : "measure,model_a,layer_a,model_b,layer_b,value\n", f);
     for (int m = 0, o = 0; m < cfg->nmeasures; m++) {
         const char *names[2];
         int nout = mk_measure_outputs(cfg->measures[m].kind, names);
@@ -477,7 +540,12 @@ static mk_err write_measures_csv(const mk_result *r, const char *path)
                         if (k) fputc(',', f);
                         mk_csv_field(f, fields[k]);
                     }
-                    fprintf(f, ",%.17g\n", r->measures[((size_t)o * nx + i) * ny + j]);
+                    fprintf(f, ",%.17g", r->measures[((size_t)o * nx + i) * ny + j]);
+                    if (r->measures_stderr && mk_gram_measure(cfg->measures[m].kind))
+                        fprintf(f, ",%.17g", r->measures_stderr[((size_t)o * nx + i) * ny + j]);
+                    else if (r->measures_stderr)
+                        fputc(',', f); /* a measure of the second moments: no standard error */
+                    fputc('\n', f);
                 }
     }
     int bad = ferror(f);

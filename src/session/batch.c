@@ -57,7 +57,9 @@ static double lap(double *since)
 
 int64_t mk_batch_leaf_len(const mk_batch_mem *b) { return (int64_t)mk_job_sums_len(b->cfg, b->lu, b->plan); }
 
-/* The exact estimator's layers: in the flat order. */
+static mk_err alloc_grams(mk_batch_mem *b, int64_t m);
+
+/* The exact estimator's layers: in the flat order; and the Gram measures'. */
 static mk_err alloc_exact(mk_batch_mem *b, int64_t m)
 {
     int L = b->lu->nlayers;
@@ -68,6 +70,23 @@ static mk_err alloc_exact(mk_batch_mem *b, int64_t m)
     err = mk_exact_init(&b->exact, L, p, m, b->cfg->precision);
     for (int l = 0; !err && b->lu->cross && l < mk_lineup_rows(b->lu); l++) b->exact.y_col += p[l]; /* x vs y only */
     free(p);
+    mk_gram_spec_init(&b->gspec, b->cfg->measures, b->cfg->nmeasures, m);
+    if (!err && b->gspec.outs) err = mk_hsic_ws_init(&b->ws, m, 0, b->cfg->precision, NULL); /* their Grams */
+    return err ? err : alloc_grams(b, m);
+}
+
+/* The measures from the Grams: each layer's RDM and neighbours, one batch's values. */
+static mk_err alloc_grams(mk_batch_mem *b, int64_t m)
+{
+    int L = b->lu->nlayers;
+    mk_err err = MK_OK;
+    mk_gram_spec_init(&b->gspec, b->cfg->measures, b->cfg->nmeasures, m);
+    if (!b->gspec.outs) return MK_OK;
+    b->glayers = mk_calloc((size_t)L, sizeof *b->glayers, "the Gram measures' layers", &err);
+    for (int l = 0; l < L && !err; l++) err = mk_gram_layer_init(&b->glayers[l], &b->gspec);
+    if (!err) err = mk_gram_work_init(&b->gwork, &b->gspec);
+    int64_t n = (int64_t)b->gspec.outs * mk_lineup_rows(b->lu) * mk_lineup_cols(b->lu);
+    if (!err) b->gvals = mk_malloc((size_t)n * sizeof *b->gvals, "the Gram measures' values", &err);
     return err;
 }
 
@@ -81,7 +100,7 @@ static mk_err alloc_minibatch(mk_batch_mem *b, int64_t m)
     b->v = mk_malloc((size_t)(b->lu->nlayers * len) * sizeof(double), "centred kernels", &err);
     if (!err && k->permutations) b->vperm = mk_malloc((size_t)(ny * len) * sizeof(double), "permuted kernels", &err);
     if (!err && k->permutations) b->perm = mk_malloc((size_t)m * sizeof(int64_t), "a permutation", &err);
-    return err;
+    return err ? err : alloc_grams(b, m);
 }
 
 mk_err mk_batch_init(mk_batch_mem *b, const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, int64_t groups,
@@ -93,7 +112,7 @@ mk_err mk_batch_init(mk_batch_mem *b, const mk_config *cfg, const mk_lineup *lu,
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
     MK_TRY(mk_par_create(threads, &b->par));
     MK_TRY(cfg->estimator == MK_EST_EXACT ? alloc_exact(b, m) : alloc_minibatch(b, m));
-    b->ws.par = b->exact.par = b->par;
+    b->ws.par = b->exact.par = b->gwork.par = b->par;
     if (cfg->estimator == MK_EST_EXACT) memcpy(b->exact.mu0, mu0, (size_t)b->exact.P * sizeof(double));
     b->leaf = mk_malloc((size_t)mk_batch_leaf_len(b) * sizeof(double), "a batch's sums", &err);
     if (!err) err = mk_accum_create(mk_batch_leaf_len(b), &b->acc);
@@ -107,6 +126,10 @@ void mk_batch_free(mk_batch_mem *b)
     free(b->v);
     free(b->vperm);
     free(b->perm);
+    for (int l = 0; b->glayers && l < b->lu->nlayers; l++) mk_gram_layer_free(&b->glayers[l]);
+    free(b->glayers);
+    mk_gram_work_free(&b->gwork);
+    free(b->gvals);
     free(b->leaf);
     mk_accum_free(b->acc);
     mk_par_free(b->par);
@@ -145,6 +168,9 @@ static mk_err layer_row(mk_batch_mem *b, const mk_block *blk)
     count_varied(b, blk);
     if (mk_block_overflows(blk->amax, layer->p, b->cfg->precision)) return too_large(b, blk, "its Gram would overflow");
     if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(b, blk, "its Gram overflows");
+    if (b->gspec.outs) /* before mk_kernel_start hands ws.gram over */
+        mk_gram_layer_put(&b->glayers[b->lu->offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram,
+                          blk->data, blk->mean, b->cfg->precision, blk->m, layer->p, blk->constant);
     b->times[MK_BATCH_GRAM] += lap(&clock);
     mk_kernel_start(&b->ws, blk->m, v);
     b->times[MK_BATCH_UCENTRE] += lap(&clock); /* the wait for the previous kernel, or this one run here */
@@ -191,6 +217,23 @@ static mk_err permuted_pairs(mk_batch_mem *b, int64_t g, int64_t m, double *out)
     return MK_OK;
 }
 
+/* Where the Gram measures' sums start in the per-batch sums, and their length. */
+static int64_t gram_len(const mk_batch_mem *b) { return (int64_t)mk_job_gram_len(b->cfg, b->lu, b->plan); }
+static int64_t gram_at(const mk_batch_mem *b) { return mk_batch_leaf_len(b) - b->lu->nlayers - gram_len(b); }
+
+/* The Gram measures of every pair of the batch, added into its group's sums. */
+static mk_err gram_batch(mk_batch_mem *b, int64_t g)
+{
+    int nx = mk_lineup_rows(b->lu), ny = mk_lineup_cols(b->lu), cross = b->lu->cross;
+    int64_t G = mk_job_gram_groups(b->cfg, b->plan), n = (int64_t)b->gspec.outs * nx * ny;
+    int64_t slot = G ? mk_plan_group(b->plan, g, G) : 0;
+    double *sums = b->leaf + gram_at(b);
+    memset(sums, 0, (size_t)gram_len(b) * sizeof *sums);
+    MK_TRY(mk_gram_pairs(&b->gspec, b->par, b->glayers, nx, b->glayers + (cross ? nx : 0), ny, !cross, b->gvals));
+    mk_gram_add(b->gvals, n, sums + slot * 2 * n);
+    return MK_OK;
+}
+
 static mk_err do_minibatch(mk_batch_mem *b, mk_next_block next, void *arg)
 {
     int nx = mk_lineup_rows(b->lu), ny = mk_lineup_cols(b->lu);
@@ -210,10 +253,23 @@ static mk_err do_minibatch(mk_batch_mem *b, mk_next_block next, void *arg)
     double *slots = b->leaf + base, *perms = slots + base * b->groups;
     memset(slots, 0, (size_t)(base * b->groups) * sizeof *slots);
     if (b->groups) memcpy(slots + base * mk_plan_group(b->plan, blk.g, b->groups), b->leaf, (size_t)base * sizeof *slots);
+    if (b->gspec.outs) MK_TRY(gram_batch(b, blk.g));
     b->times[MK_BATCH_PAIRS] += lap(&clock);
     MK_TRY(permuted_pairs(b, blk.g, blk.m, perms));
     b->times[MK_BATCH_PERMUTE] += lap(&clock);
     return mk_accum_add(b->acc, blk.g, b->leaf);
+}
+
+/* The Gram measures in the exact pass: each block's Gram, for them alone. */
+static mk_err exact_gram(mk_batch_mem *b, const mk_block *blk)
+{
+    const mk_layer *layer = &b->lu->models[blk->model].layers[blk->layer];
+    if (!b->gspec.outs) return MK_OK;
+    if (mk_block_overflows(blk->amax, layer->p, b->cfg->precision) || mk_gram(&b->ws, blk->data, blk->m, layer->p))
+        return too_large(b, blk, "its Gram would overflow");
+    mk_gram_layer_put(&b->glayers[b->lu->offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram, blk->data,
+                      blk->mean, b->cfg->precision, blk->m, layer->p, blk->constant);
+    return MK_OK;
 }
 
 static mk_err do_exact(mk_batch_mem *b, mk_next_block next, void *arg)
@@ -226,9 +282,11 @@ static mk_err do_exact(mk_batch_mem *b, mk_next_block next, void *arg)
         if (mk_block_overflows(blk.amax, mk_lineup_features(b->lu), b->cfg->precision))
             return too_large(b, &blk, "the cross-products of all features would overflow");
         mk_exact_put(&b->exact, b->lu->offset[blk.model] + blk.layer, blk.data, blk.mean, blk.m);
+        MK_TRY(exact_gram(b, &blk));
     }
     double clock = mk_now();
     mk_exact_batch(&b->exact, blk.m, b->leaf);
+    if (b->gspec.outs) MK_TRY(gram_batch(b, blk.g));
     for (int64_t k = 0, len = mk_batch_leaf_len(b) - L; k < len; k++) /* the length once: 18% of a run when per value */
         if (!isfinite(b->leaf[k])) return too_large(b, &blk, "the feature sums of the batch overflow");
     b->times[MK_BATCH_GRAM] += lap(&clock);

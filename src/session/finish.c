@@ -89,6 +89,7 @@ void mk_matrices_free(mk_matrices *mx)
     free(mx->stderr_);
     free(mx->pvalue);
     free(mx->measures);
+    free(mx->measures_se);
     *mx = (mk_matrices){0};
 }
 
@@ -125,7 +126,7 @@ mk_err mk_finish_write(const mk_batch_mem *b, const mk_matrices *mx, const mk_ru
     const double *hxy = mx->hsic, *hxx = hxy + nx * ny, *hyy = hxx + nx;
     mk_result res = {b->cfg, b->lu, b->plan, mx->cka, hxy, hxx, hyy, mx->stderr_, mx->pvalue, b->groups,
                      facts->nranks, facts->threads, facts->seconds, facts->seconds_total, facts->segments,
-                     mx->measures};
+                     mx->measures, mx->measures_se};
     mk_err err = mk_output_write(&res);
     if (!err) mk_output_summary(stdout, &res);
     if (!err && b->cfg->plot.enabled) draw_plot(b->cfg);
@@ -162,7 +163,7 @@ mk_err mk_finish_measures(mk_batch_mem *b, const double *total, double **out)
     int outs = mk_measures_outputs(cfg->measures, cfg->nmeasures), nx = mk_lineup_rows(b->lu);
     mk_measure_share sh = {nx, mk_lineup_cols(b->lu), b->lu->cross ? nx : 0, 0, 1};
     *out = NULL;
-    if (!outs) return MK_OK;
+    if (!outs || !mk_finish_has_moments(cfg)) return MK_OK;
     mk_err err = MK_OK;
     int64_t *ranks = mk_malloc((size_t)b->lu->nlayers * sizeof *ranks, "layer ranks", &err);
     mk_measure_tally tally = {0, 0, -1};
@@ -177,5 +178,70 @@ mk_err mk_finish_measures(mk_batch_mem *b, const double *total, double **out)
     free(ranks);
     if (err) free(values);
     else *out = values;
+    return err;
+}
+
+int mk_finish_has_moments(const mk_config *cfg)
+{
+    for (int m = 0; m < cfg->nmeasures; m++)
+        if (cfg->measures[m].kind != MK_MEASURE_CKA && !mk_gram_measure(cfg->measures[m].kind)) return 1;
+    return 0;
+}
+
+/* A mean over fewer batches than the run's is said, per measure: a batch
+ * gives no value where a layer is constant in it, an RDM is flat or a tail
+ * batch is too small for k (docs/maths.md). */
+static void warn_left_out(const mk_batch_mem *b, const double *slots, int64_t n)
+{
+    double *count = malloc((size_t)n * sizeof *count), batches = (double)b->plan->total;
+    if (!count) return;
+    mk_gram_counts(n, mk_job_gram_groups(b->cfg, b->plan), slots, count);
+    int64_t cells = (int64_t)mk_lineup_rows(b->lu) * mk_lineup_cols(b->lu);
+    for (int m = 0, o = 0; m < b->cfg->nmeasures; m++) {
+        if (!mk_gram_measure(b->cfg->measures[m].kind)) continue;
+        int64_t some = 0, none = 0;
+        double fewest = batches;
+        for (int64_t k = o * cells; k < (o + 1) * cells; k++) {
+            some += count[k] > 0.0 && count[k] < batches, none += count[k] == 0.0;
+            if (count[k] > 0.0 && count[k] < fewest) fewest = count[k];
+        }
+        if (some)
+            mk_warn("%s: %lld of its %lld layer pairs are the mean of fewer batches than the run's %.0f (as few as "
+                    "%.0f): the others gave no value (a layer constant in the batch, an RDM of equal entries, or "
+                    "too few examples for k)", mk_measure_names[b->cfg->measures[m].kind], (long long)some,
+                    (long long)cells, batches, fewest);
+        if (none)
+            mk_warn("%s: %lld of its %lld layer pairs have no value in any batch (NaN)",
+                    mk_measure_names[b->cfg->measures[m].kind], (long long)none, (long long)cells);
+        o++;
+    }
+    free(count);
+}
+
+mk_err mk_finish_gram(const mk_batch_mem *b, const double *total, mk_matrices *mx)
+{
+    const mk_config *k = b->cfg;
+    int64_t cells = (int64_t)mk_lineup_rows(b->lu) * mk_lineup_cols(b->lu), G = mk_job_gram_groups(k, b->plan);
+    int64_t all = (int64_t)mk_measures_outputs(k->measures, k->nmeasures) * cells, n = 0;
+    for (int m = 0; m < k->nmeasures; m++) n += mk_gram_measure(k->measures[m].kind) * cells;
+    if (!n) return MK_OK;
+    mk_err err = MK_OK;
+    double *mean = mk_malloc((size_t)(2 * n) * sizeof *mean, "the Gram measures", &err), *se = mean + n;
+    if (!err && !mx->measures) mx->measures = mk_malloc((size_t)all * sizeof *mx->measures, "the measures", &err);
+    if (!err && G) mx->measures_se = mk_malloc((size_t)all * sizeof *mx->measures_se, "the measures", &err);
+    if (!err) {
+        const double *sums = total + mk_batch_leaf_len(b) - b->lu->nlayers - (int64_t)mk_job_gram_len(k, b->lu, b->plan);
+        mk_gram_finish(n, G, sums, mean, se);
+        warn_left_out(b, sums, n);
+        for (int64_t q = 0; mx->measures_se && q < all; q++) mx->measures_se[q] = NAN;
+        const char *names[2];
+        for (int m = 0, o = 0, g = 0; m < k->nmeasures; o += mk_measure_outputs(k->measures[m].kind, names), m++) {
+            if (!mk_gram_measure(k->measures[m].kind)) continue;
+            memcpy(mx->measures + o * cells, mean + g * cells, (size_t)cells * sizeof *mean);
+            if (mx->measures_se) memcpy(mx->measures_se + o * cells, se + g * cells, (size_t)cells * sizeof *se);
+            g++;
+        }
+    }
+    free(mean);
     return err;
 }

@@ -508,6 +508,7 @@ mk_err mk_session_finish(mk_session *s)
     mk_err err = reduce(s, &total);
     if (!err) err = mk_finish_matrices(&s->core, total, &s->mx);
     if (!err) err = mk_finish_measures(&s->core, total, &s->mx.measures);
+    if (!err) err = mk_finish_gram(&s->core, total, &s->mx);
     if (!err) err = matched(s);
     free(total);
     if (!err && s->progress_on) mk_progress_finish(&s->progress), s->progress_on = 0;

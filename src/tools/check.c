@@ -10,6 +10,7 @@
 #include "mpicka/blas.h"
 #include "mpicka/cli.h"
 #include "mpicka/config.h"
+#include "mpicka/gram_measures.h"
 #include "mpicka/hsic.h"
 #include "mpicka/job.h"
 #include "mpicka/lineup.h"
@@ -268,6 +269,22 @@ static void print_node(const check_args *a, double per_rank)
                 ranks, per_rank / MIB, need > have ? "more than" : "over 90% of", have / GIB, mem_from);
 }
 
+
+/* When the measures' memory is held: after the pass (the second moments'),
+ * during it (each batch's RDMs and neighbours for the Gram measures), or both. */
+static const char *measures_when(const mk_config *cfg)
+{
+    int moments = 0, grams = 0;
+    for (int m = 0; m < cfg->nmeasures; m++) {
+        if (cfg->measures[m].kind == MK_MEASURE_CKA) continue;
+        grams |= mk_gram_measure(cfg->measures[m].kind);
+        moments |= !mk_gram_measure(cfg->measures[m].kind);
+    }
+    return moments && grams ? "after the pass, and each batch's RDMs and neighbours of every layer"
+           : grams          ? "each batch's RDMs and neighbours of every layer"
+                            : "after the pass";
+}
+
 static void print_plan(const mk_config *cfg, const mk_lineup *lu, const mk_plan *plan, const check_args *a)
 {
     int ranks = a->ranks;
@@ -286,7 +303,8 @@ static void print_plan(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
            "sums %.1f, chunk caches %.1f, libraries %.1f)\n", (mem.total + MK_LIBRARY_BYTES) / MIB, mem.blocks / MIB,
            mem.grams / MIB, mem.stacked / MIB, mem.sums / MIB, mem.caches / MIB, MK_LIBRARY_BYTES / MIB);
     if (mem.measures > 0)
-        printf("  of which the measures beyond CKA (after the pass, every rank): %.1f MiB\n", mem.measures / MIB);
+        printf("  of which the measures beyond CKA (%s, every rank): %.1f MiB\n", measures_when(cfg),
+               mem.measures / MIB);
     printf("  rank 0: %.1f MiB more until its first batch is read (that batch of every layer, kept from the probe "
            "of each layer's scale, so that each byte is read once)\n", mem.first / MIB);
     print_node(a, mem.total + MK_LIBRARY_BYTES);

@@ -65,6 +65,10 @@ static const struct {
     {"shape", 0.0, 1.57079632679489661923, 1, "distance, 0 to π/2 rad"},
     {"regression_y_from_x", 0.0, 1.0, 0, "similarity, 0 to 1"},
     {"regression_x_from_y", 0.0, 1.0, 0, "similarity, 0 to 1"},
+    {"rsa", -1.0, 1.0, 0, "similarity, -1 to 1"},
+    {"mutual_knn", 0.0, 1.0, 0, "similarity, 0 to 1"},
+    {"cknna", 0.0, 1.0, 0, "similarity, 0 to 1"},
+    {"jaccard", 0.0, 1.0, 0, "similarity, 0 to 1"},
 };
 #define NSCALES ((int)(sizeof scales / sizeof *scales))
 
@@ -178,10 +182,7 @@ static mk_err plot_view(const char *h5path, const mk_plot_opts *opts, const mk_p
         err = mk_ckafile_pair_spec(f, h5path, "plot", pick->pair, &view);
     else
         err = mk_ckafile_matched(f, h5path, pick->matched, &view);
-    /* the view slices the measure's values; its name and attributes are lent */
-    view.measure = f->measure, view.measure_attrs = f->measure_attrs, view.nmeasure_attrs = f->nmeasure_attrs;
-    if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view);
-    view.measure = NULL, view.measure_attrs = NULL, view.nmeasure_attrs = 0;
+    if (!err) err = plot_file(h5path, opts, pick->matrix, out_path, &view); /* the view is of the measure */
     mk_ckafile_free(&view);
     return err;
 }
@@ -210,12 +211,16 @@ static mk_err all_measures(const char *h5path, char ***found, int *nfound, const
     MK_TRY(mk_ckafile_measure_names(h5path, found, nfound));
     if (*nfound == 0)
         return mk_fail(MK_EINPUT, "'%s' has no measures besides CKA (a run computes them with the config key "
-                       "measures and estimator exact)", h5path);
+                       "measures)", h5path);
     *n = 0;
     names[(*n)++] = "cka";
     for (int k = 1; k <= NSCALES; k++)
         for (int j = 0; j < *nfound && *n < max; j++) {
             int at = scale_index((*found)[j]);
+            size_t len = strlen((*found)[j]);
+            if ((len > 7 && !strcmp((*found)[j] + len - 7, "_stderr")) ||
+                (len > 8 && !strcmp((*found)[j] + len - 8, "_matched")))
+                continue; /* errors and matched views, not measures */
             if (at == 0 || (k < NSCALES ? at != k : at >= 0)) continue;
             names[(*n)++] = (*found)[j];
         }
@@ -284,7 +289,7 @@ static mk_err draw_panels(const char *h5path, const mk_plot_opts *opts, const ch
     struct panels *p = calloc(1, sizeof *p);
     char title[256];
     mk_err err = p ? MK_OK : mk_fail(MK_ENOMEM, "out of memory for the panels");
-    if (opts->half) err = mk_fail(MK_EUSAGE, "plot: --half draws one matrix; pwcca and regression are not symmetric");
+    if (opts->half) err = mk_fail(MK_EUSAGE, "plot: --half draws one matrix; pwcca, regression and cknna are not symmetric");
     for (int k = 0; !err && k < n; k++) err = add_panel(p, h5path, opts, names[k]);
     if (!err) {
         grid_title(&p->files[0], title, sizeof title);
@@ -363,8 +368,8 @@ static const mk_opt plot_opts[O_COUNT] = {
                    .help = "a models result: the model-by-model matrix of one layer"},
     [O_MEASURE] = {"--measure", NULL, MK_OPT_STRING, "NAME",
                    .help = "a measure besides CKA (/measures/NAME: cca_mean, cca_r2, svcca, pwcca, procrustes, shape, "
-                           "regression_y_from_x, regression_x_from_y) on its own scale; distances run the colour "
-                           "map the other way"},
+                           "regression_y_from_x, regression_x_from_y, rsa, mutual_knn, cknna, jaccard, NAME_stderr) "
+                           "on its own scale; distances run the colour map the other way"},
     [O_MEASURES] = {"--measures", NULL, MK_OPT_STRING, "LIST",
                     .help = "small multiples: one heatmap per measure, 'all' (cka and every measure in the file) or "
                             "names separated by commas, each on its own scale"},

@@ -333,8 +333,10 @@ static void write_heading(FILE *out, const mk_ckafile *f, int width)
     const char *what = mk_matrix_what(f->shown), *method = method_of(f), *x = mk_ckafile_text(f, "x_name");
     int up = toupper((unsigned char)what[0]);
     if (f->measure) {
-        fprintf(out, "Measure %s of %s (rows, %d layers) vs %s (columns, %d layers)\n\n", f->measure, x, f->nx,
+        fprintf(out, "Measure %s of %s (rows, %d layers) vs %s (columns, %d layers)\n", f->measure, x, f->nx,
                 mk_ckafile_text(f, "y_name"), f->ny);
+        if (shown_errors(f)) fprintf(out, "each cell: %s±standard error (jackknife)\n", f->measure);
+        fputc('\n', out);
         return;
     }
     if (f->matched)
@@ -429,13 +431,17 @@ static void write_models_list(FILE *out, const mk_ckafile *f)
 static mk_err write_models_table(FILE *out, const mk_ckafile *f, int width)
 {
     const char *what = mk_matrix_what(f->shown), *method = method_of(f);
-    fprintf(out, "%c%s of %d models, %d layers in all, every layer against every other\n",
-            toupper((unsigned char)what[0]), what + 1, f->nmodels, f->nx);
+    if (f->measure)
+        fprintf(out, "Measure %s of %d models, %d layers in all, every layer against every other\n", f->measure,
+                f->nmodels, f->nx);
+    else
+        fprintf(out, "%c%s of %d models, %d layers in all, every layer against every other\n",
+                toupper((unsigned char)what[0]), what + 1, f->nmodels, f->nx);
     if (method) put_wrapped(out, method, 0, width);
     fputc('\n', out);
     write_models_list(out, f);
     if (f->nx <= SHOW_GRID_MAX) {
-        if (shown_errors(f)) fputs("\neach cell: CKA±standard error (jackknife)\n", out);
+        if (shown_errors(f)) fprintf(out, "\neach cell: %s±standard error (jackknife)\n", f->measure ? f->measure : "CKA");
         MK_TRY(write_grid_matrix(out, f, width));
     } else {
         fprintf(out, "\nthe whole matrix is %d by %d: --pair A,B prints the block of model A against model B, "
@@ -448,7 +454,8 @@ static mk_err write_models_table(FILE *out, const mk_ckafile *f, int width)
 /* One line per cell of the grid, as a models run's cka.csv. */
 static void write_models_csv(FILE *out, const mk_ckafile *f)
 {
-    mk_csv_models(out, f->nmodels, (const char *const *)f->model_names, f->model_offsets,
+    mk_csv_models_of(out, f->measure ? f->measure : "cka", f->nmodels, (const char *const *)f->model_names,
+                     f->model_offsets,
                          (const char *const *)f->x_layers, f->cka, f->cka_stderr, f->cka_pvalue);
 }
 
@@ -554,7 +561,11 @@ static void json_models(FILE *out, const mk_ckafile *f)
     json_names(out, "matched_layers", f->matched_layers, f->nmatched);
     for (int c = 0; c < MK_MATRIX_COUNT; c++) {
         if (!cubes[c]) continue;
-        fprintf(out, "  \"%s\": [\n", keys[c]);
+        char key[160]; /* a measure's matched views (mk_ckafile_measure) are NAME_matched... */
+        snprintf(key, sizeof key, "%.100s%s", f->measure ? f->measure : "", f->measure ? keys[c] + 3 : keys[c]);
+        fputs("  ", out);
+        json_string(out, key);
+        fputs(": [\n", out);
         for (int k = 0; k < f->nmatched; k++) {
             fputs("    [", out);
             for (int a = 0; a < n; a++) {
@@ -578,6 +589,11 @@ static void write_json(FILE *out, const mk_ckafile *f)
     json_names(out, "x_layers", f->x_layers, f->nx);
     json_names(out, "y_layers", f->y_layers, f->ny);
     if (f->measure) json_matrix(out, f->measure, f->cka, f->nx, f->ny);
+    if (f->measure && f->cka_stderr) {
+        char key[160];
+        snprintf(key, sizeof key, "%.100s_stderr", f->measure);
+        json_matrix(out, key, f->cka_stderr, f->nx, f->ny);
+    }
     for (int m = 0; m < MK_MATRIX_COUNT && !f->measure; m++)
         if (mk_ckafile_matrix(f, (mk_matrix)m))
             json_matrix(out, mk_matrix_dataset((mk_matrix)m), mk_ckafile_matrix(f, (mk_matrix)m), f->nx, f->ny);
@@ -683,6 +699,7 @@ static mk_err show_command(const mk_opt_val *v, const char *const *args)
     if (v[O_MEASURE].given && v[O_MATRIX].given)
         return mk_fail(MK_EUSAGE, "show: --measure and --matrix print different matrices: give one of them");
     mk_err err = mk_ckafile_read(path, &f);
+    if (!err && v[O_MEASURE].given) err = mk_ckafile_measure(&f, path, v[O_MEASURE].text); /* then its views */
     if (!err && (v[O_PAIR].given || v[O_MATCHED].given)) {
         mk_ckafile view;
         err = v[O_PAIR].given ? mk_ckafile_pair_spec(&f, path, "show", v[O_PAIR].text, &view)
@@ -691,7 +708,6 @@ static mk_err show_command(const mk_opt_val *v, const char *const *args)
         f = view;
     }
     if (!err) err = mk_ckafile_choose(&f, path, m);
-    if (!err && v[O_MEASURE].given) err = mk_ckafile_measure(&f, path, v[O_MEASURE].text);
     int view = v[O_PAIR].given || v[O_MATCHED].given;
     if (!err) err = show_write(stdout, &f, fmt, terminal_width(), view && !v[O_PROVENANCE].given ? path : NULL);
     mk_ckafile_free(&f);

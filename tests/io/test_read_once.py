@@ -33,6 +33,12 @@ def work(tmp_path_factory):
     write_config(work / "measures.yaml", "x: {file: a.h5, layers: ['*']}\ny: {file: b.h5, layers: ['*']}\n"
                  "output: measures\nestimator: exact\nmeasures: [cka, cca, svcca, pwcca, procrustes, shape, "
                  "regression]\n" + common)
+    grams = "[rsa, {mutual_knn: {k: 5}}, cknna, jaccard]"
+    write_config(work / "grams.yaml", "x: {file: a.h5, layers: ['*']}\ny: {file: b.h5, layers: ['*']}\n"
+                 f"output: grams\nmeasures: {grams}\n" + common)
+    write_config(work / "every.yaml", "x: {file: a.h5, layers: ['*']}\ny: {file: b.h5, layers: ['*']}\n"
+                 "output: every\nestimator: exact\nmeasures: [cka, cca, svcca, pwcca, procrustes, shape, "
+                 f"regression, rsa, {{mutual_knn: {{k: 5}}}}, cknna, jaccard]\n" + common)
     return work
 
 
@@ -50,7 +56,7 @@ def bytes_read(work, cfg, np_, epochs):
     return sum(int(line.split()[1]) for line in lines)
 
 
-@pytest.mark.parametrize("cfg,np_", [("pair.yaml", 1), ("pair.yaml", 2), ("models.yaml", 2)])
+@pytest.mark.parametrize("cfg,np_", [("pair.yaml", 1), ("pair.yaml", 2), ("models.yaml", 2), ("grams.yaml", 2)])
 def test_each_byte_is_read_once_per_epoch(work, cfg, np_):
     one, two = bytes_read(work, cfg, np_, 1), bytes_read(work, cfg, np_, 2)
     data = 2 * N * sum(WIDTHS) * 4
@@ -59,9 +65,9 @@ def test_each_byte_is_read_once_per_epoch(work, cfg, np_):
     assert beyond < BATCH_BYTES // 2, f"{beyond} bytes beyond the epochs (a batch of one model is {BATCH_BYTES})"
 
 
-@pytest.mark.parametrize("cfg", ["exact.yaml", "measures.yaml"])
+@pytest.mark.parametrize("cfg", ["exact.yaml", "measures.yaml", "every.yaml"])
 def test_the_exact_estimator_reads_as_much_as_one_epoch(work, cfg):
-    """It runs one epoch only (with every measure besides CKA too): its bytes
-    are those of the minibatch run's epoch."""
+    """It runs one epoch only (with every measure besides CKA too, of both
+    families): its bytes are those of the minibatch run's epoch."""
     exact, minibatch = bytes_read(work, cfg, 1, 1), bytes_read(work, "pair.yaml", 1, 1)
     assert abs(exact - minibatch) < 65536, (exact, minibatch)
