@@ -213,6 +213,7 @@ mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks)
 {
     MK_TRY(need(s, ST_DECLARING, "mk_session_start"));
     MK_TRY(check_declared(s, n, rank, nranks));
+    MK_TRY(old_results(s)); /* before any work (and any allocation: a refused start may be tried again) */
     set_examples(s, n);
     s->lu.cross = s->lu.nmodels == 2;
     s->lu.listed = s->lu.nmodels >= 3;
@@ -229,7 +230,6 @@ mk_err mk_session_start(mk_session *s, int64_t n, int rank, int nranks)
     MK_TRY(alloc_feed(s));
     MK_TRY(mk_batch_init(&s->core, &s->cfg, &s->lu, &s->plan, s->groups, s->scale, s->mu0, s->threads));
     MK_TRY(mk__fingerprint(s));
-    MK_TRY(old_results(s)); /* before the work, not after it */
     start_progress(s, nranks);
     s->stage = ST_STARTED;
     return MK_OK;
