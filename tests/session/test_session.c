@@ -224,7 +224,8 @@ static void same_bits(const char *a, const char *b, const char *name, int want)
     ck_assert_msg(na <= 0 || !memcmp(va, vb, (size_t)na * sizeof *va), "%s differs between %s and %s", name, a, b);
 }
 
-static void compare_all(const char *a, const char *b, int jack, int perm, int matched, const char *measure)
+/* measures: NULL, or the measures' dataset names, separated by spaces. */
+static void compare_all(const char *a, const char *b, int jack, int perm, int matched, const char *measures)
 {
     same_bits(a, b, "/cka", 1);
     same_bits(a, b, "/hsic_xy", 1);
@@ -233,11 +234,17 @@ static void compare_all(const char *a, const char *b, int jack, int perm, int ma
     same_bits(a, b, "/cka_stderr", jack);
     same_bits(a, b, "/cka_pvalue", perm);
     same_bits(a, b, "/cka_matched", matched);
-    if (measure) same_bits(a, b, measure, 1);
+    char name[128];
+    for (const char *m = measures; m && *m; m += strspn(m, " ")) {
+        size_t len = strcspn(m, " ");
+        snprintf(name, sizeof name, "%.*s", (int)len, m);
+        same_bits(a, b, name, 1);
+        m += len;
+    }
 }
 
 /* Every way to the result against the run on 1 rank. */
-static void check_case(const char *config, const model *ms, int n, int jack, int perm, const char *measure)
+static void check_case(const char *config, const model *ms, int n, int jack, int perm, const char *measures)
 {
     run_files(config, ms, n, 1, "run1");
     run_files(config, ms, n, 3, "run3");
@@ -246,7 +253,7 @@ static void check_case(const char *config, const model *ms, int n, int jack, int
     three_sessions(config, ms, n, "rr", 1);
     collected(config, ms, n, "collected");
     const char *others[] = {"run3", "one", "three", "rr", "collected"};
-    for (int k = 0; k < 5; k++) compare_all("run1", others[k], jack, perm, n >= 3, measure);
+    for (int k = 0; k < 5; k++) compare_all("run1", others[k], jack, perm, n >= 3, measures);
 }
 
 START_TEST(hsic1_x_vs_y)
@@ -285,7 +292,10 @@ START_TEST(three_models)
     make_model(&ms[0], "a", "8,6", "f32", 2, 6);
     make_model(&ms[1], "b", "8,6", "f16", 2, 7);
     make_model(&ms[2], "c", "8,6", "f64", 2, 8);
-    check_case("batch_size: 64\njackknife: 3\npermutations: 2\n", ms, 3, 1, 1, NULL);
+    check_case("batch_size: 64\njackknife: 3\npermutations: 2\n"
+               "measures: [{rsa: {method: spearman, distance: correlation}}, {cknna: {k: 5}}, jaccard]\n", ms, 3, 1,
+               1, "/measures/rsa /measures/rsa_stderr /measures/cknna_matched /measures/cknna_matched_stderr "
+               "/measures/jaccard");
     free_models(ms, 3);
 }
 END_TEST
