@@ -17,7 +17,8 @@
 #
 # Environment: BUILD_DIR (build), DATA_DIR (bench/data), REPEAT (5), NS (the
 # example counts, "4096 8192"), LAYERS (8), FEATURES (1024), BATCH (512),
-# CASES ("self cross": x against itself, x against another model), BASELINE.
+# CASES ("self cross": x against itself, x against another model), BASELINE,
+# PRECISION (mpicka's working precision, float64; the inputs stay float64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -59,7 +60,7 @@ for n in ${NS:-4096 8192}; do
         cfg="$data/exact_$case.yaml" out="$data/exact_out_$case"
         { printf '%s\n' "x:" "  file: $x" '  layers: ["layer*"]'
           [ "$case" = cross ] && printf '%s\n' "y:" "  file: $y" '  layers: ["layer*"]'
-          printf '%s\n' "estimator: exact" "debiased: false" "precision: float64" "batch_size: $batch" \
+          printf '%s\n' "estimator: exact" "debiased: false" "precision: ${PRECISION:-float64}" "batch_size: $batch" \
               "output: $out" "plot: false" "checkpoint: false"; } > "$cfg"
         args=("$x"); [ "$case" = cross ] && args+=("$y")
         cat "$x" "$y" >/dev/null # the page cache
