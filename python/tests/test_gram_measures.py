@@ -324,7 +324,7 @@ def test_three_models_in_one_pass(runs, mpicka):
         p = subprocess.run([mkt.MPICKA, "show", path, "--measure", "jaccard", *args], capture_output=True, text=True)
         assert p.returncode == 0, p.stdout + p.stderr
         if args[:1] == ["--matched"]:
-            assert p.stdout.startswith("Measure jaccard of"), p.stdout
+            assert p.stdout.startswith("Measure jaccard of layer l2 across 3 models"), p.stdout
             assert "%.3f" % matched["jaccard_matched"][1, 0, 1] in p.stdout, p.stdout
         if args[:1] == ["--pair"]:
             assert "%.3f" % got["jaccard"][2, 1] in p.stdout, p.stdout

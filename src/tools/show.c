@@ -333,8 +333,11 @@ static void write_heading(FILE *out, const mk_ckafile *f, int width)
     const char *what = mk_matrix_what(f->shown), *method = method_of(f), *x = mk_ckafile_text(f, "x_name");
     int up = toupper((unsigned char)what[0]);
     if (f->measure) {
-        fprintf(out, "Measure %s of %s (rows, %d layers) vs %s (columns, %d layers)\n", f->measure, x, f->nx,
-                mk_ckafile_text(f, "y_name"), f->ny);
+        if (f->matched)
+            fprintf(out, "Measure %s of layer %s across %d models (rows and columns)\n", f->measure, x, f->nx);
+        else
+            fprintf(out, "Measure %s of %s (rows, %d layers) vs %s (columns, %d layers)\n", f->measure, x, f->nx,
+                    mk_ckafile_text(f, "y_name"), f->ny);
         if (shown_errors(f)) fprintf(out, "each cell: %s±standard error (jackknife)\n", f->measure);
         fputc('\n', out);
         return;
