@@ -55,6 +55,20 @@ double mk_job_gram_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     return (slots > 1.0 ? slots : 1.0) * 2.0 * outs * mk_lineup_rows(lu) * (double)mk_lineup_cols(lu);
 }
 
+/* The exact estimator's S (mpicka/exact.h): the blocks its pairs read. */
+static double exact_s_len(const mk_lineup *lu)
+{
+    int64_t P = mk_lineup_features(lu), y_col = 0, end = 0;
+    double len = 0.0;
+    for (int l = 0; lu->cross && l < mk_lineup_rows(lu); l++) y_col += mk_lineup_layer(lu, l, NULL)->p;
+    for (int l = 0; l < lu->nlayers; l++) {
+        int64_t p = mk_lineup_layer(lu, l, NULL)->p;
+        end += p;
+        len += (double)mk_exact_rows_len(p, end, P, y_col);
+    }
+    return len;
+}
+
 /* The values summed per batch. Minibatch estimators: the base, then the
  * base again in the slot of the batch's jackknife group (zeros in the
  * others), then the cross HSICs of each permutation, then the Gram
@@ -68,7 +82,7 @@ double mk_job_sums_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     double nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), L = lu->nlayers;
     if (cfg->estimator == MK_EST_EXACT) {
         double P = (double)mk_lineup_features(lu);
-        return P * (P + 1.0) / 2.0 + P + L * P + L * L + mk_job_gram_len(cfg, lu, plan) + L;
+        return exact_s_len(lu) + P + L * P + L * L + mk_job_gram_len(cfg, lu, plan) + L;
     }
     return (nx * ny + nx + ny) * (1.0 + (double)mk_job_jackknife_groups(cfg, plan)) +
            (double)cfg->permutations * nx * ny + mk_job_gram_len(cfg, lu, plan) + L;
@@ -198,7 +212,7 @@ static double measures_bytes(const mk_config *cfg, const mk_lineup *lu)
     double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p, P = (double)mk_lineup_features(lu);
     for (int l = 0; l < lu->nlayers; l++) vectors += (double)mk_lineup_layer(lu, l, NULL)->p * mk_lineup_layer(lu, l, NULL)->p;
     double cells = (double)mk_lineup_rows(lu) * mk_lineup_cols(lu) * outputs;
-    double moments = P * (P + 1.0) / 2.0 + P;
+    double moments = exact_s_len(lu) + P;
     return 8.0 * (moments + vectors + cells + 8.0 * widest * widest * mk_par_threads_wanted(cfg->threads));
 }
 

@@ -11,8 +11,8 @@
  * working precision. Each strip is one syrk (its diagonal block) and one
  * gemm (the rest of its rows), whatever the thread that takes it: wide
  * products that OpenBLAS runs near its peak, where tiles of 256 by 256
- * repacked both operands for every tile (docs/performance.md). The upper
- * triangle of each strip is then copied into S, row by row. */
+ * repacked both operands for every tile (docs/performance.md). The parts
+ * of each strip's rows that S stores (exact.h) are then copied into it. */
 #define MK_EXACT_STRIP 512
 
 /* Values of S before strip t (the strips before the last are full). */
@@ -31,9 +31,49 @@ static int64_t s_len(int64_t P)
     return strip_start(P, t) + (P - r0) * (P - r0);
 }
 
-int64_t mk_exact_len(int nlayers, int64_t P)
+/* The first column of the other layers a layer's rows hold, ending at end:
+ * every later layer's, y's for an x layer of x against y, else none. */
+static int64_t partners_from(int64_t end, int64_t P, int64_t y_col)
 {
-    return P * (P + 1) / 2 + P + (int64_t)nlayers * P + (int64_t)nlayers * nlayers;
+    if (!y_col) return end;
+    return end <= y_col ? y_col : P;
+}
+
+int64_t mk_exact_rows_len(int64_t p, int64_t end, int64_t P, int64_t y_col)
+{
+    return p * (p + 1) / 2 + p * (P - partners_from(end, P, y_col));
+}
+
+int64_t mk_exact_len(const mk_exact *e)
+{
+    int64_t L = e->nlayers;
+    return e->row[e->P] + e->P + L * e->P + L * L;
+}
+
+static int64_t layer_end(const mk_exact *e, int a) { return e->off[a] + e->p[a]; }
+
+static int64_t layer_from(const mk_exact *e, int a) { return partners_from(layer_end(e, a), e->P, e->y_col); }
+
+/* S_fg, f in layer a, g >= f stored (exact.h): rows run on contiguously in
+ * g within the layer, and from the partners' first column to P. */
+static int64_t S_index(const mk_exact *e, int a, int64_t f, int64_t g)
+{
+    int64_t end = layer_end(e, a);
+    return e->row[f] + (g < end ? g - f : end - f + g - layer_from(e, a));
+}
+
+static mk_err rows_init(mk_exact *e)
+{
+    mk_err err = MK_OK;
+    e->row = mk_malloc((size_t)(e->P + 1) * sizeof *e->row, "the rows of the exact sums", &err);
+    int64_t at = 0;
+    for (int a = 0; !err && a < e->nlayers; a++)
+        for (int64_t f = e->off[a]; f < layer_end(e, a); f++) {
+            e->row[f] = at;
+            at += layer_end(e, a) - f + e->P - layer_from(e, a);
+        }
+    if (!err) e->row[e->P] = at;
+    return err;
 }
 
 double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
@@ -42,11 +82,12 @@ double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
     return (double)(m_max * P) * size + (double)s_len(P) * size + 8.0 * (2.0 * (double)P + 2.0 * nlayers);
 }
 
-mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec)
+mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec)
 {
     mk_err err = MK_OK;
     memset(e, 0, sizeof *e);
     e->nlayers = nlayers;
+    e->y_col = y_col;
     e->m_max = m_max;
     e->prec = prec;
     e->p = mk_malloc((size_t)nlayers * sizeof *e->p, "layer widths", &err);
@@ -62,6 +103,7 @@ mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, 
     if (!err) e->cross = mk_malloc((size_t)s_len(e->P) * size, "a batch's cross-products", &err);
     if (!err) e->r = mk_malloc((size_t)nlayers * sizeof(double), "squared row norms", &err);
     if (!err) e->d = mk_malloc((size_t)e->P * sizeof(double), "the feature means", &err);
+    if (!err) err = rows_init(e);
     if (err) mk_exact_free(e);
     return err;
 }
@@ -75,6 +117,7 @@ void mk_exact_free(mk_exact *e)
     free(e->cross);
     free(e->r);
     free(e->d);
+    free(e->row);
     memset(e, 0, sizeof *e);
 }
 
@@ -95,7 +138,7 @@ void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, i
 typedef struct {
     const mk_exact *e;
     int64_t m;
-    double *S; /* the sums' triangle, row f from column f on */
+    double *S; /* the sums' S (exact.h) */
 } cross_job;
 
 /* Columns [c0, c1) of a strip's rows (strip columns start at r0), or
@@ -111,10 +154,27 @@ static void strip_cols(const cross_job *j, int64_t r0, int64_t h, int64_t c0, in
     mk_gemm_ld(f32, 1, (int)h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)(c0 - r0) * es, (int)w);
 }
 
+/* Row i of a strip of width w (its columns from f - i) into S: f's own
+ * layer's columns from f on, then its partners'. */
+static void strip_row(const cross_job *j, const char *c, int64_t w, int64_t i, int64_t f, int a)
+{
+    const mk_exact *e = j->e;
+    int64_t end = layer_end(e, a), from = layer_from(e, a), r0 = f - i, n1 = end - f, n2 = e->P - from;
+    double *S = j->S + e->row[f];
+    if (e->prec == MK_PREC_FLOAT32) {
+        const float *own = (const float *)c + i * w + i, *part = (const float *)c + i * w + (from - r0);
+        for (int64_t g = 0; g < n1; g++) S[g] = own[g];
+        for (int64_t g = 0; g < n2; g++) S[n1 + g] = part[g];
+    } else {
+        memcpy(S, (const double *)c + i * w + i, (size_t)n1 * sizeof *S);
+        memcpy(S + n1, (const double *)c + i * w + (from - r0), (size_t)n2 * sizeof *S);
+    }
+}
+
 /* With x against y (e->y_col > 0) a row of x needs only its own layer's
  * columns and y's, a row of y its own layer's: the columns from the strip's
  * diagonal block to the end of the last layer its rows reach, then y's. What
- * lies between is zero. */
+ * lies between is neither computed nor stored. */
 static void cross_strip(void *arg, int64_t t)
 {
     const cross_job *j = arg;
@@ -130,17 +190,13 @@ static void cross_strip(void *arg, int64_t t)
         while (e->off[l] + e->p[l] < r0 + h) l++;
         own = e->off[l] + e->p[l];
         from = r0 < e->y_col && own < e->y_col ? e->y_col : own;
-        for (int64_t i = 0; i < h && from > own; i++) memset(c + (size_t)(i * w + own - r0) * es, 0, (size_t)(from - own) * es);
     }
     strip_cols(j, r0, h, r0 + h, own, c, w);
     strip_cols(j, r0, h, from, P, c, w);
-    for (int64_t i = 0; i < h; i++) { /* row f = r0 + i, columns f..P-1 */
-        int64_t f = r0 + i;
-        double *S = j->S + f * P - f * (f - 1) / 2;
-        if (f32)
-            for (int64_t g = 0; g < w - i; g++) S[g] = ((const float *)c)[i * w + i + g];
-        else
-            memcpy(S, (const double *)c + i * w + i, (size_t)(w - i) * sizeof *S);
+    int a = 0;
+    for (int64_t i = 0; i < h; i++) {
+        while (layer_end(e, a) <= r0 + i) a++;
+        strip_row(j, c, w, i, r0 + i, a);
     }
 }
 
@@ -180,7 +236,7 @@ void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
     int64_t P = e->P, L = e->nlayers;
     cross_job job = {e, m, sums};
     mk_par_for(e->par, strips_of(P), cross_strip, &job);
-    double *s = sums + P * (P + 1) / 2;
+    double *s = sums + e->row[P];
     row_sums(e, m, s, s + P, s + P + L * P);
 }
 
@@ -193,10 +249,11 @@ typedef struct {
     double n;
 } sums_view;
 
-/* S_fg for g >= f; row f of the triangle runs on contiguously in g. */
-static const double *S_from(const sums_view *v, int64_t f, int64_t g)
+/* S_fg for f in layer a and g >= f stored; rows run on contiguously within
+ * a layer of g. */
+static const double *S_from(const mk_exact *e, const sums_view *v, int a, int64_t f, int64_t g)
 {
-    return v->S + f * v->P - f * (f - 1) / 2 + (g - f);
+    return v->S + S_index(e, a, f, g);
 }
 
 /* A sum that carries its rounding error along (Knuth's two-sum, branch-free):
@@ -224,7 +281,8 @@ static void cross_sums(const mk_exact *e, const sums_view *v, int a, int b, csum
     int64_t fb = e->off[b], end = fb + e->p[b];
     for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) {
         int64_t g0 = a == b ? f + 1 : fb;
-        const double *row = S_from(v, f, g0), *d = v->d + g0;
+        if (g0 >= end) continue; /* the layer's last row: nothing right of its diagonal */
+        const double *row = S_from(e, v, a, f, g0), *d = v->d + g0;
         double nd = v->n * v->d[f], sd = 0.0;
         for (int64_t k = 0; k < end - g0; k++) {
             double c = row[k] - nd * d[k];
@@ -245,7 +303,7 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
     if (a == b) { /* the off-diagonal twice (exactly), then the diagonal */
         c2.hi *= 2.0, c2.lo *= 2.0, dsd *= 2.0;
         for (int64_t f = fa; f < fa + pa; f++) {
-            double sff = *S_from(v, f, f), c = sff - n * v->d[f] * v->d[f];
+            double sff = *S_from(e, v, a, f, f), c = sff - n * v->d[f] * v->d[f];
             cs_add(&diag, c * c);
             dsd += v->d[f] * sff * v->d[f];
         }
@@ -254,12 +312,12 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
     }
     for (int64_t f = fa; f < fa + pa; f++) {
         cs_add(&da2, v->d[f] * v->d[f]);
-        cs_add(&Ra, *S_from(v, f, f));
+        cs_add(&Ra, *S_from(e, v, a, f, f));
         cs_add(&wb, v->W[b * v->P + f] * v->d[f]);
     }
     for (int64_t g = fb; g < fb + pb; g++) {
         cs_add(&db2, v->d[g] * v->d[g]);
-        cs_add(&Rb, *S_from(v, g, g));
+        cs_add(&Rb, *S_from(e, v, b, g, g));
         cs_add(&wa, v->W[a * v->P + g] * v->d[g]);
     }
     *cab2 = cs_get(&c2);
@@ -270,7 +328,7 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
 static double trace_c(const mk_exact *e, const sums_view *v, int a)
 {
     csum t = {0};
-    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, *S_from(v, f, f) - v->s[f] * v->d[f]);
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, *S_from(e, v, a, f, f) - v->s[f] * v->d[f]);
     return cs_get(&t);
 }
 
@@ -289,7 +347,7 @@ void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiase
                    double *hxy, double *hxx, double *hyy)
 {
     sums_view v = {sums, NULL, NULL, NULL, e->d, e->P, e->nlayers, (double)n};
-    v.s = v.S + e->P * (e->P + 1) / 2;
+    v.s = v.S + e->row[e->P];
     v.W = v.s + e->P;
     v.Q = v.W + v.L * e->P;
     for (int64_t f = 0; f < e->P; f++) e->d[f] = v.s[f] / v.n;
@@ -302,12 +360,12 @@ void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiase
 void mk_exact_cov(const mk_exact *e, const double *sums, int64_t n, int a, int b, double *out)
 {
     int64_t P = e->P, pb = e->p[b];
-    const double *S = sums, *s = S + P * (P + 1) / 2;
+    const double *S = sums, *s = S + e->row[P];
     double dn = (double)n;
     for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++)
         for (int64_t g = e->off[b]; g < e->off[b] + pb; g++) {
             int64_t lo = f < g ? f : g, hi = f < g ? g : f;
-            double sfg = S[lo * P - lo * (lo - 1) / 2 + (hi - lo)];
+            double sfg = S[S_index(e, f < g ? a : b, lo, hi)];
             out[(f - e->off[a]) * pb + (g - e->off[b])] = sfg - dn * ((s[f] / dn) * (s[g] / dn));
         }
 }
