@@ -42,6 +42,7 @@ typedef struct {
     int64_t y_col;      /* 0: every pair of layers; else y's first column (x against y): only x-y pairs and each
                          * layer with itself are computed and stored */
     int64_t *row;       /* P+1: where row f of S starts in the sums; row[P]: S's length, where s starts */
+    int64_t *strip;     /* where each strip of Z^T Z starts in cross (exact.c) */
 } mk_exact;
 
 /* Values of S in the rows of a layer of p features ending at column end
@@ -53,7 +54,7 @@ int64_t mk_exact_rows_len(int64_t p, int64_t end, int64_t P, int64_t y_col);
 int64_t mk_exact_len(const mk_exact *e);
 
 /* Bytes mk_exact_init allocates (for the memory estimate). */
-double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec);
+double mk_exact_bytes(int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec);
 
 /* Workspace for nlayers layers of p[l] features, y_col as in mk_exact, and
  * batches of at most m_max rows (MK_ENOMEM naming what did not fit); free

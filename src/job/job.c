@@ -1,6 +1,7 @@
 #include "mpicka/job.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,20 @@ static double exact_s_len(const mk_lineup *lu)
         len += (double)mk_exact_rows_len(p, end, P, y_col);
     }
     return len;
+}
+
+/* What the exact estimator's workspace takes (mk_exact_bytes); if even the
+ * widths do not fit, every pair's strips. */
+static double exact_bytes(const mk_lineup *lu, int64_t m, mk_precision prec)
+{
+    int L = lu->nlayers;
+    int64_t *p = malloc((size_t)L * sizeof *p), y_col = 0, P = mk_lineup_features(lu);
+    if (!p) return mk_exact_bytes(1, &P, 0, m, prec);
+    for (int l = 0; l < L; l++) p[l] = mk_lineup_layer(lu, l, NULL)->p;
+    for (int l = 0; lu->cross && l < mk_lineup_rows(lu); l++) y_col += p[l];
+    double bytes = mk_exact_bytes(L, p, y_col, m, prec);
+    free(p);
+    return bytes;
 }
 
 /* The values summed per batch. Minibatch estimators: the base, then the
@@ -227,7 +242,7 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     mem->blocks = 2.0 * work + read;
     mem->stacked = 0.0;
     if (cfg->estimator == MK_EST_EXACT) {
-        mem->grams = mk_exact_bytes(L, mk_lineup_features(lu), m, cfg->precision);
+        mem->grams = exact_bytes(lu, m, cfg->precision);
     } else {
         mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;

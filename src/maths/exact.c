@@ -7,28 +7,49 @@
 #include "mpicka/hsic.h"
 
 /* Z^T Z in strips of MK_EXACT_STRIP features (rows): strip t holds rows
- * r0 = t*MK_EXACT_STRIP .. r0+h-1 and columns r0..P-1, row-major, in the
- * working precision. Each strip is one syrk (its diagonal block) and one
+ * r0 = t*MK_EXACT_STRIP .. r0+h-1 and columns r0..P-1 (x against y: only
+ * those up to the end of the last layer the rows reach, then y's), row-major,
+ * in the working precision. Each strip is one syrk (its diagonal block) and one
  * gemm (the rest of its rows), whatever the thread that takes it: wide
  * products that OpenBLAS runs near its peak, where tiles of 256 by 256
  * repacked both operands for every tile (docs/performance.md). The parts
  * of each strip's rows that S stores (exact.h) are then copied into it. */
 #define MK_EXACT_STRIP 512
 
-/* Values of S before strip t (the strips before the last are full). */
-static int64_t strip_start(int64_t P, int64_t t)
-{
-    int64_t T = MK_EXACT_STRIP;
-    return T * (t * P - T * t * (t - 1) / 2);
-}
-
 static int64_t strips_of(int64_t P) { return (P + MK_EXACT_STRIP - 1) / MK_EXACT_STRIP; }
 
-/* Values of the strips for P features (P(P+1)/2 + about 256 P). */
-static int64_t s_len(int64_t P)
+/* Strip t of the L layers of p features (P in all), y_col as in mk_exact:
+ * its rows r0..r0+h-1, its columns r0..own-1 then from..P-1 (own = from = P
+ * but with x against y). */
+typedef struct {
+    int64_t r0, h, own, from;
+} strip_geom;
+
+static strip_geom geom(int L, const int64_t *p, int64_t P, int64_t y_col, int64_t t)
 {
-    int64_t t = strips_of(P) - 1, r0 = t * MK_EXACT_STRIP;
-    return strip_start(P, t) + (P - r0) * (P - r0);
+    strip_geom g = {t * MK_EXACT_STRIP, 0, P, P};
+    g.h = P - g.r0 < MK_EXACT_STRIP ? P - g.r0 : MK_EXACT_STRIP;
+    if (!y_col) return g;
+    g.own = 0;
+    for (int l = 0; l < L && g.own < g.r0 + g.h; l++) g.own += p[l];
+    g.from = g.r0 < y_col && g.own < y_col ? y_col : g.own;
+    return g;
+}
+
+static int64_t strip_width(strip_geom g, int64_t P) { return g.own - g.r0 + P - g.from; }
+
+/* Where column c of a strip lies in its rows. */
+static int64_t strip_col(strip_geom g, int64_t c) { return c < g.own ? c - g.r0 : g.own - g.r0 + c - g.from; }
+
+/* Values of the strips of Z^T Z (P(P+1)/2 + about 256 P for every pair). */
+static int64_t strips_len(int L, const int64_t *p, int64_t P, int64_t y_col)
+{
+    int64_t len = 0;
+    for (int64_t t = 0; t < strips_of(P); t++) {
+        strip_geom g = geom(L, p, P, y_col, t);
+        len += g.h * strip_width(g, P);
+    }
+    return len;
 }
 
 /* The first column of the other layers a layer's rows hold, ending at end:
@@ -76,10 +97,12 @@ static mk_err rows_init(mk_exact *e)
     return err;
 }
 
-double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
+double mk_exact_bytes(int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec)
 {
-    double size = (double)mk_prec_size(prec);
-    return (double)(m_max * P) * size + (double)s_len(P) * size + 8.0 * (2.0 * (double)P + 2.0 * nlayers);
+    double size = (double)mk_prec_size(prec), P = 0.0;
+    for (int l = 0; l < nlayers; l++) P += (double)p[l];
+    double strips = (double)strips_len(nlayers, p, (int64_t)P, y_col);
+    return (double)m_max * P * size + strips * size + 8.0 * (3.0 * P + 2.0 * nlayers + strips_of((int64_t)P) + 2.0);
 }
 
 mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec)
@@ -100,10 +123,16 @@ mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t y_col, 
     size_t size = mk_prec_size(prec);
     if (!err) e->mu0 = mk_calloc((size_t)e->P, sizeof(double), "the shift of the exact sums", &err);
     if (!err) e->z = mk_malloc((size_t)(m_max * e->P) * size, "a batch of stacked features", &err);
-    if (!err) e->cross = mk_malloc((size_t)s_len(e->P) * size, "a batch's cross-products", &err);
+    if (!err) e->cross = mk_malloc((size_t)strips_len(nlayers, p, e->P, y_col) * size, "a batch's cross-products", &err);
     if (!err) e->r = mk_malloc((size_t)nlayers * sizeof(double), "squared row norms", &err);
     if (!err) e->d = mk_malloc((size_t)e->P * sizeof(double), "the feature means", &err);
     if (!err) err = rows_init(e);
+    if (!err) e->strip = mk_malloc((size_t)strips_of(e->P) * sizeof *e->strip, "the strips' places", &err);
+    for (int64_t t = 0, at = 0; !err && t < strips_of(e->P); t++) {
+        strip_geom g = geom(nlayers, p, e->P, y_col, t);
+        e->strip[t] = at;
+        at += g.h * strip_width(g, e->P);
+    }
     if (err) mk_exact_free(e);
     return err;
 }
@@ -118,6 +147,7 @@ void mk_exact_free(mk_exact *e)
     free(e->r);
     free(e->d);
     free(e->row);
+    free(e->strip);
     memset(e, 0, sizeof *e);
 }
 
@@ -141,33 +171,34 @@ typedef struct {
     double *S; /* the sums' S (exact.h) */
 } cross_job;
 
-/* Columns [c0, c1) of a strip's rows (strip columns start at r0), or
- * zeros where c1 <= c0. */
-static void strip_cols(const cross_job *j, int64_t r0, int64_t h, int64_t c0, int64_t c1, char *c, int64_t w)
+/* Columns [c0, c1) of a strip's rows, none where c1 <= c0. */
+static void strip_cols(const cross_job *j, strip_geom g, int64_t c0, int64_t c1, char *c, int64_t w)
 {
     const mk_exact *e = j->e;
     int64_t P = e->P;
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
     if (c1 <= c0) return;
-    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
-    mk_gemm_ld(f32, 1, (int)h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)(c0 - r0) * es, (int)w);
+    const char *a = (const char *)e->z + (size_t)g.r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
+    mk_gemm_ld(f32, 1, (int)g.h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)strip_col(g, c0) * es,
+               (int)w);
 }
 
-/* Row i of a strip of width w (its columns from f - i) into S: f's own
- * layer's columns from f on, then its partners'. */
-static void strip_row(const cross_job *j, const char *c, int64_t w, int64_t i, int64_t f, int a)
+/* Row i of strip g (width w) into S: row f's own layer's columns from f
+ * on, then its partners' (f in layer a). */
+static void strip_row(const cross_job *j, strip_geom g, const char *c, int64_t w, int64_t i, int a)
 {
     const mk_exact *e = j->e;
-    int64_t end = layer_end(e, a), from = layer_from(e, a), r0 = f - i, n1 = end - f, n2 = e->P - from;
+    int64_t f = g.r0 + i, end = layer_end(e, a), from = layer_from(e, a), n1 = end - f, n2 = e->P - from;
+    int64_t at = strip_col(g, from);
     double *S = j->S + e->row[f];
     if (e->prec == MK_PREC_FLOAT32) {
-        const float *own = (const float *)c + i * w + i, *part = (const float *)c + i * w + (from - r0);
-        for (int64_t g = 0; g < n1; g++) S[g] = own[g];
-        for (int64_t g = 0; g < n2; g++) S[n1 + g] = part[g];
+        const float *own = (const float *)c + i * w + i, *part = (const float *)c + i * w + at;
+        for (int64_t k = 0; k < n1; k++) S[k] = own[k];
+        for (int64_t k = 0; k < n2; k++) S[n1 + k] = part[k];
     } else {
         memcpy(S, (const double *)c + i * w + i, (size_t)n1 * sizeof *S);
-        memcpy(S + n1, (const double *)c + i * w + (from - r0), (size_t)n2 * sizeof *S);
+        memcpy(S + n1, (const double *)c + i * w + at, (size_t)n2 * sizeof *S);
     }
 }
 
@@ -179,24 +210,18 @@ static void cross_strip(void *arg, int64_t t)
 {
     const cross_job *j = arg;
     const mk_exact *e = j->e;
-    int64_t P = e->P, r0 = t * MK_EXACT_STRIP, h = P - r0 < MK_EXACT_STRIP ? P - r0 : MK_EXACT_STRIP, w = P - r0;
+    strip_geom g = geom(e->nlayers, e->p, e->P, e->y_col, t);
+    int64_t w = strip_width(g, e->P);
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
-    char *c = (char *)e->cross + (size_t)strip_start(P, t) * es;
-    mk_syrk_ld(f32, 1, (int)h, (int)j->m, (const char *)e->z + (size_t)r0 * es, (int)P, c, (int)w);
-    int64_t own = P, from = P; /* own layers' columns end at own, the others start at from */
-    if (e->y_col > 0) {
-        int l = 0;
-        while (e->off[l] + e->p[l] < r0 + h) l++;
-        own = e->off[l] + e->p[l];
-        from = r0 < e->y_col && own < e->y_col ? e->y_col : own;
-    }
-    strip_cols(j, r0, h, r0 + h, own, c, w);
-    strip_cols(j, r0, h, from, P, c, w);
+    char *c = (char *)e->cross + (size_t)e->strip[t] * es;
+    mk_syrk_ld(f32, 1, (int)g.h, (int)j->m, (const char *)e->z + (size_t)g.r0 * es, (int)e->P, c, (int)w);
+    strip_cols(j, g, g.r0 + g.h, g.own, c, w);
+    strip_cols(j, g, g.from, e->P, c, w);
     int a = 0;
-    for (int64_t i = 0; i < h; i++) {
-        while (layer_end(e, a) <= r0 + i) a++;
-        strip_row(j, c, w, i, r0 + i, a);
+    for (int64_t i = 0; i < g.h; i++) {
+        while (layer_end(e, a) <= g.r0 + i) a++;
+        strip_row(j, g, c, w, i, a);
     }
 }
 
