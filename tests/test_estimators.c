@@ -185,7 +185,7 @@ END_TEST
  * in both precisions, against the n-by-n Grams. */
 START_TEST(exact_matches_full_grams)
 {
-    int64_t n = 203, p[3] = {5, 7, 3}, P = 15, m = 40;
+    int64_t n = 203, p[3] = {5, 7, 3}, m = 40;
     uint64_t st = 21;
     oracle_layer lay[3];
     lay[0].data = make_data(n, 5, NULL, 1, 0.0, 1000.0, &st);
@@ -194,10 +194,10 @@ START_TEST(exact_matches_full_grams)
     for (int l = 0; l < 3; l++) lay[l].p = p[l];
     for (int prec = 0; prec < 2; prec++) {
         mk_exact e;
-        ck_assert_int_eq(mk_exact_init(&e, 3, p, m, (mk_precision)prec), MK_OK);
+        ck_assert_int_eq(mk_exact_init(&e, 3, p, 0, m, (mk_precision)prec), MK_OK);
         for (int l = 0; l < 3; l++) /* any fixed shift: the first row's values */
             memcpy(e.mu0 + e.off[l], lay[l].data, (size_t)p[l] * sizeof(double));
-        int64_t len = mk_exact_len(3, P);
+        int64_t len = mk_exact_len(&e);
         double *sum = calloc((size_t)len, sizeof *sum), *leaf = malloc((size_t)len * sizeof *leaf);
         double *blk = malloc((size_t)(m * 7) * sizeof *blk), mean[7];
         float *blk32 = malloc((size_t)(m * 7) * sizeof *blk32);
@@ -235,7 +235,7 @@ END_TEST
  * the first row, in precision prec on the pool par (NULL: this thread). */
 static double *exact_sums(mk_exact *e, const oracle_layer *lay, int64_t n, int64_t m, int prec, mk_par *par)
 {
-    int64_t P = e->P, len = mk_exact_len(3, P), pmax = 0;
+    int64_t len = mk_exact_len(e), pmax = 0;
     for (int l = 0; l < 3; l++) pmax = lay[l].p > pmax ? lay[l].p : pmax;
     e->par = par;
     for (int l = 0; l < 3; l++) memcpy(e->mu0 + e->off[l], lay[l].data, (size_t)lay[l].p * sizeof(double));
@@ -264,7 +264,7 @@ static double *exact_sums(mk_exact *e, const oracle_layer *lay, int64_t n, int64
 static void expect_strips(mk_exact *e, oracle_layer *lay, int64_t n, int64_t m, int prec, mk_par *par, int nx, int ny,
                           int y0)
 {
-    int64_t len = mk_exact_len(3, e->P);
+    int64_t len = mk_exact_len(e);
     double *one = exact_sums(e, lay, n, m, prec, NULL), *three = exact_sums(e, lay, n, m, prec, par);
     ck_assert_msg(!memcmp(one, three, (size_t)len * sizeof *one), "y from %d, prec %d: 1 and 3 threads differ", y0,
                   prec);
@@ -300,10 +300,14 @@ START_TEST(exact_strips_match_full_grams)
     ck_assert_int_eq(mk_par_create(3, &par), MK_OK);
     for (int prec = 0; prec < 2; prec++) {
         mk_exact e;
-        ck_assert_int_eq(mk_exact_init(&e, 3, p, m, (mk_precision)prec), MK_OK);
+        ck_assert_int_eq(mk_exact_init(&e, 3, p, 0, m, (mk_precision)prec), MK_OK);
         ck_assert_int_eq(e.P, P);
         expect_strips(&e, lay, n, m, prec, par, 3, 3, 0);
-        e.y_col = 700;
+        int64_t every = mk_exact_len(&e);
+        mk_exact_free(&e);
+        ck_assert_int_eq(mk_exact_init(&e, 3, p, 700, m, (mk_precision)prec), MK_OK);
+        /* x against y stores the x-y blocks and each layer with itself, not the 300 x 400 x-x block */
+        ck_assert_int_eq(every - mk_exact_len(&e), 300 * 400);
         expect_strips(&e, lay, n, m, prec, par, 2, 1, 2);
         mk_exact_free(&e);
     }
@@ -377,18 +381,18 @@ START_TEST(exact_accurate_on_offset_data)
         printf("exact accuracy: long double has %d bits here, no reference; skipped\n", LDBL_MANT_DIG);
         return;
     }
-    int64_t n = 1600, m = 512, p[3] = {128, 96, 64}, P = 288;
+    int64_t n = 1600, m = 512, p[3] = {128, 96, 64};
     uint64_t st = 77;
     double *x[3];
     offset_layers(n, p, x, &st);
     mk_exact e;
-    ck_assert_int_eq(mk_exact_init(&e, 3, p, m, MK_PREC_FLOAT64), MK_OK);
+    ck_assert_int_eq(mk_exact_init(&e, 3, p, 0, m, MK_PREC_FLOAT64), MK_OK);
     double *blk = malloc((size_t)(m * 128) * sizeof *blk), mean[3 * 128];
     for (int l = 0; l < 3; l++) {
         mk_centre(x[l], 0, m, p[l], MK_PREC_FLOAT64, mean, blk, NULL);
         memcpy(e.mu0 + e.off[l], mean, (size_t)p[l] * sizeof *mean);
     }
-    int64_t len = mk_exact_len(3, P);
+    int64_t len = mk_exact_len(&e);
     double *sum = calloc((size_t)len, sizeof *sum), *leaf = malloc((size_t)len * sizeof *leaf);
     for (int64_t lo = 0; lo < n; lo += m) { /* a tail batch of 64 */
         int64_t rows = lo + m < n ? m : n - lo;

@@ -316,14 +316,14 @@ END_TEST
 static double *four_layers(mk_exact *e, uint64_t *st)
 {
     int64_t n = 40, p[4] = {5, 4, 6, 3};
-    ck_assert_int_eq(mk_exact_init(e, 4, p, n, MK_PREC_FLOAT64), MK_OK);
+    ck_assert_int_eq(mk_exact_init(e, 4, p, 0, n, MK_PREC_FLOAT64), MK_OK);
     double x[40 * 6], blk[40 * 6], mean[3 * 6];
     for (int l = 0; l < 4; l++) {
         for (int k = 0; k < n * p[l]; k++) x[k] = tu_uniform(st) + (k % p[l] ? 0.5 * x[k - 1] : 0.0) + l;
         mk_centre(x, 0, n, p[l], MK_PREC_FLOAT64, mean, blk, NULL);
         mk_exact_put(e, l, blk, mean, n);
     }
-    double *sums = malloc((size_t)mk_exact_len(4, e->P) * sizeof *sums);
+    double *sums = malloc((size_t)mk_exact_len(e) * sizeof *sums);
     mk_exact_batch(e, n, sums);
     return sums;
 }

@@ -156,6 +156,11 @@ mk_err mk__load_checkpoint(run_ctx *c)
         err = mk_fail(MK_ECONFIG, "%s was made by another configuration or other inputs (%s); rerun with --restart "
                       "(or --force) to discard it", path, diff);
     }
+    if (!err && ck.nodes.len != mk__leaf_len(c)) /* same fingerprint: damaged, or the sums of an older layout */
+        err = mk_fail(MK_EINPUT, "checkpoint '%s' cannot be resumed: its sums do not fit this run's layers (%lld per "
+                      "node, %lld in this run): it is damaged or was written by another version of mpicka (before "
+                      "the exact estimator's sums of x against y kept only the blocks read); rerun with --restart to "
+                      "discard it", path, (long long)ck.nodes.len, (long long)mk__leaf_len(c));
     if (!err) err = mk_checkpoint_validate(&ck, path, &c->plan, mk__leaf_len(c));
     if (!err) {
         mk_info("mpicka: resuming from %s: %lld of %lld batches left", path, (long long)ck.todo.batches,

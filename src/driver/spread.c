@@ -109,7 +109,7 @@ static mk_err report(const run_ctx *c, const batch_mem *b, const mk_measure_tall
 /* The second moments on every rank: rank 0's own, a copy elsewhere. */
 static mk_err share_sums(const run_ctx *c, const batch_mem *b, const double *total, double **sums)
 {
-    int64_t P = b->core.exact.P, len = P * (P + 1) / 2 + P;
+    int64_t len = b->core.exact.row[b->core.exact.P] + b->core.exact.P;
     mk_err err = MK_OK;
     *sums = c->rank == 0 ? (double *)total : mk_malloc((size_t)len * sizeof **sums, "the second moments", &err);
     MK_TRY(mk__agree(c->comm, err));

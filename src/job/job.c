@@ -1,6 +1,7 @@
 #include "mpicka/job.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +56,34 @@ double mk_job_gram_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     return (slots > 1.0 ? slots : 1.0) * 2.0 * outs * mk_lineup_rows(lu) * (double)mk_lineup_cols(lu);
 }
 
+/* The exact estimator's S (mpicka/exact.h): the blocks its pairs read. */
+static double exact_s_len(const mk_lineup *lu)
+{
+    int64_t P = mk_lineup_features(lu), y_col = 0, end = 0;
+    double len = 0.0;
+    for (int l = 0; lu->cross && l < mk_lineup_rows(lu); l++) y_col += mk_lineup_layer(lu, l, NULL)->p;
+    for (int l = 0; l < lu->nlayers; l++) {
+        int64_t p = mk_lineup_layer(lu, l, NULL)->p;
+        end += p;
+        len += (double)mk_exact_rows_len(p, end, P, y_col);
+    }
+    return len;
+}
+
+/* What the exact estimator's workspace takes (mk_exact_bytes); if even the
+ * widths do not fit, every pair's strips. */
+static double exact_bytes(const mk_lineup *lu, int64_t m, mk_precision prec)
+{
+    int L = lu->nlayers;
+    int64_t *p = malloc((size_t)L * sizeof *p), y_col = 0, P = mk_lineup_features(lu);
+    if (!p) return mk_exact_bytes(1, &P, 0, m, prec);
+    for (int l = 0; l < L; l++) p[l] = mk_lineup_layer(lu, l, NULL)->p;
+    for (int l = 0; lu->cross && l < mk_lineup_rows(lu); l++) y_col += p[l];
+    double bytes = mk_exact_bytes(L, p, y_col, m, prec);
+    free(p);
+    return bytes;
+}
+
 /* The values summed per batch. Minibatch estimators: the base, then the
  * base again in the slot of the batch's jackknife group (zeros in the
  * others), then the cross HSICs of each permutation, then the Gram
@@ -68,7 +97,7 @@ double mk_job_sums_len(const mk_config *cfg, const mk_lineup *lu, const mk_plan 
     double nx = mk_lineup_rows(lu), ny = mk_lineup_cols(lu), L = lu->nlayers;
     if (cfg->estimator == MK_EST_EXACT) {
         double P = (double)mk_lineup_features(lu);
-        return P * (P + 1.0) / 2.0 + P + L * P + L * L + mk_job_gram_len(cfg, lu, plan) + L;
+        return exact_s_len(lu) + P + L * P + L * L + mk_job_gram_len(cfg, lu, plan) + L;
     }
     return (nx * ny + nx + ny) * (1.0 + (double)mk_job_jackknife_groups(cfg, plan)) +
            (double)cfg->permutations * nx * ny + mk_job_gram_len(cfg, lu, plan) + L;
@@ -198,7 +227,7 @@ static double measures_bytes(const mk_config *cfg, const mk_lineup *lu)
     double vectors = 0.0, widest = (double)mk_lineup_widest(lu, NULL)->p, P = (double)mk_lineup_features(lu);
     for (int l = 0; l < lu->nlayers; l++) vectors += (double)mk_lineup_layer(lu, l, NULL)->p * mk_lineup_layer(lu, l, NULL)->p;
     double cells = (double)mk_lineup_rows(lu) * mk_lineup_cols(lu) * outputs;
-    double moments = P * (P + 1.0) / 2.0 + P;
+    double moments = exact_s_len(lu) + P;
     return 8.0 * (moments + vectors + cells + 8.0 * widest * widest * mk_par_threads_wanted(cfg->threads));
 }
 
@@ -213,7 +242,7 @@ void mk_job_memory_estimate(const mk_config *cfg, const mk_lineup *lu, const mk_
     mem->blocks = 2.0 * work + read;
     mem->stacked = 0.0;
     if (cfg->estimator == MK_EST_EXACT) {
-        mem->grams = mk_exact_bytes(L, mk_lineup_features(lu), m, cfg->precision);
+        mem->grams = exact_bytes(lu, m, cfg->precision);
     } else {
         mem->grams = 2.0 * (double)(m * m) * (double)mk_prec_size(cfg->precision); /* one in the background */
         mem->stacked = ((double)L + (cfg->permutations ? ny : 0)) * rows;

@@ -7,46 +7,110 @@
 #include "mpicka/hsic.h"
 
 /* Z^T Z in strips of MK_EXACT_STRIP features (rows): strip t holds rows
- * r0 = t*MK_EXACT_STRIP .. r0+h-1 and columns r0..P-1, row-major, in the
- * working precision. Each strip is one syrk (its diagonal block) and one
+ * r0 = t*MK_EXACT_STRIP .. r0+h-1 and columns r0..P-1 (x against y: only
+ * those up to the end of the last layer the rows reach, then y's), row-major,
+ * in the working precision. Each strip is one syrk (its diagonal block) and one
  * gemm (the rest of its rows), whatever the thread that takes it: wide
  * products that OpenBLAS runs near its peak, where tiles of 256 by 256
- * repacked both operands for every tile (docs/performance.md). The upper
- * triangle of each strip is then copied into S, row by row. */
+ * repacked both operands for every tile (docs/performance.md). The parts
+ * of each strip's rows that S stores (exact.h) are then copied into it. */
 #define MK_EXACT_STRIP 512
-
-/* Values of S before strip t (the strips before the last are full). */
-static int64_t strip_start(int64_t P, int64_t t)
-{
-    int64_t T = MK_EXACT_STRIP;
-    return T * (t * P - T * t * (t - 1) / 2);
-}
 
 static int64_t strips_of(int64_t P) { return (P + MK_EXACT_STRIP - 1) / MK_EXACT_STRIP; }
 
-/* Values of the strips for P features (P(P+1)/2 + about 256 P). */
-static int64_t s_len(int64_t P)
+/* Strip t of the L layers of p features (P in all), y_col as in mk_exact:
+ * its rows r0..r0+h-1, its columns r0..own-1 then from..P-1 (own = from = P
+ * but with x against y). */
+typedef struct {
+    int64_t r0, h, own, from;
+} strip_geom;
+
+static strip_geom geom(int L, const int64_t *p, int64_t P, int64_t y_col, int64_t t)
 {
-    int64_t t = strips_of(P) - 1, r0 = t * MK_EXACT_STRIP;
-    return strip_start(P, t) + (P - r0) * (P - r0);
+    strip_geom g = {t * MK_EXACT_STRIP, 0, P, P};
+    g.h = P - g.r0 < MK_EXACT_STRIP ? P - g.r0 : MK_EXACT_STRIP;
+    if (!y_col) return g;
+    g.own = 0;
+    for (int l = 0; l < L && g.own < g.r0 + g.h; l++) g.own += p[l];
+    g.from = g.r0 < y_col && g.own < y_col ? y_col : g.own;
+    return g;
 }
 
-int64_t mk_exact_len(int nlayers, int64_t P)
+static int64_t strip_width(strip_geom g, int64_t P) { return g.own - g.r0 + P - g.from; }
+
+/* Where column c of a strip lies in its rows. */
+static int64_t strip_col(strip_geom g, int64_t c) { return c < g.own ? c - g.r0 : g.own - g.r0 + c - g.from; }
+
+/* Values of the strips of Z^T Z (P(P+1)/2 + about 256 P for every pair). */
+static int64_t strips_len(int L, const int64_t *p, int64_t P, int64_t y_col)
 {
-    return P * (P + 1) / 2 + P + (int64_t)nlayers * P + (int64_t)nlayers * nlayers;
+    int64_t len = 0;
+    for (int64_t t = 0; t < strips_of(P); t++) {
+        strip_geom g = geom(L, p, P, y_col, t);
+        len += g.h * strip_width(g, P);
+    }
+    return len;
 }
 
-double mk_exact_bytes(int nlayers, int64_t P, int64_t m_max, mk_precision prec)
+/* The first column of the other layers a layer's rows hold, ending at end:
+ * every later layer's, y's for an x layer of x against y, else none. */
+static int64_t partners_from(int64_t end, int64_t P, int64_t y_col)
 {
-    double size = (double)mk_prec_size(prec);
-    return (double)(m_max * P) * size + (double)s_len(P) * size + 8.0 * (2.0 * (double)P + 2.0 * nlayers);
+    if (!y_col) return end;
+    return end <= y_col ? y_col : P;
 }
 
-mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, mk_precision prec)
+int64_t mk_exact_rows_len(int64_t p, int64_t end, int64_t P, int64_t y_col)
+{
+    return p * (p + 1) / 2 + p * (P - partners_from(end, P, y_col));
+}
+
+int64_t mk_exact_len(const mk_exact *e)
+{
+    int64_t L = e->nlayers;
+    return e->row[e->P] + e->P + L * e->P + L * L;
+}
+
+static int64_t layer_end(const mk_exact *e, int a) { return e->off[a] + e->p[a]; }
+
+static int64_t layer_from(const mk_exact *e, int a) { return partners_from(layer_end(e, a), e->P, e->y_col); }
+
+/* S_fg, f in layer a, g >= f stored (exact.h): rows run on contiguously in
+ * g within the layer, and from the partners' first column to P. */
+static int64_t S_index(const mk_exact *e, int a, int64_t f, int64_t g)
+{
+    int64_t end = layer_end(e, a);
+    return e->row[f] + (g < end ? g - f : end - f + g - layer_from(e, a));
+}
+
+static mk_err rows_init(mk_exact *e)
+{
+    mk_err err = MK_OK;
+    e->row = mk_malloc((size_t)(e->P + 1) * sizeof *e->row, "the rows of the exact sums", &err);
+    int64_t at = 0;
+    for (int a = 0; !err && a < e->nlayers; a++)
+        for (int64_t f = e->off[a]; f < layer_end(e, a); f++) {
+            e->row[f] = at;
+            at += layer_end(e, a) - f + e->P - layer_from(e, a);
+        }
+    if (!err) e->row[e->P] = at;
+    return err;
+}
+
+double mk_exact_bytes(int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec)
+{
+    double size = (double)mk_prec_size(prec), P = 0.0;
+    for (int l = 0; l < nlayers; l++) P += (double)p[l];
+    double strips = (double)strips_len(nlayers, p, (int64_t)P, y_col);
+    return (double)m_max * P * size + strips * size + 8.0 * (3.0 * P + 2.0 * nlayers + strips_of((int64_t)P) + 2.0);
+}
+
+mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t y_col, int64_t m_max, mk_precision prec)
 {
     mk_err err = MK_OK;
     memset(e, 0, sizeof *e);
     e->nlayers = nlayers;
+    e->y_col = y_col;
     e->m_max = m_max;
     e->prec = prec;
     e->p = mk_malloc((size_t)nlayers * sizeof *e->p, "layer widths", &err);
@@ -59,9 +123,16 @@ mk_err mk_exact_init(mk_exact *e, int nlayers, const int64_t *p, int64_t m_max, 
     size_t size = mk_prec_size(prec);
     if (!err) e->mu0 = mk_calloc((size_t)e->P, sizeof(double), "the shift of the exact sums", &err);
     if (!err) e->z = mk_malloc((size_t)(m_max * e->P) * size, "a batch of stacked features", &err);
-    if (!err) e->cross = mk_malloc((size_t)s_len(e->P) * size, "a batch's cross-products", &err);
+    if (!err) e->cross = mk_malloc((size_t)strips_len(nlayers, p, e->P, y_col) * size, "a batch's cross-products", &err);
     if (!err) e->r = mk_malloc((size_t)nlayers * sizeof(double), "squared row norms", &err);
     if (!err) e->d = mk_malloc((size_t)e->P * sizeof(double), "the feature means", &err);
+    if (!err) err = rows_init(e);
+    if (!err) e->strip = mk_malloc((size_t)strips_of(e->P) * sizeof *e->strip, "the strips' places", &err);
+    for (int64_t t = 0, at = 0; !err && t < strips_of(e->P); t++) {
+        strip_geom g = geom(nlayers, p, e->P, y_col, t);
+        e->strip[t] = at;
+        at += g.h * strip_width(g, e->P);
+    }
     if (err) mk_exact_free(e);
     return err;
 }
@@ -75,6 +146,8 @@ void mk_exact_free(mk_exact *e)
     free(e->cross);
     free(e->r);
     free(e->d);
+    free(e->row);
+    free(e->strip);
     memset(e, 0, sizeof *e);
 }
 
@@ -95,52 +168,60 @@ void mk_exact_put(mk_exact *e, int l, const void *centred, const double *mean, i
 typedef struct {
     const mk_exact *e;
     int64_t m;
-    double *S; /* the sums' triangle, row f from column f on */
+    double *S; /* the sums' S (exact.h) */
 } cross_job;
 
-/* Columns [c0, c1) of a strip's rows (strip columns start at r0), or
- * zeros where c1 <= c0. */
-static void strip_cols(const cross_job *j, int64_t r0, int64_t h, int64_t c0, int64_t c1, char *c, int64_t w)
+/* Columns [c0, c1) of a strip's rows, none where c1 <= c0. */
+static void strip_cols(const cross_job *j, strip_geom g, int64_t c0, int64_t c1, char *c, int64_t w)
 {
     const mk_exact *e = j->e;
     int64_t P = e->P;
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
     if (c1 <= c0) return;
-    const char *a = (const char *)e->z + (size_t)r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
-    mk_gemm_ld(f32, 1, (int)h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)(c0 - r0) * es, (int)w);
+    const char *a = (const char *)e->z + (size_t)g.r0 * es, *b = (const char *)e->z + (size_t)c0 * es;
+    mk_gemm_ld(f32, 1, (int)g.h, (int)(c1 - c0), (int)j->m, a, (int)P, b, (int)P, c + (size_t)strip_col(g, c0) * es,
+               (int)w);
+}
+
+/* Row i of strip g (width w) into S: row f's own layer's columns from f
+ * on, then its partners' (f in layer a). */
+static void strip_row(const cross_job *j, strip_geom g, const char *c, int64_t w, int64_t i, int a)
+{
+    const mk_exact *e = j->e;
+    int64_t f = g.r0 + i, end = layer_end(e, a), from = layer_from(e, a), n1 = end - f, n2 = e->P - from;
+    int64_t at = strip_col(g, from);
+    double *S = j->S + e->row[f];
+    if (e->prec == MK_PREC_FLOAT32) {
+        const float *own = (const float *)c + i * w + i, *part = (const float *)c + i * w + at;
+        for (int64_t k = 0; k < n1; k++) S[k] = own[k];
+        for (int64_t k = 0; k < n2; k++) S[n1 + k] = part[k];
+    } else {
+        memcpy(S, (const double *)c + i * w + i, (size_t)n1 * sizeof *S);
+        memcpy(S + n1, (const double *)c + i * w + at, (size_t)n2 * sizeof *S);
+    }
 }
 
 /* With x against y (e->y_col > 0) a row of x needs only its own layer's
  * columns and y's, a row of y its own layer's: the columns from the strip's
  * diagonal block to the end of the last layer its rows reach, then y's. What
- * lies between is zero. */
+ * lies between is neither computed nor stored. */
 static void cross_strip(void *arg, int64_t t)
 {
     const cross_job *j = arg;
     const mk_exact *e = j->e;
-    int64_t P = e->P, r0 = t * MK_EXACT_STRIP, h = P - r0 < MK_EXACT_STRIP ? P - r0 : MK_EXACT_STRIP, w = P - r0;
+    strip_geom g = geom(e->nlayers, e->p, e->P, e->y_col, t);
+    int64_t w = strip_width(g, e->P);
     int f32 = e->prec == MK_PREC_FLOAT32;
     size_t es = mk_prec_size(e->prec);
-    char *c = (char *)e->cross + (size_t)strip_start(P, t) * es;
-    mk_syrk_ld(f32, 1, (int)h, (int)j->m, (const char *)e->z + (size_t)r0 * es, (int)P, c, (int)w);
-    int64_t own = P, from = P; /* own layers' columns end at own, the others start at from */
-    if (e->y_col > 0) {
-        int l = 0;
-        while (e->off[l] + e->p[l] < r0 + h) l++;
-        own = e->off[l] + e->p[l];
-        from = r0 < e->y_col && own < e->y_col ? e->y_col : own;
-        for (int64_t i = 0; i < h && from > own; i++) memset(c + (size_t)(i * w + own - r0) * es, 0, (size_t)(from - own) * es);
-    }
-    strip_cols(j, r0, h, r0 + h, own, c, w);
-    strip_cols(j, r0, h, from, P, c, w);
-    for (int64_t i = 0; i < h; i++) { /* row f = r0 + i, columns f..P-1 */
-        int64_t f = r0 + i;
-        double *S = j->S + f * P - f * (f - 1) / 2;
-        if (f32)
-            for (int64_t g = 0; g < w - i; g++) S[g] = ((const float *)c)[i * w + i + g];
-        else
-            memcpy(S, (const double *)c + i * w + i, (size_t)(w - i) * sizeof *S);
+    char *c = (char *)e->cross + (size_t)e->strip[t] * es;
+    mk_syrk_ld(f32, 1, (int)g.h, (int)j->m, (const char *)e->z + (size_t)g.r0 * es, (int)e->P, c, (int)w);
+    strip_cols(j, g, g.r0 + g.h, g.own, c, w);
+    strip_cols(j, g, g.from, e->P, c, w);
+    int a = 0;
+    for (int64_t i = 0; i < g.h; i++) {
+        while (layer_end(e, a) <= g.r0 + i) a++;
+        strip_row(j, g, c, w, i, a);
     }
 }
 
@@ -180,7 +261,7 @@ void mk_exact_batch(mk_exact *e, int64_t m, double *sums)
     int64_t P = e->P, L = e->nlayers;
     cross_job job = {e, m, sums};
     mk_par_for(e->par, strips_of(P), cross_strip, &job);
-    double *s = sums + P * (P + 1) / 2;
+    double *s = sums + e->row[P];
     row_sums(e, m, s, s + P, s + P + L * P);
 }
 
@@ -193,10 +274,11 @@ typedef struct {
     double n;
 } sums_view;
 
-/* S_fg for g >= f; row f of the triangle runs on contiguously in g. */
-static const double *S_from(const sums_view *v, int64_t f, int64_t g)
+/* S_fg for f in layer a and g >= f stored; rows run on contiguously within
+ * a layer of g. */
+static const double *S_from(const mk_exact *e, const sums_view *v, int a, int64_t f, int64_t g)
 {
-    return v->S + f * v->P - f * (f - 1) / 2 + (g - f);
+    return v->S + S_index(e, a, f, g);
 }
 
 /* A sum that carries its rounding error along (Knuth's two-sum, branch-free):
@@ -224,7 +306,8 @@ static void cross_sums(const mk_exact *e, const sums_view *v, int a, int b, csum
     int64_t fb = e->off[b], end = fb + e->p[b];
     for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) {
         int64_t g0 = a == b ? f + 1 : fb;
-        const double *row = S_from(v, f, g0), *d = v->d + g0;
+        if (g0 >= end) continue; /* the layer's last row: nothing right of its diagonal */
+        const double *row = S_from(e, v, a, f, g0), *d = v->d + g0;
         double nd = v->n * v->d[f], sd = 0.0;
         for (int64_t k = 0; k < end - g0; k++) {
             double c = row[k] - nd * d[k];
@@ -245,7 +328,7 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
     if (a == b) { /* the off-diagonal twice (exactly), then the diagonal */
         c2.hi *= 2.0, c2.lo *= 2.0, dsd *= 2.0;
         for (int64_t f = fa; f < fa + pa; f++) {
-            double sff = *S_from(v, f, f), c = sff - n * v->d[f] * v->d[f];
+            double sff = *S_from(e, v, a, f, f), c = sff - n * v->d[f] * v->d[f];
             cs_add(&diag, c * c);
             dsd += v->d[f] * sff * v->d[f];
         }
@@ -254,12 +337,12 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
     }
     for (int64_t f = fa; f < fa + pa; f++) {
         cs_add(&da2, v->d[f] * v->d[f]);
-        cs_add(&Ra, *S_from(v, f, f));
+        cs_add(&Ra, *S_from(e, v, a, f, f));
         cs_add(&wb, v->W[b * v->P + f] * v->d[f]);
     }
     for (int64_t g = fb; g < fb + pb; g++) {
         cs_add(&db2, v->d[g] * v->d[g]);
-        cs_add(&Rb, *S_from(v, g, g));
+        cs_add(&Rb, *S_from(e, v, b, g, g));
         cs_add(&wa, v->W[a * v->P + g] * v->d[g]);
     }
     *cab2 = cs_get(&c2);
@@ -270,7 +353,7 @@ static void pair_stats(const mk_exact *e, const sums_view *v, int a, int b, doub
 static double trace_c(const mk_exact *e, const sums_view *v, int a)
 {
     csum t = {0};
-    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, *S_from(v, f, f) - v->s[f] * v->d[f]);
+    for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++) cs_add(&t, *S_from(e, v, a, f, f) - v->s[f] * v->d[f]);
     return cs_get(&t);
 }
 
@@ -289,7 +372,7 @@ void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiase
                    double *hxy, double *hxx, double *hyy)
 {
     sums_view v = {sums, NULL, NULL, NULL, e->d, e->P, e->nlayers, (double)n};
-    v.s = v.S + e->P * (e->P + 1) / 2;
+    v.s = v.S + e->row[e->P];
     v.W = v.s + e->P;
     v.Q = v.W + v.L * e->P;
     for (int64_t f = 0; f < e->P; f++) e->d[f] = v.s[f] / v.n;
@@ -302,12 +385,12 @@ void mk_exact_hsic(const mk_exact *e, const double *sums, int64_t n, int debiase
 void mk_exact_cov(const mk_exact *e, const double *sums, int64_t n, int a, int b, double *out)
 {
     int64_t P = e->P, pb = e->p[b];
-    const double *S = sums, *s = S + P * (P + 1) / 2;
+    const double *S = sums, *s = S + e->row[P];
     double dn = (double)n;
     for (int64_t f = e->off[a]; f < e->off[a] + e->p[a]; f++)
         for (int64_t g = e->off[b]; g < e->off[b] + pb; g++) {
             int64_t lo = f < g ? f : g, hi = f < g ? g : f;
-            double sfg = S[lo * P - lo * (lo - 1) / 2 + (hi - lo)];
+            double sfg = S[S_index(e, f < g ? a : b, lo, hi)];
             out[(f - e->off[a]) * pb + (g - e->off[b])] = sfg - dn * ((s[f] / dn) * (s[g] / dn));
         }
 }

@@ -26,7 +26,7 @@ static double *cov_block(const mk_exact *e, const double *sums, int64_t n, int l
  * (the means: the shifted sums' plus the shift), in the units of c. */
 static double squares(const mk_exact *e, const double *sums, int64_t n, int l, const double *c)
 {
-    const double *s = sums + e->P * (e->P + 1) / 2;
+    const double *s = sums + e->row[e->P];
     double dn = (double)n, total = 0.0;
     for (int64_t f = 0; f < e->p[l]; f++) {
         double mean = s[e->off[l] + f] / dn + e->mu0[e->off[l] + f];

@@ -66,9 +66,10 @@ static mk_err alloc_exact(mk_batch_mem *b, int64_t m)
     mk_err err = MK_OK;
     int64_t *p = mk_malloc((size_t)L * sizeof *p, "layer widths", &err);
     if (err) return err;
+    int64_t y_col = 0; /* x against y: only x-y pairs and each layer with itself */
     for (int l = 0; l < L; l++) p[l] = mk_lineup_layer(b->lu, l, NULL)->p;
-    err = mk_exact_init(&b->exact, L, p, m, b->cfg->precision);
-    for (int l = 0; !err && b->lu->cross && l < mk_lineup_rows(b->lu); l++) b->exact.y_col += p[l]; /* x vs y only */
+    for (int l = 0; b->lu->cross && l < mk_lineup_rows(b->lu); l++) y_col += p[l];
+    err = mk_exact_init(&b->exact, L, p, y_col, m, b->cfg->precision);
     free(p);
     mk_gram_spec_init(&b->gspec, b->cfg->measures, b->cfg->nmeasures, m);
     if (!err && b->gspec.outs) err = mk_hsic_ws_init(&b->ws, m, 0, b->cfg->precision, NULL); /* their Grams */
