@@ -171,9 +171,7 @@ def oracle(xs, ys):
 def write_inputs(d):
     xs, ys = layers()
     for name, ls in (("x", xs), ("y", ys)):
-        with h5py.File(d / f"{name}.h5", "w") as f:
-            for k, a in ls.items():
-                f[k] = a.astype("f8")
+        mkt.write_layers(d / f"{name}.h5", list(ls.values()), list(ls))
     return xs, ys
 
 
