@@ -18,7 +18,7 @@ mkdir -p "$corpus"
 case "$target" in
 config)
     # shellcheck disable=SC2046,SC2086 # pkg-config's and our flags are meant to split into words
-    clang $flags tests/fuzz/fuzz_config.c src/config/config.c src/config/yamltree.c src/config/emit.c src/config/measures_cfg.c \
+    clang $flags tests/fuzz/fuzz_config.c src/config/keys.c src/config/config.c src/config/yamltree.c src/config/emit.c src/config/measures_cfg.c \
         src/base/error.c src/base/file.c \
         src/plot/plot.c src/plot/plot_render.c src/measures/measures.c $(pkg-config --cflags --libs yaml-0.1 cairo openblas) -lm \
         -o "$out/fuzz_config"
