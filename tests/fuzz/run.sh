@@ -20,7 +20,7 @@ config)
     # shellcheck disable=SC2046,SC2086 # pkg-config's and our flags are meant to split into words
     clang $flags tests/fuzz/fuzz_config.c src/config/keys.c src/config/config.c src/config/yamltree.c src/config/emit.c src/config/measures_cfg.c \
         src/base/error.c src/base/file.c \
-        src/plot/plot.c src/plot/plot_render.c src/measures/measures.c $(pkg-config --cflags --libs yaml-0.1 cairo openblas) -lm \
+        src/plot/plot.c src/plot/plot_render.c src/measures/measures.c src/measures/gram_measures.c src/maths/par.c $(pkg-config --cflags --libs yaml-0.1 cairo openblas) -lm \
         -o "$out/fuzz_config"
     cp tests/fuzz/corpus/* "$corpus/"
     "$out/fuzz_config" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
