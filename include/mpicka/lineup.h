@@ -62,4 +62,8 @@ const mk_layer *mk_lineup_widest(const mk_lineup *lu, int *model);
  * each the flat layer in every model (index[k * nmodels + a]). malloc'd. */
 mk_err mk_lineup_matched(const mk_lineup *lu, int *K, int **index);
 
+/* For each of those K layers, the model-by-model matrix of grid (L by L,
+ * row-major) at that layer: cube gets K by N by N values (N models). */
+void mk_lineup_matched_cube(const mk_lineup *lu, const double *grid, int K, const int *index, double *cube);
+
 #endif

@@ -114,6 +114,15 @@ static int find_layer(const mk_model *model, const char *path)
     return -1;
 }
 
+void mk_lineup_matched_cube(const mk_lineup *lu, const double *grid, int K, const int *index, double *cube)
+{
+    int N = lu->nmodels, L = lu->nlayers;
+    for (int k = 0; k < K; k++)
+        for (int a = 0; a < N; a++)
+            for (int b = 0; b < N; b++)
+                cube[((size_t)k * N + a) * N + b] = grid[(size_t)index[k * N + a] * L + index[k * N + b]];
+}
+
 mk_err mk_lineup_matched(const mk_lineup *lu, int *K, int **index)
 {
     const mk_model *first = &lu->models[0];

@@ -308,12 +308,8 @@ static void write_attrs(mk_h5w *h, const mk_result *r)
  * src (L by L) at that layer: K by N by N. */
 static double *matched_cube(mk_h5w *h, const mk_lineup *lu, const double *src, int K, const int *index)
 {
-    int N = lu->nmodels, L = lu->nlayers;
-    double *cube = h5w_alloc(h, (size_t)K * N * N, sizeof *cube);
-    for (int k = 0; cube && k < K; k++)
-        for (int a = 0; a < N; a++)
-            for (int b = 0; b < N; b++)
-                cube[((size_t)k * N + a) * N + b] = src[(size_t)index[k * N + a] * L + index[k * N + b]];
+    double *cube = h5w_alloc(h, (size_t)K * lu->nmodels * lu->nmodels, sizeof *cube);
+    if (cube) mk_lineup_matched_cube(lu, src, K, index, cube);
     return cube;
 }
 

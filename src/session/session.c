@@ -461,15 +461,12 @@ static mk_err check_complete(const mk_session *s)
  * has, the model-by-model CKA at that layer (K by N by N), as cka.h5 has it. */
 static mk_err matched(mk_session *s)
 {
-    int K = 0, *index = NULL, N = s->lu.nmodels, L = s->lu.nlayers;
+    int K = 0, *index = NULL, N = s->lu.nmodels;
     if (!s->lu.listed) return MK_OK;
     MK_TRY(mk_lineup_matched(&s->lu, &K, &index));
     mk_err err = MK_OK;
     s->matched = K ? mk_malloc((size_t)K * N * N * sizeof *s->matched, "cka_matched", &err) : NULL;
-    for (int k = 0; s->matched && k < K; k++)
-        for (int a = 0; a < N; a++)
-            for (int b = 0; b < N; b++)
-                s->matched[((size_t)k * N + a) * N + b] = s->mx.cka[(size_t)index[k * N + a] * L + index[k * N + b]];
+    if (s->matched) mk_lineup_matched_cube(&s->lu, s->mx.cka, K, index, s->matched);
     s->matched_k = K;
     free(index);
     return err;
