@@ -71,7 +71,6 @@ static mk_err alloc_exact(mk_batch_mem *b, int64_t m)
     for (int l = 0; b->lu->cross && l < mk_lineup_rows(b->lu); l++) y_col += p[l];
     err = mk_exact_init(&b->exact, L, p, y_col, m, b->cfg->precision);
     free(p);
-    mk_gram_spec_init(&b->gspec, b->cfg->measures, b->cfg->nmeasures, m);
     if (!err && b->gspec.outs) err = mk_hsic_ws_init(&b->ws, m, 0, b->cfg->precision, NULL); /* their Grams */
     return err ? err : alloc_grams(b, m);
 }
@@ -81,7 +80,6 @@ static mk_err alloc_grams(mk_batch_mem *b, int64_t m)
 {
     int L = b->lu->nlayers;
     mk_err err = MK_OK;
-    mk_gram_spec_init(&b->gspec, b->cfg->measures, b->cfg->nmeasures, m);
     if (!b->gspec.outs) return MK_OK;
     b->glayers = mk_calloc((size_t)L, sizeof *b->glayers, "the Gram measures' layers", &err);
     for (int l = 0; l < L && !err; l++) err = mk_gram_layer_init(&b->glayers[l], &b->gspec);
@@ -112,6 +110,7 @@ mk_err mk_batch_init(mk_batch_mem *b, const mk_config *cfg, const mk_lineup *lu,
     *b = (mk_batch_mem){.cfg = cfg, .lu = lu, .plan = plan, .groups = groups, .scale = scale};
     int64_t m = plan->m < plan->n ? plan->m : plan->n;
     MK_TRY(mk_par_create(threads, &b->par));
+    mk_gram_spec_init(&b->gspec, cfg->measures, cfg->nmeasures, m);
     MK_TRY(cfg->estimator == MK_EST_EXACT ? alloc_exact(b, m) : alloc_minibatch(b, m));
     b->ws.par = b->exact.par = b->gwork.par = b->par;
     if (cfg->estimator == MK_EST_EXACT) memcpy(b->exact.mu0, mu0, (size_t)b->exact.P * sizeof(double));
@@ -157,21 +156,28 @@ static void count_varied(mk_batch_mem *b, const mk_block *blk)
     b->leaf[mk_batch_leaf_len(b) - b->lu->nlayers + b->lu->offset[blk->model] + blk->layer] = blk->constant ? 0.0 : 1.0;
 }
 
+/* The block's Gram in b->ws.gram, and what the Gram measures keep of it. */
+static mk_err block_gram(mk_batch_mem *b, const mk_block *blk)
+{
+    const mk_layer *layer = &b->lu->models[blk->model].layers[blk->layer];
+    if (mk_block_overflows(blk->amax, layer->p, b->cfg->precision)) return too_large(b, blk, "its Gram would overflow");
+    if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(b, blk, "its Gram overflows");
+    if (b->gspec.outs)
+        mk_gram_layer_put(&b->glayers[b->lu->offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram,
+                          blk->data, blk->mean, b->cfg->precision, blk->m, layer->p, blk->constant);
+    return MK_OK;
+}
+
 /* A layer's block becomes its Gram at once, so only one layer's activations
  * are held at a time (plus the one being read ahead); the Gram's centred
  * kernel is computed in the background, alongside the next layer's Gram,
  * when the process has a thread for it. */
 static mk_err layer_row(mk_batch_mem *b, const mk_block *blk)
 {
-    const mk_layer *layer = &b->lu->models[blk->model].layers[blk->layer];
     int64_t len = mk_row_len(b->cfg->estimator, blk->m);
     double clock = mk_now(), *v = b->v + (b->lu->offset[blk->model] + blk->layer) * len;
     count_varied(b, blk);
-    if (mk_block_overflows(blk->amax, layer->p, b->cfg->precision)) return too_large(b, blk, "its Gram would overflow");
-    if (mk_gram(&b->ws, blk->data, blk->m, layer->p)) return too_large(b, blk, "its Gram overflows");
-    if (b->gspec.outs) /* before mk_kernel_start hands ws.gram over */
-        mk_gram_layer_put(&b->glayers[b->lu->offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram,
-                          blk->data, blk->mean, b->cfg->precision, blk->m, layer->p, blk->constant);
+    MK_TRY(block_gram(b, blk)); /* before mk_kernel_start hands ws.gram over */
     b->times[MK_BATCH_GRAM] += lap(&clock);
     mk_kernel_start(&b->ws, blk->m, v);
     b->times[MK_BATCH_UCENTRE] += lap(&clock); /* the wait for the previous kernel, or this one run here */
@@ -261,18 +267,6 @@ static mk_err do_minibatch(mk_batch_mem *b, mk_next_block next, void *arg)
     return mk_accum_add(b->acc, blk.g, b->leaf);
 }
 
-/* The Gram measures in the exact pass: each block's Gram, for them alone. */
-static mk_err exact_gram(mk_batch_mem *b, const mk_block *blk)
-{
-    const mk_layer *layer = &b->lu->models[blk->model].layers[blk->layer];
-    if (!b->gspec.outs) return MK_OK;
-    if (mk_block_overflows(blk->amax, layer->p, b->cfg->precision) || mk_gram(&b->ws, blk->data, blk->m, layer->p))
-        return too_large(b, blk, "its Gram would overflow");
-    mk_gram_layer_put(&b->glayers[b->lu->offset[blk->model] + blk->layer], &b->gspec, &b->gwork, b->ws.gram, blk->data,
-                      blk->mean, b->cfg->precision, blk->m, layer->p, blk->constant);
-    return MK_OK;
-}
-
 static mk_err do_exact(mk_batch_mem *b, mk_next_block next, void *arg)
 {
     int L = b->lu->nlayers;
@@ -283,7 +277,7 @@ static mk_err do_exact(mk_batch_mem *b, mk_next_block next, void *arg)
         if (mk_block_overflows(blk.amax, mk_lineup_features(b->lu), b->cfg->precision))
             return too_large(b, &blk, "the cross-products of all features would overflow");
         mk_exact_put(&b->exact, b->lu->offset[blk.model] + blk.layer, blk.data, blk.mean, blk.m);
-        MK_TRY(exact_gram(b, &blk));
+        if (b->gspec.outs) MK_TRY(block_gram(b, &blk)); /* for the Gram measures alone */
     }
     double clock = mk_now();
     mk_exact_batch(&b->exact, blk.m, b->leaf);
